@@ -1,0 +1,14 @@
+#include "executor/spec.hpp"
+
+namespace lockstep::executor {
+
+std::string to_string(const Network& n) {
+  switch (n.mode) {
+    case NetworkMode::kNone: return "none";
+    case NetworkMode::kHost: return "host";
+    case NetworkMode::kContainer: return "container:" + n.container;
+  }
+  return "none";
+}
+
+}  // namespace lockstep::executor

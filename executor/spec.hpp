@@ -1,0 +1,106 @@
+#pragma once
+// The executor's input and output as data. The executor knows nothing of
+// workflows: a ContainerSpec in, a live container out; processes run in it
+// return a ProcessResult.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lockstep::executor {
+
+// Bumped whenever a change to the executor could change what a job observes
+// (mount layout, default capabilities, seccomp defaults, injected env).
+inline constexpr int kProtocolVersion = 1;
+
+struct BindMount {
+  std::filesystem::path source;  // host path
+  std::string target;            // absolute path inside the container
+  bool read_only = true;
+};
+
+enum class NetworkMode { kNone, kHost, kContainer };
+struct Network {
+  NetworkMode mode = NetworkMode::kNone;
+  std::string container;  // for kContainer: id of a live container to join
+};
+std::string to_string(const Network& n);
+
+struct Limits {
+  std::optional<uint64_t> memory_bytes;  // swap is off: memsw = memory
+  std::optional<int64_t> pids;
+  std::optional<double> cpus;            // quota = cpus * period
+  uint64_t cpu_period_us = 100000;
+  std::optional<std::string> cpuset;     // "0-1"
+};
+
+struct Rlimit {
+  int resource;  // RLIMIT_*
+  uint64_t soft;
+  uint64_t hard;
+};
+
+struct ContainerSpec {
+  std::string id;  // unique on the host: names the cgroup and the state dir
+  // Read-only layer directories, lowest first; the rootfs is an overlay of
+  // these with a fresh upper dir.
+  std::vector<std::filesystem::path> layers;
+  std::vector<BindMount> mounts;
+  std::string hostname = "lockstep";
+  Network network;
+  Limits limits;
+  std::string user;  // "", "uid", "uid:gid", "name", "name:group"
+  std::vector<gid_t> supplementary_groups;
+  std::vector<std::string> env;  // "K=V", the container's base environment
+  std::string workdir = "/";
+  mode_t umask = 022;
+  std::vector<std::string> cap_add;   // "NET_RAW" or "CAP_NET_RAW"; "ALL"
+  std::vector<std::string> cap_drop;
+  // Docker seccomp JSON profile; empty = the built-in default; "unconfined".
+  std::string seccomp_profile;
+  std::vector<Rlimit> rlimits;
+  bool user_namespace = false;
+};
+
+enum class Stream { kStdout, kStderr };
+
+// Called once per complete line (without its newline; a final unterminated
+// line is delivered at exit), in order per stream, from an executor thread.
+using LineSink = std::function<void(Stream, std::string_view line,
+                                    std::chrono::system_clock::time_point when)>;
+
+struct ProcessSpec {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "K=V" added to / overriding the container env
+  std::string workdir;           // empty: the container's
+  std::string user;              // empty: the container's
+  std::optional<std::chrono::milliseconds> timeout;
+  bool tty = false;  // attach to the caller's terminal through a pty
+};
+
+enum class ExitKind { kExited, kSignaled, kOutOfMemory, kTimedOut, kCancelled };
+
+struct ResourceUsage {
+  uint64_t peak_memory_bytes = 0;
+  std::chrono::nanoseconds cpu_time{0};
+  bool oom_killed = false;
+};
+
+struct ProcessResult {
+  ExitKind kind = ExitKind::kExited;
+  int exit_code = 0;  // for kExited
+  int signal = 0;     // for kSignaled
+  std::chrono::nanoseconds duration{0};
+  // Human text: "exit code 3", "killed: out of memory (limit 256 MiB)",
+  // "timed out after 10s", "killed by signal 15 (Terminated)".
+  std::string reason;
+  bool ok() const { return kind == ExitKind::kExited && exit_code == 0; }
+};
+
+}  // namespace lockstep::executor

@@ -1,0 +1,104 @@
+#pragma once
+// The workflow model: what pipeline::parse_workflow produces from GitHub
+// Actions workflow bytes. Plain data; strings that may hold ${{ }} expressions
+// are kept unevaluated (they are evaluated per job instance, with its contexts).
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lockstep::pipeline {
+
+// Expression values are JSON values: null, bool, number, string, array, object.
+using Value = nlohmann::json;
+// Ordered where declaration order matters (matrix axes, env for display).
+using OrderedValue = nlohmann::ordered_json;
+
+struct SourceLoc {
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+};
+
+// An ordered list of "name: value" pairs (values may contain expressions).
+using EnvList = std::vector<std::pair<std::string, std::string>>;
+
+struct RunDefaults {
+  std::string shell;              // empty: GitHub's default for the image
+  std::string working_directory;  // empty: the workspace
+};
+
+struct Step {
+  std::string id;    // may be empty
+  std::string name;  // may be empty: display falls back to run/uses
+  std::optional<std::string> run;
+  std::optional<std::string> uses;        // "actions/checkout@v4"
+  std::map<std::string, std::string> with;
+  std::string shell;
+  std::string working_directory;
+  EnvList env;
+  std::string if_expr;                    // empty: success()
+  std::string timeout_minutes;            // expression or number text; empty: none
+  std::string continue_on_error;          // expression or "true"/"false"; empty: false
+  SourceLoc loc;
+};
+
+struct ContainerDecl {
+  std::string image;  // may contain expressions
+  EnvList env;
+  std::string options;  // docker-style options text
+  std::vector<std::string> volumes;
+  SourceLoc loc;
+};
+
+struct ServiceDecl {
+  std::string name;
+  ContainerDecl container;
+  std::vector<std::string> ports;
+};
+
+struct Strategy {
+  // The matrix as declared: axes in declaration order plus include/exclude,
+  // or an expression string (fromJSON(...)) to evaluate at expansion time.
+  OrderedValue matrix;  // null when there is no matrix
+  std::string fail_fast = "true";  // expression text
+  std::optional<int> max_parallel;
+  SourceLoc loc;
+};
+
+struct Job {
+  std::string id;
+  std::string name;  // may contain expressions; empty: id
+  std::vector<std::string> needs;
+  std::string if_expr;
+  std::vector<std::string> runs_on;
+  std::optional<ContainerDecl> container;
+  std::vector<ServiceDecl> services;
+  Strategy strategy;
+  EnvList env;
+  std::string timeout_minutes;    // empty: 360, as GitHub
+  std::string continue_on_error;  // empty: false
+  std::map<std::string, std::string> outputs;
+  RunDefaults defaults;
+  std::vector<Step> steps;
+  SourceLoc loc;
+};
+
+struct Workflow {
+  std::string file;  // path as given, for messages
+  std::string name;
+  EnvList env;
+  RunDefaults defaults;
+  std::vector<Job> jobs;  // declaration order
+};
+
+// One job x one matrix combination.
+struct JobInstance {
+  const Job* job = nullptr;
+  OrderedValue matrix;       // object: axis -> value, declaration order
+  std::string display_name;  // "build (gcc, Release)"
+};
+
+}  // namespace lockstep::pipeline

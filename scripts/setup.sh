@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian packages, then builds.
+# Idempotent: a second run installs nothing new and rebuilds incrementally.
+# Usage: scripts/setup.sh [--no-build] [--build-dir DIR] [--build-type TYPE]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+build_dir="$here/build"
+build_type=RelWithDebInfo
+do_build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-build) do_build=0 ;;
+    --build-dir) build_dir=$2; shift ;;
+    --build-type) build_type=$2; shift ;;
+    -h|--help) sed -n 2,4p "$0"; exit 0 ;;
+    *) echo "setup.sh: error: unknown option '$1'" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: error: run as root (it installs Debian packages with apt-get)" >&2
+  exit 2
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang-format git ca-certificates
+  # libraries
+  libboost-dev libboost-system-dev libgit2-dev libyaml-cpp-dev libseccomp-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  libarchive-dev libssl-dev libsqlite3-dev libexpected-dev libcurl4-openssl-dev
+  libzstd-dev zlib1g-dev libcap-dev
+  # runtime tools the tests and benchmarks drive
+  busybox-static iproute2 util-linux procps psmisc docker-registry nginx-light
+  skopeo umoci crun runc hyperfine python3 tar gzip zstd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian enables these services on install; lockstep's tests start their own
+  # instances on loopback ports of their choosing.
+  for s in docker-registry nginx; do
+    systemctl disable --now "$s" >/dev/null 2>&1 || service "$s" stop >/dev/null 2>&1 || true
+  done
+fi
+
+if [ "$do_build" = 1 ]; then
+  werror=OFF
+  [ "${CI:-}" = true ] && werror=ON
+  cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
+    -DLOCKSTEP_WERROR="$werror" >/dev/null
+  cmake --build "$build_dir"
+fi
