@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "common/digest.hpp"
 #include "common/error.hpp"
@@ -31,6 +32,17 @@ class BlobStore {
   Result<BlobWriter> writer(std::optional<Digest> expected = std::nullopt) const;
   Result<Digest> put(std::string_view bytes) const;
   Result<std::string> read(const Digest& d) const;
+
+  // Opens a stored blob for reading (kNotFound when absent).
+  Result<UniqueFd> open(const Digest& d) const;
+  Result<uint64_t> size(const Digest& d) const;
+  // Streams a file into the store; with `expected`, a mismatch stores nothing.
+  Result<Digest> put_file(const std::filesystem::path& file,
+                          std::optional<Digest> expected = std::nullopt) const;
+  // Every stored digest, sorted.
+  Result<std::vector<Digest>> list() const;
+  // Removes a blob (used by gc only); a missing blob is success.
+  Status remove(const Digest& d) const;
 
  private:
   std::filesystem::path root_;

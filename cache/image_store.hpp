@@ -17,25 +17,25 @@ namespace lockstep::cache {
 struct Platform {
   std::string os = "linux";
   std::string architecture = "amd64";
-  std::string variant;  // "", "v8", ...
+  std::string variant;      // "", "v8", ...
   std::string str() const;  // "linux/amd64", "linux/arm64/v8"
 };
 
 struct LayerRef {
-  Digest blob;       // compressed (or not) blob digest, as in the manifest
-  Digest diff_id;    // uncompressed digest, from the config's rootfs.diff_ids
+  Digest blob;     // compressed (or not) blob digest, as in the manifest
+  Digest diff_id;  // uncompressed digest, from the config's rootfs.diff_ids
   std::string media_type;
   uint64_t size = 0;
 };
 
 struct ImageRecord {
-  Digest manifest;                // digest of the image manifest (not an index)
-  std::optional<Digest> index;    // the index it was selected from, if any
+  Digest manifest;              // digest of the image manifest (not an index)
+  std::optional<Digest> index;  // the index it was selected from, if any
   std::string manifest_media_type;
   Digest config;
-  Json config_json;               // the parsed image config
+  Json config_json;  // the parsed image config
   Platform platform;
-  std::vector<LayerRef> layers;   // lowest first
+  std::vector<LayerRef> layers;  // lowest first
 };
 
 class ImageStore {
@@ -69,6 +69,14 @@ class ImageStore {
   };
   Result<std::vector<Entry>> list() const;
   Status remove(const std::string& ref);
+
+  const std::filesystem::path& state_dir() const { return state_; }
+  // The image whose manifest (or index, then the platform's manifest) is
+  // `digest`, read from the blob store.
+  Result<ImageRecord> load_record(const Digest& digest, std::optional<Digest> index,
+                                  const Platform& want) const;
+  // Adds the image to images.json (and the tag, normalised) and marks it used.
+  Status record(const ImageRecord& rec, const std::optional<std::string>& tag);
 
  private:
   std::filesystem::path state_;

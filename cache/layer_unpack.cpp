@@ -1,0 +1,331 @@
+#include "cache/layer_unpack.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <memory>
+
+#include "cache/gc_lock.hpp"
+#include "cache/layer_fs.hpp"
+#include "common/fs.hpp"
+
+namespace lockstep::cache {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ReadFree {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+using ReadPtr = std::unique_ptr<archive, ReadFree>;
+
+constexpr std::string_view kWhiteout = ".wh.";
+constexpr std::string_view kOpaque = ".wh..wh..opq";
+
+std::string la_error(archive* a) {
+  const char* m = archive_error_string(a);
+  return m ? m : "unknown libarchive error";
+}
+
+// Two chained readers: `outer` undoes the compression (raw format, any
+// filter) and `inner` parses the tar from outer's data, which passes through
+// `hash` on the way, so the diff id costs no second read.
+struct Pipeline {
+  const StreamReader* in = nullptr;
+  ReadPtr outer, inner;
+  Sha256 hash;
+  std::string error;  // from the StreamReader, kept for the message
+  char inbuf[1 << 16];
+  char midbuf[1 << 16];
+  bool outer_eof = false;
+
+  static la_ssize_t read_in(archive*, void* self, const void** buf) {
+    auto* p = static_cast<Pipeline*>(self);
+    auto n = (*p->in)(p->inbuf, sizeof p->inbuf);
+    if (!n) {
+      p->error = n.error().message();
+      return -1;
+    }
+    *buf = p->inbuf;
+    return static_cast<la_ssize_t>(*n);
+  }
+  static la_ssize_t read_mid(archive*, void* self, const void** buf) {
+    auto* p = static_cast<Pipeline*>(self);
+    return p->pull(buf);
+  }
+  la_ssize_t pull(const void** buf) {
+    if (outer_eof) return 0;
+    la_ssize_t n = archive_read_data(outer.get(), midbuf, sizeof midbuf);
+    if (n < 0) return -1;
+    if (n == 0) outer_eof = true;
+    hash.update(midbuf, static_cast<size_t>(n));
+    *buf = midbuf;
+    return n;
+  }
+};
+
+Error stream_error(const Pipeline& p, archive* a, const std::string& what) {
+  if (!p.error.empty()) return Error(what + ": " + p.error);
+  return Error(what + ": " + la_error(a), archive_errno(a), ErrorKind::kIntegrity);
+}
+
+EntryMeta meta_of(archive_entry* e, const std::string& what, bool* dropped) {
+  EntryMeta m;
+  m.mode = archive_entry_perm(e);
+  m.uid = static_cast<uid_t>(archive_entry_uid(e));
+  m.gid = static_cast<gid_t>(archive_entry_gid(e));
+  if (archive_entry_mtime_is_set(e)) {
+    m.mtime_sec = archive_entry_mtime(e);
+    m.mtime_nsec = archive_entry_mtime_nsec(e);
+  }
+  archive_entry_xattr_reset(e);
+  const char* name;
+  const void* value;
+  size_t size;
+  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    std::string_view n = name;
+    // overlayfs reads trusted.overlay.* as instructions (redirects, opaque
+    // dirs); only lockstep's own whiteout conversion may set them.
+    if (n.starts_with("trusted.overlay.")) {
+      *dropped = true;
+      spdlog::debug("{}: dropped xattr {}", what, n);
+      continue;
+    }
+    m.xattrs.emplace_back(n, std::string(static_cast<const char*>(value), size));
+  }
+  return m;
+}
+
+class EntryWriter {
+ public:
+  EntryWriter(RootedWriter& w, const UnpackOptions& o, UnpackResult& r)
+      : w_(w), opts_(o), res_(r) {}
+
+  Status write(archive* a, archive_entry* e) {
+    const char* raw = archive_entry_pathname(e);
+    std::string path = raw ? raw : "";
+    LS_TRY_ASSIGN(auto comps, split_entry_path(path));
+    ++res_.entries;
+    bool dropped = false;
+    EntryMeta m = meta_of(e, path, &dropped);
+    if (comps.empty()) {  // "./": the layer root itself
+      if (archive_entry_filetype(e) != AE_IFDIR)
+        return fail("entry '" + path + "' is not a directory");
+      LS_TRY_ASSIGN(UniqueFd root, w_.dir({}));
+      LS_TRY(w_.apply_meta(root.get(), m, "."));
+      w_.defer_dir_mtime({}, m.mtime_sec, m.mtime_nsec);
+      return {};
+    }
+    const std::string& base = comps.back();
+    LS_TRY_ASSIGN(UniqueFd parent, w_.parent_dir(comps, true));
+    if (opts_.whiteouts && std::string_view(base).starts_with(kWhiteout))
+      return whiteout(parent.get(), comps, path);
+    if (const char* hl = archive_entry_hardlink(e)) {
+      LS_TRY_ASSIGN(auto target, split_entry_path(hl));
+      return w_.make_hardlink(parent.get(), base, target);
+    }
+    switch (archive_entry_filetype(e)) {
+      case AE_IFREG: {
+        LS_TRY_ASSIGN(UniqueFd fd, w_.create_file(parent.get(), base));
+        LS_TRY(copy_data(a, fd.get(), path));
+        return w_.apply_meta(fd.get(), m, path);
+      }
+      case AE_IFDIR:
+        LS_TRY(w_.make_dir(parent.get(), base, m));
+        w_.defer_dir_mtime(comps, m.mtime_sec, m.mtime_nsec);
+        return {};
+      case AE_IFLNK: {
+        const char* t = archive_entry_symlink(e);
+        return w_.make_symlink(parent.get(), base, t ? t : "", m);
+      }
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO: {
+        mode_t type = archive_entry_filetype(e) == AE_IFCHR   ? S_IFCHR
+                      : archive_entry_filetype(e) == AE_IFBLK ? S_IFBLK
+                                                              : S_IFIFO;
+        dev_t rdev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+        auto s = w_.make_node(parent.get(), base, type, rdev, m);
+        if (!s && s.error().errnum() == EPERM && type != S_IFIFO) {
+          spdlog::info("{}: skipped device node '{}' (not permitted here)", opts_.name, path);
+          ++res_.skipped_nodes;
+          return {};
+        }
+        return s;
+      }
+      default:
+        return fail("entry '" + path + "' has an unsupported file type");
+    }
+  }
+
+ private:
+  Status whiteout(int parent, const std::vector<std::string>& comps, const std::string& path) {
+    const std::string& base = comps.back();
+    if (base == kOpaque) {
+      if (::fsetxattr(parent, "trusted.overlay.opaque", "y", 1, 0) != 0)
+        return fail_errno("mark directory of '" + path +
+                          "' opaque (trusted.overlay.opaque, needs root)");
+      return {};
+    }
+    if (std::string_view(base).starts_with(".wh..wh.")) return {};  // aufs metadata
+    std::string victim = base.substr(kWhiteout.size());
+    if (victim.empty() || victim == "." || victim == "..")
+      return fail(Error("whiteout '" + path + "' names no file in its directory", 0,
+                        ErrorKind::kIntegrity));
+    LS_TRY(w_.remove_at(parent, victim));
+    if (::mknodat(parent, victim.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0)
+      return fail_errno("create overlay whiteout for '" + path +
+                        "' (a 0/0 char device; needs root)");
+    return {};
+  }
+
+  static Status copy_data(archive* a, int fd, const std::string& path) {
+    const void* buf;
+    size_t size;
+    la_int64_t offset;
+    la_int64_t written = 0;
+    for (;;) {
+      int r = archive_read_data_block(a, &buf, &size, &offset);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) return fail("read '" + path + "': " + la_error(a));
+      if (offset > written) {  // a sparse hole
+        if (::lseek(fd, offset, SEEK_SET) < 0) return fail_errno("seek in '" + path + "'");
+        written = offset;
+      }
+      const char* p = static_cast<const char*>(buf);
+      size_t left = size;
+      while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return fail_errno("write '" + path + "'");
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+      }
+      written += static_cast<la_int64_t>(size);
+    }
+    if (::ftruncate(fd, written) != 0) return fail_errno("truncate '" + path + "'");
+    return {};
+  }
+
+  RootedWriter& w_;
+  const UnpackOptions& opts_;
+  UnpackResult& res_;
+};
+
+}  // namespace
+
+Result<UnpackResult> unpack_tar_stream(const StreamReader& in, const fs::path& dest,
+                                       const UnpackOptions& opts) {
+  auto p = std::make_unique<Pipeline>();
+  p->in = &in;
+  p->outer.reset(archive_read_new());
+  archive* outer = p->outer.get();
+  archive_read_support_filter_all(outer);
+  archive_read_support_format_raw(outer);
+  if (archive_read_open2(outer, p.get(), nullptr, &Pipeline::read_in, nullptr, nullptr) !=
+      ARCHIVE_OK)
+    return fail(stream_error(*p, outer, opts.name));
+  archive_entry* ent = nullptr;
+  int r = archive_read_next_header(outer, &ent);
+  if (r == ARCHIVE_EOF) return fail(Error(opts.name + ": empty stream", 0, ErrorKind::kIntegrity));
+  if (r < ARCHIVE_WARN) return fail(stream_error(*p, outer, opts.name));
+
+  p->inner.reset(archive_read_new());
+  archive* inner = p->inner.get();
+  archive_read_support_format_tar(inner);
+  archive_read_support_format_gnutar(inner);
+  if (archive_read_open2(inner, p.get(), nullptr, &Pipeline::read_mid, nullptr, nullptr) !=
+      ARCHIVE_OK)
+    return fail(stream_error(*p, inner, opts.name));
+
+  LS_TRY_ASSIGN(RootedWriter w, RootedWriter::open(dest.string()));
+  w.set_keep_owner(opts.keep_owner);
+  if (::fchmod(w.root_fd(), 0755) != 0) return fail_errno("chmod " + dest.string());
+  UnpackResult res;
+  EntryWriter writer(w, opts, res);
+  for (;;) {
+    r = archive_read_next_header(inner, &ent);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) return fail(stream_error(*p, inner, opts.name));
+    auto s = writer.write(inner, ent);
+    if (!s) return fail(std::move(s.error()).context(opts.name));
+  }
+  // The tar reader stops at the end-of-archive blocks; the diff id covers
+  // every byte of the uncompressed stream, padding included.
+  const void* buf;
+  for (;;) {
+    la_ssize_t n = p->pull(&buf);
+    if (n < 0) return fail(stream_error(*p, outer, opts.name));
+    if (n == 0) break;
+  }
+  LS_TRY(w.finish_dir_mtimes());
+  res.diff_id = p->hash.finish();
+  return res;
+}
+
+Result<UnpackResult> unpack_tar_fd(int fd, const fs::path& dest, const UnpackOptions& opts) {
+  StreamReader rd = [fd](void* buf, size_t len) -> Result<size_t> {
+    for (;;) {
+      ssize_t n = ::read(fd, buf, len);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return fail_errno("read");
+    }
+  };
+  return unpack_tar_stream(rd, dest, opts);
+}
+
+fs::path layer_dir(const fs::path& state, const Digest& diff_id) {
+  return state / "layers" / diff_id.hex();
+}
+
+Result<fs::path> ensure_layer(const fs::path& state, const Digest& diff_id, const std::string& name,
+                              const std::function<Result<StreamReader>()>& open) {
+  fs::path dest = layer_dir(state, diff_id);
+  struct stat st {};
+  if (::stat(dest.c_str(), &st) == 0) return dest;
+  LS_TRY_ASSIGN(UniqueFd lock, lock_file(state / "layers" / (".lock-" + diff_id.hex()), LOCK_EX));
+  if (::stat(dest.c_str(), &st) == 0) return dest;  // the other process won
+  LS_TRY_ASSIGN(TempDir tmp, TempDir::create(state / "tmp", "layer-"));
+  LS_TRY_ASSIGN(StreamReader in, open());
+  UnpackOptions opts;
+  opts.name = name;
+  LS_TRY_ASSIGN(UnpackResult res, unpack_tar_stream(in, tmp.path(), opts));
+  if (res.diff_id != diff_id)
+    return fail(Error(name + ": diff id mismatch: the image config says " + diff_id.str() +
+                          ", the content is " + res.diff_id.str(),
+                      0, ErrorKind::kIntegrity));
+  UniqueFd dfd(::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd || ::syncfs(dfd.get()) != 0) return fail_errno("sync " + tmp.path().string());
+  if (::rename(tmp.path().c_str(), dest.c_str()) != 0)
+    return fail_errno("move layer into " + dest.string());
+  tmp.release();
+  LS_TRY(fsync_dir(dest.parent_path()));
+  return dest;
+}
+
+Result<fs::path> ensure_layer_from_blob(const fs::path& state, const BlobStore& blobs,
+                                        const Digest& blob, const Digest& diff_id) {
+  auto fd = std::make_shared<UniqueFd>();
+  return ensure_layer(state, diff_id, "layer " + blob.str(), [&]() -> Result<StreamReader> {
+    LS_TRY_ASSIGN(*fd, blobs.open(blob));
+    int raw = fd->get();
+    return StreamReader([raw](void* buf, size_t len) -> Result<size_t> {
+      for (;;) {
+        ssize_t n = ::read(raw, buf, len);
+        if (n >= 0) return static_cast<size_t>(n);
+        if (errno != EINTR) return fail_errno("read");
+      }
+    });
+  });
+}
+
+}  // namespace lockstep::cache
