@@ -168,7 +168,12 @@ Status RootedWriter::make_symlink(int parent, const std::string& name, const std
 Status RootedWriter::make_hardlink(int parent, const std::string& name,
                                    const std::vector<std::string>& target) {
   if (target.empty()) return fail("hardlink '" + name + "' points at the layer root");
-  LS_TRY_ASSIGN(UniqueFd tparent, parent_dir(target, false));
+  auto tparent_r = parent_dir(target, false);
+  if (!tparent_r)
+    return fail(
+        std::move(tparent_r.error())
+            .context("hardlink '" + name + "' to '" + join_path(target, target.size()) + "'"));
+  UniqueFd tparent = std::move(*tparent_r);
   struct stat st {};
   if (::fstatat(tparent.get(), target.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return fail_errno("hardlink '" + name + "' to '" + join_path(target, target.size()) + "'");
