@@ -14,6 +14,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <utility>
 
 #include "common/fd.hpp"
 #include "executor/seccomp_profile.hpp"
@@ -209,15 +211,32 @@ Result<SeccompProgram> compile_seccomp(const std::string& profile, const CapSet&
     out.profile_digest = sha256_of("unconfined");
     return out;
   }
+  static const Digest default_digest = sha256_of(default_seccomp_profile_json());
+  out.profile_digest = profile.empty() ? default_digest : sha256_of(profile);
+
+  // Compiling costs ~10 ms (libseccomp, two architectures) and every container
+  // of a run uses the same few profiles: compile each (profile, caps) once per
+  // process. Bounded so that a pathological caller cannot grow it forever.
+  static std::mutex mu;
+  static std::map<std::pair<Digest, uint64_t>, std::vector<sock_filter>> cache;
+  const auto key = std::make_pair(out.profile_digest, caps.bits);
+  {
+    std::lock_guard lock(mu);
+    if (auto it = cache.find(key); it != cache.end()) {
+      out.filter = it->second;
+      return out;
+    }
+  }
   Profile p;
   if (profile.empty()) {
     p = seccomp::default_profile();
-    out.profile_digest = sha256_of(default_seccomp_profile_json());
   } else {
     LS_TRY_ASSIGN(p, seccomp::parse_profile(profile));
-    out.profile_digest = sha256_of(profile);
   }
   LS_TRY_ASSIGN(out.filter, compile(p, caps));
+  std::lock_guard lock(mu);
+  if (cache.size() >= 64) cache.clear();
+  cache.emplace(key, out.filter);
   return out;
 }
 
