@@ -89,7 +89,7 @@ Status Transport::answer_challenge(HttpSession& http, const Reference& ref, cons
                                  : " (no credentials for " + ref.domain + " in " +
                                        CredentialStore::default_path().string() + ")";
         Error e = http_error("authentication for " + ref.name() + " at " + realm->second, *tresp);
-        return fail(Error(e.message() + hint, 0, ErrorKind::kUsage));
+        return fail(Error(e.message() + hint, 0, ErrorKind::kGeneric));
       }
       LS_TRY_ASSIGN(Token tok, parse_token_response(tresp->body));
       // Refresh a little early so that a token never expires mid-request.
@@ -103,7 +103,7 @@ Status Transport::answer_challenge(HttpSession& http, const Reference& ref, cons
       if (!creds)
         return fail("registry " + ref.domain + " requires a login: no credentials for it in " +
                         CredentialStore::default_path().string(),
-                    ErrorKind::kUsage);
+                    ErrorKind::kGeneric);
       remember("Basic " + base64_encode(creds->username + ":" + creds->password),
                std::chrono::hours(24 * 365));
       return {};
@@ -111,7 +111,7 @@ Status Transport::answer_challenge(HttpSession& http, const Reference& ref, cons
   }
   return fail("registry " + ref.domain + " answered 401 without a usable challenge (" +
                   header.value_or("no WWW-Authenticate") + ")",
-              ErrorKind::kUsage);
+              ErrorKind::kGeneric);
 }
 
 Result<HttpResponse> Transport::send(HttpSession& http, const Reference& ref,
@@ -202,7 +202,6 @@ Error Transport::http_error(std::string_view what, const HttpResponse& resp) {
   if (!detail.empty()) msg += " (" + detail + ")";
   ErrorKind kind = ErrorKind::kGeneric;
   if (resp.status == 404) kind = ErrorKind::kNotFound;
-  if (resp.status == 401 || resp.status == 403) kind = ErrorKind::kUsage;
   if (resp.status == 429 || resp.status >= 500) kind = ErrorKind::kUnavailable;
   return Error(msg, 0, kind);
 }

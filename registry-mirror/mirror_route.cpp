@@ -1,0 +1,142 @@
+#include "registry-mirror/mirror_route.hpp"
+
+#include <algorithm>
+
+#include "common/json.hpp"
+
+namespace lockstep::registry {
+namespace {
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+bool contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+bool valid_repo_name(std::string_view repo) {
+  if (repo.empty() || repo.size() > 255) return false;
+  size_t start = 0;
+  while (start <= repo.size()) {
+    size_t end = repo.find('/', start);
+    if (end == std::string_view::npos) end = repo.size();
+    std::string_view comp = repo.substr(start, end - start);
+    if (comp.empty()) return false;
+    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    if (!alnum(comp.front()) || !alnum(comp.back())) return false;
+    for (char c : comp)
+      if (!alnum(c) && c != '.' && c != '_' && c != '-') return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+Route route_request(std::string_view target, const RouteTable& table) {
+  Route r;
+  std::string_view path = target, query;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  std::string ns;
+  {  // split off ns=, keep the rest of the query for passthrough
+    std::string rest;
+    size_t start = 0;
+    while (start < query.size()) {
+      size_t amp = query.find('&', start);
+      if (amp == std::string_view::npos) amp = query.size();
+      std::string_view kv = query.substr(start, amp - start);
+      if (kv.rfind("ns=", 0) == 0) {
+        ns = percent_decode(kv.substr(3));
+      } else if (!kv.empty()) {
+        if (!rest.empty()) rest += '&';
+        rest += kv;
+      }
+      start = amp + 1;
+    }
+    r.query = rest;
+  }
+  if (path == "/metrics") {
+    r.endpoint = Endpoint::kMetrics;
+    return r;
+  }
+  if (path == "/v2" || path == "/v2/") {
+    r.endpoint = Endpoint::kBase;
+    return r;
+  }
+  if (path.rfind("/v2/", 0) != 0) return r;
+  std::string_view rest = path.substr(4);
+  r.upstream = contains(table.upstreams, ns) ? ns : table.default_upstream;
+  if (rest == "_catalog") {
+    r.endpoint = Endpoint::kCatalog;
+    return r;
+  }
+  std::string_view name;
+  if (rest.size() > 10 && rest.substr(rest.size() - 10) == "/tags/list") {
+    name = rest.substr(0, rest.size() - 10);
+    r.endpoint = Endpoint::kTagsList;
+  } else if (auto m = rest.rfind("/manifests/"); m != std::string_view::npos) {
+    name = rest.substr(0, m);
+    r.reference = std::string(rest.substr(m + 11));
+    r.endpoint = Endpoint::kManifest;
+  } else if (auto b = rest.rfind("/blobs/"); b != std::string_view::npos) {
+    name = rest.substr(0, b);
+    r.reference = std::string(rest.substr(b + 7));
+    r.endpoint = Endpoint::kBlob;
+    if (r.reference.rfind("uploads", 0) == 0) r.endpoint = Endpoint::kUnsupported;
+  } else {
+    return r;
+  }
+  // A path prefix naming an upstream wins over the default (not over ?ns=).
+  if (ns.empty() || !contains(table.upstreams, ns)) {
+    auto slash = name.find('/');
+    if (slash != std::string_view::npos && contains(table.upstreams, name.substr(0, slash))) {
+      r.upstream = std::string(name.substr(0, slash));
+      name = name.substr(slash + 1);
+    }
+  }
+  r.repo = std::string(name);
+  if (contains(table.docker_hub, r.upstream) && r.repo.find('/') == std::string::npos)
+    r.repo = "library/" + r.repo;
+  if (!valid_repo_name(r.repo)) {
+    r.endpoint = Endpoint::kNotFound;
+    return r;
+  }
+  if (r.endpoint == Endpoint::kManifest || r.endpoint == Endpoint::kBlob) {
+    if (r.reference.rfind("sha256:", 0) == 0) {
+      auto d = Digest::parse(r.reference);
+      if (d) r.digest = *d;
+    }
+  }
+  return r;
+}
+
+std::string error_body(std::string_view code, std::string_view message, std::string_view detail) {
+  Json e = {{"code", code}, {"message", message}};
+  if (!detail.empty()) e["detail"] = detail;
+  Json doc = {{"errors", Json::array({e})}};
+  return doc.dump();
+}
+
+}  // namespace lockstep::registry

@@ -1,0 +1,56 @@
+#pragma once
+// Request routing for the mirror: which distribution API endpoint a request
+// target names, and which upstream serves it. Pure functions, no I/O.
+//
+// Upstreams are chosen, in order, by containerd's "?ns=<registry>" query
+// parameter, by a path prefix naming a configured upstream
+// ("/v2/docker.io/library/alpine/manifests/3.19"), or the default.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/digest.hpp"
+
+namespace lockstep::registry {
+
+enum class Endpoint {
+  kBase,       // GET /v2/
+  kCatalog,    // GET /v2/_catalog
+  kMetrics,    // GET /metrics
+  kManifest,   // /v2/<name>/manifests/<reference>
+  kBlob,       // /v2/<name>/blobs/<digest>
+  kTagsList,   // /v2/<name>/tags/list
+  kUnsupported,  // a valid API path the mirror does not serve (uploads, ...)
+  kNotFound,   // anything else
+};
+
+struct Route {
+  Endpoint endpoint = Endpoint::kNotFound;
+  std::string upstream;   // a configured upstream name
+  std::string repo;       // repository path at that upstream ("library/alpine")
+  std::string reference;  // tag or digest (manifests), digest (blobs)
+  std::optional<Digest> digest;  // when reference is a digest
+  std::string query;      // the query string without "?ns=" (tags/list, catalog paging)
+};
+
+struct RouteTable {
+  std::vector<std::string> upstreams;  // names
+  std::string default_upstream;
+  // Upstream names that are Docker Hub ("docker.io"): one-component
+  // repositories gain "library/" there, as Docker clients expect.
+  std::vector<std::string> docker_hub;
+};
+
+// Parses a request target ("/v2/a/b/manifests/latest?ns=docker.io").
+// Unknown "?ns=" registries fall back to the default upstream.
+Route route_request(std::string_view target, const RouteTable& table);
+
+// True for a repository name the distribution spec accepts.
+bool valid_repo_name(std::string_view repo);
+
+// The spec's error body: {"errors":[{"code":..,"message":..,"detail":..}]}.
+std::string error_body(std::string_view code, std::string_view message,
+                       std::string_view detail = {});
+
+}  // namespace lockstep::registry

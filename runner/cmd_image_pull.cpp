@@ -1,0 +1,65 @@
+#include "runner/cmd_image_pull.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cache/image_store.hpp"
+#include "common/paths.hpp"
+#include "registry-mirror/client.hpp"
+#include "registry-mirror/manifest.hpp"
+#include "registry-mirror/progress.hpp"
+#include "registry-mirror/reference.hpp"
+#include "runner/cli.hpp"
+
+namespace lockstep::runner {
+
+int cmd_image_pull(const std::vector<std::string>& args) {
+  CommandLine cli(
+      "lockstep image pull REF [--platform OS/ARCH[/VARIANT]] [--insecure] [--quiet]",
+      "Pulls an image from its registry into the local store and prints its manifest digest.\n"
+      "REF is a Docker-style reference: alpine, alpine:3.19, ghcr.io/org/app@sha256:...\n"
+      "Credentials come from $DOCKER_CONFIG/config.json or ~/.docker/config.json.",
+      {
+          {"platform", 0, true, false, "OS/ARCH",
+           "platform to pick from a multi-platform image (default linux/amd64)"},
+          {"insecure", 0, false, false, "",
+           "allow plain HTTP to this registry (loopback registries always use it)"},
+          {"quiet", 'q', false, false, "", "no progress output"},
+      });
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cli.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cli.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (parsed->positionals.size() != 1)
+    return usage_error(parsed->positionals.empty()
+                           ? "image pull needs an image reference; see 'lockstep image pull --help'"
+                           : "image pull takes one image reference, got " +
+                                 std::to_string(parsed->positionals.size()));
+  auto ref = registry::Reference::parse(parsed->positionals[0]);
+  if (!ref) return report_error(ref.error());
+  cache::Platform platform;
+  if (auto p = parsed->get("platform")) {
+    auto pl = registry::parse_platform(*p);
+    if (!pl) return report_error(pl.error());
+    platform = *pl;
+  }
+
+  registry::ClientOptions options;
+  if (parsed->has("insecure")) options.insecure.push_back(ref->domain);
+  auto client = registry::RegistryClient::create(std::move(options));
+  if (!client) return report_error(client.error());
+
+  cache::ImageStore store(state_dir());
+  registry::ProgressRenderer renderer(stderr, ::isatty(STDERR_FILENO) == 1);
+  registry::ProgressSink sink;
+  if (!parsed->has("quiet")) sink = renderer.sink();
+  auto record = client->pull(*ref, platform, store, sink);
+  if (!record) return report_error(record.error());
+  std::printf("%s\n", record->manifest.str().c_str());
+  return 0;
+}
+
+}  // namespace lockstep::runner
