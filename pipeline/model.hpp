@@ -22,6 +22,25 @@ struct SourceLoc {
   int column = 0;  // 1-based
 };
 
+// A string of the workflow that may hold ${{ }} expressions, with where it
+// came from: the parser syntax-checks each one, and expansion uses them to
+// find undefined matrix keys. `what` names the place for messages
+// ("'run' of step 2").
+struct ExprSite {
+  std::string what;
+  std::string text;
+  SourceLoc loc;
+  bool condition = false;  // an if: (expression with or without ${{ }})
+};
+
+// A key lockstep accepts but does not act on (top-level or job-level
+// `permissions` and `concurrency`), kept so the runner can say so.
+struct IgnoredKey {
+  std::string key;    // "permissions"
+  std::string where;  // "the workflow", "job 'build'"
+  SourceLoc loc;
+};
+
 // An ordered list of "name: value" pairs (values may contain expressions).
 using EnvList = std::vector<std::pair<std::string, std::string>>;
 
@@ -34,15 +53,16 @@ struct Step {
   std::string id;    // may be empty
   std::string name;  // may be empty: display falls back to run/uses
   std::optional<std::string> run;
-  std::optional<std::string> uses;        // "actions/checkout@v4"
+  std::optional<std::string> uses;  // "actions/checkout@v4"
   std::map<std::string, std::string> with;
   std::string shell;
   std::string working_directory;
   EnvList env;
-  std::string if_expr;                    // empty: success()
-  std::string timeout_minutes;            // expression or number text; empty: none
-  std::string continue_on_error;          // expression or "true"/"false"; empty: false
+  std::string if_expr;            // empty: success()
+  std::string timeout_minutes;    // expression or number text; empty: none
+  std::string continue_on_error;  // expression or "true"/"false"; empty: false
   SourceLoc loc;
+  SourceLoc uses_loc;  // of the uses: value, for messages about the action
 };
 
 struct ContainerDecl {
@@ -62,10 +82,11 @@ struct ServiceDecl {
 struct Strategy {
   // The matrix as declared: axes in declaration order plus include/exclude,
   // or an expression string (fromJSON(...)) to evaluate at expansion time.
-  OrderedValue matrix;  // null when there is no matrix
+  OrderedValue matrix;             // null when there is no matrix
   std::string fail_fast = "true";  // expression text
   std::optional<int> max_parallel;
   SourceLoc loc;
+  SourceLoc matrix_loc;  // of the matrix: value
 };
 
 struct Job {
@@ -84,6 +105,10 @@ struct Job {
   RunDefaults defaults;
   std::vector<Step> steps;
   SourceLoc loc;
+  std::vector<SourceLoc> needs_locs;  // parallel to needs
+  // Every string of the job that holds an expression, and every if:, in
+  // document order (name, runs-on, container, services, env, steps...).
+  std::vector<ExprSite> expressions;
 };
 
 struct Workflow {
@@ -91,7 +116,10 @@ struct Workflow {
   std::string name;
   EnvList env;
   RunDefaults defaults;
-  std::vector<Job> jobs;  // declaration order
+  std::vector<Job> jobs;            // declaration order
+  std::string run_name;             // run-name: (display only; may hold expressions)
+  std::vector<IgnoredKey> ignored;  // accepted but not acted on
+  std::string source;               // the workflow text, to quote lines in later errors
 };
 
 // One job x one matrix combination.

@@ -1,0 +1,599 @@
+#include "pipeline/parse.hpp"
+
+#include <gtest/gtest.h>
+
+#include "common/fs.hpp"
+#include "pipeline/diagnostic.hpp"
+
+namespace lockstep::pipeline {
+namespace {
+
+Workflow parse_ok(std::string_view yaml) {
+  auto r = parse_workflow(yaml, "ci.yml");
+  EXPECT_TRUE(r) << r.error().message();
+  return r ? std::move(*r) : Workflow{};
+}
+
+// The one-line form of the error.
+std::string parse_error(std::string_view yaml) {
+  auto r = parse_workflow(yaml, "ci.yml");
+  EXPECT_FALSE(r) << yaml;
+  if (r) return "";
+  EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow);
+  return std::string(first_line(r.error()));
+}
+
+constexpr const char* kFull = R"(name: CI
+on: [push, pull_request]
+permissions:
+  contents: read
+env:
+  GLOBAL: "1"
+defaults:
+  run:
+    shell: bash
+    working-directory: src
+jobs:
+  setup:
+    runs-on: ubuntu-latest
+    outputs:
+      matrix: ${{ steps.gen.outputs.matrix }}
+    steps:
+      - id: gen
+        run: echo 'matrix={"os":["a"]}' >> "$GITHUB_OUTPUT"
+  build:
+    name: Build ${{ matrix.compiler }}
+    needs: setup
+    if: github.event_name == 'push'
+    runs-on: [self-hosted, linux]
+    container:
+      image: gcc:${{ matrix.compiler }}
+      env:
+        CC: gcc
+      options: --cpus 2 --memory 1g
+      volumes:
+        - /cache:/cache
+    services:
+      db:
+        image: postgres:16
+        env:
+          POSTGRES_PASSWORD: x
+        ports:
+          - 5432:5432
+        options: --health-cmd "pg_isready" --health-interval 10s
+    strategy:
+      fail-fast: false
+      max-parallel: 4
+      matrix:
+        compiler: [12, '13']
+        build_type: [Release, Debug]
+        include:
+          - compiler: 13
+            extra: true
+        exclude:
+          - build_type: Debug
+    env:
+      JOB: x
+    timeout-minutes: 30
+    continue-on-error: ${{ matrix.compiler == 13 }}
+    concurrency: build
+    defaults:
+      run:
+        shell: sh
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
+      - name: Compile
+        id: compile
+        run: |
+          make -j2
+          make test
+        shell: bash
+        working-directory: build
+        env:
+          VERBOSE: 1
+        if: ${{ success() }}
+        timeout-minutes: 10
+        continue-on-error: true
+)";
+
+TEST(ParseWorkflow, ReadsEverySupportedKey) {
+  Workflow wf = parse_ok(kFull);
+  EXPECT_EQ(wf.file, "ci.yml");
+  EXPECT_EQ(wf.name, "CI");
+  ASSERT_EQ(wf.env.size(), 1u);
+  EXPECT_EQ(wf.env[0], (std::pair<std::string, std::string>{"GLOBAL", "1"}));
+  EXPECT_EQ(wf.defaults.shell, "bash");
+  EXPECT_EQ(wf.defaults.working_directory, "src");
+  ASSERT_EQ(wf.ignored.size(), 2u);
+  EXPECT_EQ(wf.ignored[0].key, "permissions");
+  EXPECT_EQ(wf.ignored[0].where, "the workflow");
+  EXPECT_EQ(wf.ignored[0].loc.line, 3);
+  EXPECT_EQ(wf.ignored[1].key, "concurrency");
+  EXPECT_EQ(wf.ignored[1].where, "job 'build'");
+  ASSERT_EQ(wf.jobs.size(), 2u);
+  const Job& setup = wf.jobs[0];
+  EXPECT_EQ(setup.id, "setup");
+  EXPECT_EQ(setup.loc.line, 12);
+  EXPECT_EQ(setup.loc.column, 3);
+  EXPECT_EQ(setup.outputs.at("matrix"), "${{ steps.gen.outputs.matrix }}");
+  const Job& b = wf.jobs[1];
+  EXPECT_EQ(b.name, "Build ${{ matrix.compiler }}");
+  EXPECT_EQ(b.needs, std::vector<std::string>{"setup"});
+  ASSERT_EQ(b.needs_locs.size(), 1u);
+  EXPECT_EQ(b.needs_locs[0].line, 21);
+  EXPECT_EQ(b.needs_locs[0].column, 12);
+  EXPECT_EQ(b.if_expr, "github.event_name == 'push'");
+  EXPECT_EQ(b.runs_on, (std::vector<std::string>{"self-hosted", "linux"}));
+  ASSERT_TRUE(b.container);
+  EXPECT_EQ(b.container->image, "gcc:${{ matrix.compiler }}");
+  EXPECT_EQ(b.container->env[0].second, "gcc");
+  EXPECT_EQ(b.container->options, "--cpus 2 --memory 1g");
+  EXPECT_EQ(b.container->volumes, std::vector<std::string>{"/cache:/cache"});
+  ASSERT_EQ(b.services.size(), 1u);
+  EXPECT_EQ(b.services[0].name, "db");
+  EXPECT_EQ(b.services[0].container.image, "postgres:16");
+  EXPECT_EQ(b.services[0].ports, std::vector<std::string>{"5432:5432"});
+  EXPECT_EQ(b.strategy.fail_fast, "false");
+  EXPECT_EQ(b.strategy.max_parallel, 4);
+  EXPECT_EQ(b.strategy.matrix.dump(),
+            R"({"compiler":[12,"13"],"build_type":["Release","Debug"],)"
+            R"("include":[{"compiler":13,"extra":true}],"exclude":[{"build_type":"Debug"}]})");
+  EXPECT_EQ(b.strategy.matrix_loc.line, 43);
+  EXPECT_EQ(b.env[0].first, "JOB");
+  EXPECT_EQ(b.timeout_minutes, "30");
+  EXPECT_EQ(b.continue_on_error, "${{ matrix.compiler == 13 }}");
+  EXPECT_EQ(b.defaults.shell, "sh");
+  ASSERT_EQ(b.steps.size(), 2u);
+  EXPECT_EQ(b.steps[0].uses, "actions/checkout@v4");
+  EXPECT_EQ(b.steps[0].with.at("fetch-depth"), "0");
+  EXPECT_EQ(b.steps[0].loc.line, 59);
+  EXPECT_EQ(b.steps[0].loc.column, 9);
+  const Step& s = b.steps[1];
+  EXPECT_EQ(s.name, "Compile");
+  EXPECT_EQ(s.id, "compile");
+  EXPECT_EQ(s.run, "make -j2\nmake test\n");
+  EXPECT_EQ(s.shell, "bash");
+  EXPECT_EQ(s.working_directory, "build");
+  EXPECT_EQ(s.env[0], (std::pair<std::string, std::string>{"VERBOSE", "1"}));
+  EXPECT_EQ(s.if_expr, "${{ success() }}");
+  EXPECT_EQ(s.timeout_minutes, "10");
+  EXPECT_EQ(s.continue_on_error, "true");
+  // Every expression-bearing string of the job, in document order.
+  std::vector<std::string> whats;
+  for (const auto& site : b.expressions) whats.push_back(site.what);
+  EXPECT_EQ(whats,
+            (std::vector<std::string>{"'name'", "'if'", "'image' of 'container' of job 'build'",
+                                      "'continue-on-error' in job 'build'", "'if' of step 2"}));
+  EXPECT_EQ(b.expressions[0].loc.line, 20);
+  EXPECT_EQ(b.expressions[0].loc.column, 11);
+  EXPECT_TRUE(b.expressions[1].condition);
+}
+
+TEST(ParseWorkflow, ScalarFormsOfNeedsRunsOnContainer) {
+  Workflow wf = parse_ok(R"(on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: alpine:3.19
+    steps: [{run: "true"}]
+  b:
+    needs: [a]
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo
+)");
+  EXPECT_EQ(wf.jobs[0].runs_on, std::vector<std::string>{"ubuntu-latest"});
+  EXPECT_EQ(wf.jobs[0].container->image, "alpine:3.19");
+  EXPECT_EQ(wf.jobs[1].needs, std::vector<std::string>{"a"});
+  EXPECT_TRUE(wf.jobs[0].strategy.matrix.is_null());
+  EXPECT_EQ(wf.jobs[0].strategy.fail_fast, "true");
+}
+
+TEST(ParseErrors, RendersLineAndCaret) {
+  auto r = parse_workflow(R"(on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    step:
+      - run: make
+)",
+                          "ci.yml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "ci.yml:5:5: unknown key 'step' in job 'build' (did you mean 'steps'?)\n"
+            "    5 |     step:\n"
+            "      |     ^");
+  auto decoded = decode_workflow_error(r.error());
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->file, "ci.yml");
+  EXPECT_EQ(decoded->line, 5);
+  EXPECT_EQ(decoded->column, 5);
+  EXPECT_EQ(decoded->message, "unknown key 'step' in job 'build' (did you mean 'steps'?)");
+  EXPECT_EQ(decoded->source_line, "    step:");
+}
+
+TEST(ParseErrors, UnknownKeysEverywhere) {
+  EXPECT_EQ(parse_error("on: push\njob:\n  a: {}\n"),
+            "ci.yml:2:1: unknown key 'job' in the workflow (did you mean 'jobs'?)");
+  EXPECT_EQ(parse_error("on: push\nfoo: 1\njobs: {}\n"),
+            "ci.yml:2:1: unknown key 'foo' in the workflow");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - rn: make
+)"),
+            "ci.yml:5:9: unknown key 'rn' in step 1 of job 'a' (did you mean 'run'?)");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrx: {os: [a]}
+    steps: [{run: x}]
+)"),
+            "ci.yml:5:7: unknown key 'matrx' in 'strategy' of job 'a' (did you mean 'matrix'?)");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    container:
+      imag: alpine
+    steps: [{run: x}]
+)"),
+            "ci.yml:5:7: unknown key 'imag' in 'container' of job 'a' (did you mean 'image'?)");
+  EXPECT_EQ(
+      parse_error(R"(defaults:
+  run:
+    shel: bash
+jobs: {}
+)"),
+      "ci.yml:3:5: unknown key 'shel' in 'defaults.run' of the workflow (did you mean 'shell'?)");
+  EXPECT_EQ(
+      parse_error(R"(jobs:
+  a:
+    runs-on: x
+    timeout-minute: 3
+    steps: [{run: x}]
+)"),
+      "ci.yml:4:5: unknown key 'timeout-minute' in job 'a' (did you mean 'timeout-minutes'?)");
+}
+
+TEST(ParseErrors, UnsupportedKeysAreNamed) {
+  EXPECT_EQ(parse_error(R"(jobs:
+  deploy:
+    runs-on: x
+    environment: production
+    steps: [{run: x}]
+)"),
+            "ci.yml:4:5: 'environment' in job 'deploy' is not supported by lockstep");
+  EXPECT_EQ(parse_error(R"(jobs:
+  call:
+    uses: octo/repo/.github/workflows/build.yml@main
+)"),
+            "ci.yml:3:5: 'uses' in job 'call' is not supported by lockstep");
+  EXPECT_EQ(parse_error(R"(jobs:
+  call:
+    runs-on: x
+    secrets: inherit
+    steps: [{run: x}]
+)"),
+            "ci.yml:4:5: 'secrets' in job 'call' is not supported by lockstep");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    container:
+      image: ghcr.io/o/i
+      credentials:
+        username: u
+    steps: [{run: x}]
+)"),
+            "ci.yml:6:7: 'credentials' in 'container' of job 'a' is not supported by lockstep");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: {group: big}
+    steps: [{run: x}]
+)"),
+            "ci.yml:3:5: 'runs-on' as a mapping (group/labels) is not supported by lockstep");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - uses: docker/build-push-action@v5
+)"),
+            "ci.yml:5:15: action 'docker/build-push-action@v5' is not supported by lockstep "
+            "(supported: actions/checkout, actions/cache, actions/upload-artifact, "
+            "actions/download-artifact)");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - uses: actions/checkout
+)"),
+            "ci.yml:5:15: action 'actions/checkout' needs a version, as in 'actions/checkout@v4'");
+}
+
+TEST(ParseErrors, WrongTypes) {
+  EXPECT_EQ(parse_error("jobs:\n  - build\n"),
+            "ci.yml:2:3: expected a mapping for 'jobs', got a sequence");
+  EXPECT_EQ(parse_error("- a\n- b\n"),
+            "ci.yml:1:1: expected a mapping for the workflow, got a sequence");
+  EXPECT_EQ(parse_error("jobs:\n"), "ci.yml:1:1: expected a mapping for 'jobs', got nothing");
+  EXPECT_EQ(parse_error("jobs:\n  a: build\n"),
+            "ci.yml:2:6: expected a mapping for job 'a', got a string");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      run: make
+)"),
+            "ci.yml:5:7: expected a sequence for 'steps' in job 'a', got a mapping");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - run:
+          - make
+)"),
+            "ci.yml:6:11: expected a string for 'run' in step 1 of job 'a', got a sequence");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    needs: {b: 1}
+    steps: [{run: x}]
+)"),
+            "ci.yml:4:12: expected a string or a sequence for 'needs' in job 'a', got a mapping");
+  EXPECT_EQ(parse_error(R"(env:
+  A: [1, 2]
+jobs: {}
+)"),
+            "ci.yml:2:6: expected a string for 'A' in 'env' of the workflow, got a sequence");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    timeout-minutes: soon
+    steps: [{run: x}]
+)"),
+            "ci.yml:4:22: expected a positive number or an expression for 'timeout-minutes' in "
+            "job 'a', got 'soon'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    continue-on-error: maybe
+    steps: [{run: x}]
+)"),
+            "ci.yml:4:24: expected true, false or an expression for 'continue-on-error' in job "
+            "'a', got 'maybe'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      max-parallel: 0
+    steps: [{run: x}]
+)"),
+            "ci.yml:5:21: expected a positive integer for 'max-parallel' in 'strategy' of job "
+            "'a', got '0'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrix:
+        os: ubuntu
+    steps: [{run: x}]
+)"),
+            "ci.yml:6:13: expected a sequence for matrix axis 'os', got a string");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrix:
+        include: [ubuntu]
+    steps: [{run: x}]
+)"),
+            "ci.yml:6:19: expected mappings in 'include' of 'matrix' of job 'a', got a string");
+}
+
+TEST(ParseErrors, StructuralRules) {
+  EXPECT_EQ(parse_error(""), "ci.yml:1:1: the workflow is empty");
+  EXPECT_EQ(parse_error("on: push\n"), "ci.yml:1:1: the workflow has no 'jobs'");
+  EXPECT_EQ(parse_error("jobs: {}\n"), "ci.yml:1:1: 'jobs' is empty");
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n"), "ci.yml:2:3: job 'a' has no 'steps'");
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    steps: [{run: x}]\n"),
+            "ci.yml:2:3: job 'a' has no 'runs-on'");
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n    steps: []\n"),
+            "ci.yml:4:5: 'steps' in job 'a' is empty");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: make
+        uses: actions/checkout@v4
+)"),
+            "ci.yml:5:9: step 1 of job 'a' has both 'run' and 'uses' (a step does one of them)");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: a
+      - name: nothing
+)"),
+            "ci.yml:6:9: step 2 of job 'a' has neither 'run' nor 'uses'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - id: build
+        run: a
+      - id: build
+        run: b
+)"),
+            "ci.yml:7:13: duplicate step id 'build' in job 'a' (first used at line 5)");
+  EXPECT_EQ(parse_error(R"(jobs:
+  1build:
+    runs-on: x
+    steps: [{run: x}]
+)"),
+            "ci.yml:2:3: invalid job id '1build': a job id starts with a letter or '_' and holds "
+            "only letters, digits, '-' and '_'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - id: my step
+        run: a
+)"),
+            "ci.yml:5:13: invalid step id 'my step': a step id starts with a letter or '_' and "
+            "holds only letters, digits, '-' and '_'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps: [{run: x}]
+  a:
+    runs-on: y
+    steps: [{run: y}]
+)"),
+            "ci.yml:5:3: duplicate job id 'a'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    runs-on: y
+    steps: [{run: x}]
+)"),
+            "ci.yml:4:5: duplicate key 'runs-on' in job 'a'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    container:
+      env: {A: b}
+    steps: [{run: x}]
+)"),
+            "ci.yml:5:7: 'container' of job 'a' has no 'image'");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrix: {}
+    steps: [{run: x}]
+)"),
+            "ci.yml:5:15: 'matrix' of job 'a' is empty");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrix:
+        os: []
+    steps: [{run: x}]
+)"),
+            "ci.yml:6:9: matrix axis 'os' has no values");
+  EXPECT_EQ(parse_error("jobs: {a: {runs-on: x, steps: [{run: x}]}}\n---\nb: 1\n"),
+            "ci.yml:3:1: the file holds 2 YAML documents; a workflow is one");
+}
+
+TEST(ParseErrors, MalformedYaml) {
+  EXPECT_EQ(parse_error("jobs:\n  a: [1,\nb: }\n"), "ci.yml:3:4: malformed YAML: illegal flow end");
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    b: 1\n   c: 2\n"),
+            "ci.yml:4:4: malformed YAML: end of map not found");
+  EXPECT_EQ(parse_error("jobs: [a, b\n"),
+            "ci.yml:2:1: malformed YAML: end of sequence flow not found");
+  EXPECT_EQ(parse_error("jobs:\n\ta: 1\n"), "ci.yml:2:3: malformed YAML: illegal map value");
+  EXPECT_EQ(parse_error("jobs: *nope\n"),
+            "ci.yml:1:7: malformed YAML: the referenced anchor is not defined");
+}
+
+TEST(ParseErrors, InvalidExpressionsAreLocated) {
+  auto r = parse_workflow(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: echo ${{ matrix.os = 1 }}
+)",
+                          "ci.yml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "ci.yml:5:14: invalid expression 'matrix.os = 1': unexpected character '=' at "
+            "position 11\n"
+            "    5 |       - run: echo ${{ matrix.os = 1 }}\n"
+            "      |              ^");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    if: github.ref ==
+    steps: [{run: x}]
+)"),
+            "ci.yml:4:9: invalid expression 'github.ref ==': unexpected end of expression");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    env:
+      A: ${{ secret.TOKEN }}
+    steps: [{run: x}]
+)"),
+            "ci.yml:5:10: invalid expression 'secret.TOKEN': unknown context 'secret' (did you "
+            "mean 'secrets'?)");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: x
+        with:
+          key: ${{ hashFiles() }}
+)"),
+            "ci.yml:7:16: invalid expression 'hashFiles()': hashFiles() takes at least 1 "
+            "argument, got 0");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrix: ${{ fromJSON(needs.a.outputs.m }}
+    steps: [{run: x}]
+)"),
+            "ci.yml:5:15: invalid expression 'fromJSON(needs.a.outputs.m': unexpected end of "
+            "expression");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: echo ${{ github.ref
+)"),
+            "ci.yml:5:14: '${{' at offset 5 has no closing '}}'");
+}
+
+TEST(ParseErrors, ContainerOptionsAreChecked) {
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    container:
+      image: alpine
+      options: --cpus 2 --privileged
+    steps: [{run: x}]
+)"),
+            "ci.yml:6:16: unknown option '--privileged' in container options");
+}
+
+TEST(LoadWorkflow, ReadsAFileAndNamesItInErrors) {
+  auto dir = TempDir::create(std::filesystem::temp_directory_path(), "pipeline-load");
+  ASSERT_TRUE(dir) << dir.error().message();
+  auto path = dir->path() / "ci.yml";
+  ASSERT_TRUE(write_file_atomic(path, "jobs:\n  a:\n    runs-on: x\n    steps: [{run: make}]\n"));
+  auto wf = load_workflow(path);
+  ASSERT_TRUE(wf) << wf.error().message();
+  EXPECT_EQ(wf->file, path.string());
+  EXPECT_EQ(wf->jobs[0].steps[0].run, "make");
+  auto missing = load_workflow(dir->path() / "nope.yml");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message(),
+            "read workflow " + (dir->path() / "nope.yml").string() + ": No such file or directory");
+  EXPECT_EQ(missing.error().errnum(), ENOENT);
+}
+
+TEST(Spellcheck, NearestWithinThreeEdits) {
+  EXPECT_EQ(spellcheck("stpes", {"steps", "env", "needs"}), "steps");
+  EXPECT_EQ(spellcheck("Needs", {"steps", "env", "needs"}), "needs");
+  EXPECT_EQ(spellcheck("xyz", {"steps", "env", "needs"}), "");
+  EXPECT_EQ(spellcheck("ix", {"if", "id"}), "if");
+  EXPECT_EQ(did_you_mean("contaner", {"container", "services"}), " (did you mean 'container'?)");
+  EXPECT_EQ(did_you_mean("qqqqqqq", {"container"}), "");
+}
+
+}  // namespace
+}  // namespace lockstep::pipeline
