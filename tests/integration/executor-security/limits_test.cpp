@@ -224,20 +224,27 @@ TEST_F(Limits_, ReapStaleKillsAndRemovesLeftovers) {
   EXPECT_TRUE(WIFSIGNALED(left.wait()));
 }
 
-std::set<fs::path> lockstep_cgroups(const CgroupRoots& roots) {
+// cgroup directories named with `prefix` under lockstep/ in every hierarchy.
+// Counting by prefix keeps the count free of other tests' containers running
+// in parallel.
+std::set<fs::path> lockstep_cgroups(const CgroupRoots& roots, const std::string& prefix) {
   std::set<fs::path> out;
   std::vector<fs::path> hierarchies;
   if (roots.is_v2()) hierarchies.push_back(roots.unified);
   for (const auto& [c, p] : roots.v1) hierarchies.push_back(p);
   for (const fs::path& h : hierarchies) {
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(h / Cgroup::kParent, ec)) out.insert(e.path());
+    for (const auto& e : fs::directory_iterator(h / Cgroup::kParent, ec)) {
+      if (e.is_directory(ec) && e.path().filename().string().rfind(prefix, 0) == 0) {
+        out.insert(e.path());
+      }
+    }
   }
   return out;
 }
 
 TEST_F(Limits_, TwoHundredCyclesLeaveNoCgroupBehind) {
-  const auto before = lockstep_cgroups(roots_);
+  const std::string prefix = "sectest-cycle-" + std::to_string(::getpid()) + "-";
   Limits limits;
   limits.memory_bytes = 64ull << 20;
   limits.pids = 64;
@@ -251,6 +258,7 @@ TEST_F(Limits_, TwoHundredCyclesLeaveNoCgroupBehind) {
     });
     ASSERT_TRUE(cg->attach(c.pid()));
     ASSERT_TRUE(c.release());
+    if (i == 0) ASSERT_EQ(lockstep_cgroups(roots_, prefix).size(), cg->dirs().size());
     ASSERT_TRUE(cg->kill_all());
     c.wait();
     ASSERT_TRUE(cg->remove());
@@ -259,7 +267,7 @@ TEST_F(Limits_, TwoHundredCyclesLeaveNoCgroupBehind) {
   RecordProperty(
       "cycle_us",
       std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(per_cycle).count()));
-  EXPECT_EQ(lockstep_cgroups(roots_), before);
+  EXPECT_EQ(lockstep_cgroups(roots_, prefix), std::set<fs::path>{});
 }
 
 }  // namespace
