@@ -258,7 +258,9 @@ TEST_F(Limits_, TwoHundredCyclesLeaveNoCgroupBehind) {
     });
     ASSERT_TRUE(cg->attach(c.pid()));
     ASSERT_TRUE(c.release());
-    if (i == 0) ASSERT_EQ(lockstep_cgroups(roots_, prefix).size(), cg->dirs().size());
+    if (i == 0) {
+      ASSERT_EQ(lockstep_cgroups(roots_, prefix).size(), cg->dirs().size());
+    }
     ASSERT_TRUE(cg->kill_all());
     c.wait();
     ASSERT_TRUE(cg->remove());
