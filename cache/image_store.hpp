@@ -42,6 +42,7 @@ class ImageStore {
  public:
   explicit ImageStore(std::filesystem::path state_dir);
   BlobStore& blobs() { return blobs_; }
+  const BlobStore& blobs() const { return blobs_; }
 
   // Deterministic single-layer image from a rootfs directory or a tar file:
   // sorted entries, mtime 0, uid/gid 0, uncompressed-then-gzip without a
