@@ -206,12 +206,12 @@ Result<std::vector<std::string>> split_shell_words(std::string_view text) {
     }
     in_word = true;
     if (c == '\\') {
-      if (i + 1 >= text.size()) return bad("container options end with a lone '\\'");
+      if (i + 1 >= text.size()) return bad("a lone '\\' at the end");
       if (text[i + 1] != '\n') cur += text[i + 1];
       ++i;
     } else if (c == '\'') {
       size_t end = text.find('\'', i + 1);
-      if (end == std::string_view::npos) return bad("unterminated ' quote in container options");
+      if (end == std::string_view::npos) return bad("unterminated ' quote");
       cur.append(text.substr(i + 1, end - i - 1));
       i = end;
     } else if (c == '"') {
@@ -224,7 +224,7 @@ Result<std::vector<std::string>> split_shell_words(std::string_view text) {
         }
         cur += text[j];
       }
-      if (j >= text.size()) return bad("unterminated \" quote in container options");
+      if (j >= text.size()) return bad("unterminated \" quote");
       i = j;
     } else {
       cur += c;
@@ -320,10 +320,11 @@ Result<int64_t> parse_duration_ms(std::string_view text) {
 }
 
 Result<ContainerOptions> parse_container_options(std::string_view text) {
-  LS_TRY_ASSIGN(auto words, split_shell_words(text));
+  auto words = split_shell_words(text);
+  if (!words) return bad(words.error().message() + " in container options");
   ContainerOptions out;
-  for (size_t i = 0; i < words.size(); ++i) {
-    const std::string& w = words[i];
+  for (size_t i = 0; i < words->size(); ++i) {
+    const std::string& w = (*words)[i];
     if (w.size() < 2 || w[0] != '-') {
       return bad("unexpected argument '" + w + "' in container options (options start with '-')");
     }
@@ -340,10 +341,10 @@ Result<ContainerOptions> parse_container_options(std::string_view text) {
     }
     if (!spec) return bad("unknown option '" + name + "' in container options");
     if (!value) {
-      if (i + 1 >= words.size()) {
+      if (i + 1 >= words->size()) {
         return bad("option '" + name + "' needs a value");
       }
-      value = words[++i];
+      value = (*words)[++i];
     }
     LS_TRY(apply(out, *spec, *value));
   }

@@ -95,7 +95,7 @@ TEST(ShellWords, QuotingAsAShell) {
             (std::vector<std::string>{"a", "b c", "d \"e\"", "f g", "hi"}));
   EXPECT_EQ(*split_shell_words("''"), std::vector<std::string>{""});
   EXPECT_EQ(*split_shell_words("\"a\\nb\""), std::vector<std::string>{"a\\nb"});
-  EXPECT_EQ(split_shell_words("a\\").error().message(), "container options end with a lone '\\'");
+  EXPECT_EQ(split_shell_words("a\\").error().message(), "a lone '\\' at the end");
 }
 
 TEST(Sizes, DockerUnits) {

@@ -1,0 +1,189 @@
+#include "pipeline/commands.hpp"
+
+namespace lockstep::pipeline {
+namespace {
+
+// Replaces the escapes GitHub defines; other '%' sequences stay as written.
+std::string unescape(std::string_view s, bool property) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      std::string_view code = s.substr(i + 1, 2);
+      char c = 0;
+      if (code == "25")
+        c = '%';
+      else if (code == "0D" || code == "0d")
+        c = '\r';
+      else if (code == "0A" || code == "0a")
+        c = '\n';
+      else if (property && (code == "3A" || code == "3a"))
+        c = ':';
+      else if (property && (code == "2C" || code == "2c"))
+        c = ',';
+      if (c) {
+        out += c;
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string_view line = text.substr(start, nl == std::string_view::npos ? nl : nl - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  return lines;
+}
+
+}  // namespace
+
+std::optional<std::string> WorkflowCommand::property(std::string_view key) const {
+  for (const auto& [k, v] : properties) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<WorkflowCommand> parse_command(std::string_view line) {
+  size_t lead = line.find_first_not_of(" \t");
+  if (lead == std::string_view::npos) return std::nullopt;
+  line.remove_prefix(lead);
+  if (line.substr(0, 2) != "::") return std::nullopt;
+  size_t end = line.find("::", 2);
+  if (end == std::string_view::npos) return std::nullopt;
+  std::string_view section = line.substr(2, end - 2);
+  WorkflowCommand cmd;
+  size_t space = section.find(' ');
+  cmd.name = std::string(section.substr(0, space));
+  if (cmd.name.empty()) return std::nullopt;
+  if (space != std::string_view::npos) {
+    std::string_view props = section.substr(space + 1);
+    size_t pos = 0;
+    while (pos <= props.size()) {
+      size_t comma = props.find(',', pos);
+      std::string_view kv =
+          props.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+      size_t eq = kv.find('=');
+      if (eq != std::string_view::npos && eq > 0 && eq + 1 < kv.size()) {
+        cmd.properties.emplace_back(std::string(kv.substr(0, eq)),
+                                    unescape(kv.substr(eq + 1), true));
+      }
+      if (comma == std::string_view::npos) break;
+      pos = comma + 1;
+    }
+  }
+  cmd.message = unescape(line.substr(end + 2), false);
+  return cmd;
+}
+
+std::string escape_command_data(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%')
+      out += "%25";
+    else if (c == '\r')
+      out += "%0D";
+    else if (c == '\n')
+      out += "%0A";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string escape_command_property(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%')
+      out += "%25";
+    else if (c == '\r')
+      out += "%0D";
+    else if (c == '\n')
+      out += "%0A";
+    else if (c == ':')
+      out += "%3A";
+    else if (c == ',')
+      out += "%2C";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::optional<WorkflowCommand> CommandStream::feed(std::string_view line) {
+  if (!resume_token_.empty()) {
+    auto cmd = parse_command(line);
+    if (cmd && cmd->name == resume_token_ && cmd->properties.empty()) resume_token_.clear();
+    return std::nullopt;
+  }
+  auto cmd = parse_command(line);
+  if (cmd && cmd->name == "stop-commands" && !cmd->message.empty()) {
+    resume_token_ = cmd->message;
+    return std::nullopt;
+  }
+  return cmd;
+}
+
+Result<EnvList> parse_key_value_file(std::string_view text, std::string_view what) {
+  EnvList out;
+  std::vector<std::string_view> lines = split_lines(text);
+  auto bad = [&](size_t index, std::string message) {
+    return fail(std::string(what) + " line " + std::to_string(index + 1) + ": " + message,
+                ErrorKind::kWorkflow);
+  };
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    if (line.empty()) continue;
+    size_t eq = line.find('=');
+    size_t heredoc = line.find("<<");
+    if (eq != std::string_view::npos && (heredoc == std::string_view::npos || eq < heredoc)) {
+      if (eq == 0) return bad(i, "empty name in '" + std::string(line) + "'");
+      out.emplace_back(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+      continue;
+    }
+    if (heredoc == std::string_view::npos) {
+      return bad(
+          i, "invalid line '" + std::string(line) + "' (expected NAME=VALUE or NAME<<DELIMITER)");
+    }
+    std::string name(line.substr(0, heredoc));
+    std::string delimiter(line.substr(heredoc + 2));
+    if (name.empty()) return bad(i, "empty name in '" + std::string(line) + "'");
+    if (delimiter.empty()) return bad(i, "empty delimiter in '" + std::string(line) + "'");
+    size_t start = i;
+    std::string value;
+    bool closed = false;
+    for (++i; i < lines.size(); ++i) {
+      if (lines[i] == delimiter) {
+        closed = true;
+        break;
+      }
+      if (i > start + 1) value += '\n';
+      value += lines[i];
+    }
+    if (!closed) {
+      return bad(start, "no line '" + delimiter + "' ends the value of '" + name + "'");
+    }
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  return out;
+}
+
+std::vector<std::string> parse_path_file(std::string_view text) {
+  std::vector<std::string> out;
+  for (std::string_view line : split_lines(text)) {
+    if (!line.empty()) out.emplace_back(line);
+  }
+  return out;
+}
+
+}  // namespace lockstep::pipeline
