@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
   if (!strcmp(a, "raw_socket"))
     return check(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP), "raw socket");
   if (!strcmp(a, "proc_sys")) return open_for_write("/proc/sys/kernel/core_pattern");
-  if (!strcmp(a, "sys")) return open_for_write("/sys/kernel/uevent_helper");
+  if (!strcmp(a, "sys")) return open_for_write("/sys/kernel/mm/transparent_hugepage/enabled");
   if (!strcmp(a, "sysrq")) return open_for_write("/proc/sysrq-trigger");
   if (!strcmp(a, "kcore")) return read_kcore();
   if (!strcmp(a, "shocker")) return shocker();
