@@ -84,7 +84,7 @@ class Backoff {
   }
 
  private:
-  std::chrono::microseconds delay_{100};
+  std::chrono::microseconds delay_{50};
 };
 
 // ---- layout: the only place that knows v1 from v2 -------------------------
@@ -191,15 +191,10 @@ void kill_pids(const std::vector<pid_t>& pids) {
 }
 
 // v1: a frozen task cannot fork, so freeze-kill-thaw converges even against a
-// fork bomb. FREEZING means some task has not stopped yet; killing anyway is
-// fine, the next round gets what escaped.
+// fork bomb. Tasks still FREEZING when the kill goes out are caught by the
+// next round; a frozen task dies once thawed.
 Status kill_round_v1(const fs::path& freezer) {
   LS_TRY(write_control(freezer / "freezer.state", "FROZEN"));
-  for (int i = 0; i < 50; ++i) {
-    auto state = read_file(freezer / "freezer.state");
-    if (!state || state->rfind("FROZEN", 0) == 0) break;
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
   kill_pids(read_pids(freezer));
   return write_control(freezer / "freezer.state", "THAWED");
 }
@@ -352,16 +347,32 @@ Status Cgroup::kill_all() {
   const fs::path& members = procs_dir(dirs_, v2);
   const auto deadline = Clock::now() + kKillDeadline;
   Backoff backoff;
-  while (!read_pids(members).empty()) {
+  std::set<pid_t> signalled;
+  for (int round = 0;;) {
+    const std::vector<pid_t> pids = read_pids(members);
+    if (pids.empty()) return {};
     if (Clock::now() > deadline) {
       return fail("kill processes of cgroup " + id_ + ": still not empty after 10s");
     }
-    auto st = v2 ? kill_round_v2(members) : kill_round_v1(dirs_.at("freezer"));
-    if (!st) return fail(std::move(st.error()).context("kill processes of cgroup " + id_));
-    if (read_pids(members).empty()) break;
+    // Killed tasks take a moment to leave cgroup.procs; only members that
+    // were not signalled yet (forked since) need another round.
+    const bool fresh =
+        std::any_of(pids.begin(), pids.end(), [&](pid_t p) { return !signalled.count(p); });
+    if (fresh) {
+      Status st;
+      if (v2) {
+        st = kill_round_v2(members);
+      } else if (round == 0) {
+        kill_pids(pids);  // the common case: nothing forks while we kill
+      } else {
+        st = kill_round_v1(dirs_.at("freezer"));
+      }
+      if (!st) return fail(std::move(st.error()).context("kill processes of cgroup " + id_));
+      signalled.insert(pids.begin(), pids.end());
+      ++round;
+    }
     backoff.wait();
   }
-  return {};
 }
 
 ResourceUsage Cgroup::usage() const {
