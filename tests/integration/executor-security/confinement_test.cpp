@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/digest.hpp"
 #include "common/fs.hpp"
 #include "executor/capabilities.hpp"
 #include "executor/seccomp.hpp"
@@ -112,6 +114,34 @@ TEST(ConfinementPrograms, OrdinaryShellWorkRunsUnderTheFilter) {
   Ran r = run_confined({"/bin/busybox", "sh", "-c", script});
   EXPECT_EQ(r.exit_code(), 0) << r.out;
   EXPECT_EQ(r.out, "done\n");
+}
+
+TEST(ConfinementPrograms, PodmansOwnDockerFormatProfileCompilesAndConfines) {
+  // A real-world profile in Docker's format, shipped by Debian's
+  // containers-common (pulled in by skopeo): archMap, defaultErrnoRet,
+  // includes/excludes by caps and arches, minKernel, errnoRet.
+  const fs::path path = "/usr/share/containers/seccomp.json";
+  if (!fs::exists(path)) GTEST_SKIP() << "needs " << path << " (golang-github-containers-common)";
+  auto text = read_file(path);
+  ASSERT_TRUE(text);
+  auto prog = compile_seccomp(*text, default_capabilities());
+  ASSERT_TRUE(prog) << prog.error().message();
+  EXPECT_EQ(prog->profile_digest, sha256_of(*text));
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (set_no_new_privs() != 0 || load_seccomp(*prog) != 0) ::_exit(120);
+    // Each probe's arguments are invalid, so the kernel itself would answer
+    // EINVAL/EFAULT: only the filter answers EPERM or ENOSYS.
+    auto err = [](long rc) { return rc < 0 ? errno : 0; };
+    const int kexec = err(::syscall(SYS_kexec_load, 0, 0, nullptr, 0xffffffffUL));  // errno rule
+    const int bpf = err(::syscall(SYS_bpf, 9999, nullptr, 0));  // excludes CAP_SYS_ADMIN
+    const int add_key = err(::syscall(SYS_add_key, nullptr, nullptr, nullptr, 0, 0));  // default
+    const bool getpid_ok = ::syscall(SYS_getpid) > 0;
+    ::_exit(kexec == EPERM && bpf == EPERM && add_key == ENOSYS && getpid_ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 class SetuidBinary : public ::testing::Test {
