@@ -43,8 +43,8 @@ DownloadState BlobDownload::state() const {
 void BlobDownload::on_change(uint64_t seen_readable, bool seen_headers, std::function<void()> fn) {
   {
     std::lock_guard lock(mu_);
-    bool changed = st_.readable > seen_readable || st_.headers != seen_headers || st_.done ||
-                   st_.failed;
+    bool changed =
+        st_.readable > seen_readable || st_.headers != seen_headers || st_.done || st_.failed;
     if (!changed) {
       waiters_.push_back({seen_readable, seen_headers, std::move(fn)});
       return;
@@ -73,7 +73,9 @@ void BlobDownload::update(const std::function<void(DownloadState&)>& f) {
 BlobFetcher::BlobFetcher(MirrorStore& store, MirrorMetrics& metrics)
     : store_(store), metrics_(metrics) {}
 
-BlobFetcher::~BlobFetcher() { abort_all(); }
+BlobFetcher::~BlobFetcher() {
+  abort_all();
+}
 
 size_t BlobFetcher::in_flight() const {
   std::lock_guard lock(mu_);
@@ -174,8 +176,7 @@ Status BlobFetcher::download(BlobDownload& dl, Upstream& upstream, const std::st
         if (n == 0) return {};
       }
       if (size && written + n > *size)
-        return fail(what + ": upstream sent more than its Content-Length " +
-                        std::to_string(*size),
+        return fail(what + ": upstream sent more than its Content-Length " + std::to_string(*size),
                     ErrorKind::kIntegrity);
       LS_TRY(pwrite_all(dl.fd(), p, n, written));
       hash.update(p, n);
@@ -216,8 +217,8 @@ Status BlobFetcher::download(BlobDownload& dl, Upstream& upstream, const std::st
   }
   Digest got = hash.finish();
   if (got != d)
-    return fail(Error(what + ": digest mismatch: upstream sent " + got.str(), 0,
-                      ErrorKind::kIntegrity));
+    return fail(
+        Error(what + ": digest mismatch: upstream sent " + got.str(), 0, ErrorKind::kIntegrity));
   LS_TRY(store_.publish(dl.fd(), d, written));
   dl.update([&](DownloadState& s) {
     s.headers = true;

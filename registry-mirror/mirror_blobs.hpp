@@ -31,9 +31,9 @@ struct DownloadState {
   uint64_t readable = 0;         // bytes a reader may send now
   bool done = false;             // verified and published: readable == *size
   bool failed = false;
-  long status = 0;               // upstream status on failure (0: transport / integrity)
+  long status = 0;  // upstream status on failure (0: transport / integrity)
   std::optional<std::chrono::seconds> retry_after;
-  std::string error;             // one line, on failure
+  std::string error;  // one line, on failure
 };
 
 class BlobDownload {
@@ -71,8 +71,7 @@ class BlobFetcher {
 
   // The download of d: one in progress, or a new one from upstream/repo.
   // nullptr when the blob is already in the store (serve it from there).
-  std::shared_ptr<BlobDownload> join(Upstream& upstream, const std::string& repo,
-                                     const Digest& d);
+  std::shared_ptr<BlobDownload> join(Upstream& upstream, const std::string& repo, const Digest& d);
   // Makes running downloads fail (nothing is published) and joins them.
   void abort_all();
   size_t in_flight() const;

@@ -14,8 +14,8 @@
 namespace lockstep::registry {
 
 struct UpstreamConfig {
-  std::string name;  // routing key: "?ns=<name>" and "/v2/<name>/..." ("docker.io")
-  std::string url;   // "https://registry-1.docker.io", "http://127.0.0.1:5000"
+  std::string name;       // routing key: "?ns=<name>" and "/v2/<name>/..." ("docker.io")
+  std::string url;        // "https://registry-1.docker.io", "http://127.0.0.1:5000"
   bool insecure = false;  // plain HTTP to a non-loopback host
   // Optional self-imposed budget of upstream manifest GETs per window
   // (0: unlimited). When spent, stale tags are served and uncached

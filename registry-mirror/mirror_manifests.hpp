@@ -27,11 +27,11 @@ struct ManifestAnswer {
   std::string media_type;
   std::string body;
   Digest digest;
-  bool hit = false;          // served without asking the upstream
-  std::string stale;         // non-empty: served stale, for this reason
+  bool hit = false;   // served without asking the upstream
+  std::string stale;  // non-empty: served stale, for this reason
   std::optional<std::chrono::seconds> retry_after;
-  std::string code;          // error code ("MANIFEST_UNKNOWN", "TOOMANYREQUESTS", ...)
-  std::string message;       // error message (one line)
+  std::string code;     // error code ("MANIFEST_UNKNOWN", "TOOMANYREQUESTS", ...)
+  std::string message;  // error message (one line)
 };
 
 class ManifestCache {

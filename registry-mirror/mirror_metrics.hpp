@@ -30,6 +30,8 @@ class MirrorMetrics {
   std::atomic<int64_t> evictions{0};
 
   std::string render() const;
+  uint64_t bytes_fetched_total() const { return fetched_.load(); }
+  uint64_t bytes_served_total() const { return served_.load(); }
 
  private:
   void count(std::map<std::string, uint64_t>& m, const std::string& k);
@@ -37,7 +39,6 @@ class MirrorMetrics {
   std::map<std::string, uint64_t> hits_, misses_, responses_;
   std::map<std::tuple<std::string, std::string, long>, uint64_t> upstream_;
   std::atomic<uint64_t> served_{0}, fetched_{0}, stale_{0};
-
 };
 
 }  // namespace lockstep::registry

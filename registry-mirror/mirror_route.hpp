@@ -15,23 +15,23 @@
 namespace lockstep::registry {
 
 enum class Endpoint {
-  kBase,       // GET /v2/
-  kCatalog,    // GET /v2/_catalog
-  kMetrics,    // GET /metrics
-  kManifest,   // /v2/<name>/manifests/<reference>
-  kBlob,       // /v2/<name>/blobs/<digest>
-  kTagsList,   // /v2/<name>/tags/list
+  kBase,         // GET /v2/
+  kCatalog,      // GET /v2/_catalog
+  kMetrics,      // GET /metrics
+  kManifest,     // /v2/<name>/manifests/<reference>
+  kBlob,         // /v2/<name>/blobs/<digest>
+  kTagsList,     // /v2/<name>/tags/list
   kUnsupported,  // a valid API path the mirror does not serve (uploads, ...)
-  kNotFound,   // anything else
+  kNotFound,     // anything else
 };
 
 struct Route {
   Endpoint endpoint = Endpoint::kNotFound;
-  std::string upstream;   // a configured upstream name
-  std::string repo;       // repository path at that upstream ("library/alpine")
-  std::string reference;  // tag or digest (manifests), digest (blobs)
+  std::string upstream;          // a configured upstream name
+  std::string repo;              // repository path at that upstream ("library/alpine")
+  std::string reference;         // tag or digest (manifests), digest (blobs)
   std::optional<Digest> digest;  // when reference is a digest
-  std::string query;      // the query string without "?ns=" (tags/list, catalog paging)
+  std::string query;             // the query string without "?ns=" (tags/list, catalog paging)
 };
 
 struct RouteTable {

@@ -34,8 +34,8 @@ Upstream::Upstream(const UpstreamConfig& cfg, MirrorMetrics& metrics)
     : cfg_(cfg), metrics_(metrics) {
   std::string rest = cfg.url.substr(cfg.url.find("://") + 3);
   std::string host = rest.substr(0, rest.find('/'));
-  domain_ = host == kDockerHubApiHost || host == "index.docker.io" ? std::string(kDockerHubDomain)
-                                                                    : host;
+  domain_ =
+      host == kDockerHubApiHost || host == "index.docker.io" ? std::string(kDockerHubDomain) : host;
   base_url_ = cfg.url + "/v2";
   ClientOptions o;
   if (cfg.url.rfind("http://", 0) == 0 || cfg.insecure) o.insecure.push_back(domain_);
@@ -70,7 +70,8 @@ std::optional<Refusal> Upstream::admit(bool manifest_get) {
   if (manifest_get && cfg_.manifest_budget > 0) {
     while (!spent_.empty() && now - spent_.front() >= cfg_.budget_window) spent_.pop_front();
     if (spent_.size() >= cfg_.manifest_budget) {
-      auto left = std::chrono::ceil<std::chrono::seconds>(spent_.front() + cfg_.budget_window - now);
+      auto left =
+          std::chrono::ceil<std::chrono::seconds>(spent_.front() + cfg_.budget_window - now);
       return Refusal{left, "upstream " + cfg_.name + " manifest budget of " +
                                std::to_string(cfg_.manifest_budget) + " per " +
                                std::to_string(cfg_.budget_window.count()) + "s is spent"};

@@ -52,8 +52,7 @@ class Upstream {
                                const std::string& repo, const std::string& suffix,
                                std::vector<std::string> headers = {});
   // Streams a blob GET (optionally from `offset` with Range) to the callbacks.
-  Result<HttpResponse> stream(const std::string& repo, const std::string& suffix,
-                              uint64_t offset,
+  Result<HttpResponse> stream(const std::string& repo, const std::string& suffix, uint64_t offset,
                               std::function<Status(long, const HttpResponse&)> on_start,
                               std::function<Status(const char*, size_t)> on_data);
 

@@ -1,0 +1,148 @@
+#include "runner/cmd_mirror.hpp"
+
+#include <cstdio>
+
+#include "common/fs.hpp"
+#include "common/log.hpp"
+#include "common/paths.hpp"
+#include "registry-mirror/manifest.hpp"
+#include "registry-mirror/mirror_config.hpp"
+#include "registry-mirror/mirror_prefetch.hpp"
+#include "registry-mirror/mirror_server.hpp"
+#include "runner/cli.hpp"
+
+namespace lockstep::runner {
+namespace {
+
+constexpr const char* kMirrorHelp =
+    "usage: lockstep mirror <serve|prefetch> [options]\n\n"
+    "  serve      run the pull-through registry mirror (see 'lockstep mirror serve --help')\n"
+    "  prefetch   warm a running mirror with a list of images\n";
+
+int serve(const std::vector<std::string>& args) {
+  CommandLine cli(
+      "lockstep mirror serve [--config FILE] [--listen ADDR:PORT] [--upstream NAME=URL]... "
+      "[--default-upstream NAME] [--tag-ttl DUR] [--max-size SIZE] [--state DIR] "
+      "[--insecure-upstream HOST]...",
+      "Serves the read side of the OCI distribution API and pulls through to the upstreams.\n"
+      "Clients pick an upstream with ?ns=<name> (containerd), a path prefix\n"
+      "(/v2/<name>/repo/...), or get the default. Flags override the YAML config.",
+      {
+          {"config", 'c', true, false, "FILE", "YAML config (see examples/mirror/mirror.yml)"},
+          {"listen", 'l', true, false, "ADDR:PORT",
+           "address to listen on (default 127.0.0.1:5000)"},
+          {"upstream", 'u', true, true, "NAME=URL",
+           "an upstream registry, e.g. docker.io=https://registry-1.docker.io"},
+          {"default-upstream", 0, true, false, "NAME", "upstream for unrouted requests"},
+          {"tag-ttl", 0, true, false, "DUR", "re-check tags upstream after DUR (default 5m)"},
+          {"max-size", 0, true, false, "SIZE", "evict least recently used blobs above SIZE"},
+          {"state", 0, true, false, "DIR", "store directory (default $LOCKSTEP_HOME)"},
+          {"insecure-upstream", 0, true, true, "HOST", "speak plain HTTP to this upstream host"},
+          {"access-log", 0, true, false, "FILE", "JSON-lines access log (default stderr)"},
+          {"threads", 0, true, false, "N", "HTTP worker threads (default 4)"},
+      });
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cli.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cli.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (!parsed->positionals.empty())
+    return usage_error("mirror serve takes no arguments, got '" + parsed->positionals[0] + "'");
+  registry::MirrorConfig cfg;
+  cfg.state_dir = state_dir();
+  if (auto c = parsed->get("config"))
+    if (auto st = registry::load_mirror_config(*c, cfg); !st) return report_error(st.error());
+  if (auto v = parsed->get("listen"))
+    if (auto st = registry::parse_listen(*v, cfg); !st) return report_error(st.error());
+  for (const auto& u : parsed->all("upstream")) {
+    auto up = registry::parse_upstream_flag(u);
+    if (!up) return report_error(up.error());
+    std::erase_if(cfg.upstreams, [&](const auto& x) { return x.name == up->name; });
+    cfg.upstreams.push_back(*up);
+  }
+  if (auto v = parsed->get("default-upstream")) cfg.default_upstream = *v;
+  if (auto v = parsed->get("tag-ttl")) {
+    auto d = registry::parse_duration(*v);
+    if (!d) return report_error(d.error());
+    cfg.tag_ttl = *d;
+  }
+  if (auto v = parsed->get("max-size")) {
+    auto n = registry::parse_size(*v);
+    if (!n) return report_error(n.error());
+    cfg.max_size = *n;
+  }
+  if (auto v = parsed->get("state")) cfg.state_dir = *v;
+  if (auto v = parsed->get("access-log")) cfg.access_log = *v;
+  if (auto v = parsed->get("threads")) {
+    try {
+      cfg.threads = static_cast<unsigned>(std::stoul(*v));
+    } catch (const std::exception&) {
+      return usage_error("invalid --threads '" + *v + "'");
+    }
+  }
+  for (const auto& host : parsed->all("insecure-upstream"))
+    for (auto& u : cfg.upstreams)
+      if (u.url.find("://" + host) != std::string::npos) u.insecure = true;
+
+  auto server = registry::MirrorServer::create(std::move(cfg));
+  if (!server) return report_error(server.error());
+  // Tests and scripts read the bound port from this line (with --listen :0).
+  std::printf("listening on port %u\n", (*server)->port());
+  std::fflush(stdout);
+  auto st = (*server)->run(/*handle_signals=*/true);
+  if (!st) return report_error(st.error());
+  return 0;
+}
+
+int prefetch(const std::vector<std::string>& args) {
+  CommandLine cli(
+      "lockstep mirror prefetch LIST [--mirror URL] [--platform OS/ARCH]",
+      "Pulls every image of LIST through a running mirror so that later pulls are local.\n"
+      "LIST is, until lockstep.lock exists, a text file with one image reference per line\n"
+      "('#' starts a comment), e.g. docker.io/library/alpine:3.19.",
+      {
+          {"mirror", 'm', true, false, "URL", "the mirror (default http://127.0.0.1:5000)"},
+          {"platform", 0, true, false, "OS/ARCH", "platform for multi-platform images"},
+      });
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cli.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cli.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (parsed->positionals.size() != 1)
+    return usage_error("mirror prefetch needs one file of image references");
+  const std::string& file = parsed->positionals[0];
+  auto text = read_file(file);
+  if (!text) return report_error(text.error());
+  auto refs = registry::parse_prefetch_list(*text, file);
+  if (!refs) return report_error(refs.error());
+  cache::Platform platform;
+  if (auto p = parsed->get("platform")) {
+    auto pl = registry::parse_platform(*p);
+    if (!pl) return report_error(pl.error());
+    platform = *pl;
+  }
+  auto r = registry::prefetch_through_mirror(
+      parsed->get("mirror").value_or("http://127.0.0.1:5000"), *refs, platform);
+  if (!r) return report_error(r.error());
+  std::printf("prefetched %zu images: %zu manifests, %zu blobs, %llu bytes\n", refs->size(),
+              r->manifests, r->blobs, static_cast<unsigned long long>(r->bytes));
+  return 0;
+}
+
+}  // namespace
+
+int cmd_mirror(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kMirrorHelp, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "serve") return serve(rest);
+  if (args[0] == "prefetch") return prefetch(rest);
+  return usage_error("unknown mirror command '" + args[0] + "' (expected serve or prefetch)");
+}
+
+}  // namespace lockstep::runner
