@@ -66,8 +66,10 @@ std::string number_to_string(double d) {
   if (std::trunc(d) == d && std::fabs(d) < 1e15) {
     return std::to_string(static_cast<int64_t>(d));
   }
+  // .NET's "G15", as GitHub's runner formats numbers: 15 significant digits,
+  // exponent form outside 1e-5..1e15 with an upper-case E.
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.15g", d);
+  std::snprintf(buf, sizeof buf, "%.15G", d);
   return buf;
 }
 

@@ -208,10 +208,7 @@ Status check_matrix_keys(const Workflow& wf, const Job& job,
   }
   for (const ExprSite& site : job.expressions) {
     // The matrix's own expressions are evaluated before there is a matrix.
-    if (site.what.rfind("matrix axis", 0) == 0 ||
-        site.what.find("'matrix' of") != std::string::npos) {
-      continue;
-    }
+    if (site.in_matrix) continue;
     LS_TRY_ASSIGN(auto used, matrix_keys_used(site.text, site.condition));
     for (const std::string& key : used) {
       bool ok = std::any_of(defined.begin(), defined.end(),

@@ -31,6 +31,7 @@ struct ExprSite {
   std::string text;
   SourceLoc loc;
   bool condition = false;  // an if: (expression with or without ${{ }})
+  bool in_matrix = false;  // part of strategy.matrix: evaluated before a matrix exists
 };
 
 // A key lockstep accepts but does not act on (top-level or job-level

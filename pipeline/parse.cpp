@@ -198,10 +198,11 @@ Status WorkflowParser::check_expr(const YAML::Node& n, const std::string& text,
 }
 
 Result<std::string> WorkflowParser::bool_or_expr(const YAML::Node& n, const std::string& what,
+                                                 const std::string& site,
                                                  std::vector<ExprSite>* sites) const {
   LS_TRY_ASSIGN(std::string s, scalar(n, what));
   if (has_expression(s)) {
-    LS_TRY(check_expr(n, s, what, false, sites));
+    LS_TRY(check_expr(n, s, site, false, sites));
     return s;
   }
   if (s != "true" && s != "false") {
@@ -211,10 +212,11 @@ Result<std::string> WorkflowParser::bool_or_expr(const YAML::Node& n, const std:
 }
 
 Result<std::string> WorkflowParser::number_or_expr(const YAML::Node& n, const std::string& what,
+                                                   const std::string& site,
                                                    std::vector<ExprSite>* sites) const {
   LS_TRY_ASSIGN(std::string s, scalar(n, what));
   if (has_expression(s)) {
-    LS_TRY(check_expr(n, s, what, false, sites));
+    LS_TRY(check_expr(n, s, site, false, sites));
     return s;
   }
   OrderedValue v = plain_scalar(s);

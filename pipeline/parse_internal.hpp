@@ -52,10 +52,10 @@ class WorkflowParser {
                     bool condition, std::vector<ExprSite>* sites) const;
   // "true"/"false" or an expression (fail-fast, continue-on-error).
   Result<std::string> bool_or_expr(const YAML::Node& n, const std::string& what,
-                                   std::vector<ExprSite>* sites) const;
+                                   const std::string& site, std::vector<ExprSite>* sites) const;
   // A positive number or an expression (timeout-minutes).
   Result<std::string> number_or_expr(const YAML::Node& n, const std::string& what,
-                                     std::vector<ExprSite>* sites) const;
+                                     const std::string& site, std::vector<ExprSite>* sites) const;
   Result<OrderedValue> to_value(const YAML::Node& n, const std::string& what,
                                 std::vector<ExprSite>* sites) const;
   Result<RunDefaults> defaults(const YAML::Node& n, const std::string& where) const;

@@ -79,9 +79,9 @@ Status WorkflowParser::job_entry(Job& job, const std::string& where, const std::
       LS_TRY(check_expr(v[name], value, "env '" + name + "'", false, sites));
     }
   } else if (key == "timeout-minutes") {
-    LS_TRY_ASSIGN(job.timeout_minutes, number_or_expr(v, what, sites));
+    LS_TRY_ASSIGN(job.timeout_minutes, number_or_expr(v, what, "'timeout-minutes'", sites));
   } else if (key == "continue-on-error") {
-    LS_TRY_ASSIGN(job.continue_on_error, bool_or_expr(v, what, sites));
+    LS_TRY_ASSIGN(job.continue_on_error, bool_or_expr(v, what, "'continue-on-error'", sites));
   } else if (key == "outputs") {
     LS_TRY_ASSIGN(job.outputs, string_map(v, what));
     for (const auto& [name, value] : job.outputs) {
@@ -141,7 +141,8 @@ Status WorkflowParser::step_entry(Step& st, Job& job, const std::string& where,
                                   const std::string& key, const YAML::Node& k,
                                   const YAML::Node& v) {
   const std::string what = "'" + key + "' in " + where;
-  const std::string short_where = "'" + key + "' of " + where.substr(0, where.find(" of job"));
+  const std::string step_name = where.substr(0, where.find(" of job"));  // "step 2"
+  const std::string short_where = "'" + key + "' of " + step_name;
   auto* sites = &job.expressions;
   (void)k;
   if (key == "id") {
@@ -178,7 +179,7 @@ Status WorkflowParser::step_entry(Step& st, Job& job, const std::string& where,
   } else if (key == "with") {
     LS_TRY_ASSIGN(st.with, string_map(v, what));
     for (const auto& [name, value] : st.with) {
-      LS_TRY(check_expr(v[name], value, "input '" + name + "' of " + where, false, sites));
+      LS_TRY(check_expr(v[name], value, "input '" + name + "' of " + step_name, false, sites));
     }
   } else if (key == "shell") {
     LS_TRY_ASSIGN(st.shell, scalar(v, what));
@@ -188,15 +189,15 @@ Status WorkflowParser::step_entry(Step& st, Job& job, const std::string& where,
   } else if (key == "env") {
     LS_TRY_ASSIGN(st.env, env_map(v, what));
     for (const auto& [name, value] : st.env) {
-      LS_TRY(check_expr(v[name], value, "env '" + name + "' of " + where, false, sites));
+      LS_TRY(check_expr(v[name], value, "env '" + name + "' of " + step_name, false, sites));
     }
   } else if (key == "if") {
     LS_TRY_ASSIGN(st.if_expr, scalar(v, what));
     LS_TRY(check_expr(v, st.if_expr, short_where, true, sites));
   } else if (key == "timeout-minutes") {
-    LS_TRY_ASSIGN(st.timeout_minutes, number_or_expr(v, what, sites));
+    LS_TRY_ASSIGN(st.timeout_minutes, number_or_expr(v, what, short_where, sites));
   } else if (key == "continue-on-error") {
-    LS_TRY_ASSIGN(st.continue_on_error, bool_or_expr(v, what, sites));
+    LS_TRY_ASSIGN(st.continue_on_error, bool_or_expr(v, what, short_where, sites));
   }
   return {};
 }
@@ -207,9 +208,11 @@ Result<ContainerDecl> WorkflowParser::container(Job& job, const YAML::Node& n,
   ContainerDecl c;
   c.loc = loc(n);
   auto* sites = &job.expressions;
+  // "'container'" or "service 'db'": where[] without " of job '...'".
+  const std::string place = where.substr(0, where.rfind(" of job"));
   if (n.IsScalar() && !service) {
     c.image = n.Scalar();
-    LS_TRY(check_expr(n, c.image, "'image' of " + where, false, sites));
+    LS_TRY(check_expr(n, c.image, "'image' of " + place, false, sites));
     return c;
   }
   LS_TRY(expect_map(n, where));
@@ -228,16 +231,16 @@ Result<ContainerDecl> WorkflowParser::container(Job& job, const YAML::Node& n,
     const std::string what = "'" + key + "' in " + where;
     if (key == "image") {
       LS_TRY_ASSIGN(c.image, scalar(v, what));
-      LS_TRY(check_expr(v, c.image, "'image' of " + where, false, sites));
+      LS_TRY(check_expr(v, c.image, "'image' of " + place, false, sites));
     } else if (key == "env") {
       LS_TRY_ASSIGN(c.env, env_map(v, what));
       for (const auto& [name, value] : c.env) {
-        LS_TRY(check_expr(v[name], value, "env '" + name + "' of " + where, false, sites));
+        LS_TRY(check_expr(v[name], value, "env '" + name + "' of " + place, false, sites));
       }
     } else if (key == "options") {
       LS_TRY_ASSIGN(c.options, scalar(v, what));
       if (has_expression(c.options)) {
-        LS_TRY(check_expr(v, c.options, "'options' of " + where, false, sites));
+        LS_TRY(check_expr(v, c.options, "'options' of " + place, false, sites));
       } else if (auto parsed = parse_container_options(c.options); !parsed) {
         return error(v, parsed.error().message());
       }
@@ -267,9 +270,15 @@ Result<Strategy> WorkflowParser::strategy(Job& job, const YAML::Node& n, const s
     const std::string what = "'" + key + "' in " + where;
     if (key == "matrix") {
       s.matrix_loc = loc(v);
+      // Matrix expressions are evaluated before the matrix exists: flag them
+      // so that they are not checked for matrix keys.
+      const size_t first_site = job.expressions.size();
       LS_TRY_ASSIGN(s.matrix, matrix(job, v, "'matrix' of job '" + job.id + "'"));
+      for (size_t i = first_site; i < job.expressions.size(); ++i) {
+        job.expressions[i].in_matrix = true;
+      }
     } else if (key == "fail-fast") {
-      LS_TRY_ASSIGN(s.fail_fast, bool_or_expr(v, what, &job.expressions));
+      LS_TRY_ASSIGN(s.fail_fast, bool_or_expr(v, what, "'fail-fast'", &job.expressions));
     } else if (key == "max-parallel") {
       LS_TRY_ASSIGN(std::string text, scalar(v, what));
       int value = 0;
@@ -290,7 +299,7 @@ Result<OrderedValue> WorkflowParser::matrix(Job& job, const YAML::Node& n,
     if (!has_expression(n.Scalar())) {
       return error(n, "expected a mapping or an expression for " + where + ", got a string");
     }
-    LS_TRY(check_expr(n, n.Scalar(), where, false, sites));
+    LS_TRY(check_expr(n, n.Scalar(), "'matrix'", false, sites));
     return OrderedValue(n.Scalar());
   }
   LS_TRY(expect_map(n, where));

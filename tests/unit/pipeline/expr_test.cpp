@@ -319,7 +319,7 @@ TEST(ExprInterpolate, ConvertsAsGitHub) {
   EXPECT_EQ(*interpolate("plain text", ctx), "plain text");
   EXPECT_EQ(*interpolate("os=${{ matrix.os }} v=${{matrix.version}}", ctx), "os=ubuntu v=14");
   EXPECT_EQ(*interpolate("${{ null }}|${{ true }}|${{ 1.50 }}|${{ 1e20 }}|${{ 0.1 }}", ctx),
-            "|true|1.5|1e+20|0.1");
+            "|true|1.5|1E+20|0.1");
   EXPECT_EQ(*interpolate("${{ 'a}}b' }}", ctx), "a}}b");
   EXPECT_EQ(*interpolate("${{ matrix.flags }} ${{ github.event }}", ctx), "Array Object");
   EXPECT_EQ(*interpolate("${{ steps.build.outputs.artifact }}.sha256", ctx), "app.tar.sha256");
@@ -347,6 +347,12 @@ TEST(ExprConversions, DisplayStringsAndLooseEqual) {
   EXPECT_EQ(to_display_string(Value(-0.0)), "0");
   EXPECT_EQ(to_display_string(Value(1.0 / 3)), "0.333333333333333");
   EXPECT_EQ(to_display_string(Value(NAN)), "NaN");
+  EXPECT_EQ(to_display_string(Value(1e15)), "1E+15");
+  EXPECT_EQ(to_display_string(Value(123456789012345.0)), "123456789012345");
+  EXPECT_EQ(to_display_string(Value(0.0001)), "0.0001");
+  EXPECT_EQ(to_display_string(Value(0.00001)), "1E-05");
+  EXPECT_EQ(to_display_string(Value(-2.5)), "-2.5");
+  EXPECT_EQ(to_display_string(Value(INFINITY)), "Infinity");
   EXPECT_TRUE(loose_equal(Value("GCC"), Value("gcc")));
   EXPECT_TRUE(loose_equal(Value(14), Value("14")));
   EXPECT_TRUE(loose_equal(Value::parse("[1]"), Value::parse("[1]")));

@@ -321,6 +321,45 @@ TEST(ExpandJobs, DisplayNamesAsGitHub) {
   EXPECT_EQ((*inst)[5].matrix.dump(), "{}");
 }
 
+TEST(ExpandJobs, MatrixFromNeedsIsCheckedAfterExpansion) {
+  auto wf = parse_workflow(R"(jobs:
+  setup:
+    runs-on: x
+    outputs:
+      m: ${{ steps.gen.outputs.m }}
+    steps:
+      - id: gen
+        run: echo m=... >> "$GITHUB_OUTPUT"
+  build:
+    needs: setup
+    runs-on: x
+    strategy:
+      matrix: ${{ fromJSON(needs.setup.outputs.m) }}
+    steps:
+      - run: make CC=${{ matrix.cc }}
+)",
+                           "ci.yml");
+  ASSERT_TRUE(wf) << wf.error().message();
+  const Job& build = wf->jobs[1];
+  ASSERT_EQ(build.expressions.size(), 2u);
+  EXPECT_TRUE(build.expressions[0].in_matrix);
+  EXPECT_EQ(build.expressions[0].what, "'matrix'");
+  EXPECT_FALSE(build.expressions[1].in_matrix);
+  EXPECT_EQ(build.expressions[1].what, "'run' of step 1");
+  EvalContext ctx;
+  ctx.contexts["needs"] =
+      Value::parse(R"({"setup":{"outputs":{"m":"{\"cc\":[\"gcc\",\"clang\"]}"}}})");
+  auto inst = expand_job(*wf, build, ctx);
+  ASSERT_TRUE(inst) << inst.error().message();
+  ASSERT_EQ(inst->size(), 2u);
+  EXPECT_EQ((*inst)[1].display_name, "build (clang)");
+  ctx.contexts["needs"] = Value::parse(R"({"setup":{"outputs":{"m":"{\"os\":[\"linux\"]}"}}})");
+  auto bad = expand_job(*wf, build, ctx);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(first_line(bad.error()),
+            "ci.yml:15:14: undefined matrix key 'cc' (the matrix has: os)");
+}
+
 TEST(ExpandJobs, UndefinedMatrixKeyIsAnError) {
   auto wf = parse_workflow(R"(jobs:
   build:

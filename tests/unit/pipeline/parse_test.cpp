@@ -163,9 +163,8 @@ TEST(ParseWorkflow, ReadsEverySupportedKey) {
   // Every expression-bearing string of the job, in document order.
   std::vector<std::string> whats;
   for (const auto& site : b.expressions) whats.push_back(site.what);
-  EXPECT_EQ(whats,
-            (std::vector<std::string>{"'name'", "'if'", "'image' of 'container' of job 'build'",
-                                      "'continue-on-error' in job 'build'", "'if' of step 2"}));
+  EXPECT_EQ(whats, (std::vector<std::string>{"'name'", "'if'", "'image' of 'container'",
+                                             "'continue-on-error'", "'if' of step 2"}));
   EXPECT_EQ(b.expressions[0].loc.line, 20);
   EXPECT_EQ(b.expressions[0].loc.column, 11);
   EXPECT_TRUE(b.expressions[1].condition);
