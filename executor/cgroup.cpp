@@ -102,6 +102,31 @@ std::string cpu_max(const Limits& limits) {
          std::to_string(limits.cpu_period_us);
 }
 
+// v2 controllers to enable for a container: every one lockstep uses that the
+// root offers (memory also serves usage(), even without a limit); a limit
+// whose controller is missing is an error.
+Result<std::vector<std::string>> v2_controllers(const fs::path& root, const Limits& limits) {
+  LS_TRY_ASSIGN(const std::string offered, read_file(root / "cgroup.controllers"));
+  std::set<std::string> available;
+  std::istringstream in(offered);
+  for (std::string c; in >> c;) available.insert(c);
+  const std::pair<const char*, bool> wanted[] = {{"memory", limits.memory_bytes.has_value()},
+                                                 {"pids", limits.pids.has_value()},
+                                                 {"cpu", limits.cpus.has_value()},
+                                                 {"cpuset", limits.cpuset.has_value()}};
+  std::vector<std::string> out;
+  for (const auto& [c, needed] : wanted) {
+    if (available.count(c)) {
+      if (std::string_view(c) != "cpuset" || needed) out.emplace_back(c);
+    } else if (needed) {
+      return fail("cgroup v2 controller " + std::string(c) + " is not available in " +
+                      (root / "cgroup.controllers").string(),
+                  ErrorKind::kUnsupported);
+    }
+  }
+  return out;
+}
+
 Status apply_limits_v2(const fs::path& dir, const Limits& limits) {
   if (limits.memory_bytes) {
     LS_TRY(write_control(dir / "memory.max", std::to_string(*limits.memory_bytes)));
@@ -237,8 +262,8 @@ Result<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::string& id,
   if (roots.is_v2()) {
     const fs::path parent = roots.unified / kParent;
     LS_TRY(make_dir(parent, true).map_error([&](Error e) { return std::move(e).context(what); }));
-    std::vector<std::string> controllers = {"memory", "pids", "cpu"};
-    if (limits.cpuset) controllers.emplace_back("cpuset");
+    LS_TRY_ASSIGN(const std::vector<std::string> controllers,
+                  v2_controllers(roots.unified, limits));
     for (const fs::path& p : {roots.unified, parent}) {
       for (const std::string& c : controllers) {
         auto st = write_control(p / "cgroup.subtree_control", "+" + c);
@@ -247,7 +272,7 @@ Result<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::string& id,
     }
     const fs::path dir = parent / id;
     LS_TRY(make_dir(dir, false));
-    for (const std::string& c : controllers) cg.dirs_[c] = dir;
+    cg.dirs_["unified"] = dir;
     cg.v2_dir_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cg.v2_dir_) return fail_errno("open cgroup " + dir.string());
     auto st = apply_limits_v2(dir, limits);
@@ -416,7 +441,7 @@ Status Cgroup::reap_stale(const CgroupRoots& roots,
   // controller -> hierarchy root, over every controller lockstep ever uses.
   std::map<std::string, fs::path> hierarchies;
   if (roots.is_v2()) {
-    for (const char* c : {"memory", "pids", "cpu", "cpuset"}) hierarchies[c] = roots.unified;
+    hierarchies["unified"] = roots.unified;
   } else {
     hierarchies = roots.v1;
   }

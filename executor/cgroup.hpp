@@ -110,7 +110,7 @@ class Cgroup {
   std::string id_;
   uint64_t memory_limit_ = 0;
   // controller -> directory of this cgroup in that controller's hierarchy
-  // (v2: every controller maps to the one directory).
+  // (v2: "unified" maps to the one directory).
   std::map<std::string, std::filesystem::path> dirs_;
   UniqueFd v2_dir_;
 };

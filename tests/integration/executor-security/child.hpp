@@ -2,6 +2,7 @@
 // A forked test child that waits at a gate until the parent has put it in a
 // cgroup, then runs a body. The owner kills and reaps it on destruction, so a
 // failing test leaves no process behind.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -74,6 +74,20 @@ TEST_F(FakeV2, UnsetLimitsWriteNoFiles) {
   EXPECT_FALSE(fs::exists(root_ / "lockstep" / "job2" / "memory.max"));
 }
 
+TEST_F(FakeV2, ControllersTheRootLacksAreSkippedUnlessALimitNeedsThem) {
+  put(root_ / "cgroup.controllers", "memory pids\n");  // no cpu, no cpuset
+  auto plain = Cgroup::create(roots_, "nocpu", Limits{});
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(slurp(root_ / "cgroup.subtree_control"), "+pids");
+  Limits limits;
+  limits.cpus = 1.5;
+  auto cg = Cgroup::create(roots_, "wantscpu", limits);
+  ASSERT_FALSE(cg);
+  EXPECT_EQ(cg.error().message(), "cgroup v2 controller cpu is not available in " +
+                                      (root_ / "cgroup.controllers").string());
+  EXPECT_FALSE(fs::exists(root_ / "lockstep" / "wantscpu"));
+}
+
 TEST_F(FakeV2, UsageReadsPeakOomAndCpu) {
   auto cg = Cgroup::create(roots_, "job3", Limits{});
   ASSERT_TRUE(cg) << cg.error().message();
