@@ -74,7 +74,7 @@ std::optional<WorkflowError> decode_workflow_error(const Error& err) {
     auto digits = [&](size_t& q) {
       size_t s = q;
       while (q < head.size() && std::isdigit(static_cast<unsigned char>(head[q]))) ++q;
-      return q > s;
+      return q > s && q - s < 10;  // fits an int
     };
     size_t a = p;
     if (!digits(p) || p >= head.size() || head[p] != ':') continue;

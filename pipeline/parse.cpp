@@ -71,7 +71,8 @@ OrderedValue plain_scalar(const std::string& s) {
     if (ok && s.size() < 16) return std::stoll(s.substr(2), nullptr, s[1] == 'x' ? 16 : 8);
   }
   if (is_float_text(s)) {
-    double d = std::stod(s);
+    double d = std::strtod(s.c_str(), nullptr);  // 1e999 -> inf, no exception
+    if (!std::isfinite(d)) return s;
     if (std::trunc(d) == d && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
     return d;
   }
@@ -358,7 +359,14 @@ Result<Workflow> WorkflowParser::run() {
 }  // namespace detail
 
 Result<Workflow> parse_workflow(std::string_view yaml, const std::string& file) {
-  return detail::WorkflowParser(yaml, file).run();
+  // The parser checks node types before it indexes them; this is the
+  // backstop that keeps a yaml-cpp exception from escaping as a crash.
+  try {
+    return detail::WorkflowParser(yaml, file).run();
+  } catch (const YAML::Exception& e) {
+    SourceLoc at = e.mark.is_null() ? SourceLoc{} : SourceLoc{e.mark.line + 1, e.mark.column + 1};
+    return fail(workflow_error(file, yaml, at, "malformed YAML: " + e.msg));
+  }
 }
 
 Result<Workflow> load_workflow(const std::filesystem::path& path) {

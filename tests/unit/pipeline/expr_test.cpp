@@ -93,6 +93,21 @@ TEST(ExprSyntax, ErrorsArePinned) {
                 "true': expression nests deeper than 50 levels");
 }
 
+// Every prefix of a valid expression evaluates or fails with a message; no
+// crash and no exception.
+TEST(ExprSyntax, EveryPrefixEvaluatesOrFails) {
+  const std::string full =
+      "!(contains(github.event.labels.*.name, 'bug') || format('{0}', matrix.flags[0]) == "
+      "'-O2') && fromJSON('{\"a\": [1, 2]}').a[1] >= 0x1 && startsWith(github.ref, 'refs/')";
+  ASSERT_EQ(eval(full), Value(false));
+  for (size_t n = 0; n < full.size(); ++n) {
+    auto r = evaluate(std::string_view(full).substr(0, n), context());
+    if (!r) {
+      EXPECT_FALSE(r.error().message().empty());
+    }
+  }
+}
+
 TEST(ExprSyntax, CheckSyntaxDoesNotEvaluate) {
   EXPECT_TRUE(check_syntax("hashFiles('**/x') != '' && fromJSON('not json')"));
   EXPECT_TRUE(check_syntax("steps.my-step.outputs.value"));

@@ -569,6 +569,41 @@ TEST(ParseErrors, ContainerOptionsAreChecked) {
             "ci.yml:6:16: unknown option '--privileged' in container options");
 }
 
+// Every prefix of a valid workflow either parses or fails with a located
+// workflow error: no exception, no crash, no unlocated message.
+TEST(ParseRobustness, EveryPrefixParsesOrFailsLocated) {
+  const std::string full = kFull;
+  size_t parsed = 0;
+  for (size_t n = 0; n <= full.size(); ++n) {
+    auto r = parse_workflow(std::string_view(full).substr(0, n), "ci.yml");
+    if (r) {
+      ++parsed;
+      continue;
+    }
+    EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow);
+    EXPECT_TRUE(decode_workflow_error(r.error())) << n << ": " << r.error().message();
+  }
+  EXPECT_GT(parsed, 0u);
+  EXPECT_LT(parsed, full.size());
+}
+
+TEST(ParseRobustness, HugeNumbersAndDeepNesting) {
+  Workflow wf = parse_ok(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrix:
+        n: [1e999, 123456789012345678901234567890, 0x7fffffffffffffffff]
+    steps: [{run: x}]
+)");
+  EXPECT_EQ(wf.jobs[0].strategy.matrix.dump(),
+            R"({"n":["1e999",1.2345678901234568e+29,"0x7fffffffffffffffff"]})");
+  std::string deep = "jobs: " + std::string(3000, '[') + std::string(3000, ']') + "\n";
+  auto r = parse_workflow(deep, "ci.yml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow);
+}
+
 TEST(LoadWorkflow, ReadsAFileAndNamesItInErrors) {
   auto dir = TempDir::create(std::filesystem::temp_directory_path(), "pipeline-load");
   ASSERT_TRUE(dir) << dir.error().message();
