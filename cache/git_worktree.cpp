@@ -1,0 +1,112 @@
+#include "cache/git_worktree.hpp"
+
+#include <algorithm>
+
+#include "cache/git_util.hpp"
+
+namespace lockstep::cache {
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<git::Repo> discover(const fs::path& path) {
+  git::ensure_init();
+  git_repository* r = nullptr;
+  int rc = git_repository_open_ext(&r, path.c_str(), 0, nullptr);
+  if (rc == GIT_ENOTFOUND)
+    return fail("'" + path.string() + "' is not inside a git working tree", ErrorKind::kNotFound);
+  if (rc != 0) return git::fail_git("open repository at " + path.string(), rc);
+  git::Repo repo(r);
+  if (git_repository_is_bare(r))
+    return fail("'" + path.string() + "' is a bare repository, not a working tree",
+                ErrorKind::kUsage);
+  return repo;
+}
+
+// HEAD's tree, or null when HEAD is unborn.
+Result<git::Tree> head_tree(git_repository* repo) {
+  git_object* obj = nullptr;
+  int rc = git_revparse_single(&obj, repo, "HEAD^{tree}");
+  if (rc == GIT_ENOTFOUND || rc == GIT_EUNBORNBRANCH) {
+    git_error_clear();
+    return git::Tree(nullptr);
+  }
+  if (rc != 0) return git::fail_git("read HEAD", rc);
+  return git::Tree(reinterpret_cast<git_tree*>(obj));
+}
+
+}  // namespace
+
+Result<LocalRepoState> inspect_worktree(const fs::path& path) {
+  LS_TRY_ASSIGN(git::Repo repo, discover(path));
+  LocalRepoState st;
+  st.root = fs::path(git_repository_workdir(repo.get())).lexically_normal();
+  if (st.root.has_filename() == false) st.root = st.root.parent_path();
+
+  git_reference* head = nullptr;
+  int rc = git_repository_head(&head, repo.get());
+  if (rc == 0) {
+    git::Reference owned(head);
+    git_object* c = nullptr;
+    if (git_reference_peel(&c, head, GIT_OBJECT_COMMIT) == 0) {
+      git::Object oc(c);
+      st.head_commit = git::oid_hex(*git_object_id(c));
+      st.head_tree = git::oid_hex(*git_commit_tree_id(reinterpret_cast<git_commit*>(c)));
+    }
+    if (git_reference_is_branch(head)) st.branch = git_reference_shorthand(head);
+  } else if (rc != GIT_EUNBORNBRANCH && rc != GIT_ENOTFOUND) {
+    return git::fail_git("read HEAD of " + st.root.string(), rc);
+  } else {
+    git_error_clear();
+  }
+
+  git_status_options so = GIT_STATUS_OPTIONS_INIT;
+  so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+  so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
+             GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+  git_status_list* list = nullptr;
+  rc = git_status_list_new(&list, repo.get(), &so);
+  if (rc != 0) return git::fail_git("status of " + st.root.string(), rc);
+  git::StatusList owned(list);
+  for (size_t i = 0, n = git_status_list_entrycount(list); i < n; ++i) {
+    const git_status_entry* e = git_status_byindex(list, i);
+    if (e->status == GIT_STATUS_CURRENT || (e->status & GIT_STATUS_IGNORED)) continue;
+    const git_diff_delta* d = e->index_to_workdir ? e->index_to_workdir : e->head_to_index;
+    if (d) st.changed.emplace_back(d->new_file.path ? d->new_file.path : d->old_file.path);
+  }
+  std::sort(st.changed.begin(), st.changed.end());
+  st.changed.erase(std::unique(st.changed.begin(), st.changed.end()), st.changed.end());
+  st.dirty = !st.changed.empty();
+  return st;
+}
+
+Result<std::string> dirty_patch(const fs::path& path) {
+  LS_TRY_ASSIGN(git::Repo repo, discover(path));
+  LS_TRY_ASSIGN(git::Tree tree, head_tree(repo.get()));
+  git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
+  opts.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS |
+               GIT_DIFF_SHOW_UNTRACKED_CONTENT | GIT_DIFF_SHOW_BINARY | GIT_DIFF_IGNORE_SUBMODULES;
+  git_diff* d = nullptr;
+  int rc = git_diff_tree_to_workdir_with_index(&d, repo.get(), tree.get(), &opts);
+  if (rc != 0) return git::fail_git("diff working tree of " + path.string(), rc);
+  git::Diff diff(d);
+  git::Buf buf;
+  rc = git_diff_to_buf(&buf.b, d, GIT_DIFF_FORMAT_PATCH);
+  if (rc != 0) return git::fail_git("format patch of " + path.string(), rc);
+  return buf.str();
+}
+
+Status apply_patch(const fs::path& workdir, const std::string& patch) {
+  if (patch.empty()) return {};
+  LS_TRY_ASSIGN(git::Repo repo, git::open_repo(workdir.string()));
+  git_diff* d = nullptr;
+  int rc = git_diff_from_buffer(&d, patch.data(), patch.size());
+  if (rc != 0) return git::fail_git("parse patch for " + workdir.string(), rc);
+  git::Diff diff(d);
+  git_apply_options opts = GIT_APPLY_OPTIONS_INIT;
+  rc = git_apply(repo.get(), d, GIT_APPLY_LOCATION_WORKDIR, &opts);
+  if (rc != 0) return git::fail_git("apply patch to " + workdir.string(), rc);
+  return {};
+}
+
+}  // namespace lockstep::cache
