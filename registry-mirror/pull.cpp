@@ -41,10 +41,10 @@ Status RegistryClient::Impl::fetch_blob(HttpSession& s, const Reference& repo,
   emit(progress, K::kStart, want, 0, blob.size);
 
   uint64_t have = 0;  // bytes in `writer`, all of them hashed already
+  uint64_t best = 0;  // most bytes ever held: only new ground renews the attempt budget
   int attempt = 0;
   while (true) {
     ++attempt;
-    const uint64_t start_at = have;
     HttpRequest req;
     req.url = transport.repo_url(repo) + "/blobs/" + want.str();
     if (have > 0) req.headers.push_back("Range: bytes=" + std::to_string(have) + "-");
@@ -104,7 +104,10 @@ Status RegistryClient::Impl::fetch_blob(HttpSession& s, const Reference& repo,
     } else {
       return fail(Transport::http_error(what, *resp));
     }
-    if (have > start_at) attempt = 1;  // progress was made: a fresh budget
+    if (have > best) {  // new ground was covered: a fresh budget
+      best = have;
+      attempt = 1;
+    }
     if (attempt >= transport.max_attempts()) {
       if (!resp && have == 0) return fail(transport.unreachable(repo, resp.error()));
       return fail(
