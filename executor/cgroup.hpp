@@ -6,7 +6,7 @@
 //
 // Works on cgroup v2 (one unified hierarchy) and v1 (one directory per
 // controller hierarchy: memory, pids, cpu, cpuacct, freezer, cpuset). The v1/v2
-// differences live in cgroup.cpp's "layout" functions only.
+// differences live in cgroup_layout.cpp only.
 #include <sys/types.h>
 
 #include <cstdint>
