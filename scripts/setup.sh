@@ -34,7 +34,7 @@ packages=(
   libzstd-dev zlib1g-dev libcap-dev
   # runtime tools the tests and benchmarks drive
   busybox-static iproute2 util-linux procps psmisc docker-registry nginx-light
-  skopeo umoci crun runc hyperfine python3 tar gzip zstd
+  skopeo umoci crun runc hyperfine python3 tar gzip zstd bc
 )
 
 missing=()
@@ -54,8 +54,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$do_build" = 1 ]; then
-  werror=OFF
-  [ "${CI:-}" = true ] && werror=ON
+  # Warnings are errors here: this script is what developers and CI build with.
+  werror=${LOCKSTEP_WERROR:-ON}
   cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
     -DLOCKSTEP_WERROR="$werror" >/dev/null
   cmake --build "$build_dir"

@@ -1,0 +1,151 @@
+// `lockstep run`: parses the command line into RunOptions.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "common/fs.hpp"
+#include "common/paths.hpp"
+#include "runner/cli.hpp"
+#include "runner/commands.hpp"
+#include "runner/run.hpp"
+
+namespace lockstep::runner {
+namespace fs = std::filesystem;
+
+namespace {
+
+const CommandLine& command_line() {
+  static const CommandLine cl(
+      "lockstep run [WORKFLOW] [options]",
+      "Runs a GitHub Actions workflow, every job in its own container.\n"
+      "WORKFLOW defaults to the only file in .github/workflows/.",
+      {
+          {"job", 0, true, true, "ID", "run only this job (and the jobs it needs); repeatable"},
+          {"matrix", 0, true, true, "KEY=VALUE", "run only matrix combinations with this value"},
+          {"jobs", 'j', true, false, "N", "run at most N jobs at once (default: CPU count)"},
+          {"list", 0, false, false, "", "print the expanded jobs and exit"},
+          {"dry-run", 0, false, false, "", "print the plan (jobs, images, order) and exit"},
+          {"env", 'e', true, true, "KEY=VALUE", "set an environment variable for every job"},
+          {"secret", 's', true, true, "KEY=VALUE", "provide a secret (masked in all output)"},
+          {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
+          {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
+          {"report", 0, true, true, "KIND=FILE", "write a report: junit=FILE or json=FILE"},
+          {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
+          {"repo", 0, true, false, "URL", "run against this repository instead of the current one"},
+          {"ref", 0, true, false, "REF", "branch, tag or commit of --repo (default: its HEAD)"},
+          {"dirty", 0, false, false, "", "include uncommitted changes as a recorded patch"},
+      });
+  return cl;
+}
+
+Result<std::pair<std::string, std::string>> split_kv(const std::string& s, const char* option) {
+  auto eq = s.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return fail(std::string("--") + option + " '" + s + "': expected KEY=VALUE", ErrorKind::kUsage);
+  return std::make_pair(s.substr(0, eq), s.substr(eq + 1));
+}
+
+Result<fs::path> default_workflow() {
+  fs::path dir = ".github/workflows";
+  std::error_code ec;
+  std::vector<fs::path> found;
+  if (fs::is_directory(dir, ec)) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      auto ext = e.path().extension();
+      if (ext == ".yml" || ext == ".yaml") found.push_back(e.path());
+    }
+  }
+  std::sort(found.begin(), found.end());
+  if (found.size() == 1) return found[0];
+  if (found.empty())
+    return fail("no workflow given and no .github/workflows/*.yml here; usage: lockstep run WORKFLOW",
+                ErrorKind::kUsage);
+  std::string names;
+  for (const auto& f : found) names += (names.empty() ? "" : ", ") + f.string();
+  return fail("several workflows in .github/workflows (" + names + "); name the one to run",
+              ErrorKind::kUsage);
+}
+
+Result<RunOptions> parse_options(const Args& args) {
+  LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
+  RunOptions o;
+  if (p.positionals.size() > 1)
+    return fail("expected at most one WORKFLOW, got " + std::to_string(p.positionals.size()),
+                ErrorKind::kUsage);
+  if (p.positionals.empty()) {
+    LS_TRY_ASSIGN(o.workflow, default_workflow());
+  } else {
+    o.workflow = p.positionals[0];
+  }
+  o.jobs = p.all("job");
+  for (const auto& m : p.all("matrix")) {
+    LS_TRY_ASSIGN(auto kv, split_kv(m, "matrix"));
+    o.matrix_filter.push_back(kv);
+  }
+  if (auto j = p.get("jobs")) {
+    char* end = nullptr;
+    long n = std::strtol(j->c_str(), &end, 10);
+    if (j->empty() || *end || n < 1 || n > 4096)
+      return fail("--jobs '" + *j + "': expected a number from 1 to 4096", ErrorKind::kUsage);
+    o.max_jobs = static_cast<size_t>(n);
+  }
+  o.list = p.has("list");
+  o.dry_run = p.has("dry-run");
+  for (const auto& e : p.all("env")) {
+    LS_TRY_ASSIGN(auto kv, split_kv(e, "env"));
+    o.env.push_back(kv);
+  }
+  for (const auto& s : p.all("secret")) {
+    LS_TRY_ASSIGN(auto kv, split_kv(s, "secret"));
+    o.secrets[kv.first] = kv.second;
+  }
+  for (const auto& f : p.all("secret-file")) {
+    auto text = read_file(f);
+    if (!text) return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
+    size_t pos = 0, lineno = 0;
+    while (pos < text->size()) {
+      size_t nl = text->find('\n', pos);
+      std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? text->size() : nl + 1;
+      ++lineno;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line[0] == '#') continue;
+      auto eq = line.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return fail(f + ":" + std::to_string(lineno) + ": expected KEY=VALUE", ErrorKind::kUsage);
+      o.secrets[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  }
+  for (const auto& s : p.all("platform")) {
+    LS_TRY_ASSIGN(auto kv, split_kv(s, "platform"));
+    o.platforms[kv.first] = kv.second;
+  }
+  for (const auto& r : p.all("report")) {
+    LS_TRY_ASSIGN(auto kv, split_kv(r, "report"));
+    if (kv.first != "junit" && kv.first != "json")
+      return fail("--report '" + r + "': expected junit=FILE or json=FILE", ErrorKind::kUsage);
+    o.reports.emplace_back(kv.first, kv.second);
+  }
+  o.insecure_registries = p.all("insecure-registry");
+  o.repo = p.get("repo").value_or("");
+  o.ref = p.get("ref").value_or("");
+  o.dirty = p.has("dirty");
+  if (!o.ref.empty() && o.repo.empty())
+    return fail("--ref needs --repo (the current repository runs at HEAD)", ErrorKind::kUsage);
+  o.state_dir = state_dir();
+  return o;
+}
+
+}  // namespace
+
+int cmd_run(const Args& args) {
+  if (CommandLine::wants_help(args)) {
+    std::fputs(command_line().help().c_str(), stdout);
+    return 0;
+  }
+  auto o = parse_options(args);
+  if (!o) return report_error(o.error());
+  return run_workflow(*o);
+}
+
+}  // namespace lockstep::runner

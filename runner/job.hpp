@@ -1,0 +1,81 @@
+#pragma once
+// Runs one job instance: resolves its image, starts its container, runs its
+// steps in order (if:, env, shells, timeouts, continue-on-error, step outputs
+// through $GITHUB_OUTPUT/$GITHUB_ENV/$GITHUB_PATH), streams every line to the
+// console and the job's log, and reports what happened.
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "executor/executor.hpp"
+#include "pipeline/model.hpp"
+#include "runner/images.hpp"
+#include "runner/output.hpp"
+#include "runner/scheduler.hpp"
+
+namespace lockstep::runner {
+
+struct StepReport {
+  std::string name;
+  std::string id;
+  JobResult outcome = JobResult::kSkipped;     // before continue-on-error
+  JobResult conclusion = JobResult::kSkipped;  // after it
+  std::string reason;
+  std::chrono::milliseconds duration{0};
+  std::string log_tail;  // last lines, masked, for reports
+};
+
+struct JobReport {
+  std::string job_id;
+  std::string display_name;
+  pipeline::OrderedValue matrix;
+  JobOutcome outcome;
+  std::vector<StepReport> steps;
+  std::map<std::string, std::string> outputs;
+  std::string image;         // reference as written (after expressions)
+  std::string image_digest;  // manifest digest it resolved to
+  std::string network;
+  executor::ResourceUsage usage;
+  std::filesystem::path log_file;
+};
+
+// What every job of one run shares. Owned by the run; outlives all jobs.
+struct RunShared {
+  std::filesystem::path state_dir;
+  std::filesystem::path run_dir;
+  std::string run_id;
+  const pipeline::Workflow* workflow = nullptr;
+  executor::Executor* executor = nullptr;
+  ImageResolver* images = nullptr;
+  Console* console = nullptr;
+  Masker* masker = nullptr;
+  pipeline::Value github = pipeline::Value::object();  // base github context
+  pipeline::EnvList extra_env;                         // --env K=V
+  std::map<std::string, std::string> secrets;          // --secret, --secret-file
+  std::map<std::string, std::string> platforms;        // runs-on label -> image
+  std::string repo_name = "workspace";
+  // The workflow's own repository (actions/checkout without `repository:`):
+  // a URL or local path, the commit to check out, and the --dirty patch.
+  std::string source_url;
+  std::string source_commit;
+  std::string dirty_patch;
+};
+
+// Where an instance sits among its job's matrix combinations.
+struct MatrixPosition {
+  size_t index = 0;
+  size_t total = 1;
+};
+
+// Runs `instance` (index `index` in the run). `needed` holds the complete
+// reports of every instance of the jobs it needs.
+JobOutcome run_job(RunShared& run, const pipeline::JobInstance& instance, size_t index,
+                   MatrixPosition pos, const std::vector<const JobReport*>& needed,
+                   CancelToken& token, JobReport& report);
+
+// "greet-hello-world" style slug for directory names.
+std::string slug(const std::string& display_name);
+
+}  // namespace lockstep::runner

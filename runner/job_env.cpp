@@ -1,0 +1,51 @@
+#include "runner/job_env.hpp"
+
+#include "runner/job.hpp"
+
+namespace lockstep::runner {
+
+namespace {
+
+Status add_layer(const pipeline::EnvList& list, pipeline::EvalContext& ctx,
+                 std::map<std::string, std::string>& into, const std::string& where) {
+  for (const auto& [k, v] : list) {
+    auto val = pipeline::interpolate(v, ctx);
+    if (!val) return fail(std::move(val.error()).context(where + " env " + k));
+    into[k] = *val;
+    ctx.contexts["env"][k] = *val;
+  }
+  return {};
+}
+
+}  // namespace
+
+Status JobEnv::build(const RunShared& run, const pipeline::Job& job, pipeline::EvalContext& ctx) {
+  ctx.contexts["env"] = pipeline::Value::object();
+  LS_TRY(add_layer(run.workflow->env, ctx, base_, "workflow"));
+  LS_TRY(add_layer(job.env, ctx, base_, "job '" + job.id + "'"));
+  for (const auto& [k, v] : run.extra_env) {
+    base_[k] = v;
+    ctx.contexts["env"][k] = v;
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> JobEnv::for_step(
+    const pipeline::Step& step, pipeline::EvalContext& ctx,
+    const std::map<std::string, std::string>& injected, const std::string& base_path) {
+  std::map<std::string, std::string> env = base_;
+  for (const auto& [k, v] : exported_) env[k] = v;
+  ctx.contexts["env"] = pipeline::Value::object();
+  for (const auto& [k, v] : env) ctx.contexts["env"][k] = v;
+  LS_TRY(add_layer(step.env, ctx, env, "step"));
+  for (const auto& [k, v] : injected) env[k] = v;
+  std::string path = env.count("PATH") ? env["PATH"] : base_path;
+  for (auto it = path_prepend_.rbegin(); it != path_prepend_.rend(); ++it) path = *it + ":" + path;
+  if (!path.empty()) env["PATH"] = path;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+}  // namespace lockstep::runner

@@ -1,0 +1,427 @@
+#pragma once
+// Internals of one job's execution, shared by job.cpp (setup, container) and
+// job_steps.cpp (the step loop). Not included outside runner/.
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <mutex>
+
+#include "common/fs.hpp"
+#include "pipeline/commands.hpp"
+#include "pipeline/expr.hpp"
+#include "pipeline/options.hpp"
+#include "runner/job.hpp"
+#include "runner/actions.hpp"
+#include "runner/job_env.hpp"
+#include "runner/services.hpp"
+
+namespace lockstep::runner::detail {
+namespace fs = std::filesystem;
+using pipeline::EvalContext;
+using pipeline::Value;
+
+inline constexpr const char* kContainerRoot = "/__w";
+inline constexpr const char* kContainerTemp = "/__w/_temp";
+inline constexpr const char* kContainerHome = "/github/home";
+inline constexpr auto kStopGrace = std::chrono::seconds(10);
+
+std::string step_display_name(const pipeline::Step& s, size_t index);
+Result<std::string> eval_string(const std::string& text, const EvalContext& ctx,
+                                const std::string& what);
+Result<bool> eval_bool_text(const std::string& text, const EvalContext& ctx, bool dflt,
+                            const std::string& what);
+Result<std::optional<std::chrono::milliseconds>> eval_minutes(const std::string& text,
+                                                              const EvalContext& ctx,
+                                                              const std::string& what);
+bool image_has_bash(const std::vector<fs::path>& layers);
+std::string user_from_config(const Json& config);
+std::vector<std::string> env_from_config(const Json& config);
+// The job's log file and the console: every line masked, timestamped in the
+// file, prefixed on the console. Keeps the last lines for the report.
+class JobLog {
+ public:
+  JobLog(RunShared& run, std::string prefix, const fs::path& file)
+      : run_(run), prefix_(std::move(prefix)), out_(file, std::ios::app) {}
+
+  void line(executor::Stream stream, std::string_view raw,
+            std::chrono::system_clock::time_point when) {
+    std::string masked = run_.masker->mask(raw);
+    run_.console->line(prefix_, masked, stream == executor::Stream::kStderr);
+    std::lock_guard lk(mu_);
+    auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch());
+    out_ << secs.count() / 1000 << '.' << (secs.count() % 1000) / 100
+         << (stream == executor::Stream::kStderr ? " E " : " O ") << masked << '\n';
+    tail_.push_back(std::move(masked));
+    if (tail_.size() > 30) tail_.pop_front();
+  }
+
+  void note(const std::string& text) {
+    std::string masked = run_.masker->mask(text);
+    run_.console->line(prefix_, masked);
+    std::lock_guard lk(mu_);
+    out_ << "-- " << masked << '\n';
+    tail_.push_back(masked);
+    if (tail_.size() > 30) tail_.pop_front();
+  }
+
+  // The lines logged since `mark` (a previous size of the tail), joined.
+  std::string take_tail() {
+    std::lock_guard lk(mu_);
+    std::string s;
+    for (const auto& l : tail_) s += l + "\n";
+    tail_.clear();
+    return s;
+  }
+
+ private:
+  RunShared& run_;
+  std::string prefix_;
+  std::mutex mu_;
+  std::ofstream out_;
+  std::deque<std::string> tail_;
+};
+
+class JobExecution {
+ public:
+  JobExecution(RunShared& run, const pipeline::JobInstance& inst, size_t index,
+               MatrixPosition pos, const std::vector<const JobReport*>& needed,
+               CancelToken& token, JobReport& report)
+      : run_(run), inst_(inst), job_(*inst.job), index_(index), pos_(pos), needed_(needed),
+        token_(token), report_(report) {}
+
+  JobOutcome run() {
+    auto start = std::chrono::steady_clock::now();
+    JobOutcome o = run_inner();
+    o.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    report_.outcome = o;
+    return o;
+  }
+
+ private:
+  JobOutcome failure(std::string reason) {
+    return {JobResult::kFailure, std::move(reason), {}, continue_on_error_};
+  }
+
+  JobOutcome run_inner() {
+    report_.job_id = job_.id;
+    report_.display_name = inst_.display_name;
+    report_.matrix = inst_.matrix;
+    fs::path job_dir = run_.run_dir / "jobs" / (std::to_string(index_ + 1) + "-" + slug(inst_.display_name));
+    std::error_code ec;
+    fs::create_directories(job_dir, ec);
+    if (ec) return failure("create " + job_dir.string() + ": " + ec.message());
+    report_.log_file = job_dir / "log.txt";
+    log_ = std::make_unique<JobLog>(run_, inst_.display_name, report_.log_file);
+
+    build_base_context();
+    auto coe = eval_bool_text(job_.continue_on_error, ctx_, false,
+                              "job '" + job_.id + "' continue-on-error");
+    if (!coe) return failure(coe.error().message());
+    continue_on_error_ = *coe;
+
+    // The job's if: sees the status of the jobs it needs.
+    ctx_.status = needs_status();
+    auto run_it = pipeline::evaluate_if(job_.if_expr, ctx_);
+    if (!run_it) return failure(std::string(first_line_of(run_it.error())));
+    if (!*run_it) {
+      std::string why = job_.if_expr.empty() ? "a job it needs did not succeed"
+                                             : "if: " + job_.if_expr + " was false";
+      log_->note("skipped: " + why);
+      return {JobResult::kSkipped, why, {}, false};
+    }
+    ctx_.status = pipeline::JobStatus::kSuccess;
+    if (token_.cancelled()) return {JobResult::kCancelled, "cancelled", {}, false};
+
+    auto env = job_env_.build(run_, job_, ctx_);
+    if (!env) return failure(env.error().message());
+
+    auto timeout = eval_minutes(job_.timeout_minutes, ctx_, "job '" + job_.id + "' timeout-minutes");
+    if (!timeout) return failure(timeout.error().message());
+    deadline_ = std::chrono::steady_clock::now() +
+                timeout->value_or(std::chrono::minutes(360));
+    job_timeout_ = timeout->value_or(std::chrono::minutes(360));
+
+    auto started = start_container(job_dir);
+    if (!started) {
+      stop_services();
+      if (container_) (void)container_->stop(std::chrono::seconds(5));
+      return failure(started.error().message());
+    }
+
+    JobOutcome result = run_steps(job_dir);
+    // Post-job work of built-in actions (cache saves), last registered first.
+    for (auto it = posts_.rbegin(); it != posts_.rend(); ++it) {
+      auto r = it->fn(result.result == JobResult::kSuccess);
+      if (!r) {
+        log_->note("post '" + it->step + "': " + r.error().message());
+        if (result.result == JobResult::kSuccess)
+          result = failure("post '" + it->step + "': " + r.error().message());
+      }
+    }
+    report_.usage = container_->usage();
+    if (report_.usage.oom_killed && result.result == JobResult::kFailure &&
+        result.reason.find("out of memory") == std::string::npos)
+      result.reason += " (the container ran out of memory)";
+    token_.on_cancel(nullptr);
+    stop_services();
+    auto stopped = container_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
+    container_.reset();
+    if (!stopped && result.result == JobResult::kSuccess)
+      return failure("stop container: " + stopped.error().message());
+
+    if (result.result == JobResult::kSuccess || result.result == JobResult::kFailure) {
+      for (const auto& [name, text] : job_.outputs) {
+        auto v = pipeline::interpolate(text, ctx_);
+        if (v) report_.outputs[name] = *v;
+        else log_->note("output '" + name + "': " + std::string(first_line_of(v.error())));
+      }
+    }
+    return result;
+  }
+
+  static std::string_view first_line_of(const Error& e) {
+    std::string_view m = e.message();
+    return m.substr(0, m.find('\n'));
+  }
+
+  pipeline::JobStatus needs_status() const {
+    for (const JobReport* r : needed_) {
+      if (r->outcome.result == JobResult::kCancelled) return pipeline::JobStatus::kCancelled;
+    }
+    for (const JobReport* r : needed_) {
+      if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
+        return pipeline::JobStatus::kFailure;
+      if (r->outcome.result == JobResult::kSkipped) return pipeline::JobStatus::kFailure;
+    }
+    return pipeline::JobStatus::kSuccess;
+  }
+
+  void build_base_context() {
+    Value& c = ctx_.contexts;
+    c["github"] = run_.github;
+    c["github"]["job"] = job_.id;
+    c["matrix"] = Value::parse(inst_.matrix.dump());
+    if (!inst_.matrix.is_object() || inst_.matrix.empty()) c["matrix"] = Value::object();
+    c["strategy"] = {{"fail-fast", job_.strategy.fail_fast != "false"},
+                     {"job-index", static_cast<int64_t>(pos_.index)},
+                     {"job-total", static_cast<int64_t>(pos_.total)},
+                     {"max-parallel",
+                      job_.strategy.max_parallel.value_or(static_cast<int>(pos_.total))}};
+    Value needs = Value::object();
+    std::map<std::string, std::vector<const JobReport*>> by_id;
+    for (const JobReport* r : needed_) by_id[r->job_id].push_back(r);
+    for (const auto& [id, reports] : by_id) {
+      // A matrix job seen through needs: failure if any instance failed;
+      // outputs merged, later instances winning (as GitHub does).
+      std::string result = "success";
+      Value outputs = Value::object();
+      for (const JobReport* r : reports) {
+        if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
+          result = "failure";
+        else if (r->outcome.result == JobResult::kCancelled && result != "failure")
+          result = "cancelled";
+        else if (r->outcome.result == JobResult::kSkipped && result == "success")
+          result = "skipped";
+        for (const auto& [k, v] : r->outputs) outputs[k] = v;
+      }
+      needs[id] = {{"result", result}, {"outputs", outputs}};
+    }
+    c["needs"] = needs;
+    c["runner"] = {{"os", "Linux"}, {"arch", "X64"}, {"name", "lockstep"},
+                   {"temp", kContainerTemp}, {"tool_cache", "/__t"}, {"debug", ""}};
+    Value secrets = Value::object();
+    for (const auto& [k, v] : run_.secrets) secrets[k] = v;
+    c["secrets"] = secrets;
+    c["inputs"] = Value::object();
+    c["vars"] = Value::object();
+    c["steps"] = Value::object();
+    c["job"] = {{"status", "success"}};
+  }
+
+  Result<void> start_container(const fs::path& job_dir) {
+    // Image: container.image, else the runs-on label mapping.
+    std::string image;
+    if (job_.container) {
+      LS_TRY_ASSIGN(image, eval_string(job_.container->image, ctx_,
+                                       "job '" + job_.id + "' container image"));
+    } else {
+      for (const auto& label : job_.runs_on) {
+        LS_TRY_ASSIGN(std::string l, eval_string(label, ctx_, "job '" + job_.id + "' runs-on"));
+        if (auto it = run_.platforms.find(l); it != run_.platforms.end()) {
+          image = it->second;
+          break;
+        }
+      }
+      if (image.empty()) {
+        std::string labels;
+        for (const auto& l : job_.runs_on) labels += (labels.empty() ? "" : ", ") + l;
+        return fail("job '" + job_.id + "' has no container and runs-on '" + labels +
+                        "' is not mapped to an image: add 'container: IMAGE' to the job, or map "
+                        "the label with --platform LABEL=IMAGE or in .lockstep.yml",
+                    ErrorKind::kWorkflow);
+      }
+    }
+    report_.image = image;
+    log_->note("image " + image);
+    LS_TRY_ASSIGN(PreparedImage prepared, run_.images->get(image));
+    report_.image_digest = prepared.record.manifest.str();
+
+    // Host side: <job>/w is the container's /__w; <job>/home its $HOME.
+    fs::path w = job_dir / "w";
+    workspace_host_ = w / run_.repo_name / run_.repo_name;
+    temp_host_ = w / "_temp";
+    std::error_code ec;
+    home_host_ = job_dir / "home";
+    for (const auto& d : {workspace_host_, temp_host_, home_host_}) {
+      fs::create_directories(d, ec);
+      if (ec) return fail("create " + d.string() + ": " + ec.message());
+    }
+    workspace_ = std::string(kContainerRoot) + "/" + run_.repo_name + "/" + run_.repo_name;
+    bash_ = image_has_bash(prepared.layer_dirs);
+
+    executor::ContainerSpec spec;
+    spec.id = "ls-" + run_.run_id + "-" + std::to_string(index_ + 1);
+    spec.layers = prepared.layer_dirs;
+    spec.mounts.push_back({w, kContainerRoot, false});
+    spec.mounts.push_back({job_dir / "home", kContainerHome, false});
+    spec.hostname = "lockstep";
+    spec.env = env_from_config(prepared.record.config_json);
+    for (const auto& e : spec.env)
+      if (e.rfind("PATH=", 0) == 0) default_path_ = e.substr(5);
+    spec.user = user_from_config(prepared.record.config_json);
+    spec.workdir = workspace_;
+    std::vector<std::string> service_names;
+    for (const auto& svc : job_.services) service_names.push_back(svc.name);
+    LS_TRY(write_file_atomic(job_dir / "hosts", hosts_file(service_names)));
+    spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
+    LS_TRY(apply_container_options(spec));
+    report_.network = executor::to_string(spec.network);
+
+    auto c = run_.executor->start(spec);
+    if (!c) return fail(std::move(c.error()).context("start container for job " + inst_.display_name));
+    container_ = std::move(*c);
+    executor::Container* raw = container_.get();
+    token_.on_cancel([raw] { raw->cancel(std::chrono::seconds(5)); });
+    return start_services(job_dir, spec.id);
+  }
+
+  // Services join the job container's network namespace; the job waits
+  // until every one is healthy.
+  Status start_services(const fs::path& job_dir, const std::string& job_container_id) {
+    for (const auto& decl : job_.services) {
+      auto svc = std::make_unique<Service>();
+      svc->name = decl.name;
+      LS_TRY_ASSIGN(svc->image, eval_string(decl.container.image, ctx_,
+                                            "service '" + decl.name + "' image"));
+      LS_TRY_ASSIGN(PreparedImage img, run_.images->get(svc->image));
+      svc->image_digest = img.record.manifest.str();
+      svc->log_file = job_dir / ("service-" + slug(decl.name) + ".log");
+      executor::ContainerSpec spec;
+      spec.id = job_container_id + "-svc-" + slug(decl.name);
+      spec.layers = img.layer_dirs;
+      spec.hostname = decl.name;
+      spec.network = {executor::NetworkMode::kContainer, job_container_id};
+      spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
+      spec.env = env_from_config(img.record.config_json);
+      spec.user = user_from_config(img.record.config_json);
+      std::vector<std::string> env;
+      for (const auto& [k, v] : decl.container.env) {
+        LS_TRY_ASSIGN(std::string val, eval_string(v, ctx_, "service '" + decl.name + "' env " + k));
+        env.push_back(k + "=" + val);
+      }
+      LS_TRY_ASSIGN(std::string options, eval_string(decl.container.options, ctx_,
+                                                     "service '" + decl.name + "' options"));
+      if (!options.empty()) {
+        LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(options));
+        if (o.memory_bytes) spec.limits.memory_bytes = static_cast<uint64_t>(*o.memory_bytes);
+        if (o.cpus_milli) spec.limits.cpus = static_cast<double>(*o.cpus_milli) / 1000.0;
+        if (o.pids_limit && *o.pids_limit > 0) spec.limits.pids = *o.pids_limit;
+        for (const auto& [k, v] : o.env) env.push_back(k + "=" + v);
+      }
+      LS_TRY_ASSIGN(HealthPolicy health, health_policy(img.record.config_json, options));
+      log_->note("service " + decl.name + ": starting " + svc->image);
+      LS_TRY(svc->start(*run_.executor, spec, service_argv(img.record.config_json, options), env));
+      Service* raw = svc.get();
+      services_.push_back(std::move(svc));
+      LS_TRY(raw->wait_healthy(health));
+      log_->note("service " + decl.name + ": healthy");
+    }
+    return {};
+  }
+
+  void stop_services() {
+    for (auto& s : services_) s->stop();
+    services_.clear();
+  }
+
+  Status apply_container_options(executor::ContainerSpec& spec) {
+    if (!job_.container) return {};
+    const auto& decl = *job_.container;
+    for (const auto& [k, v] : decl.env) {
+      LS_TRY_ASSIGN(std::string val, eval_string(v, ctx_, "container env " + k));
+      spec.env.push_back(k + "=" + val);
+    }
+    for (const auto& vol : decl.volumes) {
+      LS_TRY_ASSIGN(std::string v, eval_string(vol, ctx_, "container volume"));
+      auto colon = v.find(':');
+      if (colon == std::string::npos || v[0] != '/')
+        return fail("container volume '" + v + "': expected /host/path:/container/path[:ro]",
+                    ErrorKind::kWorkflow);
+      executor::BindMount m{v.substr(0, colon), v.substr(colon + 1), false};
+      if (auto c2 = m.target.find(':'); c2 != std::string::npos) {
+        std::string mode = m.target.substr(c2 + 1);
+        m.target = m.target.substr(0, c2);
+        if (mode == "ro") m.read_only = true;
+        else if (mode != "rw")
+          return fail("container volume '" + v + "': unknown mode '" + mode + "'",
+                      ErrorKind::kWorkflow);
+      }
+      spec.mounts.push_back(std::move(m));
+    }
+    if (decl.options.empty()) return {};
+    LS_TRY_ASSIGN(std::string text, eval_string(decl.options, ctx_, "container options"));
+    LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(text));
+    return apply_parsed_options(o, spec);
+  }
+
+  Status apply_parsed_options(const pipeline::ContainerOptions& o, executor::ContainerSpec& spec);
+
+  JobOutcome run_steps(const fs::path& job_dir);
+  Result<executor::ProcessResult> run_one_step(const pipeline::Step& step, size_t i,
+                                               StepReport& sr);
+  std::map<std::string, std::string> injected_env(const pipeline::Step& step,
+                                                  const StepReport& sr) const;
+  bool handle_command(const pipeline::WorkflowCommand& cmd, bool& in_group);
+  Result<executor::ProcessResult> run_action_step(const pipeline::Step& step, StepReport& sr);
+
+  struct Post {
+    std::string step;
+    std::function<Status(bool)> fn;
+  };
+  std::vector<Post> posts_;  // run after the steps, last registered first
+  fs::path home_host_;
+
+  RunShared& run_;
+  const pipeline::JobInstance& inst_;
+  const pipeline::Job& job_;
+  size_t index_;
+  MatrixPosition pos_;
+  const std::vector<const JobReport*>& needed_;
+  CancelToken& token_;
+  JobReport& report_;
+  EvalContext ctx_;
+  JobEnv job_env_;
+  std::unique_ptr<JobLog> log_;
+  std::unique_ptr<executor::Container> container_;
+  std::vector<std::unique_ptr<Service>> services_;
+  bool continue_on_error_ = false;
+  bool bash_ = false;
+  fs::path workspace_host_, temp_host_;
+  std::string workspace_;
+  std::string default_path_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::chrono::milliseconds job_timeout_{0};
+};
+
+}  // namespace lockstep::runner::detail

@@ -1,0 +1,360 @@
+#include "runner/run.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cache/git_mirror.hpp"
+#include "cache/git_worktree.hpp"
+#include "cache/image_store.hpp"
+#include "common/fs.hpp"
+#include "common/json.hpp"
+#include "executor/executor.hpp"
+#include "pipeline/expr.hpp"
+#include "pipeline/graph.hpp"
+#include "pipeline/matrix.hpp"
+#include "pipeline/options.hpp"
+#include "pipeline/parse.hpp"
+#include "runner/cli.hpp"
+#include "runner/job.hpp"
+#include "runner/pull.hpp"
+#include "runner/report.hpp"
+#include "runner/scheduler.hpp"
+
+namespace lockstep::runner {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string new_run_id() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  std::random_device rd;
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", rd() & 0xffff);
+  return std::string(buf) + "-" + suffix;
+}
+
+// SIGINT/SIGTERM become a cancellation of the run: a thread waits for them
+// (they are blocked in every thread), so no work happens in a signal handler.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(CancelToken& token) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR2);  // our own wake-up at the end of the run
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    thread_ = std::thread([this, &token] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (sig == SIGUSR2 && done_) return;
+        if (sig == SIGINT || sig == SIGTERM) {
+          interrupted_ = true;
+          std::fprintf(stderr, "lockstep: interrupted: stopping every container\n");
+          token.cancel();
+        }
+      }
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    pthread_kill(thread_.native_handle(), SIGUSR2);
+    thread_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  bool interrupted() const { return interrupted_; }
+
+ private:
+  sigset_t set_, old_;
+  std::atomic<bool> done_{false}, interrupted_{false};
+  std::thread thread_;
+};
+
+std::string matrix_text(const pipeline::OrderedValue& m) {
+  if (!m.is_object() || m.empty()) return "-";
+  std::string s;
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    if (!s.empty()) s += ", ";
+    s += it.key() + "=" + pipeline::to_display_string(pipeline::Value::parse(it.value().dump()));
+  }
+  return s;
+}
+
+// Jobs selected with --job, plus every job they need, transitively.
+Result<std::set<std::string>> select_jobs(const pipeline::Workflow& wf,
+                                          const std::vector<std::string>& wanted) {
+  std::set<std::string> out;
+  std::vector<std::string> todo;
+  for (const auto& w : wanted) {
+    bool found = false;
+    for (const auto& j : wf.jobs) found = found || j.id == w;
+    if (!found) {
+      std::vector<std::string> ids;
+      for (const auto& j : wf.jobs) ids.push_back(j.id);
+      std::string hint = closest_match(w, ids);
+      return fail("--job '" + w + "': no such job in " + wf.file +
+                      (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
+                  ErrorKind::kUsage);
+    }
+    todo.push_back(w);
+  }
+  while (!todo.empty()) {
+    std::string id = todo.back();
+    todo.pop_back();
+    if (!out.insert(id).second) continue;
+    for (const auto& j : wf.jobs)
+      if (j.id == id)
+        for (const auto& n : j.needs) todo.push_back(n);
+  }
+  return out;
+}
+
+bool matrix_matches(const pipeline::OrderedValue& m,
+                    const std::vector<std::pair<std::string, std::string>>& filter) {
+  for (const auto& [k, v] : filter) {
+    if (!m.is_object() || !m.contains(k)) return false;
+    if (pipeline::to_display_string(pipeline::Value::parse(m[k].dump())) != v) return false;
+  }
+  return true;
+}
+
+// The workflow's own repository: --repo/--ref, else the git working tree the
+// workflow file lives in (at HEAD), else none.
+struct Source {
+  std::string url, commit, ref, patch;
+  std::string name = "workspace";
+};
+
+Result<Source> resolve_source(const RunOptions& opt) {
+  Source s;
+  if (!opt.repo.empty()) {
+    cache::GitMirrors mirrors(opt.state_dir);
+    LS_TRY_ASSIGN(cache::MirrorInfo m, mirrors.update(opt.repo));
+    LS_TRY_ASSIGN(cache::ResolvedRef r, mirrors.resolve_ref(m, opt.ref.empty() ? "HEAD" : opt.ref));
+    s.url = opt.repo;
+    s.commit = r.commit;
+    s.ref = r.kind == cache::ResolvedRef::Kind::kBranch ? r.name : "";
+    std::string base = fs::path(opt.repo).filename().string();
+    if (base.size() > 4 && base.ends_with(".git")) base.resize(base.size() - 4);
+    if (!base.empty()) s.name = base;
+    return s;
+  }
+  fs::path dir = fs::absolute(opt.workflow).parent_path();
+  auto st = cache::inspect_worktree(dir);
+  if (!st) {
+    if (st.error().kind() == ErrorKind::kNotFound) return s;
+    return fail(std::move(st.error()).context("inspect the repository of " + opt.workflow.string()));
+  }
+  if (st->head_commit.empty()) return s;  // no commit yet: nothing to check out
+  s.url = st->root.string();
+  s.commit = st->head_commit;
+  s.ref = st->branch;
+  s.name = st->root.filename().string();
+  if (st->dirty) {
+    if (opt.dirty) {
+      LS_TRY_ASSIGN(s.patch, cache::dirty_patch(st->root));
+    } else {
+      std::fprintf(stderr,
+                   "lockstep: warning: %s has uncommitted changes (%zu paths); jobs check out "
+                   "HEAD %s without them (use --dirty to include them as a recorded patch)\n",
+                   st->root.c_str(), st->changed.size(), st->head_commit.substr(0, 12).c_str());
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+int run_workflow(const RunOptions& opt) {
+  auto wf = pipeline::load_workflow(opt.workflow);
+  if (!wf) return report_error(wf.error());
+  auto graph = pipeline::build_graph(*wf);
+  if (!graph) return report_error(graph.error());
+
+  std::string run_id = new_run_id();
+  auto source = resolve_source(opt);
+  if (!source) return report_error(source.error());
+  pipeline::Value github = {
+      {"workflow", wf->name.empty() ? opt.workflow.filename().string() : wf->name},
+      {"run_id", run_id},
+      {"run_number", "1"},
+      {"run_attempt", "1"},
+      {"event_name", "push"},
+      {"actor", "lockstep"},
+      {"repository", "local/" + source->name},
+      {"repository_owner", "local"},
+      {"ref", source->ref.empty() ? "" : "refs/heads/" + source->ref},
+      {"ref_name", source->ref},
+      {"sha", source->commit},
+      {"server_url", "https://github.com"},
+      {"workspace", "/__w/" + source->name + "/" + source->name},
+      {"event", pipeline::Value::object()},
+  };
+  pipeline::EvalContext base;
+  base.contexts["github"] = github;
+  base.contexts["inputs"] = pipeline::Value::object();
+  base.contexts["vars"] = pipeline::Value::object();
+  std::vector<std::string> warnings;
+  auto instances = pipeline::expand_jobs(*wf, base, &warnings);
+  if (!instances) return report_error(instances.error());
+  for (const auto& w : warnings) std::fprintf(stderr, "lockstep: warning: %s\n", w.c_str());
+  for (const auto& ig : wf->ignored)
+    std::fprintf(stderr, "lockstep: note: %s:%d:%d: '%s' in %s is accepted and ignored locally\n",
+                 wf->file.c_str(), ig.loc.line, ig.loc.column, ig.key.c_str(), ig.where.c_str());
+
+  // Selection: --job (with what it needs) and --matrix.
+  std::set<std::string> selected;
+  if (!opt.jobs.empty()) {
+    auto s = select_jobs(*wf, opt.jobs);
+    if (!s) return report_error(s.error());
+    selected = *s;
+  }
+  std::vector<pipeline::JobInstance> plan;
+  std::map<std::string, size_t> per_job_total;
+  for (auto& inst : *instances) {
+    if (!selected.empty() && !selected.count(inst.job->id)) continue;
+    bool wanted_job = opt.jobs.empty() ||
+                      std::find(opt.jobs.begin(), opt.jobs.end(), inst.job->id) != opt.jobs.end();
+    if (wanted_job && !matrix_matches(inst.matrix, opt.matrix_filter)) continue;
+    ++per_job_total[inst.job->id];
+    plan.push_back(std::move(inst));
+  }
+  if (plan.empty())
+    return usage_error("no job instance matches the selection (--job/--matrix)");
+
+  if (opt.list || opt.dry_run) {
+    for (const auto& inst : plan) {
+      std::string line = inst.display_name;
+      if (opt.dry_run) {
+        std::string image = inst.job->container ? inst.job->container->image : "(runs-on)";
+        line += "  image=" + image;
+        if (!inst.job->needs.empty()) {
+          std::string needs;
+          for (const auto& n : inst.job->needs) needs += (needs.empty() ? "" : ",") + n;
+          line += "  needs=" + needs;
+        }
+        line += "  steps=" + std::to_string(inst.job->steps.size());
+      }
+      std::printf("%s\n", line.c_str());
+    }
+    return 0;
+  }
+
+  fs::path run_dir = opt.state_dir / "runs" / run_id;
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) return report_error(Error("create " + run_dir.string() + ": " + ec.message()));
+  if (auto r = executor::reap_stale(opt.state_dir); !r)
+    std::fprintf(stderr, "lockstep: warning: cleaning up after an earlier run: %s\n",
+                 r.error().message().c_str());
+
+  Masker masker;
+  for (const auto& [k, v] : opt.secrets) masker.add(v);
+  Console console(stdout, Console::stdout_is_tty());
+  cache::ImageStore store(opt.state_dir);
+  ImageResolver images(store, make_pull_fn(store, opt.insecure_registries));
+  auto exec = executor::make_linux_executor(opt.state_dir);
+
+  RunShared shared;
+  shared.state_dir = opt.state_dir;
+  shared.run_dir = run_dir;
+  shared.run_id = run_id;
+  shared.workflow = &*wf;
+  shared.executor = exec.get();
+  shared.images = &images;
+  shared.console = &console;
+  shared.masker = &masker;
+  shared.github = github;
+  shared.extra_env = opt.env;
+  shared.secrets = opt.secrets;
+  shared.platforms = opt.platforms;
+  shared.repo_name = source->name;
+  shared.source_url = source->url;
+  shared.source_commit = source->commit;
+  shared.dirty_patch = source->patch;
+
+  // The schedule: an instance needs every instance of each job it needs.
+  std::vector<ScheduledJob> sched(plan.size());
+  std::map<std::string, std::vector<size_t>> by_job;
+  for (size_t i = 0; i < plan.size(); ++i) by_job[plan[i].job->id].push_back(i);
+  std::map<std::string, size_t> seen;
+  std::vector<MatrixPosition> positions(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto& job = *plan[i].job;
+    for (const auto& n : job.needs)
+      for (size_t d : by_job[n]) sched[i].needs.push_back(d);
+    sched[i].group = job.id;
+    sched[i].fail_fast = job.strategy.fail_fast != "false";
+    sched[i].max_parallel = job.strategy.max_parallel.value_or(0);
+    positions[i] = {seen[job.id]++, per_job_total[job.id]};
+    // Reserve what the job's limits ask for, when they are plain text.
+    if (job.container && !pipeline::has_expression(job.container->options)) {
+      if (auto o = pipeline::parse_container_options(job.container->options)) {
+        if (o->cpus_milli) sched[i].cpu_millis = static_cast<uint64_t>(*o->cpus_milli);
+        if (o->memory_bytes) sched[i].memory_bytes = static_cast<uint64_t>(*o->memory_bytes);
+      }
+    }
+  }
+  Budget budget = host_budget();
+  if (opt.max_jobs) budget.max_jobs = *opt.max_jobs;
+
+  std::vector<JobReport> reports(plan.size());
+  CancelToken global;
+  std::vector<JobOutcome> outcomes;
+  bool interrupted = false;
+  {
+    SignalWatcher signals(global);
+    outcomes = run_schedule(
+        sched, budget,
+        [&](size_t i, const std::vector<JobOutcome>&, CancelToken& token) {
+          std::vector<const JobReport*> needed;
+          for (size_t d : sched[i].needs) needed.push_back(&reports[d]);
+          return run_job(shared, plan[i], i, positions[i], needed, token, reports[i]);
+        },
+        global);
+    interrupted = signals.interrupted();
+  }
+
+  // Jobs that never started still get a report row.
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (reports[i].display_name.empty()) {
+      reports[i].job_id = plan[i].job->id;
+      reports[i].display_name = plan[i].display_name;
+      reports[i].matrix = plan[i].matrix;
+    }
+    reports[i].outcome = outcomes[i];
+  }
+  RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
+  print_summary(console, summary, matrix_text);
+  for (const auto& [kind, file] : opt.reports) {
+    auto r = kind == "junit" ? write_junit(file, summary, masker) : write_json(file, summary, masker);
+    if (!r) report_error(r.error());
+  }
+  if (interrupted) return 130;
+  bool any_failed = false;
+  for (const auto& r : reports) {
+    if (r.outcome.result == JobResult::kFailure && !r.outcome.continue_on_error) {
+      any_failed = true;
+      std::fprintf(stderr, "lockstep: error: job %s: %s\n", r.display_name.c_str(),
+                   masker.mask(r.outcome.reason).c_str());
+    }
+    if (r.outcome.result == JobResult::kCancelled) any_failed = true;
+  }
+  return any_failed ? 1 : 0;
+}
+
+}  // namespace lockstep::runner

@@ -1,0 +1,203 @@
+#include "runner/scheduler.hpp"
+
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <memory>
+#include <thread>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+namespace lockstep::runner {
+
+const char* to_string(JobResult r) {
+  switch (r) {
+    case JobResult::kSuccess: return "success";
+    case JobResult::kFailure: return "failure";
+    case JobResult::kCancelled: return "cancelled";
+    case JobResult::kSkipped: return "skipped";
+  }
+  return "unknown";
+}
+
+void CancelToken::cancel() {
+  std::function<void()> fn;
+  {
+    std::lock_guard lk(mu_);
+    if (cancelled_.exchange(true)) return;
+    fn = fn_;
+  }
+  if (fn) fn();
+}
+
+void CancelToken::on_cancel(std::function<void()> fn) {
+  {
+    std::lock_guard lk(mu_);
+    if (!cancelled_.load()) {
+      fn_ = std::move(fn);
+      return;
+    }
+  }
+  if (fn) fn();
+}
+
+Budget host_budget() {
+  Budget b;
+  long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 1) cpus = 1;
+  b.max_jobs = static_cast<size_t>(cpus);
+  b.cpu_millis = static_cast<uint64_t>(cpus) * 1000;
+  struct sysinfo si {};
+  if (::sysinfo(&si) == 0) b.memory_bytes = static_cast<uint64_t>(si.totalram) * si.mem_unit;
+  return b;
+}
+
+namespace {
+
+enum class State { kPending, kRunning, kDone };
+
+class Run {
+ public:
+  Run(const std::vector<ScheduledJob>& jobs, const Budget& budget, const RunJobFn& fn,
+      CancelToken& global)
+      : jobs_(jobs),
+        budget_(budget),
+        fn_(fn),
+        global_(global),
+        state_(jobs.size(), State::kPending),
+        outcomes_(jobs.size()),
+        tokens_(jobs.size()) {
+    for (auto& t : tokens_) t = std::make_unique<CancelToken>();
+  }
+
+  std::vector<JobOutcome> execute() {
+    boost::asio::thread_pool pool(std::max<size_t>(1, budget_.max_jobs));
+    global_.on_cancel([this] {
+      std::lock_guard lk(mu_);
+      cancel_all_locked("cancelled");
+      cv_.notify_all();
+    });
+    {
+      std::unique_lock lk(mu_);
+      dispatch_locked(pool);
+      cv_.wait(lk, [this] { return done_ == jobs_.size(); });
+    }
+    global_.on_cancel(nullptr);
+    pool.join();
+    return outcomes_;
+  }
+
+ private:
+  bool deps_done_locked(size_t i) const {
+    for (size_t d : jobs_[i].needs)
+      if (state_[d] != State::kDone) return false;
+    return true;
+  }
+
+  uint64_t cpu_of(size_t i) const { return jobs_[i].cpu_millis ? jobs_[i].cpu_millis : 1000; }
+
+  bool fits_locked(size_t i) const {
+    if (running_ >= budget_.max_jobs) return false;
+    if (running_ == 0) return true;  // a job bigger than the host still runs, alone
+    if (budget_.cpu_millis && cpu_used_ + cpu_of(i) > budget_.cpu_millis) return false;
+    if (budget_.memory_bytes && mem_used_ + jobs_[i].memory_bytes > budget_.memory_bytes)
+      return false;
+    return true;
+  }
+
+  bool group_allows_locked(size_t i) const {
+    int limit = jobs_[i].max_parallel;
+    if (limit <= 0) return true;
+    int n = 0;
+    for (size_t j = 0; j < jobs_.size(); ++j)
+      if (state_[j] == State::kRunning && jobs_[j].group == jobs_[i].group) ++n;
+    return n < limit;
+  }
+
+  void finish_locked(size_t i, JobOutcome o) {
+    state_[i] = State::kDone;
+    outcomes_[i] = std::move(o);
+    ++done_;
+  }
+
+  void cancel_all_locked(const std::string& reason) {
+    for (size_t j = 0; j < jobs_.size(); ++j) {
+      if (state_[j] == State::kPending) {
+        finish_locked(j, {JobResult::kCancelled, reason, {}, false});
+      } else if (state_[j] == State::kRunning) {
+        to_cancel_.push_back(j);
+      }
+    }
+    for (size_t j : to_cancel_) tokens_[j]->cancel();
+    to_cancel_.clear();
+  }
+
+  void fail_fast_locked(size_t failed) {
+    const auto& g = jobs_[failed].group;
+    std::string reason = "cancelled: a sibling job failed (fail-fast)";
+    for (size_t j = 0; j < jobs_.size(); ++j) {
+      if (j == failed || jobs_[j].group != g) continue;
+      if (state_[j] == State::kPending) finish_locked(j, {JobResult::kCancelled, reason, {}, false});
+      else if (state_[j] == State::kRunning) tokens_[j]->cancel();
+    }
+  }
+
+  // Starts every ready job that fits, in declaration order.
+  void dispatch_locked(boost::asio::thread_pool& pool) {
+    for (size_t i = 0; i < jobs_.size(); ++i) {
+      if (state_[i] != State::kPending || !deps_done_locked(i)) continue;
+      if (global_.cancelled()) {
+        finish_locked(i, {JobResult::kCancelled, "cancelled", {}, false});
+        continue;
+      }
+      if (!group_allows_locked(i) || !fits_locked(i)) continue;
+      state_[i] = State::kRunning;
+      ++running_;
+      cpu_used_ += cpu_of(i);
+      mem_used_ += jobs_[i].memory_bytes;
+      std::vector<JobOutcome> snapshot = outcomes_;
+      boost::asio::post(pool, [this, i, snapshot = std::move(snapshot), &pool] {
+        JobOutcome o = fn_(i, snapshot, *tokens_[i]);
+        std::lock_guard lk(mu_);
+        --running_;
+        cpu_used_ -= cpu_of(i);
+        mem_used_ -= jobs_[i].memory_bytes;
+        if (state_[i] == State::kRunning) {
+          bool failed = o.result == JobResult::kFailure && !o.continue_on_error;
+          finish_locked(i, std::move(o));
+          if (failed && jobs_[i].fail_fast) fail_fast_locked(i);
+        }
+        dispatch_locked(pool);
+        cv_.notify_all();
+      });
+    }
+  }
+
+  const std::vector<ScheduledJob>& jobs_;
+  const Budget& budget_;
+  const RunJobFn& fn_;
+  CancelToken& global_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<State> state_;
+  std::vector<JobOutcome> outcomes_;
+  std::vector<std::unique_ptr<CancelToken>> tokens_;
+  std::vector<size_t> to_cancel_;
+  size_t running_ = 0;
+  size_t done_ = 0;
+  uint64_t cpu_used_ = 0;
+  uint64_t mem_used_ = 0;
+};
+
+}  // namespace
+
+std::vector<JobOutcome> run_schedule(const std::vector<ScheduledJob>& jobs, const Budget& budget,
+                                     const RunJobFn& run, CancelToken& global) {
+  if (jobs.empty()) return {};
+  Run r(jobs, budget, run, global);
+  return r.execute();
+}
+
+}  // namespace lockstep::runner

@@ -1,0 +1,179 @@
+// Built-in actions and services around a job's steps, with real git
+// repositories and real sibling containers.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/support/lockstep_process.hpp"
+
+namespace lockstep::testing {
+namespace {
+
+bool has(const std::string& s, const std::string& needle) {
+  return s.find(needle) != std::string::npos;
+}
+
+class ActionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!is_root()) GTEST_SKIP() << "needs root: containers use mount/pid/net namespaces";
+    ASSERT_FALSE(home_.import_busybox("localhost/busybox:test").empty());
+  }
+  ProcessOutput run(const std::string& yaml, std::vector<std::string> extra = {}) {
+    auto wf = home_.write("wf/wf.yml", yaml);
+    extra.insert(extra.begin(), wf.string());
+    extra.insert(extra.begin(), "run");
+    return home_.lockstep(extra);
+  }
+  // A git repository: commit "one" tagged v1, then commit "two" on main.
+  std::filesystem::path make_repo() {
+    auto repo = home_.root() / "src";
+    std::filesystem::create_directories(repo);
+    auto git = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {"/usr/bin/git", "-C", repo.string()});
+      auto r = run_process(args, {"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t",
+                                  "GIT_COMMITTER_EMAIL=t@e", "GIT_AUTHOR_DATE=2020-01-01T00:00:00Z",
+                                  "GIT_COMMITTER_DATE=2020-01-01T00:00:00Z"});
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      return r.out;
+    };
+    git({"init", "-q", "-b", "main"});
+    std::ofstream(repo / "hello.txt") << "version one\n";
+    git({"add", "hello.txt"});
+    git({"commit", "-q", "-m", "one"});
+    git({"tag", "v1"});
+    std::ofstream(repo / "hello.txt") << "version two\n";
+    git({"commit", "-q", "-am", "two"});
+    return repo;
+  }
+  LockstepHome home_;
+};
+
+TEST_F(ActionsTest, CheckoutBranchAndTagFromLocalRepositoryThroughTheMirror) {
+  auto repo = make_repo();
+  std::string yaml = R"(on: push
+jobs:
+  c:
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          repository: )" + repo.string() + R"(
+          ref: main
+      - uses: actions/checkout@v4
+        with:
+          repository: )" + repo.string() + R"(
+          ref: v1
+          path: old
+      - run: |
+          echo "main: $(cat hello.txt)"
+          echo "tag: $(cat old/hello.txt)"
+)";
+  auto r = run(yaml);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "[c] main: version two")) << r.out;
+  EXPECT_TRUE(has(r.out, "[c] tag: version one")) << r.out;
+  // A second run finds the mirror current.
+  r = run(yaml);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "(mirror current)")) << r.out;
+}
+
+TEST_F(ActionsTest, UnknownRefIsAOneLineErrorNamingIt) {
+  auto repo = make_repo();
+  auto r = run(R"(on: push
+jobs:
+  c:
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          repository: )" + repo.string() + R"(
+          ref: v9
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(has(r.err, "unknown ref 'v9'")) << r.err;
+}
+
+TEST_F(ActionsTest, OtherActionsAreRefusedWithTheListOfBuiltins) {
+  auto r = run(R"(on: push
+jobs:
+  c:
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/setup-node@v4
+)");
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(has(r.err, "actions/setup-node")) << r.err;
+  EXPECT_TRUE(has(r.err, "actions/checkout")) << r.err;
+}
+
+class ServicesTest : public ActionsTest {
+ protected:
+  // An image whose command serves /www over HTTP on port 8080.
+  void make_web_image(const std::string& tag, const std::string& healthcheck_json) {
+    auto rootfs = home_.root() / "busybox-rootfs";
+    std::filesystem::create_directories(rootfs / "www");
+    std::ofstream(rootfs / "www/index.html") << "served by the service\n";
+    auto layout = home_.root() / ("layout-" + std::to_string(counter_++));
+    std::vector<std::string> args = {"/usr/bin/python3",
+                                     std::string(LOCKSTEP_SOURCE_DIR) +
+                                         "/tests/support/make_oci_image.py",
+                                     rootfs.string(), layout.string(), "--cmd",
+                                     R"(["httpd", "-f", "-p", "8080", "-h", "/www"])"};
+    if (!healthcheck_json.empty()) {
+      args.push_back("--healthcheck");
+      args.push_back(healthcheck_json);
+    }
+    auto m = run_process(args);
+    ASSERT_EQ(m.exit_code, 0) << m.err;
+    auto r = home_.lockstep({"image", "import", layout.string(), "--tag", tag});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  int counter_ = 0;
+};
+
+TEST_F(ServicesTest, ServiceIsHealthyAndReachableByLocalhostAndName) {
+  make_web_image("localhost/web:test", "");
+  auto r = run(R"(on: push
+jobs:
+  c:
+    container: localhost/busybox:test
+    services:
+      web:
+        image: localhost/web:test
+        options: --health-cmd "wget -q -O /dev/null http://127.0.0.1:8080/" --health-interval 200ms --health-retries 20
+    steps:
+      - run: |
+          echo "localhost: $(wget -q -O - http://localhost:8080/)"
+          echo "by name: $(wget -q -O - http://web:8080/)"
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "localhost: served by the service")) << r.out;
+  EXPECT_TRUE(has(r.out, "by name: served by the service")) << r.out;
+  // Nothing of the service is left running.
+  auto ps = run_process({"/bin/sh", "-c", "ps -eo args | grep -c '^httpd -f -p 8080' || true"});
+  EXPECT_EQ(ps.out, "0\n");
+}
+
+TEST_F(ServicesTest, UnhealthyServiceFailsTheJobWithItsHealthOutput) {
+  make_web_image("localhost/web:sick",
+                 R"({"Test": ["CMD-SHELL", "echo still warming up; exit 1"], "Interval": 100000000, "Retries": 3})");
+  auto r = run(R"(on: push
+jobs:
+  c:
+    container: localhost/busybox:test
+    services:
+      web:
+        image: localhost/web:sick
+    steps:
+      - run: echo "must not run"
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(has(r.err, "service 'web' did not become healthy after 3 checks")) << r.err;
+  EXPECT_TRUE(has(r.err, "still warming up")) << r.err;
+  EXPECT_FALSE(has(r.out, "] must not run"));
+}
+
+}  // namespace
+}  // namespace lockstep::testing

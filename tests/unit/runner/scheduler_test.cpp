@@ -1,0 +1,214 @@
+#include "runner/scheduler.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace lockstep::runner {
+namespace {
+using namespace std::chrono_literals;
+
+// Blocks a fake job until the test opens it or the job is cancelled.
+class Gate {
+ public:
+  void open() {
+    std::lock_guard lk(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // Returns false when cancelled first.
+  bool wait(CancelToken& t) {
+    t.on_cancel([this] {
+      std::lock_guard lk(mu_);
+      cv_.notify_all();
+    });
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return open_ || t.cancelled(); });
+    return !t.cancelled();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+JobOutcome ok() { return {JobResult::kSuccess, "", {}, false}; }
+
+// Records the peak number of concurrently running fake jobs.
+struct Peak {
+  std::atomic<int> running{0}, peak{0};
+  JobOutcome run() {
+    int now = ++running;
+    int p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+    std::this_thread::sleep_for(2ms);
+    --running;
+    return ok();
+  }
+};
+
+TEST(Scheduler, RunsDependenciesFirstAndPassesOutcomes) {
+  // 0 -> 1 -> 2, and 3 independent.
+  std::vector<ScheduledJob> jobs(4);
+  jobs[1].needs = {0};
+  jobs[2].needs = {1};
+  std::mutex mu;
+  std::vector<size_t> order;
+  CancelToken global;
+  auto outcomes = run_schedule(
+      jobs, {4, 0, 0},
+      [&](size_t i, const std::vector<JobOutcome>& seen, CancelToken&) {
+        if (i == 2) EXPECT_EQ(seen[1].result, JobResult::kSuccess);
+        std::lock_guard lk(mu);
+        order.push_back(i);
+        return ok();
+      },
+      global);
+  ASSERT_EQ(outcomes.size(), 4u);
+  for (auto& o : outcomes) EXPECT_EQ(o.result, JobResult::kSuccess);
+  auto pos = [&](size_t v) { return std::find(order.begin(), order.end(), v) - order.begin(); };
+  EXPECT_LT(pos(0), pos(1));
+  EXPECT_LT(pos(1), pos(2));
+}
+
+TEST(Scheduler, NeverExceedsMaxJobs) {
+  std::vector<ScheduledJob> jobs(12);
+  Peak p;
+  CancelToken global;
+  run_schedule(
+      jobs, {3, 0, 0}, [&](size_t, const std::vector<JobOutcome>&, CancelToken&) { return p.run(); },
+      global);
+  EXPECT_LE(p.peak.load(), 3);
+  EXPECT_GE(p.peak.load(), 2);
+}
+
+TEST(Scheduler, RespectsMemoryBudgetAndMaxParallel) {
+  std::vector<ScheduledJob> jobs(6);
+  for (auto& j : jobs) {
+    j.memory_bytes = 600;
+    j.group = "build";
+  }
+  CancelToken global;
+  Peak p1;
+  run_schedule(  // only one 600-byte job fits in 1000 bytes
+      jobs, {6, 0, 1000},
+      [&](size_t, const std::vector<JobOutcome>&, CancelToken&) { return p1.run(); }, global);
+  EXPECT_EQ(p1.peak.load(), 1);
+
+  for (auto& j : jobs) {
+    j.memory_bytes = 0;
+    j.max_parallel = 2;
+  }
+  Peak p2;
+  run_schedule(
+      jobs, {6, 0, 0}, [&](size_t, const std::vector<JobOutcome>&, CancelToken&) { return p2.run(); },
+      global);
+  EXPECT_EQ(p2.peak.load(), 2);
+}
+
+TEST(Scheduler, JobLargerThanHostStillRunsAlone) {
+  std::vector<ScheduledJob> jobs(1);
+  jobs[0].cpu_millis = 64000;
+  CancelToken global;
+  auto out = run_schedule(
+      jobs, {2, 2000, 0}, [](size_t, const std::vector<JobOutcome>&, CancelToken&) { return ok(); },
+      global);
+  EXPECT_EQ(out[0].result, JobResult::kSuccess);
+}
+
+TEST(Scheduler, FailFastCancelsRunningAndPendingSiblingsOnly) {
+  // Group "a" = 0..3, group "b" = 4; three slots. 0 fails once 1 and 2 run;
+  // 1 and 2 (running) and 3 (pending) are cancelled; 4 still runs.
+  std::vector<ScheduledJob> jobs(5);
+  for (int i = 0; i < 4; ++i) jobs[i].group = "a";
+  jobs[4].group = "b";
+  Gate gate;
+  std::atomic<int> waiting{0};
+  CancelToken global;
+  auto out = run_schedule(
+      jobs, {3, 0, 0},
+      [&](size_t i, const std::vector<JobOutcome>&, CancelToken& t) -> JobOutcome {
+        if (i == 0) {
+          while (waiting < 2) std::this_thread::sleep_for(1ms);
+          return {JobResult::kFailure, "exit code 1", {}, false};
+        }
+        if (i == 4) return ok();
+        ++waiting;
+        if (!gate.wait(t)) return {JobResult::kCancelled, "cancelled", {}, false};
+        return ok();
+      },
+      global);
+  EXPECT_EQ(out[0].result, JobResult::kFailure);
+  EXPECT_EQ(out[1].result, JobResult::kCancelled);
+  EXPECT_EQ(out[2].result, JobResult::kCancelled);
+  EXPECT_EQ(out[3].result, JobResult::kCancelled);
+  EXPECT_EQ(out[3].reason, "cancelled: a sibling job failed (fail-fast)");
+  EXPECT_EQ(out[4].result, JobResult::kSuccess);
+}
+
+TEST(Scheduler, ContinueOnErrorFailureDoesNotCancelSiblings) {
+  std::vector<ScheduledJob> jobs(3);
+  for (auto& j : jobs) j.group = "a";
+  CancelToken global;
+  auto out = run_schedule(
+      jobs, {1, 0, 0},
+      [](size_t i, const std::vector<JobOutcome>&, CancelToken&) -> JobOutcome {
+        if (i == 0) return {JobResult::kFailure, "exit code 1", {}, true};
+        return ok();
+      },
+      global);
+  EXPECT_EQ(out[0].result, JobResult::kFailure);
+  EXPECT_EQ(out[1].result, JobResult::kSuccess);
+  EXPECT_EQ(out[2].result, JobResult::kSuccess);
+}
+
+TEST(Scheduler, FailFastOffKeepsSiblingsRunning) {
+  std::vector<ScheduledJob> jobs(3);
+  for (auto& j : jobs) {
+    j.group = "a";
+    j.fail_fast = false;
+  }
+  CancelToken global;
+  auto out = run_schedule(
+      jobs, {1, 0, 0},
+      [](size_t i, const std::vector<JobOutcome>&, CancelToken&) -> JobOutcome {
+        if (i == 0) return {JobResult::kFailure, "exit code 1", {}, false};
+        return ok();
+      },
+      global);
+  EXPECT_EQ(out[1].result, JobResult::kSuccess);
+  EXPECT_EQ(out[2].result, JobResult::kSuccess);
+}
+
+TEST(Scheduler, GlobalCancelStopsRunningAndPending) {
+  std::vector<ScheduledJob> jobs(4);
+  jobs[3].needs = {0};
+  Gate gate;
+  std::atomic<int> started{0};
+  CancelToken global;
+  std::thread canceller([&] {
+    while (started < 2) std::this_thread::sleep_for(1ms);
+    global.cancel();
+  });
+  auto out = run_schedule(
+      jobs, {2, 0, 0},
+      [&](size_t, const std::vector<JobOutcome>&, CancelToken& t) -> JobOutcome {
+        ++started;
+        if (!gate.wait(t)) return {JobResult::kCancelled, "cancelled", {}, false};
+        return ok();
+      },
+      global);
+  canceller.join();
+  for (auto& o : out) EXPECT_EQ(o.result, JobResult::kCancelled);
+  EXPECT_EQ(started.load(), 2);
+}
+
+}  // namespace
+}  // namespace lockstep::runner
