@@ -137,8 +137,12 @@ Status check_condition(std::string_view cond) {
   return check_syntax(*expression);
 }
 
-Result<std::vector<std::string>> matrix_keys_used(std::string_view text, bool is_condition) {
-  std::vector<std::string> keys;
+namespace {
+
+// Parses every expression of a template (or of an if: condition) and hands
+// each tree to `visit`.
+template <class F>
+Status for_each_expression(std::string_view text, bool is_condition, F visit) {
   std::vector<std::string_view> exprs;
   std::optional<std::string_view> cond_expr;
   if (is_condition) {
@@ -154,9 +158,25 @@ Result<std::vector<std::string>> matrix_keys_used(std::string_view text, bool is
   }
   for (std::string_view e : exprs) {
     LS_TRY_ASSIGN(auto root, parse_checked(e));
-    expr::collect_matrix_keys(*root, keys);
+    visit(*root);
   }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> matrix_keys_used(std::string_view text, bool is_condition) {
+  std::vector<std::string> keys;
+  LS_TRY(for_each_expression(
+      text, is_condition, [&](const expr::Node& root) { expr::collect_matrix_keys(root, keys); }));
   return keys;
+}
+
+Result<std::vector<std::string>> contexts_used(std::string_view text, bool is_condition) {
+  std::vector<std::string> names;
+  LS_TRY(for_each_expression(text, is_condition,
+                             [&](const expr::Node& root) { expr::collect_contexts(root, names); }));
+  return names;
 }
 
 }  // namespace lockstep::pipeline

@@ -65,6 +65,10 @@ bool has_expression(std::string_view text);
 // duplicates. Fails like check_template on a bad expression.
 Result<std::vector<std::string>> matrix_keys_used(std::string_view text, bool is_condition);
 
+// The named contexts (lower case: "needs", "matrix", ...) that a template or
+// an if: condition reads, in order of appearance, without duplicates.
+Result<std::vector<std::string>> contexts_used(std::string_view text, bool is_condition);
+
 // GitHub's conversions, exposed for the runner and the matrix code.
 bool is_truthy(const Value& v);
 // null -> "", booleans "true"/"false", numbers without a trailing ".0"

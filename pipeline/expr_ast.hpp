@@ -46,6 +46,9 @@ bool calls_status_function(const Node& root);
 // Appends the matrix keys referenced by the tree.
 void collect_matrix_keys(const Node& root, std::vector<std::string>& out);
 
+// Appends the named contexts the tree reads (lower case, no duplicates).
+void collect_contexts(const Node& root, std::vector<std::string>& out);
+
 // Splits a template into literal text and ${{ }} bodies, in order. Each part
 // is {is_expression, text}.
 struct TemplatePart {

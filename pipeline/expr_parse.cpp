@@ -562,6 +562,13 @@ void collect_matrix_keys(const Node& n, std::vector<std::string>& out) {
   for (const auto& k : n.kids) collect_matrix_keys(*k, out);
 }
 
+void collect_contexts(const Node& n, std::vector<std::string>& out) {
+  if (n.kind == NodeKind::kContext && std::find(out.begin(), out.end(), n.name) == out.end()) {
+    out.push_back(n.name);
+  }
+  for (const auto& k : n.kids) collect_contexts(*k, out);
+}
+
 Result<std::vector<TemplatePart>> split_template(std::string_view text) {
   std::vector<TemplatePart> parts;
   size_t pos = 0;

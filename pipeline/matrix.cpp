@@ -223,6 +223,15 @@ Status check_matrix_keys(const Workflow& wf, const Job& job,
   return {};
 }
 
+bool matrix_depends_on_needs(const Job& job) {
+  for (const ExprSite& site : job.expressions) {
+    if (!site.in_matrix) continue;
+    auto used = contexts_used(site.text, site.condition);
+    if (used && std::find(used->begin(), used->end(), "needs") != used->end()) return true;
+  }
+  return false;
+}
+
 Result<std::vector<JobInstance>> expand_job(const Workflow& wf, const Job& job,
                                             const EvalContext& ctx,
                                             std::vector<std::string>* warnings) {

@@ -40,6 +40,10 @@ Result<std::string> display_name(const Job& job, const OrderedValue& combination
 Status check_matrix_keys(const Workflow& wf, const Job& job,
                          const std::vector<OrderedValue>& combinations);
 
+// True when the job's matrix reads the `needs` context (a matrix made from
+// another job's outputs): it can only be expanded after those jobs ran.
+bool matrix_depends_on_needs(const Job& job);
+
 // One job's instances; errors are located in wf.
 Result<std::vector<JobInstance>> expand_job(const Workflow& wf, const Job& job,
                                             const EvalContext& ctx,

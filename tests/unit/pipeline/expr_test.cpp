@@ -357,6 +357,16 @@ TEST(ExprMatrixKeys, CollectsReferences) {
   EXPECT_TRUE(keys->empty());
 }
 
+TEST(ExprContexts, CollectsContextNames) {
+  auto used = contexts_used("${{ needs.a.outputs.x }} ${{ Matrix.os && NEEDS.b }}", false);
+  ASSERT_TRUE(used);
+  EXPECT_EQ(*used, (std::vector<std::string>{"needs", "matrix"}));
+  used = contexts_used("success() && github.ref == env.REF", true);
+  ASSERT_TRUE(used);
+  EXPECT_EQ(*used, (std::vector<std::string>{"github", "env"}));
+  EXPECT_FALSE(contexts_used("${{ nope.x }}", false));
+}
+
 TEST(ExprConversions, DisplayStringsAndLooseEqual) {
   EXPECT_EQ(to_display_string(Value(3.0)), "3");
   EXPECT_EQ(to_display_string(Value(-0.0)), "0");

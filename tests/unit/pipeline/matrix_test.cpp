@@ -346,6 +346,8 @@ TEST(ExpandJobs, MatrixFromNeedsIsCheckedAfterExpansion) {
   EXPECT_EQ(build.expressions[0].what, "'matrix'");
   EXPECT_FALSE(build.expressions[1].in_matrix);
   EXPECT_EQ(build.expressions[1].what, "'run' of step 1");
+  EXPECT_TRUE(matrix_depends_on_needs(build));
+  EXPECT_FALSE(matrix_depends_on_needs(wf->jobs[0]));
   EvalContext ctx;
   ctx.contexts["needs"] =
       Value::parse(R"({"setup":{"outputs":{"m":"{\"cc\":[\"gcc\",\"clang\"]}"}}})");
