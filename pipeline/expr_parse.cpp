@@ -33,6 +33,15 @@ bool parse_number_literal(std::string_view s, double& out) {
     out = neg ? -v : v;
     return true;
   }
+  if (body.size() > 2 && body[0] == '0' && (body[1] == 'o' || body[1] == 'O')) {
+    double v = 0;
+    for (char c : body.substr(2)) {
+      if (c < '0' || c > '7') return false;
+      v = v * 8 + (c - '0');
+    }
+    out = neg ? -v : v;
+    return true;
+  }
   size_t i = 0;
   auto digits = [&] {
     size_t s0 = i;

@@ -162,6 +162,13 @@ TEST(ExprCoercion, GitHubDocsTable) {
   EXPECT_EQ(eval("'1.50' == 1.5"), Value(true));
   EXPECT_EQ(eval("'0x10' == 16"), Value(true));
   EXPECT_EQ(eval("' 2 ' == 2"), Value(true));
+  EXPECT_EQ(eval("' +123456.789 ' == 123456.789"), Value(true));
+  EXPECT_EQ(eval("' 0xFF ' == 255"), Value(true));
+  EXPECT_EQ(eval("' 0o10 ' == 8"), Value(true));
+  EXPECT_EQ(eval("0o10 == 8"), Value(true));
+  EXPECT_EQ(eval("' -Infinity ' == -Infinity"), Value(true));
+  EXPECT_EQ(eval("' NaN ' != NaN"), Value(true));
+  EXPECT_EQ(eval("'1e3' == 1000"), Value(true));
   EXPECT_EQ(eval("'' == 0"), Value(true));
   EXPECT_EQ(eval("'abc' == 0"), Value(false));
   EXPECT_EQ(eval("'abc' != 0"), Value(true));
