@@ -64,7 +64,8 @@ class WorkflowParser {
   Result<Job> job(const std::string& id, const YAML::Node& key, const YAML::Node& n);
   Status job_entry(Job& job, const std::string& where, const std::string& key, const YAML::Node& k,
                    const YAML::Node& v);
-  Result<Step> step(const Job& job, size_t index, const YAML::Node& n);
+  // Records the step's expressions in job.expressions, after the job's own.
+  Result<Step> step(Job& job, size_t index, const YAML::Node& n);
   Status step_entry(Step& step, Job& job, const std::string& where, const std::string& key,
                     const YAML::Node& k, const YAML::Node& v);
   Result<ContainerDecl> container(Job& job, const YAML::Node& n, const std::string& where,

@@ -112,7 +112,7 @@ Status WorkflowParser::job_entry(Job& job, const std::string& where, const std::
   return {};
 }
 
-Result<Step> WorkflowParser::step(const Job& job, size_t index, const YAML::Node& n) {
+Result<Step> WorkflowParser::step(Job& job, size_t index, const YAML::Node& n) {
   Step st;
   st.loc = loc(n);
   const std::string where = "step " + std::to_string(index) + " of job '" + job.id + "'";
@@ -121,19 +121,14 @@ Result<Step> WorkflowParser::step(const Job& job, size_t index, const YAML::Node
                     {"id", "name", "run", "uses", "with", "shell", "working-directory", "env", "if",
                      "timeout-minutes", "continue-on-error"},
                     {}, where));
-  // Expressions of steps are recorded in the job, after the job's own.
-  Job& owner = const_cast<Job&>(job);
   for (auto it = n.begin(); it != n.end(); ++it) {
     null_loc_ = loc(it->first);
-    LS_TRY(step_entry(st, owner, where, it->first.Scalar(), it->first, it->second));
+    LS_TRY(step_entry(st, job, where, it->first.Scalar(), it->first, it->second));
   }
   if (st.run && st.uses) {
     return error(n, where + " has both 'run' and 'uses' (a step does one of them)");
   }
   if (!st.run && !st.uses) return error(n, where + " has neither 'run' nor 'uses'");
-  if (st.uses && !st.with.empty()) {
-    // nothing to check here: each built-in action validates its inputs.
-  }
   return st;
 }
 
