@@ -230,6 +230,31 @@ TEST(ExprAccess, PropertiesIndexesAndFilters) {
   EXPECT_EQ(eval("'abc'.length"), Value(nullptr));
 }
 
+// The object filter examples of GitHub's expressions documentation.
+TEST(ExprAccess, DocsObjectFilters) {
+  EvalContext ctx;
+  ctx.contexts["inputs"] = Value::parse(R"({
+    "fruits": [{"name": "apple", "quantity": 1}, {"name": "orange", "quantity": 2},
+               {"name": "pear", "quantity": 1}],
+    "vegetables": {
+      "scallions": {"colors": ["green", "white", "red"], "ediblePortions": ["roots", "stalks"]},
+      "beets": {"colors": ["purple", "red", "gold", "white", "pink"],
+                "ediblePortions": ["roots", "stems", "leaves"]},
+      "artichokes": {"colors": ["green", "purple", "red", "black"],
+                     "ediblePortions": ["hearts", "stems", "leaves"]}}})");
+  EXPECT_EQ(eval("inputs.fruits.*.name", ctx), Value::parse(R"(["apple", "orange", "pear"])"));
+  // Value keeps object members sorted by key, so members come in key order.
+  EXPECT_EQ(eval("inputs.vegetables.*.ediblePortions", ctx),
+            Value::parse(R"([["hearts", "stems", "leaves"], ["roots", "stems", "leaves"],
+                             ["roots", "stalks"]])"));
+  EXPECT_EQ(eval("inputs.vegetables.*.ediblePortions.*", ctx),
+            Value::parse(R"(["hearts", "stems", "leaves", "roots", "stems", "leaves", "roots",
+                             "stalks"])"));
+  EXPECT_EQ(eval("contains(inputs.vegetables.*.colors.*, 'PINK')", ctx), Value(true));
+  EXPECT_EQ(eval("inputs.fruits.*.quantity[1]", ctx), Value::parse("[]"));
+  EXPECT_EQ(eval("inputs.fruits[1].quantity", ctx), Value(2));
+}
+
 TEST(ExprFunctions, ContainsStartsEnds) {
   EXPECT_EQ(eval("contains('Hello world', 'llo')"), Value(true));
   EXPECT_EQ(eval("contains('Hello world', 'LLO')"), Value(true));
@@ -239,6 +264,8 @@ TEST(ExprFunctions, ContainsStartsEnds) {
   EXPECT_EQ(eval("contains(fromJSON('[1, 2]'), 3)"), Value(false));
   EXPECT_EQ(eval("contains(12345, 34)"), Value(true));
   EXPECT_EQ(eval("contains(matrix.flags, '-g')"), Value(true));
+  EXPECT_EQ(eval("contains(fromJSON('[\"push\", \"pull_request\"]'), github.event_name)"),
+            Value(true));
   EXPECT_EQ(eval("startsWith('Hello world', 'he')"), Value(true));
   EXPECT_EQ(eval("startsWith('Hello', 'Hello world')"), Value(false));
   EXPECT_EQ(eval("endsWith('Hello world', 'ORLD')"), Value(true));
