@@ -217,6 +217,11 @@ Status ImageStore::remove(const std::string& ref) {
   Digest target;
   if (!digest_part.empty()) {
     LS_TRY_ASSIGN(target, Digest::parse(digest_part));
+    if (!db.images.count(target)) {
+      // An index digest names the image that was selected from it.
+      for (const auto& [m, idx] : db.images)
+        if (idx == target) target = m;
+    }
     if (!db.images.count(target))
       return fail(Error("image '" + ref + "' is not in the local store", 0, ErrorKind::kNotFound));
     std::erase_if(db.tags, [&](const auto& kv) { return kv.second == target; });

@@ -67,6 +67,9 @@ TEST_F(Pulled, DockerManifestListSelectsAmd64) {
   EXPECT_EQ(store->resolve("multi:1")->manifest, amd.first);
   EXPECT_EQ(store->resolve(list.str())->manifest, amd.first);
   EXPECT_EQ(store->resolve("docker.io/library/multi@" + amd.first.str())->index, list);
+  ASSERT_TRUE(store->remove(list.str()));  // by the index it was pulled as
+  EXPECT_FALSE(store->resolve("multi:1"));
+  EXPECT_TRUE(store->list()->empty());
 }
 
 TEST_F(Pulled, OciIndexSkipsAttestations) {
