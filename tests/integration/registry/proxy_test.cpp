@@ -1,6 +1,7 @@
 // A misbehaving network between the client and a real registry: tampered
 // bytes, cut connections, 5xx, 429, redirects, odd media types.
 #include <chrono>
+#include <condition_variable>
 
 #include "fixture.hpp"
 #include "http_proxy.hpp"
@@ -42,6 +43,44 @@ TEST_F(ProxyTest, TamperedBlobIsRejectedNamedAndNotStored) {
   EXPECT_FALSE(images_->blobs().has(sha256_of(flipped)));
   EXPECT_FALSE(images_->resolve(proxy.domain() + "/app:v1"));
   EXPECT_FALSE(images_->blobs().has(img_.manifest.digest));
+  // No partial file anywhere in the state dir's blob area or temp dir.
+  for (const char* sub : {"blobs/sha256", "tmp"}) {
+    auto d = state_.path() / sub;
+    if (!std::filesystem::exists(d)) continue;
+    for (const auto& e : std::filesystem::directory_iterator(d)) {
+      Digest stored = *Digest::parse("sha256:" + e.path().filename().string());
+      EXPECT_TRUE(stored == img_.config.digest || stored == img_.layers[0].digest) << e.path();
+    }
+  }
+}
+
+TEST_F(ProxyTest, LayersDownloadInParallel) {
+  std::vector<std::vector<TarEntry>> layers;
+  for (int i = 0; i < 6; ++i)
+    layers.push_back({file("l" + std::to_string(i), random_bytes(1000, i))});
+  TestImage img = make_image(layers, Compression::kGzip);
+  ASSERT_TRUE(push_image(*client_, ref("wide:v1"), img));
+  // Each layer request waits (up to 10 s) until four are in flight at once:
+  // a client that fetched one at a time would show a maximum of one.
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0, max_in_flight = 0;
+  HttpProxy proxy(registry_->port(), [&](const ProxyRequest& r) {
+    bool layer = false;
+    for (const auto& l : img.layers) layer |= is_blob_get(r, l.digest);
+    if (!layer) return ProxyAction{};
+    std::unique_lock lock(mu);
+    max_in_flight = std::max(max_in_flight, ++in_flight);
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return max_in_flight >= 4; });
+    --in_flight;
+    return ProxyAction{};
+  });
+  auto r = client_->pull(ref_at(proxy.domain(), "wide:v1"), cache::Platform{}, *images_);
+  ASSERT_TRUE(r) << r.error().message();
+  for (const auto& l : img.layers) EXPECT_TRUE(images_->blobs().has(l.digest));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(max_in_flight, 4);  // ClientOptions::parallel
 }
 
 TEST_F(ProxyTest, InterruptedDownloadResumesWithRange) {
