@@ -11,6 +11,7 @@
 #include "cache/git_tree_writer.hpp"
 #include "cache/git_util.hpp"
 #include "common/fs.hpp"
+#include "common/lock_file.hpp"
 
 namespace lockstep::cache {
 namespace fs = std::filesystem;
@@ -32,6 +33,9 @@ Status link_missing_files(const fs::path& from, const fs::path& to) {
   if (ec) return fail(Error("create " + to.string() + ": " + ec.message(), ec.value()));
   for (const auto& e : fs::directory_iterator(from, ec)) {
     if (!e.is_regular_file(ec)) continue;
+    // Only published objects: a fetch's temp files are never linked.
+    const std::string n = e.path().filename().string();
+    if (n.rfind("tmp", 0) == 0 || n.rfind("pack_git2", 0) == 0 || n[0] == '.') continue;
     fs::path dst = to / e.path().filename();
     if (::link(e.path().c_str(), dst.c_str()) == 0 || errno == EEXIST) continue;
     if (errno != EXDEV && errno != EPERM) return fail_errno("link " + e.path().string());
@@ -185,7 +189,12 @@ Result<CheckoutResult> checkout(const GitMirrors& mirrors, const CheckoutRequest
     if (rc != 0) return git::fail_git(where + ": add origin", rc);
     git_remote_free(rem);
   }
-  LS_TRY(link_objects(res.mirror.path, dest / ".git"));
+  {
+    // Shared lock: no update of the mirror runs while its objects are linked.
+    LS_TRY_ASSIGN(LockFile lock,
+                  LockFile::acquire(fs::path(res.mirror.path.string() + ".lock"), /*shared=*/true));
+    LS_TRY(link_objects(res.mirror.path, dest / ".git"));
+  }
   git_odb* odb = nullptr;
   if (git_repository_odb(&odb, repo.get()) == 0) {
     git_odb_refresh(odb);  // see the packs linked in after the repository was opened

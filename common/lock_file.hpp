@@ -18,15 +18,17 @@ namespace lockstep {
 class LockFile {
  public:
   LockFile() = default;
-  // Creates `path` (and its parent) if needed and blocks until the lock is held.
-  static Result<LockFile> acquire(const std::filesystem::path& path) {
+  // Creates `path` (and its parent) if needed and blocks until the lock is
+  // held: exclusive for writers, shared for readers that must not see a
+  // writer's intermediate state.
+  static Result<LockFile> acquire(const std::filesystem::path& path, bool shared = false) {
     std::error_code ec;
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
     if (ec)
       return fail(Error("create " + path.parent_path().string() + ": " + ec.message(), ec.value()));
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (!fd) return fail_errno("open lock " + path.string());
-    while (::flock(fd.get(), LOCK_EX) != 0) {
+    while (::flock(fd.get(), shared ? LOCK_SH : LOCK_EX) != 0) {
       if (errno == EINTR) continue;
       return fail_errno("lock " + path.string());
     }
