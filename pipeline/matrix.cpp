@@ -239,8 +239,14 @@ Result<std::vector<JobInstance>> expand_job(const Workflow& wf, const Job& job,
   auto combos = expand_matrix(job.strategy.matrix, ctx, &local_warnings);
   if (!combos) {
     SourceLoc at = job.strategy.matrix_loc.line ? job.strategy.matrix_loc : job.loc;
-    return fail(workflow_error(wf.file, wf.source, at,
-                               combos.error().message() + " (job '" + job.id + "')"));
+    // A matrix made from needs outputs cannot be known before those jobs ran;
+    // say so, since the evaluation error alone ("'' is not valid JSON") puzzles.
+    std::string which =
+        matrix_depends_on_needs(job)
+            ? "job '" + job.id + "', whose matrix reads outputs of the jobs it needs"
+            : "job '" + job.id + "'";
+    return fail(
+        workflow_error(wf.file, wf.source, at, combos.error().message() + " (" + which + ")"));
   }
   if (warnings) {
     for (const auto& w : local_warnings) warnings->push_back(w + " (job '" + job.id + "')");

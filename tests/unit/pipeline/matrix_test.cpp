@@ -348,6 +348,11 @@ TEST(ExpandJobs, MatrixFromNeedsIsCheckedAfterExpansion) {
   EXPECT_EQ(build.expressions[1].what, "'run' of step 1");
   EXPECT_TRUE(matrix_depends_on_needs(build));
   EXPECT_FALSE(matrix_depends_on_needs(wf->jobs[0]));
+  auto early = expand_jobs(*wf, {});
+  ASSERT_FALSE(early);
+  EXPECT_EQ(first_line(early.error()),
+            "ci.yml:13:15: fromJSON(): '' is not valid JSON (job 'build', whose matrix reads "
+            "outputs of the jobs it needs)");
   EvalContext ctx;
   ctx.contexts["needs"] =
       Value::parse(R"({"setup":{"outputs":{"m":"{\"cc\":[\"gcc\",\"clang\"]}"}}})");
