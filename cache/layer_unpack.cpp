@@ -312,6 +312,26 @@ Result<fs::path> ensure_layer(const fs::path& state, const Digest& diff_id, cons
   return dest;
 }
 
+Result<fs::path> ensure_layer_tee(const fs::path& state, const Digest& diff_id,
+                                  const std::string& name, const StreamReader& in,
+                                  BlobWriter& blob) {
+  StreamReader tee = [&](void* buf, size_t len) -> Result<size_t> {
+    LS_TRY_ASSIGN(size_t n, in(buf, len));
+    LS_TRY(blob.write(buf, n));
+    return n;
+  };
+  auto dir = ensure_layer(state, diff_id, name, [&]() -> Result<StreamReader> { return tee; });
+  if (!dir) return dir;
+  // Already unpacked (the stream was not read), or bytes after the compressed
+  // stream's end that the decompressor never asked for: the blob gets them all.
+  char buf[1 << 16];
+  for (;;) {
+    LS_TRY_ASSIGN(size_t n, tee(buf, sizeof buf));
+    if (n == 0) break;
+  }
+  return dir;
+}
+
 Result<fs::path> ensure_layer_from_blob(const fs::path& state, const BlobStore& blobs,
                                         const Digest& blob, const Digest& diff_id) {
   auto fd = std::make_shared<UniqueFd>();

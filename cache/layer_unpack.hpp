@@ -13,7 +13,8 @@
 
 namespace lockstep::cache {
 
-// Pulls up to `len` bytes into `buf`; 0 means end of stream.
+// Pulls up to `len` bytes into `buf`; 0 means end of stream (and stays so on
+// further calls).
 using StreamReader = std::function<Result<size_t>(void* buf, size_t len)>;
 
 struct UnpackOptions {
@@ -50,6 +51,15 @@ Result<UnpackResult> unpack_tar_fd(int fd, const std::filesystem::path& dest,
 Result<std::filesystem::path> ensure_layer(const std::filesystem::path& state_dir,
                                            const Digest& diff_id, const std::string& name,
                                            const std::function<Result<StreamReader>()>& open);
+
+// One pass for a pull: every byte of `in` (the compressed layer as it
+// arrives) is written to `blob` and, when the layer is not unpacked yet, also
+// unpacked and diff-id verified as by ensure_layer(). The caller commits
+// `blob` afterwards (which verifies the blob digest). When the layer exists
+// already, `in` is only copied into `blob`.
+Result<std::filesystem::path> ensure_layer_tee(const std::filesystem::path& state_dir,
+                                               const Digest& diff_id, const std::string& name,
+                                               const StreamReader& in, BlobWriter& blob);
 
 // ensure_layer() for a blob that is in the store.
 Result<std::filesystem::path> ensure_layer_from_blob(const std::filesystem::path& state_dir,

@@ -10,7 +10,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -270,6 +272,29 @@ TEST_F(Unpack, CorruptStreamIsAnErrorAndKeepsNothing) {
   EXPECT_TRUE(r.error().message().starts_with("layer " + blob.str() + ": ")) << r.error().message();
   EXPECT_FALSE(fs::exists(dir.path() / "state/layers" / sha256_of(t.tar).hex()));
   EXPECT_TRUE(fs::is_empty(dir.path() / "state/tmp"));
+}
+
+// The pull path: the compressed stream is stored and unpacked in one pass.
+TEST_F(Unpack, TeeStoresBlobAndUnpacksOnce) {
+  ImageStore s(dir.path() / "state");
+  BuiltTar t = build_tar(lower_layer(), Filter::kZstd);
+  for (int round = 0; round < 2; ++round) {  // second round: layer exists already
+    size_t off = 0;
+    StreamReader net = [&](void* buf, size_t len) -> Result<size_t> {
+      size_t n = std::min<size_t>({len, t.blob.size() - off, 777});  // odd chunk sizes
+      std::memcpy(buf, t.blob.data() + off, n);
+      off += n;
+      return n;
+    };
+    auto w = s.blobs().writer(sha256_of(t.blob));
+    ASSERT_TRUE(w);
+    auto d = ensure_layer_tee(s.state_dir(), sha256_of(t.tar), "layer tee", net, *w);
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(*read_file(*d / "a/keep"), "keep\n");
+    auto committed = w->commit();
+    ASSERT_TRUE(committed) << committed.error().message();
+    EXPECT_EQ(*s.blobs().read(*committed), t.blob);
+  }
 }
 
 // Two processes prepare the same layer at once: both succeed, one unpacks.
