@@ -127,6 +127,33 @@ Status set_ref(git_repository* repo, const std::string& name, const git_oid& oid
   return {};
 }
 
+// fetch-depth 0: every branch of the mirror as refs/remotes/origin/* and
+// every tag, written as one packed-refs file (thousands of tags cost one
+// write, not thousands of files).
+Status write_all_refs(const fs::path& git_dir, const MirrorInfo& mirror) {
+  LS_TRY_ASSIGN(git::Repo m, git::open_repo(mirror.path.string()));
+  std::vector<std::pair<std::string, std::string>> refs;  // name, oid
+  git_reference_iterator* it = nullptr;
+  int rc = git_reference_iterator_new(&it, m.get());
+  if (rc != 0) return git::fail_git("list refs of " + mirror.url, rc);
+  git::RefIter iter(it);
+  git_reference* ref = nullptr;
+  while (git_reference_next(&ref, it) == 0) {
+    git::Reference owned(ref);
+    const git_oid* id = git_reference_target(ref);
+    if (!id) continue;
+    const std::string name = git_reference_name(ref);
+    if (name.rfind("refs/heads/", 0) == 0)
+      refs.emplace_back("refs/remotes/origin/" + name.substr(11), git::oid_hex(*id));
+    else if (name.rfind("refs/tags/", 0) == 0)
+      refs.emplace_back(name, git::oid_hex(*id));
+  }
+  std::sort(refs.begin(), refs.end());
+  std::string text = "# pack-refs with: sorted \n";
+  for (const auto& [name, oid] : refs) text += oid + " " + name + "\n";
+  return write_file_atomic(git_dir / "packed-refs", text);
+}
+
 // Writes the refs a checkout of `rr` has (see the header), HEAD last.
 Status write_refs(git_repository* repo, const MirrorInfo& mirror, const ResolvedRef& rr) {
   git_oid commit;
@@ -229,6 +256,11 @@ Result<CheckoutResult> checkout(const GitMirrors& mirrors, const CheckoutRequest
       opts.checkout_strategy |= GIT_CHECKOUT_REMOVE_UNTRACKED | GIT_CHECKOUT_REMOVE_IGNORED;
     rc = git_checkout_tree(repo.get(), reinterpret_cast<git_object*>(t), &opts);
     if (rc != 0) return git::fail_git(where, rc);
+  }
+  if (req.fetch_depth == 0) {
+    LS_TRY(write_all_refs(dest / ".git", res.mirror).map_error([&](Error e) {
+      return std::move(e).context(where);
+    }));
   }
   LS_TRY(write_refs(repo.get(), res.mirror, res.ref).map_error([&](Error e) {
     return std::move(e).context(where);

@@ -12,9 +12,12 @@
 // commit as a detached HEAD. `git log`, `git status`, `git diff` work in the
 // job, and the working tree is clean.
 //
-// fetch_depth: accepted and recorded, but the mirror is always complete
-// (see git_mirror.hpp) and the checkout links all of it, so history is never
-// truncated; a job that runs `git describe` or `git log` simply sees more.
+// fetch_depth: the mirror is always complete (see git_mirror.hpp) and the
+// checkout links all of its objects, so history is never truncated (a job
+// running `git log` sees all of it, as after a full clone). What depth
+// changes is the refs: with 0 every branch (as refs/remotes/origin/*) and
+// every tag is written, as actions/checkout's fetch-depth: 0 gives; with
+// any other value only the checked-out branch or tag.
 //
 // An existing destination that is a checkout of the same URL is reused
 // (only changed files are written); anything else in it is removed first,

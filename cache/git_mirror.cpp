@@ -208,6 +208,8 @@ Result<MirrorInfo> GitMirrors::update(const std::string& url,
     if (::rename(repo_dir.c_str(), info.path.c_str()) != 0)
       return fail_errno("rename mirror into " + info.path.string());
     fresh.release();
+  } else if (info.stats.received_objects > 0) {
+    LS_TRY(compact_locked(info.path, kMaxPacks));
   }
   return info;
 }

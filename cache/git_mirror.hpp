@@ -17,6 +17,7 @@
 // Depth: the libgit2 of Debian 12 (1.5) cannot fetch shallow, and a shared
 // mirror must hold full history anyway, so mirrors are always complete and
 // fetch-depth only matters to what a checkout shows (see git_checkout.hpp).
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -86,7 +87,17 @@ class GitMirrors {
 
   const std::filesystem::path& root() const { return root_; }
 
+  // Each fetch adds a pack; update() repacks a mirror into one pack when it
+  // holds more than this many (git_mirror_compact.cpp).
+  static constexpr size_t kMaxPacks = 16;
+  // Repacks the mirror of `url` when it has more than `max_packs` packs;
+  // true when it did. For `lockstep cache gc` (update() calls it itself).
+  Result<bool> compact(const std::string& url, size_t max_packs = kMaxPacks) const;
+  size_t pack_count(const std::string& url) const;
+
  private:
+  Result<bool> compact_locked(const std::filesystem::path& mirror, size_t max_packs) const;
+
   std::filesystem::path root_;  // <state>/git
 };
 

@@ -325,3 +325,48 @@ TEST_F(SubmoduleTest, TopLevelOnlyLeavesNestedEmpty) {
 
 }  // namespace
 }  // namespace lockstep::cache
+
+namespace lockstep::cache {
+namespace {
+
+TEST_F(GitCheckoutTest, ManyFetchesAreRepackedIntoOnePack) {
+  GitMirrors mirrors(state());
+  ASSERT_TRUE(mirrors.update(src_.string()));
+  std::string last;
+  for (size_t i = 0; i <= GitMirrors::kMaxPacks; ++i) {
+    last = commit_file(src_, "n.txt", std::to_string(i) + "\n");
+    auto u = mirrors.update(src_.string());
+    ASSERT_TRUE(u) << u.error().message();
+    EXPECT_LE(mirrors.pack_count(src_.string()), GitMirrors::kMaxPacks);
+  }
+  EXPECT_LT(mirrors.pack_count(src_.string()), GitMirrors::kMaxPacks);
+  const fs::path m = mirrors.mirror_path(src_.string());
+  EXPECT_EQ(sh("git --git-dir=" + m.string() + " fsck --no-progress 2>&1"), "");
+  EXPECT_EQ(sh("git --git-dir=" + m.string() + " cat-file -t v1"), "tag");
+  CheckoutRequest req{src_.string(), "main", dest("after-repack")};
+  req.fetch_depth = 0;
+  auto r = checkout(mirrors, req);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->commit, last);
+  EXPECT_EQ(git(req.path, "describe --tags --abbrev=0"), "v1");
+  EXPECT_EQ(git(req.path, "status --porcelain"), "");
+}
+
+TEST_F(GitCheckoutTest, FetchDepthZeroWritesAllBranchesAndTags) {
+  GitMirrors mirrors(state());
+  CheckoutRequest req{src_.string(), "main", dest("depth1")};
+  ASSERT_TRUE(checkout(mirrors, req));
+  EXPECT_EQ(git(req.path, "tag"), "");
+  EXPECT_EQ(git(req.path, "branch -r --format='%(refname:short)'"), "origin/main");
+  req.path = dest("depth0");
+  req.fetch_depth = 0;
+  ASSERT_TRUE(checkout(mirrors, req));
+  EXPECT_EQ(git(req.path, "tag"), "v1");
+  EXPECT_EQ(git(req.path, "branch -r --format='%(refname:short)'"), "origin/dev\norigin/main");
+  EXPECT_EQ(git(req.path, "rev-parse origin/dev"), c3_);
+  EXPECT_EQ(git(req.path, "describe --tags"), "v1-1-g" + c2_.substr(0, 7));
+  EXPECT_EQ(git(req.path, "status --porcelain"), "");
+}
+
+}  // namespace
+}  // namespace lockstep::cache
