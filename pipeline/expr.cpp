@@ -8,9 +8,14 @@
 namespace lockstep::pipeline {
 namespace {
 
+// Quotes at most kQuoteMax characters of the expression: messages stay one
+// readable line.
+constexpr size_t kQuoteMax = 100;
+
 Error invalid(std::string_view text, const Error& why) {
-  return Error("invalid expression '" + std::string(text) + "': " + why.message(), 0,
-               ErrorKind::kWorkflow);
+  std::string quoted(text.substr(0, kQuoteMax));
+  if (text.size() > kQuoteMax) quoted += "...";
+  return Error("invalid expression '" + quoted + "': " + why.message(), 0, ErrorKind::kWorkflow);
 }
 
 std::string_view trim(std::string_view s) {

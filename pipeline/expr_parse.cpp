@@ -101,6 +101,7 @@ struct Token {
 
 // GitHub nests at most 50 levels; the limit also keeps the recursion bounded.
 constexpr int kMaxDepth = 50;
+constexpr size_t kMaxTokens = 2000;
 
 struct FunctionSpec {
   std::string_view name;
@@ -543,6 +544,12 @@ class Parser {
 
 Result<std::unique_ptr<Node>> parse(std::string_view text) {
   LS_TRY_ASSIGN(auto tokens, Lexer(text).run());
+  // Operator chains parse iteratively but evaluate recursively; bounding the
+  // tokens bounds the depth of the tree (no real expression comes close).
+  if (tokens.size() > kMaxTokens) {
+    return fail("expression has more than " + std::to_string(kMaxTokens) + " tokens",
+                ErrorKind::kWorkflow);
+  }
   return Parser(std::move(tokens)).run();
 }
 

@@ -86,8 +86,12 @@ TEST(ExprSyntax, ErrorsArePinned) {
             "invalid expression 'github.ref github.ref': unexpected 'github' at position 12");
   std::string deep(60, '(');
   deep += "1" + std::string(60, ')');
-  EXPECT_EQ(eval_error(deep),
-            "invalid expression '" + deep + "': expression nests deeper than 50 levels");
+  EXPECT_EQ(eval_error(deep), "invalid expression '" + deep.substr(0, 100) +
+                                  "...': expression nests deeper than 50 levels");
+  std::string chain = "1";
+  for (int i = 0; i < 1000; ++i) chain += " == 1";
+  EXPECT_EQ(eval_error(chain), "invalid expression '" + chain.substr(0, 100) +
+                                   "...': expression has more than 2000 tokens");
   EXPECT_EQ(eval_error(std::string(60, '!') + "true"),
             "invalid expression '" + std::string(60, '!') +
                 "true': expression nests deeper than 50 levels");
