@@ -239,15 +239,13 @@ Result<ContainerDecl> WorkflowParser::container(Job& job, const YAML::Node& n,
       } else if (auto parsed = parse_container_options(c.options); !parsed) {
         return error(v, parsed.error().message());
       }
-    } else if (key == "volumes") {
-      LS_TRY_ASSIGN(c.volumes, string_list(v, what));
-    } else if (key == "ports" && ports) {
-      if (!v.IsSequence())
-        return error(v, "expected a sequence for " + what + ", got " + kind_of(v));
-      for (const auto& p : v) {
-        if (!p.IsScalar()) return error(p, "expected strings in " + what + ", got " + kind_of(p));
-        ports->push_back(p.Scalar());
+    } else if (key == "volumes" || (key == "ports" && ports)) {
+      LS_TRY_ASSIGN(auto list, string_list(v, what));
+      size_t i = 0;
+      for (const auto& e : v) {
+        LS_TRY(check_expr(e, list[i++], "'" + key + "' of " + place, false, sites));
       }
+      (key == "volumes" ? c.volumes : *ports) = std::move(list);
     }
   }
   if (!n["image"]) return error(n, where + " has no 'image'");

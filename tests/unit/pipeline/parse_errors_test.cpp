@@ -360,6 +360,30 @@ TEST(ParseErrors, InvalidExpressionsAreLocated) {
             "ci.yml:5:14: '${{' at offset 5 has no closing '}}'");
 }
 
+TEST(ParseErrors, VolumesAndPortsAreChecked) {
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    services:
+      db:
+        image: postgres
+        ports:
+          - ${{ matrix.port }
+    steps: [{run: x}]
+)"),
+            "ci.yml:8:13: '${{' at offset 0 has no closing '}}'");
+  EXPECT_EQ(
+      parse_error(R"(jobs:
+  a:
+    runs-on: x
+    container:
+      image: alpine
+      volumes: /cache
+    steps: [{run: x}]
+)"),
+      "ci.yml:6:16: expected a sequence for 'volumes' in 'container' of job 'a', got a string");
+}
+
 TEST(ParseErrors, ContainerOptionsAreChecked) {
   EXPECT_EQ(parse_error(R"(jobs:
   a:
