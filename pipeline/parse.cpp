@@ -137,14 +137,28 @@ Status WorkflowParser::expect_seq(const YAML::Node& n, const std::string& what) 
   return {};
 }
 
+Status WorkflowParser::check_tag(const YAML::Node& n) const {
+  // A plain value starting with '!' is a YAML tag, not text: `if: !cancelled()`
+  // would silently become an empty condition. GitHub's docs warn about it;
+  // here it is an error.
+  const std::string& tag = n.Tag();
+  if (tag.empty() || tag == "?" || tag == "!" || tag.rfind("tag:yaml.org,2002:", 0) == 0) return {};
+  return error(n, "YAML reads '" + tag +
+                      "' as a tag; quote a value that starts with '!' or wrap it in ${{ }}");
+}
+
 Result<std::string> WorkflowParser::scalar(const YAML::Node& n, const std::string& what) const {
   if (!n.IsScalar()) return error(n, "expected a string for " + what + ", got " + kind_of(n));
+  LS_TRY(check_tag(n));
   return n.Scalar();
 }
 
 Result<std::vector<std::string>> WorkflowParser::string_or_list(const YAML::Node& n,
                                                                 const std::string& what) const {
-  if (n.IsScalar()) return std::vector<std::string>{n.Scalar()};
+  if (n.IsScalar()) {
+    LS_TRY(check_tag(n));
+    return std::vector<std::string>{n.Scalar()};
+  }
   if (!n.IsSequence()) {
     return error(n, "expected a string or a sequence for " + what + ", got " + kind_of(n));
   }
@@ -159,6 +173,7 @@ Result<std::vector<std::string>> WorkflowParser::string_list(const YAML::Node& n
     if (!e.IsScalar()) {
       return error(e, "expected strings in " + what + ", got " + kind_of(e));
     }
+    LS_TRY(check_tag(e));
     out.push_back(e.Scalar());
   }
   return out;
@@ -232,6 +247,7 @@ Result<OrderedValue> WorkflowParser::to_value(const YAML::Node& n, const std::st
                                               std::vector<ExprSite>* sites) const {
   switch (n.Type()) {
     case YAML::NodeType::Scalar: {
+      LS_TRY(check_tag(n));
       const std::string& s = n.Scalar();
       LS_TRY(check_expr(n, s, what, false, sites));
       if (n.Tag() == "?") return plain_scalar(s);

@@ -39,6 +39,8 @@ class WorkflowParser {
   // Typed reads; `what` names the value ("'run' in step 2 of job 'build'").
   Status expect_map(const YAML::Node& n, const std::string& what) const;
   Status expect_seq(const YAML::Node& n, const std::string& what) const;
+  // Refuses a custom YAML tag (`if: !cancelled()` parses as tag + text).
+  Status check_tag(const YAML::Node& n) const;
   Result<std::string> scalar(const YAML::Node& n, const std::string& what) const;
   Result<std::vector<std::string>> string_or_list(const YAML::Node& n,
                                                   const std::string& what) const;

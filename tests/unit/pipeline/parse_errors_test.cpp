@@ -360,6 +360,28 @@ TEST(ParseErrors, InvalidExpressionsAreLocated) {
             "ci.yml:5:14: '${{' at offset 5 has no closing '}}'");
 }
 
+TEST(ParseErrors, BangIsAYamlTag) {
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: make
+        if: !cancelled()
+)"),
+            "ci.yml:6:13: YAML reads '!cancelled()' as a tag; quote a value that starts with '!' "
+            "or wrap it in ${{ }}");
+  EXPECT_EQ(parse_error(R"(jobs:
+  a:
+    runs-on: x
+    strategy:
+      matrix:
+        v: [!x 1]
+    steps: [{run: x}]
+)"),
+            "ci.yml:6:13: YAML reads '!x' as a tag; quote a value that starts with '!' or wrap it "
+            "in ${{ }}");
+}
+
 TEST(ParseErrors, VolumesAndPortsAreChecked) {
   EXPECT_EQ(parse_error(R"(jobs:
   a:

@@ -161,6 +161,21 @@ TEST(ParseWorkflow, ReadsEverySupportedKey) {
   EXPECT_TRUE(b.expressions[1].condition);
 }
 
+TEST(ParseWorkflow, QuotedBangAndStandardTagsAreText) {
+  Workflow wf = parse_ok(R"y(jobs:
+  a:
+    runs-on: !!str x
+    steps:
+      - run: make
+        if: "!cancelled()"
+      - run: make
+        if: ${{ !cancelled() }}
+)y");
+  EXPECT_EQ(wf.jobs[0].runs_on, std::vector<std::string>{"x"});
+  EXPECT_EQ(wf.jobs[0].steps[0].if_expr, "!cancelled()");
+  EXPECT_EQ(wf.jobs[0].steps[1].if_expr, "${{ !cancelled() }}");
+}
+
 TEST(ParseWorkflow, ScalarFormsOfNeedsRunsOnContainer) {
   Workflow wf = parse_ok(R"(on: push
 jobs:
