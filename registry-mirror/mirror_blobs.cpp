@@ -114,8 +114,7 @@ std::shared_ptr<BlobDownload> BlobFetcher::join(Upstream& upstream, const std::s
 void BlobFetcher::run(std::shared_ptr<BlobDownload> dl, Upstream* upstream, std::string repo) {
   auto st = download(*dl, *upstream, repo);
   if (!st) {
-    spdlog::warn("mirror: blob {} from {}/{}: {}", dl->digest().str(), upstream->name(), repo,
-                 st.error().message());
+    spdlog::warn("mirror: {}", st.error().message());
     dl->update([&](DownloadState& s) {
       s.failed = true;
       s.error = st.error().message();

@@ -49,6 +49,9 @@ int serve(const std::vector<std::string>& args) {
   if (!parsed) return report_error(parsed.error());
   if (!parsed->positionals.empty())
     return usage_error("mirror serve takes no arguments, got '" + parsed->positionals[0] + "'");
+  // Log lines (start, stale answers, upstream failures) go to stderr; the
+  // access log is separate.
+  setup_logging(Verbosity::kVerbose);
   registry::MirrorConfig cfg;
   cfg.state_dir = state_dir();
   if (auto c = parsed->get("config"))
