@@ -81,6 +81,9 @@ struct ProcessSpec {
   std::string workdir;           // empty: the container's
   std::string user;              // empty: the container's
   std::optional<std::chrono::milliseconds> timeout;
+  // After a timeout: SIGTERM to the container's processes, SIGKILL to all of
+  // them after this grace period.
+  std::chrono::milliseconds timeout_grace{2000};
   bool tty = false;  // attach to the caller's terminal through a pty
 };
 

@@ -1,0 +1,113 @@
+#include "executor/child_util.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+namespace lockstep::executor::detail {
+
+pid_t clone3_fork(uint64_t flags, int* pidfd) noexcept {
+  struct clone_args args;
+  std::memset(&args, 0, sizeof args);
+  args.flags = flags;
+  // With CLONE_PARENT the kernel takes the exit signal from the caller (our
+  // SIGCHLD) and refuses any other value.
+  args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
+  if (pidfd != nullptr) {
+    args.flags |= CLONE_PIDFD;
+    args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  }
+  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+}
+
+int openat2_resolve(int dirfd, const char* path, int flags, uint64_t resolve,
+                    mode_t mode) noexcept {
+  struct open_how how;
+  std::memset(&how, 0, sizeof how);
+  how.flags = static_cast<uint64_t>(flags);
+  how.mode = mode;
+  how.resolve = resolve;
+  return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+int pidfd_open(pid_t pid) noexcept {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+int pidfd_send_signal(int pidfd, int sig) noexcept {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+int write_all(int fd, const void* buf, size_t len) noexcept {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+ssize_t read_full(int fd, void* buf, size_t len) noexcept {
+  char* p = static_cast<char*>(buf);
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = ::read(fd, p + got, len - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+void proc_fd_path(int fd, char* buf) noexcept {
+  static constexpr char kPrefix[] = "/proc/self/fd/";
+  std::memcpy(buf, kPrefix, sizeof kPrefix - 1);
+  char digits[16];
+  int n = 0;
+  unsigned v = static_cast<unsigned>(fd);
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  char* out = buf + sizeof kPrefix - 1;
+  while (n > 0) *out++ = digits[--n];
+  *out = '\0';
+}
+
+int keep_only_fds(int* fds, int n) noexcept {
+  // First move every kept fd above the target range so that no dup2 below
+  // clobbers a kept fd that has not been moved yet.
+  for (int i = 0; i < n; ++i) {
+    int tmp = ::fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + n);
+    if (tmp < 0) return errno;
+    fds[i] = tmp;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (::dup3(fds[i], 3 + i, O_CLOEXEC) < 0) return errno;
+    fds[i] = 3 + i;
+  }
+  if (::syscall(SYS_close_range, 3 + n, ~0U, 0) != 0) return errno;
+  return 0;
+}
+
+void child_fail(int fd, int step, int err, int detail) noexcept {
+  ChildReport r{kReportError, step, err, detail, 0};
+  (void)write_all(fd, &r, sizeof r);
+  ::_exit(127);
+}
+
+}  // namespace lockstep::executor::detail

@@ -1,0 +1,55 @@
+#pragma once
+// Primitives for code that runs between clone() and execve() in a child of the
+// (multithreaded) runner. Everything here is async-signal-safe: raw system
+// calls, no allocation, no locks, no stdio. Parents prepare every string and
+// array beforehand; children only read them.
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lockstep::executor::detail {
+
+// clone3(2) without a new stack (fork-like). Returns the child's pid in the
+// parent (and its pidfd in *pidfd when pidfd != nullptr), 0 in the child, -1
+// with errno on failure. `flags` are CLONE_* bits; SIGCHLD is the exit signal.
+pid_t clone3_fork(uint64_t flags, int* pidfd) noexcept;
+
+// openat2(2) with RESOLVE_* flags.
+int openat2_resolve(int dirfd, const char* path, int flags, uint64_t resolve,
+                    mode_t mode = 0) noexcept;
+
+// pidfd_open(2) and pidfd_send_signal(2) as raw system calls (glibc 2.36's
+// <sys/pidfd.h> lacks C linkage for C++).
+int pidfd_open(pid_t pid) noexcept;
+int pidfd_send_signal(int pidfd, int sig) noexcept;
+
+// write(2) of the whole buffer, retrying on EINTR/short writes. 0 or errno.
+int write_all(int fd, const void* buf, size_t len) noexcept;
+// read(2) of exactly len bytes. Returns bytes read (short only at EOF) or -1.
+ssize_t read_full(int fd, void* buf, size_t len) noexcept;
+
+// Writes "/proc/self/fd/<fd>" into buf (at least 32 bytes).
+void proc_fd_path(int fd, char* buf) noexcept;
+
+// Moves fds[0..n) to 3..3+n and closes every other descriptor >= 3. Each
+// fds[i] is updated to its new number. 0 or errno.
+int keep_only_fds(int* fds, int n) noexcept;
+
+// What a child reports to its parent over a CLOEXEC pipe: the failed step,
+// errno, and an index into a table of details the parent prepared (-1: none).
+struct ChildReport {
+  int32_t kind;  // kReportOk, kReportError, kReportPid
+  int32_t step;
+  int32_t err;
+  int32_t detail;
+  int64_t value;  // kReportPid: the pid
+};
+inline constexpr int32_t kReportOk = 1;
+inline constexpr int32_t kReportError = 2;
+inline constexpr int32_t kReportPid = 3;
+
+// Reports {step, err, detail} on fd and exits with status 127.
+[[noreturn]] void child_fail(int fd, int step, int err, int detail = -1) noexcept;
+
+}  // namespace lockstep::executor::detail

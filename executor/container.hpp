@@ -1,0 +1,88 @@
+#pragma once
+// LinuxContainer: one live container owned by this process: its init (pid 1,
+// held by a pidfd), its cgroup, its state directory and the pipes to talk to
+// its init. Created by LinuxExecutor::start() (container_start.cpp); exec
+// and output capture in container_exec.cpp; teardown in container_stop.cpp.
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "common/fd.hpp"
+#include "executor/cgroup.hpp"
+#include "executor/confinement.hpp"
+#include "executor/executor.hpp"
+#include "executor/spawn.hpp"
+
+namespace lockstep::executor::detail {
+
+class LinuxContainer final : public Container {
+ public:
+  static Result<std::unique_ptr<LinuxContainer>> start(const std::filesystem::path& state_dir,
+                                                       const ContainerSpec& spec);
+  ~LinuxContainer() override;
+
+  const std::string& id() const override { return spec_.id; }
+  Result<ProcessResult> exec(const ProcessSpec& spec, const LineSink& sink) override;
+  void cancel(std::chrono::milliseconds grace) override;
+  Status stop(std::chrono::milliseconds grace) override;
+  ResourceUsage usage() const override;
+
+  pid_t init_pid() const { return init_pid_; }
+
+  // A process started in the container with the given stdio; the caller
+  // waits for it through `pidfd` (it is the caller's child).
+  struct Spawned {
+    pid_t pid = 0;
+    UniqueFd pidfd;
+  };
+  Result<Spawned> spawn(const ProcessSpec& spec, int stdin_fd, int stdout_fd, int stderr_fd);
+
+  // Sends SIGKILL to every process but init and waits until init has reaped
+  // its children. Safe from any thread.
+  void kill_all_processes();
+
+  // Bookkeeping for cancel(): every running exec registers an eventfd.
+  struct ExecTicket {
+    UniqueFd wake;
+    uint64_t cancel_generation = 0;
+  };
+  Result<std::shared_ptr<ExecTicket>> begin_exec();
+  void end_exec(const std::shared_ptr<ExecTicket>& t);
+  bool cancelled_since(const ExecTicket& t) const;
+
+ private:
+  LinuxContainer() = default;
+  Status send_ctl(char cmd);
+  Status teardown();
+
+  ContainerSpec spec_;
+  std::filesystem::path dir_;
+  Cgroup cgroup_;
+  std::shared_ptr<const Confinement> confinement_;
+  pid_t init_pid_ = 0;
+  UniqueFd init_pidfd_;
+  UniqueFd ctl_;     // write end: commands to init; closing it stops the container
+  UniqueFd report_;  // read end: acks from init
+
+  std::mutex ctl_mu_;  // one command + ack at a time
+  mutable std::mutex mu_;
+  std::condition_variable idle_cv_;
+  std::set<std::shared_ptr<ExecTicket>> execs_;
+  uint64_t cancel_generation_ = 0;
+  bool stopped_ = false;
+};
+
+// Live containers of this process by id, for NetworkMode::kContainer.
+// Returns an fd of the container's network namespace.
+Result<UniqueFd> open_container_netns(const std::string& id);
+
+// "exit code 3", "killed by signal 15 (Terminated)", ...
+std::string describe_duration(std::chrono::milliseconds d);
+
+}  // namespace lockstep::executor::detail

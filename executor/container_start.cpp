@@ -1,0 +1,178 @@
+// Starting a container: state dir, cgroup, init clone, rootfs, readiness.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "common/fs.hpp"
+#include "executor/child_util.hpp"
+#include "executor/container.hpp"
+#include "executor/init.hpp"
+#include "executor/rootfs.hpp"
+#include "executor/state.hpp"
+
+namespace lockstep::executor {
+namespace detail {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::mutex g_registry_mu;
+std::map<std::string, LinuxContainer*>& registry() {
+  static std::map<std::string, LinuxContainer*> r;
+  return r;
+}
+
+Status check_id(const std::string& id) {
+  bool ok = !id.empty() && id.size() <= 128 && id[0] != '.' && id[0] != '-';
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      ok = false;
+  if (!ok)
+    return fail("invalid container id '" + id + "' (letters, digits, '-', '_', '.'; at most 128)",
+                ErrorKind::kUsage);
+  return {};
+}
+
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
+  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
+}
+
+}  // namespace
+
+Result<UniqueFd> open_container_netns(const std::string& id) {
+  std::lock_guard lock(g_registry_mu);
+  auto it = registry().find(id);
+  if (it == registry().end())
+    return fail("network container:" + id + ": no such running container", ErrorKind::kNotFound);
+  std::string path = "/proc/" + std::to_string(it->second->init_pid()) + "/ns/net";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path);
+  return fd;
+}
+
+Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& state_dir,
+                                                              const ContainerSpec& spec) {
+  LS_TRY(check_id(spec.id));
+  if (spec.user_namespace)
+    return fail("container " + spec.id + ": user namespaces are not supported yet",
+                ErrorKind::kUnsupported);
+  std::unique_ptr<LinuxContainer> c(new LinuxContainer());
+  c->spec_ = spec;
+  fs::path parent = containers_dir(state_dir);
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) return fail(Error("create " + parent.string() + ": " + ec.message(), ec.value()));
+  fs::path dir = parent / spec.id;
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST)
+      return fail("container " + spec.id + " already exists (" + dir.string() + ")",
+                  ErrorKind::kUsage);
+    return fail_errno("create " + dir.string());
+  }
+  // From here on the destructor (teardown) removes whatever exists.
+  c->dir_ = dir;
+  c->stopped_ = false;
+
+  ContainerState st;
+  st.id = spec.id;
+  st.owner_pid = ::getpid();
+  st.owner_start = process_start_time(st.owner_pid).value_or(0);
+  LS_TRY(write_state(dir, st));
+  RootfsDirs dirs{dir / "rootfs", dir / "upper", dir / "work"};
+  for (const auto& d : {dirs.rootfs, dirs.upper, dirs.work})
+    if (::mkdir(d.c_str(), 0755) != 0) return fail_errno("create " + d.string());
+
+  InitPlan plan;
+  LS_TRY_ASSIGN(plan.rootfs, build_rootfs_plan(spec, dirs));
+  plan.hostname = spec.hostname;
+  if (plan.hostname.size() > 64)
+    return fail("hostname '" + spec.hostname + "' is longer than 64 bytes", ErrorKind::kUsage);
+  LS_TRY_ASSIGN(c->confinement_, prepare_confinement(spec));
+  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  UniqueFd netns;
+  switch (spec.network.mode) {
+    case NetworkMode::kNone:
+      flags |= CLONE_NEWNET;
+      plan.loopback_up = true;
+      break;
+    case NetworkMode::kHost:
+      break;
+    case NetworkMode::kContainer: {
+      LS_TRY_ASSIGN(netns, open_container_netns(spec.network.container));
+      break;
+    }
+  }
+  LS_TRY_ASSIGN(c->cgroup_, Cgroup::create(spec.id, spec.limits));
+
+  LS_TRY_ASSIGN(auto ctl, make_pipe());
+  LS_TRY_ASSIGN(auto report, make_pipe());
+  int pidfd = -1;
+  pid_t pid = clone3_fork(flags, &pidfd);
+  if (pid < 0) return fail_errno("clone the init of container " + spec.id);
+  if (pid == 0)
+    container_init_main(plan, ctl.first.get(), report.second.get(), netns ? netns.get() : -1);
+  c->init_pid_ = pid;
+  c->init_pidfd_ = UniqueFd(pidfd);
+  c->ctl_ = std::move(ctl.second);
+  c->report_ = std::move(report.first);
+  ctl.first.reset();
+  report.second.reset();
+  netns.reset();
+
+  if (auto s = c->cgroup_.attach(pid); !s)
+    return fail(std::move(s.error()).context("container " + spec.id));
+  LS_TRY(c->send_ctl(kCtlGo));
+  ChildReport r{};
+  ssize_t n = read_full(c->report_.get(), &r, sizeof r);
+  if (n != static_cast<ssize_t>(sizeof r) || r.kind != kReportOk) {
+    if (n == static_cast<ssize_t>(sizeof r) && r.kind == kReportError)
+      return fail(Error::from_errno(
+          "start container " + spec.id + ": " + describe_init_failure(plan, r.step, r.detail),
+          r.err));
+    return fail("start container " + spec.id + ": its init exited during setup");
+  }
+  st.init_pid = pid;
+  st.init_start = process_start_time(pid).value_or(0);
+  LS_TRY(write_state(dir, st));
+  {
+    std::lock_guard lock(g_registry_mu);
+    registry()[spec.id] = c.get();
+  }
+  return c;
+}
+
+void unregister_container(const std::string& id, const LinuxContainer* c) {
+  std::lock_guard lock(g_registry_mu);
+  auto it = registry().find(id);
+  if (it != registry().end() && it->second == c) registry().erase(it);
+}
+
+namespace {
+
+class LinuxExecutor final : public Executor {
+ public:
+  explicit LinuxExecutor(fs::path state_dir) : state_dir_(std::move(state_dir)) {}
+  Result<std::unique_ptr<Container>> start(const ContainerSpec& spec) override {
+    LS_TRY_ASSIGN(auto c, LinuxContainer::start(state_dir_, spec));
+    return std::unique_ptr<Container>(std::move(c));
+  }
+
+ private:
+  fs::path state_dir_;
+};
+
+}  // namespace
+}  // namespace detail
+
+std::unique_ptr<Executor> make_linux_executor(const std::filesystem::path& state_dir) {
+  return std::make_unique<detail::LinuxExecutor>(state_dir);
+}
+
+}  // namespace lockstep::executor

@@ -1,0 +1,145 @@
+// Tearing a container down, and reaping what a dead runner left behind.
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+#include "common/fs.hpp"
+#include "executor/child_util.hpp"
+#include "executor/container.hpp"
+#include "executor/state.hpp"
+
+namespace lockstep::executor {
+namespace detail {
+namespace fs = std::filesystem;
+
+void unregister_container(const std::string& id, const LinuxContainer* c);
+
+LinuxContainer::~LinuxContainer() {
+  (void)stop(std::chrono::milliseconds(0));
+}
+
+Status LinuxContainer::stop(std::chrono::milliseconds grace) {
+  bool busy;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_ && !ctl_ && !init_pidfd_ && dir_.empty()) return {};
+    busy = !execs_.empty();
+  }
+  if (busy) cancel(grace);
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  return teardown();
+}
+
+// Order matters: the init takes every process of its pid namespace with it
+// (and with them the mount namespace holding the overlay); only then can the
+// cgroup be removed and the upper dir deleted.
+Status LinuxContainer::teardown() {
+  unregister_container(spec_.id, this);
+  Status result;
+  auto keep = [&](Status s) {
+    if (!s && result) result = std::move(s);
+  };
+  {
+    std::lock_guard lock(ctl_mu_);
+    ctl_.reset();  // EOF: init SIGKILLs everything and exits
+  }
+  if (init_pidfd_) {
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(init_pidfd_.get()), &si,
+                    WEXITED) != 0) {
+      if (errno == EINTR) continue;
+      if (errno != ECHILD) keep(fail_errno("wait for the init of container " + spec_.id));
+      break;
+    }
+    init_pidfd_.reset();
+  }
+  report_.reset();
+  if (cgroup_.valid()) {
+    keep(cgroup_.kill_all());
+    keep(cgroup_.remove());
+  }
+  if (!dir_.empty()) {
+    keep(remove_tree(dir_));
+    dir_.clear();
+  }
+  if (!result) return fail(std::move(result.error()).context("stop container " + spec_.id));
+  return {};
+}
+
+namespace {
+
+// SIGKILLs a process that is not our child and waits until it is gone.
+void kill_and_wait(pid_t pid, uint64_t start) {
+  if (pid <= 0) return;
+  UniqueFd fd(pidfd_open(pid));
+  if (!fd || !process_alive(pid, start)) return;  // checked after open: no pid reuse race
+  pidfd_send_signal(fd.get(), SIGKILL);
+  struct pollfd p = {fd.get(), POLLIN, 0};
+  (void)::poll(&p, 1, 10000);
+}
+
+bool older_than(const fs::path& p, int seconds) {
+  struct stat sb;
+  if (::lstat(p.c_str(), &sb) != 0) return false;
+  return ::time(nullptr) - sb.st_mtime > seconds;
+}
+
+}  // namespace
+}  // namespace detail
+
+Status reap_stale(const std::filesystem::path& state_dir) {
+  namespace fs = std::filesystem;
+  using namespace detail;
+  fs::path parent = containers_dir(state_dir);
+  DIR* d = ::opendir(parent.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return {};
+    return fail_errno("open " + parent.string());
+  }
+  std::vector<std::pair<fs::path, ContainerState>> stale;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    fs::path dir = parent / name;
+    auto st = read_state(dir);
+    if (!st) {
+      // A container whose first state write never happened: its creator died
+      // right after mkdir, or is about to write it (hence the age check).
+      if (older_than(dir, 60)) {
+        ContainerState none;
+        none.id = name;
+        stale.emplace_back(dir, none);
+      }
+      continue;
+    }
+    if (process_alive(st->owner_pid, st->owner_start)) continue;
+    stale.emplace_back(dir, *st);
+  }
+  ::closedir(d);
+  if (stale.empty()) return {};
+
+  std::set<std::string> ids;
+  for (const auto& [dir, st] : stale) ids.insert(st.id);
+  Status result;
+  // The cgroup kill takes the init and every process with it.
+  if (auto s = Cgroup::reap_stale([&](const std::string& id) { return ids.count(id) > 0; }); !s)
+    result = std::move(s);
+  for (const auto& [dir, st] : stale) {
+    kill_and_wait(st.init_pid, st.init_start);
+    if (auto s = remove_tree(dir); !s && result) result = std::move(s);
+  }
+  if (!result) return fail(std::move(result.error()).context("reap stale containers"));
+  return {};
+}
+
+}  // namespace lockstep::executor

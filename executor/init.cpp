@@ -1,0 +1,170 @@
+#include "executor/init.hpp"
+
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "executor/child_util.hpp"
+
+namespace lockstep::executor::detail {
+namespace {
+
+int bring_loopback_up() noexcept {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return errno;
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  int e = 0;
+  if (::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) {
+    e = errno;
+  } else {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) e = errno;
+  }
+  ::close(s);
+  return e;
+}
+
+void reap_all() noexcept {
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+// SIGKILL every process of the namespace and wait until init has no child
+// left. Forks racing with kill(-1) fail (their parent has SIGKILL pending), so
+// no process survives; processes that are the runner's children (exec'd
+// steps) are killed too and reaped by the runner.
+void kill_all_and_reap() noexcept {
+  ::kill(-1, SIGKILL);
+  for (;;) {
+    pid_t p = ::waitpid(-1, nullptr, 0);
+    if (p > 0) continue;
+    if (errno == EINTR) continue;
+    break;  // ECHILD
+  }
+  ::kill(-1, SIGKILL);
+  reap_all();
+}
+
+[[noreturn]] void init_loop(int ctl_fd, int report_fd, int sig_fd) noexcept {
+  struct pollfd pfd[2];
+  pfd[0].fd = ctl_fd;
+  pfd[0].events = POLLIN;
+  pfd[1].fd = sig_fd;
+  pfd[1].events = POLLIN;
+  for (;;) {
+    pfd[0].revents = pfd[1].revents = 0;
+    if (::poll(pfd, 2, -1) < 0) continue;
+    if (pfd[1].revents & POLLIN) {
+      struct signalfd_siginfo si[8];
+      ssize_t n = ::read(sig_fd, si, sizeof si);
+      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof si[0]); ++i) {
+        int sig = static_cast<int>(si[i].ssi_signo);
+        if (sig == SIGTERM || sig == SIGINT) ::kill(-1, sig);
+      }
+      reap_all();
+    }
+    if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char cmd;
+      ssize_t n = ::read(ctl_fd, &cmd, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {  // the runner is gone or stopping us
+        ::kill(-1, SIGKILL);
+        ::_exit(0);
+      }
+      if (cmd == kCtlTerm) {
+        ::kill(-1, SIGTERM);
+      } else if (cmd == kCtlKill) {
+        ::kill(-1, SIGKILL);
+      } else if (cmd == kCtlKillWait) {
+        kill_all_and_reap();
+        char ack = kAck;
+        (void)write_all(report_fd, &ack, 1);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int netns_fd) noexcept {
+  // Nothing inside may ptrace us or open /proc/1/exe (the runner's binary).
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  ::umask(0);
+  int fds[3] = {ctl_fd, report_fd, netns_fd};
+  int nfds = netns_fd >= 0 ? 3 : 2;
+  // Drop every descriptor inherited from the runner (other containers'
+  // control pipes above all) so that only the runner holds our pipe's far end.
+  if (int e = keep_only_fds(fds, nfds); e != 0) child_fail(report_fd, kInitFds, e);
+  ctl_fd = fds[0];
+  report_fd = fds[1];
+  netns_fd = netns_fd >= 0 ? fds[2] : -1;
+
+  // Wait until the runner has put us into the container's cgroup.
+  char go = 0;
+  if (read_full(ctl_fd, &go, 1) != 1 || go != kCtlGo) ::_exit(0);
+  if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0)
+    child_fail(report_fd, kInitCgroupNs, errno);
+  if (netns_fd >= 0) {
+    if (::setns(netns_fd, CLONE_NEWNET) != 0) child_fail(report_fd, kInitJoinNetns, errno);
+    ::close(netns_fd);
+  }
+  if (plan.loopback_up) {
+    if (int e = bring_loopback_up(); e != 0) child_fail(report_fd, kInitLoopback, e);
+  }
+  if (::sethostname(plan.hostname.data(), plan.hostname.size()) != 0)
+    child_fail(report_fd, kInitHostname, errno);
+  int step = 0, detail = -1;
+  if (int e = setup_rootfs(plan.rootfs, &step, &detail); e != 0)
+    child_fail(report_fd, step, e, detail);
+
+  sigset_t all;
+  sigfillset(&all);
+  if (::sigprocmask(SIG_BLOCK, &all, nullptr) != 0) child_fail(report_fd, kInitSignals, errno);
+  sigset_t watched;
+  sigemptyset(&watched);
+  sigaddset(&watched, SIGCHLD);
+  sigaddset(&watched, SIGTERM);
+  sigaddset(&watched, SIGINT);
+  int sig_fd = ::signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sig_fd < 0) child_fail(report_fd, kInitSignals, errno);
+
+  ChildReport ok{kReportOk, 0, 0, -1, 0};
+  if (write_all(report_fd, &ok, sizeof ok) != 0) ::_exit(0);
+  init_loop(ctl_fd, report_fd, sig_fd);
+}
+
+std::string describe_init_failure(const InitPlan& plan, int step, int detail) {
+  switch (step) {
+    case kInitSync:
+      return "wait for the runner";
+    case kInitFds:
+      return "close inherited file descriptors";
+    case kInitCgroupNs:
+      return "create the cgroup namespace";
+    case kInitJoinNetns:
+      return "join the network namespace";
+    case kInitLoopback:
+      return "bring up the loopback interface";
+    case kInitHostname:
+      return "set hostname '" + plan.hostname + "'";
+    case kInitSignals:
+      return "set up signal handling";
+    default:
+      return describe_rootfs_failure(plan.rootfs, step, detail);
+  }
+}
+
+}  // namespace lockstep::executor::detail

@@ -1,0 +1,48 @@
+#pragma once
+// pid 1 of every container. It is the cloned child itself (never an exec of
+// the lockstep binary) and made non-dumpable, so /proc/1/exe cannot be opened
+// from inside the container (CVE-2019-5736). After setting up the container it
+// runs an allocation-free loop: reap zombies, forward SIGTERM/SIGINT to every
+// process of the container, and obey one-byte commands from the runner. When
+// the runner's end of the command pipe closes (stop(), or the runner died) it
+// kills everything and exits, which takes the whole pid namespace with it.
+#include <string>
+
+#include "executor/rootfs.hpp"
+
+namespace lockstep::executor::detail {
+
+// Commands on the control pipe (runner -> init).
+inline constexpr char kCtlGo = 'G';        // cgroup joined: set up and report
+inline constexpr char kCtlTerm = 'T';      // SIGTERM every other process
+inline constexpr char kCtlKill = 'K';      // SIGKILL every other process
+inline constexpr char kCtlKillWait = 'W';  // SIGKILL all, reap own children, ack
+inline constexpr char kAck = 'k';          // init -> runner, after kCtlKillWait
+
+enum InitFailure {
+  kInitSync = 100,
+  kInitFds,
+  kInitCgroupNs,
+  kInitJoinNetns,
+  kInitLoopback,
+  kInitHostname,
+  kInitSignals,
+};
+
+struct InitPlan {
+  RootfsPlan rootfs;
+  std::string hostname;
+  bool loopback_up = false;  // a new network namespace: bring `lo` up
+  bool new_cgroup_ns = true;
+};
+
+// Child entry after clone3(CLONE_NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]).
+// ctl_fd: read end of the control pipe; report_fd: write end of the report
+// pipe (a ChildReport, then acks); netns_fd: a network namespace to join, or -1.
+[[noreturn]] void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd,
+                                      int netns_fd) noexcept;
+
+// Parent side: text for a failed step reported by the init.
+std::string describe_init_failure(const InitPlan& plan, int step, int detail);
+
+}  // namespace lockstep::executor::detail

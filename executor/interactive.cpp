@@ -1,0 +1,111 @@
+#include "executor/interactive.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "executor/child_util.hpp"
+#include "executor/container.hpp"
+
+namespace lockstep::executor {
+namespace {
+
+// Restores the terminal's mode on scope exit.
+class RawMode {
+ public:
+  explicit RawMode(int fd) : fd_(fd) {
+    if (!::isatty(fd) || ::tcgetattr(fd, &saved_) != 0) return;
+    struct termios raw = saved_;
+    ::cfmakeraw(&raw);
+    active_ = ::tcsetattr(fd, TCSANOW, &raw) == 0;
+  }
+  ~RawMode() {
+    if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
+  }
+  RawMode(const RawMode&) = delete;
+  RawMode& operator=(const RawMode&) = delete;
+
+ private:
+  int fd_;
+  struct termios saved_ {};
+  bool active_ = false;
+};
+
+}  // namespace
+
+Result<int> run_interactive(Container& container, ProcessSpec spec, int in_fd, int out_fd) {
+  auto* lc = dynamic_cast<detail::LinuxContainer*>(&container);
+  if (lc == nullptr)
+    return fail("run_interactive needs a Linux container", ErrorKind::kUnsupported);
+  spec.tty = true;
+  // The pty comes from the container's own devpts instance, so that the
+  // process sees a terminal that exists in its /dev/pts.
+  std::string ptmx = "/proc/" + std::to_string(lc->init_pid()) + "/root";
+  UniqueFd root(::open(ptmx.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return fail_errno("open " + ptmx);
+  UniqueFd master(detail::openat2_resolve(root.get(), "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC,
+                                          RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
+  if (!master) return fail_errno("open /dev/pts/ptmx in container " + container.id());
+  if (::unlockpt(master.get()) != 0) return fail_errno("unlock the pseudo terminal");
+  UniqueFd slave(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave) return fail_errno("open the pseudo terminal's peer");
+  struct winsize ws;
+  if (::isatty(in_fd) && ::ioctl(in_fd, TIOCGWINSZ, &ws) == 0)
+    ::ioctl(master.get(), TIOCSWINSZ, &ws);
+
+  LS_TRY_ASSIGN(auto sp, lc->spawn(spec, slave.get(), slave.get(), slave.get()));
+  slave.reset();
+  RawMode raw(in_fd);
+
+  char buf[16384];
+  bool in_open = true;
+  siginfo_t si;
+  std::memset(&si, 0, sizeof si);
+  for (;;) {
+    struct pollfd p[3] = {
+        {master.get(), POLLIN, 0}, {sp.pidfd.get(), POLLIN, 0}, {in_open ? in_fd : -1, POLLIN, 0}};
+    if (::poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("poll");
+    }
+    if (p[0].revents) {
+      ssize_t n = ::read(master.get(), buf, sizeof buf);
+      if (n > 0) (void)detail::write_all(out_fd, buf, static_cast<size_t>(n));
+    }
+    if (p[2].revents) {
+      ssize_t n = ::read(in_fd, buf, sizeof buf);
+      if (n > 0) {
+        (void)detail::write_all(master.get(), buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        in_open = false;
+        char eot = 4;  // our input ended: the terminal's end-of-file
+        (void)detail::write_all(master.get(), &eot, 1);
+      }
+    }
+    if (p[1].revents) {
+      while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(sp.pidfd.get()), &si,
+                      WEXITED) != 0) {
+        if (errno != EINTR) return fail_errno("wait for the interactive process");
+      }
+      break;
+    }
+  }
+  // Deliver what the process wrote before it exited.
+  for (;;) {
+    struct pollfd p = {master.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) break;
+    ssize_t n = ::read(master.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    (void)detail::write_all(out_fd, buf, static_cast<size_t>(n));
+  }
+  return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+}
+
+}  // namespace lockstep::executor

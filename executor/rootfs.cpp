@@ -1,0 +1,344 @@
+#include "executor/rootfs.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "executor/child_util.hpp"
+
+namespace lockstep::executor::detail {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Docker's defaults (moby oci/defaults.go): hidden behind /dev/null or an
+// empty read-only tmpfs, and remounted read-only.
+const char* const kMaskedPaths[] = {
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+};
+const char* const kReadonlyPaths[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+// mount(2) takes at most one page of options.
+constexpr size_t kMaxMountData = 4095;
+
+Result<std::string> relative_target(const std::string& target) {
+  if (target.empty() || target[0] != '/')
+    return fail("mount target '" + target + "' is not an absolute path", ErrorKind::kUsage);
+  fs::path norm = fs::path(target).lexically_normal();
+  std::string rel = norm.relative_path().string();
+  while (!rel.empty() && rel.back() == '/') rel.pop_back();
+  if (rel.empty() || rel == "." || rel.starts_with("..") || rel.size() >= PATH_MAX - 1)
+    return fail("mount target '" + target + "' is not allowed", ErrorKind::kUsage);
+  return rel;
+}
+
+Status check_overlay_path(const fs::path& p) {
+  const std::string& s = p.native();
+  if (s.find_first_of(",:\\") != std::string::npos)
+    return fail("layer path " + s + " contains ',' ':' or '\\', which overlayfs cannot take",
+                ErrorKind::kUnsupported);
+  return {};
+}
+
+RootfsStep mount_step(std::string target, std::string source, std::string fstype,
+                      unsigned long flags, std::string data) {
+  RootfsStep s;
+  s.kind = RootfsStep::kMount;
+  s.target = std::move(target);
+  s.source = std::move(source);
+  s.fstype = std::move(fstype);
+  s.flags = flags;
+  s.data = std::move(data);
+  return s;
+}
+
+RootfsStep node_step(std::string target, unsigned maj, unsigned min) {
+  RootfsStep s;
+  s.kind = RootfsStep::kMknod;
+  s.target = std::move(target);
+  s.mode = S_IFCHR | 0666;
+  s.dev = makedev(maj, min);
+  return s;
+}
+
+RootfsStep link_step(std::string target, std::string text) {
+  RootfsStep s;
+  s.kind = RootfsStep::kSymlink;
+  s.target = std::move(target);
+  s.source = std::move(text);
+  return s;
+}
+
+// ---- child side: system calls only ----
+
+constexpr uint64_t kBeneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+// Opens (creating when missing) `rel` below rootfd as an O_PATH fd without
+// following any symlink, so that an image cannot redirect a mount onto a
+// host path. Returns the fd or -1 with errno.
+int open_beneath(int rootfd, const char* rel, bool dir) noexcept {
+  char buf[PATH_MAX];
+  size_t len = std::strlen(rel);
+  if (len >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  std::memcpy(buf, rel, len + 1);
+  int cur = rootfd;
+  char* p = buf;
+  for (;;) {
+    char* slash = std::strchr(p, '/');
+    bool last = slash == nullptr;
+    if (!last) *slash = '\0';
+    if (*p == '\0') {  // "a//b"
+      p = slash + 1;
+      continue;
+    }
+    bool want_dir = !last || dir;
+    int flags = O_PATH | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0);
+    int fd = openat2_resolve(cur, p, flags, kBeneath);
+    if (fd < 0 && errno == ENOENT) {
+      int r;
+      if (want_dir) {
+        r = ::mkdirat(cur, p, 0755);
+      } else {
+        r = ::openat(cur, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (r >= 0) ::close(r);
+      }
+      if (r < 0 && errno != EEXIST) {
+        int e = errno;
+        if (cur != rootfd) ::close(cur);
+        errno = e;
+        return -1;
+      }
+      fd = openat2_resolve(cur, p, flags, kBeneath);
+    }
+    int e = errno;
+    if (cur != rootfd) ::close(cur);
+    if (fd < 0) {
+      errno = e;
+      return -1;
+    }
+    cur = fd;
+    if (last) return cur;
+    p = slash + 1;
+  }
+}
+
+int run_step(int rootfd, const RootfsStep& s, int* step) noexcept {
+  if (s.kind == RootfsStep::kMknod) {
+    *step = kFailStep;
+    if (::mknodat(rootfd, s.target.c_str(), s.mode, s.dev) != 0 && errno != EEXIST) return errno;
+    return 0;
+  }
+  if (s.kind == RootfsStep::kSymlink) {
+    *step = kFailStep;
+    if (::symlinkat(s.source.c_str(), rootfd, s.target.c_str()) != 0 && errno != EEXIST)
+      return errno;
+    return 0;
+  }
+  *step = kFailTarget;
+  int fd = open_beneath(rootfd, s.target.c_str(), s.target_dir);
+  if (fd < 0) return errno;
+  char path[32];
+  proc_fd_path(fd, path);
+  *step = kFailStep;
+  int r = s.kind == RootfsStep::kBind ? ::mount(s.source.c_str(), path, nullptr, s.flags, nullptr)
+                                      : ::mount(s.source.c_str(), path, s.fstype.c_str(), s.flags,
+                                                s.data.empty() ? nullptr : s.data.c_str());
+  int e = errno;
+  ::close(fd);
+  if (r != 0) return e;
+  if (s.kind == RootfsStep::kBind && s.read_only) {
+    // Remount through the new mount's root: the fd above names the dentry
+    // underneath it.
+    *step = kFailRemountRo;
+    fd = open_beneath(rootfd, s.target.c_str(), s.target_dir);
+    if (fd < 0) return errno;
+    proc_fd_path(fd, path);
+    r = ::mount(nullptr, path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                nullptr);
+    e = errno;
+    ::close(fd);
+    if (r != 0) return e;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs& dirs) {
+  if (spec.layers.empty()) return fail("container has no image layers", ErrorKind::kUsage);
+  RootfsPlan plan;
+  plan.rootfs_dir = dirs.rootfs.string();
+  std::string lower;
+  for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {  // topmost first
+    LS_TRY(check_overlay_path(*it));
+    if (!lower.empty()) lower += ':';
+    lower += it->string();
+  }
+  LS_TRY(check_overlay_path(dirs.upper));
+  LS_TRY(check_overlay_path(dirs.work));
+  // volatile: the upper dir is thrown away, so skip the syncs overlayfs would
+  // otherwise do on unmount (~3 ms each on disk).
+  plan.overlay_data = "lowerdir=" + lower + ",upperdir=" + dirs.upper.string() +
+                      ",workdir=" + dirs.work.string() + ",volatile";
+  if (plan.overlay_data.size() > kMaxMountData)
+    return fail("too many layers for one overlay mount (" + std::to_string(spec.layers.size()) +
+                    " layers, " + std::to_string(plan.overlay_data.size()) + " bytes of options)",
+                ErrorKind::kUnsupported);
+
+  auto& st = plan.steps;
+  st.push_back(mount_step("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
+  st.push_back(
+      mount_step("dev", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"));
+  st.push_back(node_step("dev/null", 1, 3));
+  st.push_back(node_step("dev/zero", 1, 5));
+  st.push_back(node_step("dev/full", 1, 7));
+  st.push_back(node_step("dev/random", 1, 8));
+  st.push_back(node_step("dev/urandom", 1, 9));
+  st.push_back(node_step("dev/tty", 5, 0));
+  st.push_back(mount_step("dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+                          "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+  st.push_back(link_step("dev/ptmx", "pts/ptmx"));
+  st.push_back(mount_step("dev/shm", "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "mode=1777,size=65536k"));
+  st.push_back(mount_step("dev/mqueue", "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
+  st.push_back(link_step("dev/fd", "/proc/self/fd"));
+  st.push_back(link_step("dev/stdin", "/proc/self/fd/0"));
+  st.push_back(link_step("dev/stdout", "/proc/self/fd/1"));
+  st.push_back(link_step("dev/stderr", "/proc/self/fd/2"));
+  st.push_back(
+      mount_step("sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
+
+  for (const auto& m : spec.mounts) {
+    LS_TRY_ASSIGN(std::string rel, relative_target(m.target));
+    struct stat sb;
+    if (::stat(m.source.c_str(), &sb) != 0)
+      return fail_errno("bind mount source " + m.source.string());
+    RootfsStep s;
+    s.kind = RootfsStep::kBind;
+    s.target = std::move(rel);
+    s.source = m.source.string();
+    s.flags = MS_BIND | MS_REC;
+    s.read_only = m.read_only;
+    s.target_dir = S_ISDIR(sb.st_mode);
+    st.push_back(std::move(s));
+  }
+  for (const char* p : kMaskedPaths) plan.masked_paths.emplace_back(p);
+  for (const char* p : kReadonlyPaths) plan.readonly_paths.emplace_back(p);
+  return plan;
+}
+
+int setup_rootfs(const RootfsPlan& plan, int* step, int* detail) noexcept {
+  *detail = -1;
+  *step = kFailMakePrivate;
+  // Nothing we mount may propagate back to the host, and the host's later
+  // mounts must not appear here.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+  *step = kFailOverlay;
+  if (::mount("overlay", plan.rootfs_dir.c_str(), "overlay", 0, plan.overlay_data.c_str()) != 0)
+    return errno;
+  *step = kFailOpenRoot;
+  int rootfd = ::open(plan.rootfs_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return errno;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    *detail = static_cast<int>(i);
+    int e = run_step(rootfd, plan.steps[i], step);
+    if (e != 0) return e;
+  }
+  *detail = -1;
+  *step = kFailPivot;
+  // pivot_root(".", "."): the old root ends up stacked on the new one and is
+  // detached right away, so no path leads back to the host tree.
+  if (::fchdir(rootfd) != 0) return errno;
+  ::close(rootfd);
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return errno;
+  *step = kFailDetachOldRoot;
+  if (::umount2(".", MNT_DETACH) != 0) return errno;
+  if (::chdir("/") != 0) return errno;
+
+  for (size_t i = 0; i < plan.masked_paths.size(); ++i) {
+    *step = kFailMask;
+    *detail = static_cast<int>(i);
+    const char* p = plan.masked_paths[i].c_str();
+    if (::mount("/dev/null", p, nullptr, MS_BIND, nullptr) == 0) continue;
+    if (errno == ENOENT) continue;
+    if (errno != ENOTDIR) return errno;
+    if (::mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") != 0)
+      return errno;
+  }
+  for (size_t i = 0; i < plan.readonly_paths.size(); ++i) {
+    *step = kFailReadonly;
+    *detail = static_cast<int>(i);
+    const char* p = plan.readonly_paths[i].c_str();
+    if (::mount(p, p, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (errno == ENOENT) continue;
+      return errno;
+    }
+    if (::mount(nullptr, p, nullptr,
+                MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+      return errno;
+  }
+  return 0;
+}
+
+std::string describe_rootfs_failure(const RootfsPlan& plan, int step, int detail) {
+  auto at = [&](const std::vector<std::string>& v) {
+    return detail >= 0 && static_cast<size_t>(detail) < v.size() ? v[static_cast<size_t>(detail)]
+                                                                 : std::string("?");
+  };
+  const RootfsStep* s = detail >= 0 && static_cast<size_t>(detail) < plan.steps.size()
+                            ? &plan.steps[static_cast<size_t>(detail)]
+                            : nullptr;
+  switch (step) {
+    case kFailMakePrivate:
+      return "make the mount namespace private";
+    case kFailOverlay:
+      return "mount overlay on " + plan.rootfs_dir;
+    case kFailOpenRoot:
+      return "open " + plan.rootfs_dir;
+    case kFailTarget:
+      return "create mount point /" + (s ? s->target : std::string("?"));
+    case kFailStep:
+      if (s == nullptr) return "prepare rootfs";
+      if (s->kind == RootfsStep::kMknod) return "create device /" + s->target;
+      if (s->kind == RootfsStep::kSymlink) return "create symlink /" + s->target;
+      if (s->kind == RootfsStep::kBind) return "bind mount " + s->source + " on /" + s->target;
+      return "mount /" + s->target + " (" + s->fstype + ")";
+    case kFailRemountRo:
+      return "remount /" + (s ? s->target : std::string("?")) + " read-only";
+    case kFailPivot:
+      return "pivot_root into " + plan.rootfs_dir;
+    case kFailDetachOldRoot:
+      return "detach the old root";
+    case kFailMask:
+      return "mask " + at(plan.masked_paths);
+    case kFailReadonly:
+      return "make " + at(plan.readonly_paths) + " read-only";
+    default:
+      return "prepare rootfs";
+  }
+}
+
+}  // namespace lockstep::executor::detail

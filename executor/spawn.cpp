@@ -1,0 +1,208 @@
+#include "executor/spawn.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "executor/child_util.hpp"
+
+namespace lockstep::executor::detail {
+namespace {
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::string_view env_key(std::string_view kv) {
+  return kv.substr(0, kv.find('='));
+}
+
+void set_env(std::vector<std::string>& env, const std::string& kv) {
+  auto key = env_key(kv);
+  for (auto& e : env)
+    if (env_key(e) == key) {
+      e = kv;
+      return;
+    }
+  env.push_back(kv);
+}
+
+const std::string* find_env(const std::vector<std::string>& env, std::string_view key) {
+  for (const auto& e : env)
+    if (env_key(e) == key && e.size() > key.size()) return &e;
+  return nullptr;
+}
+
+[[noreturn]] void process_main(const ExecPlan& plan, int report, const int stdio[3]) noexcept {
+  for (int i = 0; i < 3; ++i)
+    if (::dup2(stdio[i], i) < 0) child_fail(report, kExecStdio, errno);
+  // Everything but stdio and the CLOEXEC report pipe goes before any path is
+  // resolved (CVE-2024-21626: a leaked directory fd as working directory).
+  if (::syscall(SYS_close_range, 4U, ~0U, 0) != 0) child_fail(report, kExecFds, errno);
+  if (::setsid() < 0) child_fail(report, kExecSession, errno);
+  if (plan.tty && ::ioctl(0, TIOCSCTTY, 0) != 0) child_fail(report, kExecSession, errno);
+
+  // Raw system calls: glibc's setgroups/setresuid/setresgid would try to
+  // synchronise with the runner's other threads, which do not exist here
+  // (they wait on a futex forever).
+  const Credentials& c = plan.creds;
+  if (::syscall(SYS_setgroups, c.groups.size(), c.groups.data()) != 0)
+    child_fail(report, kExecGroups, errno);
+  if (::syscall(SYS_setresgid, c.gid, c.gid, c.gid) != 0) child_fail(report, kExecGid, errno);
+  if (plan.confinement) {
+    if (int e = apply_capabilities_in_child(*plan.confinement); e != 0)
+      child_fail(report, kExecCaps, e);
+  }
+  // A non-root uid loses its permitted and effective capabilities here.
+  if (::syscall(SYS_setresuid, c.uid, c.uid, c.uid) != 0) child_fail(report, kExecUid, errno);
+  ::umask(plan.umask);
+  if (::chdir(plan.workdir.c_str()) != 0) child_fail(report, kExecChdir, errno);
+  for (size_t i = 0; i < plan.rlimits.size(); ++i) {
+    struct rlimit rl;
+    rl.rlim_cur = plan.rlimits[i].soft;
+    rl.rlim_max = plan.rlimits[i].hard;
+    if (::setrlimit(plan.rlimits[i].resource, &rl) != 0)
+      child_fail(report, kExecRlimit, errno, static_cast<int>(i));
+  }
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report, kExecNoNewPrivs, errno);
+  if (plan.confinement) {
+    if (int e = apply_seccomp_in_child(*plan.confinement); e != 0)
+      child_fail(report, kExecSeccomp, e);
+  }
+  int err = ENOENT;
+  for (size_t i = 0; i < plan.candidates.size(); ++i) {
+    ::execve(plan.candidates[i].c_str(), plan.argv.data(), plan.envp.data());
+    // Like execvp: remember EACCES, keep looking after ENOENT/ENOTDIR.
+    if (errno == EACCES) {
+      err = EACCES;
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      err = errno;
+      break;
+    }
+  }
+  child_fail(report, kExecExecve, err);
+}
+
+}  // namespace
+
+Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpec& spec,
+                                Credentials creds, std::shared_ptr<const Confinement> conf) {
+  if (spec.argv.empty() || spec.argv[0].empty()) return fail("empty command", ErrorKind::kUsage);
+  ExecPlan p;
+  p.argv_store = spec.argv;
+  p.env_store = container.env;
+  for (const auto& kv : spec.env) set_env(p.env_store, kv);
+  if (!find_env(p.env_store, "PATH")) p.env_store.push_back(std::string("PATH=") + kDefaultPath);
+  if (!find_env(p.env_store, "HOME")) p.env_store.push_back("HOME=" + creds.home);
+  const std::string& argv0 = spec.argv[0];
+  if (argv0.find('/') != std::string::npos) {
+    p.candidates.push_back(argv0);
+  } else {
+    std::string_view path = std::string_view(*find_env(p.env_store, "PATH")).substr(5);
+    size_t start = 0;
+    for (;;) {
+      size_t colon = path.find(':', start);
+      std::string_view dir =
+          path.substr(start, colon == std::string_view::npos ? colon : colon - start);
+      p.candidates.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" + argv0);
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+  }
+  for (auto& s : p.argv_store) p.argv.push_back(s.data());
+  p.argv.push_back(nullptr);
+  for (auto& s : p.env_store) p.envp.push_back(s.data());
+  p.envp.push_back(nullptr);
+  p.creds = std::move(creds);
+  p.workdir = spec.workdir.empty() ? container.workdir : spec.workdir;
+  if (p.workdir.empty()) p.workdir = "/";
+  p.umask = container.umask;
+  for (Rlimit r : container.rlimits) {
+    struct rlimit cur;
+    if (::getrlimit(r.resource, &cur) != 0)
+      return fail_errno("getrlimit " + std::to_string(r.resource));
+    if (cur.rlim_max != RLIM_INFINITY && (r.hard == RLIM_INFINITY || r.hard > cur.rlim_max))
+      r.hard = cur.rlim_max;
+    if (r.soft > r.hard) r.soft = r.hard;
+    p.rlimits.push_back(r);
+  }
+  p.confinement = std::move(conf);
+  p.tty = spec.tty;
+  return p;
+}
+
+void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
+  // Until exec, we are a copy of the runner: nothing in the container may
+  // ptrace us or open our /proc/<pid>/exe.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  int fds[6] = {f.init_pidfd, f.go_read, f.report_write, f.stdin_fd, f.stdout_fd, f.stderr_fd};
+  if (int e = keep_only_fds(fds, 6); e != 0) child_fail(f.report_write, kExecFds, e);
+  int init_pidfd = fds[0], go = fds[1], report = fds[2];
+  char c = 0;
+  if (read_full(go, &c, 1) != 1) ::_exit(0);  // the runner gave up
+  ::close(go);
+  if (::setns(init_pidfd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP |
+                              CLONE_NEWPID | CLONE_NEWNS) != 0)
+    child_fail(report, kExecSetns, errno);
+  ::close(init_pidfd);
+  pid_t pid = clone3_fork(CLONE_PARENT, nullptr);
+  if (pid < 0) child_fail(report, kExecClone, errno);
+  if (pid == 0) {
+    // The report pipe is at fds[2] == 5; move it to 3 and stdio to 0..2.
+    int stdio[3] = {fds[3], fds[4], fds[5]};
+    int moved[4] = {report, stdio[0], stdio[1], stdio[2]};
+    if (int e = keep_only_fds(moved, 4); e != 0) child_fail(report, kExecFds, e);
+    int std_fds[3] = {moved[1], moved[2], moved[3]};
+    process_main(plan, moved[0], std_fds);
+  }
+  ChildReport r{kReportPid, 0, 0, -1, pid};
+  (void)write_all(report, &r, sizeof r);
+  ::_exit(0);
+}
+
+std::string describe_exec_failure(const ExecPlan& plan, int step, int detail) {
+  const std::string& cmd = plan.argv_store.empty() ? std::string("?") : plan.argv_store[0];
+  switch (step) {
+    case kExecFds:
+      return "close inherited file descriptors";
+    case kExecSetns:
+      return "join the container's namespaces";
+    case kExecClone:
+      return "fork into the container";
+    case kExecStdio:
+      return "set up stdin/stdout/stderr";
+    case kExecSession:
+      return "start a session";
+    case kExecGroups:
+      return "set supplementary groups";
+    case kExecGid:
+      return "set gid " + std::to_string(plan.creds.gid);
+    case kExecCaps:
+      return "apply capabilities";
+    case kExecUid:
+      return "set uid " + std::to_string(plan.creds.uid);
+    case kExecChdir:
+      return "change to working directory " + plan.workdir;
+    case kExecRlimit:
+      return "set rlimit " +
+             (detail >= 0 && static_cast<size_t>(detail) < plan.rlimits.size()
+                  ? std::to_string(plan.rlimits[static_cast<size_t>(detail)].resource)
+                  : std::string("?"));
+    case kExecNoNewPrivs:
+      return "set no_new_privs";
+    case kExecSeccomp:
+      return "load the seccomp filter";
+    case kExecExecve:
+      return "exec " + cmd;
+    default:
+      return "start " + cmd;
+  }
+}
+
+}  // namespace lockstep::executor::detail

@@ -1,0 +1,78 @@
+#pragma once
+// Running a process inside a live container (docker exec semantics).
+//
+// The runner clones an intermediate child, puts it into the container's
+// cgroup, and lets it go. The intermediate (single-threaded, so setns of a
+// mount namespace works) joins every namespace of the container through the
+// init's pidfd and clones the real process with CLONE_PARENT, so that the
+// process is the runner's own child inside the container's pid namespace. The
+// process then takes its credentials, umask, working dir, rlimits,
+// capabilities, no_new_privs and seccomp filter, closes every inherited
+// descriptor and execs. Failures before exec come back as a ChildReport.
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "executor/confinement.hpp"
+#include "executor/spec.hpp"
+#include "executor/user.hpp"
+
+namespace lockstep::executor::detail {
+
+struct ExecPlan {
+  std::vector<std::string> argv_store;
+  std::vector<std::string> env_store;
+  std::vector<std::string> candidates;  // full paths to try, in PATH order
+  std::vector<char*> argv;              // null-terminated views of the stores
+  std::vector<char*> envp;
+  Credentials creds;
+  std::string workdir;
+  mode_t umask = 022;
+  std::vector<Rlimit> rlimits;  // already clamped to our hard limits
+  std::shared_ptr<const Confinement> confinement;
+  bool tty = false;
+};
+
+// Builds the plan: the container env overlaid with spec.env, PATH and HOME
+// defaults, the executable candidates, rlimits clamped to the hard limits of
+// the runner (raising one needs CAP_SYS_RESOURCE, which hosts may lack).
+Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpec& spec,
+                                Credentials creds, std::shared_ptr<const Confinement> conf);
+
+// Descriptors the intermediate child gets (all owned by the caller).
+struct SpawnFds {
+  int init_pidfd;
+  int go_read;
+  int report_write;
+  int stdin_fd;
+  int stdout_fd;
+  int stderr_fd;
+};
+
+// Child entry of the intermediate process.
+[[noreturn]] void exec_intermediate_main(const ExecPlan& plan, SpawnFds fds) noexcept;
+
+enum ExecFailure {
+  kExecFds = 200,
+  kExecSetns,
+  kExecClone,
+  kExecStdio,
+  kExecSession,
+  kExecGroups,
+  kExecGid,
+  kExecCaps,
+  kExecUid,
+  kExecChdir,
+  kExecRlimit,
+  kExecNoNewPrivs,
+  kExecSeccomp,
+  kExecExecve,
+};
+
+// Parent side: "exec sh in container build: No such file or directory".
+std::string describe_exec_failure(const ExecPlan& plan, int step, int detail);
+
+}  // namespace lockstep::executor::detail

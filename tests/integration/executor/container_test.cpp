@@ -1,0 +1,290 @@
+// One container: commands, output, environment, users, exits, reaping,
+// timeouts, cancellation, limits, bind mounts, interactive shells.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "executor/interactive.hpp"
+#include "harness.hpp"
+
+namespace lockstep::executor::testing {
+namespace {
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+TEST_F(ExecutorTest, RunsCommandAndCapturesStdout) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o = run(*c, {"echo", "hello", "world"});
+  EXPECT_EQ(o.out, std::vector<std::string>{"hello world"});
+  EXPECT_TRUE(o.err.empty());
+  EXPECT_EQ(o.result.kind, ExitKind::kExited);
+  EXPECT_EQ(o.result.reason, "exit code 0");
+  EXPECT_TRUE(o.result.ok());
+  ASSERT_TRUE(c->stop(milliseconds(100)));
+}
+
+TEST_F(ExecutorTest, StderrIsSeparateAndExitCodeKept) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "echo out1; echo err1 >&2; echo out2; printf 'no newline' >&2; exit 3");
+  EXPECT_EQ(o.out, (std::vector<std::string>{"out1", "out2"}));
+  EXPECT_EQ(o.err, (std::vector<std::string>{"err1", "no newline"}));
+  EXPECT_EQ(o.result.kind, ExitKind::kExited);
+  EXPECT_EQ(o.result.exit_code, 3);
+  EXPECT_EQ(o.result.reason, "exit code 3");
+}
+
+TEST_F(ExecutorTest, EnvWorkdirHostnameUmask) {
+  ContainerSpec s = spec();
+  s.env.push_back("FOO=container");
+  s.env.push_back("KEEP=1");
+  s.workdir = "/tmp";
+  s.hostname = "jobhost";
+  s.umask = 027;
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  ProcessSpec p;
+  p.env = {"FOO=process"};
+  Output o = sh(*c, "echo $FOO $KEEP $HOME; pwd; hostname; umask; touch f; stat -c %a f", p);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"process 1 /root", "/tmp", "jobhost", "0027", "640"}));
+  p.workdir = "/home";
+  o = run(*c, {"pwd"}, p);
+  EXPECT_EQ(o.out_text(), "/home");
+}
+
+TEST_F(ExecutorTest, UsersByNameNumberAndGroups) {
+  ContainerSpec s = spec();
+  s.user = "user";
+  s.supplementary_groups = {3000};
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "id -u; id -g; id -G; echo $HOME");
+  EXPECT_EQ(o.out, (std::vector<std::string>{"1000", "1000", "1000 2000 3000", "/home/user"}));
+  ProcessSpec p;
+  p.user = "4242:77";
+  o = sh(*c, "id -u; id -g", p);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"4242", "77"}));
+  p.user = "nobody:builders";
+  o = sh(*c, "id -u; id -g", p);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"65534", "2000"}));
+  p.user = "ghost";
+  p.argv = {"true"};
+  auto r = c->exec(p, nullptr);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "user 'ghost' not found in the image's /etc/passwd");
+}
+
+TEST_F(ExecutorTest, SignalsAndMissingCommands) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "kill -TERM $$");
+  EXPECT_EQ(o.result.kind, ExitKind::kSignaled);
+  EXPECT_EQ(o.result.signal, SIGTERM);
+  EXPECT_EQ(o.result.reason, "killed by signal 15 (Terminated)");
+  ProcessSpec p;
+  p.argv = {"no-such-command"};
+  auto r = c->exec(p, nullptr);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "container " + prefix_ + "c: exec no-such-command: No such file or directory");
+}
+
+TEST_F(ExecutorTest, InitReapsOrphanedZombies) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  // The subshells' children are orphaned to pid 1 and exit soon.
+  Output o = sh(*c, "(true & ) ; (sleep 0.05 &) ; echo started");
+  EXPECT_EQ(o.out_text(), "started");
+  // Wait (bounded) until only pid 1 and the probe remain: no zombie is left.
+  std::vector<std::string> left;
+  for (int i = 0; i < 500; ++i) {
+    left = other_processes(*c);
+    if (left.empty()) break;
+    usleep(10000);
+  }
+  EXPECT_EQ(left, std::vector<std::string>{});
+}
+
+TEST_F(ExecutorTest, TimeoutKillsDoubleForkedDaemon) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  ProcessSpec p;
+  p.timeout = milliseconds(300);
+  p.timeout_grace = milliseconds(200);
+  // The daemon ignores SIGTERM, starts a new session and closes its output.
+  Output o = sh(*c,
+                "setsid sh -c 'trap \"\" TERM; exec sleep 1000' </dev/null >/dev/null 2>&1 & "
+                "echo forked; exec sleep 1000",
+                p);
+  EXPECT_EQ(o.result.kind, ExitKind::kTimedOut);
+  EXPECT_EQ(o.result.reason, "timed out after 300ms");
+  EXPECT_EQ(o.out_text(), "forked");
+  EXPECT_EQ(other_processes(*c), std::vector<std::string>{});
+  p = {};
+  p.timeout = milliseconds(1000);
+  o = run(*c, {"sleep", "1000"}, p);
+  EXPECT_EQ(o.result.reason, "timed out after 1s");
+}
+
+TEST_F(ExecutorTest, CancelFromAnotherThread) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o;
+  std::thread t([&] { o = sh(*c, "echo running; trap '' TERM; while true; do sleep 1; done"); });
+  for (int i = 0; i < 500 && other_processes(*c).empty(); ++i) usleep(10000);
+  c->cancel(milliseconds(100));
+  t.join();
+  EXPECT_EQ(o.result.kind, ExitKind::kCancelled);
+  EXPECT_EQ(o.result.reason, "cancelled");
+  EXPECT_EQ(o.out_text(), "running");
+  // The container still takes new steps.
+  EXPECT_EQ(run(*c, {"echo", "after"}).out_text(), "after");
+}
+
+TEST_F(ExecutorTest, BindMountsReadWriteAndReadOnly) {
+  fs::path rw = base() / "rw", ro = base() / "ro";
+  fs::create_directories(rw);
+  fs::create_directories(ro);
+  std::ofstream(ro / "data") << "from host\n";
+  ContainerSpec s = spec();
+  s.mounts = {{rw, "/workspace", false}, {ro, "/inputs/ro", true}};
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "echo written > /workspace/out && cat /inputs/ro/data");
+  EXPECT_EQ(o.out_text(), "from host");
+  EXPECT_TRUE(o.result.ok());
+  std::ifstream in(rw / "out");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "written");
+  o = sh(*c, "echo x > /inputs/ro/new");
+  EXPECT_NE(o.result.exit_code, 0);
+  ASSERT_EQ(o.err.size(), 1u);
+  EXPECT_NE(o.err[0].find("Read-only file system"), std::string::npos) << o.err[0];
+  EXPECT_FALSE(fs::exists(ro / "new"));
+}
+
+TEST_F(ExecutorTest, BindMountTargetSymlinkCannotEscapeTheRootfs) {
+  fs::create_directory_symlink("/etc", layer() / "escape");
+  fs::path src = base() / "src";
+  fs::create_directories(src);
+  ContainerSpec s = spec();
+  s.mounts = {{src, "/escape/inner", false}};
+  auto c = executor_->start(s);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message(), "start container " + s.id +
+                                     ": create mount point /escape/inner: "
+                                     "Too many levels of symbolic links");
+  EXPECT_FALSE(fs::exists("/etc/inner"));
+}
+
+TEST_F(ExecutorTest, RootfsChangesStayInTheUpperDir) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "echo changed > /etc/motd && rm /bin/yes && cat /etc/motd");
+  EXPECT_EQ(o.out_text(), "changed");
+  EXPECT_FALSE(fs::exists(layer() / "etc/motd"));
+  EXPECT_TRUE(fs::is_symlink(layer() / "bin/yes"));
+}
+
+TEST_F(ExecutorTest, DevProcAndSysAreMinimal) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "ls /dev | tr '\\n' ' '");
+  EXPECT_EQ(o.out_text(),
+            "fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero ");
+  o = sh(*c, "head -c 4 /dev/zero | wc -c; echo x > /dev/null && echo ok");
+  EXPECT_EQ(o.out, (std::vector<std::string>{"4", "ok"}));
+  o = sh(*c, "(touch /sys/x; echo 1 > /proc/sys/kernel/domainname) 2>&1");
+  EXPECT_EQ(o.out, (std::vector<std::string>{"touch: /sys/x: Read-only file system",
+                                             "sh: can't create /proc/sys/kernel/domainname: "
+                                             "Read-only file system"}));
+  // Masked: /proc/keys and /proc/timer_list read as /dev/null (/proc/kcore
+  // is masked too where the kernel has it), /proc/acpi as an empty dir.
+  o = sh(*c, "cat /proc/keys /proc/timer_list | wc -c; ls -A /proc/acpi | wc -l");
+  EXPECT_EQ(o.out, (std::vector<std::string>{"0", "0"}));
+}
+
+TEST_F(ExecutorTest, HostProcessesAreInvisible) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  // Only init (1) and the probe itself.
+  Output o = sh(*c, "cd /proc && exec echo [0-9]*");
+  ASSERT_EQ(o.out.size(), 1u);
+  EXPECT_TRUE(o.out[0].starts_with("1 ")) << o.out[0];
+  EXPECT_EQ(o.out[0].find(' ', 2), std::string::npos) << o.out[0];
+}
+
+TEST_F(ExecutorTest, FastWriterLosesNoLine) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  ProcessSpec p;
+  p.argv = {"sh", "-c",
+            "seq 1 300000 >&2 & yes 0123456789012345678901234567890123456789012345678901234567"
+            "890123456789012345678901234567890123456789 | head -n 500000; seq 1 300000; wait"};
+  size_t yes_lines = 0, bytes = 0;
+  std::vector<long> seq_out, seq_err;
+  auto r = c->exec(p, [&](Stream s, std::string_view line, auto) {
+    bytes += line.size() + 1;
+    if (s == Stream::kStderr) {
+      seq_err.push_back(std::stol(std::string(line)));
+    } else if (line.size() == 100) {
+      ++yes_lines;
+    } else {
+      seq_out.push_back(std::stol(std::string(line)));
+    }
+  });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->ok()) << r->reason;
+  EXPECT_EQ(yes_lines, 500000u);
+  EXPECT_GT(bytes, 50u * 1000 * 1000);
+  ASSERT_EQ(seq_out.size(), 300000u);
+  ASSERT_EQ(seq_err.size(), 300000u);
+  for (size_t i = 0; i < 300000; ++i) {
+    ASSERT_EQ(seq_out[i], static_cast<long>(i + 1));
+    ASSERT_EQ(seq_err[i], static_cast<long>(i + 1));
+  }
+}
+
+TEST_F(ExecutorTest, MemoryHogIsReportedAsOutOfMemory) {
+  ContainerSpec s = spec();
+  s.limits.memory_bytes = 32ull << 20;
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = run(*c, {"dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"});
+  EXPECT_EQ(o.result.kind, ExitKind::kOutOfMemory);
+  EXPECT_EQ(o.result.reason, "killed: out of memory (limit 32 MiB)");
+  EXPECT_TRUE(c->usage().oom_killed);
+}
+
+TEST_F(ExecutorTest, InteractiveShellThroughAPty) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  int in[2], out[2];
+  ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  std::string script = "tty; echo sum=$((40+2)); exit 7\n";
+  ASSERT_EQ(::write(in[1], script.data(), script.size()), static_cast<ssize_t>(script.size()));
+  ::close(in[1]);
+  ProcessSpec p;
+  p.argv = {"sh"};
+  auto r = run_interactive(*c, p, in[0], out[1]);
+  ::close(in[0]);
+  ::close(out[1]);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 7);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  EXPECT_NE(text.find("sum=42"), std::string::npos) << text;
+  EXPECT_NE(text.find("/dev/pts/0"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace lockstep::executor::testing
