@@ -71,8 +71,9 @@ Result<ActionResult> checkout(ActionEnv& env) {
   std::string repository = get("repository");
   if (repository.empty()) {
     if (run.source_url.empty())
-      return fail(action + ": no repository to check out: lockstep was not started inside a git "
-                           "repository; give 'repository:' or run with --repo URL",
+      return fail(action +
+                      ": no repository to check out: lockstep was not started inside a git "
+                      "repository; give 'repository:' or run with --repo URL",
                   ErrorKind::kWorkflow);
     req.url = run.source_url;
     req.ref = get("ref").empty() ? run.source_commit : get("ref");
@@ -91,9 +92,12 @@ Result<ActionResult> checkout(ActionEnv& env) {
     req.fetch_depth = static_cast<int>(d);
   }
   std::string subs = get("submodules");
-  if (subs.empty() || subs == "false") req.submodules = cache::SubmoduleMode::kNone;
-  else if (subs == "true") req.submodules = cache::SubmoduleMode::kTopLevel;
-  else if (subs == "recursive") req.submodules = cache::SubmoduleMode::kRecursive;
+  if (subs.empty() || subs == "false")
+    req.submodules = cache::SubmoduleMode::kNone;
+  else if (subs == "true")
+    req.submodules = cache::SubmoduleMode::kTopLevel;
+  else if (subs == "recursive")
+    req.submodules = cache::SubmoduleMode::kRecursive;
   else
     return fail(action + ": submodules must be true, false or recursive, got '" + subs + "'",
                 ErrorKind::kWorkflow);
@@ -103,9 +107,9 @@ Result<ActionResult> checkout(ActionEnv& env) {
   cache::GitMirrors mirrors(run.state_dir);
   LS_TRY_ASSIGN(cache::CheckoutResult r, cache::checkout(mirrors, req));
   env.note("checked out " + req.url + " at " + r.commit +
-           (r.mirror.fetched && r.mirror.stats.received_objects > 0 ? " (fetched " + std::to_string(r.mirror.stats.received_objects) +
-                                   " objects)"
-                             : " (mirror current)"));
+           (r.mirror.fetched && r.mirror.stats.received_objects > 0
+                ? " (fetched " + std::to_string(r.mirror.stats.received_objects) + " objects)"
+                : " (mirror current)"));
   if (repository.empty() && !run.dirty_patch.empty()) {
     LS_TRY(cache::apply_patch(req.path, run.dirty_patch));
     env.note("applied the working tree's uncommitted changes (--dirty)");
@@ -129,8 +133,8 @@ Result<ActionResult> run_builtin_action(const std::string& uses, ActionEnv& env)
   std::string name = builtin_action_name(uses);
   if (name == "actions/checkout") return checkout(env);
   if (name.empty())
-    return fail("uses: " + uses + " is not a built-in action; lockstep runs only " + builtin_list() +
-                    " (no JavaScript or Docker actions)",
+    return fail("uses: " + uses + " is not a built-in action; lockstep runs only " +
+                    builtin_list() + " (no JavaScript or Docker actions)",
                 ErrorKind::kUnsupported);
   return run_storage_action(name, env);
 }

@@ -16,12 +16,12 @@ struct RunShared;
 // What a built-in action sees of its job.
 struct ActionEnv {
   RunShared* run = nullptr;
-  std::string job_display;                 // "build (gcc)"
-  std::filesystem::path workspace_host;    // the job's $GITHUB_WORKSPACE on the host
-  std::filesystem::path home_host;         // the job's $HOME on the host
-  std::map<std::string, std::string> with;  // evaluated `with:` inputs
+  std::string job_display;                       // "build (gcc)"
+  std::filesystem::path workspace_host;          // the job's $GITHUB_WORKSPACE on the host
+  std::filesystem::path home_host;               // the job's $HOME on the host
+  std::map<std::string, std::string> with;       // evaluated `with:` inputs
   std::function<void(const std::string&)> note;  // a line in the job's log
-  bool job_succeeded = true;               // for post-job cache saves
+  bool job_succeeded = true;                     // for post-job cache saves
 };
 
 struct ActionResult {

@@ -107,8 +107,10 @@ std::string CommandLine::help() const {
       if (o.short_name) left += std::string("-") + o.short_name + ", ";
       left += "--" + o.name;
       if (o.takes_value) left += " " + o.value_name;
-      if (left.size() < 28) left.resize(28, ' ');
-      else left += "  ";
+      if (left.size() < 28)
+        left.resize(28, ' ');
+      else
+        left += "  ";
       s << left << o.help << "\n";
     }
   }

@@ -13,8 +13,8 @@
 namespace lockstep::runner {
 
 struct OptionSpec {
-  std::string name;        // "jobs" for --jobs
-  char short_name = 0;     // 'j' for -j, 0 for none
+  std::string name;     // "jobs" for --jobs
+  char short_name = 0;  // 'j' for -j, 0 for none
   bool takes_value = false;
   bool repeatable = false;
   std::string value_name;  // "N" in "--jobs N"

@@ -58,8 +58,9 @@ Result<fs::path> default_workflow() {
   std::sort(found.begin(), found.end());
   if (found.size() == 1) return found[0];
   if (found.empty())
-    return fail("no workflow given and no .github/workflows/*.yml here; usage: lockstep run WORKFLOW",
-                ErrorKind::kUsage);
+    return fail(
+        "no workflow given and no .github/workflows/*.yml here; usage: lockstep run WORKFLOW",
+        ErrorKind::kUsage);
   std::string names;
   for (const auto& f : found) names += (names.empty() ? "" : ", ") + f.string();
   return fail("several workflows in .github/workflows (" + names + "); name the one to run",
@@ -101,7 +102,8 @@ Result<RunOptions> parse_options(const Args& args) {
   }
   for (const auto& f : p.all("secret-file")) {
     auto text = read_file(f);
-    if (!text) return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
+    if (!text)
+      return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
     size_t pos = 0, lineno = 0;
     while (pos < text->size()) {
       size_t nl = text->find('\n', pos);

@@ -60,8 +60,8 @@ int cmd_shell(const Args& args) {
   executor::ContainerSpec spec;
   spec.id = "ls-shell-" + std::to_string(::getpid());
   spec.layers = prepared->layer_dirs;
-  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=" +
-              std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm")};
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+              "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm")};
   const auto& cfg = prepared->record.config_json;
   if (cfg.contains("config") && cfg["config"].contains("Env") && cfg["config"]["Env"].is_array()) {
     spec.env.clear();
@@ -81,8 +81,10 @@ int cmd_shell(const Args& args) {
     spec.cap_drop = opts->cap_drop;
   }
   if (auto n = p->get("network")) {
-    if (*n == "host") spec.network.mode = executor::NetworkMode::kHost;
-    else if (*n != "none") return usage_error("--network '" + *n + "': expected none or host");
+    if (*n == "host")
+      spec.network.mode = executor::NetworkMode::kHost;
+    else if (*n != "none")
+      return usage_error("--network '" + *n + "': expected none or host");
   }
   for (const auto& e : p->all("env")) spec.env.push_back(e);
   for (const auto& v : p->all("volume")) {

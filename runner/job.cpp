@@ -35,7 +35,6 @@ std::string slug(const std::string& display_name) {
   return s.empty() ? "job" : s.substr(0, 80);
 }
 
-
 namespace detail {
 
 std::string step_display_name(const pipeline::Step& s, size_t index) {
@@ -112,24 +111,26 @@ std::vector<std::string> env_from_config(const Json& config) {
   return env;
 }
 
-
 Status JobExecution::apply_parsed_options(const pipeline::ContainerOptions& o,
                                           executor::ContainerSpec& spec) {
   if (o.cpus_milli) spec.limits.cpus = static_cast<double>(*o.cpus_milli) / 1000.0;
   if (o.memory_bytes) spec.limits.memory_bytes = static_cast<uint64_t>(*o.memory_bytes);
   if (o.memory_swap_bytes && o.memory_bytes && *o.memory_swap_bytes != *o.memory_bytes &&
       *o.memory_swap_bytes != 0)
-    return fail("container options: --memory-swap other than --memory is not supported "
-                "(lockstep runs jobs without swap so that memory limits hold)",
-                ErrorKind::kUnsupported);
+    return fail(
+        "container options: --memory-swap other than --memory is not supported "
+        "(lockstep runs jobs without swap so that memory limits hold)",
+        ErrorKind::kUnsupported);
   if (o.pids_limit && *o.pids_limit > 0) spec.limits.pids = *o.pids_limit;
   if (o.network) {
-    if (*o.network == "none") spec.network.mode = executor::NetworkMode::kNone;
-    else if (*o.network == "host") spec.network.mode = executor::NetworkMode::kHost;
+    if (*o.network == "none")
+      spec.network.mode = executor::NetworkMode::kNone;
+    else if (*o.network == "host")
+      spec.network.mode = executor::NetworkMode::kHost;
     else
-      return fail("container options: --network '" + *o.network +
-                      "' is not supported (use none or host)",
-                  ErrorKind::kUnsupported);
+      return fail(
+          "container options: --network '" + *o.network + "' is not supported (use none or host)",
+          ErrorKind::kUnsupported);
   }
   if (o.user) spec.user = *o.user;
   if (o.workdir) spec.workdir = *o.workdir;

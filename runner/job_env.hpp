@@ -23,8 +23,7 @@ class JobEnv {
 
   // The step's full environment ("K=V"), with `injected` last. Sets ctx's env
   // to what the step sees (for its run: and with: expressions).
-  Result<std::vector<std::string>> for_step(const pipeline::Step& step,
-                                            pipeline::EvalContext& ctx,
+  Result<std::vector<std::string>> for_step(const pipeline::Step& step, pipeline::EvalContext& ctx,
                                             const std::map<std::string, std::string>& injected,
                                             const std::string& base_path);
 

@@ -10,8 +10,8 @@
 #include "pipeline/commands.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/options.hpp"
-#include "runner/job.hpp"
 #include "runner/actions.hpp"
+#include "runner/job.hpp"
 #include "runner/job_env.hpp"
 #include "runner/services.hpp"
 
@@ -83,11 +83,16 @@ class JobLog {
 
 class JobExecution {
  public:
-  JobExecution(RunShared& run, const pipeline::JobInstance& inst, size_t index,
-               MatrixPosition pos, const std::vector<const JobReport*>& needed,
-               CancelToken& token, JobReport& report)
-      : run_(run), inst_(inst), job_(*inst.job), index_(index), pos_(pos), needed_(needed),
-        token_(token), report_(report) {}
+  JobExecution(RunShared& run, const pipeline::JobInstance& inst, size_t index, MatrixPosition pos,
+               const std::vector<const JobReport*>& needed, CancelToken& token, JobReport& report)
+      : run_(run),
+        inst_(inst),
+        job_(*inst.job),
+        index_(index),
+        pos_(pos),
+        needed_(needed),
+        token_(token),
+        report_(report) {}
 
   JobOutcome run() {
     auto start = std::chrono::steady_clock::now();
@@ -107,7 +112,8 @@ class JobExecution {
     report_.job_id = job_.id;
     report_.display_name = inst_.display_name;
     report_.matrix = inst_.matrix;
-    fs::path job_dir = run_.run_dir / "jobs" / (std::to_string(index_ + 1) + "-" + slug(inst_.display_name));
+    fs::path job_dir =
+        run_.run_dir / "jobs" / (std::to_string(index_ + 1) + "-" + slug(inst_.display_name));
     std::error_code ec;
     fs::create_directories(job_dir, ec);
     if (ec) return failure("create " + job_dir.string() + ": " + ec.message());
@@ -136,10 +142,10 @@ class JobExecution {
     auto env = job_env_.build(run_, job_, ctx_);
     if (!env) return failure(env.error().message());
 
-    auto timeout = eval_minutes(job_.timeout_minutes, ctx_, "job '" + job_.id + "' timeout-minutes");
+    auto timeout =
+        eval_minutes(job_.timeout_minutes, ctx_, "job '" + job_.id + "' timeout-minutes");
     if (!timeout) return failure(timeout.error().message());
-    deadline_ = std::chrono::steady_clock::now() +
-                timeout->value_or(std::chrono::minutes(360));
+    deadline_ = std::chrono::steady_clock::now() + timeout->value_or(std::chrono::minutes(360));
     job_timeout_ = timeout->value_or(std::chrono::minutes(360));
 
     auto started = start_container(job_dir);
@@ -165,7 +171,8 @@ class JobExecution {
       result.reason += " (the container ran out of memory)";
     token_.on_cancel(nullptr);
     stop_services();
-    auto stopped = container_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
+    auto stopped =
+        container_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
     container_.reset();
     if (!stopped && result.result == JobResult::kSuccess)
       return failure("stop container: " + stopped.error().message());
@@ -173,8 +180,10 @@ class JobExecution {
     if (result.result == JobResult::kSuccess || result.result == JobResult::kFailure) {
       for (const auto& [name, text] : job_.outputs) {
         auto v = pipeline::interpolate(text, ctx_);
-        if (v) report_.outputs[name] = *v;
-        else log_->note("output '" + name + "': " + std::string(first_line_of(v.error())));
+        if (v)
+          report_.outputs[name] = *v;
+        else
+          log_->note("output '" + name + "': " + std::string(first_line_of(v.error())));
       }
     }
     return result;
@@ -203,11 +212,11 @@ class JobExecution {
     c["github"]["job"] = job_.id;
     c["matrix"] = Value::parse(inst_.matrix.dump());
     if (!inst_.matrix.is_object() || inst_.matrix.empty()) c["matrix"] = Value::object();
-    c["strategy"] = {{"fail-fast", job_.strategy.fail_fast != "false"},
-                     {"job-index", static_cast<int64_t>(pos_.index)},
-                     {"job-total", static_cast<int64_t>(pos_.total)},
-                     {"max-parallel",
-                      job_.strategy.max_parallel.value_or(static_cast<int>(pos_.total))}};
+    c["strategy"] = {
+        {"fail-fast", job_.strategy.fail_fast != "false"},
+        {"job-index", static_cast<int64_t>(pos_.index)},
+        {"job-total", static_cast<int64_t>(pos_.total)},
+        {"max-parallel", job_.strategy.max_parallel.value_or(static_cast<int>(pos_.total))}};
     Value needs = Value::object();
     std::map<std::string, std::vector<const JobReport*>> by_id;
     for (const JobReport* r : needed_) by_id[r->job_id].push_back(r);
@@ -228,7 +237,7 @@ class JobExecution {
       needs[id] = {{"result", result}, {"outputs", outputs}};
     }
     c["needs"] = needs;
-    c["runner"] = {{"os", "Linux"}, {"arch", "X64"}, {"name", "lockstep"},
+    c["runner"] = {{"os", "Linux"},          {"arch", "X64"},        {"name", "lockstep"},
                    {"temp", kContainerTemp}, {"tool_cache", "/__t"}, {"debug", ""}};
     Value secrets = Value::object();
     for (const auto& [k, v] : run_.secrets) secrets[k] = v;
@@ -243,8 +252,8 @@ class JobExecution {
     // Image: container.image, else the runs-on label mapping.
     std::string image;
     if (job_.container) {
-      LS_TRY_ASSIGN(image, eval_string(job_.container->image, ctx_,
-                                       "job '" + job_.id + "' container image"));
+      LS_TRY_ASSIGN(
+          image, eval_string(job_.container->image, ctx_, "job '" + job_.id + "' container image"));
     } else {
       for (const auto& label : job_.runs_on) {
         LS_TRY_ASSIGN(std::string l, eval_string(label, ctx_, "job '" + job_.id + "' runs-on"));
@@ -299,7 +308,8 @@ class JobExecution {
     report_.network = executor::to_string(spec.network);
 
     auto c = run_.executor->start(spec);
-    if (!c) return fail(std::move(c.error()).context("start container for job " + inst_.display_name));
+    if (!c)
+      return fail(std::move(c.error()).context("start container for job " + inst_.display_name));
     container_ = std::move(*c);
     executor::Container* raw = container_.get();
     token_.on_cancel([raw] { raw->cancel(std::chrono::seconds(5)); });
@@ -312,8 +322,8 @@ class JobExecution {
     for (const auto& decl : job_.services) {
       auto svc = std::make_unique<Service>();
       svc->name = decl.name;
-      LS_TRY_ASSIGN(svc->image, eval_string(decl.container.image, ctx_,
-                                            "service '" + decl.name + "' image"));
+      LS_TRY_ASSIGN(svc->image,
+                    eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
       LS_TRY_ASSIGN(PreparedImage img, run_.images->get(svc->image));
       svc->image_digest = img.record.manifest.str();
       svc->log_file = job_dir / ("service-" + slug(decl.name) + ".log");
@@ -327,7 +337,8 @@ class JobExecution {
       spec.user = user_from_config(img.record.config_json);
       std::vector<std::string> env;
       for (const auto& [k, v] : decl.container.env) {
-        LS_TRY_ASSIGN(std::string val, eval_string(v, ctx_, "service '" + decl.name + "' env " + k));
+        LS_TRY_ASSIGN(std::string val,
+                      eval_string(v, ctx_, "service '" + decl.name + "' env " + k));
         env.push_back(k + "=" + val);
       }
       LS_TRY_ASSIGN(std::string options, eval_string(decl.container.options, ctx_,
@@ -372,7 +383,8 @@ class JobExecution {
       if (auto c2 = m.target.find(':'); c2 != std::string::npos) {
         std::string mode = m.target.substr(c2 + 1);
         m.target = m.target.substr(0, c2);
-        if (mode == "ro") m.read_only = true;
+        if (mode == "ro")
+          m.read_only = true;
         else if (mode != "rw")
           return fail("container volume '" + v + "': unknown mode '" + mode + "'",
                       ErrorKind::kWorkflow);

@@ -30,14 +30,16 @@ JobOutcome JobExecution::run_steps(const fs::path& job_dir) {
       error = std::string(first_line_of(should.error()));
     } else if (!*should) {
       sr.outcome = sr.conclusion = JobResult::kSkipped;
-      ctx_.contexts["steps"][sr.id] = {{"outcome", "skipped"}, {"conclusion", "skipped"},
-                                       {"outputs", Value::object()}};
+      ctx_.contexts["steps"][sr.id] = {
+          {"outcome", "skipped"}, {"conclusion", "skipped"}, {"outputs", Value::object()}};
       continue;
     } else {
       log_->note("step: " + sr.name);
       auto r = run_one_step(step, i, sr);
-      if (r) pr = *r;
-      else error = r.error().message();
+      if (r)
+        pr = *r;
+      else
+        error = r.error().message();
     }
 
     sr.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -47,15 +49,15 @@ JobOutcome JobExecution::run_steps(const fs::path& job_dir) {
       sr.outcome = JobResult::kSuccess;
     } else {
       sr.outcome = (pr && pr->kind == executor::ExitKind::kCancelled) ? JobResult::kCancelled
-                                                                       : JobResult::kFailure;
+                                                                      : JobResult::kFailure;
       sr.reason = pr ? pr->reason : error;
       if (pr && pr->kind == executor::ExitKind::kOutOfMemory) sr.reason = pr->reason;
     }
     auto coe = eval_bool_text(step.continue_on_error, ctx_, false,
                               "step '" + sr.name + "' continue-on-error");
     bool step_coe = coe && *coe;
-    sr.conclusion = (sr.outcome == JobResult::kFailure && step_coe) ? JobResult::kSuccess
-                                                                    : sr.outcome;
+    sr.conclusion =
+        (sr.outcome == JobResult::kFailure && step_coe) ? JobResult::kSuccess : sr.outcome;
     sr.log_tail = log_->take_tail();
     Value& sc = ctx_.contexts["steps"][sr.id];
     if (!sc.contains("outputs")) sc["outputs"] = Value::object();
@@ -81,13 +83,15 @@ JobOutcome JobExecution::run_steps(const fs::path& job_dir) {
 Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step& step, size_t i,
                                                            StepReport& sr) {
   if (step.uses) return run_action_step(step, sr);
-  if (!step.run) return fail("step '" + sr.name + "' has neither run nor uses", ErrorKind::kWorkflow);
+  if (!step.run)
+    return fail("step '" + sr.name + "' has neither run nor uses", ErrorKind::kWorkflow);
 
   // Files the step talks back through, fresh for every step.
   std::string n = std::to_string(i + 1);
-  std::map<std::string, std::string> files = {
-      {"GITHUB_OUTPUT", "output_" + n}, {"GITHUB_ENV", "env_" + n},
-      {"GITHUB_PATH", "path_" + n},     {"GITHUB_STEP_SUMMARY", "summary_" + n}};
+  std::map<std::string, std::string> files = {{"GITHUB_OUTPUT", "output_" + n},
+                                              {"GITHUB_ENV", "env_" + n},
+                                              {"GITHUB_PATH", "path_" + n},
+                                              {"GITHUB_STEP_SUMMARY", "summary_" + n}};
   std::map<std::string, std::string> injected = injected_env(step, sr);
   for (const auto& [var, name] : files) {
     LS_TRY(write_file_atomic(temp_host_ / name, ""));
@@ -97,29 +101,33 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
                 job_env_.for_step(step, ctx_, injected, default_path_));
   LS_TRY_ASSIGN(std::string script, eval_string(*step.run, ctx_, "step '" + sr.name + "' run"));
 
-  std::string shell = !step.shell.empty()                     ? step.shell
-                      : !job_.defaults.shell.empty()          ? job_.defaults.shell
+  std::string shell = !step.shell.empty()                      ? step.shell
+                      : !job_.defaults.shell.empty()           ? job_.defaults.shell
                       : !run_.workflow->defaults.shell.empty() ? run_.workflow->defaults.shell
                                                                : "";
   std::string script_name = "step_" + n + pipeline::script_extension(shell);
   LS_TRY(write_file_atomic(temp_host_ / script_name, script, 0755));
-  LS_TRY_ASSIGN(std::vector<std::string> argv,
-                pipeline::resolve_shell(shell, bash_, std::string(kContainerTemp) + "/" + script_name));
+  LS_TRY_ASSIGN(
+      std::vector<std::string> argv,
+      pipeline::resolve_shell(shell, bash_, std::string(kContainerTemp) + "/" + script_name));
 
-  std::string wd = !step.working_directory.empty()                     ? step.working_directory
-                   : !job_.defaults.working_directory.empty()          ? job_.defaults.working_directory
-                   : !run_.workflow->defaults.working_directory.empty() ? run_.workflow->defaults.working_directory
-                                                                        : "";
+  std::string wd = !step.working_directory.empty()            ? step.working_directory
+                   : !job_.defaults.working_directory.empty() ? job_.defaults.working_directory
+                   : !run_.workflow->defaults.working_directory.empty()
+                       ? run_.workflow->defaults.working_directory
+                       : "";
   LS_TRY_ASSIGN(wd, eval_string(wd, ctx_, "step '" + sr.name + "' working-directory"));
-  if (wd.empty()) wd = workspace_;
-  else if (wd[0] != '/') wd = workspace_ + "/" + wd;
+  if (wd.empty())
+    wd = workspace_;
+  else if (wd[0] != '/')
+    wd = workspace_ + "/" + wd;
 
   executor::ProcessSpec ps;
   ps.argv = std::move(argv);
   ps.env = std::move(env);
   ps.workdir = wd;
-  LS_TRY_ASSIGN(auto step_timeout, eval_minutes(step.timeout_minutes, ctx_,
-                                                "step '" + sr.name + "' timeout-minutes"));
+  LS_TRY_ASSIGN(auto step_timeout,
+                eval_minutes(step.timeout_minutes, ctx_, "step '" + sr.name + "' timeout-minutes"));
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline_ - std::chrono::steady_clock::now());
   if (left.count() <= 0) left = std::chrono::milliseconds(1);

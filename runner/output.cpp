@@ -32,7 +32,9 @@ std::string Masker::mask(std::string_view text) const {
 
 Console::Console(FILE* out, bool color) : out_(out), color_(color) {}
 
-bool Console::stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
+bool Console::stdout_is_tty() {
+  return ::isatty(STDOUT_FILENO) == 1;
+}
 
 void Console::line(const std::string& prefix, std::string_view text, bool is_stderr) {
   static constexpr int kColors[] = {36, 33, 35, 32, 34, 96, 93, 95, 92, 94};
@@ -43,7 +45,8 @@ void Console::line(const std::string& prefix, std::string_view text, bool is_std
     auto it = std::find(prefixes_.begin(), prefixes_.end(), prefix);
     size_t idx = static_cast<size_t>(it - prefixes_.begin());
     if (it == prefixes_.end()) prefixes_.push_back(prefix);
-    buf += "\033[" + std::to_string(kColors[idx % std::size(kColors)]) + "m[" + prefix + "]\033[0m ";
+    buf +=
+        "\033[" + std::to_string(kColors[idx % std::size(kColors)]) + "m[" + prefix + "]\033[0m ";
     if (is_stderr) buf += "\033[2m";
     buf.append(text);
     if (is_stderr) buf += "\033[0m";

@@ -10,9 +10,11 @@ namespace lockstep::runner {
 std::string format_duration(std::chrono::milliseconds d) {
   char buf[32];
   auto ms = d.count();
-  if (ms < 60000) std::snprintf(buf, sizeof buf, "%.2fs", static_cast<double>(ms) / 1000.0);
-  else std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(ms / 60000),
-                     static_cast<long long>((ms / 1000) % 60));
+  if (ms < 60000)
+    std::snprintf(buf, sizeof buf, "%.2fs", static_cast<double>(ms) / 1000.0);
+  else
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(ms / 60000),
+                  static_cast<long long>((ms / 1000) % 60));
   return buf;
 }
 
@@ -56,15 +58,27 @@ std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // XML 1.0 forbids most control characters, even escaped.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') out += '?';
-        else out += c;
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r')
+          out += '?';
+        else
+          out += c;
     }
   }
   return out;
@@ -139,23 +153,23 @@ Status write_json(const std::filesystem::path& file, const RunSummary& run, cons
                        {"duration_ms", s.duration.count()}});
     Json outputs = Json::object();
     for (const auto& [k, v] : j.outputs) outputs[k] = masker.mask(v);
-    doc["jobs"].push_back({{"job", j.job_id},
-                           {"name", masker.mask(j.display_name)},
-                           {"matrix", Json::parse(j.matrix.is_null() ? "{}" : j.matrix.dump())},
-                           {"result", to_string(j.outcome.result)},
-                           {"reason", masker.mask(j.outcome.reason)},
-                           {"duration_ms", j.outcome.duration.count()},
-                           {"image", j.image},
-                           {"image_digest", j.image_digest},
-                           {"network", j.network},
-                           {"peak_memory_bytes", j.usage.peak_memory_bytes},
-                           {"cpu_time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               j.usage.cpu_time)
-                                               .count()},
-                           {"oom_killed", j.usage.oom_killed},
-                           {"outputs", outputs},
-                           {"steps", steps},
-                           {"log", j.log_file.string()}});
+    doc["jobs"].push_back(
+        {{"job", j.job_id},
+         {"name", masker.mask(j.display_name)},
+         {"matrix", Json::parse(j.matrix.is_null() ? "{}" : j.matrix.dump())},
+         {"result", to_string(j.outcome.result)},
+         {"reason", masker.mask(j.outcome.reason)},
+         {"duration_ms", j.outcome.duration.count()},
+         {"image", j.image},
+         {"image_digest", j.image_digest},
+         {"network", j.network},
+         {"peak_memory_bytes", j.usage.peak_memory_bytes},
+         {"cpu_time_ms",
+          std::chrono::duration_cast<std::chrono::milliseconds>(j.usage.cpu_time).count()},
+         {"oom_killed", j.usage.oom_killed},
+         {"outputs", outputs},
+         {"steps", steps},
+         {"log", j.log_file.string()}});
   }
   return write_file_atomic(file, pretty_json(doc));
 }

@@ -157,7 +157,8 @@ Result<Source> resolve_source(const RunOptions& opt) {
   auto st = cache::inspect_worktree(dir);
   if (!st) {
     if (st.error().kind() == ErrorKind::kNotFound) return s;
-    return fail(std::move(st.error()).context("inspect the repository of " + opt.workflow.string()));
+    return fail(
+        std::move(st.error()).context("inspect the repository of " + opt.workflow.string()));
   }
   if (st->head_commit.empty()) return s;  // no commit yet: nothing to check out
   s.url = st->root.string();
@@ -233,8 +234,7 @@ int run_workflow(const RunOptions& opt) {
     ++per_job_total[inst.job->id];
     plan.push_back(std::move(inst));
   }
-  if (plan.empty())
-    return usage_error("no job instance matches the selection (--job/--matrix)");
+  if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");
 
   if (opt.list || opt.dry_run) {
     for (const auto& inst : plan) {
@@ -341,7 +341,8 @@ int run_workflow(const RunOptions& opt) {
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   print_summary(console, summary, matrix_text);
   for (const auto& [kind, file] : opt.reports) {
-    auto r = kind == "junit" ? write_junit(file, summary, masker) : write_json(file, summary, masker);
+    auto r =
+        kind == "junit" ? write_junit(file, summary, masker) : write_json(file, summary, masker);
     if (!r) report_error(r.error());
   }
   if (interrupted) return 130;

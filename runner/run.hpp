@@ -14,19 +14,19 @@ namespace lockstep::runner {
 
 struct RunOptions {
   std::filesystem::path workflow;
-  std::vector<std::string> jobs;                   // --job ID (empty: all)
-  std::vector<std::pair<std::string, std::string>> matrix_filter;  // --matrix K=V
-  std::optional<size_t> max_jobs;                  // --jobs N
-  bool list = false;                               // --list
-  bool dry_run = false;                            // --dry-run
-  pipeline::EnvList env;                           // --env K=V
-  std::map<std::string, std::string> secrets;      // --secret, --secret-file
-  std::map<std::string, std::string> platforms;    // --platform LABEL=IMAGE
+  std::vector<std::string> jobs;                                       // --job ID (empty: all)
+  std::vector<std::pair<std::string, std::string>> matrix_filter;      // --matrix K=V
+  std::optional<size_t> max_jobs;                                      // --jobs N
+  bool list = false;                                                   // --list
+  bool dry_run = false;                                                // --dry-run
+  pipeline::EnvList env;                                               // --env K=V
+  std::map<std::string, std::string> secrets;                          // --secret, --secret-file
+  std::map<std::string, std::string> platforms;                        // --platform LABEL=IMAGE
   std::vector<std::pair<std::string, std::filesystem::path>> reports;  // --report kind=FILE
-  std::vector<std::string> insecure_registries;    // --insecure-registry HOST
-  std::string repo;                                // --repo URL (else the enclosing git repo)
-  std::string ref;                                 // --ref REF
-  bool dirty = false;                              // --dirty: include uncommitted changes
+  std::vector<std::string> insecure_registries;                        // --insecure-registry HOST
+  std::string repo;    // --repo URL (else the enclosing git repo)
+  std::string ref;     // --ref REF
+  bool dirty = false;  // --dirty: include uncommitted changes
   std::filesystem::path state_dir;
 };
 

@@ -14,10 +14,14 @@ namespace lockstep::runner {
 
 const char* to_string(JobResult r) {
   switch (r) {
-    case JobResult::kSuccess: return "success";
-    case JobResult::kFailure: return "failure";
-    case JobResult::kCancelled: return "cancelled";
-    case JobResult::kSkipped: return "skipped";
+    case JobResult::kSuccess:
+      return "success";
+    case JobResult::kFailure:
+      return "failure";
+    case JobResult::kCancelled:
+      return "cancelled";
+    case JobResult::kSkipped:
+      return "skipped";
   }
   return "unknown";
 }
@@ -139,8 +143,10 @@ class Run {
     std::string reason = "cancelled: a sibling job failed (fail-fast)";
     for (size_t j = 0; j < jobs_.size(); ++j) {
       if (j == failed || jobs_[j].group != g) continue;
-      if (state_[j] == State::kPending) finish_locked(j, {JobResult::kCancelled, reason, {}, false});
-      else if (state_[j] == State::kRunning) tokens_[j]->cancel();
+      if (state_[j] == State::kPending)
+        finish_locked(j, {JobResult::kCancelled, reason, {}, false});
+      else if (state_[j] == State::kRunning)
+        tokens_[j]->cancel();
     }
   }
 

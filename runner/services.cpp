@@ -38,8 +38,10 @@ Result<HealthPolicy> health_policy(const Json& image_config, const std::string& 
   HealthPolicy p;
   if (const Json* hc = config_field(image_config, "Healthcheck")) {
     auto test = strings_of(hc->contains("Test") ? &(*hc)["Test"] : nullptr);
-    if (!test.empty() && test[0] == "CMD-SHELL" && test.size() >= 2) p.argv = {"/bin/sh", "-c", test[1]};
-    else if (!test.empty() && test[0] == "CMD") p.argv.assign(test.begin() + 1, test.end());
+    if (!test.empty() && test[0] == "CMD-SHELL" && test.size() >= 2)
+      p.argv = {"/bin/sh", "-c", test[1]};
+    else if (!test.empty() && test[0] == "CMD")
+      p.argv.assign(test.begin() + 1, test.end());
     auto ns = [&](const char* k, std::chrono::milliseconds& into) {
       if (hc->contains(k) && (*hc)[k].is_number_integer() && (*hc)[k].get<int64_t>() > 0)
         into = std::chrono::milliseconds((*hc)[k].get<int64_t>() / 1000000);
@@ -53,12 +55,15 @@ Result<HealthPolicy> health_policy(const Json& image_config, const std::string& 
   if (!options_text.empty()) {
     LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(options_text));
     if (o.health.cmd) {
-      if (*o.health.cmd == "none") p.argv.clear();
-      else p.argv = {"/bin/sh", "-c", *o.health.cmd};
+      if (*o.health.cmd == "none")
+        p.argv.clear();
+      else
+        p.argv = {"/bin/sh", "-c", *o.health.cmd};
     }
     if (o.health.interval_ms) p.interval = std::chrono::milliseconds(*o.health.interval_ms);
     if (o.health.timeout_ms) p.timeout = std::chrono::milliseconds(*o.health.timeout_ms);
-    if (o.health.start_period_ms) p.start_period = std::chrono::milliseconds(*o.health.start_period_ms);
+    if (o.health.start_period_ms)
+      p.start_period = std::chrono::milliseconds(*o.health.start_period_ms);
     if (o.health.retries) p.retries = static_cast<int>(std::max<int64_t>(1, *o.health.retries));
   }
   return p;
@@ -78,7 +83,9 @@ std::vector<std::string> service_argv(const Json& image_config, const std::strin
   return entry;
 }
 
-Service::~Service() { stop(); }
+Service::~Service() {
+  stop();
+}
 
 Status Service::start(executor::Executor& exec, const executor::ContainerSpec& spec,
                       std::vector<std::string> argv, std::vector<std::string> env) {
@@ -95,7 +102,8 @@ Status Service::start(executor::Executor& exec, const executor::ContainerSpec& s
   main_ = std::thread([this, ps] {
     std::ofstream log(log_file, std::ios::app);
     std::mutex mu;
-    auto sink = [&](executor::Stream s, std::string_view line, std::chrono::system_clock::time_point) {
+    auto sink = [&](executor::Stream s, std::string_view line,
+                    std::chrono::system_clock::time_point) {
       std::lock_guard lk(mu);
       log << (s == executor::Stream::kStderr ? "E " : "O ") << line << '\n';
       log.flush();
@@ -137,7 +145,8 @@ Status Service::wait_healthy(const HealthPolicy& policy) {
     ps.argv = policy.argv;
     ps.timeout = policy.timeout;
     std::string output;
-    auto sink = [&](executor::Stream, std::string_view line, std::chrono::system_clock::time_point) {
+    auto sink = [&](executor::Stream, std::string_view line,
+                    std::chrono::system_clock::time_point) {
       if (output.size() < 4096) output += std::string(line) + " ";
     };
     auto r = container_->exec(ps, sink);

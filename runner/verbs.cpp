@@ -45,7 +45,8 @@ int dispatch(const char* verb, const std::vector<Sub>& subs, const Args& args) {
 
 int cmd_image(const Args& args) {
   static const std::vector<Sub> subs = {
-      {"import", cmd_image_import, "import a rootfs dir or tar, a docker save tar or an OCI layout"},
+      {"import", cmd_image_import,
+       "import a rootfs dir or tar, a docker save tar or an OCI layout"},
       {"pull", cmd_image_pull, "pull an image from a registry"},
       {"ls", cmd_image_ls, "list local images"},
       {"inspect", cmd_image_inspect, "print an image's manifest and config"},

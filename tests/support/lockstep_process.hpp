@@ -106,7 +106,7 @@ class LockstepHome {
   // Imports the busybox rootfs as `tag`; returns the digest printed.
   std::string import_busybox(const std::string& tag = "localhost/busybox:test") const {
     auto rootfs = root_ / "busybox-rootfs";
-    run_process({"/bin/sh", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/busybox-rootfs.sh",
+    run_process({"/bin/bash", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/busybox-rootfs.sh",
                  rootfs.string()});
     auto r = lockstep({"image", "import", rootfs.string(), "--tag", tag});
     std::string digest = r.out;
@@ -125,6 +125,8 @@ class LockstepHome {
   std::filesystem::path root_;
 };
 
-inline bool is_root() { return ::geteuid() == 0; }
+inline bool is_root() {
+  return ::geteuid() == 0;
+}
 
 }  // namespace lockstep::testing

@@ -31,9 +31,10 @@ class ActionsTest : public ::testing::Test {
     std::filesystem::create_directories(repo);
     auto git = [&](std::vector<std::string> args) {
       args.insert(args.begin(), {"/usr/bin/git", "-C", repo.string()});
-      auto r = run_process(args, {"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t",
-                                  "GIT_COMMITTER_EMAIL=t@e", "GIT_AUTHOR_DATE=2020-01-01T00:00:00Z",
-                                  "GIT_COMMITTER_DATE=2020-01-01T00:00:00Z"});
+      auto r =
+          run_process(args, {"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t",
+                             "GIT_COMMITTER_EMAIL=t@e", "GIT_AUTHOR_DATE=2020-01-01T00:00:00Z",
+                             "GIT_COMMITTER_DATE=2020-01-01T00:00:00Z"});
       EXPECT_EQ(r.exit_code, 0) << r.err;
       return r.out;
     };
@@ -54,20 +55,23 @@ TEST_F(ActionsTest, CheckoutBranchAndTagFromLocalRepositoryThroughTheMirror) {
   std::string yaml = R"(on: push
 jobs:
   c:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - uses: actions/checkout@v4
         with:
-          repository: )" + repo.string() + R"(
+          repository: )" +
+                     repo.string() + R"(
           ref: main
       - uses: actions/checkout@v4
         with:
-          repository: )" + repo.string() + R"(
+          repository: )" +
+                     repo.string() + R"(
           ref: v1
           path: old
       - run: |
-          echo "main: $(cat hello.txt)"
-          echo "tag: $(cat old/hello.txt)"
+          echo main: $(cat hello.txt)
+          echo tag: $(cat old/hello.txt)
 )";
   auto r = run(yaml);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -84,11 +88,13 @@ TEST_F(ActionsTest, UnknownRefIsAOneLineErrorNamingIt) {
   auto r = run(R"(on: push
 jobs:
   c:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - uses: actions/checkout@v4
         with:
-          repository: )" + repo.string() + R"(
+          repository: )" +
+               repo.string() + R"(
           ref: v9
 )");
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
@@ -99,6 +105,7 @@ TEST_F(ActionsTest, OtherActionsAreRefusedWithTheListOfBuiltins) {
   auto r = run(R"(on: push
 jobs:
   c:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - uses: actions/setup-node@v4
@@ -111,16 +118,21 @@ jobs:
 class ServicesTest : public ActionsTest {
  protected:
   // An image whose command serves /www over HTTP on port 8080.
+  // The served directory's name is unique to this test process, so that its
+  // httpd can be told apart from those of tests running in parallel.
+  std::string www() const { return "/www-" + std::to_string(::getpid()); }
   void make_web_image(const std::string& tag, const std::string& healthcheck_json) {
     auto rootfs = home_.root() / "busybox-rootfs";
-    std::filesystem::create_directories(rootfs / "www");
-    std::ofstream(rootfs / "www/index.html") << "served by the service\n";
+    std::filesystem::create_directories(rootfs / www().substr(1));
+    std::ofstream(rootfs / www().substr(1) / "index.html") << "served by the service\n";
     auto layout = home_.root() / ("layout-" + std::to_string(counter_++));
-    std::vector<std::string> args = {"/usr/bin/python3",
-                                     std::string(LOCKSTEP_SOURCE_DIR) +
-                                         "/tests/support/make_oci_image.py",
-                                     rootfs.string(), layout.string(), "--cmd",
-                                     R"(["httpd", "-f", "-p", "8080", "-h", "/www"])"};
+    std::vector<std::string> args = {
+        "/usr/bin/python3",
+        std::string(LOCKSTEP_SOURCE_DIR) + "/tests/support/make_oci_image.py",
+        rootfs.string(),
+        layout.string(),
+        "--cmd",
+        R"(["httpd", "-f", "-p", "8080", "-h", ")" + www() + "\"]"};
     if (!healthcheck_json.empty()) {
       args.push_back("--healthcheck");
       args.push_back(healthcheck_json);
@@ -138,6 +150,7 @@ TEST_F(ServicesTest, ServiceIsHealthyAndReachableByLocalhostAndName) {
   auto r = run(R"(on: push
 jobs:
   c:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     services:
       web:
@@ -145,23 +158,26 @@ jobs:
         options: --health-cmd "wget -q -O /dev/null http://127.0.0.1:8080/" --health-interval 200ms --health-retries 20
     steps:
       - run: |
-          echo "localhost: $(wget -q -O - http://localhost:8080/)"
-          echo "by name: $(wget -q -O - http://web:8080/)"
+          echo localhost: $(wget -q -O - http://localhost:8080/)
+          echo by name: $(wget -q -O - http://web:8080/)
 )");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "localhost: served by the service")) << r.out;
   EXPECT_TRUE(has(r.out, "by name: served by the service")) << r.out;
   // Nothing of the service is left running.
-  auto ps = run_process({"/bin/sh", "-c", "ps -eo args | grep -c '^httpd -f -p 8080' || true"});
+  auto ps = run_process(
+      {"/bin/sh", "-c", "ps -eo args | grep -c '^httpd -f -p 8080 -h " + www() + "$' || true"});
   EXPECT_EQ(ps.out, "0\n");
 }
 
 TEST_F(ServicesTest, UnhealthyServiceFailsTheJobWithItsHealthOutput) {
-  make_web_image("localhost/web:sick",
-                 R"({"Test": ["CMD-SHELL", "echo still warming up; exit 1"], "Interval": 100000000, "Retries": 3})");
+  make_web_image(
+      "localhost/web:sick",
+      R"({"Test": ["CMD-SHELL", "echo still warming up; exit 1"], "Interval": 100000000, "Retries": 3})");
   auto r = run(R"(on: push
 jobs:
   c:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     services:
       web:

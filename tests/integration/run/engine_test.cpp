@@ -40,6 +40,7 @@ TEST_F(EngineTest, ThreeAxisMatrixWithIncludeAndExclude) {
   auto r = run(R"(on: push
 jobs:
   m:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     strategy:
       matrix:
@@ -74,6 +75,7 @@ TEST_F(EngineTest, NeedsPassOutputsBetweenJobs) {
   auto r = run(R"(on: push
 jobs:
   produce:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     outputs:
       version: ${{ steps.v.outputs.version }}
@@ -84,14 +86,15 @@ jobs:
           echo "EXPORTED=from-env" >> "$GITHUB_ENV"
       - run: echo "env says $EXPORTED"
   consume:
+    runs-on: ubuntu-latest
     needs: produce
     container: localhost/busybox:test
     steps:
-      - run: echo "got ${{ needs.produce.outputs.version }} (${{ needs.produce.result }})"
+      - run: echo "got ${{ needs.produce.outputs.version }} [${{ needs.produce.result }}]"
 )");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "[produce] env says from-env")) << r.out;
-  EXPECT_TRUE(has(r.out, "[consume] got 1.2.3 (success)")) << r.out;
+  EXPECT_TRUE(has(r.out, "[consume] got 1.2.3 [success]")) << r.out;
   EXPECT_LT(r.out.find("[produce] env says"), r.out.find("[consume] got"));
 }
 
@@ -99,6 +102,7 @@ TEST_F(EngineTest, FailFastCancelsSiblings) {
   auto r = run(R"(on: push
 jobs:
   t:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     strategy:
       matrix:
@@ -122,6 +126,7 @@ TEST_F(EngineTest, ContinueOnErrorAndFailureCleanup) {
   auto r = run(R"(on: push
 jobs:
   j:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - id: flaky
@@ -147,6 +152,7 @@ TEST_F(EngineTest, StepTimeoutKillsTheStep) {
   auto r = run(R"(on: push
 jobs:
   slow:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - name: sleeper
@@ -163,6 +169,7 @@ TEST_F(EngineTest, SecretsAreMaskedInConsoleLogsAndReports) {
   auto r = run(R"(on: push
 jobs:
   s:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - name: leak
@@ -202,15 +209,18 @@ TEST_F(EngineTest, JobIfAndSkippedDependents) {
   auto r = run(R"(on: push
 jobs:
   a:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - run: exit 1
   b:
+    runs-on: ubuntu-latest
     needs: a
     container: localhost/busybox:test
     steps:
       - run: echo "b should be skipped"
   c:
+    runs-on: ubuntu-latest
     needs: a
     if: failure()
     container: localhost/busybox:test
@@ -229,18 +239,23 @@ TEST_F(EngineTest, BadInputIsAWorkflowErrorWithLocation) {
     const char* expect;
   };
   const Case cases[] = {
-      {"jobs:\n  a:\n    container: x\n    steps: [\n", "wf.yml:"},
-      {"jobs:\n  a:\n    needs: b\n    container: x\n    steps:\n      - run: 'true'\n  b:\n"
-       "    needs: a\n    container: x\n    steps:\n      - run: 'true'\n",
+      {"jobs:\n  a:\n    runs-on: x\n    container: x\n    steps: [\n", "wf.yml:"},
+      {"jobs:\n  a:\n    runs-on: x\n    needs: b\n    container: x\n    steps:\n      - run: "
+       "'true'\n  b:\n"
+       "    runs-on: x\n    needs: a\n    container: x\n    steps:\n      - run: 'true'\n",
        "cycle"},
-      {"jobs:\n  a:\n    needs: nope\n    container: x\n    steps:\n      - run: 'true'\n",
+      {"jobs:\n  a:\n    runs-on: x\n    needs: nope\n    container: x\n    steps:\n      - run: "
+       "'true'\n",
        "unknown job 'nope'"},
-      {"jobs:\n  a:\n    container: x\n    steps:\n      - run: echo ${{ matrix.nokey }}\n",
+      {"jobs:\n  a:\n    runs-on: x\n    container: x\n    steps:\n      - run: echo ${{ "
+       "matrix.nokey }}\n",
        "matrix key 'nokey'"},
-      {"jobs:\n  a:\n    container: x\n    steps:\n      - run: echo ${{ 1 + }}\n", "wf.yml:5:"},
-      {"jobs:\n  a:\n    container: x\n    strategy:\n      matrix: {}\n    steps:\n"
+      {"jobs:\n  a:\n    runs-on: x\n    container: x\n    steps:\n      - run: echo ${{ 1 + }}\n",
+       "wf.yml:6:"},
+      {"jobs:\n  a:\n    runs-on: x\n    container: x\n    strategy:\n      matrix: {}\n    "
+       "steps:\n"
        "      - run: 'true'\n",
-       "wf.yml:5:"},
+       "wf.yml:6:"},
   };
   for (const auto& c : cases) {
     auto r = run(c.yaml);

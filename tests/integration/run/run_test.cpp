@@ -56,6 +56,7 @@ TEST_F(RunTest, FailingStepExitsOneAndNamesJobMatrixAndStep) {
 on: push
 jobs:
   build:
+    runs-on: ubuntu-latest
     container: localhost/busybox:test
     strategy:
       fail-fast: false
@@ -80,11 +81,13 @@ jobs:
 }
 
 TEST_F(RunTest, WorkflowErrorExitsTwoAndRunsNothing) {
-  auto wf = home_.write("bad.yml", "jobs:\n  a:\n    container: localhost/busybox:test\n    step:\n"
-                                   "      - run: echo hi\n");
+  auto wf =
+      home_.write("bad.yml",
+                  "jobs:\n  a:\n    runs-on: x\n    container: localhost/busybox:test\n    step:\n"
+                  "      - run: echo hi\n");
   auto r = home_.lockstep({"run", wf.string()});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.err.find("bad.yml:4:5: unknown key 'step'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad.yml:5:5: unknown key 'step'"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("jobs passed"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(home_.home() / "runs"));
 }

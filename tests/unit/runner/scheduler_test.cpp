@@ -38,7 +38,9 @@ class Gate {
   bool open_ = false;
 };
 
-JobOutcome ok() { return {JobResult::kSuccess, "", {}, false}; }
+JobOutcome ok() {
+  return {JobResult::kSuccess, "", {}, false};
+}
 
 // Records the peak number of concurrently running fake jobs.
 struct Peak {
@@ -65,7 +67,9 @@ TEST(Scheduler, RunsDependenciesFirstAndPassesOutcomes) {
   auto outcomes = run_schedule(
       jobs, {4, 0, 0},
       [&](size_t i, const std::vector<JobOutcome>& seen, CancelToken&) {
-        if (i == 2) EXPECT_EQ(seen[1].result, JobResult::kSuccess);
+        if (i == 2) {
+          EXPECT_EQ(seen[1].result, JobResult::kSuccess);
+        }
         std::lock_guard lk(mu);
         order.push_back(i);
         return ok();
@@ -83,8 +87,8 @@ TEST(Scheduler, NeverExceedsMaxJobs) {
   Peak p;
   CancelToken global;
   run_schedule(
-      jobs, {3, 0, 0}, [&](size_t, const std::vector<JobOutcome>&, CancelToken&) { return p.run(); },
-      global);
+      jobs, {3, 0, 0},
+      [&](size_t, const std::vector<JobOutcome>&, CancelToken&) { return p.run(); }, global);
   EXPECT_LE(p.peak.load(), 3);
   EXPECT_GE(p.peak.load(), 2);
 }
@@ -108,8 +112,8 @@ TEST(Scheduler, RespectsMemoryBudgetAndMaxParallel) {
   }
   Peak p2;
   run_schedule(
-      jobs, {6, 0, 0}, [&](size_t, const std::vector<JobOutcome>&, CancelToken&) { return p2.run(); },
-      global);
+      jobs, {6, 0, 0},
+      [&](size_t, const std::vector<JobOutcome>&, CancelToken&) { return p2.run(); }, global);
   EXPECT_EQ(p2.peak.load(), 2);
 }
 
