@@ -24,7 +24,7 @@ Result<Nginx> Nginx::start(const NginxOptions& o) {
   n.port_ = free_port();
   const std::string d = n.dir_.path().string();
   std::ostringstream c;
-  c << "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n"
+  c << "daemon off;\nmaster_process on;\nworker_processes " << o.workers << ";\nuser root;\n"
     << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log warn;\n"
     << "events { worker_connections 1024; }\n"
     << "http {\n"

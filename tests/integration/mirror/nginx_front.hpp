@@ -22,6 +22,7 @@ struct NginxOptions {
   // Retry-After: retry_after.
   std::optional<int> burst;
   int retry_after = 30;
+  int workers = 1;
 };
 
 class Nginx {

@@ -1,0 +1,293 @@
+// lockstep's pull-through mirror against Debian's docker-registry (distribution
+// 2.8) in proxy mode, both in front of the same loopback docker-registry
+// holding the same image, in the same run; nginx serving the stored blob
+// file with sendfile is the ceiling for warm throughput. Prints:
+//   - upstream blob GETs and wall time for C concurrent cold pulls
+//   - warm single-client blob throughput (MB/s)
+//   - warm C-client throughput (MB/s)
+// and the ratios. The mirror runs in this process (its own thread pool);
+// the clients are libcurl, the same for every server.
+//
+//   bench_mirror [--layers N] [--layer-mib M] [--clients C] [--rounds R]
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/fs.hpp"
+#include "common/log.hpp"
+#include "local_registry.hpp"
+#include "nginx_front.hpp"
+#include "registry-mirror/client.hpp"
+#include "registry-mirror/http.hpp"
+#include "registry-mirror/manifest.hpp"
+#include "registry-mirror/mirror_server.hpp"
+#include "test_image.hpp"
+
+extern char** environ;
+
+using namespace lockstep;
+using namespace lockstep::registry;
+using namespace lockstep::registry::testing;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "bench_mirror: error: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// docker-registry in proxy mode (remoteurl = the upstream), stopped on exit.
+class DistributionProxy {
+ public:
+  explicit DistributionProxy(int upstream_port) {
+    auto d = TempDir::create(std::filesystem::temp_directory_path(), "ls-bench-proxy-");
+    if (!d) die(d.error().message());
+    dir_ = std::move(*d);
+    port_ = free_port();
+    auto cfg = dir_.path() / "config.yml";
+    std::string yml =
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        "    rootdirectory: " +
+        (dir_.path() / "data").string() + "\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) +
+        "\nproxy:\n  remoteurl: http://127.0.0.1:" + std::to_string(upstream_port) + "\n";
+    if (!write_file_atomic(cfg, yml)) die("write proxy config");
+    std::string cfg_s = cfg.string();
+    char* argv[] = {const_cast<char*>(LocalRegistry::kBinary), const_cast<char*>("serve"),
+                    cfg_s.data(), nullptr};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    std::string log = (dir_.path() / "proxy.log").string();
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (::posix_spawn(&pid_, LocalRegistry::kBinary, &fa, nullptr, argv, environ) != 0)
+      die("spawn docker-registry proxy");
+    posix_spawn_file_actions_destroy(&fa);
+    if (!wait_for_port(port_)) die("docker-registry proxy did not start");
+  }
+  ~DistributionProxy() {
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+struct Image {
+  TestImage img;
+  std::vector<Digest> blobs;  // config + layers
+};
+
+// GET, body discarded; returns bytes received (0 on failure).
+uint64_t fetch(HttpSession& s, const std::string& url, std::vector<std::string> headers = {}) {
+  HttpRequest req;
+  req.url = url;
+  req.headers = std::move(headers);
+  uint64_t n = 0;
+  req.on_data = [&](const char*, size_t len) -> Status {
+    n += len;
+    return {};
+  };
+  auto r = s.perform(req);
+  if (!r || r->status != 200) return 0;
+  return n;
+}
+
+struct ColdResult {
+  double seconds = 0;
+  int failures = 0;
+};
+
+// C clients pull the whole image at once: manifest by tag, then every blob,
+// each verified by digest.
+ColdResult cold_pulls(const std::string& base, const Image& im, int clients) {
+  std::atomic<int> failures{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int i = 0; i < clients; ++i) {
+    ts.emplace_back([&] {
+      HttpSession s;
+      HttpRequest m;
+      m.url = base + "/v2/app/manifests/v1";
+      m.headers.push_back("Accept: " + manifest_accept_header());
+      auto r = s.perform(m);
+      if (!r || r->status != 200) {
+        ++failures;
+        return;
+      }
+      for (const auto& d : im.blobs) {
+        HttpRequest b;
+        b.url = base + "/v2/app/blobs/" + d.str();
+        Sha256 h;
+        b.on_data = [&](const char* p, size_t n) -> Status {
+          h.update(p, n);
+          return {};
+        };
+        auto br = s.perform(b);
+        if (!br || br->status != 200 || h.finish() != d) ++failures;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  return {seconds_since(t0), failures.load()};
+}
+
+// MB/s of `clients` clients each GETting `url` `rounds` times.
+double throughput(const std::string& url, int clients, int rounds) {
+  std::atomic<uint64_t> total{0};
+  std::atomic<int> failures{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int i = 0; i < clients; ++i) {
+    ts.emplace_back([&] {
+      HttpSession s;  // one kept-alive connection per client
+      for (int r = 0; r < rounds; ++r) {
+        uint64_t n = fetch(s, url);
+        if (n == 0) ++failures;
+        total += n;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  double secs = seconds_since(t0);
+  if (failures) die(std::to_string(failures.load()) + " failed GETs of " + url);
+  return static_cast<double>(total.load()) / (1 << 20) / secs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  setup_logging(Verbosity::kNormal);  // warnings only, on stderr
+  int layers = 5, layer_mib = 16, clients = 16, rounds = 4;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    int v = std::atoi(argv[i + 1]);
+    if (k == "--layers")
+      layers = v;
+    else if (k == "--layer-mib")
+      layer_mib = v;
+    else if (k == "--clients")
+      clients = v;
+    else if (k == "--rounds")
+      rounds = v;
+    else
+      die("unknown option " + k);
+  }
+  if (!LocalRegistry::available() || !Nginx::available())
+    die("needs /usr/bin/docker-registry and /usr/sbin/nginx (scripts/setup.sh)");
+
+  auto upstream = LocalRegistry::start();
+  if (!upstream) die(upstream.error().message());
+  ClientOptions o;
+  o.credentials = CredentialStore{};
+  auto client = RegistryClient::create(o);
+  if (!client) die(client.error().message());
+  Image im;
+  {
+    std::vector<std::vector<TarEntry>> ls;
+    for (int i = 0; i < layers; ++i)
+      ls.push_back({file("data", random_bytes(static_cast<size_t>(layer_mib) << 20, 100 + i))});
+    im.img = make_image(ls, Compression::kNone);
+    im.blobs.push_back(im.img.config.digest);
+    for (const auto& l : im.img.layers) im.blobs.push_back(l.digest);
+    auto ref = Reference::parse(upstream->domain() + "/app:v1");
+    if (!push_image(*client, *ref, im.img)) die("push test image");
+  }
+  std::printf("image: %d layers x %d MiB (+config) = %zu blobs; %d clients\n", layers, layer_mib,
+              im.blobs.size(), clients);
+
+  // --- lockstep mirror ---------------------------------------------------
+  auto state = TempDir::create(std::filesystem::temp_directory_path(), "ls-bench-mirror-");
+  if (!state) die(state.error().message());
+  MirrorConfig cfg;
+  cfg.listen_port = 0;
+  cfg.state_dir = state->path();
+  cfg.access_log = state->path() / "access.log";
+  UpstreamConfig up;
+  up.name = "local";
+  up.url = "http://" + upstream->domain();
+  cfg.upstreams.push_back(up);
+  auto server = MirrorServer::create(cfg);
+  if (!server) die(server.error().message());
+  std::thread serving([&] { (void)(*server)->run(false); });
+  const std::string mirror = "http://127.0.0.1:" + std::to_string((*server)->port());
+
+  const std::string blob_get = "GET /v2/app/blobs/";
+  int before = upstream->count_requests(blob_get);
+  ColdResult ours = cold_pulls(mirror, im, clients);
+  int ours_gets = upstream->count_requests(blob_get) - before;
+
+  // --- distribution proxy -------------------------------------------------
+  DistributionProxy dist(upstream->port());
+  before = upstream->count_requests(blob_get);
+  ColdResult theirs = cold_pulls(dist.url(), im, clients);
+  // distribution finishes filling its cache after answering: let it settle
+  // before counting and before the warm runs.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  int theirs_gets = upstream->count_requests(blob_get) - before;
+
+  // --- warm throughput -----------------------------------------------------
+  const Digest& big = im.img.layers.back().digest;
+  NginxOptions no;
+  no.static_root = state->path() / "blobs" / "sha256";
+  no.workers = 2;
+  auto nginx = Nginx::start(no);
+  if (!nginx) die(nginx.error().message());
+  const std::string ours_url = mirror + "/v2/app/blobs/" + big.str();
+  const std::string theirs_url = dist.url() + "/v2/app/blobs/" + big.str();
+  const std::string nginx_url = nginx->url() + "/" + big.hex();
+  // One warm-up GET each, so that every server reads from the page cache.
+  for (const auto& u : {ours_url, theirs_url, nginx_url}) (void)throughput(u, 1, 1);
+  double ours_1 = throughput(ours_url, 1, rounds * 2);
+  double theirs_1 = throughput(theirs_url, 1, rounds * 2);
+  double nginx_1 = throughput(nginx_url, 1, rounds * 2);
+  double ours_n = throughput(ours_url, clients, rounds);
+  double theirs_n = throughput(theirs_url, clients, rounds);
+  double nginx_n = throughput(nginx_url, clients, rounds);
+
+  (*server)->stop();
+  serving.join();
+
+  std::printf("\n%-44s %12s %14s %10s %8s\n", "", "lockstep", "distribution", "ratio", "");
+  std::printf("%-44s %12d %14d %9.1fx  (ideal: %zu)\n",
+              ("upstream blob GETs, " + std::to_string(clients) + " cold pulls").c_str(), ours_gets,
+              theirs_gets, theirs_gets / static_cast<double>(std::max(1, ours_gets)),
+              im.blobs.size());
+  std::printf("%-44s %11.2fs %13.2fs %9.2fx\n",
+              ("wall time, " + std::to_string(clients) + " cold pulls").c_str(), ours.seconds,
+              theirs.seconds, theirs.seconds / ours.seconds);
+  std::printf("%-44s %12d %14d\n", "failed or corrupt blobs in cold pulls", ours.failures,
+              theirs.failures);
+  std::printf("%-44s %10.0f MB/s %9.0f MB/s %8.2fx\n", "warm throughput, 1 client", ours_1,
+              theirs_1, ours_1 / theirs_1);
+  std::printf("%-44s %10.0f MB/s %9.0f MB/s %8.2fx\n",
+              ("warm throughput, " + std::to_string(clients) + " clients").c_str(), ours_n,
+              theirs_n, ours_n / theirs_n);
+  std::printf("\nceiling: nginx sendfile of the same blob file\n");
+  std::printf("%-44s %10.0f MB/s   lockstep at %.0f%% of nginx\n", "warm throughput, 1 client",
+              nginx_1, 100.0 * ours_1 / nginx_1);
+  std::printf("%-44s %10.0f MB/s   lockstep at %.0f%% of nginx\n",
+              ("warm throughput, " + std::to_string(clients) + " clients").c_str(), nginx_n,
+              100.0 * ours_n / nginx_n);
+  return 0;
+}
