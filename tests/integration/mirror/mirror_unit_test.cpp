@@ -156,3 +156,22 @@ TEST(MirrorErrors, SpecErrorBody) {
 
 }  // namespace
 }  // namespace lockstep::registry
+
+namespace lockstep::registry {
+namespace {
+
+TEST(MirrorConfig, TheExampleConfigLoadsAndValidates) {
+  MirrorConfig cfg;
+  auto st =
+      load_mirror_config(std::string(LOCKSTEP_SOURCE_DIR) + "/examples/mirror/mirror.yml", cfg);
+  ASSERT_TRUE(st) << st.error().message();
+  ASSERT_TRUE(validate_mirror_config(cfg));
+  EXPECT_EQ(cfg.default_upstream, "docker.io");
+  ASSERT_EQ(cfg.upstreams.size(), 3u);
+  EXPECT_EQ(cfg.upstreams[0].manifest_budget, 100u);
+  EXPECT_TRUE(cfg.upstreams[2].insecure);
+  EXPECT_EQ(cfg.max_size, uint64_t{50} << 30);
+}
+
+}  // namespace
+}  // namespace lockstep::registry
