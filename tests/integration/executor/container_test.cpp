@@ -288,3 +288,40 @@ TEST_F(ExecutorTest, InteractiveShellThroughAPty) {
 
 }  // namespace
 }  // namespace lockstep::executor::testing
+
+namespace lockstep::executor::testing {
+namespace {
+
+TEST_F(ExecutorTest, DefaultConfinementCapsNoNewPrivsSeccomp) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status");
+  EXPECT_EQ(o.out, (std::vector<std::string>{
+                       "CapEff:\t00000000800405fb", "CapBnd:\t00000000800405fb",
+                       "CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"}));
+  ProcessSpec p;
+  p.user = "user";
+  o = sh(*c, "grep -E '^(CapEff|CapPrm):' /proc/self/status", p);
+  EXPECT_EQ(o.out,
+            (std::vector<std::string>{"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000"}));
+  o = sh(*c, "mount -t tmpfs none /mnt || unshare -n true || echo refused");
+  EXPECT_EQ(o.out_text(), "refused");
+}
+
+TEST_F(ExecutorTest, CapAddAndBadProfilesAreErrors) {
+  ContainerSpec s = spec();
+  s.cap_add = {"NET_RAW"};
+  s.cap_drop = {"CHOWN"};
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "grep '^CapEff:' /proc/self/status");
+  EXPECT_EQ(o.out_text(), "CapEff:\t00000000800425fa");
+  ContainerSpec bad = spec("bad");
+  bad.cap_add = {"FOO"};
+  auto r = executor_->start(bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "container " + bad.id + ": cap_add: unknown capability 'FOO'");
+}
+
+}  // namespace
+}  // namespace lockstep::executor::testing
