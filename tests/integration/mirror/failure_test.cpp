@@ -152,6 +152,36 @@ TEST_F(MirrorTest, CorruptedUpstreamBytesAreDetectedNothingIsStoredClientsGetAnE
   EXPECT_FALSE(store().has(d));
 }
 
+TEST_F(MirrorTest, Upstream5xxAnd429ForUncachedAreUnavailableAndTooManyRequestsNever404) {
+  TestImage img = big_image(1, 1000, 14);
+  push("app:v1", img);
+  const Digest layer = img.layers[0].digest;
+  HttpProxy proxy(registry_->port(), [&](const ProxyRequest& r) {
+    ProxyAction a;
+    if (r.target.find("/manifests/v1") != std::string::npos)
+      a.respond = HttpProxy::response(500, "Internal Server Error", {}, "boom");
+    else if (r.target.find("/blobs/" + layer.str()) != std::string::npos)
+      a.respond = HttpProxy::response(429, "Too Many Requests", {"Retry-After: 7"}, "");
+    return a;
+  });
+  start_mirror("http://" + proxy.domain());
+  auto m = get_manifest(murl("/v2/app/manifests/v1"));
+  EXPECT_EQ(m.status, 503);
+  EXPECT_EQ(error_code_of(m.body), "UNAVAILABLE");
+  EXPECT_NE(m.body.find("manifest local/app:v1: upstream answered HTTP 500"), std::string::npos)
+      << m.body;
+  auto b = http_get(murl("/v2/app/blobs/" + layer.str()));
+  EXPECT_EQ(b.status, 429);
+  EXPECT_EQ(error_code_of(b.body), "TOOMANYREQUESTS");
+  EXPECT_EQ(b.resp.header("retry-after"), "7");
+  // Retry-After holds back the next upstream request, whatever it is for.
+  auto c = http_get(murl("/v2/app/blobs/" + img.config.digest.str()));
+  EXPECT_EQ(c.status, 429);
+  EXPECT_EQ(error_code_of(c.body), "TOOMANYREQUESTS");
+  EXPECT_EQ(proxy.count("/v2/app/blobs/" + img.config.digest.str()), 0);
+  EXPECT_FALSE(store().has(layer));
+}
+
 TEST_F(MirrorTest, UpstreamBreakMidBlobResumesWithRange) {
   TestImage img = big_image(1, 1u << 20, 13);
   push("app:v1", img);
