@@ -59,13 +59,60 @@ Result<OrderedValue> evaluate_deep(const OrderedValue& v, const EvalContext& ctx
   return v;
 }
 
-// Values of the matrix compare as GitHub does: strings ignoring case,
-// numbers by value, the rest structurally.
-bool same_value(const OrderedValue& a, const OrderedValue& b) {
-  if (a.is_string() && b.is_string()) {
-    return expr::iequals(a.get_ref<const std::string&>(), b.get_ref<const std::string&>());
+// A scalar as an expression value, for GitHub's loose equality.
+Value scalar_value(const OrderedValue& v) {
+  switch (v.type()) {
+    case OrderedValue::value_t::boolean:
+      return v.get<bool>();
+    case OrderedValue::value_t::number_integer:
+      return v.get<int64_t>();
+    case OrderedValue::value_t::number_unsigned:
+      return v.get<uint64_t>();
+    case OrderedValue::value_t::number_float:
+      return v.get<double>();
+    case OrderedValue::value_t::string:
+      return v.get<std::string>();
+    default:
+      return nullptr;
   }
-  return a == b;
+}
+
+// An include/exclude filter matches as GitHub evaluates it: every leaf of the
+// filter value must equal (expression ==: loose, strings ignoring case) the
+// value at the same path of the combination; a missing path is null.
+bool leaves_match(const OrderedValue& filter, const OrderedValue* actual) {
+  if (filter.is_object()) {
+    for (auto it = filter.begin(); it != filter.end(); ++it) {
+      const OrderedValue* sub = nullptr;
+      if (actual && actual->is_object() && actual->contains(it.key())) sub = &(*actual)[it.key()];
+      if (!leaves_match(it.value(), sub)) return false;
+    }
+    return true;
+  }
+  if (filter.is_array()) {
+    for (size_t i = 0; i < filter.size(); ++i) {
+      const OrderedValue* sub =
+          actual && actual->is_array() && i < actual->size() ? &(*actual)[i] : nullptr;
+      if (!leaves_match(filter[i], sub)) return false;
+    }
+    return true;
+  }
+  Value other =
+      actual && !actual->is_object() && !actual->is_array() ? scalar_value(*actual) : Value();
+  if (actual && (actual->is_object() || actual->is_array())) return false;
+  return loose_equal(scalar_value(filter), other);
+}
+
+// The display-name segments of a value: its scalar leaves, in order, as
+// strings; nulls and empty strings are left out (as GitHub does).
+void name_segments(const OrderedValue& v, std::vector<std::string>& out) {
+  if (v.is_object() || v.is_array()) {
+    for (const auto& e : v) name_segments(e, out);
+    return;
+  }
+  if (v.is_null()) return;
+  std::string s = to_display_string(scalar_value(v));
+  if (!s.empty()) out.push_back(std::move(s));
 }
 
 std::string join_keys(const std::vector<std::string>& keys) {
@@ -74,12 +121,22 @@ std::string join_keys(const std::vector<std::string>& keys) {
   return out;
 }
 
-}  // namespace
+// The combinations, and for each the values that name it: a combination of
+// the product is named by its axis values only (values an include adds do not
+// show in the name), a combination made by an include by all its values.
+struct Expansion {
+  std::vector<OrderedValue> combinations;
+  std::vector<OrderedValue> name_values;
+};
 
-Result<std::vector<OrderedValue>> expand_matrix(const OrderedValue& declared,
-                                                const EvalContext& ctx,
-                                                std::vector<std::string>* warnings) {
-  if (declared.is_null()) return std::vector<OrderedValue>{OrderedValue::object()};
+Result<Expansion> expand(const OrderedValue& declared, const EvalContext& ctx,
+                         std::vector<std::string>* warnings) {
+  Expansion out;
+  if (declared.is_null()) {
+    out.combinations.push_back(OrderedValue::object());
+    out.name_values.push_back(OrderedValue::object());
+    return out;
+  }
   OrderedValue matrix = declared;
   if (matrix.is_string()) {
     LS_TRY_ASSIGN(matrix, evaluate_ordered(matrix.get<std::string>(), ctx));
@@ -103,6 +160,7 @@ Result<std::vector<OrderedValue>> expand_matrix(const OrderedValue& declared,
           return bad("matrix '" + key + "' must be a sequence of mappings, got a " +
                      std::string(e.type_name()) + " in it");
         }
+        if (e.empty()) return bad("an entry of matrix '" + key + "' is empty");
       }
       (key == "include" ? include : exclude) = std::move(v);
       continue;
@@ -115,16 +173,30 @@ Result<std::vector<OrderedValue>> expand_matrix(const OrderedValue& declared,
     axis_values.push_back(std::move(v));
   }
   if (axes.empty() && include.empty()) return bad("the matrix has no axes and no include");
+  auto is_axis = [&](const std::string& k) {
+    return std::find(axes.begin(), axes.end(), k) != axes.end();
+  };
+  for (const auto& ex : exclude) {
+    for (auto it = ex.begin(); it != ex.end(); ++it) {
+      if (!is_axis(it.key())) {
+        return bad("matrix exclude key '" + it.key() +
+                   "' is not an axis (the matrix has: " + join_keys(axes) + ")");
+      }
+    }
+  }
 
-  // Cartesian product, first axis slowest.
-  std::vector<OrderedValue> combos;
+  // Cartesian product, first axis slowest; exclude drops a combination that
+  // matches every value of an entry.
+  std::vector<OrderedValue> product;
   if (!axes.empty()) {
     std::vector<size_t> idx(axes.size(), 0);
     bool done = false;
     while (!done) {
       OrderedValue c = OrderedValue::object();
       for (size_t a = 0; a < axes.size(); ++a) c[axes[a]] = axis_values[a][idx[a]];
-      combos.push_back(std::move(c));
+      bool excluded = std::any_of(exclude.begin(), exclude.end(),
+                                  [&](const OrderedValue& ex) { return leaves_match(ex, &c); });
+      if (!excluded) product.push_back(std::move(c));
       // Odometer step: the last axis varies fastest.
       done = true;
       for (size_t a = axes.size(); a-- > 0;) {
@@ -137,63 +209,73 @@ Result<std::vector<OrderedValue>> expand_matrix(const OrderedValue& declared,
     }
   }
 
-  for (const auto& ex : exclude) {
-    for (auto it = ex.begin(); it != ex.end(); ++it) {
-      if (std::find(axes.begin(), axes.end(), it.key()) == axes.end()) {
-        return bad("matrix exclude key '" + it.key() +
-                   "' is not an axis (the matrix has: " + join_keys(axes) + ")");
-      }
-    }
-    std::erase_if(combos, [&](const OrderedValue& c) {
-      for (auto it = ex.begin(); it != ex.end(); ++it) {
-        if (!same_value(c[it.key()], it.value())) return false;
-      }
-      return true;
-    });
-  }
-
-  const size_t originals = combos.size();
+  // include: an entry's axis keys are its filter, the others its extras. The
+  // extras of every matching entry are added in entry order (later ones
+  // overwrite earlier extras, never axis values); an entry that matches no
+  // combination becomes one, axis keys first.
+  std::vector<OrderedValue> filters, extras;
   for (const auto& in : include) {
-    bool matched = false;
-    for (size_t i = 0; i < originals; ++i) {
-      OrderedValue& c = combos[i];
-      bool fits = true;
-      for (auto it = in.begin(); it != in.end() && fits; ++it) {
-        bool is_axis = std::find(axes.begin(), axes.end(), it.key()) != axes.end();
-        if (is_axis && !same_value(c[it.key()], it.value())) fits = false;
-      }
-      if (!fits) continue;
-      matched = true;
-      for (auto it = in.begin(); it != in.end(); ++it) {
-        if (std::find(axes.begin(), axes.end(), it.key()) == axes.end()) c[it.key()] = it.value();
-      }
+    OrderedValue f = OrderedValue::object(), x = OrderedValue::object();
+    for (auto it = in.begin(); it != in.end(); ++it)
+      (is_axis(it.key()) ? f : x)[it.key()] = it.value();
+    filters.push_back(std::move(f));
+    extras.push_back(std::move(x));
+  }
+  std::vector<bool> matched(filters.size(), false);
+  for (auto& c : product) {
+    OrderedValue named = c;
+    for (size_t i = 0; i < filters.size(); ++i) {
+      if (!leaves_match(filters[i], &c)) continue;
+      matched[i] = true;
+      for (auto it = extras[i].begin(); it != extras[i].end(); ++it) c[it.key()] = it.value();
     }
-    if (!matched) combos.push_back(in);
+    out.combinations.push_back(std::move(c));
+    out.name_values.push_back(std::move(named));
+  }
+  for (size_t i = 0; i < filters.size(); ++i) {
+    if (matched[i]) continue;
+    OrderedValue c = filters[i];
+    for (auto it = extras[i].begin(); it != extras[i].end(); ++it) c[it.key()] = it.value();
+    out.name_values.push_back(c);
+    out.combinations.push_back(std::move(c));
   }
 
-  if (combos.empty()) return bad("the matrix has no combinations left after exclude");
-  if (combos.size() > kGitHubMatrixCap && warnings) {
-    warnings->push_back("the matrix expands to " + std::to_string(combos.size()) +
+  if (out.combinations.empty()) return bad("the matrix has no combinations left after exclude");
+  if (out.combinations.size() > kGitHubMatrixCap && warnings) {
+    warnings->push_back("the matrix expands to " + std::to_string(out.combinations.size()) +
                         " jobs; GitHub refuses more than 256, lockstep runs them all");
   }
-  return combos;
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<OrderedValue>> expand_matrix(const OrderedValue& declared,
+                                                const EvalContext& ctx,
+                                                std::vector<std::string>* warnings) {
+  LS_TRY_ASSIGN(Expansion e, expand(declared, ctx, warnings));
+  return std::move(e.combinations);
 }
 
 Result<std::string> display_name(const Job& job, const OrderedValue& combination,
-                                 const EvalContext& ctx) {
-  std::string base = job.name.empty() ? job.id : job.name;
+                                 const OrderedValue& name_values, const EvalContext& ctx) {
   if (has_expression(job.name)) {
     EvalContext with_matrix = ctx;
     with_matrix.contexts["matrix"] = Value::parse(combination.dump());
     return interpolate(job.name, with_matrix);
   }
-  if (combination.empty()) return base;
-  std::string values;
-  for (const auto& v : combination) {
-    values += values.empty() ? "" : ", ";
-    values += v.is_array() || v.is_object() ? v.dump() : to_display_string(Value::parse(v.dump()));
-  }
-  return base + " (" + values + ")";
+  std::string base = job.name.empty() ? job.id : job.name;
+  std::vector<std::string> segments;
+  name_segments(name_values, segments);
+  if (segments.empty()) return base;
+  std::string joined;
+  for (const auto& seg : segments) joined += (joined.empty() ? "" : ", ") + seg;
+  return base + " (" + joined + ")";
+}
+
+Result<std::string> display_name(const Job& job, const OrderedValue& combination,
+                                 const EvalContext& ctx) {
+  return display_name(job, combination, combination, ctx);
 }
 
 Status check_matrix_keys(const Workflow& wf, const Job& job,
@@ -236,7 +318,7 @@ Result<std::vector<JobInstance>> expand_job(const Workflow& wf, const Job& job,
                                             const EvalContext& ctx,
                                             std::vector<std::string>* warnings) {
   std::vector<std::string> local_warnings;
-  auto combos = expand_matrix(job.strategy.matrix, ctx, &local_warnings);
+  auto combos = expand(job.strategy.matrix, ctx, &local_warnings);
   if (!combos) {
     SourceLoc at = job.strategy.matrix_loc.line ? job.strategy.matrix_loc : job.loc;
     // A matrix made from needs outputs cannot be known before those jobs ran;
@@ -251,12 +333,13 @@ Result<std::vector<JobInstance>> expand_job(const Workflow& wf, const Job& job,
   if (warnings) {
     for (const auto& w : local_warnings) warnings->push_back(w + " (job '" + job.id + "')");
   }
-  LS_TRY(check_matrix_keys(wf, job, *combos));
+  LS_TRY(check_matrix_keys(wf, job, combos->combinations));
   std::vector<JobInstance> out;
-  for (auto& c : *combos) {
+  for (size_t i = 0; i < combos->combinations.size(); ++i) {
+    OrderedValue& c = combos->combinations[i];
     JobInstance inst;
     inst.job = &job;
-    auto name = display_name(job, c, ctx);
+    auto name = display_name(job, c, combos->name_values[i], ctx);
     if (!name) {
       SourceLoc at = job.loc;
       for (const auto& site : job.expressions) {

@@ -8,7 +8,10 @@
 // 3. include, entry by entry: the entry's keys are added to every original
 //    combination whose original (axis) values the entry does not change;
 //    values added by an earlier include may be overwritten. An entry that
-//    fits no original combination becomes a combination of its own.
+//    fits no original combination becomes a combination of its own (its axis
+//    keys first), after all the others.
+// Values match as GitHub's == does (strings ignoring case, '14' == 14), leaf
+// by leaf for objects and arrays.
 // A matrix (or an axis, include or exclude) may be a ${{ }} expression such
 // as fromJSON(needs.setup.outputs.matrix); it is evaluated first. GitHub caps
 // a matrix at 256 jobs; lockstep warns above that and runs them all.
@@ -28,9 +31,16 @@ namespace lockstep::pipeline {
 Result<std::vector<OrderedValue>> expand_matrix(const OrderedValue& matrix, const EvalContext& ctx,
                                                 std::vector<std::string>* warnings = nullptr);
 
-// "build (gcc, Release)": the job's name (or id) and the combination's values
-// in key order; a name holding an expression is evaluated with the matrix
-// instead and gets no suffix, as GitHub does. `ctx` gives the other contexts.
+// "build (gcc, Release)": the job's name (or id) and the scalar leaves of
+// `name_values` in order (nested objects and arrays flattened, nulls and
+// empty strings left out), as GitHub names matrix jobs. expand_job passes the
+// axis values of a product combination (what an include adds is not in the
+// name) or all values of a combination an include made. A name holding an
+// expression is instead evaluated with `combination` as the matrix context,
+// and gets no suffix. `ctx` gives the other contexts.
+Result<std::string> display_name(const Job& job, const OrderedValue& combination,
+                                 const OrderedValue& name_values, const EvalContext& ctx);
+// The same, named by all values of the combination.
 Result<std::string> display_name(const Job& job, const OrderedValue& combination,
                                  const EvalContext& ctx);
 

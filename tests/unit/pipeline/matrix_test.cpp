@@ -229,6 +229,31 @@ TEST(Matrix, ElementExpressionsAreEvaluated) {
       (Combos{R"({"branch":"main"})", R"({"branch":"release-main"})"}));
 }
 
+TEST(Matrix, FiltersMatchAsExpressionEquality) {
+  // Strings ignore case, '14' equals 14, objects match leaf by leaf.
+  EXPECT_EQ(expand(R"(        os: [Ubuntu, macos]
+        node:
+          - {version: 14, env: x}
+          - {version: 16}
+        exclude:
+          - os: ubuntu
+            node: {version: '14'}
+        include:
+          - os: MACOS
+            node: {version: 16}
+            extra: 1
+)"),
+            (Combos{R"({"os":"Ubuntu","node":{"version":16}})",
+                    R"({"os":"macos","node":{"version":14,"env":"x"}})",
+                    R"({"os":"macos","node":{"version":16},"extra":1})"}));
+}
+
+TEST(Matrix, NewIncludeCombinationsPutAxisKeysFirst) {
+  EXPECT_EQ(
+      expand("        os: [a]\n        include:\n          - color: red\n            os: b\n"),
+      (Combos{R"({"os":"a"})", R"({"os":"b","color":"red"})"}));
+}
+
 TEST(Matrix, NullMatrixIsOneEmptyCombination) {
   auto combos = expand_matrix(OrderedValue(), {});
   ASSERT_TRUE(combos);
@@ -250,6 +275,13 @@ TEST(Matrix, WarnsAbove256ButExpandsAll) {
   m["b"].erase(15);
   ASSERT_TRUE(expand_matrix(m, {}, &warnings));
   EXPECT_TRUE(warnings.empty());  // 17 x 15 = 255
+}
+
+TEST(MatrixErrors, EmptyIncludeOrExcludeEntries) {
+  EXPECT_EQ(expand_error("        os: [a]\n        include:\n          - {}\n"),
+            "ci.yml:6:9: an entry of matrix 'include' is empty (job 'test')");
+  EXPECT_EQ(expand_error("        os: [a]\n        exclude:\n          - {}\n"),
+            "ci.yml:6:9: an entry of matrix 'exclude' is empty (job 'test')");
 }
 
 TEST(MatrixErrors, AreLocatedAtTheMatrix) {
@@ -319,6 +351,37 @@ TEST(ExpandJobs, DisplayNamesAsGitHub) {
   EXPECT_EQ((*inst)[5].job, &wf->jobs[3]);
   EXPECT_EQ((*inst)[1].matrix.dump(), R"({"compiler":"clang","build_type":"Release"})");
   EXPECT_EQ((*inst)[5].matrix.dump(), "{}");
+}
+
+TEST(ExpandJobs, NamesLeaveOutIncludedExtrasAndFlattenObjects) {
+  auto wf = parse_workflow(R"(jobs:
+  test:
+    runs-on: x
+    strategy:
+      matrix:
+        os: [windows-latest, ubuntu-latest]
+        node:
+          - {version: 16}
+          - {version: 20, env: ''}
+        include:
+          - os: windows-latest
+            npm: 6
+          - os: macos-latest
+            node: {version: 18}
+            npm: 9
+    steps: [{run: make}]
+)",
+                           "ci.yml");
+  ASSERT_TRUE(wf) << wf.error().message();
+  auto inst = expand_jobs(*wf, {});
+  ASSERT_TRUE(inst) << inst.error().message();
+  std::vector<std::string> names;
+  for (const auto& i : *inst) names.push_back(i.display_name);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"test (windows-latest, 16)", "test (windows-latest, 20)",
+                                      "test (ubuntu-latest, 16)", "test (ubuntu-latest, 20)",
+                                      "test (macos-latest, 18, 9)"}));
+  EXPECT_EQ((*inst)[0].matrix.dump(), R"({"os":"windows-latest","node":{"version":16},"npm":6})");
 }
 
 TEST(ExpandJobs, MatrixFromNeedsIsCheckedAfterExpansion) {
