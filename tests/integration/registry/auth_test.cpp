@@ -111,6 +111,46 @@ TEST_F(AuthTest, TokenRefusedWithoutCredentialsNamesWhatToFix) {
   EXPECT_FALSE(images_->blobs().has(img_.layers[0].digest));
 }
 
+TEST_F(AuthTest, RevokedTokenIsReplacedOnce) {
+  push_app();
+  // The front accepts only the newest token it issued; the first pull caches
+  // token 1, then the front rotates, and the second pull must get token 2.
+  std::mutex mu;
+  int issued = 0;
+  int valid = 0;
+  HttpProxy* self = nullptr;
+  HttpProxy front(registry_->port(), [&](const ProxyRequest& r) -> ProxyAction {
+    std::lock_guard lock(mu);
+    auto auth = r.headers.count("authorization") ? r.headers.at("authorization") : "";
+    if (r.target.rfind("/token", 0) == 0) {
+      valid = ++issued;
+      return {
+          HttpProxy::response(200, "OK", {},
+                              R"({"token":"t)" + std::to_string(valid) + R"(","expires_in":3600})"),
+          false, std::nullopt};
+    }
+    if (auth != "Bearer t" + std::to_string(valid))
+      return {HttpProxy::response(
+                  401, "Unauthorized",
+                  {"WWW-Authenticate: Bearer realm=\"http://" + self->domain() + "/token\""}, ""),
+              false, std::nullopt};
+    return {};
+  });
+  self = &front;
+  auto first = client_->pull(ref_at(front.domain(), "app:v1"), cache::Platform{}, *images_);
+  ASSERT_TRUE(first) << first.error().message();
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(issued, 1);
+    valid = 0;  // revoke everything issued so far
+  }
+  auto d = client_->resolve_digest(ref_at(front.domain(), "app:v1"));
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ(*d, img_.manifest.digest);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(issued, 2);
+}
+
 TEST_F(AuthTest, BasicChallengeUsesCredentials) {
   push_app();
   const std::string good = "Basic " + base64_encode("bob:pw");
