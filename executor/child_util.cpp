@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 
 namespace lockstep::executor::detail {
 
@@ -34,6 +35,12 @@ int openat2_resolve(int dirfd, const char* path, int flags, uint64_t resolve,
   how.mode = mode;
   how.resolve = resolve;
   return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+int64_t monotonic_ns() noexcept {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 int pidfd_open(pid_t pid) noexcept {
@@ -105,7 +112,7 @@ int keep_only_fds(int* fds, int n) noexcept {
 }
 
 void child_fail(int fd, int step, int err, int detail) noexcept {
-  ChildReport r{kReportError, step, err, detail, 0};
+  ChildReport r{kReportError, step, err, detail, 0, 0, 0};
   (void)write_all(fd, &r, sizeof r);
   ::_exit(127);
 }

@@ -63,38 +63,55 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   if (spec.user_namespace)
     return fail("container " + spec.id + ": user namespaces are not supported yet",
                 ErrorKind::kUnsupported);
+  auto now = [] { return std::chrono::nanoseconds(monotonic_ns()); };
+  auto t0 = now();
   std::unique_ptr<LinuxContainer> c(new LinuxContainer());
   c->spec_ = spec;
   fs::path parent = containers_dir(state_dir);
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) return fail(Error("create " + parent.string() + ": " + ec.message(), ec.value()));
-  fs::path dir = parent / spec.id;
-  if (::mkdir(dir.c_str(), 0700) != 0) {
-    if (errno == EEXIST)
-      return fail("container " + spec.id + " already exists (" + dir.string() + ")",
-                  ErrorKind::kUsage);
-    return fail_errno("create " + dir.string());
+  fs::path mnt = parent / kMountPointName;
+  if (::mkdir(mnt.c_str(), 0755) != 0 && errno != EEXIST) {
+    std::error_code ec;
+    fs::create_directories(mnt, ec);
+    if (ec) return fail(Error("create " + mnt.string() + ": " + ec.message(), ec.value()));
   }
-  // From here on the destructor (teardown) removes whatever exists.
-  c->dir_ = dir;
-  c->stopped_ = false;
-
+  fs::path file = parent / (spec.id + kStateSuffix);
   ContainerState st;
   st.id = spec.id;
   st.owner_pid = ::getpid();
   st.owner_start = process_start_time(st.owner_pid).value_or(0);
-  LS_TRY(write_state(dir, st));
-  RootfsDirs dirs{dir / "rootfs", dir / "upper", dir / "work"};
-  for (const auto& d : {dirs.rootfs, dirs.upper, dirs.work})
-    if (::mkdir(d.c_str(), 0755) != 0) return fail_errno("create " + d.string());
+  if (auto s = write_state(file, st, true); !s) {
+    if (s.error().errnum() == EEXIST)
+      return fail("container " + spec.id + " already exists (" + file.string() + ")",
+                  ErrorKind::kUsage);
+    return fail(s.error());
+  }
+  // From here on the destructor (teardown) removes whatever exists.
+  c->state_file_ = file;
+  c->stopped_ = false;
 
+  RootfsDirs dirs;
+  if (spec.scratch_in_memory) {
+    // The tmpfs exists only in the container's mount namespace, mounted on
+    // the shared mount point: there is nothing on disk to create or delete.
+    dirs = {mnt / "root", mnt / "upper", mnt / "work", mnt};
+  } else {
+    fs::path dir = parent / spec.id;
+    if (::mkdir(dir.c_str(), 0700) != 0) return fail_errno("create " + dir.string());
+    c->dir_ = dir;
+    dirs = {mnt, dir / "upper", dir / "work", {}};
+    for (const auto& d : {dirs.upper, dirs.work})
+      if (::mkdir(d.c_str(), 0755) != 0) return fail_errno("create " + d.string());
+  }
+  auto t_state = now();
+  c->timings_.state = t_state - t0;
   InitPlan plan;
   LS_TRY_ASSIGN(plan.rootfs, build_rootfs_plan(spec, dirs));
   plan.hostname = spec.hostname;
   if (plan.hostname.size() > 64)
     return fail("hostname '" + spec.hostname + "' is longer than 64 bytes", ErrorKind::kUsage);
   LS_TRY_ASSIGN(c->confinement_, prepare_confinement(spec));
+  auto t_conf = now();
+  c->timings_.confinement = t_conf - t_state;
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   UniqueFd netns;
   switch (spec.network.mode) {
@@ -109,7 +126,10 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
       break;
     }
   }
+  auto t_net = now();
   LS_TRY_ASSIGN(c->cgroup_, Cgroup::create(spec.id, spec.limits));
+  auto t_clone = now();
+  c->timings_.cgroup = t_clone - t_net;
 
   LS_TRY_ASSIGN(auto ctl, make_pipe());
   LS_TRY_ASSIGN(auto report, make_pipe());
@@ -138,13 +158,16 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
           r.err));
     return fail("start container " + spec.id + ": its init exited during setup");
   }
+  c->timings_.namespaces = std::chrono::nanoseconds(r.mounts_begin_ns) - t_clone;
+  c->timings_.mounts = std::chrono::nanoseconds(r.mounts_end_ns - r.mounts_begin_ns);
   st.init_pid = pid;
   st.init_start = process_start_time(pid).value_or(0);
-  LS_TRY(write_state(dir, st));
+  LS_TRY(write_state(file, st, false));
   {
     std::lock_guard lock(g_registry_mu);
     registry()[spec.id] = c.get();
   }
+  c->timings_.ready = now() - std::chrono::nanoseconds(r.mounts_end_ns);
   return c;
 }
 

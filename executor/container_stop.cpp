@@ -28,7 +28,7 @@ Status LinuxContainer::stop(std::chrono::milliseconds grace) {
   bool busy;
   {
     std::lock_guard lock(mu_);
-    if (stopped_ && !ctl_ && !init_pidfd_ && dir_.empty()) return {};
+    if (stopped_ && !ctl_ && !init_pidfd_ && dir_.empty() && state_file_.empty()) return {};
     busy = !execs_.empty();
   }
   if (busy) cancel(grace);
@@ -72,6 +72,11 @@ Status LinuxContainer::teardown() {
     keep(remove_tree(dir_));
     dir_.clear();
   }
+  if (!state_file_.empty()) {  // last: until now a reaper could find the rest
+    if (::unlink(state_file_.c_str()) != 0 && errno != ENOENT)
+      keep(fail_errno("remove " + state_file_.string()));
+    state_file_.clear();
+  }
   if (!result) return fail(std::move(result.error()).context("stop container " + spec_.id));
   return {};
 }
@@ -106,38 +111,48 @@ Status reap_stale(const std::filesystem::path& state_dir) {
     if (errno == ENOENT) return {};
     return fail_errno("open " + parent.string());
   }
-  std::vector<std::pair<fs::path, ContainerState>> stale;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    fs::path dir = parent / name;
-    auto st = read_state(dir);
-    if (!st) {
-      // A container whose first state write never happened: its creator died
-      // right after mkdir, or is about to write it (hence the age check).
-      if (older_than(dir, 60)) {
-        ContainerState none;
-        none.id = name;
-        stale.emplace_back(dir, none);
-      }
-      continue;
-    }
-    if (process_alive(st->owner_pid, st->owner_start)) continue;
-    stale.emplace_back(dir, *st);
-  }
+  std::vector<ContainerState> stale;
+  std::vector<fs::path> orphan_dirs;  // an upper dir whose state file is gone
+  std::set<std::string> names;
+  while (struct dirent* e = ::readdir(d)) names.insert(e->d_name);
   ::closedir(d);
-  if (stale.empty()) return {};
-
-  std::set<std::string> ids;
-  for (const auto& [dir, st] : stale) ids.insert(st.id);
-  Status result;
-  // The cgroup kill takes the init and every process with it.
-  if (auto s = Cgroup::reap_stale([&](const std::string& id) { return ids.count(id) > 0; }); !s)
-    result = std::move(s);
-  for (const auto& [dir, st] : stale) {
-    kill_and_wait(st.init_pid, st.init_start);
-    if (auto s = remove_tree(dir); !s && result) result = std::move(s);
+  for (const std::string& name : names) {
+    if (name.starts_with(".")) continue;  // ., .., .mnt, temp files
+    fs::path p = parent / name;
+    if (name.ends_with(kStateSuffix)) {
+      auto st = read_state(p);
+      if (!st) {
+        // Created but not yet written, or torn: judge by age.
+        if (older_than(p, 60)) {
+          ContainerState none;
+          none.id = name.substr(0, name.size() - std::strlen(kStateSuffix));
+          stale.push_back(none);
+        }
+        continue;
+      }
+      if (!process_alive(st->owner_pid, st->owner_start)) stale.push_back(*st);
+    } else if (!names.count(name + kStateSuffix) && older_than(p, 60)) {
+      orphan_dirs.push_back(p);
+    }
   }
+  std::set<std::string> ids;
+  for (const auto& st : stale) ids.insert(st.id);
+  Status result;
+  if (!ids.empty()) {
+    // The cgroup kill takes the init and every process with it.
+    if (auto s = Cgroup::reap_stale([&](const std::string& id) { return ids.count(id) > 0; }); !s)
+      result = std::move(s);
+  }
+  auto keep = [&](Status s) {
+    if (!s && result) result = std::move(s);
+  };
+  for (const auto& st : stale) {
+    kill_and_wait(st.init_pid, st.init_start);
+    keep(remove_tree(parent / st.id));
+    fs::path file = parent / (st.id + kStateSuffix);
+    if (::unlink(file.c_str()) != 0 && errno != ENOENT) keep(fail_errno("remove " + file.string()));
+  }
+  for (const auto& dir : orphan_dirs) keep(remove_tree(dir));
   if (!result) return fail(std::move(result.error()).context("reap stale containers"));
   return {};
 }

@@ -127,8 +127,10 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   if (::sethostname(plan.hostname.data(), plan.hostname.size()) != 0)
     child_fail(report_fd, kInitHostname, errno);
   int step = 0, detail = -1;
+  int64_t mounts_begin = monotonic_ns();
   if (int e = setup_rootfs(plan.rootfs, &step, &detail); e != 0)
     child_fail(report_fd, step, e, detail);
+  int64_t mounts_end = monotonic_ns();
 
   sigset_t all;
   sigfillset(&all);
@@ -141,7 +143,7 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   int sig_fd = ::signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sig_fd < 0) child_fail(report_fd, kInitSignals, errno);
 
-  ChildReport ok{kReportOk, 0, 0, -1, 0};
+  ChildReport ok{kReportOk, 0, 0, -1, 0, mounts_begin, mounts_end};
   if (write_all(report_fd, &ok, sizeof ok) != 0) ::_exit(0);
   init_loop(ctl_fd, report_fd, sig_fd);
 }

@@ -191,6 +191,7 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
   if (spec.layers.empty()) return fail("container has no image layers", ErrorKind::kUsage);
   RootfsPlan plan;
   plan.rootfs_dir = dirs.rootfs.string();
+  plan.scratch_tmpfs = dirs.scratch_tmpfs.string();
   std::string lower;
   for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {  // topmost first
     LS_TRY(check_overlay_path(*it));
@@ -256,6 +257,21 @@ int setup_rootfs(const RootfsPlan& plan, int* step, int* detail) noexcept {
   // Nothing we mount may propagate back to the host, and the host's later
   // mounts must not appear here.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+  if (!plan.scratch_tmpfs.empty()) {
+    *step = kFailScratch;
+    const char* s = plan.scratch_tmpfs.c_str();
+    if (::mount("tmpfs", s, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") != 0) return errno;
+    int fd = ::open(s, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    for (const char* d : {"upper", "work", "root"}) {
+      if (::mkdirat(fd, d, 0755) != 0) {
+        int e = errno;
+        ::close(fd);
+        return e;
+      }
+    }
+    ::close(fd);
+  }
   *step = kFailOverlay;
   if (::mount("overlay", plan.rootfs_dir.c_str(), "overlay", 0, plan.overlay_data.c_str()) != 0)
     return errno;

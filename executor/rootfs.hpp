@@ -33,6 +33,9 @@ struct RootfsStep {
 };
 
 struct RootfsPlan {
+  // Non-empty: mount a tmpfs here first and create upper/, work/ and root/
+  // in it (rootfs_dir is then <scratch_tmpfs>/root).
+  std::string scratch_tmpfs;
   std::string rootfs_dir;    // host path the overlay is mounted on
   std::string overlay_data;  // "lowerdir=...,upperdir=...,workdir=..."
   std::vector<RootfsStep> steps;
@@ -42,6 +45,7 @@ struct RootfsPlan {
 
 struct RootfsDirs {
   std::filesystem::path rootfs, upper, work;
+  std::filesystem::path scratch_tmpfs;  // empty: upper and work are on disk
 };
 
 // Fails on an empty layer list, a relative bind target or an option string
@@ -52,6 +56,7 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
 // (index of the step or path) set.
 enum RootfsFailure {
   kFailMakePrivate = 1,
+  kFailScratch,
   kFailOverlay,
   kFailOpenRoot,
   kFailTarget,

@@ -161,7 +161,7 @@ void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
     int std_fds[3] = {moved[1], moved[2], moved[3]};
     process_main(plan, moved[0], std_fds);
   }
-  ChildReport r{kReportPid, 0, 0, -1, pid};
+  ChildReport r{kReportPid, 0, 0, -1, pid, 0, 0};
   (void)write_all(report, &r, sizeof r);
   ::_exit(0);
 }

@@ -16,26 +16,27 @@ fs::path containers_dir(const fs::path& state_dir) {
   return state_dir / "containers";
 }
 
-Status write_state(const fs::path& container_dir, const ContainerState& s) {
+Status write_state(const fs::path& file, const ContainerState& s, bool exclusive) {
   Json j = {{"id", s.id},
             {"owner_pid", s.owner_pid},
             {"owner_start", s.owner_start},
             {"init_pid", s.init_pid},
             {"init_start", s.init_start}};
   std::string text = j.dump() + "\n";
-  fs::path tmp = container_dir / ".state.json.tmp";
-  fs::path dst = container_dir / "state.json";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return fail_errno("write " + tmp.string());
+  fs::path tmp = file.parent_path() / ("." + file.filename().string() + ".tmp");
+  const fs::path& target = exclusive ? file : tmp;
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
+  UniqueFd fd(::open(target.c_str(), flags, 0644));
+  if (!fd) return fail_errno("create " + target.string());
   if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-    return fail_errno("write " + tmp.string());
+    return fail_errno("write " + target.string());
   fd.reset();
-  if (::rename(tmp.c_str(), dst.c_str()) != 0) return fail_errno("rename into " + dst.string());
+  if (!exclusive && ::rename(tmp.c_str(), file.c_str()) != 0)
+    return fail_errno("rename into " + file.string());
   return {};
 }
 
-Result<ContainerState> read_state(const fs::path& container_dir) {
-  fs::path file = container_dir / "state.json";
+Result<ContainerState> read_state(const fs::path& file) {
   LS_TRY_ASSIGN(std::string text, read_file(file));
   LS_TRY_ASSIGN(Json j, parse_json(text, file.string()));
   try {

@@ -54,6 +54,6 @@ void build_busybox_rootfs(const std::filesystem::path& root);
 size_t count_mounts();
 size_t count_children(pid_t parent);                          // processes whose ppid is parent
 size_t count_cgroups_with_prefix(const std::string& prefix);  // lockstep/<prefix>* anywhere
-size_t count_entries(const std::filesystem::path& dir);
+size_t count_entries(const std::filesystem::path& dir);       // without the shared ".mnt"
 
 }  // namespace lockstep::executor::testing

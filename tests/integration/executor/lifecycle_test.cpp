@@ -29,6 +29,23 @@ TEST_F(ExecutorTest, TwoHundredContainersLeaveNothing) {
   EXPECT_EQ(count_children(::getpid()), 0u);
 }
 
+TEST_F(ExecutorTest, UpperDirOnDiskLeavesNothing) {
+  size_t mounts = count_mounts();
+  for (int i = 0; i < 20; ++i) {
+    ContainerSpec s = spec("d" + std::to_string(i));
+    s.scratch_in_memory = false;
+    auto c = start(s);
+    ASSERT_TRUE(c);
+    Output o = sh(*c, "echo changed > /etc/motd && cat /etc/motd");
+    ASSERT_EQ(o.out_text(), "changed");
+    EXPECT_TRUE(fs::exists(state() / "containers" / s.id / "upper/etc/motd"));
+    ASSERT_TRUE(c->stop(milliseconds(0)));
+  }
+  EXPECT_FALSE(fs::exists(layer() / "etc/motd"));
+  EXPECT_EQ(count_mounts(), mounts);
+  EXPECT_EQ(count_entries(state() / "containers"), 0u);
+}
+
 TEST_F(ExecutorTest, DestructorStopsAContainerWithADaemon) {
   {
     auto c = start(spec());
@@ -44,6 +61,7 @@ TEST_F(ExecutorTest, ReapStaleAfterOwnerWasKilled) {
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
   ContainerSpec s = spec("orphan");
+  s.scratch_in_memory = false;  // an upper dir on disk must be reaped too
   pid_t owner = ::fork();
   ASSERT_GE(owner, 0);
   if (owner == 0) {
@@ -62,8 +80,8 @@ TEST_F(ExecutorTest, ReapStaleAfterOwnerWasKilled) {
   char b = 0;
   ASSERT_EQ(::read(ready[0], &b, 1), 1);
   ::close(ready[0]);
-  fs::path dir = state() / "containers" / s.id;
-  auto text = read_file(dir / "state.json");
+  fs::path file = state() / "containers" / (s.id + ".json");
+  auto text = read_file(file);
   ASSERT_TRUE(text);
   auto st = parse_json(*text, "state");
   ASSERT_TRUE(st);
@@ -77,7 +95,8 @@ TEST_F(ExecutorTest, ReapStaleAfterOwnerWasKilled) {
   ASSERT_TRUE(WIFSIGNALED(status));
 
   ASSERT_TRUE(reap_stale(state()));
-  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_EQ(count_entries(state() / "containers"), 0u);
   EXPECT_EQ(count_cgroups_with_prefix(s.id), 0u);
   // The init and the daemon are gone (the pid may be reused, never by them).
   auto init_stat = read_file("/proc/" + std::to_string(init) + "/stat");
@@ -105,9 +124,9 @@ TEST_F(ExecutorTest, DuplicateIdIsRefused) {
   ASSERT_TRUE(c);
   auto again = executor_->start(spec("dup"));
   ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().message(), "container " + prefix_ + "dup already exists (" +
-                                         (state() / "containers" / (prefix_ + "dup")).string() +
-                                         ")");
+  EXPECT_EQ(again.error().message(),
+            "container " + prefix_ + "dup already exists (" +
+                (state() / "containers" / (prefix_ + "dup.json")).string() + ")");
 }
 
 }  // namespace
