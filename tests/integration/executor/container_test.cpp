@@ -325,3 +325,28 @@ TEST_F(ExecutorTest, CapAddAndBadProfilesAreErrors) {
 
 }  // namespace
 }  // namespace lockstep::executor::testing
+
+namespace lockstep::executor::testing {
+namespace {
+
+TEST_F(ExecutorTest, InitBinaryAndHostFdsAreOutOfReach) {
+  // A host fd without O_CLOEXEC in the runner must not reach the container.
+  int leaky = ::open("/etc/hostname", O_RDONLY);
+  ASSERT_GE(leaky, 0);
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "exec ls /proc/self/fd");
+  ::close(leaky);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"0", "1", "2", "3"}));  // 3: ls's own dir fd
+  // pid 1 is a copy of the runner: /proc/1/exe would be the runner's binary
+  // (CVE-2019-5736). It is not dumpable, so nothing inside may open it.
+  o = sh(*c, "cat /proc/1/exe > /dev/null; echo > /proc/1/exe; ls -l /proc/1/exe; echo done");
+  ASSERT_EQ(o.out.size(), 2u);
+  EXPECT_EQ(o.out[0].find("->"), std::string::npos) << o.out[0];  // the link target stays hidden
+  EXPECT_EQ(o.out[1], "done");
+  EXPECT_EQ(o.err.size(), 3u) << ::testing::PrintToString(o.err);
+  for (const auto& e : o.err) EXPECT_NE(e.find("Permission denied"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace lockstep::executor::testing
