@@ -18,6 +18,7 @@ struct ActionEnv {
   RunShared* run = nullptr;
   std::string job_display;                       // "build (gcc)"
   std::filesystem::path workspace_host;          // the job's $GITHUB_WORKSPACE on the host
+  std::string workspace_container;               // the same, as the container sees it
   std::filesystem::path home_host;               // the job's $HOME on the host
   std::map<std::string, std::string> with;       // evaluated `with:` inputs
   std::function<void(const std::string&)> note;  // a line in the job's log

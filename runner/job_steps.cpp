@@ -166,6 +166,7 @@ Result<executor::ProcessResult> JobExecution::run_action_step(const pipeline::St
   env.run = &run_;
   env.job_display = inst_.display_name;
   env.workspace_host = workspace_host_;
+  env.workspace_container = workspace_;
   env.home_host = home_host_;
   env.note = [this](const std::string& line) { log_->note(line); };
   for (const auto& [k, v] : step.with) {

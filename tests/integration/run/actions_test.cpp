@@ -115,6 +115,137 @@ jobs:
   EXPECT_TRUE(has(r.err, "actions/checkout")) << r.err;
 }
 
+TEST_F(ActionsTest, DependencyCacheMissesSavesThenHitsAndMatchesRestoreKeys) {
+  auto yaml = [](const std::string& key) {
+    return R"(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - id: cache
+        uses: actions/cache@v4
+        with:
+          key: )" +
+           key + R"(
+          restore-keys: |
+            deps-
+          path: |
+            deps
+            ~/.tool
+      - run: |
+          echo "hit=${{ steps.cache.outputs.cache-hit }} matched=${{ steps.cache.outputs.cache-matched-key }}"
+          echo restored: $(cat deps/lib.txt 2>/dev/null || echo none) $(cat ~/.tool/conf 2>/dev/null || echo none)
+          mkdir -p deps ~/.tool
+          echo "built for )" +
+           key + R"(" > deps/lib.txt
+          echo "tool conf" > ~/.tool/conf
+)";
+  };
+  auto r = run(yaml("deps-v1"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=false matched=")) << r.out;
+  EXPECT_TRUE(has(r.out, "restored: none none")) << r.out;
+  EXPECT_TRUE(has(r.out, "saved cache 'deps-v1'")) << r.out;
+
+  r = run(yaml("deps-v1"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=true matched=deps-v1")) << r.out;
+  EXPECT_TRUE(has(r.out, "restored: built for deps-v1 tool conf")) << r.out;
+  EXPECT_FALSE(has(r.out, "saved cache")) << r.out;
+
+  // A new key misses exactly but matches the restore-key prefix.
+  r = run(yaml("deps-v2"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=false matched=deps-v1")) << r.out;
+  EXPECT_TRUE(has(r.out, "restored: built for deps-v1")) << r.out;
+  EXPECT_TRUE(has(r.out, "saved cache 'deps-v2'")) << r.out;
+}
+
+TEST_F(ActionsTest, CachePathOutsideWorkspaceAndHomeIsAnError) {
+  auto r = run(R"(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/cache@v4
+        with:
+          key: k
+          path: /etc
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(has(r.err, "outside the workspace and home")) << r.err;
+}
+
+TEST_F(ActionsTest, ArtifactHandedToADependentJobByteForByte) {
+  auto r = run(R"(on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: |
+          mkdir -p dist
+          head -c 100000 /dev/urandom > dist/blob.bin
+          echo hello > dist/readme.txt
+          sha256sum dist/blob.bin | cut -d' ' -f1 > dist/blob.sha
+      - uses: actions/upload-artifact@v4
+        with:
+          name: dist
+          path: dist/
+  use:
+    needs: build
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/download-artifact@v4
+        with:
+          name: dist
+          path: got
+      - run: |
+          echo readme: $(cat got/readme.txt)
+          a=$(sha256sum got/blob.bin | cut -d' ' -f1); b=$(cat got/blob.sha)
+          test "$a" = "$b" && echo "blob identical"
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "[use] readme: hello")) << r.out;
+  EXPECT_TRUE(has(r.out, "[use] blob identical")) << r.out;
+  EXPECT_TRUE(has(r.out, "uploaded artifact 'dist': 3 files, sha256:")) << r.out;
+}
+
+TEST_F(ActionsTest, ArtifactNameClashAndMissingArtifactAreErrors) {
+  auto r = run(R"(on: push
+jobs:
+  m:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      max-parallel: 1
+      fail-fast: false
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: echo ${{ matrix.n }} > out.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: same
+          path: out.txt
+  get:
+    needs: m
+    if: always()
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/download-artifact@v4
+        with:
+          name: nothing-here
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(has(r.err, "artifact 'same' was already uploaded by job 'm (1)'")) << r.err;
+  EXPECT_TRUE(has(r.err, "artifact 'nothing-here' not found in run")) << r.err;
+}
+
 class ServicesTest : public ActionsTest {
  protected:
   // An image whose command serves /www over HTTP on port 8080.
