@@ -1,6 +1,7 @@
 #include "pipeline/expr.hpp"
 
 #include <cmath>
+#include <random>
 
 #include <gtest/gtest.h>
 
@@ -110,6 +111,58 @@ TEST(ExprSyntax, EveryPrefixEvaluatesOrFails) {
       EXPECT_FALSE(r.error().message().empty());
     }
   }
+}
+
+// Fixed-seed random token soup: evaluation returns a value or a message,
+// never crashes or throws.
+TEST(ExprSyntax, RandomTokenSequences) {
+  const std::vector<std::string> tokens = {"(",
+                                           ")",
+                                           "[",
+                                           "]",
+                                           ".",
+                                           "*",
+                                           "!",
+                                           "<",
+                                           "<=",
+                                           "==",
+                                           "!=",
+                                           "&&",
+                                           "||",
+                                           ",",
+                                           "1",
+                                           "0x1f",
+                                           "-2.5e3",
+                                           "'s'",
+                                           "''",
+                                           "null",
+                                           "true",
+                                           "github",
+                                           "matrix",
+                                           "flags",
+                                           "format(",
+                                           "contains(",
+                                           "fromJSON(",
+                                           "join(",
+                                           "toJSON(",
+                                           "'{0}'",
+                                           "'[1,{\"a\":2}]'",
+                                           "success()"};
+  std::mt19937 rng(777);
+  size_t ok = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string e;
+    const int n = 1 + static_cast<int>(rng() % 12);
+    for (int i = 0; i < n; ++i) e += tokens[rng() % tokens.size()] + " ";
+    auto r = evaluate(e, context());
+    if (r) {
+      ++ok;
+    } else {
+      EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow) << e;
+      EXPECT_FALSE(r.error().message().empty());
+    }
+  }
+  EXPECT_GT(ok, 0u);
 }
 
 TEST(ExprSyntax, CheckSyntaxDoesNotEvaluate) {

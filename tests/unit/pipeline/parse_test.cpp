@@ -1,5 +1,7 @@
 #include "pipeline/parse.hpp"
 
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "common/fs.hpp"
@@ -235,6 +237,40 @@ TEST(ParseRobustness, EveryPrefixParsesOrFailsLocated) {
   }
   EXPECT_GT(parsed, 0u);
   EXPECT_LT(parsed, full.size());
+}
+
+// Fixed-seed byte mutations of a valid workflow: each parses or fails with a
+// located workflow error (a poor man's fuzzer that runs in every build).
+TEST(ParseRobustness, MutatedWorkflowsFailLocated) {
+  const std::string full = kFull;
+  const std::string alphabet = " \n\t:-[]{}'\"$!&*|>#,.0a";
+  std::mt19937 rng(12345);
+  size_t failed = 0;
+  for (int round = 0; round < 1500; ++round) {
+    std::string text = full;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      size_t pos = rng() % text.size();
+      char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          text[pos] = c;
+          break;
+        case 1:
+          text.insert(text.begin() + static_cast<std::ptrdiff_t>(pos), c);
+          break;
+        default:
+          text.erase(pos, 1);
+          break;
+      }
+    }
+    auto r = parse_workflow(text, "ci.yml");
+    if (r) continue;
+    ++failed;
+    EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow);
+    EXPECT_TRUE(decode_workflow_error(r.error())) << round << ": " << r.error().message();
+  }
+  EXPECT_GT(failed, 100u);
 }
 
 TEST(ParseRobustness, HugeNumbersAndDeepNesting) {
