@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -78,6 +79,19 @@ ssize_t read_full(int fd, void* buf, size_t len) noexcept {
     got += static_cast<size_t>(n);
   }
   return static_cast<ssize_t>(got);
+}
+
+int make_channel(int fds[2]) noexcept {
+  return ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : errno;
+}
+
+int send_byte(int fd, char c) noexcept {
+  for (;;) {
+    ssize_t n = ::send(fd, &c, 1, MSG_NOSIGNAL);
+    if (n == 1) return 0;
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 ? errno : EIO;
+  }
 }
 
 void proc_fd_path(int fd, char* buf) noexcept {

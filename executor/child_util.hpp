@@ -29,6 +29,13 @@ int write_all(int fd, const void* buf, size_t len) noexcept;
 // read(2) of exactly len bytes. Returns bytes read (short only at EOF) or -1.
 ssize_t read_full(int fd, void* buf, size_t len) noexcept;
 
+// A one-way channel parent -> child that cannot raise SIGPIPE in the runner
+// when the child died: a socketpair written with send(MSG_NOSIGNAL).
+// fds[0] is the child's (read) end, fds[1] the parent's. 0 or errno.
+int make_channel(int fds[2]) noexcept;
+// Sends one byte on a channel. 0 or errno (EPIPE: the child is gone).
+int send_byte(int fd, char c) noexcept;
+
 // Writes "/proc/self/fd/<fd>" into buf (at least 32 bytes).
 void proc_fd_path(int fd, char* buf) noexcept;
 

@@ -19,6 +19,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+Result<std::pair<UniqueFd, UniqueFd>> make_channel_pair() {
+  int p[2];
+  if (int e = make_channel(p); e != 0) return fail(Error::from_errno("socketpair", e));
+  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
+}
+
 Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
@@ -50,7 +56,7 @@ std::string describe_duration(milliseconds d) {
 
 Status LinuxContainer::send_ctl(char cmd) {
   if (!ctl_) return fail("container " + spec_.id + " is stopped");
-  if (int e = write_all(ctl_.get(), &cmd, 1); e != 0)
+  if (int e = send_byte(ctl_.get(), cmd); e != 0)
     return fail(Error::from_errno("signal the init of container " + spec_.id, e));
   return {};
 }
@@ -119,7 +125,7 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
   root.reset();
   LS_TRY_ASSIGN(ExecPlan plan, make_exec_plan(spec_, spec, std::move(creds), confinement_));
 
-  LS_TRY_ASSIGN(auto go, make_pipe());
+  LS_TRY_ASSIGN(auto go, make_channel_pair());
   LS_TRY_ASSIGN(auto report, make_pipe());
   SpawnFds fds{init_pidfd_.get(), go.first.get(), report.second.get(),
                stdin_fd,          stdout_fd,      stderr_fd};
@@ -130,21 +136,17 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
   UniqueFd mid_pidfd(mid_pidfd_raw);
   go.first.reset();
   report.second.reset();
-  auto give_up = [&](Error e) -> Result<Spawned> {
-    go.second.reset();  // the intermediate exits on EOF
-    (void)wait_pidfd(mid_pidfd.get());
-    return fail(std::move(e));
-  };
-  if (auto s = cgroup_.attach(mid); !s)
-    return give_up(std::move(s.error()).context("exec in container " + spec_.id));
-  char g = 'g';
-  if (int e = write_all(go.second.get(), &g, 1); e != 0)
-    return give_up(Error::from_errno("exec in container " + spec_.id, e));
-  go.second.reset();
+  // The helper joins the namespaces while we attach it to the cgroup; on
+  // failure its own report (if any) explains more than ours.
+  auto attached = cgroup_.attach(mid);
+  if (attached) (void)send_byte(go.second.get(), 'g');
+  go.second.reset();  // without the byte, the helper exits at EOF
 
   ChildReport r{};
   ssize_t n = read_full(report.first.get(), &r, sizeof r);
   (void)wait_pidfd(mid_pidfd.get());
+  if (!attached && !(n == static_cast<ssize_t>(sizeof r) && r.kind == kReportError))
+    return fail(std::move(attached.error()).context("exec in container " + spec_.id));
   if (n != static_cast<ssize_t>(sizeof r))
     return fail("exec " + plan.argv_store[0] + " in container " + spec_.id +
                 ": the helper process died");

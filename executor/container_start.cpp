@@ -38,6 +38,12 @@ Status check_id(const std::string& id) {
   return {};
 }
 
+Result<std::pair<UniqueFd, UniqueFd>> make_channel_pair() {
+  int p[2];
+  if (int e = make_channel(p); e != 0) return fail(Error::from_errno("socketpair", e));
+  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
+}
+
 Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
@@ -131,7 +137,7 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   auto t_clone = now();
   c->timings_.cgroup = t_clone - t_net;
 
-  LS_TRY_ASSIGN(auto ctl, make_pipe());
+  LS_TRY_ASSIGN(auto ctl, make_channel_pair());
   LS_TRY_ASSIGN(auto report, make_pipe());
   int pidfd = -1;
   pid_t pid = clone3_fork(flags, &pidfd);
@@ -146,9 +152,15 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   report.second.reset();
   netns.reset();
 
-  if (auto s = c->cgroup_.attach(pid); !s)
-    return fail(std::move(s.error()).context("container " + spec.id));
-  LS_TRY(c->send_ctl(kCtlGo));
+  // The init mounts while we attach it. If it failed meanwhile, its own
+  // report is the error to show, not our attach or send failing.
+  auto attached = c->cgroup_.attach(pid);
+  if (attached) {
+    (void)c->send_ctl(kCtlGo);
+  } else {
+    std::lock_guard lock(c->ctl_mu_);
+    c->ctl_.reset();  // EOF: a waiting init exits without a report
+  }
   ChildReport r{};
   ssize_t n = read_full(c->report_.get(), &r, sizeof r);
   if (n != static_cast<ssize_t>(sizeof r) || r.kind != kReportOk) {
@@ -156,6 +168,7 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
       return fail(Error::from_errno(
           "start container " + spec.id + ": " + describe_init_failure(plan, r.step, r.detail),
           r.err));
+    if (!attached) return fail(std::move(attached.error()).context("container " + spec.id));
     return fail("start container " + spec.id + ": its init exited during setup");
   }
   c->timings_.namespaces = std::chrono::nanoseconds(r.mounts_begin_ns) - t_clone;

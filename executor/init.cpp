@@ -112,11 +112,6 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   report_fd = fds[1];
   netns_fd = netns_fd >= 0 ? fds[2] : -1;
 
-  // Wait until the runner has put us into the container's cgroup.
-  char go = 0;
-  if (read_full(ctl_fd, &go, 1) != 1 || go != kCtlGo) ::_exit(0);
-  if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0)
-    child_fail(report_fd, kInitCgroupNs, errno);
   if (netns_fd >= 0) {
     if (::setns(netns_fd, CLONE_NEWNET) != 0) child_fail(report_fd, kInitJoinNetns, errno);
     ::close(netns_fd);
@@ -131,6 +126,12 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   if (int e = setup_rootfs(plan.rootfs, &step, &detail); e != 0)
     child_fail(report_fd, step, e, detail);
   int64_t mounts_end = monotonic_ns();
+  // The runner puts us into the container's cgroup while we mount (the v1
+  // migration costs milliseconds); the cgroup namespace must be rooted there.
+  char go = 0;
+  if (read_full(ctl_fd, &go, 1) != 1 || go != kCtlGo) ::_exit(0);
+  if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0)
+    child_fail(report_fd, kInitCgroupNs, errno);
 
   sigset_t all;
   sigfillset(&all);

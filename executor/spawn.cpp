@@ -144,13 +144,15 @@ void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
   int fds[6] = {f.init_pidfd, f.go_read, f.report_write, f.stdin_fd, f.stdout_fd, f.stderr_fd};
   if (int e = keep_only_fds(fds, 6); e != 0) child_fail(f.report_write, kExecFds, e);
   int init_pidfd = fds[0], go = fds[1], report = fds[2];
-  char c = 0;
-  if (read_full(go, &c, 1) != 1) ::_exit(0);  // the runner gave up
-  ::close(go);
   if (::setns(init_pidfd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP |
                               CLONE_NEWPID | CLONE_NEWNS) != 0)
     child_fail(report, kExecSetns, errno);
   ::close(init_pidfd);
+  // The runner moves us into the container's cgroup meanwhile; the process
+  // must be forked only once we are in it.
+  char c = 0;
+  if (read_full(go, &c, 1) != 1) ::_exit(0);  // the runner gave up
+  ::close(go);
   pid_t pid = clone3_fork(CLONE_PARENT, nullptr);
   if (pid < 0) child_fail(report, kExecClone, errno);
   if (pid == 0) {
