@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/gc_lock.hpp"
 #include "cache/image_store.hpp"
 #include "common/error.hpp"
 
@@ -19,6 +20,9 @@ namespace lockstep::runner {
 struct PreparedImage {
   cache::ImageRecord record;
   std::vector<std::filesystem::path> layer_dirs;  // lowest first
+  // Held for the whole run: `lockstep cache gc` never removes an image (or
+  // its layers) that a running job uses.
+  std::shared_ptr<cache::UseLock> in_use;
 };
 
 class ImageResolver {
