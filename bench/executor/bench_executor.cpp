@@ -36,7 +36,8 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-// Runs argv to completion with stdout/stderr on /dev/null; returns ms or -1.
+// Runs argv to completion with stdout on /dev/null (stderr kept, so that a
+// failing peer says why); returns ms or -1.
 double time_process(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -47,7 +48,6 @@ double time_process(const std::vector<std::string>& args) {
     FILE* null = std::fopen("/dev/null", "w");
     if (null) {
       ::dup2(fileno(null), 1);
-      ::dup2(fileno(null), 2);
     }
     ::execvp(argv[0], argv.data());
     ::_exit(127);
