@@ -2,9 +2,11 @@
 #include <cstdio>
 
 #include "runner/cli.hpp"
+#include "runner/cmd_artifacts.hpp"
 #include "runner/cmd_cache.hpp"
 #include "runner/cmd_image_local.hpp"
 #include "runner/cmd_image_pull.hpp"
+#include "runner/cmd_mirror.hpp"
 #include "runner/commands.hpp"
 
 namespace lockstep::runner {
@@ -62,6 +64,8 @@ const std::vector<Verb>& verbs() {
       {"image", cmd_image, "import, pull, list, inspect, remove and export images"},
       {"shell", cmd_shell, "open an interactive shell in a container from an image"},
       {"cache", cmd_cache, "list, measure and garbage-collect the local store"},
+      {"artifacts", cmd_artifacts, "list or download the artifacts of a run"},
+      {"mirror", cmd_mirror, "run the pull-through registry mirror"},
   };
   return v;
 }
