@@ -63,7 +63,10 @@ Status LinuxContainer::teardown() {
     }
     init_pidfd_.reset();
   }
-  report_.reset();
+  {
+    std::lock_guard lock(ctl_mu_);
+    report_.reset();
+  }
   if (cgroup_.valid()) {
     keep(cgroup_.kill_all());
     keep(cgroup_.remove());

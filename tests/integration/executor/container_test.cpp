@@ -2,6 +2,7 @@
 // timeouts, cancellation, limits, bind mounts, interactive shells.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -346,6 +347,25 @@ TEST_F(ExecutorTest, InitBinaryAndHostFdsAreOutOfReach) {
   EXPECT_EQ(o.out[1], "done");
   EXPECT_EQ(o.err.size(), 3u) << ::testing::PrintToString(o.err);
   for (const auto& e : o.err) EXPECT_NE(e.find("Permission denied"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace lockstep::executor::testing
+
+namespace lockstep::executor::testing {
+namespace {
+
+TEST_F(ExecutorTest, RlimitsAreAppliedAndClampedToTheHardLimit) {
+  struct rlimit host;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &host), 0);
+  ContainerSpec s = spec();
+  // Asking for more than our own hard limit would need CAP_SYS_RESOURCE.
+  s.rlimits = {{RLIMIT_NOFILE, 256, RLIM_INFINITY}, {RLIMIT_CORE, 0, 0}};
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "ulimit -Sn; ulimit -Hn; ulimit -Sc; ulimit -Hc");
+  std::string hard = host.rlim_max == RLIM_INFINITY ? "unlimited" : std::to_string(host.rlim_max);
+  EXPECT_EQ(o.out, (std::vector<std::string>{"256", hard, "0", "0"}));
 }
 
 }  // namespace
