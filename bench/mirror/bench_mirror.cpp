@@ -3,8 +3,8 @@
 // holding the same image, in the same run; nginx serving the stored blob
 // file with sendfile is the ceiling for warm throughput. Prints:
 //   - upstream blob GETs and wall time for C concurrent cold pulls
-//   - warm single-client blob throughput (MB/s)
-//   - warm C-client throughput (MB/s)
+//   - warm single-client blob throughput (MB/s, median of 3 turns)
+//   - warm C-client throughput (MB/s, median of 3 turns)
 // and the ratios. The mirror runs in this process (its own thread pool);
 // the clients are libcurl, the same for every server.
 //
@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -258,12 +259,23 @@ int main(int argc, char** argv) {
   const std::string nginx_url = nginx->url() + "/" + big.hex();
   // One warm-up GET each, so that every server reads from the page cache.
   for (const auto& u : {ours_url, theirs_url, nginx_url}) (void)throughput(u, 1, 1);
-  double ours_1 = throughput(ours_url, 1, rounds * 2);
-  double theirs_1 = throughput(theirs_url, 1, rounds * 2);
-  double nginx_1 = throughput(nginx_url, 1, rounds * 2);
-  double ours_n = throughput(ours_url, clients, rounds);
-  double theirs_n = throughput(theirs_url, clients, rounds);
-  double nginx_n = throughput(nginx_url, clients, rounds);
+  // The three servers take turns, three times; the median of each is
+  // printed (the machine is shared: turns spread the noise evenly).
+  std::vector<double> o1, t1, n1, on, tn, nn;
+  for (int rep = 0; rep < 3; ++rep) {
+    o1.push_back(throughput(ours_url, 1, rounds * 2));
+    t1.push_back(throughput(theirs_url, 1, rounds * 2));
+    n1.push_back(throughput(nginx_url, 1, rounds * 2));
+    on.push_back(throughput(ours_url, clients, rounds));
+    tn.push_back(throughput(theirs_url, clients, rounds));
+    nn.push_back(throughput(nginx_url, clients, rounds));
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  double ours_1 = median(o1), theirs_1 = median(t1), nginx_1 = median(n1);
+  double ours_n = median(on), theirs_n = median(tn), nginx_n = median(nn);
 
   (*server)->stop();
   serving.join();
