@@ -94,6 +94,13 @@ int send_byte(int fd, char c) noexcept {
   }
 }
 
+int join_cgroup(const int* procs_fds, size_t n) noexcept {
+  for (size_t i = 0; i < n; ++i) {
+    if (int e = write_all(procs_fds[i], "0", 1); e != 0) return e;
+  }
+  return 0;
+}
+
 void proc_fd_path(int fd, char* buf) noexcept {
   static constexpr char kPrefix[] = "/proc/self/fd/";
   std::memcpy(buf, kPrefix, sizeof kPrefix - 1);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/fd.hpp"
 #include "executor/cgroup.hpp"
@@ -77,6 +78,9 @@ class LinuxContainer final : public Container {
   std::filesystem::path state_file_;  // <containers>/<id>.json
   std::filesystem::path dir_;         // <containers>/<id>/ (upper dir on disk only)
   Cgroup cgroup_;
+  // cgroup.procs of every hierarchy, open for children to join with "0".
+  std::vector<UniqueFd> cgroup_procs_;
+  std::vector<int> cgroup_procs_raw_;
   std::shared_ptr<const Confinement> confinement_;
   pid_t init_pid_ = 0;
   UniqueFd init_pidfd_;

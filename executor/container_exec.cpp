@@ -19,12 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-Result<std::pair<UniqueFd, UniqueFd>> make_channel_pair() {
-  int p[2];
-  if (int e = make_channel(p); e != 0) return fail(Error::from_errno("socketpair", e));
-  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
-}
-
 Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
@@ -125,28 +119,24 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
   root.reset();
   LS_TRY_ASSIGN(ExecPlan plan, make_exec_plan(spec_, spec, std::move(creds), confinement_));
 
-  LS_TRY_ASSIGN(auto go, make_channel_pair());
   LS_TRY_ASSIGN(auto report, make_pipe());
-  SpawnFds fds{init_pidfd_.get(), go.first.get(), report.second.get(),
-               stdin_fd,          stdout_fd,      stderr_fd};
+  SpawnFds fds{cgroup_procs_raw_.data(),
+               cgroup_procs_raw_.size(),
+               init_pidfd_.get(),
+               report.second.get(),
+               stdin_fd,
+               stdout_fd,
+               stderr_fd};
   int mid_pidfd_raw = -1;
   pid_t mid = clone3_fork(0, &mid_pidfd_raw);
   if (mid < 0) return fail_errno("fork to exec in container " + spec_.id);
   if (mid == 0) exec_intermediate_main(plan, fds);
   UniqueFd mid_pidfd(mid_pidfd_raw);
-  go.first.reset();
   report.second.reset();
-  // The helper joins the namespaces while we attach it to the cgroup; on
-  // failure its own report (if any) explains more than ours.
-  auto attached = cgroup_.attach(mid);
-  if (attached) (void)send_byte(go.second.get(), 'g');
-  go.second.reset();  // without the byte, the helper exits at EOF
 
   ChildReport r{};
   ssize_t n = read_full(report.first.get(), &r, sizeof r);
   (void)wait_pidfd(mid_pidfd.get());
-  if (!attached && !(n == static_cast<ssize_t>(sizeof r) && r.kind == kReportError))
-    return fail(std::move(attached.error()).context("exec in container " + spec_.id));
   if (n != static_cast<ssize_t>(sizeof r))
     return fail("exec " + plan.argv_store[0] + " in container " + spec_.id +
                 ": the helper process died");

@@ -134,6 +134,14 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   }
   auto t_net = now();
   LS_TRY_ASSIGN(c->cgroup_, Cgroup::create(spec.id, spec.limits));
+  for (const auto& d : c->cgroup_.dirs()) {
+    fs::path procs = d / "cgroup.procs";
+    UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) return fail_errno("open " + procs.string());
+    c->cgroup_procs_raw_.push_back(fd.get());
+    c->cgroup_procs_.push_back(std::move(fd));
+  }
+  plan.cgroup_procs = c->cgroup_procs_raw_;
   auto t_clone = now();
   c->timings_.cgroup = t_clone - t_net;
 
@@ -152,15 +160,6 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   report.second.reset();
   netns.reset();
 
-  // The init mounts while we attach it. If it failed meanwhile, its own
-  // report is the error to show, not our attach or send failing.
-  auto attached = c->cgroup_.attach(pid);
-  if (attached) {
-    (void)c->send_ctl(kCtlGo);
-  } else {
-    std::lock_guard lock(c->ctl_mu_);
-    c->ctl_.reset();  // EOF: a waiting init exits without a report
-  }
   ChildReport r{};
   ssize_t n = read_full(c->report_.get(), &r, sizeof r);
   if (n != static_cast<ssize_t>(sizeof r) || r.kind != kReportOk) {
@@ -168,7 +167,6 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
       return fail(Error::from_errno(
           "start container " + spec.id + ": " + describe_init_failure(plan, r.step, r.detail),
           r.err));
-    if (!attached) return fail(std::move(attached.error()).context("container " + spec.id));
     return fail("start container " + spec.id + ": its init exited during setup");
   }
   c->timings_.namespaces = std::chrono::nanoseconds(r.mounts_begin_ns) - t_clone;

@@ -103,6 +103,12 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   // Nothing inside may ptrace us or open /proc/1/exe (the runner's binary).
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   ::umask(0);
+  // Into the container's cgroup before anything else, and root the cgroup
+  // namespace there.
+  if (int e = join_cgroup(plan.cgroup_procs.data(), plan.cgroup_procs.size()); e != 0)
+    child_fail(report_fd, kInitCgroup, e);
+  if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0)
+    child_fail(report_fd, kInitCgroupNs, errno);
   int fds[3] = {ctl_fd, report_fd, netns_fd};
   int nfds = netns_fd >= 0 ? 3 : 2;
   // Drop every descriptor inherited from the runner (other containers'
@@ -126,12 +132,6 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   if (int e = setup_rootfs(plan.rootfs, &step, &detail); e != 0)
     child_fail(report_fd, step, e, detail);
   int64_t mounts_end = monotonic_ns();
-  // The runner puts us into the container's cgroup while we mount (the v1
-  // migration costs milliseconds); the cgroup namespace must be rooted there.
-  char go = 0;
-  if (read_full(ctl_fd, &go, 1) != 1 || go != kCtlGo) ::_exit(0);
-  if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0)
-    child_fail(report_fd, kInitCgroupNs, errno);
 
   sigset_t all;
   sigfillset(&all);
@@ -151,8 +151,8 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
 
 std::string describe_init_failure(const InitPlan& plan, int step, int detail) {
   switch (step) {
-    case kInitSync:
-      return "wait for the runner";
+    case kInitCgroup:
+      return "join the container's cgroup";
     case kInitFds:
       return "close inherited file descriptors";
     case kInitCgroupNs:

@@ -7,20 +7,20 @@
 // the runner's end of the command pipe closes (stop(), or the runner died) it
 // kills everything and exits, which takes the whole pid namespace with it.
 #include <string>
+#include <vector>
 
 #include "executor/rootfs.hpp"
 
 namespace lockstep::executor::detail {
 
 // Commands on the control pipe (runner -> init).
-inline constexpr char kCtlGo = 'G';        // cgroup joined: set up and report
 inline constexpr char kCtlTerm = 'T';      // SIGTERM every other process
 inline constexpr char kCtlKill = 'K';      // SIGKILL every other process
 inline constexpr char kCtlKillWait = 'W';  // SIGKILL all, reap own children, ack
 inline constexpr char kAck = 'k';          // init -> runner, after kCtlKillWait
 
 enum InitFailure {
-  kInitSync = 100,
+  kInitCgroup = 100,
   kInitFds,
   kInitCgroupNs,
   kInitJoinNetns,
@@ -34,6 +34,8 @@ struct InitPlan {
   std::string hostname;
   bool loopback_up = false;  // a new network namespace: bring `lo` up
   bool new_cgroup_ns = true;
+  // cgroup.procs files of the container's cgroup (owned by the caller).
+  std::vector<int> cgroup_procs;
 };
 
 // Child entry after clone3(CLONE_NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]).

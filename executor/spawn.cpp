@@ -141,23 +141,20 @@ void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
   // Until exec, we are a copy of the runner: nothing in the container may
   // ptrace us or open our /proc/<pid>/exe.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  int fds[6] = {f.init_pidfd, f.go_read, f.report_write, f.stdin_fd, f.stdout_fd, f.stderr_fd};
-  if (int e = keep_only_fds(fds, 6); e != 0) child_fail(f.report_write, kExecFds, e);
-  int init_pidfd = fds[0], go = fds[1], report = fds[2];
+  if (int e = join_cgroup(f.cgroup_procs, f.n_cgroup_procs); e != 0)
+    child_fail(f.report_write, kExecCgroup, e);
+  int fds[5] = {f.init_pidfd, f.report_write, f.stdin_fd, f.stdout_fd, f.stderr_fd};
+  if (int e = keep_only_fds(fds, 5); e != 0) child_fail(f.report_write, kExecFds, e);
+  int init_pidfd = fds[0], report = fds[1];
   if (::setns(init_pidfd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP |
                               CLONE_NEWPID | CLONE_NEWNS) != 0)
     child_fail(report, kExecSetns, errno);
   ::close(init_pidfd);
-  // The runner moves us into the container's cgroup meanwhile; the process
-  // must be forked only once we are in it.
-  char c = 0;
-  if (read_full(go, &c, 1) != 1) ::_exit(0);  // the runner gave up
-  ::close(go);
   pid_t pid = clone3_fork(CLONE_PARENT, nullptr);
   if (pid < 0) child_fail(report, kExecClone, errno);
   if (pid == 0) {
-    // The report pipe is at fds[2] == 5; move it to 3 and stdio to 0..2.
-    int stdio[3] = {fds[3], fds[4], fds[5]};
+    // Move the report pipe to 3 and stdio to 0..2 (below).
+    int stdio[3] = {fds[2], fds[3], fds[4]};
     int moved[4] = {report, stdio[0], stdio[1], stdio[2]};
     if (int e = keep_only_fds(moved, 4); e != 0) child_fail(report, kExecFds, e);
     int std_fds[3] = {moved[1], moved[2], moved[3]};
@@ -173,6 +170,8 @@ std::string describe_exec_failure(const ExecPlan& plan, int step, int detail) {
   switch (step) {
     case kExecFds:
       return "close inherited file descriptors";
+    case kExecCgroup:
+      return "join the container's cgroup";
     case kExecSetns:
       return "join the container's namespaces";
     case kExecClone:

@@ -1,10 +1,10 @@
 #pragma once
 // Running a process inside a live container (docker exec semantics).
 //
-// The runner clones an intermediate child, puts it into the container's
-// cgroup, and lets it go. The intermediate (single-threaded, so setns of a
-// mount namespace works) joins every namespace of the container through the
-// init's pidfd and clones the real process with CLONE_PARENT, so that the
+// The runner clones an intermediate child, which joins the container's
+// cgroup (writing to cgroup.procs files the runner opened) and, being
+// single-threaded (so setns of a mount namespace works), every namespace of
+// the container through the init's pidfd and clones the real process with CLONE_PARENT, so that the
 // process is the runner's own child inside the container's pid namespace. The
 // process then takes its credentials, umask, working dir, rlimits,
 // capabilities, no_new_privs and seccomp filter, closes every inherited
@@ -44,8 +44,9 @@ Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpe
 
 // Descriptors the intermediate child gets (all owned by the caller).
 struct SpawnFds {
+  const int* cgroup_procs;  // the container's cgroup.procs files
+  size_t n_cgroup_procs;
   int init_pidfd;
-  int go_read;
   int report_write;
   int stdin_fd;
   int stdout_fd;
@@ -57,6 +58,7 @@ struct SpawnFds {
 
 enum ExecFailure {
   kExecFds = 200,
+  kExecCgroup,
   kExecSetns,
   kExecClone,
   kExecStdio,
