@@ -51,7 +51,11 @@ int serve(const std::vector<std::string>& args) {
     return usage_error("mirror serve takes no arguments, got '" + parsed->positionals[0] + "'");
   // Log lines (start, stale answers, upstream failures) go to stderr; the
   // access log is separate.
-  setup_logging(Verbosity::kVerbose);
+  // (main may have set logging up already: registering twice would throw).
+  if (auto logger = spdlog::get("lockstep"))
+    logger->set_level(spdlog::level::info);
+  else
+    setup_logging(Verbosity::kVerbose);
   registry::MirrorConfig cfg;
   cfg.state_dir = state_dir();
   if (auto c = parsed->get("config"))
