@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 
 #include "common/json.hpp"
 #include "harness.hpp"
@@ -127,6 +128,29 @@ TEST_F(ExecutorTest, DuplicateIdIsRefused) {
   EXPECT_EQ(again.error().message(),
             "container " + prefix_ + "dup already exists (" +
                 (state() / "containers" / (prefix_ + "dup.json")).string() + ")");
+}
+
+}  // namespace
+}  // namespace lockstep::executor::testing
+
+namespace lockstep::executor::testing {
+namespace {
+
+TEST_F(ExecutorTest, StopWhileAStepRunsCancelsIt) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  Output o;
+  std::thread t([&] { o = sh(*c, "trap '' TERM; echo up; while true; do sleep 1; done"); });
+  for (int i = 0; i < 500 && other_processes(*c).empty(); ++i) usleep(10000);
+  ASSERT_TRUE(c->stop(std::chrono::milliseconds(100)));
+  t.join();
+  EXPECT_EQ(o.result.kind, ExitKind::kCancelled);
+  EXPECT_EQ(o.out_text(), "up");
+  ProcessSpec p;
+  p.argv = {"true"};
+  auto r = c->exec(p, nullptr);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "container " + prefix_ + "c is stopped");
 }
 
 }  // namespace
