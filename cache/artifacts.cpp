@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -279,8 +280,10 @@ Result<UploadResult> ArtifactStore::upload(const UploadRequest& req) const {
       req.retention_days > 0 ? info.created_ms + int64_t{req.retention_days} * 86400000 : 0;
 
   // Publish with link(): exactly one upload of a name succeeds.
+  // A name unique to this upload (threads share the pid and the clock).
+  static std::atomic<uint64_t> uploads{0};
   const fs::path staged = run_dir / ("." + req.name + ".json.tmp-" + std::to_string(::getpid()) +
-                                     "-" + std::to_string(info.created_ms));
+                                     "-" + std::to_string(uploads.fetch_add(1)));
   LS_TRY(write_file_atomic(staged, pretty_json(to_json(info))));
   const int rc = ::link(staged.c_str(), manifest.c_str());
   const int err = errno;

@@ -211,10 +211,16 @@ Result<CheckoutResult> checkout(const GitMirrors& mirrors, const CheckoutRequest
     int rc = git_repository_init(&r, dest.c_str(), /*is_bare=*/0);
     if (rc != 0) return git::fail_git(where, rc);
     repo.reset(r);
-    git_remote* rem = nullptr;
-    rc = git_remote_create(&rem, r, "origin", url.c_str());
+    // origin written to the config directly: the same keys git_remote_create
+    // writes, without its (in libgit2 1.5, leaking) remote-name validation.
+    git_config* cfg = nullptr;
+    rc = git_repository_config(&cfg, r);
+    if (rc != 0) return git::fail_git(where + ": open config", rc);
+    git::Config config(cfg);
+    rc = git_config_set_string(cfg, "remote.origin.url", url.c_str());
+    if (rc == 0)
+      rc = git_config_set_string(cfg, "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*");
     if (rc != 0) return git::fail_git(where + ": add origin", rc);
-    git_remote_free(rem);
   }
   {
     // Shared lock: no update of the mirror runs while its objects are linked.
