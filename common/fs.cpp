@@ -1,8 +1,8 @@
 #include "common/fs.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -66,6 +66,24 @@ Status write_file_atomic(const fs::path& path, std::string_view bytes, int mode)
     return e;
   }
   return fsync_dir(dir);
+}
+
+Status write_file(const fs::path& path, std::string_view bytes, int mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                     static_cast<mode_t>(mode)));
+  if (!fd) return fail_errno("create " + path.string());
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("write " + path.string());
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+    return fail_errno("chmod " + path.string());
+  return {};
 }
 
 Result<TempDir> TempDir::create(const fs::path& parent, std::string_view prefix) {

@@ -16,6 +16,10 @@ Result<std::string> read_file(const std::filesystem::path& path);
 Status write_file_atomic(const std::filesystem::path& path, std::string_view bytes,
                          int mode = 0644);
 
+// Writes bytes to `path` (created or truncated) without fsync: for scratch
+// files whose loss in a crash does not matter (a job's step scripts).
+Status write_file(const std::filesystem::path& path, std::string_view bytes, int mode = 0644);
+
 // fsync a directory so that a rename into it is durable.
 Status fsync_dir(const std::filesystem::path& dir);
 

@@ -302,7 +302,7 @@ class JobExecution {
     spec.workdir = workspace_;
     std::vector<std::string> service_names;
     for (const auto& svc : job_.services) service_names.push_back(svc.name);
-    LS_TRY(write_file_atomic(job_dir / "hosts", hosts_file(service_names)));
+    LS_TRY(write_file(job_dir / "hosts", hosts_file(service_names)));
     spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
     LS_TRY(apply_container_options(spec));
     report_.network = executor::to_string(spec.network);

@@ -94,7 +94,7 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
                                               {"GITHUB_STEP_SUMMARY", "summary_" + n}};
   std::map<std::string, std::string> injected = injected_env(step, sr);
   for (const auto& [var, name] : files) {
-    LS_TRY(write_file_atomic(temp_host_ / name, ""));
+    LS_TRY(write_file(temp_host_ / name, ""));
     injected[var] = std::string(kContainerTemp) + "/" + name;
   }
   LS_TRY_ASSIGN(std::vector<std::string> env,
@@ -106,7 +106,7 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
                       : !run_.workflow->defaults.shell.empty() ? run_.workflow->defaults.shell
                                                                : "";
   std::string script_name = "step_" + n + pipeline::script_extension(shell);
-  LS_TRY(write_file_atomic(temp_host_ / script_name, script, 0755));
+  LS_TRY(write_file(temp_host_ / script_name, script, 0755));
   LS_TRY_ASSIGN(
       std::vector<std::string> argv,
       pipeline::resolve_shell(shell, bash_, std::string(kContainerTemp) + "/" + script_name));

@@ -18,6 +18,7 @@ cat > "$work/wf.yml" <<'YML'
 on: push
 jobs:
   t:
+    runs-on: ubuntu-latest
     container: localhost/busybox:bench
     strategy:
       fail-fast: false
