@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$here/build}
 runs=${2:-50}
 bench="$build/bench/executor/bench_executor"
-[ -x "$bench" ] || { echo "run.sh: error: $bench not built (cmake --build $build --target bench_executor)" >&2; exit 2; }
+cmake --build "$build" --target bench_executor >/dev/null
 [ "$(id -u)" = 0 ] || { echo "run.sh: error: run as root" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/lockstep-bench-executor.XXXXXX)
