@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "cache/artifacts.hpp"
+#include "cache/depcache.hpp"
 #include "cache/gc.hpp"
 #include "cache/image_store.hpp"
 #include "common/paths.hpp"
@@ -71,17 +73,29 @@ int cache_du(const std::vector<std::string>& args) {
   std::printf("layers  %6llu  %s\n", static_cast<unsigned long long>(u->layers),
               cache::format_size(u->layer_bytes).c_str());
   std::printf("tmp             %s\n", cache::format_size(u->tmp_bytes).c_str());
+  // Dependency caches (actions/cache) are shared by every job on the host.
+  cache::DepCache deps(state_dir());
+  auto entries = deps.list();
+  if (!entries) return report_error(entries.error());
+  uint64_t dep_bytes = 0;
+  for (const auto& e : *entries) dep_bytes += e.size;
+  std::printf("deps    %6zu  %s\n", entries->size(), cache::format_size(dep_bytes).c_str());
   std::printf("total           %s (%llu bytes)\n", cache::format_size(u->total()).c_str(),
               static_cast<unsigned long long>(u->total()));
   return 0;
 }
 
 int cache_gc(const std::vector<std::string>& args) {
-  CommandLine cli("lockstep cache gc [--max-size SIZE]",
-                  "Removes blobs and unpacked layers that no image references. With\n"
-                  "--max-size, evicts whole images, least recently used first, until blobs\n"
-                  "and layers fit in SIZE (e.g. 500M, 20G). Images held by running jobs stay.",
-                  {{"max-size", 0, true, false, "SIZE", "size to shrink the store to"}});
+  CommandLine cli(
+      "lockstep cache gc [--max-size SIZE]",
+      "Removes blobs and unpacked layers that no image references. With\n"
+      "--max-size, evicts whole images, least recently used first, until blobs\n"
+      "and layers fit in SIZE (e.g. 500M, 20G). Images held by running jobs stay.\n"
+      "Artifacts past their retention-days are removed; with --max-deps-size,\n"
+      "dependency caches are evicted least recently used first.",
+      {{"max-size", 0, true, false, "SIZE", "size to shrink the store to"},
+       {"max-deps-size", 0, true, false, "SIZE",
+        "evict dependency caches (actions/cache), least recently used first, to SIZE"}});
   if (CommandLine::wants_help(args)) {
     std::fputs(cli.help().c_str(), stdout);
     return 0;
@@ -95,6 +109,12 @@ int cache_gc(const std::vector<std::string>& args) {
     if (!n) return report_error(n.error());
     opts.max_size = *n;
   }
+  std::optional<uint64_t> max_deps;
+  if (auto s = parsed->get("max-deps-size")) {
+    auto n = cache::parse_size(*s);
+    if (!n) return report_error(n.error());
+    max_deps = *n;
+  }
   cache::ImageStore store(state_dir());
   auto rep = cache::collect_garbage(store, opts);
   if (!rep) return report_error(rep.error());
@@ -105,6 +125,20 @@ int cache_gc(const std::vector<std::string>& args) {
               static_cast<unsigned long long>(rep->layers_removed),
               cache::format_size(rep->bytes_freed).c_str(),
               cache::format_size(rep->size_after).c_str());
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  auto pruned = cache::ArtifactStore(state_dir()).prune(now_ms);
+  if (!pruned) return report_error(pruned.error());
+  for (const auto& a : *pruned)
+    std::printf("expired artifact %s of run %s\n", a.name.c_str(), a.run_id.c_str());
+  if (max_deps) {
+    auto evicted = cache::DepCache(state_dir()).evict_to(*max_deps);
+    if (!evicted) return report_error(evicted.error());
+    for (const auto& e : *evicted)
+      std::printf("evicted dependency cache %s (%s)\n", e.key.c_str(),
+                  cache::format_size(e.size).c_str());
+  }
   return 0;
 }
 

@@ -160,6 +160,18 @@ jobs:
   EXPECT_TRUE(has(r.out, "hit=false matched=deps-v1")) << r.out;
   EXPECT_TRUE(has(r.out, "restored: built for deps-v1")) << r.out;
   EXPECT_TRUE(has(r.out, "saved cache 'deps-v2'")) << r.out;
+
+  // Both entries are in the store; gc evicts them, and the next run misses.
+  r = home_.lockstep({"cache", "du"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "deps         2")) << r.out;
+  r = home_.lockstep({"cache", "gc", "--max-deps-size", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "evicted dependency cache deps-v1")) << r.out;
+  EXPECT_TRUE(has(r.out, "evicted dependency cache deps-v2")) << r.out;
+  r = run(yaml("deps-v1"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=false matched=\n") || has(r.out, "hit=false matched=\r")) << r.out;
 }
 
 TEST_F(ActionsTest, CachePathOutsideWorkspaceAndHomeIsAnError) {
