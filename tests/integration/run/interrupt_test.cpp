@@ -18,7 +18,9 @@ TEST(InterruptTest, SigintStopsEveryContainerAndExits130) {
   if (!is_root()) GTEST_SKIP() << "needs root: containers use mount/pid/net namespaces";
   LockstepHome home;
   ASSERT_FALSE(home.import_busybox("localhost/busybox:test").empty());
-  std::string marker = "sleep-marker-" + std::to_string(::getpid());
+  // A sleep long enough to outlive the test, whose length is unique to this
+  // test process, so that its processes can be counted afterwards.
+  std::string marker = "sleep 900" + std::to_string(::getpid());
   auto wf = home.write("wf.yml", R"(on: push
 jobs:
   long:
@@ -30,7 +32,7 @@ jobs:
     steps:
       - run: |
           echo started
-          exec -a )" + marker + R"( sleep 300
+          )" + marker + R"(
 )");
   int out[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
@@ -73,7 +75,7 @@ jobs:
   EXPECT_EQ(WEXITSTATUS(status), 130) << seen;
   EXPECT_NE(seen.find("(interrupted)"), std::string::npos) << seen;
   EXPECT_NE(seen.find("cancelled"), std::string::npos) << seen;
-  auto ps = run_process({"/bin/sh", "-c", "ps -eo args | grep -c '^" + marker + "' || true"});
+  auto ps = run_process({"/bin/sh", "-c", "ps -eo args | grep -c '^" + marker + "$' || true"});
   EXPECT_EQ(ps.out, "0\n") << "a step process survived the interrupt";
 }
 
