@@ -115,6 +115,35 @@ jobs:
   EXPECT_TRUE(has(r.err, "actions/checkout")) << r.err;
 }
 
+TEST_F(ActionsTest, WorkflowRepositoryAtHeadWithDirtyPatchAndRepoRef) {
+  auto repo = make_repo();
+  std::filesystem::create_directories(repo / ".github/workflows");
+  std::ofstream(repo / ".github/workflows/ci.yml") << R"(on: push
+jobs:
+  t:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo sha=${{ github.sha }} file=$(cat hello.txt)
+)";
+  auto head = run_process({"/usr/bin/git", "-C", repo.string(), "rev-parse", "v1"}).out;
+  head.pop_back();
+  std::ofstream(repo / "hello.txt") << "uncommitted\n";
+  auto wf = (repo / ".github/workflows/ci.yml").string();
+  // The workflow file itself is untracked: the tree is dirty either way.
+  auto r = home_.lockstep({"run", wf});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "file=version two")) << r.out;
+  EXPECT_TRUE(has(r.err, "has uncommitted changes")) << r.err;
+  r = home_.lockstep({"run", wf, "--dirty"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "file=uncommitted")) << r.out;
+  r = home_.lockstep({"run", wf, "--repo", repo.string(), "--ref", "v1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "sha=" + head + " file=version one")) << r.out;
+}
+
 TEST_F(ActionsTest, DependencyCacheMissesSavesThenHitsAndMatchesRestoreKeys) {
   auto yaml = [](const std::string& key) {
     return R"(on: push
