@@ -141,7 +141,13 @@ TEST_F(ExecutorTest, StopWhileAStepRunsCancelsIt) {
   ASSERT_TRUE(c);
   Output o;
   std::thread t([&] { o = sh(*c, "trap '' TERM; echo up; while true; do sleep 1; done"); });
-  for (int i = 0; i < 500 && other_processes(*c).empty(); ++i) usleep(10000);
+  // Stop only once the loop's sleep runs: by then "up" has been written.
+  auto sleeping = [&] {
+    for (const auto& l : other_processes(*c))
+      if (l.find(" (sleep) ") != std::string::npos) return true;
+    return false;
+  };
+  for (int i = 0; i < 500 && !sleeping(); ++i) usleep(10000);
   ASSERT_TRUE(c->stop(std::chrono::milliseconds(100)));
   t.join();
   EXPECT_EQ(o.result.kind, ExitKind::kCancelled);
