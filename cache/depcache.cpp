@@ -34,7 +34,8 @@ Json to_json(const DepCacheEntry& e) {
               {"files", e.files},
               {"created_ms", e.created_ms},
               {"last_used_ms", e.last_used_ms},
-              {"seq", e.seq}};
+              {"seq", e.seq},
+              {"used_seq", e.used_seq}};
 }
 
 Result<Index> read_index(const fs::path& path) {
@@ -55,6 +56,7 @@ Result<Index> read_index(const fs::path& path) {
       e.created_ms = j.at("created_ms").get<int64_t>();
       e.last_used_ms = j.at("last_used_ms").get<int64_t>();
       e.seq = j.at("seq").get<uint64_t>();
+      e.used_seq = j.value("used_seq", e.seq);
       idx.entries[e.key] = std::move(e);
     }
   } catch (const Json::exception& ex) {
@@ -135,6 +137,7 @@ Status DepCache::restore(const DepCacheEntry& entry, const std::vector<std::stri
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
   if (auto it = idx.entries.find(entry.key); it != idx.entries.end()) {
     it->second.last_used_ms = now_ms();
+    it->second.used_seq = idx.next_seq++;
     LS_TRY(write_index(root_ / "index.json", idx));
   }
   return {};
@@ -186,6 +189,7 @@ Result<SaveResult> DepCache::save(const std::string& key, const std::vector<std:
   e.files = members.size();
   e.created_ms = e.last_used_ms = now_ms();
   e.seq = idx.next_seq++;
+  e.used_seq = e.seq;
   idx.entries[key] = e;
   LS_TRY(write_index(root_ / "index.json", idx));
   return SaveResult{e, true};
@@ -195,9 +199,8 @@ Result<std::vector<DepCacheEntry>> DepCache::list() const {
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
   std::vector<DepCacheEntry> out;
   for (auto& [k, e] : idx.entries) out.push_back(e);
-  std::sort(out.begin(), out.end(), [](const DepCacheEntry& a, const DepCacheEntry& b) {
-    return std::tie(a.last_used_ms, a.seq) < std::tie(b.last_used_ms, b.seq);
-  });
+  std::sort(out.begin(), out.end(),
+            [](const DepCacheEntry& a, const DepCacheEntry& b) { return a.used_seq < b.used_seq; });
   return out;
 }
 

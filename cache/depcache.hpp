@@ -45,6 +45,9 @@ struct DepCacheEntry {
   int64_t created_ms = 0;  // unix time, milliseconds
   int64_t last_used_ms = 0;
   uint64_t seq = 0;  // save order; ties in created_ms are broken by it
+  // Order of the last use (save or restore), from the same counter as seq:
+  // least-recently-used order without relying on clock resolution.
+  uint64_t used_seq = 0;
 };
 
 struct CacheLookup {
