@@ -1,11 +1,13 @@
 // Starting a container: state dir, cgroup, init clone, rootfs, readiness.
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <map>
 
 #include "common/fs.hpp"
@@ -20,6 +22,50 @@ namespace detail {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The init's setup report, read with a deadline: a lost report must fail the
+// start, never hang the run. Returns the bytes read (short when the init
+// exited first), or kReportTimedOut.
+constexpr ssize_t kReportTimedOut = -2;
+constexpr std::chrono::seconds kReportTimeout{60};
+
+ssize_t read_report(int fd, int pidfd, void* buf, size_t len) {
+  char* p = static_cast<char*>(buf);
+  size_t got = 0;
+  auto deadline = std::chrono::steady_clock::now() + kReportTimeout;
+  bool init_gone = false;
+  while (got < len) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      if (init_gone) break;  // reported below as "its init exited during setup"
+      return kReportTimedOut;
+    }
+    pollfd fds[2] = {{fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    int nfds = init_gone || pidfd < 0 ? 1 : 2;
+    int rc = ::poll(fds, static_cast<nfds_t>(nfds), static_cast<int>(left.count()));
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (rc == 0) continue;
+    if (fds[0].revents != 0) {
+      ssize_t n = ::read(fd, p + got, len - got);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return -1;
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    } else if (nfds == 2 && fds[1].revents != 0) {
+      // The init exited; whatever it wrote is still in the pipe, and the
+      // pipe ends at EOF unless another process holds its write end.
+      init_gone = true;
+      deadline = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    }
+  }
+  return static_cast<ssize_t>(got);
+}
 
 std::mutex g_registry_mu;
 std::map<std::string, LinuxContainer*>& registry() {
@@ -161,7 +207,10 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   netns.reset();
 
   ChildReport r{};
-  ssize_t n = read_full(c->report_.get(), &r, sizeof r);
+  ssize_t n = read_report(c->report_.get(), c->init_pidfd_.get(), &r, sizeof r);
+  if (n == kReportTimedOut)
+    return fail("start container " + spec.id + ": its init sent no report within " +
+                std::to_string(kReportTimeout.count()) + "s");
   if (n != static_cast<ssize_t>(sizeof r) || r.kind != kReportOk) {
     if (n == static_cast<ssize_t>(sizeof r) && r.kind == kReportError)
       return fail(Error::from_errno(
