@@ -11,6 +11,7 @@
 #include "pipeline/options.hpp"
 #include "runner/cli.hpp"
 #include "runner/commands.hpp"
+#include "runner/container_config.hpp"
 #include "runner/images.hpp"
 #include "runner/pull.hpp"
 
@@ -60,20 +61,13 @@ int cmd_shell(const Args& args) {
   executor::ContainerSpec spec;
   spec.id = "ls-shell-" + std::to_string(::getpid());
   spec.layers = prepared->layer_dirs;
-  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-              "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm")};
-  const auto& cfg = prepared->record.config_json;
-  if (cfg.contains("config") && cfg["config"].contains("Env") && cfg["config"]["Env"].is_array()) {
-    spec.env.clear();
-    for (const auto& e : cfg["config"]["Env"]) spec.env.push_back(e.get<std::string>());
-    spec.env.push_back("TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm"));
-  }
+  spec.env = env_from_config(prepared->record.config_json);
+  spec.env.push_back("TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "xterm"));
+  spec.user = user_from_config(prepared->record.config_json);
   if (auto o = p->get("options")) {
     auto opts = pipeline::parse_container_options(*o);
     if (!opts) return report_error(opts.error().set_kind(ErrorKind::kUsage));
-    if (opts->cpus_milli) spec.limits.cpus = static_cast<double>(*opts->cpus_milli) / 1000.0;
-    if (opts->memory_bytes) spec.limits.memory_bytes = static_cast<uint64_t>(*opts->memory_bytes);
-    if (opts->pids_limit && *opts->pids_limit > 0) spec.limits.pids = *opts->pids_limit;
+    apply_resource_options(*opts, spec.limits);
     if (opts->user) spec.user = *opts->user;
     if (opts->network) p->values["network"] = {*opts->network};
     for (const auto& [k, v] : opts->env) spec.env.push_back(k + "=" + v);

@@ -92,36 +92,15 @@ bool image_has_bash(const std::vector<fs::path>& layers) {
   return false;
 }
 
-std::string user_from_config(const Json& config) {
-  if (config.contains("config") && config["config"].is_object() &&
-      config["config"].contains("User") && config["config"]["User"].is_string())
-    return config["config"]["User"].get<std::string>();
-  return "";
-}
-
-std::vector<std::string> env_from_config(const Json& config) {
-  std::vector<std::string> env;
-  if (config.contains("config") && config["config"].is_object() &&
-      config["config"].contains("Env") && config["config"]["Env"].is_array())
-    for (const auto& e : config["config"]["Env"])
-      if (e.is_string()) env.push_back(e.get<std::string>());
-  bool has_path = std::any_of(env.begin(), env.end(),
-                              [](const std::string& e) { return e.rfind("PATH=", 0) == 0; });
-  if (!has_path) env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  return env;
-}
-
 Status JobExecution::apply_parsed_options(const pipeline::ContainerOptions& o,
                                           executor::ContainerSpec& spec) {
-  if (o.cpus_milli) spec.limits.cpus = static_cast<double>(*o.cpus_milli) / 1000.0;
-  if (o.memory_bytes) spec.limits.memory_bytes = static_cast<uint64_t>(*o.memory_bytes);
+  apply_resource_options(o, spec.limits);
   if (o.memory_swap_bytes && o.memory_bytes && *o.memory_swap_bytes != *o.memory_bytes &&
       *o.memory_swap_bytes != 0)
     return fail(
         "container options: --memory-swap other than --memory is not supported "
         "(lockstep runs jobs without swap so that memory limits hold)",
         ErrorKind::kUnsupported);
-  if (o.pids_limit && *o.pids_limit > 0) spec.limits.pids = *o.pids_limit;
   if (o.network) {
     if (*o.network == "none")
       spec.network.mode = executor::NetworkMode::kNone;

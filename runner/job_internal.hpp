@@ -11,6 +11,7 @@
 #include "pipeline/expr.hpp"
 #include "pipeline/options.hpp"
 #include "runner/actions.hpp"
+#include "runner/container_config.hpp"
 #include "runner/job.hpp"
 #include "runner/job_env.hpp"
 #include "runner/services.hpp"
@@ -34,8 +35,6 @@ Result<std::optional<std::chrono::milliseconds>> eval_minutes(const std::string&
                                                               const EvalContext& ctx,
                                                               const std::string& what);
 bool image_has_bash(const std::vector<fs::path>& layers);
-std::string user_from_config(const Json& config);
-std::vector<std::string> env_from_config(const Json& config);
 // The job's log file and the console: every line masked, timestamped in the
 // file, prefixed on the console. Keeps the last lines for the report.
 class JobLog {
@@ -345,9 +344,7 @@ class JobExecution {
                                                      "service '" + decl.name + "' options"));
       if (!options.empty()) {
         LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(options));
-        if (o.memory_bytes) spec.limits.memory_bytes = static_cast<uint64_t>(*o.memory_bytes);
-        if (o.cpus_milli) spec.limits.cpus = static_cast<double>(*o.cpus_milli) / 1000.0;
-        if (o.pids_limit && *o.pids_limit > 0) spec.limits.pids = *o.pids_limit;
+        apply_resource_options(o, spec.limits);
         for (const auto& [k, v] : o.env) env.push_back(k + "=" + v);
       }
       LS_TRY_ASSIGN(HealthPolicy health, health_policy(img.record.config_json, options));
