@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include "../registry/local_registry.hpp"
 
@@ -86,6 +89,19 @@ Nginx::~Nginx() {
 }
 
 int Nginx::count(const std::string& needle) const {
+  // nginx writes the access-log line after the response has gone out, so a
+  // client can be faster than the log: wait until the log has been still for
+  // a while (bounded) before counting.
+  std::error_code ec;
+  auto size_now = [&] { return std::filesystem::file_size(dir_.path() / "access.log", ec); };
+  auto last = size_now();
+  int still = 0;
+  for (int i = 0; i < 100 && still < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    auto now = size_now();
+    still = now == last ? still + 1 : 0;
+    last = now;
+  }
   auto text = read_file(dir_.path() / "access.log");
   if (!text) return 0;
   int n = 0;
