@@ -35,6 +35,8 @@ packages=(
   # runtime tools the tests and benchmarks drive
   busybox-static iproute2 util-linux procps psmisc docker-registry nginx-light
   skopeo umoci crun runc hyperfine python3 tar gzip zstd bc
+  # the compiler image (scripts/compiler-image.sh) and artifact comparison
+  gcc-12 clang-14 clang libc6-dev make binutils diffoscope-minimal
   # report tests: schema validation of provenance, headless rendering of HTML
   python3-jsonschema chromium
 )
