@@ -4,9 +4,11 @@
 #include "runner/cli.hpp"
 #include "runner/cmd_artifacts.hpp"
 #include "runner/cmd_cache.hpp"
+#include "runner/cmd_diff.hpp"
 #include "runner/cmd_image_local.hpp"
 #include "runner/cmd_image_pull.hpp"
 #include "runner/cmd_mirror.hpp"
+#include "runner/cmd_report.hpp"
 #include "runner/commands.hpp"
 
 namespace lockstep::runner {
@@ -65,6 +67,8 @@ const std::vector<Verb>& verbs() {
       {"shell", cmd_shell, "open an interactive shell in a container from an image"},
       {"cache", cmd_cache, "list, measure and garbage-collect the local store"},
       {"artifacts", cmd_artifacts, "list or download the artifacts of a run"},
+      {"diff", cmd_diff, "show what differed between two runs (inputs, host, outputs)"},
+      {"report", cmd_report, "write a run's report as one self-contained HTML file"},
       {"mirror", cmd_mirror, "run the pull-through registry mirror"},
   };
   return v;
