@@ -282,6 +282,7 @@ Result<ProcessResult> LinuxContainer::exec(const ProcessSpec& spec, const LineSi
 
   ProcessResult res;
   res.duration = Clock::now() - started;
+  res.network = spec_.network;
   if (status.si_code == CLD_EXITED) {
     res.kind = ExitKind::kExited;
     res.exit_code = status.si_status;

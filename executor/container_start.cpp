@@ -3,11 +3,14 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <map>
 
 #include "common/fs.hpp"
@@ -96,6 +99,140 @@ Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
 }
 
+// ---- user namespaces (docs/containers.md) ----
+
+// The kernel takes at most 340 lines per map.
+constexpr size_t kMaxMapLines = 340;
+
+Status check_map(const std::string& id, const char* what, const std::vector<IdMapping>& m) {
+  auto bad = [&](const std::string& why) {
+    return fail("container " + id + ": user namespace " + what + ": " + why, ErrorKind::kUsage);
+  };
+  if (m.empty()) return bad("empty (container id 0 must be mapped)");
+  if (m.size() > kMaxMapLines) return bad("more than 340 lines");
+  bool zero = false;
+  for (const auto& e : m) {
+    if (e.size == 0) return bad("a mapping of size 0");
+    if (uint64_t{e.container_id} + e.size > (uint64_t{1} << 32) - 1 ||
+        uint64_t{e.host_id} + e.size > (uint64_t{1} << 32) - 1)
+      return bad("a mapping beyond id 4294967294");
+    if (e.container_id == 0) zero = true;
+  }
+  if (!zero) return bad("container id 0 is not mapped");
+  return {};
+}
+
+uint32_t host_root(const std::vector<IdMapping>& m) {
+  for (const auto& e : m)
+    if (e.container_id == 0) return e.host_id;
+  return 0;
+}
+
+std::string map_text(const std::vector<IdMapping>& m) {
+  std::string t;
+  for (const auto& e : m)
+    t += std::to_string(e.container_id) + " " + std::to_string(e.host_id) + " " +
+         std::to_string(e.size) + "\n";
+  return t;
+}
+
+Status write_proc_file(pid_t pid, const char* name, const std::string& text) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path);
+  // One write: the kernel takes a map only whole.
+  ssize_t n = ::write(fd.get(), text.data(), text.size());
+  if (n != static_cast<ssize_t>(text.size()))
+    return fail(Error::from_errno("write " + path, n < 0 ? errno : EIO));
+  return {};
+}
+
+// A detached copy of one tree for the init (open_tree + mount_setattr).
+Result<UniqueFd> make_tree(const DetachedTree& t, int userns_fd) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (t.recursive ? AT_RECURSIVE : 0);
+  UniqueFd fd(::open_tree(AT_FDCWD, t.source.c_str(), flags));
+  if (!fd) return fail_errno("copy the mount of " + t.source);
+  struct mount_attr a;
+  std::memset(&a, 0, sizeof a);
+  if (t.read_only) a.attr_set |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (t.idmapped) {
+    a.attr_set |= MOUNT_ATTR_IDMAP;
+    a.userns_fd = static_cast<uint64_t>(userns_fd);
+  }
+  if (a.attr_set != 0 &&
+      ::mount_setattr(fd.get(), "", AT_EMPTY_PATH | (t.recursive ? AT_RECURSIVE : 0), &a,
+                      sizeof a) != 0) {
+    int e = errno;
+    if (t.idmapped && e == EINVAL)
+      return fail(Error::from_errno("idmapped mount of layer " + t.source +
+                                        " (its filesystem may not support idmapped mounts)",
+                                    e));
+    return fail(Error::from_errno(
+        (t.idmapped ? "idmapped mount of layer " : "read-only mount of ") + t.source, e));
+  }
+  return fd;
+}
+
+Status send_trees(int ctl, const std::vector<UniqueFd>& fds) {
+  auto send = [&](char byte, const UniqueFd* first, size_t n) -> Status {
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 200)];
+    struct msghdr msg;
+    std::memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (n > 0) {
+      msg.msg_control = cbuf;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+      for (size_t i = 0; i < n; ++i) {
+        int fd = first[i].get();
+        std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
+      }
+    }
+    for (;;) {
+      if (::sendmsg(ctl, &msg, MSG_NOSIGNAL) == 1) return {};
+      if (errno != EINTR) return fail_errno("send mounts to the container's init");
+    }
+  };
+  for (size_t i = 0; i < fds.size(); i += 200)
+    LS_TRY(send(kCtlTrees, fds.data() + i, std::min<size_t>(200, fds.size() - i)));
+  return send(kCtlGo, nullptr, 0);
+}
+
+// Parent side once the init exists: its id maps, then its mounts.
+Status setup_user_namespace(pid_t pid, const UserNamespace& u, const RootfsPlan& rp, int ctl) {
+  LS_TRY(write_proc_file(pid, "setgroups", u.allow_setgroups ? "allow" : "deny"));
+  LS_TRY(write_proc_file(pid, "uid_map", map_text(u.uid_map)));
+  LS_TRY(write_proc_file(pid, "gid_map", map_text(u.gid_map)));
+  std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
+  UniqueFd userns(::open(ns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!userns) return fail_errno("open " + ns);
+  std::vector<UniqueFd> fds;
+  fds.reserve(rp.trees.size());
+  for (const auto& t : rp.trees) {
+    LS_TRY_ASSIGN(auto fd, make_tree(t, userns.get()));
+    fds.push_back(std::move(fd));
+  }
+  return send_trees(ctl, fds);
+}
+
+// On-disk scratch in a user namespace: what the init mounts on, owned by the
+// container's root.
+Status make_userns_dirs(const fs::path& dir, size_t n_layers, uid_t uid, gid_t gid) {
+  std::vector<fs::path> dirs = {dir / "upper", dir / "work", dir / "root", dir / "lower"};
+  for (size_t i = 0; i < n_layers; ++i) dirs.push_back(dir / "lower" / std::to_string(i));
+  for (const auto& d : dirs)
+    if (::mkdir(d.c_str(), 0755) != 0) return fail_errno("create " + d.string());
+  dirs.push_back(dir);
+  for (const auto& d : dirs)
+    if (::chown(d.c_str(), uid, gid) != 0) return fail_errno("chown " + d.string());
+  return {};
+}
+
 }  // namespace
 
 Result<UniqueFd> open_container_netns(const std::string& id) {
@@ -112,9 +249,14 @@ Result<UniqueFd> open_container_netns(const std::string& id) {
 Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& state_dir,
                                                               const ContainerSpec& spec) {
   LS_TRY(check_id(spec.id));
-  if (spec.user_namespace)
-    return fail("container " + spec.id + ": user namespaces are not supported yet",
-                ErrorKind::kUnsupported);
+  if (spec.user_namespace) {
+    LS_TRY(check_map(spec.id, "uid_map", spec.user_namespace->uid_map));
+    LS_TRY(check_map(spec.id, "gid_map", spec.user_namespace->gid_map));
+    if (spec.network.mode == NetworkMode::kContainer)
+      return fail("container " + spec.id +
+                      ": network container:<id> cannot be joined from a user namespace",
+                  ErrorKind::kUnsupported);
+  }
   auto now = [] { return std::chrono::nanoseconds(monotonic_ns()); };
   auto t0 = now();
   std::unique_ptr<LinuxContainer> c(new LinuxContainer());
@@ -151,9 +293,16 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
     if (::mkdir(dir.c_str(), 0700) != 0) return fail_errno("create " + dir.string());
     c->dir_ = dir;
     dirs = {mnt, dir / "upper", dir / "work", {}};
-    for (const auto& d : {dirs.upper, dirs.work})
-      if (::mkdir(d.c_str(), 0755) != 0) return fail_errno("create " + d.string());
+    if (spec.user_namespace) {
+      dirs.userns_base = dir;
+      LS_TRY(make_userns_dirs(dir, spec.layers.size(), host_root(spec.user_namespace->uid_map),
+                              host_root(spec.user_namespace->gid_map)));
+    } else {
+      for (const auto& d : {dirs.upper, dirs.work})
+        if (::mkdir(d.c_str(), 0755) != 0) return fail_errno("create " + d.string());
+    }
   }
+  if (spec.user_namespace && spec.scratch_in_memory) dirs.userns_base = mnt;
   auto t_state = now();
   c->timings_.state = t_state - t0;
   InitPlan plan;
@@ -165,6 +314,12 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   auto t_conf = now();
   c->timings_.confinement = t_conf - t_state;
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  std::vector<int> tree_fds;
+  if (spec.user_namespace) {
+    flags |= CLONE_NEWUSER;
+    tree_fds.assign(plan.rootfs.trees.size(), -1);
+    plan.tree_fds = tree_fds.data();
+  }
   UniqueFd netns;
   switch (spec.network.mode) {
     case NetworkMode::kNone:
@@ -205,6 +360,10 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   ctl.first.reset();
   report.second.reset();
   netns.reset();
+  if (spec.user_namespace) {
+    if (auto s = setup_user_namespace(pid, *spec.user_namespace, plan.rootfs, c->ctl_.get()); !s)
+      return fail(std::move(s.error()).context("start container " + spec.id));
+  }
 
   ChildReport r{};
   ssize_t n = read_report(c->report_.get(), c->init_pidfd_.get(), &r, sizeof r);

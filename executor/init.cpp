@@ -37,6 +37,41 @@ int bring_loopback_up() noexcept {
   return e;
 }
 
+// Receives the runner's detached mounts for a container in a user
+// namespace: kCtlTrees messages carrying descriptors until kCtlGo. 0 or errno.
+int receive_trees(int ctl_fd, int* out, size_t want) noexcept {
+  size_t got = 0;
+  for (;;) {
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 253)];
+    struct msghdr msg;
+    std::memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t n = ::recvmsg(ctl_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return EPIPE;  // the runner gave up
+    if (msg.msg_flags & MSG_CTRUNC) return EMSGSIZE;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const unsigned char* data = CMSG_DATA(c);
+      for (size_t i = 0; i < k; ++i) {
+        int fd;
+        std::memcpy(&fd, data + i * sizeof(int), sizeof fd);
+        if (got == want) return EPROTO;
+        out[got++] = fd;
+      }
+    }
+    if (byte == kCtlGo) return got == want ? 0 : EPROTO;
+    if (byte != kCtlTrees) return EPROTO;
+  }
+}
+
 void reap_all() noexcept {
   while (::waitpid(-1, nullptr, WNOHANG) > 0) {
   }
@@ -127,10 +162,16 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   }
   if (::sethostname(plan.hostname.data(), plan.hostname.size()) != 0)
     child_fail(report_fd, kInitHostname, errno);
+  if (plan.rootfs.userns) {
+    if (int e = receive_trees(ctl_fd, plan.tree_fds, plan.rootfs.trees.size()); e != 0)
+      child_fail(report_fd, kInitTrees, e);
+  }
   int step = 0, detail = -1;
   int64_t mounts_begin = monotonic_ns();
-  if (int e = setup_rootfs(plan.rootfs, &step, &detail); e != 0)
+  if (int e = setup_rootfs(plan.rootfs, plan.tree_fds, &step, &detail); e != 0)
     child_fail(report_fd, step, e, detail);
+  for (size_t i = 0; plan.rootfs.userns && i < plan.rootfs.trees.size(); ++i)
+    ::close(plan.tree_fds[i]);
   int64_t mounts_end = monotonic_ns();
 
   sigset_t all;
@@ -165,6 +206,8 @@ std::string describe_init_failure(const InitPlan& plan, int step, int detail) {
       return "set hostname '" + plan.hostname + "'";
     case kInitSignals:
       return "set up signal handling";
+    case kInitTrees:
+      return "receive the mounts of the user namespace";
     default:
       return describe_rootfs_failure(plan.rootfs, step, detail);
   }

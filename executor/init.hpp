@@ -27,6 +27,7 @@ enum InitFailure {
   kInitLoopback,
   kInitHostname,
   kInitSignals,
+  kInitTrees,  // receiving the detached mounts (user namespace)
 };
 
 struct InitPlan {
@@ -36,9 +37,18 @@ struct InitPlan {
   bool new_cgroup_ns = true;
   // cgroup.procs files of the container's cgroup (owned by the caller).
   std::vector<int> cgroup_procs;
+  // A user namespace: before setting up the rootfs the init waits on the
+  // control channel for the runner to write its id maps and send the
+  // detached mounts of rootfs.trees (kCtlTrees messages with SCM_RIGHTS,
+  // then kCtlGo). tree_fds (allocated by the caller, one per tree) receives
+  // them.
+  int* tree_fds = nullptr;
 };
 
-// Child entry after clone3(CLONE_NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]).
+inline constexpr char kCtlTrees = 'F';  // carries descriptors
+inline constexpr char kCtlGo = 'G';     // every descriptor sent
+
+// Child entry after clone3(CLONE_NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET][|NEWUSER]).
 // ctl_fd: read end of the control pipe; report_fd: write end of the report
 // pipe (a ChildReport, then acks); netns_fd: a network namespace to join, or -1.
 [[noreturn]] void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd,

@@ -60,6 +60,12 @@ Status check_overlay_path(const fs::path& p) {
   return {};
 }
 
+bool maps(const std::vector<IdMapping>& m, uint32_t id) {
+  for (const auto& e : m)
+    if (id >= e.container_id && id - e.container_id < e.size) return true;
+  return false;
+}
+
 RootfsStep mount_step(std::string target, std::string source, std::string fstype,
                       unsigned long flags, std::string data) {
   RootfsStep s;
@@ -145,7 +151,7 @@ int open_beneath(int rootfd, const char* rel, bool dir) noexcept {
   }
 }
 
-int run_step(int rootfd, const RootfsStep& s, int* step) noexcept {
+int run_step(int rootfd, const RootfsStep& s, const int* tree_fds, int* step) noexcept {
   if (s.kind == RootfsStep::kMknod) {
     *step = kFailStep;
     if (::mknodat(rootfd, s.target.c_str(), s.mode, s.dev) != 0 && errno != EEXIST) return errno;
@@ -160,6 +166,15 @@ int run_step(int rootfd, const RootfsStep& s, int* step) noexcept {
   *step = kFailTarget;
   int fd = open_beneath(rootfd, s.target.c_str(), s.target_dir);
   if (fd < 0) return errno;
+  if (s.tree >= 0) {
+    // Read-only and nosuid were set on the tree by the runner.
+    *step = kFailStep;
+    int r = ::move_mount(tree_fds[s.tree], "", fd, "",
+                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+    int e = errno;
+    ::close(fd);
+    return r == 0 ? 0 : e;
+  }
   char path[32];
   proc_fd_path(fd, path);
   *step = kFailStep;
@@ -192,18 +207,60 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
   RootfsPlan plan;
   plan.rootfs_dir = dirs.rootfs.string();
   plan.scratch_tmpfs = dirs.scratch_tmpfs.string();
+  const bool userns = spec.user_namespace.has_value();
   std::string lower;
-  for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {  // topmost first
-    LS_TRY(check_overlay_path(*it));
-    if (!lower.empty()) lower += ':';
-    lower += it->string();
+  if (userns) {
+    // The layers arrive idmapped as lower/<i> below base_dir, and the
+    // overlay is mounted from inside the namespace with paths relative to
+    // it (docs/containers.md). userxattr: trusted.* xattrs need the host's
+    // CAP_SYS_ADMIN.
+    plan.userns = true;
+    plan.userns_setgroups = spec.user_namespace->allow_setgroups;
+    plan.base_dir = dirs.userns_base.string();
+    plan.rootfs_dir = (dirs.userns_base / "root").string();
+    plan.n_layers = spec.layers.size();
+    for (size_t i = 0; i < spec.layers.size(); ++i) {
+      plan.layer_dirs.push_back("lower/" + std::to_string(i));
+      plan.trees.push_back({spec.layers[i].string(), false, true, true});
+    }
+    for (size_t i = spec.layers.size(); i-- > 0;) {
+      if (!lower.empty()) lower += ':';
+      lower += plan.layer_dirs[i];
+    }
+    plan.overlay_data = "lowerdir=" + lower + ",upperdir=upper,workdir=work,volatile,userxattr";
+  } else {
+    for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {  // topmost first
+      LS_TRY(check_overlay_path(*it));
+      if (!lower.empty()) lower += ':';
+      lower += it->string();
+    }
+    LS_TRY(check_overlay_path(dirs.upper));
+    LS_TRY(check_overlay_path(dirs.work));
+    // volatile: the upper dir is thrown away, so skip the syncs overlayfs
+    // would otherwise do on unmount (~3 ms each on disk).
+    plan.overlay_data = "lowerdir=" + lower + ",upperdir=" + dirs.upper.string() +
+                        ",workdir=" + dirs.work.string() + ",volatile";
   }
-  LS_TRY(check_overlay_path(dirs.upper));
-  LS_TRY(check_overlay_path(dirs.work));
-  // volatile: the upper dir is thrown away, so skip the syncs overlayfs would
-  // otherwise do on unmount (~3 ms each on disk).
-  plan.overlay_data = "lowerdir=" + lower + ",upperdir=" + dirs.upper.string() +
-                      ",workdir=" + dirs.work.string() + ",volatile";
+  // A detached copy of a host path, bind-mounted by the init of a container
+  // in a user namespace.
+  auto tree_step = [&](std::string target, std::string source, bool recursive, bool read_only,
+                       bool dir) {
+    RootfsStep s;
+    s.kind = RootfsStep::kBind;
+    s.target = std::move(target);
+    s.source = source;
+    s.target_dir = dir;
+    s.tree = static_cast<int>(plan.trees.size());
+    plan.trees.push_back({std::move(source), recursive, read_only, false});
+    return s;
+  };
+  // Device nodes cannot be created in a user namespace: the host's are
+  // bind-mounted instead.
+  auto device = [&](std::string target, unsigned maj, unsigned min) {
+    if (!userns) return node_step(std::move(target), maj, min);
+    std::string host = "/" + target;
+    return tree_step(std::move(target), std::move(host), false, false, false);
+  };
   if (plan.overlay_data.size() > kMaxMountData)
     return fail("too many layers for one overlay mount (" + std::to_string(spec.layers.size()) +
                     " layers, " + std::to_string(plan.overlay_data.size()) + " bytes of options)",
@@ -213,14 +270,17 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
   st.push_back(mount_step("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
   st.push_back(
       mount_step("dev", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"));
-  st.push_back(node_step("dev/null", 1, 3));
-  st.push_back(node_step("dev/zero", 1, 5));
-  st.push_back(node_step("dev/full", 1, 7));
-  st.push_back(node_step("dev/random", 1, 8));
-  st.push_back(node_step("dev/urandom", 1, 9));
-  st.push_back(node_step("dev/tty", 5, 0));
+  st.push_back(device("dev/null", 1, 3));
+  st.push_back(device("dev/zero", 1, 5));
+  st.push_back(device("dev/full", 1, 7));
+  st.push_back(device("dev/random", 1, 8));
+  st.push_back(device("dev/urandom", 1, 9));
+  st.push_back(device("dev/tty", 5, 0));
+  // The tty group (5) must exist in a user namespace for devpts to take it.
+  bool tty_gid = !userns || maps(spec.user_namespace->gid_map, 5);
   st.push_back(mount_step("dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
-                          "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+                          tty_gid ? "newinstance,ptmxmode=0666,mode=0620,gid=5"
+                                  : "newinstance,ptmxmode=0666,mode=0620"));
   st.push_back(link_step("dev/ptmx", "pts/ptmx"));
   st.push_back(mount_step("dev/shm", "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                           "mode=1777,size=65536k"));
@@ -229,14 +289,25 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
   st.push_back(link_step("dev/stdin", "/proc/self/fd/0"));
   st.push_back(link_step("dev/stdout", "/proc/self/fd/1"));
   st.push_back(link_step("dev/stderr", "/proc/self/fd/2"));
-  st.push_back(
-      mount_step("sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
+  if (userns && spec.network.mode != NetworkMode::kNone) {
+    // sysfs can be mounted only by the owner of the network namespace: the
+    // host's is bind-mounted read-only.
+    st.push_back(tree_step("sys", "/sys", true, true, true));
+  } else {
+    st.push_back(
+        mount_step("sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
+  }
 
   for (const auto& m : spec.mounts) {
     LS_TRY_ASSIGN(std::string rel, relative_target(m.target));
     struct stat sb;
     if (::stat(m.source.c_str(), &sb) != 0)
       return fail_errno("bind mount source " + m.source.string());
+    if (userns) {
+      st.push_back(
+          tree_step(std::move(rel), m.source.string(), true, m.read_only, S_ISDIR(sb.st_mode)));
+      continue;
+    }
     RootfsStep s;
     s.kind = RootfsStep::kBind;
     s.target = std::move(rel);
@@ -251,36 +322,104 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
   return plan;
 }
 
-int setup_rootfs(const RootfsPlan& plan, int* step, int* detail) noexcept {
-  *detail = -1;
-  *step = kFailMakePrivate;
-  // Nothing we mount may propagate back to the host, and the host's later
-  // mounts must not appear here.
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+namespace {
+
+// The overlay on rootfs_dir, mounted as the host's root; returns the opened
+// root or -1 with errno and *step set.
+int host_overlay(const RootfsPlan& plan, int* step) noexcept {
   if (!plan.scratch_tmpfs.empty()) {
     *step = kFailScratch;
     const char* s = plan.scratch_tmpfs.c_str();
-    if (::mount("tmpfs", s, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") != 0) return errno;
+    if (::mount("tmpfs", s, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") != 0) return -1;
     int fd = ::open(s, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno;
+    if (fd < 0) return -1;
     for (const char* d : {"upper", "work", "root"}) {
       if (::mkdirat(fd, d, 0755) != 0) {
         int e = errno;
         ::close(fd);
-        return e;
+        errno = e;
+        return -1;
       }
     }
     ::close(fd);
   }
   *step = kFailOverlay;
   if (::mount("overlay", plan.rootfs_dir.c_str(), "overlay", 0, plan.overlay_data.c_str()) != 0)
-    return errno;
+    return -1;
   *step = kFailOpenRoot;
-  int rootfd = ::open(plan.rootfs_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return ::open(plan.rootfs_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+// The overlay of a container in a user namespace, mounted on <base>/root;
+// returns the opened root or -1 with errno and *step/*detail set. Entered as
+// the host's root with the namespace's capabilities: base_dir is resolved
+// while still the host's root (the state dir may be closed to others), all
+// the rest as the container's root, so that what it creates belongs to the
+// namespace.
+int userns_overlay(const RootfsPlan& plan, const int* tree_fds, int* step, int* detail) noexcept {
+  *step = kFailScratch;
+  int base = ::open(plan.base_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (base < 0) return -1;
+  *step = kFailUserns;
+  // Raw system calls, as in spawn.cpp: the runner's other threads do not
+  // exist here.
+  if (plan.userns_setgroups && ::syscall(SYS_setgroups, 0, nullptr) != 0) return -1;
+  if (::syscall(SYS_setresgid, 0, 0, 0) != 0) return -1;
+  if (::syscall(SYS_setresuid, 0, 0, 0) != 0) return -1;
+  int dir = base;
+  if (!plan.scratch_tmpfs.empty()) {
+    *step = kFailScratch;
+    int fsfd = ::fsopen("tmpfs", FSOPEN_CLOEXEC);
+    if (fsfd < 0) return -1;
+    int mfd = -1;
+    if (::fsconfig(fsfd, FSCONFIG_SET_STRING, "mode", "755", 0) == 0 &&
+        ::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0)
+      mfd = ::fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    int e = errno;
+    ::close(fsfd);
+    if (mfd < 0) {
+      errno = e;
+      return -1;
+    }
+    if (::move_mount(mfd, "", base, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+      return -1;
+    for (const char* d : {"upper", "work", "root", "lower"})
+      if (::mkdirat(mfd, d, 0755) != 0) return -1;
+    for (const auto& l : plan.layer_dirs)
+      if (::mkdirat(mfd, l.c_str(), 0755) != 0) return -1;
+    dir = mfd;
+  }
+  if (::fchdir(dir) != 0) return -1;
+  *step = kFailMoveTree;
+  for (size_t i = 0; i < plan.n_layers; ++i) {
+    *detail = static_cast<int>(i);
+    if (::move_mount(tree_fds[i], "", dir, plan.layer_dirs[i].c_str(), MOVE_MOUNT_F_EMPTY_PATH) !=
+        0)
+      return -1;
+  }
+  *detail = -1;
+  *step = kFailOverlay;
+  // Relative to the working directory: the overlay resolves its layer paths
+  // as the container's root, which may not pass through the state dir.
+  if (::mount("overlay", "root", "overlay", 0, plan.overlay_data.c_str()) != 0) return -1;
+  *step = kFailOpenRoot;
+  return ::openat(dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+}  // namespace
+
+int setup_rootfs(const RootfsPlan& plan, const int* tree_fds, int* step, int* detail) noexcept {
+  *detail = -1;
+  *step = kFailMakePrivate;
+  // Nothing we mount may propagate back to the host, and the host's later
+  // mounts must not appear here.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+  int rootfd =
+      plan.userns ? userns_overlay(plan, tree_fds, step, detail) : host_overlay(plan, step);
   if (rootfd < 0) return errno;
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     *detail = static_cast<int>(i);
-    int e = run_step(rootfd, plan.steps[i], step);
+    int e = run_step(rootfd, plan.steps[i], tree_fds, step);
     if (e != 0) return e;
   }
   *detail = -1;
@@ -330,6 +469,8 @@ std::string describe_rootfs_failure(const RootfsPlan& plan, int step, int detail
   switch (step) {
     case kFailMakePrivate:
       return "make the mount namespace private";
+    case kFailScratch:
+      return "mount the scratch tmpfs on " + (plan.userns ? plan.base_dir : plan.scratch_tmpfs);
     case kFailOverlay:
       return "mount overlay on " + plan.rootfs_dir;
     case kFailOpenRoot:
@@ -352,6 +493,14 @@ std::string describe_rootfs_failure(const RootfsPlan& plan, int step, int detail
       return "mask " + at(plan.masked_paths);
     case kFailReadonly:
       return "make " + at(plan.readonly_paths) + " read-only";
+    case kFailUserns:
+      return "become root of the user namespace";
+    case kFailMoveTree:
+      return "mount layer " +
+             (detail >= 0 && static_cast<size_t>(detail) < plan.trees.size()
+                  ? plan.trees[static_cast<size_t>(detail)].source
+                  : std::string("?")) +
+             " (idmapped)";
     default:
       return "prepare rootfs";
   }

@@ -30,6 +30,19 @@ struct RootfsStep {
   bool target_dir = true;  // create the target as a directory (else a file)
   mode_t mode = 0;         // kMknod
   dev_t dev = 0;           // kMknod
+  // kBind in a user namespace: index into RootfsPlan::trees; the runner
+  // sends a detached copy of `source` that is moved onto the target (the
+  // container's root could not bind-mount host paths itself).
+  int tree = -1;
+};
+
+// A detached mount the runner makes for a container in a user namespace
+// (open_tree(2) + mount_setattr(2)) and sends to its init.
+struct DetachedTree {
+  std::string source;      // host path
+  bool recursive = false;  // with every mount below it
+  bool read_only = false;  // read-only, nosuid, nodev (recursively)
+  bool idmapped = false;   // idmapped through the container's user namespace
 };
 
 struct RootfsPlan {
@@ -41,11 +54,24 @@ struct RootfsPlan {
   std::vector<RootfsStep> steps;
   std::vector<std::string> masked_paths;    // absolute, after pivot_root
   std::vector<std::string> readonly_paths;  // absolute, after pivot_root
+
+  // A user namespace (docs/containers.md). base_dir holds lower/<i>, upper,
+  // work and root (a tmpfs is mounted on it first when scratch_tmpfs is
+  // set); overlay_data then names them relative to it. trees[0..n_layers)
+  // are the idmapped layers, lowest first.
+  bool userns = false;
+  bool userns_setgroups = false;
+  std::string base_dir;
+  size_t n_layers = 0;
+  std::vector<std::string> layer_dirs;  // "lower/0", ...
+  std::vector<DetachedTree> trees;
 };
 
 struct RootfsDirs {
   std::filesystem::path rootfs, upper, work;
   std::filesystem::path scratch_tmpfs;  // empty: upper and work are on disk
+  // A user namespace: the directory described at RootfsPlan::base_dir.
+  std::filesystem::path userns_base;
 };
 
 // Fails on an empty layer list, a relative bind target or an option string
@@ -66,8 +92,13 @@ enum RootfsFailure {
   kFailDetachOldRoot,
   kFailMask,
   kFailReadonly,
+  kFailUserns,    // taking the container's root credentials
+  kFailMoveTree,  // detail: index into trees
 };
-int setup_rootfs(const RootfsPlan& plan, int* step, int* detail) noexcept;
+// tree_fds: the detached mounts for plan.trees (user namespace), else null.
+// In a user namespace the caller is still the host's root (unmapped); this
+// switches it to the container's root after opening base_dir.
+int setup_rootfs(const RootfsPlan& plan, const int* tree_fds, int* step, int* detail) noexcept;
 
 // Parent side: one line describing a child failure, e.g.
 // "mount /dev/pts (devpts)".

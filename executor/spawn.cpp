@@ -52,7 +52,7 @@ const std::string* find_env(const std::vector<std::string>& env, std::string_vie
   // synchronise with the runner's other threads, which do not exist here
   // (they wait on a futex forever).
   const Credentials& c = plan.creds;
-  if (::syscall(SYS_setgroups, c.groups.size(), c.groups.data()) != 0)
+  if (!plan.setgroups_denied && ::syscall(SYS_setgroups, c.groups.size(), c.groups.data()) != 0)
     child_fail(report, kExecGroups, errno);
   if (::syscall(SYS_setresgid, c.gid, c.gid, c.gid) != 0) child_fail(report, kExecGid, errno);
   if (plan.confinement) {
@@ -134,6 +134,10 @@ Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpe
   }
   p.confinement = std::move(conf);
   p.tty = spec.tty;
+  if (container.user_namespace) {
+    p.user_namespace = true;
+    p.setgroups_denied = !container.user_namespace->allow_setgroups;
+  }
   return p;
 }
 
@@ -146,9 +150,15 @@ void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
   int fds[5] = {f.init_pidfd, f.report_write, f.stdin_fd, f.stdout_fd, f.stderr_fd};
   if (int e = keep_only_fds(fds, 5); e != 0) child_fail(f.report_write, kExecFds, e);
   int init_pidfd = fds[0], report = fds[1];
-  if (::setns(init_pidfd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP |
-                              CLONE_NEWPID | CLONE_NEWNS) != 0)
-    child_fail(report, kExecSetns, errno);
+  int ns =
+      CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWNS;
+  if (plan.user_namespace) {
+    // The runner's own groups must not come along: in the namespace they
+    // could not be dropped when setgroups is denied.
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0) child_fail(report, kExecGroups, errno);
+    ns |= CLONE_NEWUSER;
+  }
+  if (::setns(init_pidfd, ns) != 0) child_fail(report, kExecSetns, errno);
   ::close(init_pidfd);
   pid_t pid = clone3_fork(CLONE_PARENT, nullptr);
   if (pid < 0) child_fail(report, kExecClone, errno);

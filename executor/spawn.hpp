@@ -34,6 +34,10 @@ struct ExecPlan {
   std::vector<Rlimit> rlimits;  // already clamped to our hard limits
   std::shared_ptr<const Confinement> confinement;
   bool tty = false;
+  // The container has its own user namespace: join it too. With setgroups
+  // denied there, the process runs without supplementary groups.
+  bool user_namespace = false;
+  bool setgroups_denied = false;
 };
 
 // Builds the plan: the container env overlaid with spec.env, PATH and HOME

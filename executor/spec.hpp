@@ -32,12 +32,35 @@ struct Network {
 };
 std::string to_string(const Network& n);
 
+// One line of /proc/<pid>/uid_map or gid_map: ids [container_id,
+// container_id + size) inside are [host_id, host_id + size) on the host.
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
+};
+
+// Running the container in its own user namespace (docs/containers.md). Root
+// inside is an unprivileged id on the host: the image layers are mounted
+// idmapped so that their files keep their owners as seen inside, the overlay
+// is mounted from inside the namespace, and bind mounts show host ownership
+// through the mapping (a host file owned by an unmapped id is "nobody" inside
+// and cannot be written by the container's root).
+struct UserNamespace {
+  std::vector<IdMapping> uid_map;  // must map container id 0
+  std::vector<IdMapping> gid_map;  // must map container id 0
+  // false: "deny" in /proc/<pid>/setgroups; processes in the container run
+  // without supplementary groups and cannot set any. true: "allow"; the
+  // user's groups from the image are set as without a user namespace.
+  bool allow_setgroups = false;
+};
+
 struct Limits {
   std::optional<uint64_t> memory_bytes;  // swap is off: memsw = memory
   std::optional<int64_t> pids;
-  std::optional<double> cpus;            // quota = cpus * period
+  std::optional<double> cpus;  // quota = cpus * period
   uint64_t cpu_period_us = 100000;
-  std::optional<std::string> cpuset;     // "0-1"
+  std::optional<std::string> cpuset;  // "0-1"
 };
 
 struct Rlimit {
@@ -60,12 +83,12 @@ struct ContainerSpec {
   std::vector<std::string> env;  // "K=V", the container's base environment
   std::string workdir = "/";
   mode_t umask = 022;
-  std::vector<std::string> cap_add;   // "NET_RAW" or "CAP_NET_RAW"; "ALL"
+  std::vector<std::string> cap_add;  // "NET_RAW" or "CAP_NET_RAW"; "ALL"
   std::vector<std::string> cap_drop;
   // Docker seccomp JSON profile; empty = the built-in default; "unconfined".
   std::string seccomp_profile;
   std::vector<Rlimit> rlimits;
-  bool user_namespace = false;
+  std::optional<UserNamespace> user_namespace;  // empty: the host's
   // Where the overlay's upper dir lives. true: on a tmpfs that exists only
   // inside the container's mount namespace: nothing touches the disk and
   // nothing is left after a crash, but what the job writes outside its bind
@@ -79,8 +102,8 @@ enum class Stream { kStdout, kStderr };
 
 // Called once per complete line (without its newline; a final unterminated
 // line is delivered at exit), in order per stream, from an executor thread.
-using LineSink = std::function<void(Stream, std::string_view line,
-                                    std::chrono::system_clock::time_point when)>;
+using LineSink =
+    std::function<void(Stream, std::string_view line, std::chrono::system_clock::time_point when)>;
 
 struct ProcessSpec {
   std::vector<std::string> argv;
@@ -110,6 +133,9 @@ struct ProcessResult {
   // Human text: "exit code 3", "killed: out of memory (limit 256 MiB)",
   // "timed out after 10s", "killed by signal 15 (Terminated)".
   std::string reason;
+  // The network the process ran with: the container's mode as applied
+  // ("none", "host", "container:<id>"; to_string(Network)).
+  Network network;
   bool ok() const { return kind == ExitKind::kExited && exit_code == 0; }
 };
 
