@@ -18,6 +18,11 @@
 #       writes the root filesystem as a deterministic tar to OUT (for
 #       'lockstep image import OUT --tag localhost/cc:debian12'); when OUT was
 #       written from the same packages already, does nothing.
+#   scripts/compiler-image.sh --oci OUT [--lockstep BIN]
+#       writes the image as an OCI image layout tar to OUT ('lockstep image
+#       export'): importing it takes a second instead of compressing the
+#       layer again, which is what tests with a private LOCKSTEP_HOME want.
+#       Cached like --tar.
 #   scripts/compiler-image.sh --rootfs DIR
 #       writes the root filesystem into DIR (replaced).
 # Packages come from scripts/setup.sh (apt-get); a missing one is an error.
@@ -29,21 +34,24 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 lockstep="$here/build/runner/lockstep"
 tag=localhost/cc:debian12
 tar_out=
+oci_out=
 rootfs_out=
 while [ $# -gt 0 ]; do
   case "$1" in
     --lockstep) lockstep=$2; shift ;;
     --tag) tag=$2; shift ;;
     --tar) tar_out=$2; shift ;;
+    --oci) oci_out=$2; shift ;;
     --rootfs) rootfs_out=$2; shift ;;
-    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,28p "$0"; exit 0 ;;
     *) echo "compiler-image.sh: error: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
 done
 
-roots=(gcc-12 gcc clang-14 clang libc6-dev make binutils coreutils bash dash
-       sed grep findutils diffutils mawk)
+# libc-bin brings the C.UTF-8 locale.
+roots=(gcc-12 gcc clang-14 clang libc6-dev libc-bin make binutils coreutils bash
+       dash sed grep findutils diffutils mawk)
 
 for p in "${roots[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -104,10 +112,18 @@ build_rootfs() {
   for d in bin sbin lib lib64; do ln -s "usr/$d" "$dir/$d"; done
   chmod 1777 "$dir/tmp" "$dir/var/tmp"
   closure | cut -d' ' -f1 | xargs dpkg -L 2>/dev/null | python3 -c '
-import os, shutil, stat, sys
+import fnmatch, os, shutil, stat, sys
 root = sys.argv[1]
 skip = ("/usr/share/doc", "/usr/share/man", "/usr/share/info", "/usr/share/locale",
         "/usr/share/lintian", "/usr/share/bug", "/usr/share/bash-completion")
+# Large files a C build does not use, left out to keep the image small (about
+# 150 MB less): libclang (the C API; clang links libclang-cpp), the LTO
+# compiler and dump tool (no -flto), the sanitizer runtimes (no -fsanitize),
+# Polly, and the clang intrinsics headers for ARM and RISC-V.
+drop = ("*/libclang-14.so*", "*/libclang.so*", "*/lto1", "*lto-dump*",
+        "*/lib[atl]san.so*", "*/libubsan.so*", "*/libhwasan.so*", "*/lib[atl]san*.a",
+        "*/libubsan*.a", "*/libhwasan*.a", "*/LLVMPolly.so", "*/include/arm_*.h",
+        "*/include/riscv_*.h")
 def target(path):
     # The path the host resolves the parent to (merged /usr), the name kept.
     parent = os.path.realpath(os.path.dirname(path))
@@ -116,6 +132,8 @@ seen = set()
 for line in sys.stdin:
     path = line.rstrip("\n")
     if not path.startswith("/") or path == "/." or path.startswith(skip):
+        continue
+    if any(fnmatch.fnmatch(path, d) for d in drop):
         continue
     try:
         st = os.lstat(path)
@@ -178,23 +196,47 @@ if [ -n "$rootfs_out" ]; then
   exit 0
 fi
 
-if [ -n "$tar_out" ]; then
-  mkdir -p "$(dirname "$tar_out")"
-  # Parallel callers (tests) wait for the first writer instead of racing it.
-  exec 9>"$tar_out.lock"
+need_lockstep() {
+  [ -x "$lockstep" ] || { echo "compiler-image.sh: error: $lockstep missing (build first, or --lockstep BIN)" >&2; exit 1; }
+}
+
+# Writes $1 with the function $2 unless $1.key says it was written from the
+# same inputs. Parallel callers (tests) wait for the first writer.
+cached_file() {
+  local out=$1 make=$2
+  mkdir -p "$(dirname "$out")"
+  exec 9>"$out.lock"
   flock 9
-  if [ -f "$tar_out" ] && [ "$(cat "$tar_out.key" 2>/dev/null)" = "$key" ]; then
-    exit 0
+  if [ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ]; then
+    return 0
   fi
+  "$make" "$work/out.tar"
+  mv -f "$work/out.tar" "$out"
+  echo "$key" >"$out.key"
+}
+
+rootfs_tar() {
   build_rootfs "$work/rootfs"
   tar -C "$work/rootfs" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
-    --format=gnu -cf "$work/image.tar" .
-  mv -f "$work/image.tar" "$tar_out"
-  echo "$key" >"$tar_out.key"
+    --format=gnu -cf "$1" .
+}
+
+oci_tar() {
+  build_rootfs "$work/rootfs"
+  LOCKSTEP_HOME="$work/home" "$lockstep" image import "$work/rootfs" --tag "$tag" >/dev/null
+  LOCKSTEP_HOME="$work/home" "$lockstep" image export "$tag" --tar "$1"
+}
+
+if [ -n "$tar_out" ]; then
+  cached_file "$tar_out" rootfs_tar
+  exit 0
+fi
+need_lockstep
+if [ -n "$oci_out" ]; then
+  cached_file "$oci_out" oci_tar
   exit 0
 fi
 
-[ -x "$lockstep" ] || { echo "compiler-image.sh: error: $lockstep missing (build first, or --lockstep BIN)" >&2; exit 1; }
 # The digest these packages gave last time: the import is deterministic, so
 # when the tag already names it there is nothing to do.
 stamp="${XDG_CACHE_HOME:-$HOME/.cache}/lockstep/cc-image-$key.digest"
