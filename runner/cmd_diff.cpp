@@ -47,29 +47,63 @@ std::string matrix_key(const RecordJson& job) {
   return Json(member(job, "matrix")).dump();
 }
 
+bool already_shown(const std::vector<FieldChange>& shown, const FieldChange& c) {
+  for (const auto& s : shown)
+    if (s.a == c.a && s.b == c.b) return true;
+  return false;
+}
+
+// Step documents (resolved commands and env) whose hashes differ. Their
+// "previous" link only repeats that an earlier hash changed, and a change the
+// job's document already showed (a job env var every step inherits) is not
+// repeated per step.
+void diff_step_inputs(const std::string& who, const RecordJson& sa, const RecordJson& sb,
+                      std::vector<std::string>& lines, std::vector<FieldChange>& shown) {
+  if (!sa.is_array() || !sb.is_array()) return;
+  for (size_t i = 0; i < std::min(sa.size(), sb.size()); ++i) {
+    if (str_or(sa[i], "env_hash") == str_or(sb[i], "env_hash")) continue;
+    RecordJson da = member(sa[i], "env_doc"), db = member(sb[i], "env_doc");
+    if (!da.is_object() || !db.is_object()) continue;
+    da.erase("previous");
+    db.erase("previous");
+    std::vector<FieldChange> changes;
+    diff_json(da, db, "", changes);
+    std::string name = str_or(sa[i], "name");
+    std::string step = "step " + std::to_string(i + 1) + (name.empty() ? "" : " (" + name + ")");
+    for (const auto& c : changes) {
+      if (already_shown(shown, c)) continue;
+      lines.push_back(line(who + ": " + step, c));
+      shown.push_back(c);
+    }
+  }
+}
+
 void diff_inputs(const std::string& who, const RecordJson& ja, const RecordJson& jb, RecordDiff& d,
                  std::vector<FieldChange>& shown) {
   const std::string ha = str_or(ja, "env_hash"), hb = str_or(jb, "env_hash");
-  if (!ha.empty() && ha == hb) {
+  std::vector<std::string> lines;
+  std::vector<FieldChange> job_shown;
+  if (ha.empty() || ha != hb) {
+    const RecordJson& da = member(ja, "env_doc");
+    const RecordJson& db = member(jb, "env_doc");
+    FieldChange hash{"env_hash", ha.empty() ? kAbsent : "\"" + ha + "\"",
+                     hb.empty() ? kAbsent : "\"" + hb + "\""};
+    std::vector<FieldChange> changes;
+    if (da.is_object() && db.is_object()) diff_json(da, db, "", changes);
+    if (!da.is_object() || !db.is_object())
+      lines.push_back(line(who, hash, " (env_doc not recorded)"));
+    else if (changes.empty())
+      lines.push_back(line(who, hash, " (env_doc identical)"));
+    for (const auto& c : changes) lines.push_back(line(who, c));
+    job_shown = changes;
+  }
+  diff_step_inputs(who, member(ja, "steps"), member(jb, "steps"), lines, job_shown);
+  if (lines.empty() && !ha.empty()) {
     d.identical.push_back(who + ": inputs identical (env_hash " + short_hash(ha) + ")");
     return;
   }
-  const RecordJson& da = member(ja, "env_doc");
-  const RecordJson& db = member(jb, "env_doc");
-  FieldChange hash{"env_hash", ha.empty() ? kAbsent : "\"" + ha + "\"",
-                   hb.empty() ? kAbsent : "\"" + hb + "\""};
-  if (!da.is_object() || !db.is_object()) {
-    d.inputs.push_back(line(who, hash, " (env_doc not recorded)"));
-    return;
-  }
-  std::vector<FieldChange> changes;
-  diff_json(da, db, "", changes);
-  if (changes.empty()) {
-    d.inputs.push_back(line(who, hash, " (env_doc identical)"));
-    return;
-  }
-  for (const auto& c : changes) d.inputs.push_back(line(who, c));
-  shown.insert(shown.end(), changes.begin(), changes.end());
+  d.inputs.insert(d.inputs.end(), lines.begin(), lines.end());
+  shown.insert(shown.end(), job_shown.begin(), job_shown.end());
 }
 
 void diff_steps(const std::string& who, const RecordJson& sa, const RecordJson& sb, RecordDiff& d) {
@@ -227,17 +261,19 @@ RecordDiff diff_records(const RecordJson& a, const RecordJson& b) {
   // commit, usually) is not repeated.
   for (const char* key : {"workflow", "lock", "source", "options"}) {
     RecordJson wa = member(a, key), wb = member(b, key);
-    if (std::string(key) == "workflow") {  // where the copy sits is not an input
-      if (wa.is_object()) wa.erase("file");
-      if (wb.is_object()) wb.erase("file");
+    // Where the workflow copy sits is no input, and its text is named by
+    // workflow.digest (the jobs' documents show what changed in it).
+    if (std::string(key) == "workflow") {
+      for (RecordJson* w : {&wa, &wb})
+        if (w->is_object()) {
+          w->erase("file");
+          w->erase("text");
+        }
     }
     std::vector<FieldChange> c;
     diff_json(wa, wb, key, c);
-    for (const auto& x : c) {
-      bool dup = false;
-      for (const auto& s : shown) dup = dup || (s.a == x.a && s.b == x.b);
-      if (!dup) d.inputs.push_back(line("run", x));
-    }
+    for (const auto& x : c)
+      if (!already_shown(shown, x)) d.inputs.push_back(line("run", x));
   }
 
   std::vector<FieldChange> amb;

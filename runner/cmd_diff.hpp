@@ -1,10 +1,11 @@
 #pragma once
 // `lockstep diff <run-a> <run-b>`: what differed between two runs, field by
 // field. Inputs first (each job's env_doc, the document behind its
-// environment hash, walked recursively; then the run's own inputs that no job
-// document already showed), then ambient host facts (never part of a hash),
-// then outputs (job and step results, job outputs, artifact and file
-// digests). Exit codes: 0 nothing differs, 1 something does, 2 bad input.
+// environment hash, walked recursively; steps whose own documents differ;
+// then the run's own inputs), never repeating a change already shown; then
+// ambient host facts (never part of a hash); then outputs (job and step
+// results, job outputs, artifact and file digests). Exit codes: 0 nothing
+// differs, 1 something does, 2 bad input.
 #include <string>
 #include <vector>
 

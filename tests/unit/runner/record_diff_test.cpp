@@ -172,6 +172,36 @@ TEST(DiffRecords, NamesExactlyTheLimitAndTheNetwork) {
                                 "build (clang, -O3): container.network: \"none\" -> \"host\""});
 }
 
+// Gives job 0's step 2 a step document, as a writer with resolved steps does.
+void step_doc(RecordDoc& r, const std::string& script, const std::string& cflags) {
+  auto& st = r["jobs"][0]["steps"][1];
+  st["env_doc"] = {{"kind", "step"},
+                   {"previous", r["jobs"][0]["env_hash"]},
+                   {"script", script},
+                   {"env", {{"CFLAGS", cflags}}}};
+  st["env_hash"] = testing::fake_digest(st["env_doc"].dump());
+}
+
+TEST(DiffRecords, StepDocumentsShowResolvedChangesOnce) {
+  RecordDoc a = fixture_record("run-a");
+  step_doc(a, "make", "-O2");
+  RecordDoc b = fixture_record("run-b");
+  step_doc(b, "make -j2", "-O2");
+  RecordDiff d = diff_records(a, b);
+  EXPECT_EQ(d.inputs, std::vector<std::string>{
+                          "build (gcc, -O2): step 2 (make): script: \"make\" -> \"make -j2\""});
+  EXPECT_TRUE(d.identical.size() == 4u);
+
+  // A job env var every step inherits is shown for the job, not per step,
+  // and the chain link to the job's new hash is not shown at all.
+  b = fixture_record("run-b");
+  b["jobs"][0]["env_doc"]["env"]["CFLAGS"] = "-O3";
+  rehash(b["jobs"][0]);
+  step_doc(b, "make", "-O3");
+  d = diff_records(a, b);
+  EXPECT_EQ(d.inputs, std::vector<std::string>{"build (gcc, -O2): env.CFLAGS: \"-O2\" -> \"-O3\""});
+}
+
 TEST(DiffRecords, RunInputsOutsideJobDocuments) {
   RecordDoc b = fixture_record("run-b");
   b["workflow"]["digest"] = testing::fake_digest("workflow 2");
