@@ -116,9 +116,12 @@ std::string render_log(const std::vector<std::string>& lines) {
   return out;
 }
 
+// A failed step's log is shown unfolded: it is what the reader came for.
 std::string details(const std::string& summary_html, const std::string& cls,
                     const std::vector<std::string>& lines) {
-  return "<details class=\"" + cls + "\"><summary>" + summary_html + "</summary><pre>" +
+  bool open = cls.find("failure") != std::string::npos;
+  return "<details class=\"" + cls + "\"" + (open ? " open" : "") + "><summary>" + summary_html +
+         "</summary><pre>" +
          (lines.empty() ? "<span class=\"n\">(no output)</span>\n" : render_log(lines)) +
          "</pre></details>\n";
 }
