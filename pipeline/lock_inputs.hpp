@@ -1,0 +1,55 @@
+#pragma once
+// The inputs of a workflow that lockstep.lock pins, per job instance: job
+// and service images (container.image, services.*.image, runs-on labels
+// mapped to images) and actions/checkout repositories and refs. Shared by
+// `lockstep lock` (what to resolve) and `lockstep run --frozen` (what must
+// be pinned), so both see exactly the same references.
+//
+// Values are evaluated with the contexts known before a run: github, inputs,
+// vars, matrix, strategy and runner. A value that reads anything else
+// (needs, steps, env, job, secrets) is only known at run time: it is
+// returned with `unlockable` set instead of a value.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "pipeline/expr.hpp"
+#include "pipeline/model.hpp"
+
+namespace lockstep::pipeline {
+
+struct InputUse {
+  enum class Kind { kImage, kCheckout };
+  Kind kind = Kind::kImage;
+  std::string job_id;
+  std::string instance;  // the instance's display name
+  // Image: the reference. Checkout: `repository:` as written ("" = the
+  // workflow's own repository).
+  std::string reference;
+  std::string ref;         // checkout: `ref:` ("" = default branch / the run's commit)
+  std::string what;        // "container", "service 'db'", "runs-on 'ubuntu-latest'", "step 2"
+  std::string text;        // the unevaluated text
+  std::string unlockable;  // non-empty: why it is only known at run time
+};
+
+// "image" or "checkout".
+const char* to_string(InputUse::Kind kind);
+
+// The pre-run evaluation context of one instance: `base` (github, inputs,
+// vars) plus matrix, strategy and runner, as the runner builds them.
+EvalContext instance_context(const EvalContext& base, const JobInstance& instance, size_t index,
+                             size_t total);
+
+// Every input of every job of `wf`, jobs in declaration order. A job whose
+// matrix reads `needs` cannot be expanded before the run: its inputs come
+// back unlockable. `platforms` maps runs-on labels to images.
+Result<std::vector<InputUse>> collect_inputs(const Workflow& wf, const EvalContext& base,
+                                             const std::map<std::string, std::string>& platforms);
+
+// The inputs of given instances (as expand_jobs made them).
+Result<std::vector<InputUse>> collect_instance_inputs(
+    const std::vector<JobInstance>& instances, const EvalContext& base,
+    const std::map<std::string, std::string>& platforms);
+
+}  // namespace lockstep::pipeline

@@ -1,0 +1,109 @@
+#include "pipeline/project_config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include "common/fs.hpp"
+#include "pipeline/diagnostic.hpp"
+
+namespace lockstep::pipeline {
+
+namespace {
+
+class ConfigReader {
+ public:
+  ConfigReader(std::string_view source, const std::string& file) : source_(source), file_(file) {}
+
+  Result<ProjectConfig> run() {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(source_));
+    } catch (const YAML::ParserException& e) {
+      return fail(workflow_error(file_, source_, {e.mark.line + 1, e.mark.column + 1},
+                                 "invalid YAML: " + e.msg));
+    }
+    ProjectConfig cfg;
+    cfg.file = file_;
+    if (root.IsNull()) return cfg;
+    if (!root.IsMap()) return error(root, "expected a mapping of settings");
+    for (const auto& kv : root) {
+      LS_TRY_ASSIGN(std::string key, scalar(kv.first, "a key"));
+      const YAML::Node& v = kv.second;
+      if (key == "runs-on") {
+        if (!v.IsMap()) return error(v, "'runs-on' must map labels to images");
+        for (const auto& p : v) {
+          LS_TRY_ASSIGN(std::string label, scalar(p.first, "a runs-on label"));
+          LS_TRY_ASSIGN(std::string image, scalar(p.second, "the image of label '" + label + "'"));
+          if (image.empty()) return error(p.second, "label '" + label + "' maps to no image");
+          cfg.platforms[label] = image;
+        }
+      } else if (key == "defaults") {
+        LS_TRY(defaults(v, cfg));
+      } else if (key == "mirror") {
+        LS_TRY_ASSIGN(cfg.mirror, scalar(v, "'mirror'"));
+        if (cfg.mirror.rfind("http://", 0) != 0 && cfg.mirror.rfind("https://", 0) != 0)
+          return error(v, "'mirror' must be an http:// or https:// URL, got '" + cfg.mirror + "'");
+      } else if (key == "state-dir") {
+        LS_TRY_ASSIGN(cfg.state_dir, scalar(v, "'state-dir'"));
+        if (cfg.state_dir.empty()) return error(v, "'state-dir' is empty");
+      } else {
+        return error(kv.first,
+                     "unknown key '" + key + "'" +
+                         did_you_mean(key, {"runs-on", "defaults", "mirror", "state-dir"}));
+      }
+    }
+    return cfg;
+  }
+
+ private:
+  Status defaults(const YAML::Node& n, ProjectConfig& cfg) const {
+    if (!n.IsMap()) return error(n, "'defaults' must be a mapping");
+    std::string text;
+    for (const auto& kv : n) {
+      LS_TRY_ASSIGN(std::string key, scalar(kv.first, "a key"));
+      static const std::vector<std::string_view> known = {"memory", "cpus", "pids-limit",
+                                                          "network"};
+      if (std::find(known.begin(), known.end(), key) == known.end())
+        return error(kv.first,
+                     "unknown key '" + key + "' in 'defaults'" + did_you_mean(key, known));
+      LS_TRY_ASSIGN(std::string value, scalar(kv.second, "defaults." + key));
+      std::string one = "--" + key + " " + value;
+      auto o = parse_container_options(one);
+      if (!o) return error(kv.second, "defaults." + key + ": " + o.error().message());
+      if (o->memory_bytes) cfg.defaults.memory_bytes = o->memory_bytes;
+      if (o->cpus_milli) cfg.defaults.cpus_milli = o->cpus_milli;
+      if (o->pids_limit) cfg.defaults.pids_limit = o->pids_limit;
+      if (o->network) cfg.defaults.network = o->network;
+      text += (text.empty() ? "" : " ") + one;
+    }
+    cfg.default_options = text;
+    return {};
+  }
+
+  Result<std::string> scalar(const YAML::Node& n, const std::string& what) const {
+    if (!n.IsScalar()) return error(n, what + " must be a string");
+    return n.Scalar();
+  }
+
+  tl::unexpected<Error> error(const YAML::Node& n, std::string message) const {
+    SourceLoc at{n.Mark().line + 1, n.Mark().column + 1};
+    if (n.Mark().is_null()) at = {};
+    return tl::unexpected(workflow_error(file_, source_, at, std::move(message)));
+  }
+
+  std::string_view source_;
+  const std::string& file_;
+};
+
+}  // namespace
+
+Result<ProjectConfig> parse_project_config(std::string_view yaml, const std::string& file) {
+  return ConfigReader(yaml, file).run();
+}
+
+Result<ProjectConfig> load_project_config(const std::filesystem::path& path) {
+  auto text = read_file(path);
+  if (!text) return fail(std::move(text.error()).context("read " + path.string()));
+  return parse_project_config(*text, path.string());
+}
+
+}  // namespace lockstep::pipeline

@@ -1,0 +1,44 @@
+#pragma once
+// .lockstep.yml: per-project settings for `lockstep run` and `lockstep lock`.
+//
+//   runs-on:                 # runs-on label -> image (--platform wins)
+//     ubuntu-latest: localhost/busybox:1.35
+//   defaults:                # for jobs whose container.options do not set them
+//     memory: 1g
+//     cpus: 2
+//     pids-limit: 512
+//     network: none          # none or host
+//   mirror: http://127.0.0.1:5000
+//   state-dir: /var/lib/lockstep   # LOCKSTEP_HOME and --state-dir win
+//
+// Errors are kWorkflow with file:line:col and the quoted line, as the
+// workflow parser reports them; unknown keys get a did-you-mean. See
+// docs/config.md.
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/error.hpp"
+#include "pipeline/options.hpp"
+
+namespace lockstep::pipeline {
+
+inline constexpr std::string_view kProjectConfigName = ".lockstep.yml";
+
+struct ProjectConfig {
+  std::string file;  // as given; empty when there is none
+  std::map<std::string, std::string> platforms;
+  // The defaults as parsed container options (only limits and network set),
+  // and as docker-style text for display and for the runner.
+  ContainerOptions defaults;
+  std::string default_options;  // "--memory 1g --cpus 2 --network none"
+  std::string mirror;
+  std::string state_dir;
+};
+
+Result<ProjectConfig> parse_project_config(std::string_view yaml, const std::string& file);
+Result<ProjectConfig> load_project_config(const std::filesystem::path& path);
+
+}  // namespace lockstep::pipeline

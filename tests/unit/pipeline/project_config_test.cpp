@@ -1,0 +1,77 @@
+// .lockstep.yml: settings and their located errors.
+#include <gtest/gtest.h>
+
+#include "pipeline/diagnostic.hpp"
+#include "pipeline/project_config.hpp"
+
+namespace lockstep::pipeline {
+namespace {
+
+std::string config_error(std::string_view yaml) {
+  auto r = parse_project_config(yaml, ".lockstep.yml");
+  EXPECT_FALSE(r) << yaml;
+  if (r) return "";
+  EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow);
+  return std::string(first_line(r.error()));
+}
+
+TEST(ProjectConfig, ReadsEverySetting) {
+  auto c = parse_project_config(R"(runs-on:
+  ubuntu-latest: localhost/busybox:1.35
+  self-hosted: 127.0.0.1:5000/ci/base:1
+defaults:
+  memory: 512m
+  cpus: 1.5
+  pids-limit: 256
+  network: none
+mirror: http://127.0.0.1:5001
+state-dir: /var/tmp/ls
+)",
+                                ".lockstep.yml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->platforms.size(), 2u);
+  EXPECT_EQ(c->platforms.at("ubuntu-latest"), "localhost/busybox:1.35");
+  EXPECT_EQ(c->defaults.memory_bytes, 512 * 1024 * 1024);
+  EXPECT_EQ(c->defaults.cpus_milli, 1500);
+  EXPECT_EQ(c->defaults.pids_limit, 256);
+  EXPECT_EQ(c->defaults.network, "none");
+  EXPECT_EQ(c->default_options, "--memory 512m --cpus 1.5 --pids-limit 256 --network none");
+  EXPECT_EQ(c->mirror, "http://127.0.0.1:5001");
+  EXPECT_EQ(c->state_dir, "/var/tmp/ls");
+}
+
+TEST(ProjectConfig, EmptyFileIsNoSettings) {
+  auto c = parse_project_config("", ".lockstep.yml");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->platforms.empty());
+  EXPECT_EQ(c->default_options, "");
+}
+
+TEST(ProjectConfig, ErrorsAreLocated) {
+  EXPECT_EQ(config_error("run-on:\n  x: y\n"),
+            ".lockstep.yml:1:1: unknown key 'run-on' (did you mean 'runs-on'?)");
+  EXPECT_EQ(config_error("defaults:\n  memroy: 1g\n"),
+            ".lockstep.yml:2:3: unknown key 'memroy' in 'defaults' (did you mean 'memory'?)");
+  EXPECT_EQ(
+      config_error("defaults:\n  memory: lots\n"),
+      ".lockstep.yml:2:11: defaults.memory: invalid value 'lots' for '--memory': expected a size "
+      "such as 512m or 1g");
+  EXPECT_EQ(config_error("defaults:\n  network: bridge\n"),
+            ".lockstep.yml:2:12: defaults.network: unsupported network 'bridge' for '--network' "
+            "(lockstep supports none and host)");
+  EXPECT_EQ(config_error("runs-on: [a, b]\n"),
+            ".lockstep.yml:1:10: 'runs-on' must map labels to images");
+  EXPECT_EQ(config_error("mirror: 127.0.0.1:5000\n"),
+            ".lockstep.yml:1:9: 'mirror' must be an http:// or https:// URL, got '127.0.0.1:5000'");
+  std::string bad = config_error("runs-on:\n  x: [\n");
+  EXPECT_EQ(bad.rfind(".lockstep.yml:", 0), 0u) << bad;
+}
+
+TEST(ProjectConfig, ErrorQuotesTheLine) {
+  auto r = parse_project_config("mirror: x\n", ".lockstep.yml");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("1 | mirror: x"), std::string::npos) << r.error().message();
+}
+
+}  // namespace
+}  // namespace lockstep::pipeline
