@@ -8,6 +8,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
@@ -38,6 +40,73 @@ class RawMode {
   bool active_ = false;
 };
 
+// SIGWINCH on our side: the handler (any thread may run it) writes a byte
+// to a pipe that the session's loop polls, and the loop copies the new size
+// to the container's pty, whose kernel side signals the foreground process
+// group inside. One session per process at a time.
+std::atomic<int> g_winch_fd{-1};
+
+void on_winch(int) {
+  int saved = errno;
+  int fd = g_winch_fd.load(std::memory_order_relaxed);
+  if (fd >= 0) {
+    char b = 'w';
+    (void)!::write(fd, &b, 1);
+  }
+  errno = saved;
+}
+
+class WinchWatch {
+ public:
+  WinchWatch() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    read_ = UniqueFd(p[0]);
+    write_ = UniqueFd(p[1]);
+    int expected = -1;
+    if (!g_winch_fd.compare_exchange_strong(expected, write_.get())) {
+      read_.reset();  // another session watches already
+      return;
+    }
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_winch;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    installed_ = ::sigaction(SIGWINCH, &sa, &old_) == 0;
+  }
+  ~WinchWatch() {
+    if (installed_) ::sigaction(SIGWINCH, &old_, nullptr);
+    if (read_) g_winch_fd.store(-1);
+  }
+  WinchWatch(const WinchWatch&) = delete;
+  WinchWatch& operator=(const WinchWatch&) = delete;
+
+  int fd() const { return read_ ? read_.get() : -1; }
+  void drain() const {
+    char buf[64];
+    while (::read(read_.get(), buf, sizeof buf) > 0) {
+    }
+  }
+
+ private:
+  UniqueFd read_, write_;
+  struct sigaction old_ {};
+  bool installed_ = false;
+};
+
+// Copies the window size of our terminal (`in_fd`, else `out_fd`) to the
+// pty master. TIOCSWINSZ sends SIGWINCH to the pty's foreground group when
+// the size changed.
+void copy_window_size(int in_fd, int out_fd, int master) {
+  struct winsize ws;
+  for (int fd : {in_fd, out_fd})
+    if (::isatty(fd) && ::ioctl(fd, TIOCGWINSZ, &ws) == 0) {
+      ::ioctl(master, TIOCSWINSZ, &ws);
+      return;
+    }
+}
+
 }  // namespace
 
 Result<int> run_interactive(Container& container, ProcessSpec spec, int in_fd, int out_fd) {
@@ -56,9 +125,9 @@ Result<int> run_interactive(Container& container, ProcessSpec spec, int in_fd, i
   if (::unlockpt(master.get()) != 0) return fail_errno("unlock the pseudo terminal");
   UniqueFd slave(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!slave) return fail_errno("open the pseudo terminal's peer");
-  struct winsize ws;
-  if (::isatty(in_fd) && ::ioctl(in_fd, TIOCGWINSZ, &ws) == 0)
-    ::ioctl(master.get(), TIOCSWINSZ, &ws);
+  // Watch for resizes before taking the first size, so that none is lost.
+  WinchWatch winch;
+  copy_window_size(in_fd, out_fd, master.get());
 
   LS_TRY_ASSIGN(auto sp, lc->spawn(spec, slave.get(), slave.get(), slave.get()));
   slave.reset();
@@ -69,11 +138,17 @@ Result<int> run_interactive(Container& container, ProcessSpec spec, int in_fd, i
   siginfo_t si;
   std::memset(&si, 0, sizeof si);
   for (;;) {
-    struct pollfd p[3] = {
-        {master.get(), POLLIN, 0}, {sp.pidfd.get(), POLLIN, 0}, {in_open ? in_fd : -1, POLLIN, 0}};
-    if (::poll(p, 3, -1) < 0) {
+    struct pollfd p[4] = {{master.get(), POLLIN, 0},
+                          {sp.pidfd.get(), POLLIN, 0},
+                          {in_open ? in_fd : -1, POLLIN, 0},
+                          {winch.fd(), POLLIN, 0}};
+    if (::poll(p, 4, -1) < 0) {
       if (errno == EINTR) continue;
       return fail_errno("poll");
+    }
+    if (p[3].revents) {
+      winch.drain();
+      copy_window_size(in_fd, out_fd, master.get());
     }
     if (p[0].revents) {
       ssize_t n = ::read(master.get(), buf, sizeof buf);

@@ -3,7 +3,8 @@
 // (`lockstep shell`): the process gets a pty as its controlling terminal;
 // bytes from `in_fd` go to it and its output goes to `out_fd`. When `in_fd`
 // is a terminal it is put in raw mode for the duration and its window size
-// is passed on.
+// is passed on, at the start and after every SIGWINCH the process receives
+// (a resized terminal), so that programs inside see the new size.
 #include "executor/executor.hpp"
 
 namespace lockstep::executor {

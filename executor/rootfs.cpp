@@ -403,7 +403,13 @@ int userns_overlay(const RootfsPlan& plan, const int* tree_fds, int* step, int* 
   // as the container's root, which may not pass through the state dir.
   if (::mount("overlay", "root", "overlay", 0, plan.overlay_data.c_str()) != 0) return -1;
   *step = kFailOpenRoot;
-  return ::openat(dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int rootfd = ::openat(dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int e = errno;
+  // Nothing may keep the host's tree reachable once the old root is gone.
+  if (dir != base) ::close(dir);
+  ::close(base);
+  errno = e;
+  return rootfd;
 }
 
 }  // namespace

@@ -4,9 +4,12 @@ namespace lockstep::executor {
 
 std::string to_string(const Network& n) {
   switch (n.mode) {
-    case NetworkMode::kNone: return "none";
-    case NetworkMode::kHost: return "host";
-    case NetworkMode::kContainer: return "container:" + n.container;
+    case NetworkMode::kNone:
+      return "none";
+    case NetworkMode::kHost:
+      return "host";
+    case NetworkMode::kContainer:
+      return "container:" + n.container;
   }
   return "none";
 }

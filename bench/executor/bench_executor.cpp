@@ -1,7 +1,8 @@
 // Start-to-exit of /bin/true in a container, lockstep's executor against
 // `crun run` and `runc run` on the same rootfs, interleaved in one run.
 // Ours: start (overlay root with the upper dir on tmpfs (the default) and on
-// disk, cgroup limits, default seccomp, network none),
+// disk, and on tmpfs in a user namespace; cgroup limits, default seccomp,
+// network none),
 // exec /bin/true, stop. Peers: one `<runtime> run` process per container.
 //
 // Usage: bench_executor --rootfs DIR --state DIR [--runs N]
@@ -94,10 +95,13 @@ int main(int argc, char** argv) {
   struct Series {
     std::vector<double> total, state, conf, cgroup, ns, mounts, ready, exec, stop;
   };
-  Series modes[2];  // [0]: upper dir on disk (default), [1]: on tmpfs
+  // [0]: upper dir on disk, [1]: on tmpfs (the default), [2]: on tmpfs in a
+  // user namespace (0 -> 100000, 65536 ids).
+  constexpr int kModes = 3;
+  Series modes[kModes];
   std::map<std::string, std::vector<double>> peer_times;
   for (int i = -3; i < runs; ++i) {  // 3 warm-up rounds
-    for (int m = 0; m < 2; ++m) {
+    for (int m = 0; m < kModes; ++m) {
       ContainerSpec spec;
       spec.id = "bench-" + std::to_string(::getpid()) + "-" + std::to_string(i + 3) + "-" +
                 std::to_string(m);
@@ -106,7 +110,8 @@ int main(int argc, char** argv) {
       spec.limits.memory_bytes = 256ull << 20;
       spec.limits.pids = 512;
       spec.limits.cpus = 1.0;
-      spec.scratch_in_memory = m == 1;
+      spec.scratch_in_memory = m != 0;
+      if (m == 2) spec.user_namespace = UserNamespace{{{0, 100000, 65536}}, {{0, 100000, 65536}}};
       auto t0 = Clock::now();
       auto c = detail::LinuxContainer::start(state, spec);
       if (!c) {
@@ -155,19 +160,23 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("start-to-exit of /bin/true, median of %d runs (ms)\n", runs);
-  double disk = median(modes[0].total), mem = median(modes[1].total);
+  double disk = median(modes[0].total), mem = median(modes[1].total),
+         userns = median(modes[2].total);
   std::printf("  lockstep, upper on disk            %7.2f\n", disk);
   std::printf("  lockstep, upper on tmpfs (default) %7.2f\n", mem);
+  std::printf("  lockstep, tmpfs, user namespace    %7.2f\n", userns);
   for (const auto& [name, times] : peer_times)
     std::printf("  %-8s run                       %7.2f\n", name.c_str(), median(times));
   for (const char* peer : {"crun", "runc"}) {
     if (!peer_times.count(peer)) continue;
     double pm = median(peer_times[peer]);
-    std::printf("  ratio to %s: disk %.2fx, tmpfs %.2fx\n", peer, disk / pm, mem / pm);
+    std::printf("  ratio to %s: disk %.2fx, tmpfs %.2fx, userns %.2fx\n", peer, disk / pm, mem / pm,
+                userns / pm);
   }
-  std::printf("lockstep cost split (medians, ms)        disk    tmpfs\n");
+  std::printf("lockstep cost split (medians, ms)        disk    tmpfs   userns\n");
   auto row = [&](const char* what, std::vector<double> Series::*f) {
-    std::printf("  %-38s %7.2f  %7.2f\n", what, median(modes[0].*f), median(modes[1].*f));
+    std::printf("  %-38s %7.2f  %7.2f  %7.2f\n", what, median(modes[0].*f), median(modes[1].*f),
+                median(modes[2].*f));
   };
   row("state dir + file", &Series::state);
   row("seccomp + capabilities (prepare)", &Series::conf);
