@@ -145,6 +145,7 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
     log_->line(stream, line, when);
   };
   LS_TRY_ASSIGN(executor::ProcessResult pr, container_->exec(ps, sink));
+  report_.network = executor::to_string(pr.network);  // as the executor applied it
   if (pr.kind == executor::ExitKind::kTimedOut && !step_timeout)
     pr.reason = "job timed out after " + std::to_string(job_timeout_.count() / 60000) + " minutes";
 
