@@ -37,6 +37,13 @@ namespace lockstep::registry {
 struct ClientOptions {
   // Registry domains ("host:port", as in references) spoken to over plain HTTP.
   std::vector<std::string> insecure;
+  // A pull-through mirror ("http://host:port", no trailing slash) that every
+  // request goes to instead of the registry, routed by path prefix:
+  // /v2/<domain>/<path>/... (`lockstep mirror serve` names its upstreams by
+  // registry domain). A prefix, not "?ns=": a registry the mirror does not
+  // know then fails as an unknown name instead of being served silently by
+  // the mirror's default upstream.
+  std::string mirror;
   // Credentials; when unset, loaded from CredentialStore::default_path().
   std::optional<CredentialStore> credentials;
   // Attempts per request (transport errors, 5xx, 429). An interrupted blob

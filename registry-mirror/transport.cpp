@@ -28,6 +28,7 @@ void set_header(std::vector<std::string>& headers, std::string_view name, std::s
 
 Transport::Transport(const ClientOptions& o, CredentialStore credentials)
     : insecure_(o.insecure),
+      mirror_(o.mirror),
       credentials_(std::move(credentials)),
       max_attempts_(std::max(1, o.max_attempts)),
       backoff_initial_(o.backoff_initial),
@@ -35,6 +36,7 @@ Transport::Transport(const ClientOptions& o, CredentialStore credentials)
       retry_after_max_(o.retry_after_max) {}
 
 std::string Transport::repo_url(const Reference& ref) const {
+  if (!mirror_.empty()) return mirror_ + "/v2/" + ref.domain + "/" + ref.path;
   bool plain = is_loopback_registry(ref.domain) ||
                std::find(insecure_.begin(), insecure_.end(), ref.domain) != insecure_.end();
   return std::string(plain ? "http://" : "https://") + ref.api_host() + "/v2/" + ref.path;
@@ -179,6 +181,9 @@ Result<HttpResponse> Transport::send_with_retries(HttpSession& http, const Refer
 }
 
 Error Transport::unreachable(const Reference& ref, const Error& transport) const {
+  if (!mirror_.empty())
+    return Error("cannot reach mirror " + mirror_ + ": " + transport.message(), transport.errnum(),
+                 ErrorKind::kUnavailable);
   return Error("cannot reach registry " + ref.domain + ": " + transport.message() +
                    " (is it running? use --insecure for plain HTTP)",
                transport.errnum(), ErrorKind::kUnavailable);

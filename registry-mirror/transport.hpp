@@ -41,7 +41,8 @@ class Transport {
   int max_attempts() const { return max_attempts_; }
 
   // "cannot reach registry 127.0.0.1:5999: Connection refused (is it running? use
-  // --insecure for plain HTTP)"
+  // --insecure for plain HTTP)"; through a mirror: "cannot reach mirror
+  // http://127.0.0.1:5001: Connection refused".
   Error unreachable(const Reference& ref, const Error& transport) const;
   // A failed request as the user should see it: transport failures become
   // unreachable(), other errors gain "what: " as context.
@@ -59,6 +60,7 @@ class Transport {
                           const std::string& scope, const HttpResponse& resp);
 
   std::vector<std::string> insecure_;
+  std::string mirror_;
   CredentialStore credentials_;
   int max_attempts_;
   std::chrono::milliseconds backoff_initial_, backoff_max_, retry_after_max_;

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cache/image_store.hpp"
 #include "common/paths.hpp"
@@ -11,12 +13,14 @@
 #include "registry-mirror/progress.hpp"
 #include "registry-mirror/reference.hpp"
 #include "runner/cli.hpp"
+#include "runner/pull.hpp"
 
 namespace lockstep::runner {
 
 int cmd_image_pull(const std::vector<std::string>& args) {
   CommandLine cli(
-      "lockstep image pull REF [--platform OS/ARCH[/VARIANT]] [--insecure] [--quiet]",
+      "lockstep image pull REF [--platform OS/ARCH[/VARIANT]] [--insecure] [--mirror URL] "
+      "[--quiet]",
       "Pulls an image from its registry into the local store and prints its manifest digest.\n"
       "REF is a Docker-style reference: alpine, alpine:3.19, ghcr.io/org/app@sha256:...\n"
       "Credentials come from $DOCKER_CONFIG/config.json or ~/.docker/config.json.",
@@ -25,6 +29,8 @@ int cmd_image_pull(const std::vector<std::string>& args) {
            "platform to pick from a multi-platform image (default linux/amd64)"},
           {"insecure", 0, false, false, "",
            "allow plain HTTP to this registry (loopback registries always use it)"},
+          {"mirror", 0, true, false, "URL",
+           "pull through this registry mirror (default $LOCKSTEP_MIRROR)"},
           {"quiet", 'q', false, false, "", "no progress output"},
       });
   if (CommandLine::wants_help(args)) {
@@ -47,16 +53,24 @@ int cmd_image_pull(const std::vector<std::string>& args) {
     platform = *pl;
   }
 
-  registry::ClientOptions options;
-  if (parsed->has("insecure")) options.insecure.push_back(ref->domain);
-  auto client = registry::RegistryClient::create(std::move(options));
-  if (!client) return report_error(client.error());
+  PullSettings settings;
+  if (parsed->has("insecure")) settings.insecure_registries.push_back(ref->domain);
+  if (auto m = parsed->get("mirror")) {
+    auto url = normalize_mirror_url(*m, "--mirror");
+    if (!url) return report_error(url.error());
+    settings.mirror = *url;
+  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
+    auto url = normalize_mirror_url(env, "LOCKSTEP_MIRROR");
+    if (!url) return report_error(url.error());
+    settings.mirror = *url;
+  }
 
   cache::ImageStore store(state_dir());
   registry::ProgressRenderer renderer(stderr, ::isatty(STDERR_FILENO) == 1);
   registry::ProgressSink sink;
   if (!parsed->has("quiet")) sink = renderer.sink();
-  auto record = client->pull(*ref, platform, store, sink);
+  std::atomic<bool> mirror_down{false};
+  auto record = pull_image(*ref, platform, store, settings, mirror_down, sink);
   if (!record) return report_error(record.error());
   std::printf("%s\n", record->manifest.str().c_str());
   return 0;

@@ -1,12 +1,14 @@
 // `lockstep run`: parses the command line into RunOptions.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/fs.hpp"
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
 #include "runner/commands.hpp"
+#include "runner/pull.hpp"
 #include "runner/run.hpp"
 
 namespace lockstep::runner {
@@ -31,6 +33,8 @@ const CommandLine& command_line() {
           {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
           {"report", 0, true, true, "KIND=FILE", "write a report: junit=FILE or json=FILE"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
+          {"mirror", 0, true, false, "URL",
+           "pull images through this registry mirror (default $LOCKSTEP_MIRROR)"},
           {"repo", 0, true, false, "URL", "run against this repository instead of the current one"},
           {"ref", 0, true, false, "REF", "branch, tag or commit of --repo (default: its HEAD)"},
           {"dirty", 0, false, false, "", "include uncommitted changes as a recorded patch"},
@@ -129,6 +133,11 @@ Result<RunOptions> parse_options(const Args& args) {
     o.reports.emplace_back(kv.first, kv.second);
   }
   o.insecure_registries = p.all("insecure-registry");
+  if (auto m = p.get("mirror")) {
+    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(*m, "--mirror"));
+  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
+    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(env, "LOCKSTEP_MIRROR"));
+  }
   o.repo = p.get("repo").value_or("");
   o.ref = p.get("ref").value_or("");
   o.dirty = p.has("dirty");

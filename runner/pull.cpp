@@ -4,26 +4,94 @@
 #include <mutex>
 
 #include "registry-mirror/client.hpp"
-#include "registry-mirror/reference.hpp"
 
 namespace lockstep::runner {
 
+Result<std::string> normalize_mirror_url(const std::string& url, std::string_view what) {
+  std::string u = url;
+  while (!u.empty() && u.back() == '/') u.pop_back();
+  auto bad = [&] {
+    return fail(
+        std::string(what) + " '" + url + "': expected http://HOST[:PORT] or https://HOST[:PORT]",
+        ErrorKind::kUsage);
+  };
+  std::string host;
+  if (u.rfind("http://", 0) == 0) {
+    host = u.substr(7);
+  } else if (u.rfind("https://", 0) == 0) {
+    host = u.substr(8);
+  } else if (u.find("://") == std::string::npos) {
+    host = u;
+    u = (registry::is_loopback_registry(host) ? "http://" : "https://") + host;
+  } else {
+    return bad();
+  }
+  if (host.empty() || host.find_first_of("/?#@ ") != std::string::npos) return bad();
+  return u;
+}
+
+namespace {
+
+Result<cache::ImageRecord> pull_once(const registry::Reference& ref,
+                                     const cache::Platform& platform, cache::ImageStore& store,
+                                     const PullSettings& settings, const std::string& mirror,
+                                     const registry::ProgressSink& progress) {
+  registry::ClientOptions options;
+  options.insecure = settings.insecure_registries;
+  options.mirror = mirror;
+  LS_TRY_ASSIGN(registry::RegistryClient client, registry::RegistryClient::create(options));
+  return client.pull(ref, platform, store, progress);
+}
+
+}  // namespace
+
+Result<cache::ImageRecord> pull_image(const registry::Reference& ref,
+                                      const cache::Platform& platform, cache::ImageStore& store,
+                                      const PullSettings& settings, std::atomic<bool>& mirror_down,
+                                      const registry::ProgressSink& progress) {
+  if (settings.mirror.empty() || mirror_down.load())
+    return pull_once(ref, platform, store, settings, {}, progress);
+  auto rec = pull_once(ref, platform, store, settings, settings.mirror, progress);
+  if (rec) return rec;
+  const Error& e = rec.error();
+  // Transport::unreachable's wording: no connection or no HTTP answer at all.
+  if (e.kind() == ErrorKind::kUnavailable && e.message().rfind("cannot reach mirror ", 0) == 0) {
+    if (!mirror_down.exchange(true))
+      std::fprintf(stderr, "lockstep: warning: %s; pulling from the registries directly\n",
+                   e.message().c_str());
+    return pull_once(ref, platform, store, settings, {}, progress);
+  }
+  // A 404 from the mirror is also what a registry it has no upstream for gets.
+  std::string note = " (through mirror " + settings.mirror;
+  if (e.kind() == ErrorKind::kNotFound)
+    note +=
+        ", which serves registry " + ref.domain + " only as an upstream named '" + ref.domain + "'";
+  return fail(Error(e.message() + note + ")", e.errnum(), e.kind()));
+}
+
 ImageResolver::PullFn make_pull_fn(cache::ImageStore& store,
-                                   std::vector<std::string> insecure_registries) {
-  return [&store, insecure = std::move(insecure_registries)](
-             const std::string& text) -> Result<cache::ImageRecord> {
+                                   std::vector<std::string> insecure_registries,
+                                   std::string mirror) {
+  auto down = std::make_shared<std::atomic<bool>>(false);
+  return [&store, down, insecure = std::move(insecure_registries),
+          mirror = std::move(mirror)](const std::string& text) -> Result<cache::ImageRecord> {
     LS_TRY_ASSIGN(registry::Reference ref, registry::Reference::parse(text));
-    registry::ClientOptions options;
-    options.insecure = insecure;
-    LS_TRY_ASSIGN(registry::RegistryClient client, registry::RegistryClient::create(options));
+    PullSettings settings{insecure, {}};
+    if (!mirror.empty()) {
+      LS_TRY_ASSIGN(settings.mirror, normalize_mirror_url(mirror));
+    }
     static std::mutex progress_mu;
     static registry::ProgressRenderer renderer(stderr, false);
     auto sink = [](const registry::ProgressEvent& e) {
       std::lock_guard lk(progress_mu);
       renderer.handle(e);
     };
-    std::fprintf(stderr, "lockstep: pulling %s\n", ref.familiar().c_str());
-    return client.pull(ref, cache::Platform{}, store, sink);
+    if (settings.mirror.empty() || down->load())
+      std::fprintf(stderr, "lockstep: pulling %s\n", ref.familiar().c_str());
+    else
+      std::fprintf(stderr, "lockstep: pulling %s through mirror %s\n", ref.familiar().c_str(),
+                   settings.mirror.c_str());
+    return pull_image(ref, cache::Platform{}, store, settings, *down, sink);
   };
 }
 

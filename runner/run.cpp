@@ -266,7 +266,7 @@ int run_workflow(const RunOptions& opt) {
   for (const auto& [k, v] : opt.secrets) masker.add(v);
   Console console(stdout, Console::stdout_is_tty());
   cache::ImageStore store(opt.state_dir);
-  ImageResolver images(store, make_pull_fn(store, opt.insecure_registries));
+  ImageResolver images(store, make_pull_fn(store, opt.insecure_registries, opt.mirror));
   auto exec = executor::make_linux_executor(opt.state_dir);
 
   RunShared shared;

@@ -24,6 +24,7 @@ struct RunOptions {
   std::map<std::string, std::string> platforms;                        // --platform LABEL=IMAGE
   std::vector<std::pair<std::string, std::filesystem::path>> reports;  // --report kind=FILE
   std::vector<std::string> insecure_registries;                        // --insecure-registry HOST
+  std::string mirror;  // --mirror URL, $LOCKSTEP_MIRROR, or mirror: in .lockstep.yml
   std::string repo;    // --repo URL (else the enclosing git repo)
   std::string ref;     // --ref REF
   bool dirty = false;  // --dirty: include uncommitted changes
