@@ -241,7 +241,8 @@ std::string render_grid(const RecordJson& jobs, const std::string& id) {
       "<table class=\"grid\" data-job=\"" + e(id) + "\">\n<tr><th>" +
       e(g.row_axis.empty() ? id : g.row_axis + (g.col_axis.empty() ? "" : " \\ " + g.col_axis)) +
       "</th>";
-  for (const auto& c : g.cols) out += "<th>" + e(c) + "</th>";
+  // A job with fewer than two axes has one column: its cells say the result.
+  for (const auto& c : g.cols) out += "<th>" + e(g.col_axis.empty() ? "result" : c) + "</th>";
   out += "</tr>\n";
   for (size_t r = 0; r < g.rows.size(); ++r) {
     out += "<tr><th>" + e(g.rows[r]) + "</th>";

@@ -56,6 +56,12 @@ rc=0
 record=$(ls "$LOCKSTEP_HOME"/runs/*/record.json 2>/dev/null | head -n1 || true)
 [ -n "$record" ] || { cat "$tmp/run.out"; fail "the run wrote no record.json"; }
 
+# The run's provenance.json is an in-toto Statement v1 with an SLSA v1 predicate.
+provenance=$(dirname "$record")/provenance.json
+[ -s "$provenance" ] || fail "the run wrote no provenance.json"
+/usr/bin/python3 "$src/tests/schemas/validate_provenance.py" "$provenance" ||
+  fail "provenance.json does not match the in-toto Statement v1 / SLSA Provenance v1 schemas"
+
 "$lockstep" report "$record" --html "$tmp/report.html"
 grep -q '<script' "$tmp/report.html" && fail "the report contains a script tag"
 grep -Eq '(src|href)="(https?:)?//' "$tmp/report.html" && fail "the report fetches something"
