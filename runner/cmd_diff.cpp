@@ -83,23 +83,28 @@ void diff_inputs(const std::string& who, const RecordJson& ja, const RecordJson&
   const std::string ha = str_or(ja, "env_hash"), hb = str_or(jb, "env_hash");
   std::vector<std::string> lines;
   std::vector<FieldChange> job_shown;
-  if (ha.empty() || ha != hb) {
+  if (ha != hb || ha.empty()) {
     const RecordJson& da = member(ja, "env_doc");
     const RecordJson& db = member(jb, "env_doc");
     FieldChange hash{"env_hash", ha.empty() ? kAbsent : "\"" + ha + "\"",
                      hb.empty() ? kAbsent : "\"" + hb + "\""};
     std::vector<FieldChange> changes;
-    if (da.is_object() && db.is_object()) diff_json(da, db, "", changes);
-    if (!da.is_object() || !db.is_object())
+    bool docs = da.is_object() && db.is_object();
+    if (docs) diff_json(da, db, "", changes);
+    // A job skipped before it was hashed has no hash in either run: nothing
+    // to compare unless its documents say otherwise.
+    if (ha != hb && !docs)
       lines.push_back(line(who, hash, " (env_doc not recorded)"));
-    else if (changes.empty())
+    else if (ha != hb && changes.empty())
       lines.push_back(line(who, hash, " (env_doc identical)"));
     for (const auto& c : changes) lines.push_back(line(who, c));
     job_shown = changes;
   }
   diff_step_inputs(who, member(ja, "steps"), member(jb, "steps"), lines, job_shown);
-  if (lines.empty() && !ha.empty()) {
-    d.identical.push_back(who + ": inputs identical (env_hash " + short_hash(ha) + ")");
+  if (lines.empty()) {
+    d.identical.push_back(who + (ha.empty()
+                                     ? ": no environment hash in either run"
+                                     : ": inputs identical (env_hash " + short_hash(ha) + ")"));
     return;
   }
   d.inputs.insert(d.inputs.end(), lines.begin(), lines.end());

@@ -143,6 +143,14 @@ TEST(HtmlReport, PageHasGridLogsDigestsAndNothingUnescaped) {
   EXPECT_NE(html.find(doc["jobs"][0]["env_hash"].get<std::string>()), std::string::npos);
   EXPECT_NE(html.find("<span class=\"e\">warning: unused variable &#39;x&#39;</span>"),
             std::string::npos);
+  // Each step's details hold its own part of the log.
+  auto configure = html.find("</span> configure <span");
+  auto make = html.find("</span> make <span");
+  auto line = html.find("configuring build (gcc, -O2)");
+  ASSERT_NE(configure, std::string::npos);
+  EXPECT_LT(configure, line);
+  EXPECT_LT(line, make);
+  EXPECT_NE(html.find("<details class=\"step failure\" open>"), std::string::npos);
   EXPECT_EQ(html.find("http://"), std::string::npos);  // nothing fetched
   EXPECT_EQ(html.find("src="), std::string::npos);
 }

@@ -202,6 +202,22 @@ TEST(DiffRecords, StepDocumentsShowResolvedChangesOnce) {
   EXPECT_EQ(d.inputs, std::vector<std::string>{"build (gcc, -O2): env.CFLAGS: \"-O2\" -> \"-O3\""});
 }
 
+TEST(DiffRecords, JobsSkippedBeforeHashingAreNoDifference) {
+  RecordDoc a = fixture_record("run-a"), b = fixture_record("run-b");
+  for (RecordDoc* r : {&a, &b}) {
+    (*r)["jobs"][4]["env_hash"] = "";
+    (*r)["jobs"][4]["env_doc"] = RecordDoc::object();
+  }
+  RecordDiff d = diff_records(a, b);
+  EXPECT_FALSE(d.differs());
+  EXPECT_EQ(d.identical.back(), "test: no environment hash in either run");
+  b["jobs"][4]["env_hash"] = testing::fake_digest("x");
+  d = diff_records(a, b);
+  EXPECT_EQ(d.inputs,
+            std::vector<std::string>{"test: env_hash: (absent) -> \"" + testing::fake_digest("x") +
+                                     "\" (env_doc identical)"});
+}
+
 TEST(DiffRecords, RunInputsOutsideJobDocuments) {
   RecordDoc b = fixture_record("run-b");
   b["workflow"]["digest"] = testing::fake_digest("workflow 2");
