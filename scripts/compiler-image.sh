@@ -239,7 +239,7 @@ fi
 
 # The digest these packages gave last time: the import is deterministic, so
 # when the tag already names it there is nothing to do.
-stamp="${XDG_CACHE_HOME:-$HOME/.cache}/lockstep/cc-image-$key.digest"
+stamp="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/lockstep/cc-image-$key.digest"
 if [ -f "$stamp" ]; then
   have=$("$lockstep" image inspect "$tag" 2>/dev/null | sed -n 's/^  "manifest": "\(sha256:[0-9a-f]*\)",$/\1/p' || true)
   if [ -n "$have" ] && [ "$have" = "$(cat "$stamp")" ]; then
