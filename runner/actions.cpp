@@ -6,6 +6,7 @@
 #include "cache/git_mirror.hpp"
 #include "cache/git_worktree.hpp"
 #include "runner/job.hpp"
+#include "runner/lock_use.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -104,8 +105,17 @@ Result<ActionResult> checkout(ActionEnv& env) {
   LS_TRY_ASSIGN(req.clean, bool_input(action, env.with, "clean", true));
   if (get("lfs") == "true") return fail(action + ": lfs is not supported", ErrorKind::kUnsupported);
 
+  std::optional<std::string> locked =
+      pin_checkout(run.lock, repository, get("ref"), run.source_url);
+  if (locked) req.ref = *locked;
   cache::GitMirrors mirrors(run.state_dir);
   LS_TRY_ASSIGN(cache::CheckoutResult r, cache::checkout(mirrors, req));
+  if (locked && r.commit != *locked)
+    return fail(action + ": " + req.url + " gave " + r.commit + ", lockstep.lock pins " + *locked,
+                ErrorKind::kIntegrity);
+  if (env.inputs)
+    env.inputs->push_back({"checkout", req.url + "@" + (get("ref").empty() ? "HEAD" : get("ref")),
+                           r.commit, locked.has_value()});
   env.note("checked out " + req.url + " at " + r.commit +
            (r.mirror.fetched && r.mirror.stats.received_objects > 0
                 ? " (fetched " + std::to_string(r.mirror.stats.received_objects) + " objects)"

@@ -6,12 +6,14 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 
 namespace lockstep::runner {
 
 struct RunShared;
+struct ResolvedInput;
 
 // What a built-in action sees of its job.
 struct ActionEnv {
@@ -23,6 +25,7 @@ struct ActionEnv {
   std::map<std::string, std::string> with;       // evaluated `with:` inputs
   std::function<void(const std::string&)> note;  // a line in the job's log
   bool job_succeeded = true;                     // for post-job cache saves
+  std::vector<ResolvedInput>* inputs = nullptr;  // checkouts add what they resolved to
 };
 
 struct ActionResult {

@@ -8,6 +8,7 @@
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
 #include "runner/commands.hpp"
+#include "runner/project.hpp"
 #include "runner/pull.hpp"
 #include "runner/run.hpp"
 
@@ -38,6 +39,10 @@ const CommandLine& command_line() {
           {"repo", 0, true, false, "URL", "run against this repository instead of the current one"},
           {"ref", 0, true, false, "REF", "branch, tag or commit of --repo (default: its HEAD)"},
           {"dirty", 0, false, false, "", "include uncommitted changes as a recorded patch"},
+          {"lock", 0, true, false, "FILE", "pin inputs by this lock (default: lockstep.lock)"},
+          {"frozen", 0, false, false, "", "refuse to run an input lockstep.lock does not pin"},
+          {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
+          {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
   return cl;
 }
@@ -143,7 +148,15 @@ Result<RunOptions> parse_options(const Args& args) {
   o.dirty = p.has("dirty");
   if (!o.ref.empty() && o.repo.empty())
     return fail("--ref needs --repo (the current repository runs at HEAD)", ErrorKind::kUsage);
-  o.state_dir = state_dir();
+  o.lock_file = p.get("lock").value_or("");
+  o.frozen = p.has("frozen");
+  // .lockstep.yml: below the command line.
+  LS_TRY_ASSIGN(pipeline::ProjectConfig config,
+                load_config_for(o.workflow, p.get("config").value_or("")));
+  for (const auto& [label, image] : config.platforms) o.platforms.emplace(label, image);
+  if (o.mirror.empty()) o.mirror = config.mirror;
+  o.default_options = config.default_options;
+  o.state_dir = choose_state_dir(p.get("state-dir").value_or(""), config);
   return o;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "executor/executor.hpp"
+#include "pipeline/lockfile.hpp"
 #include "pipeline/model.hpp"
 #include "runner/images.hpp"
 #include "runner/output.hpp"
@@ -27,6 +28,15 @@ struct StepReport {
   std::string log_tail;  // last lines, masked, for reports
 };
 
+// An input of a job as it resolved: an image (job container or service) or
+// an actions/checkout, and whether lockstep.lock pinned it.
+struct ResolvedInput {
+  std::string kind;       // "image" or "checkout"
+  std::string reference;  // image reference as written; checkout "URL@REF" (REF "HEAD" when none)
+  std::string resolved;   // manifest digest or commit
+  bool pinned = false;    // taken from lockstep.lock
+};
+
 struct JobReport {
   std::string job_id;
   std::string display_name;
@@ -36,6 +46,8 @@ struct JobReport {
   std::map<std::string, std::string> outputs;
   std::string image;         // reference as written (after expressions)
   std::string image_digest;  // manifest digest it resolved to
+  // Images and checkouts, in the order resolved.
+  std::vector<ResolvedInput> inputs;
   std::string network;
   executor::ResourceUsage usage;
   std::filesystem::path log_file;
@@ -47,6 +59,10 @@ struct RunShared {
   std::filesystem::path run_dir;
   std::string run_id;
   const pipeline::Workflow* workflow = nullptr;
+  // lockstep.lock in use, if any.
+  const pipeline::Lockfile* lock = nullptr;
+  // .lockstep.yml defaults (docker syntax), applied below container.options.
+  std::string default_options;
   executor::Executor* executor = nullptr;
   ImageResolver* images = nullptr;
   Console* console = nullptr;

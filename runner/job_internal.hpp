@@ -14,6 +14,7 @@
 #include "runner/container_config.hpp"
 #include "runner/job.hpp"
 #include "runner/job_env.hpp"
+#include "runner/lock_use.hpp"
 #include "runner/services.hpp"
 
 namespace lockstep::runner::detail {
@@ -272,8 +273,11 @@ class JobExecution {
     }
     report_.image = image;
     log_->note("image " + image);
-    LS_TRY_ASSIGN(PreparedImage prepared, run_.images->get(image));
+    ImagePin pin = pin_image(run_.lock, image);
+    LS_TRY_ASSIGN(PreparedImage prepared, run_.images->get(pin.lookup));
+    LS_TRY(verify_image_pin(pin, image, prepared.record));
     report_.image_digest = prepared.record.manifest.str();
+    report_.inputs.push_back({"image", image, report_.image_digest, !pin.locked.empty()});
 
     // Host side: <job>/w is the container's /__w; <job>/home its $HOME.
     fs::path w = job_dir / "w";
@@ -323,8 +327,11 @@ class JobExecution {
       svc->name = decl.name;
       LS_TRY_ASSIGN(svc->image,
                     eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
-      LS_TRY_ASSIGN(PreparedImage img, run_.images->get(svc->image));
+      ImagePin pin = pin_image(run_.lock, svc->image);
+      LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
+      LS_TRY(verify_image_pin(pin, svc->image, img.record));
       svc->image_digest = img.record.manifest.str();
+      report_.inputs.push_back({"image", svc->image, svc->image_digest, !pin.locked.empty()});
       svc->log_file = job_dir / ("service-" + slug(decl.name) + ".log");
       executor::ContainerSpec spec;
       spec.id = job_container_id + "-svc-" + slug(decl.name);
@@ -364,6 +371,11 @@ class JobExecution {
   }
 
   Status apply_container_options(executor::ContainerSpec& spec) {
+    if (!run_.default_options.empty()) {  // .lockstep.yml defaults; the job's options win
+      LS_TRY_ASSIGN(pipeline::ContainerOptions d,
+                    pipeline::parse_container_options(run_.default_options));
+      LS_TRY(apply_parsed_options(d, spec));
+    }
     if (!job_.container) return {};
     const auto& decl = *job_.container;
     for (const auto& [k, v] : decl.env) {

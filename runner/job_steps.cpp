@@ -170,6 +170,7 @@ Result<executor::ProcessResult> JobExecution::run_action_step(const pipeline::St
   env.workspace_container = workspace_;
   env.home_host = home_host_;
   env.note = [this](const std::string& line) { log_->note(line); };
+  env.inputs = &report_.inputs;
   for (const auto& [k, v] : step.with) {
     LS_TRY_ASSIGN(env.with[k], eval_string(v, ctx_, "step '" + sr.name + "' with." + k));
   }

@@ -25,6 +25,7 @@
 #include "pipeline/parse.hpp"
 #include "runner/cli.hpp"
 #include "runner/job.hpp"
+#include "runner/lock_use.hpp"
 #include "runner/pull.hpp"
 #include "runner/report.hpp"
 #include "runner/scheduler.hpp"
@@ -185,6 +186,8 @@ int run_workflow(const RunOptions& opt) {
   if (!wf) return report_error(wf.error());
   auto graph = pipeline::build_graph(*wf);
   if (!graph) return report_error(graph.error());
+  auto lock = load_run_lock(opt.workflow, opt.lock_file, opt.frozen);
+  if (!lock) return report_error(lock.error());
 
   std::string run_id = new_run_id();
   auto source = resolve_source(opt);
@@ -235,6 +238,9 @@ int run_workflow(const RunOptions& opt) {
     plan.push_back(std::move(inst));
   }
   if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");
+  if (opt.frozen)  // before any job starts: every input pinned, or nothing runs
+    if (auto f = check_frozen(**lock, plan, base, opt.platforms, source->url); !f)
+      return report_error(f.error());
 
   if (opt.list || opt.dry_run) {
     for (const auto& inst : plan) {
@@ -274,6 +280,8 @@ int run_workflow(const RunOptions& opt) {
   shared.run_dir = run_dir;
   shared.run_id = run_id;
   shared.workflow = &*wf;
+  shared.lock = *lock ? &**lock : nullptr;
+  shared.default_options = opt.default_options;
   shared.executor = exec.get();
   shared.images = &images;
   shared.console = &console;

@@ -28,6 +28,12 @@ struct RunOptions {
   std::string repo;    // --repo URL (else the enclosing git repo)
   std::string ref;     // --ref REF
   bool dirty = false;  // --dirty: include uncommitted changes
+  // --lock FILE (else the project's lockstep.lock, if any).
+  std::filesystem::path lock_file;
+  // --frozen: refuse any input lockstep.lock does not pin.
+  bool frozen = false;
+  // .lockstep.yml defaults (docker syntax).
+  std::string default_options;
   std::filesystem::path state_dir;
 };
 

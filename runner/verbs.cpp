@@ -7,6 +7,7 @@
 #include "runner/cmd_diff.hpp"
 #include "runner/cmd_image_local.hpp"
 #include "runner/cmd_image_pull.hpp"
+#include "runner/cmd_lock.hpp"
 #include "runner/cmd_mirror.hpp"
 #include "runner/cmd_report.hpp"
 #include "runner/commands.hpp"
@@ -63,6 +64,7 @@ int cmd_image(const Args& args) {
 const std::vector<Verb>& verbs() {
   static const std::vector<Verb> v = {
       {"run", cmd_run, "run a workflow"},
+      {"lock", cmd_lock, "resolve a workflow's images and refs into lockstep.lock"},
       {"image", cmd_image, "import, pull, list, inspect, remove and export images"},
       {"shell", cmd_shell, "open an interactive shell in a container from an image"},
       {"cache", cmd_cache, "list, measure and garbage-collect the local store"},

@@ -1,0 +1,275 @@
+// `lockstep lock`: resolves a workflow's inputs into lockstep.lock.
+#include "runner/cmd_lock.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "cache/git_mirror.hpp"
+#include "cache/git_worktree.hpp"
+#include "cache/image_store.hpp"
+#include "common/digest.hpp"
+#include "common/fs.hpp"
+#include "pipeline/lock_inputs.hpp"
+#include "pipeline/lockfile.hpp"
+#include "pipeline/parse.hpp"
+#include "registry-mirror/client.hpp"
+#include "registry-mirror/reference.hpp"
+#include "runner/cli.hpp"
+#include "runner/project.hpp"
+#include "runner/version.hpp"
+
+namespace lockstep::runner {
+namespace fs = std::filesystem;
+
+namespace {
+
+const CommandLine& command_line() {
+  static const CommandLine cl(
+      "lockstep lock [WORKFLOW] [options]",
+      "Resolves every image (job containers, services, runs-on mappings) and every\n"
+      "actions/checkout ref of WORKFLOW to digests and commits, and writes them to\n"
+      "lockstep.lock at the repository root (next to the workflow outside a\n"
+      "repository). WORKFLOW defaults to the only file in .github/workflows/.",
+      {
+          {"output", 'o', true, false, "FILE", "write the lock here (default: see above)"},
+          {"check", 0, false, false, "",
+           "resolve again and exit 1 listing what changed when the lock is stale"},
+          {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
+          {"platform", 'P', true, true, "LABEL=IMAGE", "map runs-on LABEL to IMAGE"},
+          {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
+          {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
+      });
+  return cl;
+}
+
+struct LockOptions {
+  fs::path workflow, output, config_file, state_dir;
+  bool check = false;
+  std::map<std::string, std::string> platforms;
+  std::vector<std::string> insecure;
+};
+
+Result<LockOptions> parse_options(const std::vector<std::string>& args) {
+  LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
+  LockOptions o;
+  if (p.positionals.size() > 1)
+    return fail("expected at most one WORKFLOW, got " + std::to_string(p.positionals.size()),
+                ErrorKind::kUsage);
+  if (p.positionals.empty()) {
+    LS_TRY_ASSIGN(o.workflow, default_workflow());
+  } else {
+    o.workflow = p.positionals[0];
+  }
+  o.output = p.get("output").value_or("");
+  o.check = p.has("check");
+  o.config_file = p.get("config").value_or("");
+  for (const auto& s : p.all("platform")) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail("--platform '" + s + "': expected LABEL=IMAGE", ErrorKind::kUsage);
+    o.platforms[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  o.insecure = p.all("insecure-registry");
+  o.state_dir = p.get("state-dir").value_or("");
+  return o;
+}
+
+// One image: through its registry, else (or for localhost/ names) from the
+// local image store.
+class ImageLocker {
+ public:
+  ImageLocker(const fs::path& state_dir, std::vector<std::string> insecure)
+      : store_(state_dir), insecure_(std::move(insecure)) {}
+
+  Result<pipeline::LockedImage> lock(const std::string& text) {
+    pipeline::LockedImage img;
+    img.reference = text;
+    auto ref = registry::Reference::parse(text);
+    Error registry_error("not tried");
+    if (ref && ref->domain != "localhost") {
+      auto resolved = resolve_remote(*ref);
+      if (resolved) {
+        if (resolved->index) img.index = resolved->index->str();
+        img.manifests[std::string(pipeline::kLockPlatform)] = resolved->manifest.str();
+        return img;
+      }
+      registry_error = resolved.error();
+    }
+    auto rec = store_.resolve(text);
+    if (!rec) {
+      if (rec.error().kind() == ErrorKind::kNotFound && ref && ref->domain != "localhost")
+        return fail(std::move(registry_error).context("resolve image '" + text + "'"));
+      return fail(std::move(rec.error()).context("resolve image '" + text + "'"));
+    }
+    if (ref && ref->domain != "localhost")
+      std::fprintf(stderr,
+                   "lockstep: warning: image '%s': registry unavailable (%s); locked from the "
+                   "local image store\n",
+                   text.c_str(), std::string(registry_error.message()).c_str());
+    img.source = "local";
+    if (rec->index) img.index = rec->index->str();
+    img.manifests[rec->platform.str()] = rec->manifest.str();
+    return img;
+  }
+
+ private:
+  Result<registry::ResolvedImage> resolve_remote(const registry::Reference& ref) {
+    if (!client_) {
+      registry::ClientOptions options;
+      options.insecure = insecure_;
+      options.max_attempts = 2;
+      LS_TRY_ASSIGN(registry::RegistryClient c, registry::RegistryClient::create(options));
+      client_ = std::make_unique<registry::RegistryClient>(std::move(c));
+    }
+    return client_->resolve(ref, cache::Platform{});
+  }
+
+  cache::ImageStore store_;
+  std::vector<std::string> insecure_;
+  std::unique_ptr<registry::RegistryClient> client_;
+};
+
+// The lock as the workflow resolves now.
+Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lock_path) {
+  LS_TRY_ASSIGN(pipeline::Workflow wf, pipeline::load_workflow(o.workflow));
+  LS_TRY_ASSIGN(std::string bytes, read_file(o.workflow));
+  pipeline::Lockfile lock;
+  lock.lockstep_version = kVersion;
+  std::error_code ec;
+  lock.workflow_path = fs::absolute(o.workflow, ec)
+                           .lexically_normal()
+                           .lexically_relative(fs::absolute(lock_path, ec).parent_path())
+                           .string();
+  lock.workflow_digest = sha256_of(bytes).str();
+
+  // The workflow's own repository at HEAD, as `lockstep run` checks it out.
+  std::string own_url, own_commit, own_branch;
+  if (auto st = cache::inspect_worktree(fs::absolute(o.workflow, ec).parent_path())) {
+    if (!st->head_commit.empty()) {
+      own_url = st->root.string();
+      own_commit = st->head_commit;
+      own_branch = st->branch;
+      lock.sources.push_back({own_url, "HEAD", own_commit, true, {}});
+    }
+  } else if (st.error().kind() != ErrorKind::kNotFound) {
+    return fail(std::move(st.error()).context("inspect the repository of " + o.workflow.string()));
+  }
+
+  pipeline::EvalContext base;
+  std::string name = own_url.empty() ? "workspace" : fs::path(own_url).filename().string();
+  base.contexts["github"] = {
+      {"workflow", wf.name.empty() ? o.workflow.filename().string() : wf.name},
+      {"repository", "local/" + name},
+      {"repository_owner", "local"},
+      {"ref", own_branch.empty() ? "" : "refs/heads/" + own_branch},
+      {"ref_name", own_branch},
+      {"sha", own_commit},
+      {"event_name", "push"},
+      {"server_url", "https://github.com"},
+      {"workspace", "/__w/" + name + "/" + name},
+      {"event", pipeline::Value::object()},
+  };
+  base.contexts["inputs"] = pipeline::Value::object();
+  base.contexts["vars"] = pipeline::Value::object();
+  LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,
+                pipeline::collect_inputs(wf, base, o.platforms));
+
+  std::map<std::string, std::vector<std::string>> images;  // reference -> instances
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> checkouts;
+  for (const auto& u : uses) {
+    if (!u.unlockable.empty()) {
+      std::fprintf(stderr,
+                   "lockstep: warning: job %s: %s %s '%s' %s: not locked (run --frozen refuses "
+                   "it)\n",
+                   u.job_id.c_str(), u.what.c_str(), pipeline::to_string(u.kind), u.text.c_str(),
+                   u.unlockable.c_str());
+      lock.unlockable.push_back({pipeline::to_string(u.kind), u.text, u.job_id, u.unlockable});
+      continue;
+    }
+    if (u.kind == pipeline::InputUse::Kind::kImage) {
+      if (u.reference.empty())
+        return fail("job '" + u.job_id + "' " + u.what + ": the image is empty",
+                    ErrorKind::kWorkflow);
+      images[u.reference].push_back(u.instance);
+      continue;
+    }
+    if (u.reference.empty() && u.ref.empty()) {  // the workflow's own repository at HEAD
+      if (!lock.sources.empty()) lock.sources[0].jobs.push_back(u.instance);
+      continue;
+    }
+    std::string url = u.reference.empty() ? own_url : u.reference;
+    if (url.empty())
+      return fail("job '" + u.job_id + "' " + u.what +
+                      ": actions/checkout of the workflow's repository, but " +
+                      o.workflow.string() + " is not in a git repository",
+                  ErrorKind::kWorkflow);
+    checkouts[{url, u.ref.empty() ? "HEAD" : u.ref}].push_back(u.instance);
+  }
+
+  ImageLocker locker(o.state_dir, o.insecure);
+  for (const auto& [ref, jobs] : images) {
+    LS_TRY_ASSIGN(pipeline::LockedImage img, locker.lock(ref));
+    img.jobs = jobs;
+    lock.images.push_back(std::move(img));
+  }
+  cache::GitMirrors mirrors(o.state_dir);
+  for (const auto& [key, jobs] : checkouts) {
+    const auto& [url, ref] = key;
+    auto m = mirrors.update(url);
+    if (!m) return fail(std::move(m.error()).context("lock checkout of '" + url + "'"));
+    auto r = mirrors.resolve_ref(*m, ref);
+    if (!r) return fail(std::move(r.error()).context("lock checkout of '" + url + "'"));
+    lock.sources.push_back({url, ref, r->commit, false, jobs});
+  }
+  return lock;
+}
+
+}  // namespace
+
+int cmd_lock(const std::vector<std::string>& args) {
+  if (CommandLine::wants_help(args)) {
+    std::fputs(command_line().help().c_str(), stdout);
+    return 0;
+  }
+  auto o = parse_options(args);
+  if (!o) return report_error(o.error());
+  auto config = load_config_for(o->workflow, o->config_file);
+  if (!config) return report_error(config.error());
+  for (const auto& [label, image] : config->platforms) o->platforms.emplace(label, image);
+  o->state_dir = choose_state_dir(o->state_dir, *config);
+  fs::path lock_path = o->output.empty() ? default_lock_path(o->workflow) : o->output;
+
+  auto now = resolve_lock(*o, lock_path);
+  if (!now) return report_error(now.error());
+  std::string bytes = pipeline::serialize_lockfile(*now);
+
+  if (o->check) {
+    std::error_code ec;
+    if (!fs::exists(lock_path, ec)) {
+      std::fprintf(stderr, "lockstep: %s does not exist; run 'lockstep lock'\n", lock_path.c_str());
+      return 1;
+    }
+    auto text = read_file(lock_path);
+    if (!text) return report_error(text.error());
+    auto old = pipeline::parse_lockfile(*text, lock_path.string());
+    if (!old) return report_error(old.error());
+    auto diff = pipeline::lock_differences(*old, *now);
+    if (diff.empty()) {
+      std::printf("%s is current\n", lock_path.c_str());
+      return 0;
+    }
+    for (const auto& d : diff)
+      std::fprintf(stderr, "%s: stale: %s\n", lock_path.c_str(), d.c_str());
+    std::fprintf(stderr, "lockstep: %s is stale (%zu differences); run 'lockstep lock'\n",
+                 lock_path.c_str(), diff.size());
+    return 1;
+  }
+  if (auto w = write_file_atomic(lock_path, bytes); !w) return report_error(w.error());
+  std::printf("wrote %s (%zu images, %zu sources)\n", lock_path.c_str(), now->images.size(),
+              now->sources.size());
+  return 0;
+}
+
+}  // namespace lockstep::runner

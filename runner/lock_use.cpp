@@ -1,0 +1,122 @@
+#include "runner/lock_use.hpp"
+
+#include <cstdio>
+
+#include "common/digest.hpp"
+#include "common/fs.hpp"
+#include "pipeline/lock_inputs.hpp"
+#include "registry-mirror/reference.hpp"
+#include "runner/project.hpp"
+
+namespace lockstep::runner {
+namespace fs = std::filesystem;
+
+Result<std::optional<pipeline::Lockfile>> load_run_lock(const fs::path& workflow,
+                                                        const fs::path& explicit_lock,
+                                                        bool frozen) {
+  fs::path path = explicit_lock.empty() ? default_lock_path(workflow) : explicit_lock;
+  std::string name = explicit_lock.empty() ? "lockstep.lock" : explicit_lock.string();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (!explicit_lock.empty())
+      return fail("--lock " + explicit_lock.string() + ": no such file", ErrorKind::kUsage);
+    if (frozen)
+      return fail("--frozen: no lockstep.lock for " + workflow.string() + " (looked for " +
+                      path.string() + "): run 'lockstep lock'",
+                  ErrorKind::kUsage);
+    return std::optional<pipeline::Lockfile>{};
+  }
+  auto text = read_file(path);
+  if (!text) return fail(std::move(text.error()).set_kind(ErrorKind::kUsage));
+  auto lock = pipeline::parse_lockfile(*text, path.string());
+  if (!lock) return fail(std::move(lock.error()).set_kind(ErrorKind::kUsage));
+
+  fs::path locked_wf =
+      (fs::absolute(path, ec).parent_path() / lock->workflow_path).lexically_normal();
+  fs::path this_wf = fs::absolute(workflow, ec).lexically_normal();
+  if (locked_wf != this_wf) {
+    std::string msg = name + " locks " + lock->workflow_path + ", not " + workflow.string();
+    if (frozen || !explicit_lock.empty())
+      return fail(msg + ": run 'lockstep lock " + workflow.string() + " --output FILE' and use it",
+                  ErrorKind::kUsage);
+    std::fprintf(stderr, "lockstep: warning: %s; the lock is not used\n", msg.c_str());
+    return std::optional<pipeline::Lockfile>{};
+  }
+  LS_TRY_ASSIGN(std::string wf_bytes, read_file(workflow));
+  if (sha256_of(wf_bytes).str() != lock->workflow_digest) {
+    std::string msg = name + " does not match " + workflow.string() + ": run 'lockstep lock'";
+    if (frozen) return fail(msg, ErrorKind::kUsage);
+    std::fprintf(stderr, "lockstep: warning: %s (its pins are used where they still apply)\n",
+                 msg.c_str());
+  }
+  return std::optional<pipeline::Lockfile>(std::move(*lock));
+}
+
+Status check_frozen(const pipeline::Lockfile& lock, const std::vector<pipeline::JobInstance>& plan,
+                    const pipeline::EvalContext& base,
+                    const std::map<std::string, std::string>& platforms,
+                    const std::string& source_url) {
+  LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,
+                pipeline::collect_instance_inputs(plan, base, platforms));
+  for (const auto& u : uses) {
+    std::string where = " (job " + u.instance + ")";
+    if (!u.unlockable.empty())
+      return fail("--frozen: " + std::string(pipeline::to_string(u.kind)) + " '" + u.text + "'" +
+                      where + " " + u.unlockable + " and cannot be pinned by lockstep.lock",
+                  ErrorKind::kUsage);
+    if (u.kind == pipeline::InputUse::Kind::kImage) {
+      const pipeline::LockedImage* img = lock.find_image(u.reference);
+      if (!img || !img->manifests.count(std::string(pipeline::kLockPlatform)))
+        return fail(
+            "--frozen: image '" + u.reference + "'" + where + " is not pinned by lockstep.lock",
+            ErrorKind::kUsage);
+      continue;
+    }
+    if (u.reference.empty() && u.ref.empty()) continue;  // the run's own commit
+    std::string url = u.reference.empty() ? source_url : u.reference;
+    if (!lock.find_source(url, u.ref.empty() ? "HEAD" : u.ref))
+      return fail("--frozen: checkout of '" + (u.reference.empty() ? url : u.reference) + "'" +
+                      (u.ref.empty() ? "" : " at '" + u.ref + "'") + where +
+                      " is not pinned by lockstep.lock",
+                  ErrorKind::kUsage);
+  }
+  return {};
+}
+
+ImagePin pin_image(const pipeline::Lockfile* lock, const std::string& reference) {
+  ImagePin pin{reference, ""};
+  if (!lock) return pin;
+  const pipeline::LockedImage* img = lock->find_image(reference);
+  if (!img) return pin;
+  auto it = img->manifests.find(std::string(pipeline::kLockPlatform));
+  if (it == img->manifests.end()) return pin;
+  pin.locked = it->second;
+  if (img->source == "local") {
+    pin.lookup = it->second;
+  } else if (auto ref = registry::Reference::parse(reference)) {
+    pin.lookup = ref->name() + "@" + it->second;
+  } else {
+    pin.lookup = it->second;
+  }
+  return pin;
+}
+
+Status verify_image_pin(const ImagePin& pin, const std::string& reference,
+                        const cache::ImageRecord& got) {
+  if (pin.locked.empty() || got.manifest.str() == pin.locked) return {};
+  return fail("image '" + reference + "': lockstep.lock pins " + pin.locked + " but " + pin.lookup +
+                  " gave " + got.manifest.str(),
+              ErrorKind::kIntegrity);
+}
+
+std::optional<std::string> pin_checkout(const pipeline::Lockfile* lock,
+                                        const std::string& repository, const std::string& ref,
+                                        const std::string& source_url) {
+  if (!lock || (repository.empty() && ref.empty())) return std::nullopt;
+  const pipeline::LockedSource* s =
+      lock->find_source(repository.empty() ? source_url : repository, ref.empty() ? "HEAD" : ref);
+  if (!s) return std::nullopt;
+  return s->commit;
+}
+
+}  // namespace lockstep::runner
