@@ -2,8 +2,9 @@
 // written in a private LOCKSTEP_HOME (fixtures shaped as docs/run-record.md).
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
+#include <functional>
+
+#include "common/fs.hpp"
 
 #include "tests/support/lockstep_process.hpp"
 #include "tests/support/run_record_fixture.hpp"
@@ -15,8 +16,11 @@ namespace {
 // "only in"), without their indent.
 std::vector<std::string> change_lines(const std::string& out) {
   std::vector<std::string> lines;
-  std::istringstream in(out);
-  for (std::string l; std::getline(in, l);) {
+  size_t pos = 0;
+  while (pos < out.size()) {
+    size_t nl = out.find('\n', pos);
+    std::string l = out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? out.size() : nl + 1;
     if (l.rfind("  ", 0) != 0) continue;
     l = l.substr(2);
     if (l.find(" -> ") != std::string::npos || l.find(": only in ") != std::string::npos)
@@ -150,8 +154,9 @@ TEST_F(DiffReport, ReportWritesOneSelfContainedFileOrStdout) {
   auto out = home_.root() / "report.html";
   auto r = home_.lockstep({"report", "run-a", "--html", out.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::ifstream in(out);
-  std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto read = read_file(out);
+  ASSERT_TRUE(read) << read.error().message();
+  const std::string& html = *read;
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(html.find("<style>"), std::string::npos);
   EXPECT_EQ(html.find("<link"), std::string::npos);
