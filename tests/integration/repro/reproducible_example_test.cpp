@@ -95,6 +95,7 @@ class ReproducibleExampleTest : public ::testing::Test {
       return {};
     }
     EXPECT_EQ((*d)[0].path, "wordstat");
+    std::printf("%s: %s", workflow.c_str(), (*d)[0].first_difference.c_str());
     return (*d)[0];
   }
 
