@@ -155,5 +155,29 @@ TEST(HtmlReport, PageHasGridLogsDigestsAndNothingUnescaped) {
   EXPECT_EQ(html.find("src="), std::string::npos);
 }
 
+TEST(HtmlReport, VerifyRecordShowsVerdictAndDifferences) {
+  auto home = TempDir::create(std::filesystem::temp_directory_path(), "ls-html-");
+  ASSERT_TRUE(home);
+  RecordDoc doc = fixture_record();
+  doc["kind"] = "verify";
+  doc["verify"] = {{"runs", 2},
+                   {"varied", {"build-path", "hostname"}},
+                   {"verdict", "not-reproducible"},
+                   {"builds", RecordDoc::array()},
+                   {"differences",
+                    {{{"job", "build (gcc, -O2)"},
+                      {"artifact", "hello-gcc"},
+                      {"file", "hello"},
+                      {"digests", {testing::fake_digest("1"), testing::fake_digest("2")}},
+                      {"first_difference", "byte 1234: 0x31 vs 0x32"}}}}};
+  auto rec = load_record_file(testing::write_fixture_run(home->path(), doc));
+  ASSERT_TRUE(rec) << rec.error().message();
+  std::string html = render_html_report(*rec);
+  EXPECT_NE(html.find("<tr><th>verify</th><td>not-reproducible</td></tr>"), std::string::npos);
+  EXPECT_NE(html.find("<span class=\"badge failure\">not-reproducible</span>"), std::string::npos);
+  EXPECT_NE(html.find("byte 1234: 0x31 vs 0x32"), std::string::npos);
+  EXPECT_NE(html.find(testing::fake_digest("2")), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lockstep::runner
