@@ -40,33 +40,34 @@ class ReproducibleExampleTest : public ::testing::Test {
     auto imported = home_.lockstep(
         {"image", "import", LOCKSTEP_CC_IMAGE_TAR, "--tag", "localhost/cc:debian12"});
     ASSERT_EQ(imported.exit_code, 0) << imported.err;
-    make_repo();
+    repo_ = make_repo("lockstep");
   }
 
-  // A git repository with examples/reproducible-c as committed files, as in
-  // a clone of lockstep (built files are left out by the example's
-  // .gitignore).
-  void make_repo() {
-    repo_ = home_.root() / "lockstep";
-    fs::create_directories(repo_ / "examples");
+  // A git repository root/<name> with examples/reproducible-c as committed
+  // files, as in a clone of lockstep (built files are left out by the
+  // example's .gitignore).
+  fs::path make_repo(const std::string& name) {
+    fs::path repo = home_.root() / name;
+    fs::create_directories(repo / "examples");
     fs::copy(fs::path(LOCKSTEP_SOURCE_DIR) / "examples/reproducible-c",
-             repo_ / "examples/reproducible-c", fs::copy_options::recursive);
+             repo / "examples/reproducible-c", fs::copy_options::recursive);
     for (std::vector<std::string> args : {std::vector<std::string>{"init", "-q", "-b", "main"},
                                           {"add", "-A"},
                                           {"commit", "-q", "-m", "example"}}) {
-      args.insert(args.begin(), {"/usr/bin/git", "-C", repo_.string()});
+      args.insert(args.begin(), {"/usr/bin/git", "-C", repo.string()});
       auto r =
           run_process(args, {"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t",
                              "GIT_COMMITTER_EMAIL=t@e", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
                              "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z"});
-      ASSERT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(r.exit_code, 0) << r.err;
     }
+    return repo;
   }
 
   // `lockstep run WORKFLOW` from the repository's root, as a user would.
-  ProcessOutput run(const std::string& workflow) {
+  ProcessOutput run(const std::string& workflow, const fs::path& repo = {}) {
     return run_process({LOCKSTEP_BINARY, "run", workflow},
-                       {"LOCKSTEP_HOME=" + home_.home().string()}, repo_);
+                       {"LOCKSTEP_HOME=" + home_.home().string()}, repo.empty() ? repo_ : repo);
   }
 
   cache::ArtifactInfo artifact(const std::string& run, const std::string& name) {
@@ -128,8 +129,9 @@ TEST_F(ReproducibleExampleTest, MatrixBuildsTestsAndUploadsFourArtifactsTheSameT
   for (const auto& a : *listed) digests.insert(a.digest.str());
   EXPECT_EQ(digests.size(), 4u);
 
-  // Built again, every artifact has the same bytes.
-  auto second = run("examples/reproducible-c/ci.yml");
+  // Built again from a repository of another name (so in another workspace
+  // path, /__w/<name>/<name>), every artifact has the same bytes.
+  auto second = run("examples/reproducible-c/ci.yml", make_repo("elsewhere"));
   ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
   std::string run2 = run_id_of(second.out);
   ASSERT_NE(run1, run2);
