@@ -2,6 +2,7 @@
 // written in a private LOCKSTEP_HOME (fixtures shaped as docs/run-record.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "common/fs.hpp"
@@ -170,6 +171,53 @@ TEST_F(DiffReport, ReportWritesOneSelfContainedFileOrStdout) {
   EXPECT_EQ(r.err, "lockstep: error: report needs --html FILE (or --html - for stdout)\n");
   r = home_.lockstep({"report", "nope", "--html", out.string()});
   EXPECT_EQ(r.exit_code, 2);
+}
+
+// Two real runs of one workflow, the second with `--env CFLAGS=-O3`: each
+// job's inputs differ in that one variable, nothing else of the jobs does.
+TEST(DiffRealRuns, OneEnvVarThroughTheCommandLine) {
+  if (!is_root()) GTEST_SKIP() << "needs root (containers)";
+  LockstepHome home;
+  ASSERT_FALSE(home.import_busybox().empty());
+  auto wf = home.write("ci.yml", R"(name: envdiff
+on: push
+env:
+  CFLAGS: -O2
+jobs:
+  build:
+    runs-on: x
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        cc: [gcc, clang]
+    steps:
+      - run: echo "$CFLAGS ${{ matrix.cc }}"
+)");
+  auto a = home.lockstep({"run", wf.string()});
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  auto b = home.lockstep({"run", wf.string(), "--env", "CFLAGS=-O3"});
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  std::vector<std::string> runs;
+  for (const auto& e : std::filesystem::directory_iterator(home.home() / "runs"))
+    runs.push_back(e.path().filename().string());
+  std::sort(runs.begin(), runs.end());
+  ASSERT_EQ(runs.size(), 2u);
+  for (const auto& r : runs)
+    ASSERT_TRUE(std::filesystem::exists(home.home() / "runs" / r / "record.json")) << r;
+
+  auto d = home.lockstep({"diff", runs[0], runs[1]});
+  EXPECT_EQ(d.exit_code, 1) << d.out << d.err;
+  std::vector<std::string> job_lines;
+  for (const auto& l : change_lines(d.out))
+    if (l.rfind("build (", 0) == 0) job_lines.push_back(l);
+  EXPECT_EQ(job_lines, (std::vector<std::string>{"build (gcc): env.CFLAGS: \"-O2\" -> \"-O3\"",
+                                                 "build (clang): env.CFLAGS: \"-O2\" -> \"-O3\""}))
+      << d.out;
+  EXPECT_NE(d.out.find("  run: options.env.CFLAGS: (absent) -> \"-O3\"\n"), std::string::npos)
+      << d.out;
+
+  auto same = home.lockstep({"diff", runs[0], runs[0]});
+  EXPECT_EQ(same.exit_code, 0) << same.out;
 }
 
 }  // namespace
