@@ -16,12 +16,11 @@ if [ -z "$chromium" ]; then
 fi
 
 tmp=$(mktemp -d /tmp/lockstep-render-XXXXXX)
-chrome_pid=
+groups=()
 cleanup() {
-  if [ -n "$chrome_pid" ] && kill -0 "$chrome_pid" 2>/dev/null; then
-    kill -KILL -- "-$chrome_pid" 2>/dev/null || kill -KILL "$chrome_pid" 2>/dev/null || true
-  fi
-  # Chromium's helpers (zygote, gpu, renderer) carry our --user-data-dir.
+  # Each chromium ran as the leader of its own process group (setsid): kill
+  # what is left of those groups, then any helper still using our profile.
+  for g in "${groups[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
   for p in $(pgrep -f -- "--user-data-dir=$tmp/profile" || true); do kill -KILL "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
@@ -73,10 +72,11 @@ run_chromium() {
   setsid timeout -s KILL 90 "$chromium" --headless --no-sandbox --disable-gpu \
     --disable-dev-shm-usage --no-first-run --user-data-dir="$tmp/profile" "$@" \
     2>>"$tmp/chromium.err" &
-  chrome_pid=$!
-  wait "$chrome_pid"
-  local status=$?
-  chrome_pid=
+  local pid=$!
+  groups+=("$pid")
+  local status=0
+  wait "$pid" || status=$?
+  kill -KILL -- "-$pid" 2>/dev/null || true
   return $status
 }
 run_chromium --dump-dom "file://$tmp/report.html" >"$tmp/dom.html" || {
