@@ -185,6 +185,27 @@ std::string render_artifacts(const RecordJson& job) {
   return out + "</table>\n";
 }
 
+// Service containers: image digest and their log, folded.
+std::string render_services(const RecordJson& job, const std::filesystem::path& run_dir) {
+  const RecordJson& services = member(job, "services");
+  if (!services.is_array() || services.empty()) return "";
+  std::string out = "<h4>Services</h4>\n";
+  for (const auto& svc : services) {
+    std::vector<std::string> lines;
+    std::string log = str_or(svc, "log");
+    if (!log.empty()) {
+      if (auto text = read_file(run_dir / log)) {
+        for (const auto& part : split_log(*text))
+          lines.insert(lines.end(), part.lines.begin(), part.lines.end());
+      }
+    }
+    out += details(e(str_or(svc, "name")) + " <span class=\"extra\">" + e(str_or(svc, "image")) +
+                       " <code>" + e(str_or(svc, "manifest_digest")) + "</code></span>",
+                   "service", lines);
+  }
+  return out;
+}
+
 std::string render_job(const RecordJson& job, size_t i, const std::filesystem::path& run_dir) {
   std::string result = str_or(job, "result");
   std::string out = "<section class=\"job\" id=\"job-" + std::to_string(i + 1) + "\">\n<h3>" +
@@ -205,7 +226,8 @@ std::string render_job(const RecordJson& job, size_t i, const std::filesystem::p
   if (outputs.is_object())
     for (auto it = outputs.begin(); it != outputs.end(); ++it)
       out += row("output " + it.key(), "<code>" + e(scalar(it.value())) + "</code>");
-  out += "</table>\n" + render_steps(job, run_dir) + render_artifacts(job) + "</section>\n";
+  out += "</table>\n" + render_steps(job, run_dir) + render_services(job, run_dir) +
+         render_artifacts(job) + "</section>\n";
   return out;
 }
 

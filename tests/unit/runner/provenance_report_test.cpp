@@ -129,7 +129,13 @@ TEST(HtmlReport, PageHasGridLogsDigestsAndNothingUnescaped) {
   ASSERT_TRUE(home);
   RecordDoc doc = fixture_record();
   doc["workflow"]["name"] = "ci <b>bold</b>";
+  doc["jobs"][0]["services"] = {{{"name", "db"},
+                                 {"image", "localhost/db:1"},
+                                 {"manifest_digest", testing::fake_digest("db")},
+                                 {"log", "jobs/1-build--gcc---O2-/service-db.log"}}};
   auto file = testing::write_fixture_run(home->path(), doc);
+  ASSERT_TRUE(write_file(file.parent_path() / "jobs/1-build--gcc---O2-/service-db.log",
+                         "1764324015.1 O db ready & listening\n"));
   auto rec = load_record_file(file);
   ASSERT_TRUE(rec) << rec.error().message();
   std::string html = render_html_report(*rec);
@@ -151,6 +157,8 @@ TEST(HtmlReport, PageHasGridLogsDigestsAndNothingUnescaped) {
   EXPECT_LT(configure, line);
   EXPECT_LT(line, make);
   EXPECT_NE(html.find("<details class=\"step failure\" open>"), std::string::npos);
+  EXPECT_NE(html.find("db ready &amp; listening"), std::string::npos);
+  EXPECT_NE(html.find(testing::fake_digest("db")), std::string::npos);
   EXPECT_EQ(html.find("http://"), std::string::npos);  // nothing fetched
   EXPECT_EQ(html.find("src="), std::string::npos);
 }
