@@ -196,6 +196,44 @@ void diff_job_outputs(const std::string& who, const RecordJson& ja, const Record
   diff_artifacts(who, member(ja, "artifacts"), member(jb, "artifacts"), d);
 }
 
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t nl = s.find('\n', pos);
+    if (nl == std::string::npos) {
+      if (pos < s.size()) lines.push_back(s.substr(pos));
+      break;
+    }
+    lines.push_back(s.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return lines;
+}
+
+// Multi-line strings (step scripts) are compared line by line: one change
+// per differing line, `path (line N)`, at most kMaxLines of them.
+void diff_lines(const std::string& a, const std::string& b, const std::string& prefix,
+                std::vector<FieldChange>& out) {
+  constexpr size_t kMaxLines = 5;
+  std::vector<std::string> la = split_lines(a), lb = split_lines(b);
+  size_t shown = 0, more = 0;
+  for (size_t i = 0; i < std::max(la.size(), lb.size()); ++i) {
+    const bool in_a = i < la.size(), in_b = i < lb.size();
+    if (in_a && in_b && la[i] == lb[i]) continue;
+    if (shown == kMaxLines) {
+      ++more;
+      continue;
+    }
+    ++shown;
+    out.push_back({prefix + " (line " + std::to_string(i + 1) + ")",
+                   in_a ? render(RecordJson(la[i])) : kAbsent,
+                   in_b ? render(RecordJson(lb[i])) : kAbsent});
+  }
+  if (more > 0)
+    out.push_back({prefix, "(" + std::to_string(more) + " more lines differ)", "(not shown)"});
+}
+
 }  // namespace
 
 std::string json_path_key(const std::string& prefix, const std::string& key) {
@@ -231,6 +269,13 @@ void diff_json(const RecordJson& a, const RecordJson& b, const std::string& pref
         diff_json(a[i], b[i], p, out);
     }
     return;
+  }
+  if (a.is_string() && b.is_string()) {
+    const std::string &sa = a.get_ref<const std::string&>(), &sb = b.get_ref<const std::string&>();
+    if (sa.find('\n') != std::string::npos || sb.find('\n') != std::string::npos) {
+      diff_lines(sa, sb, prefix, out);
+      return;
+    }
   }
   out.push_back({prefix, render(a), render(b)});
 }

@@ -200,10 +200,16 @@ jobs:
   std::vector<std::string> runs;
   for (const auto& e : std::filesystem::directory_iterator(home.home() / "runs"))
     runs.push_back(e.path().filename().string());
-  std::sort(runs.begin(), runs.end());
   ASSERT_EQ(runs.size(), 2u);
-  for (const auto& r : runs)
-    ASSERT_TRUE(std::filesystem::exists(home.home() / "runs" / r / "record.json")) << r;
+  // Run ids of runs started in the same second do not sort by time: order
+  // them by the records' start times.
+  auto started = [&](const std::string& r) {
+    auto text = read_file(home.home() / "runs" / r / "record.json");
+    EXPECT_TRUE(text) << r;
+    return text ? RecordDoc::parse(*text).value("started_at", "") : "";
+  };
+  std::sort(runs.begin(), runs.end(),
+            [&](const std::string& x, const std::string& y) { return started(x) < started(y); });
 
   auto d = home.lockstep({"diff", runs[0], runs[1]});
   EXPECT_EQ(d.exit_code, 1) << d.out << d.err;

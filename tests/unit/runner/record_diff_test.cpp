@@ -106,6 +106,26 @@ TEST(DiffJson, TypeChangesAndOddKeysAndNulls) {
   EXPECT_TRUE(out.empty());
 }
 
+TEST(DiffJson, MultiLineStringsLineByLine) {
+  std::vector<FieldChange> out;
+  diff_json(RecordJson("make\nmake check\n"), RecordJson("make\nmake test\nmake install\n"), "run",
+            out);
+  std::vector<FieldChange> want = {
+      {"run (line 2)", "\"make check\"", "\"make test\""},
+      {"run (line 3)", "(absent)", "\"make install\""},
+  };
+  EXPECT_EQ(out, want);
+  out.clear();
+  std::string many_a, many_b;
+  for (int i = 0; i < 8; ++i) {
+    many_a += "a" + std::to_string(i) + "\n";
+    many_b += "b" + std::to_string(i) + "\n";
+  }
+  diff_json(RecordJson(many_a), RecordJson(many_b), "s", out);
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_EQ(out[5], (FieldChange{"s", "(3 more lines differ)", "(not shown)"}));
+}
+
 TEST(DiffJson, CutsLongValues) {
   std::vector<FieldChange> out;
   diff_json(RecordJson(std::string(500, 'x')), RecordJson("y"), "v", out);
