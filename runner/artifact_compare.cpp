@@ -127,18 +127,25 @@ std::string run_diffoscope(const std::string& exe, const std::string& a, const s
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
+  // The report must not depend on the caller's locale. The environment is
+  // built before fork: the child of a threaded process may only exec.
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "LC_ALL=", 7) != 0) env_s.emplace_back(*e);
+  env_s.emplace_back("LC_ALL=C.UTF-8");
+  std::vector<char*> envp;
+  for (auto& s : env_s) envp.push_back(s.data());
+  envp.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) return "diffoscope: fork: " + std::string(strerror(errno));
   if (pid == 0) {
     ::setpgid(0, 0);
     ::dup2(out_w.get(), 1);
     ::dup2(err_w.get(), 2);
-    int null = ::open("/dev/null", O_RDONLY);
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) ::dup2(null, 0);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(126);
-    // The report must not depend on the caller's locale.
-    ::setenv("LC_ALL", "C.UTF-8", 1);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::setpgid(pid, pid);
