@@ -37,6 +37,25 @@ Result<git::Tree> head_tree(git_repository* repo) {
 
 }  // namespace
 
+Result<CommitFacts> commit_facts(const fs::path& path, const std::string& commit) {
+  git::ensure_init();
+  git_repository* r = nullptr;
+  int rc = git_repository_open_ext(&r, path.c_str(), 0, nullptr);
+  if (rc != 0) return git::fail_git("open repository at " + path.string(), rc);
+  git::Repo repo(r);
+  git_oid oid;
+  if (git_oid_fromstr(&oid, commit.c_str()) != 0)
+    return fail("'" + commit + "' is not a commit id", ErrorKind::kUsage);
+  git_commit* c = nullptr;
+  rc = git_commit_lookup(&c, repo.get(), &oid);
+  if (rc != 0) return git::fail_git("look up commit " + commit + " in " + path.string(), rc);
+  git::Commit owned(c);
+  CommitFacts f;
+  f.tree = git::oid_hex(*git_commit_tree_id(c));
+  f.time = static_cast<int64_t>(git_commit_time(c));
+  return f;
+}
+
 Result<LocalRepoState> inspect_worktree(const fs::path& path) {
   LS_TRY_ASSIGN(git::Repo repo, discover(path));
   LocalRepoState st;

@@ -1,6 +1,7 @@
 #pragma once
 // The workflow's own repository: what `lockstep run` records when it starts
 // inside a git working tree, and the explicit patch `--dirty` carries.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -17,6 +18,14 @@ struct LocalRepoState {
   bool dirty = false;                // tracked changes or untracked (not ignored) files
   std::vector<std::string> changed;  // paths that make it dirty, sorted
 };
+
+// A commit's tree and committer time, read from any repository (working
+// tree or bare mirror) that has it.
+struct CommitFacts {
+  std::string tree;  // 40 hex
+  int64_t time = 0;  // committer time, unix seconds
+};
+Result<CommitFacts> commit_facts(const std::filesystem::path& repo, const std::string& commit);
 
 // Finds the repository containing `path` (searching upwards like git does).
 // kNotFound when `path` is not inside a git working tree.

@@ -1,4 +1,5 @@
 #include "common/json.hpp"
+#include <algorithm>
 
 namespace lockstep {
 namespace {
@@ -37,6 +38,80 @@ Result<Json> parse_json(std::string_view text, std::string_view what) {
   } catch (const Json::parse_error& e) {
     return fail(std::string(what) + ": invalid JSON: " + e.what());
   }
+}
+
+}  // namespace lockstep
+
+namespace lockstep {
+namespace {
+
+void diff_walk(const Json& a, const Json& b, const std::string& path, std::vector<std::string>& out,
+               size_t max) {
+  if (max && out.size() >= max) return;
+  auto show = [](const Json& v) {
+    std::string s = v.dump();
+    return s.size() > 120 ? s.substr(0, 117) + "..." : s;
+  };
+  if (a.is_object() && b.is_object()) {
+    std::vector<std::string> keys;
+    for (auto it = a.begin(); it != a.end(); ++it) keys.push_back(it.key());
+    for (auto it = b.begin(); it != b.end(); ++it)
+      if (!a.contains(it.key())) keys.push_back(it.key());
+    std::sort(keys.begin(), keys.end());
+    for (const auto& k : keys) {
+      std::string p = path.empty() ? k : path + "." + k;
+      if (!a.contains(k))
+        out.push_back(p + ": (absent) -> " + show(b[k]));
+      else if (!b.contains(k))
+        out.push_back(p + ": " + show(a[k]) + " -> (absent)");
+      else
+        diff_walk(a[k], b[k], p, out, max);
+      if (max && out.size() >= max) return;
+    }
+    return;
+  }
+  if (a.is_array() && b.is_array()) {
+    size_t n = std::max(a.size(), b.size());
+    for (size_t i = 0; i < n; ++i) {
+      std::string p = path + "[" + std::to_string(i) + "]";
+      if (i >= a.size())
+        out.push_back(p + ": (absent) -> " + show(b[i]));
+      else if (i >= b.size())
+        out.push_back(p + ": " + show(a[i]) + " -> (absent)");
+      else
+        diff_walk(a[i], b[i], p, out, max);
+      if (max && out.size() >= max) return;
+    }
+    return;
+  }
+  if (a != b)
+    out.push_back((path.empty() ? "(document)" : path) + ": " + show(a) + " -> " + show(b));
+}
+
+}  // namespace
+
+std::vector<std::string> json_differences(const Json& a, const Json& b, size_t max) {
+  std::vector<std::string> out;
+  diff_walk(a, b, "", out, max);
+  return out;
+}
+
+}  // namespace lockstep
+
+namespace lockstep {
+
+std::string json_string(const Json& obj, const char* key, const std::string& fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) return fallback;
+  return *it->get_ptr<const std::string*>();
+}
+
+int64_t json_int(const Json& obj, const char* key, int64_t fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number_integer()) return fallback;
+  return it->get<int64_t>();
 }
 
 }  // namespace lockstep

@@ -2,7 +2,9 @@
 // Canonical JSON: sorted keys (nlohmann::json's default object is a std::map),
 // no whitespace, UTF-8 kept as is. Hashes are computed over this form, so its
 // output must never depend on insertion order, locale or platform.
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,4 +23,19 @@ std::string pretty_json(const Json& doc);
 
 Result<Json> parse_json(std::string_view text, std::string_view what);
 
+}  // namespace lockstep
+
+namespace lockstep {
+// Where two documents differ, one line per leaf: `env.CFLAGS: "-O2" -> "-O3"`,
+// `image.manifest_digest: "sha256:…" -> "sha256:…"`, `env.NEW: (absent) ->
+// "1"`. Paths join object keys with '.', array indices as [i]. At most
+// `max` lines (0: all), in key order.
+std::vector<std::string> json_differences(const Json& a, const Json& b, size_t max = 0);
+}  // namespace lockstep
+
+namespace lockstep {
+// Tolerant readers of documents written by another version: the member as a
+// string / integer, or `fallback` when absent or of another type.
+std::string json_string(const Json& obj, const char* key, const std::string& fallback = "");
+int64_t json_int(const Json& obj, const char* key, int64_t fallback = 0);
 }  // namespace lockstep

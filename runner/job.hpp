@@ -6,9 +6,11 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/json.hpp"
 #include "executor/executor.hpp"
 #include "pipeline/lockfile.hpp"
 #include "pipeline/model.hpp"
@@ -26,6 +28,14 @@ struct StepReport {
   std::string reason;
   std::chrono::milliseconds duration{0};
   std::string log_tail;  // last lines, masked, for reports
+  std::string env_hash;  // chained from the job's (docs/environment-hash.md)
+  Json env_doc;          // the canonical document it was computed from
+  int exit_code = -1;    // of the step's process, when it ran one
+};
+
+struct ServiceReport {
+  std::string name, image, manifest_digest;
+  std::filesystem::path log_file;
 };
 
 // An input of a job as it resolved: an image (job container or service) or
@@ -51,6 +61,11 @@ struct JobReport {
   std::string network;
   executor::ResourceUsage usage;
   std::filesystem::path log_file;
+  std::string env_hash;  // docs/environment-hash.md; empty when the job never started
+  Json env_doc;
+  std::chrono::system_clock::time_point started_at{};
+  std::vector<ServiceReport> services;
+  std::vector<std::string> artifacts;  // names uploaded by this job
 };
 
 // What every job of one run shares. Owned by the run; outlives all jobs.
@@ -77,6 +92,27 @@ struct RunShared {
   std::string source_url;
   std::string source_commit;
   std::string dirty_patch;
+  std::string source_tree;
+  int64_t source_date_epoch = 315532800;  // the commit's time; 1980-01-01 without one
+  // Variables every job starts with, below the workflow's env (a workflow
+  // may set them): SOURCE_DATE_EPOCH, TZ, LANG.
+  std::map<std::string, std::string> default_env;
+  std::string secret_key;  // keys the secret hashes in environment documents
+  // Replay: the hashes each instance (by display name) must arrive at;
+  // a job whose hash differs fails before it starts.
+  const std::map<std::string, Json>* expected_docs = nullptr;
+  std::map<std::string, std::string> image_pins;  // replay: reference -> manifest digest
+  std::string until_step;  // stop before this step (name, id or 1-based index)
+  bool shell_at_stop = false;
+  // Verify: what varies from the defaults for this build.
+  struct Variation {
+    std::string workspace_root;  // instead of /__w
+    std::string hostname;
+    std::optional<mode_t> umask;
+    std::string home;  // container path of $HOME
+    std::optional<std::pair<uint32_t, uint32_t>> uid_gid;
+    std::string cpuset;
+  } vary;
 };
 
 // Where an instance sits among its job's matrix combinations.

@@ -27,6 +27,8 @@ class JobEnv {
                                             const std::map<std::string, std::string>& injected,
                                             const std::string& base_path);
 
+  const std::map<std::string, std::string>& base() const { return base_; }
+
   // From $GITHUB_ENV and $GITHUB_PATH of a finished step.
   void set(const std::string& key, const std::string& value) { exported_[key] = value; }
   void add_path(const std::string& dir) { path_prepend_.insert(path_prepend_.begin(), dir); }

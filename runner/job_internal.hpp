@@ -8,6 +8,7 @@
 
 #include "common/fs.hpp"
 #include "pipeline/commands.hpp"
+#include "pipeline/env_hash.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/options.hpp"
 #include "runner/actions.hpp"
@@ -120,6 +121,10 @@ class JobExecution {
     report_.log_file = job_dir / "log.txt";
     log_ = std::make_unique<JobLog>(run_, inst_.display_name, report_.log_file);
 
+    croot_ = run_.vary.workspace_root.empty() ? kContainerRoot : run_.vary.workspace_root;
+    ctemp_ = croot_ + "/_temp";
+    chome_ = run_.vary.home.empty() ? kContainerHome : run_.vary.home;
+    report_.started_at = std::chrono::system_clock::now();
     build_base_context();
     auto coe = eval_bool_text(job_.continue_on_error, ctx_, false,
                               "job '" + job_.id + "' continue-on-error");
@@ -237,8 +242,9 @@ class JobExecution {
       needs[id] = {{"result", result}, {"outputs", outputs}};
     }
     c["needs"] = needs;
-    c["runner"] = {{"os", "Linux"},          {"arch", "X64"},        {"name", "lockstep"},
-                   {"temp", kContainerTemp}, {"tool_cache", "/__t"}, {"debug", ""}};
+    c["runner"] = {{"os", "Linux"},  {"arch", "X64"},        {"name", "lockstep"},
+                   {"temp", ctemp_}, {"tool_cache", "/__t"}, {"debug", ""}};
+    c["github"]["workspace"] = croot_ + "/" + run_.repo_name + "/" + run_.repo_name;
     Value secrets = Value::object();
     for (const auto& [k, v] : run_.secrets) secrets[k] = v;
     c["secrets"] = secrets;
@@ -273,7 +279,7 @@ class JobExecution {
     }
     report_.image = image;
     log_->note("image " + image);
-    ImagePin pin = pin_image(run_.lock, image);
+    ImagePin pin = replay_pin(image);
     LS_TRY_ASSIGN(PreparedImage prepared, run_.images->get(pin.lookup));
     LS_TRY(verify_image_pin(pin, image, prepared.record));
     report_.image_digest = prepared.record.manifest.str();
@@ -289,14 +295,14 @@ class JobExecution {
       fs::create_directories(d, ec);
       if (ec) return fail("create " + d.string() + ": " + ec.message());
     }
-    workspace_ = std::string(kContainerRoot) + "/" + run_.repo_name + "/" + run_.repo_name;
+    workspace_ = croot_ + "/" + run_.repo_name + "/" + run_.repo_name;
     bash_ = image_has_bash(prepared.layer_dirs);
 
     executor::ContainerSpec spec;
     spec.id = "ls-" + run_.run_id + "-" + std::to_string(index_ + 1);
     spec.layers = prepared.layer_dirs;
-    spec.mounts.push_back({w, kContainerRoot, false});
-    spec.mounts.push_back({job_dir / "home", kContainerHome, false});
+    spec.mounts.push_back({w, croot_, false});
+    spec.mounts.push_back({job_dir / "home", chome_, false});
     spec.hostname = "lockstep";
     spec.env = env_from_config(prepared.record.config_json);
     for (const auto& e : spec.env)
@@ -308,7 +314,10 @@ class JobExecution {
     LS_TRY(write_file(job_dir / "hosts", hosts_file(service_names)));
     spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
     LS_TRY(apply_container_options(spec));
+    apply_variation(spec);
     report_.network = executor::to_string(spec.network);
+    // The environment hash, before anything runs: a replay refuses here.
+    LS_TRY(compute_job_hash(spec, prepared));
 
     auto c = run_.executor->start(spec);
     if (!c)
@@ -327,7 +336,7 @@ class JobExecution {
       svc->name = decl.name;
       LS_TRY_ASSIGN(svc->image,
                     eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
-      ImagePin pin = pin_image(run_.lock, svc->image);
+      ImagePin pin = replay_pin(svc->image);
       LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
       LS_TRY(verify_image_pin(pin, svc->image, img.record));
       svc->image_digest = img.record.manifest.str();
@@ -407,6 +416,30 @@ class JobExecution {
   }
 
   Status apply_parsed_options(const pipeline::ContainerOptions& o, executor::ContainerSpec& spec);
+
+  // Environment hashes and the run record (job_record.cpp).
+  void apply_variation(executor::ContainerSpec& spec);
+  Status compute_job_hash(const executor::ContainerSpec& spec, const PreparedImage& image);
+  Status compute_step_hash(const pipeline::StepEnvInputs& in, StepReport& sr);
+  Status check_expected(const std::string& what, const Json& doc);
+  Status own_workspace_for_variation();
+  std::string secret_free(const std::string& text) const;
+  // A replay pins each image to the recorded manifest; else lockstep.lock.
+  ImagePin replay_pin(const std::string& image) const;
+  bool is_until_step(const pipeline::Step& step, size_t i, const StepReport& sr) const;
+  static executor::ProcessResult stopped_result() {
+    executor::ProcessResult pr;
+    pr.kind = executor::ExitKind::kCancelled;
+    pr.reason = "stopped (--until)";
+    return pr;
+  }
+  void open_shell();
+  bool stop_here_ = false;
+  bool shell_opened_ = false;
+  executor::ProcessSpec last_ps_;      // the last step's process (env, workdir)
+  Digest chain_;                       // the job's hash, then each step's
+  std::string croot_, ctemp_, chome_;  // container paths of /__w, /__w/_temp, $HOME
+  executor::ContainerSpec spec_copy_;  // what the job container was started with
 
   JobOutcome run_steps(const fs::path& job_dir);
   Result<executor::ProcessResult> run_one_step(const pipeline::Step& step, size_t i,

@@ -34,8 +34,21 @@ JobOutcome JobExecution::run_steps(const fs::path& job_dir) {
           {"outcome", "skipped"}, {"conclusion", "skipped"}, {"outputs", Value::object()}};
       continue;
     } else {
-      log_->note("step: " + sr.name);
+      stop_here_ = is_until_step(step, i, sr);
+      if (!stop_here_) log_->note("step: " + sr.name);
       auto r = run_one_step(step, i, sr);
+      if (stop_here_ && r) {
+        sr.outcome = sr.conclusion = JobResult::kSkipped;
+        sr.reason = "--until";
+        log_->note("stopped before step '" + sr.name + "' (--until)");
+        if (run_.shell_at_stop) open_shell();
+        for (size_t k = i + 1; k < job_.steps.size(); ++k) {
+          report_.steps[k].name = step_display_name(job_.steps[k], k);
+          report_.steps[k].reason = "--until";
+        }
+        if (failed) return failure(failure_reason);
+        return {JobResult::kSuccess, "stopped before step '" + sr.name + "' (--until)", {}, false};
+      }
       if (r)
         pr = *r;
       else
@@ -67,6 +80,11 @@ JobOutcome JobExecution::run_steps(const fs::path& job_dir) {
       log_->note("step '" + sr.name + "' failed: " + sr.reason +
                  (sr.conclusion == JobResult::kSuccess ? " (continue-on-error)" : ""));
     }
+    if (sr.outcome == JobResult::kFailure && run_.shell_at_stop && !shell_opened_) {
+      shell_opened_ = true;
+      log_->note("opening a shell at the failed step '" + sr.name + "'");
+      open_shell();
+    }
     if (sr.conclusion == JobResult::kCancelled && !failed) {
       failed = true;
       failure_reason = "step '" + sr.name + "': " + sr.reason;
@@ -95,7 +113,7 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
   std::map<std::string, std::string> injected = injected_env(step, sr);
   for (const auto& [var, name] : files) {
     LS_TRY(write_file(temp_host_ / name, ""));
-    injected[var] = std::string(kContainerTemp) + "/" + name;
+    injected[var] = ctemp_ + "/" + name;
   }
   LS_TRY_ASSIGN(std::vector<std::string> env,
                 job_env_.for_step(step, ctx_, injected, default_path_));
@@ -107,9 +125,8 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
                                                                : "";
   std::string script_name = "step_" + n + pipeline::script_extension(shell);
   LS_TRY(write_file(temp_host_ / script_name, script, 0755));
-  LS_TRY_ASSIGN(
-      std::vector<std::string> argv,
-      pipeline::resolve_shell(shell, bash_, std::string(kContainerTemp) + "/" + script_name));
+  LS_TRY_ASSIGN(std::vector<std::string> argv,
+                pipeline::resolve_shell(shell, bash_, ctemp_ + "/" + script_name));
 
   std::string wd = !step.working_directory.empty()            ? step.working_directory
                    : !job_.defaults.working_directory.empty() ? job_.defaults.working_directory
@@ -133,6 +150,26 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
   if (left.count() <= 0) left = std::chrono::milliseconds(1);
   ps.timeout = step_timeout ? std::min(*step_timeout, left) : left;
 
+  pipeline::StepEnvInputs hin;
+  hin.index = i;
+  hin.id = step.id;
+  hin.name = sr.name;
+  hin.kind = "run";
+  hin.script = secret_free(script);
+  hin.argv = ps.argv;
+  hin.workdir = wd;
+  for (const auto& e : ps.env) {
+    auto eq = e.find('=');
+    hin.env[e.substr(0, eq)] = secret_free(e.substr(eq + 1));
+  }
+  hin.timeout_ms = step_timeout ? step_timeout->count() : 0;
+  auto coe = eval_bool_text(step.continue_on_error, ctx_, false, "continue-on-error");
+  hin.continue_on_error = coe && *coe;
+  LS_TRY(compute_step_hash(hin, sr));
+  LS_TRY(own_workspace_for_variation());
+  last_ps_ = ps;
+  if (stop_here_) return stopped_result();
+
   bool in_group = false;
   pipeline::CommandStream commands;
   auto sink = [&](executor::Stream stream, std::string_view line,
@@ -146,6 +183,7 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
   };
   LS_TRY_ASSIGN(executor::ProcessResult pr, container_->exec(ps, sink));
   report_.network = executor::to_string(pr.network);  // as the executor applied it
+  sr.exit_code = pr.kind == executor::ExitKind::kExited ? pr.exit_code : -1;
   if (pr.kind == executor::ExitKind::kTimedOut && !step_timeout)
     pr.reason = "job timed out after " + std::to_string(job_timeout_.count() / 60000) + " minutes";
 
@@ -174,6 +212,18 @@ Result<executor::ProcessResult> JobExecution::run_action_step(const pipeline::St
   for (const auto& [k, v] : step.with) {
     LS_TRY_ASSIGN(env.with[k], eval_string(v, ctx_, "step '" + sr.name + "' with." + k));
   }
+  pipeline::StepEnvInputs hin;
+  hin.index = static_cast<size_t>(&step - job_.steps.data());
+  hin.id = step.id;
+  hin.name = sr.name;
+  hin.kind = "uses";
+  hin.uses = *step.uses;
+  for (const auto& [k, v] : env.with) hin.with[k] = secret_free(v);
+  hin.workdir = workspace_;
+  LS_TRY(compute_step_hash(hin, sr));
+  last_ps_ = {};
+  last_ps_.workdir = workspace_;
+  if (stop_here_) return stopped_result();
   auto begin = std::chrono::steady_clock::now();
   executor::ProcessResult pr;
   auto r = run_builtin_action(*step.uses, env);
@@ -186,6 +236,8 @@ Result<executor::ProcessResult> JobExecution::run_action_step(const pipeline::St
     return pr;
   }
   for (const auto& [k, v] : r->outputs) ctx_.contexts["steps"][sr.id]["outputs"][k] = v;
+  if (step.uses->rfind("actions/upload-artifact", 0) == 0 && r->outputs.count("artifact-id"))
+    report_.artifacts.push_back(r->outputs.at("artifact-id"));
   if (r->post) posts_.push_back({sr.name, r->post});
   pr.reason = "exit code 0";
   return pr;
@@ -217,8 +269,8 @@ std::map<std::string, std::string> JobExecution::injected_env(const pipeline::St
       {"RUNNER_OS", "Linux"},
       {"RUNNER_ARCH", "X64"},
       {"RUNNER_NAME", "lockstep"},
-      {"RUNNER_TEMP", kContainerTemp},
-      {"HOME", kContainerHome},
+      {"RUNNER_TEMP", ctemp_},
+      {"HOME", chome_},
   };
 }
 

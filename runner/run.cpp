@@ -26,7 +26,10 @@
 #include "runner/cli.hpp"
 #include "runner/job.hpp"
 #include "runner/lock_use.hpp"
+#include "runner/project.hpp"
+#include "runner/provenance.hpp"
 #include "runner/pull.hpp"
+#include "runner/record.hpp"
 #include "runner/report.hpp"
 #include "runner/scheduler.hpp"
 
@@ -136,12 +139,50 @@ bool matrix_matches(const pipeline::OrderedValue& m,
 // The workflow's own repository: --repo/--ref, else the git working tree the
 // workflow file lives in (at HEAD), else none.
 struct Source {
-  std::string url, commit, ref, patch;
+  std::string url, commit, ref, patch, tree;
   std::string name = "workspace";
+  int64_t commit_time = 0;
 };
 
-Result<Source> resolve_source(const RunOptions& opt) {
+// The commit's tree and time, from the working tree or the bare mirror.
+Status add_commit_facts(const RunOptions& opt, Source& s) {
+  if (s.commit.empty()) return {};
+  std::error_code ec;
+  fs::path repo = s.url;
+  if (s.url.empty() || !fs::is_directory(repo, ec)) {
+    cache::GitMirrors mirrors(opt.state_dir);
+    repo = mirrors.mirror_path(s.url);
+    if (!mirrors.has_commit(s.url, s.commit)) {
+      LS_TRY_ASSIGN(cache::MirrorInfo m, mirrors.update(s.url));
+      (void)m;
+    }
+  }
+  auto facts = cache::commit_facts(repo, s.commit);
+  if (!facts) {
+    // A local path that is a plain directory: the bare mirror has it.
+    cache::GitMirrors mirrors(opt.state_dir);
+    if (!mirrors.has_commit(s.url, s.commit)) {
+      LS_TRY_ASSIGN(cache::MirrorInfo m, mirrors.update(s.url));
+      (void)m;
+    }
+    LS_TRY_ASSIGN(facts, cache::commit_facts(mirrors.mirror_path(s.url), s.commit));
+  }
+  s.tree = facts->tree;
+  s.commit_time = facts->time;
+  return {};
+}
+
+Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
   Source s;
+  if (ex && ex->source_commit) {  // replay: the recorded source
+    s.url = ex->source_url.value_or("");
+    s.commit = *ex->source_commit;
+    s.patch = ex->source_patch.value_or("");
+    s.ref = ex->source_ref.value_or("");
+    if (ex->run_identity.contains("repository_name"))
+      s.name = ex->run_identity["repository_name"].get<std::string>();
+    return s;
+  }
   if (!opt.repo.empty()) {
     cache::GitMirrors mirrors(opt.state_dir);
     LS_TRY_ASSIGN(cache::MirrorInfo m, mirrors.update(opt.repo));
@@ -181,7 +222,10 @@ Result<Source> resolve_source(const RunOptions& opt) {
 
 }  // namespace
 
-int run_workflow(const RunOptions& opt) {
+int run_workflow(const RunOptions& opt, RunExtras* ex) {
+  RunExtras none;
+  if (!ex) ex = &none;
+  auto started_at = std::chrono::system_clock::now();
   auto wf = pipeline::load_workflow(opt.workflow);
   if (!wf) return report_error(wf.error());
   auto graph = pipeline::build_graph(*wf);
@@ -190,13 +234,19 @@ int run_workflow(const RunOptions& opt) {
   if (!lock) return report_error(lock.error());
 
   std::string run_id = new_run_id();
-  auto source = resolve_source(opt);
+  auto source = resolve_source(opt, ex);
   if (!source) return report_error(source.error());
+  if (auto f = add_commit_facts(opt, *source); !f)
+    return report_error(std::move(f.error()).context("source commit " + source->commit));
+  // A replay keeps the recorded run identity (GITHUB_RUN_ID, ...).
+  auto identity = [&](const char* key, const std::string& dflt) {
+    return ex->run_identity.contains(key) ? ex->run_identity[key].get<std::string>() : dflt;
+  };
   pipeline::Value github = {
       {"workflow", wf->name.empty() ? opt.workflow.filename().string() : wf->name},
-      {"run_id", run_id},
-      {"run_number", "1"},
-      {"run_attempt", "1"},
+      {"run_id", identity("GITHUB_RUN_ID", run_id)},
+      {"run_number", identity("GITHUB_RUN_NUMBER", "1")},
+      {"run_attempt", identity("GITHUB_RUN_ATTEMPT", "1")},
       {"event_name", "push"},
       {"actor", "lockstep"},
       {"repository", "local/" + source->name},
@@ -294,6 +344,22 @@ int run_workflow(const RunOptions& opt) {
   shared.source_url = source->url;
   shared.source_commit = source->commit;
   shared.dirty_patch = source->patch;
+  shared.source_tree = source->tree;
+  if (source->commit_time > 0) shared.source_date_epoch = source->commit_time;
+  shared.default_env = {{"SOURCE_DATE_EPOCH", std::to_string(shared.source_date_epoch)},
+                        {"TZ", "UTC"},
+                        {"LANG", "C.UTF-8"}};
+  for (const auto& [k, v] : ex->env_defaults) shared.default_env[k] = v;
+  auto key = secret_hash_key(opt.state_dir);
+  if (!key) return report_error(key.error());
+  shared.secret_key = *key;
+  shared.expected_docs = ex->expected_docs.empty() ? nullptr : &ex->expected_docs;
+  shared.image_pins = ex->image_pins;
+  shared.until_step = ex->until_step;
+  shared.shell_at_stop = ex->shell;
+  shared.vary = ex->vary;
+  ex->run_id = run_id;
+  ex->run_dir = run_dir;
 
   // The schedule: an instance needs every instance of each job it needs.
   std::vector<ScheduledJob> sched(plan.size());
@@ -347,11 +413,78 @@ int run_workflow(const RunOptions& opt) {
     reports[i].outcome = outcomes[i];
   }
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
-  print_summary(console, summary, matrix_text);
+  if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
   for (const auto& [kind, file] : opt.reports) {
     auto r =
         kind == "junit" ? write_junit(file, summary, masker) : write_json(file, summary, masker);
     if (!r) report_error(r.error());
+  }
+  int exit_code = 0;
+  if (interrupted) {
+    exit_code = 130;
+  } else {
+    for (const auto& r : reports) {
+      if ((r.outcome.result == JobResult::kFailure && !r.outcome.continue_on_error) ||
+          r.outcome.result == JobResult::kCancelled)
+        exit_code = 1;
+    }
+  }
+  {
+    RecordInput rec;
+    rec.run_id = run_id;
+    rec.kind = ex->kind;
+    rec.replay_of = ex->replay_of;
+    rec.started_at = started_at;
+    rec.finished_at = std::chrono::system_clock::now();
+    rec.exit_code = exit_code;
+    rec.interrupted = interrupted;
+    rec.workflow_path = ex->workflow_display.empty() ? opt.workflow : ex->workflow_display;
+    rec.workflow_name = wf->name;
+    rec.workflow_text = wf->source;
+    if (*lock) {
+      rec.lock_path = opt.lock_file.empty() ? default_lock_path(opt.workflow) : opt.lock_file;
+      rec.lock_text = pipeline::serialize_lockfile(**lock);
+    }
+    rec.source_url = source->url;
+    rec.source_ref = source->ref;
+    rec.source_commit = source->commit;
+    rec.source_tree = source->tree;
+    rec.source_commit_time = source->commit_time;
+    rec.dirty_patch = source->patch;
+    Json env = Json::object();
+    for (const auto& [k, v] : opt.env) env[k] = masker.mask(v);
+    Json secret_names = Json::array();
+    for (const auto& [k, v] : opt.secrets) secret_names.push_back(k);
+    Json platforms = Json::object();
+    for (const auto& [k, v] : opt.platforms) platforms[k] = v;
+    Json matrix = Json::object();
+    for (const auto& [k, v] : opt.matrix_filter) matrix[k] = v;
+    rec.options = {{"env", env},
+                   {"secret_names", secret_names},
+                   {"platforms", platforms},
+                   {"jobs", opt.jobs},
+                   {"matrix", matrix},
+                   {"until", ex->until_step}};
+    rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
+                        {"GITHUB_RUN_NUMBER", github["run_number"]},
+                        {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},
+                        {"repository_name", source->name}};
+    rec.secret_key_id = sha256_of(shared.secret_key).hex().substr(0, 16);
+    rec.jobs = &reports;
+    rec.run_dir = run_dir;
+    rec.state_dir = opt.state_dir;
+    rec.verify = ex->verify;
+    ex->record = build_record(rec);
+    if (!ex->write_record) {
+      // verify records its builds together
+    } else if (auto saved = save_record(opt.state_dir, run_dir, ex->record); !saved) {
+      report_error(std::move(saved.error()).context("write the run record"));
+    } else if (auto prov = write_provenance(ex->record, run_dir / "provenance.json"); !prov) {
+      report_error(std::move(prov.error()).context("write provenance"));
+    } else if (!ex->quiet_summary) {
+      std::fprintf(stderr, "lockstep: run %s recorded in %s\n", run_id.c_str(),
+                   (run_dir / "record.json").c_str());
+    }
   }
   if (interrupted) return 130;
   bool any_failed = false;

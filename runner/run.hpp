@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "common/json.hpp"
 #include "pipeline/model.hpp"
+#include "runner/job.hpp"
 
 namespace lockstep::runner {
 
@@ -37,6 +39,29 @@ struct RunOptions {
   std::filesystem::path state_dir;
 };
 
-int run_workflow(const RunOptions& options);
+// What `replay` and `verify` add to a run, and what a run hands back to them.
+struct RunExtras {
+  std::string kind = "run";  // run | replay | verify (the record's kind, the builder id)
+  std::string replay_of;
+  std::filesystem::path workflow_display;         // the original path, when running from a copy
+  std::map<std::string, Json> expected_docs;      // display name[#step] -> env document
+  std::map<std::string, std::string> image_pins;  // reference -> manifest digest
+  std::string until_step;
+  bool shell = false;
+  Json run_identity;  // {"GITHUB_RUN_ID": ..., "GITHUB_RUN_NUMBER": ...} to restore
+  // The source to check out instead of the enclosing repository.
+  std::optional<std::string> source_url, source_commit, source_patch, source_ref;
+  std::map<std::string, std::string> env_defaults;  // override SOURCE_DATE_EPOCH/TZ/LANG
+  RunShared::Variation vary;
+  Json verify;  // stored in the record (kind verify)
+  bool write_record = true;
+  bool quiet_summary = false;
+  // Out.
+  std::string run_id;
+  std::filesystem::path run_dir;
+  Json record;
+};
+
+int run_workflow(const RunOptions& options, RunExtras* extras = nullptr);
 
 }  // namespace lockstep::runner

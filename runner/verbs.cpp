@@ -9,6 +9,7 @@
 #include "runner/cmd_image_pull.hpp"
 #include "runner/cmd_lock.hpp"
 #include "runner/cmd_mirror.hpp"
+#include "runner/cmd_records.hpp"
 #include "runner/cmd_report.hpp"
 #include "runner/commands.hpp"
 
@@ -69,6 +70,10 @@ const std::vector<Verb>& verbs() {
       {"shell", cmd_shell, "open an interactive shell in a container from an image"},
       {"cache", cmd_cache, "list, measure and garbage-collect the local store"},
       {"artifacts", cmd_artifacts, "list or download the artifacts of a run"},
+      {"runs", cmd_runs, "list recorded runs, or show one"},
+      {"logs", cmd_logs, "print the logs of a recorded run's jobs"},
+      {"replay", cmd_replay, "run recorded jobs again from their record and check they match"},
+      {"verify", cmd_verify, "build jobs several times, varying what must not matter; compare"},
       {"diff", cmd_diff, "show what differed between two runs (inputs, host, outputs)"},
       {"report", cmd_report, "write a run's report as one self-contained HTML file"},
       {"mirror", cmd_mirror, "run the pull-through registry mirror"},

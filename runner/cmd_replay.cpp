@@ -1,0 +1,313 @@
+// `lockstep replay`: re-executes recorded jobs from the record alone and
+// checks that they arrive at the recorded environment hashes and outputs.
+#include <sys/utsname.h>
+
+#include <cstdio>
+#include <set>
+
+#include "cache/artifacts.hpp"
+#include "common/fs.hpp"
+#include "common/paths.hpp"
+#include "runner/cli.hpp"
+#include "runner/cmd_records.hpp"
+#include "runner/pull.hpp"
+#include "runner/record.hpp"
+#include "runner/record_read.hpp"
+#include "runner/replay_plan.hpp"
+#include "runner/run.hpp"
+
+namespace lockstep::runner {
+namespace fs = std::filesystem;
+
+std::string host_platform() {
+  struct utsname u {};
+  std::string m = ::uname(&u) == 0 ? u.machine : "x86_64";
+  if (m == "x86_64") return "linux/amd64";
+  if (m == "aarch64") return "linux/arm64";
+  if (m == "armv7l") return "linux/arm/v7";
+  if (m == "i686" || m == "i386") return "linux/386";
+  return "linux/" + m;
+}
+
+Result<std::map<std::string, std::string>> read_secret_file(const std::string& f) {
+  std::map<std::string, std::string> out;
+  auto text = read_file(f);
+  if (!text)
+    return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
+  size_t pos = 0, lineno = 0;
+  while (pos < text->size()) {
+    size_t nl = text->find('\n', pos);
+    std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text->size() : nl + 1;
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    auto eq = line.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail(f + ":" + std::to_string(lineno) + ": expected KEY=VALUE", ErrorKind::kUsage);
+    out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& job_filter,
+                                    bool check_hashes) {
+  Json r = Json::parse(rec.doc.dump());
+  ReplayPlan p;
+  p.record = r;
+  const std::string file = rec.file.string();
+  if (!r.contains("workflow") || !r["workflow"].is_object() || !r["workflow"].contains("text") ||
+      !r["workflow"]["text"].is_string())
+    return fail("record " + file + " does not hold the workflow text", ErrorKind::kUsage);
+  // Which recorded instances to run again.
+  std::set<std::string> job_ids;
+  std::vector<std::string> names;
+  for (const auto& j : r["jobs"]) {
+    std::string name = json_string(j, "name");
+    names.push_back(name);
+    // Every recorded job's image and documents: a selected job may need
+    // others, which then run (and are checked) too.
+    if (j.contains("image") && !json_string(j["image"], "manifest_digest").empty())
+      p.image_pins[json_string(j["image"], "ref")] = json_string(j["image"], "manifest_digest");
+    if (j.contains("services") && j["services"].is_array())
+      for (const auto& s : j["services"])
+        if (!json_string(s, "manifest_digest").empty())
+          p.image_pins[json_string(s, "image")] = json_string(s, "manifest_digest");
+    if (check_hashes && j.contains("env_doc") && j["env_doc"].is_object() &&
+        !j["env_doc"].empty()) {
+      p.expected_docs[name] = j["env_doc"];
+      if (j.contains("steps") && j["steps"].is_array())
+        for (const auto& s : j["steps"])
+          if (s.contains("env_doc") && s["env_doc"].is_object())
+            p.expected_docs[name + "#" + std::to_string(json_int(s, "index"))] = s["env_doc"];
+    }
+    bool wanted = job_filter.empty() || job_filter == name || job_filter == json_string(j, "id");
+    if (!wanted) continue;
+    if (json_string(j, "result") == "skipped" && json_string(j, "env_hash").empty() &&
+        !job_filter.empty())
+      return fail("job '" + name + "' was skipped in run " + json_string(r, "run_id") +
+                      ": there is nothing to replay",
+                  ErrorKind::kUsage);
+    job_ids.insert(json_string(j, "id"));
+    p.selected.push_back(name);
+    if (job_filter == name && j.contains("matrix") && j["matrix"].is_object())
+      for (auto it = j["matrix"].begin(); it != j["matrix"].end(); ++it)
+        p.matrix_filter.emplace_back(
+            it.key(), it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+    // Platform: this host must run what the job ran on.
+    std::string platform = j.contains("image") ? json_string(j["image"], "platform") : "";
+    if (!platform.empty() && platform != host_platform())
+      return fail("job '" + name + "' was recorded on " + platform + "; this host runs " +
+                      host_platform() + " (replay it on a " + platform + " host)",
+                  ErrorKind::kUnsupported);
+  }
+  if (p.selected.empty()) {
+    std::string hint = closest_match(job_filter, names);
+    return fail("run " + json_string(r, "run_id") + " has no job '" + job_filter + "'" +
+                    (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
+                ErrorKind::kNotFound);
+  }
+  p.job_ids.assign(job_ids.begin(), job_ids.end());
+  if (r.contains("options") && r["options"].is_object()) {
+    const auto& o = r["options"];
+    if (o.contains("env") && o["env"].is_object())
+      for (auto it = o["env"].begin(); it != o["env"].end(); ++it)
+        p.env.emplace_back(it.key(), it.value().get<std::string>());
+    if (o.contains("secret_names") && o["secret_names"].is_array())
+      for (const auto& n : o["secret_names"]) p.secret_names.push_back(n.get<std::string>());
+    if (o.contains("platforms") && o["platforms"].is_object())
+      for (auto it = o["platforms"].begin(); it != o["platforms"].end(); ++it)
+        p.platforms[it.key()] = it.value().get<std::string>();
+    if (job_filter.empty() && o.contains("jobs") && o["jobs"].is_array() && !o["jobs"].empty()) {
+      p.job_ids.clear();
+      for (const auto& id : o["jobs"]) p.job_ids.push_back(id.get<std::string>());
+    }
+    if (job_filter.empty() && o.contains("matrix") && o["matrix"].is_object())
+      for (auto it = o["matrix"].begin(); it != o["matrix"].end(); ++it)
+        p.matrix_filter.emplace_back(it.key(), it.value().get<std::string>());
+  }
+  if (r.contains("source") && r["source"].is_object()) {
+    const auto& s = r["source"];
+    p.source_url = json_string(s, "url");
+    p.source_commit = json_string(s, "commit");
+    p.source_ref = json_string(s, "ref");
+    if (s.contains("dirty_patch") && s["dirty_patch"].is_string())
+      p.source_patch = s["dirty_patch"].get<std::string>();
+  }
+  if (r.contains("run_identity") && r["run_identity"].is_object())
+    p.run_identity = r["run_identity"];
+  p.workflow_text = r["workflow"]["text"].get<std::string>();
+  p.workflow_path = json_string(r["workflow"], "path", "workflow.yml");
+  return p;
+}
+
+Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::path& scratch,
+                          RunOptions& o, RunExtras& ex) {
+  fs::path wf = scratch / fs::path(p.workflow_path).filename();
+  if (wf.filename().empty()) wf = scratch / "workflow.yml";
+  LS_TRY(write_file_atomic(wf, p.workflow_text));
+  o.workflow = wf;
+  o.state_dir = state;
+  o.jobs = p.job_ids;
+  o.matrix_filter = p.matrix_filter;
+  o.env = p.env;
+  o.platforms = p.platforms;
+  ex.workflow_display = p.workflow_path;
+  ex.image_pins = p.image_pins;
+  ex.run_identity = p.run_identity;
+  if (!p.source_commit.empty()) {
+    ex.source_url = p.source_url;
+    ex.source_commit = p.source_commit;
+    ex.source_ref = p.source_ref;
+    ex.source_patch = p.source_patch;
+  }
+  for (const auto& n : p.secret_names)
+    if (!o.secrets.count(n))
+      return fail(
+          "the run used secret '" + n + "': pass it with --secret " + n + "=VALUE or --secret-file",
+          ErrorKind::kUsage);
+  return {};
+}
+
+namespace {
+
+const CommandLine& replay_cl() {
+  static const CommandLine cl(
+      "lockstep replay <run | record.json> [--job NAME] [--until STEP] [--shell]",
+      "Runs recorded jobs again from the record alone (no workflow file needed): the same\n"
+      "image digests, commit, environment and commands. Every environment hash is\n"
+      "recomputed and checked before anything runs; outputs are compared with the\n"
+      "recorded artifact digests. Exit: 0 replayed and matched, 1 a job failed,\n"
+      "2 bad input, 3 outputs differ from the record.",
+      {{"job", 0, true, false, "NAME", "only this job (its name, e.g. 'build (gcc, -O2)', or id)"},
+       {"until", 0, true, false, "STEP", "stop before this step (name, id or number)"},
+       {"shell", 0, false, false, "",
+        "open a shell in the job's container where it stopped or failed"},
+       {"secret", 's', true, true, "KEY=VALUE", "a secret the run used"},
+       {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
+       {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
+       {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
+       {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"}});
+  return cl;
+}
+
+}  // namespace
+
+Status add_secret_options(const ParsedArgs& a, RunOptions& o) {
+  for (const auto& s : a.all("secret")) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail("--secret '" + s + "': expected KEY=VALUE", ErrorKind::kUsage);
+    o.secrets[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  for (const auto& f : a.all("secret-file")) {
+    LS_TRY_ASSIGN(auto m, read_secret_file(f));
+    for (auto& [k, v] : m) o.secrets[k] = v;
+  }
+  o.insecure_registries = a.all("insecure-registry");
+  if (auto m = a.get("mirror")) {
+    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(*m, "--mirror"));
+  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
+    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(env, "LOCKSTEP_MIRROR"));
+  }
+  return {};
+}
+
+int cmd_replay(const Args& args) {
+  if (CommandLine::wants_help(args)) {
+    std::fputs(replay_cl().help().c_str(), stdout);
+    return 0;
+  }
+  auto a = replay_cl().parse(args);
+  if (!a) return report_error(a.error());
+  if (a->positionals.size() != 1)
+    return usage_error("replay takes exactly one run id or record.json");
+  fs::path state = a->get("state-dir") ? fs::path(*a->get("state-dir")) : state_dir();
+  auto rec = load_record(a->positionals[0], state);
+  if (!rec) return report_error(rec.error());
+  auto plan = plan_from_record(*rec, a->get("job").value_or(""), true);
+  if (!plan) return report_error(plan.error());
+  RunOptions o;
+  if (auto s = add_secret_options(*a, o); !s) return report_error(s.error());
+  std::error_code ec;
+  fs::create_directories(state / "tmp", ec);
+  auto scratch = TempDir::create(state / "tmp", "replay");
+  if (!scratch) return report_error(scratch.error());
+  RunExtras ex;
+  ex.kind = "replay";
+  ex.replay_of = json_string(plan->record, "run_id");
+  ex.expected_docs = plan->expected_docs;
+  ex.until_step = a->get("until").value_or("");
+  ex.shell = a->has("shell");
+  if (auto s = prepare_replay_run(*plan, state, scratch->path(), o, ex); !s)
+    return report_error(s.error());
+  std::fprintf(stderr, "lockstep: replaying %zu job(s) of run %s (commit %s)\n",
+               plan->selected.size(), ex.replay_of.c_str(),
+               plan->source_commit.empty() ? "none" : plan->source_commit.substr(0, 12).c_str());
+  int rc = run_workflow(o, &ex);
+  if (ex.record.is_null()) return rc;
+  // Outputs: the recorded artifact digests against the replay's.
+  auto outcome = compare_replay_outputs(plan->record, ex.record, plan->selected);
+  for (const auto& line : outcome.lines) std::printf("%s\n", line.c_str());
+  if (rc != 0) return rc;
+  if (!ex.until_step.empty()) return 0;
+  return outcome.matched ? 0 : 3;
+}
+
+namespace {
+const Json& items(const Json& obj, const char* key) {
+  static const Json empty = Json::array();
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_array() ? *it : empty;
+}
+}  // namespace
+
+ReplayComparison compare_replay_outputs(const Json& original, const Json& replay,
+                                        const std::vector<std::string>& selected) {
+  ReplayComparison out;
+  std::map<std::string, const Json*> now;
+  for (const auto& j : items(replay, "jobs")) now[json_string(j, "name")] = &j;
+  size_t same = 0, hashes = 0;
+  for (const auto& j : items(original, "jobs")) {
+    std::string name = json_string(j, "name");
+    if (std::find(selected.begin(), selected.end(), name) == selected.end()) continue;
+    auto it = now.find(name);
+    if (it == now.end()) {
+      out.matched = false;
+      out.lines.push_back("replay: job '" + name + "' did not run");
+      continue;
+    }
+    const Json& r = *it->second;
+    if (json_string(j, "env_hash") == json_string(r, "env_hash") &&
+        !json_string(r, "env_hash").empty())
+      ++hashes;
+    if (json_string(j, "result") != json_string(r, "result"))
+      out.lines.push_back("replay: job '" + name + "' was " + json_string(j, "result") +
+                          " in the record, " + json_string(r, "result") + " now");
+    std::map<std::string, std::string> was, is;
+    for (const auto& a : items(j, "artifacts"))
+      was[json_string(a, "name")] = json_string(a, "digest");
+    for (const auto& a : items(r, "artifacts"))
+      is[json_string(a, "name")] = json_string(a, "digest");
+    for (const auto& [n, d] : was) {
+      auto f = is.find(n);
+      if (f == is.end()) {
+        out.matched = false;
+        out.lines.push_back("replay: job '" + name + "': artifact '" + n + "' was not uploaded");
+      } else if (f->second != d) {
+        out.matched = false;
+        out.lines.push_back("replay: job '" + name + "': artifact '" + n + "' differs: recorded " +
+                            d + ", now " + f->second);
+      } else {
+        ++same;
+      }
+    }
+  }
+  out.lines.push_back("replay: " + std::to_string(hashes) + " of " +
+                      std::to_string(selected.size()) + " environment hashes match the record; " +
+                      std::to_string(same) + " artifact(s) identical" +
+                      (out.matched ? "; outputs match" : "; OUTPUTS DIFFER"));
+  return out;
+}
+
+}  // namespace lockstep::runner

@@ -1,0 +1,211 @@
+// `lockstep runs ls|show` and `lockstep logs`: what the run records hold.
+#include <cstdio>
+#include <fstream>
+
+#include "common/paths.hpp"
+#include "runner/cli.hpp"
+#include "runner/cmd_records.hpp"
+#include "runner/record.hpp"
+#include "runner/record_read.hpp"
+#include "runner/report.hpp"
+
+namespace lockstep::runner {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string short_hash(const std::string& h) {
+  return h.rfind("sha256:", 0) == 0 ? h.substr(7, 12) : h.substr(0, 12);
+}
+
+std::string human_bytes(long long b) {
+  char buf[32];
+  if (b >= (1LL << 30))
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1LL << 30));
+  else if (b >= (1LL << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1LL << 20));
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024);
+  else
+    std::snprintf(buf, sizeof buf, "%lld B", b);
+  return buf;
+}
+
+int runs_ls(const Args& args) {
+  const CommandLine cl("lockstep runs ls [--limit N]", "List recorded runs, newest first.",
+                       {{"limit", 'n', true, false, "N", "at most N runs (default 20)"}});
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cl.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cl.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (!parsed->positionals.empty()) return usage_error("runs ls takes no arguments");
+  size_t limit = 20;
+  if (auto l = parsed->get("limit")) {
+    char* end = nullptr;
+    long v = std::strtol(l->c_str(), &end, 10);
+    if (l->empty() || *end || v <= 0)
+      return usage_error("--limit: expected a positive number, got '" + *l + "'");
+    limit = static_cast<size_t>(v);
+  }
+  auto rows = list_runs(state_dir(), limit);
+  if (!rows) return report_error(rows.error());
+  if (rows->empty()) {
+    std::printf("no runs recorded in %s\n", state_dir().c_str());
+    return 0;
+  }
+  std::printf("%-20s  %-7s  %-9s  %5s  %9s  %-12s  %s\n", "RUN", "KIND", "RESULT", "JOBS",
+              "DURATION", "COMMIT", "WORKFLOW");
+  for (const auto& r : *rows) {
+    std::string jobs = std::to_string(r.jobs);
+    if (r.failed) jobs = std::to_string(r.failed) + "/" + jobs;
+    std::printf("%-20s  %-7s  %-9s  %5s  %9s  %-12s  %s\n", r.id.c_str(), r.kind.c_str(),
+                r.result.c_str(), jobs.c_str(),
+                format_duration(std::chrono::milliseconds(r.duration_ms)).c_str(),
+                r.commit.substr(0, 12).c_str(), r.workflow.c_str());
+  }
+  return 0;
+}
+
+int runs_show(const Args& args) {
+  const CommandLine cl("lockstep runs show <run | record.json> [--json]",
+                       "Show a recorded run: jobs, environment hashes, steps, artifacts.",
+                       {{"json", 0, false, false, "", "print the whole record"}});
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cl.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cl.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (parsed->positionals.size() != 1) return usage_error("runs show takes exactly one run id");
+  auto rec = load_record(parsed->positionals[0], state_dir());
+  if (!rec) return report_error(rec.error());
+  const auto& d = rec->doc;
+  if (parsed->has("json")) {
+    std::printf("%s\n", d.dump(2).c_str());
+    return 0;
+  }
+  std::printf("run       %s (%s)\n", str_or(d, "run_id").c_str(), str_or(d, "kind").c_str());
+  if (!str_or(d, "replay_of").empty())
+    std::printf("replay of %s\n", str_or(d, "replay_of").c_str());
+  const auto& wf = member(d, "workflow");
+  std::printf("workflow  %s (%s)\n", str_or(wf, "path").c_str(), str_or(wf, "digest").c_str());
+  const auto& src = member(d, "source");
+  if (src.is_object())
+    std::printf("source    %s @ %s%s\n", str_or(src, "url").c_str(), str_or(src, "commit").c_str(),
+                member(src, "dirty_patch_digest").is_string() ? " + dirty patch" : "");
+  std::printf("result    %s (exit %lld) in %s, started %s\n", str_or(d, "result").c_str(),
+              int_or(d, "exit_code"),
+              format_duration(std::chrono::milliseconds(int_or(d, "duration_ms"))).c_str(),
+              str_or(d, "started_at").c_str());
+  const auto& amb = member(d, "ambient");
+  std::printf("host      %s, kernel %s, %lld cpus, lockstep %s\n", str_or(amb, "hostname").c_str(),
+              str_or(amb, "kernel").c_str(), int_or(amb, "cpus"),
+              str_or(amb, "lockstep_build").c_str());
+  for (const auto& j : member(d, "jobs")) {
+    std::printf("\njob %s: %s", str_or(j, "name").c_str(), str_or(j, "result").c_str());
+    if (!str_or(j, "reason").empty()) std::printf(" (%s)", str_or(j, "reason").c_str());
+    std::printf(" in %s\n",
+                format_duration(std::chrono::milliseconds(int_or(j, "duration_ms"))).c_str());
+    std::printf("  environment hash  %s\n", str_or(j, "env_hash").c_str());
+    const auto& img = member(j, "image");
+    std::printf("  image             %s (%s, %s)\n", str_or(img, "ref").c_str(),
+                str_or(img, "manifest_digest").c_str(), str_or(img, "platform").c_str());
+    const auto& u = member(j, "usage");
+    std::printf("  network %s, peak memory %s, cpu %lld ms%s\n", str_or(j, "network").c_str(),
+                human_bytes(int_or(u, "peak_memory_bytes")).c_str(), int_or(u, "cpu_time_ms"),
+                member(u, "oom_killed").is_boolean() && member(u, "oom_killed").get<bool>()
+                    ? ", OOM-killed"
+                    : "");
+    for (const auto& s : member(j, "steps")) {
+      std::printf("  %2lld. %-9s %-40s %8s  %s\n", int_or(s, "index"),
+                  str_or(s, "conclusion").c_str(), str_or(s, "name").c_str(),
+                  format_duration(std::chrono::milliseconds(int_or(s, "duration_ms"))).c_str(),
+                  short_hash(str_or(s, "env_hash")).c_str());
+      if (!str_or(s, "reason").empty() && str_or(s, "outcome") != "success")
+        std::printf("      %s\n", str_or(s, "reason").c_str());
+    }
+    for (const auto& a : member(j, "artifacts"))
+      std::printf("  artifact %s %s (%lld bytes)\n", str_or(a, "name").c_str(),
+                  str_or(a, "digest").c_str(), int_or(a, "size"));
+    if (!str_or(j, "log").empty()) std::printf("  log %s\n", (rec->dir / str_or(j, "log")).c_str());
+  }
+  if (member(d, "verify").is_object())
+    std::printf("\nverify: %s\n", str_or(member(d, "verify"), "verdict").c_str());
+  return 0;
+}
+
+}  // namespace
+
+int cmd_runs(const Args& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::printf(
+        "usage: lockstep runs <command>\n\ncommands:\n  ls       list recorded runs\n  show     "
+        "show one run\n");
+    return args.empty() ? 2 : 0;
+  }
+  Args rest(args.begin() + 1, args.end());
+  if (args[0] == "ls") return runs_ls(rest);
+  if (args[0] == "show") return runs_show(rest);
+  std::string hint = closest_match(args[0], {"ls", "show"});
+  return usage_error("unknown command 'lockstep runs " + args[0] + "'" +
+                     (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+}
+
+int cmd_logs(const Args& args) {
+  const CommandLine cl("lockstep logs <run | record.json> [JOB]",
+                       "Print the logs of a run's jobs (secrets masked). JOB is a job's name, "
+                       "its id (every instance), or its number in the run.",
+                       {{"services", 0, false, false, "", "also print the services' logs"}});
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cl.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cl.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (parsed->positionals.empty() || parsed->positionals.size() > 2)
+    return usage_error("usage: lockstep logs <run> [JOB]");
+  auto rec = load_record(parsed->positionals[0], state_dir());
+  if (!rec) return report_error(rec.error());
+  std::string want = parsed->positionals.size() == 2 ? parsed->positionals[1] : "";
+  std::vector<const RecordJson*> jobs;
+  std::vector<std::string> names;
+  for (const auto& j : member(rec->doc, "jobs")) {
+    names.push_back(str_or(j, "name"));
+    if (want.empty() || want == str_or(j, "name") || want == str_or(j, "id") ||
+        want == std::to_string(int_or(j, "index")))
+      jobs.push_back(&j);
+  }
+  if (jobs.empty()) {
+    std::string hint = closest_match(want, names);
+    return report_error(Error("run " + str_or(rec->doc, "run_id") + " has no job '" + want + "'" +
+                                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
+                              0, ErrorKind::kNotFound));
+  }
+  bool prefix = jobs.size() > 1;
+  for (const RecordJson* j : jobs) {
+    std::vector<std::pair<std::string, fs::path>> files = {
+        {str_or(*j, "name"), rec->dir / str_or(*j, "log")}};
+    if (parsed->has("services"))
+      for (const auto& s : member(*j, "services"))
+        files.push_back(
+            {str_or(*j, "name") + " / " + str_or(s, "name"), rec->dir / str_or(s, "log")});
+    for (const auto& [name, file] : files) {
+      std::ifstream in(file);
+      if (!in) {
+        std::fprintf(stderr, "lockstep: warning: no log for %s (%s)\n", name.c_str(), file.c_str());
+        continue;
+      }
+      for (std::string line; std::getline(in, line);) {
+        if (prefix || files.size() > 1)
+          std::printf("%s | %s\n", name.c_str(), line.c_str());
+        else
+          std::printf("%s\n", line.c_str());
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace lockstep::runner

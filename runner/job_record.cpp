@@ -1,0 +1,207 @@
+// Environment hashes of a job and its steps (docs/environment-hash.md), the
+// checks a replay makes against the recorded documents, the variations a
+// verify build applies, and the shell a replay opens where it stopped.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "cache/artifacts.hpp"
+#include "executor/interactive.hpp"
+#include "registry-mirror/reference.hpp"
+#include "runner/job_internal.hpp"
+
+namespace lockstep::runner::detail {
+
+namespace {
+
+std::map<std::string, std::string> env_map(const std::vector<std::string>& env) {
+  std::map<std::string, std::string> m;
+  for (const auto& e : env) {
+    auto eq = e.find('=');
+    if (eq == std::string::npos) continue;
+    m[e.substr(0, eq)] = e.substr(eq + 1);
+  }
+  return m;
+}
+
+Status chown_tree(const fs::path& root, uid_t uid, gid_t gid) {
+  std::error_code ec;
+  if (::lchown(root.c_str(), uid, gid) != 0)
+    return fail(Error::from_errno("chown " + root.string(), errno));
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (::lchown(it->path().c_str(), uid, gid) != 0)
+      return fail(Error::from_errno("chown " + it->path().string(), errno));
+  }
+  if (ec) return fail("walk " + root.string() + ": " + ec.message());
+  return {};
+}
+
+}  // namespace
+
+std::string JobExecution::secret_free(const std::string& text) const {
+  return pipeline::redact_secrets(text, run_.secrets);
+}
+
+void JobExecution::apply_variation(executor::ContainerSpec& spec) {
+  const auto& v = run_.vary;
+  if (!v.hostname.empty()) spec.hostname = v.hostname;
+  if (v.umask) spec.umask = *v.umask;
+  if (!v.cpuset.empty()) spec.limits.cpuset = v.cpuset;
+  if (v.uid_gid)
+    spec.user = std::to_string(v.uid_gid->first) + ":" + std::to_string(v.uid_gid->second);
+}
+
+Status JobExecution::own_workspace_for_variation() {
+  if (!run_.vary.uid_gid) return {};
+  // Built-in actions write on the host side as root; a build running as
+  // another user must own what it builds in.
+  auto [uid, gid] = *run_.vary.uid_gid;
+  for (const auto& d : {workspace_host_.parent_path().parent_path(), home_host_})
+    LS_TRY(chown_tree(d, uid, gid));
+  return {};
+}
+
+Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
+                                      const PreparedImage& image) {
+  spec_copy_ = spec;
+  pipeline::JobEnvInputs in;
+  in.workflow_name = run_.workflow->name;
+  in.job_id = job_.id;
+  in.job_name = inst_.display_name;
+  in.matrix = inst_.matrix.is_object() ? Json::parse(inst_.matrix.dump()) : Json::object();
+  in.image = report_.image;
+  in.manifest_digest = image.record.manifest.str();
+  in.platform = image.record.platform.str();
+  in.source_commit = run_.source_commit;
+  in.source_tree = run_.source_tree;
+  if (!run_.dirty_patch.empty()) in.dirty_patch_digest = sha256_of(run_.dirty_patch).str();
+  in.declared = pipeline::declared_job(*run_.workflow, job_);
+  // The container's environment and the job's base environment (what every
+  // step starts from; each step's full environment is in its document).
+  for (const auto& [k, v] : env_map(spec.env)) in.env["container:" + k] = secret_free(v);
+  for (const auto& [k, v] : job_env_.base()) in.env[k] = secret_free(v);
+  for (const auto& [k, v] : run_.secrets) in.secrets[k] = pipeline::keyed_hash(run_.secret_key, v);
+  in.workdir = spec.workdir;
+  for (const auto& m : spec.mounts) {
+    std::string kind = m.target == croot_         ? "workspace"
+                       : m.target == chome_       ? "home"
+                       : m.target == "/etc/hosts" ? "hosts"
+                                                  : "volume";
+    in.mounts.push_back({m.target, m.read_only, kind});
+  }
+  in.user = spec.user;
+  in.umask = spec.umask;
+  in.hostname = spec.hostname;
+  in.network = executor::to_string(spec.network);
+  in.memory_bytes = spec.limits.memory_bytes;
+  if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);
+  in.pids = spec.limits.pids;
+  in.cpuset = spec.limits.cpuset;
+  in.cap_add = spec.cap_add;
+  in.cap_drop = spec.cap_drop;
+  in.seccomp_profile_digest = spec.seccomp_profile.empty() ? "default"
+                              : spec.seccomp_profile == "unconfined"
+                                  ? "unconfined"
+                                  : sha256_of(spec.seccomp_profile).str();
+  in.executor_protocol = executor::kProtocolVersion;
+  in.shell_default = bash_ ? "bash" : "sh";
+  auto base = job_env_.base();
+  auto get = [&](const char* k) { return base.count(k) ? base.at(k) : std::string(); };
+  in.source_date_epoch = std::strtoll(get("SOURCE_DATE_EPOCH").c_str(), nullptr, 10);
+  in.tz = get("TZ");
+  in.locale = get("LANG");
+  in.job_timeout_ms = job_timeout_.count();
+  for (const auto& decl : job_.services) {
+    pipeline::EnvService s;
+    s.name = decl.name;
+    LS_TRY_ASSIGN(s.image,
+                  eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
+    LS_TRY_ASSIGN(PreparedImage img, run_.images->get(s.image));
+    s.manifest_digest = img.record.manifest.str();
+    for (const auto& [k, v] : decl.container.env) {
+      LS_TRY_ASSIGN(std::string val, eval_string(v, ctx_, "service '" + decl.name + "' env " + k));
+      s.env[k] = secret_free(val);
+    }
+    LS_TRY_ASSIGN(s.options,
+                  eval_string(decl.container.options, ctx_, "service '" + decl.name + "' options"));
+    in.services.push_back(std::move(s));
+  }
+  for (const JobReport* r : needed_) {
+    auto& n = in.needs[r->job_id];
+    n.result = to_string(r->outcome.result);
+    for (const auto& [k, v] : r->outputs) n.outputs[k] = secret_free(v);
+    cache::ArtifactStore store(run_.state_dir);
+    for (const auto& name : r->artifacts)
+      if (auto a = store.get(run_.run_id, name)) n.artifacts[name] = a->digest.str();
+  }
+  Json doc = pipeline::job_document(in);
+  LS_TRY_ASSIGN(Digest d, pipeline::hash_document(doc));
+  report_.env_doc = doc;
+  report_.env_hash = d.str();
+  chain_ = d;
+  log_->note("environment hash " + d.str());
+  return check_expected(inst_.display_name, doc);
+}
+
+Status JobExecution::compute_step_hash(const pipeline::StepEnvInputs& in, StepReport& sr) {
+  Json doc = pipeline::step_document(in, chain_);
+  LS_TRY_ASSIGN(Digest d, pipeline::hash_document(doc));
+  sr.env_doc = doc;
+  sr.env_hash = d.str();
+  chain_ = d;
+  return check_expected(inst_.display_name + "#" + std::to_string(in.index + 1), doc);
+}
+
+Status JobExecution::check_expected(const std::string& key, const Json& doc) {
+  if (!run_.expected_docs) return {};
+  auto it = run_.expected_docs->find(key);
+  if (it == run_.expected_docs->end()) return {};
+  if (it->second == doc) return {};
+  auto diffs = json_differences(it->second, doc, 5);
+  std::string what;
+  for (const auto& d : diffs) what += (what.empty() ? "" : "; ") + d;
+  auto at = key.find('#');
+  std::string where = at == std::string::npos ? "job" : "step " + key.substr(at + 1);
+  return fail(
+      "replay: the environment of " + where + " differs from the record (recorded -> now): " + what,
+      ErrorKind::kIntegrity);
+}
+
+ImagePin JobExecution::replay_pin(const std::string& image) const {
+  auto it = run_.image_pins.find(image);
+  if (it == run_.image_pins.end()) return pin_image(run_.lock, image);
+  // By digest: from the local store when it is there, else pulled from the
+  // reference's registry.
+  ImagePin pin{it->second, it->second};
+  if (auto ref = registry::Reference::parse(image)) pin.lookup = ref->name() + "@" + it->second;
+  return pin;
+}
+
+bool JobExecution::is_until_step(const pipeline::Step& step, size_t i, const StepReport& sr) const {
+  const std::string& u = run_.until_step;
+  if (u.empty()) return false;
+  return u == std::to_string(i + 1) || (!step.id.empty() && u == step.id) || u == sr.name;
+}
+
+void JobExecution::open_shell() {
+  if (!container_) return;
+  if (!::isatty(0)) {
+    log_->note("--shell: standard input is not a terminal; not opening a shell");
+    return;
+  }
+  executor::ProcessSpec ps = last_ps_;
+  ps.argv = {bash_ ? "/bin/bash" : "/bin/sh"};
+  ps.timeout.reset();
+  ps.tty = true;
+  if (ps.workdir.empty()) ps.workdir = workspace_;
+  std::fprintf(stderr, "lockstep: shell in job %s (exit the shell to end the replay)\n",
+               inst_.display_name.c_str());
+  auto r = executor::run_interactive(*container_, ps);
+  if (!r) log_->note("shell: " + r.error().message());
+}
+
+}  // namespace lockstep::runner::detail

@@ -1,0 +1,55 @@
+#pragma once
+// What a run record says to run again, shared by `replay` and `verify`.
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/json.hpp"
+#include "pipeline/model.hpp"
+#include "runner/cli.hpp"
+#include "runner/record_read.hpp"
+#include "runner/run.hpp"
+
+namespace lockstep::runner {
+
+struct ReplayPlan {
+  Json record;
+  std::string workflow_text, workflow_path;
+  std::vector<std::string> selected;  // display names to compare
+  std::vector<std::string> job_ids;   // --job for the run
+  std::vector<std::pair<std::string, std::string>> matrix_filter;
+  pipeline::EnvList env;
+  std::vector<std::string> secret_names;
+  std::map<std::string, std::string> platforms;
+  std::map<std::string, std::string> image_pins;
+  std::map<std::string, Json> expected_docs;
+  std::string source_url, source_commit, source_ref, source_patch;
+  Json run_identity = Json::object();
+};
+
+// "linux/amd64" for this host.
+std::string host_platform();
+Result<std::map<std::string, std::string>> read_secret_file(const std::string& file);
+// --secret, --secret-file, --insecure-registry, --mirror into `o`.
+Status add_secret_options(const ParsedArgs& a, RunOptions& o);
+
+// `job_filter`: a display name or job id; empty: every recorded job.
+// Refuses a record without the workflow text and a platform this host
+// cannot run.
+Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& job_filter,
+                                    bool check_hashes);
+// Writes the workflow into `scratch` and fills the run's options. Refuses a
+// missing secret the run used.
+Status prepare_replay_run(const ReplayPlan& p, const std::filesystem::path& state,
+                          const std::filesystem::path& scratch, RunOptions& o, RunExtras& ex);
+
+struct ReplayComparison {
+  bool matched = true;
+  std::vector<std::string> lines;
+};
+ReplayComparison compare_replay_outputs(const Json& original, const Json& replay,
+                                        const std::vector<std::string>& selected);
+
+}  // namespace lockstep::runner
