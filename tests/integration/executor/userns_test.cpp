@@ -68,17 +68,18 @@ TEST_F(UserNamespaceTest, ProcessesRunAsTheMappedHostUid) {
   // A process's credentials as the host sees them, read from outside
   // through the host's /proc (the container's pid is in a different
   // namespace, so find it by a unique argument).
-  Output o = sh(*c, "sleep 1000 >/dev/null 2>&1 &");
+  Output o = sh(*c, "sleep 7321 >/dev/null 2>&1 &");
+  const std::string kSleepCmdline(
+      "sleep\0"
+      "7321\0",
+      11);
   ASSERT_TRUE(o.result.ok());
   std::string uid_line;
   // The background process may not have exec'd yet: look for a while.
   for (int attempt = 0; attempt < 100 && uid_line.empty(); ++attempt) {
     for (const auto& e : fs::directory_iterator("/proc")) {
       auto cmd = read_file(e.path() / "cmdline");
-      if (!cmd || *cmd != std::string("sleep\0"
-                                      "1000\0",
-                                      11))
-        continue;
+      if (!cmd || *cmd != kSleepCmdline) continue;
       std::ifstream st(e.path() / "status");
       std::string line;
       while (std::getline(st, line))
