@@ -79,7 +79,8 @@ class ReproducibleExampleTest : public ::testing::Test {
 
   // Runs an unreproducible variant twice; both runs pass, and the named file
   // differs. Returns the comparison of the two artifacts.
-  runner::FileDifference two_differing_runs(const std::string& workflow, const std::string& name) {
+  runner::FileDifference two_differing_runs(const std::string& workflow, const std::string& name,
+                                            bool use_diffoscope = false) {
     auto first = run(workflow);
     EXPECT_EQ(first.exit_code, 0) << first.out << first.err;
     auto second = run(workflow);
@@ -89,7 +90,7 @@ class ReproducibleExampleTest : public ::testing::Test {
     EXPECT_EQ(a.files.size(), 1u);
     EXPECT_EQ(b.files.size(), 1u);
     EXPECT_NE(a.digest, b.digest) << workflow << " gave the same artifact twice";
-    auto d = runner::compare_artifacts(cache::ArtifactStore(home_.home()), {a, b}, false);
+    auto d = runner::compare_artifacts(cache::ArtifactStore(home_.home()), {a, b}, use_diffoscope);
     EXPECT_TRUE(d) << (d ? "" : d.error().message());
     if (!d || d->size() != 1) {
       ADD_FAILURE() << "expected exactly one differing file";
@@ -159,10 +160,15 @@ TEST_F(ReproducibleExampleTest, EmbeddedBuildPathDiffersBetweenRuns) {
 
 TEST_F(ReproducibleExampleTest, EmbeddedTimeDiffersBetweenRuns) {
   auto d = two_differing_runs("examples/reproducible-c/unreproducible/embeds-time.yml",
-                              "wordstat-embeds-time");
+                              "wordstat-embeds-time", true);
   EXPECT_TRUE(has(d.first_difference, "first difference after the build id: byte "))
       << d.first_difference;
   EXPECT_TRUE(has(d.first_difference, "in ELF section .rodata")) << d.first_difference;
+  // diffoscope (scripts/setup.sh installs it) reads the ELF files with
+  // binutils and names the two builds.
+  EXPECT_TRUE(has(d.diffoscope, "--- build-1/wordstat")) << d.diffoscope;
+  EXPECT_TRUE(has(d.diffoscope, "+++ build-2/wordstat")) << d.diffoscope;
+  EXPECT_TRUE(has(d.diffoscope, "readelf")) << d.diffoscope;
 }
 
 }  // namespace
