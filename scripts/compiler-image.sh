@@ -12,8 +12,9 @@
 #
 # Usage:
 #   scripts/compiler-image.sh [--lockstep BIN] [--tag NAME]
-#       imports the image into $LOCKSTEP_HOME (default ~/.lockstep); when the
-#       tag already names the image these packages give, does nothing.
+#       imports the image into $LOCKSTEP_HOME (default ~/.local/share/lockstep);
+#       when the tag already names the image these packages give, does
+#       nothing.
 #   scripts/compiler-image.sh --tar OUT
 #       writes the root filesystem as a deterministic tar to OUT (for
 #       'lockstep image import OUT --tag localhost/cc:debian12'); when OUT was
@@ -38,12 +39,17 @@ oci_out=
 rootfs_out=
 while [ $# -gt 0 ]; do
   case "$1" in
-    --lockstep) lockstep=$2; shift ;;
-    --tag) tag=$2; shift ;;
-    --tar) tar_out=$2; shift ;;
-    --oci) oci_out=$2; shift ;;
-    --rootfs) rootfs_out=$2; shift ;;
-    -h|--help) sed -n 2,28p "$0"; exit 0 ;;
+    --lockstep|--tag|--tar|--oci|--rootfs)
+      [ $# -ge 2 ] || { echo "compiler-image.sh: error: $1 needs a value" >&2; exit 2; }
+      case "$1" in
+        --lockstep) lockstep=$2 ;;
+        --tag) tag=$2 ;;
+        --tar) tar_out=$2 ;;
+        --oci) oci_out=$2 ;;
+        --rootfs) rootfs_out=$2 ;;
+      esac
+      shift ;;
+    -h|--help) sed -n 2,29p "$0"; exit 0 ;;
     *) echo "compiler-image.sh: error: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -210,8 +216,10 @@ cached_file() {
   if [ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ]; then
     return 0
   fi
-  "$make" "$work/out.tar"
-  mv -f "$work/out.tar" "$out"
+  # Written next to OUT and renamed: OUT is never a partial file.
+  rm -f "$out.key"
+  "$make" "$out.partial"
+  mv -f "$out.partial" "$out"
   echo "$key" >"$out.key"
 }
 
