@@ -2,8 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <set>
+#include <thread>
 
 namespace lockstep::registry {
 namespace {
@@ -208,7 +210,7 @@ Status validate_mirror_config(MirrorConfig& cfg) {
     return fail("mirror: default upstream '" + cfg.default_upstream + "' is not configured",
                 ErrorKind::kUsage);
   if (cfg.state_dir.empty()) return fail("mirror: no state dir", ErrorKind::kUsage);
-  if (cfg.threads == 0) cfg.threads = 1;
+  if (cfg.threads == 0) cfg.threads = std::max(1u, std::thread::hardware_concurrency());
   if (cfg.upstream_threads == 0) cfg.upstream_threads = 1;
   return {};
 }

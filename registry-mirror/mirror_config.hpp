@@ -34,7 +34,7 @@ struct MirrorConfig {
   uint64_t max_size = 0;  // bytes of blobs kept; 0: unlimited
   std::filesystem::path state_dir;
   std::filesystem::path access_log;  // JSON lines; empty: stderr
-  unsigned threads = 4;              // HTTP threads (fixed pool)
+  unsigned threads = 0;              // HTTP threads; 0: one per CPU
   unsigned upstream_threads = 8;     // blocking manifest/tag requests
   std::chrono::seconds shutdown_grace{30};
 };

@@ -54,6 +54,14 @@ awaitable<T> run_blocking(std::function<T()> f) {
   co_return f();
 }
 
+std::vector<std::unique_ptr<asio::io_context>> make_io_contexts(unsigned n) {
+  std::vector<std::unique_ptr<asio::io_context>> v;
+  // Hint 1: each context is run by exactly one thread (posting to it from
+  // others stays safe), so its scheduler never hands work to another thread.
+  for (unsigned i = 0; i < std::max(1u, n); ++i) v.push_back(std::make_unique<asio::io_context>(1));
+  return v;
+}
+
 std::string rfc3339_now() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -106,6 +114,8 @@ struct MirrorServer::Impl {
         store(blobs, cfg.max_size, metrics),
         fetcher(store, metrics),
         manifests(store, cfg.state_dir / "mirror", cfg.tag_ttl, metrics),
+        ios(make_io_contexts(cfg.threads)),
+        io(*ios[0]),
         upstream_pool(cfg.upstream_threads),
         acceptor(io) {}
 
@@ -117,7 +127,13 @@ struct MirrorServer::Impl {
   ManifestCache manifests;
   std::map<std::string, std::unique_ptr<Upstream>> upstreams;
   RouteTable table;
-  asio::io_context io;
+  // One io_context per HTTP thread. A connection lives on one of them for its
+  // whole life, so its handlers never run concurrently and need no strand,
+  // and no scheduler lock or cross-thread wakeup is paid per sendfile round.
+  // `io` (the first) also runs the acceptor, signals and shutdown.
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  asio::io_context& io;
+  size_t next_io = 0;  // round robin; used by the accept loop only
   asio::thread_pool upstream_pool;
   tcp::acceptor acceptor;
   std::FILE* access_log = nullptr;
@@ -190,8 +206,8 @@ struct MirrorServer::Impl {
   awaitable<void> wait_change(BlobDownload& dl, uint64_t seen, bool seen_headers) {
     auto ex = co_await asio::this_coro::executor;
     auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::seconds(1));
-    // The session runs on a strand: the posted cancel cannot run before
-    // async_wait below has started.
+    // The session's io_context has one thread: the posted cancel cannot run
+    // before async_wait below has started.
     dl.on_change(seen, seen_headers, [timer, ex] { asio::post(ex, [timer] { timer->cancel(); }); });
     beast::error_code ec;
     co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
@@ -253,16 +269,18 @@ struct MirrorServer::Impl {
         }
       }
       off_t pos = static_cast<off_t>(off);
-      ssize_t n = ::sendfile(sock.native_handle(), fd, &pos,
-                             static_cast<size_t>(std::min<uint64_t>(avail - off, kSendfileChunk)));
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(avail - off, kSendfileChunk));
+      ssize_t n = ::sendfile(sock.native_handle(), fd, &pos, want);
       if (n > 0) {
         off += static_cast<uint64_t>(n);
         o.bytes += static_cast<uint64_t>(n);
         metrics.bytes_served(static_cast<uint64_t>(n));
-        continue;
+        // A short write means the socket buffer is full: the next sendfile
+        // would only fail with EAGAIN, so wait for room straight away.
+        if (static_cast<size_t>(n) == want || off >= end) continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) {
+      if (n > 0 || (n < 0 && errno == EAGAIN)) {
         co_await sock.async_wait(tcp::socket::wait_write, asio::redirect_error(use_awaitable, ec));
         if (ec) break;
         continue;
@@ -470,7 +488,7 @@ struct MirrorServer::Impl {
   awaitable<void> accept_loop() {
     for (;;) {
       beast::error_code ec;
-      tcp::socket sock(asio::make_strand(io));
+      tcp::socket sock(*ios[next_io++ % ios.size()]);
       co_await acceptor.async_accept(sock, asio::redirect_error(use_awaitable, ec));
       if (ec) {
         if (stopping || ec == asio::error::operation_aborted) co_return;
@@ -495,7 +513,11 @@ struct MirrorServer::Impl {
     }
     if (in_flight.load() > 0)
       spdlog::warn("mirror: shutdown grace over with {} responses in flight", in_flight.load());
-    io.stop();
+    stop_all();
+  }
+
+  void stop_all() {
+    for (auto& c : ios) c->stop();
   }
 
   void begin_shutdown() {
@@ -511,7 +533,7 @@ MirrorServer::MirrorServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 MirrorServer::~MirrorServer() {
   if (impl_) {
-    impl_->io.stop();
+    impl_->stop_all();
     impl_->fetcher.abort_all();
     impl_->upstream_pool.join();
   }
@@ -578,8 +600,13 @@ Status MirrorServer::run(bool handle_signals) {
   }
   spdlog::info("mirror: listening on {}:{}", m.cfg.listen_host, port());
   asio::co_spawn(m.io, m.accept_loop(), asio::detached);
+  // The other contexts have no work until connections arrive: keep them running.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep;
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < m.cfg.threads; ++i) threads.emplace_back([&m] { m.io.run(); });
+  for (size_t i = 1; i < m.ios.size(); ++i) {
+    keep.push_back(asio::make_work_guard(*m.ios[i]));
+    threads.emplace_back([c = m.ios[i].get()] { c->run(); });
+  }
   m.io.run();
   for (auto& t : threads) t.join();
   // Downloads nobody waits for any more are abandoned: their temp files

@@ -39,7 +39,7 @@ int serve(const std::vector<std::string>& args) {
           {"state", 0, true, false, "DIR", "store directory (default $LOCKSTEP_HOME)"},
           {"insecure-upstream", 0, true, true, "HOST", "speak plain HTTP to this upstream host"},
           {"access-log", 0, true, false, "FILE", "JSON-lines access log (default stderr)"},
-          {"threads", 0, true, false, "N", "HTTP worker threads (default 4)"},
+          {"threads", 0, true, false, "N", "HTTP worker threads (default: one per CPU)"},
       });
   if (CommandLine::wants_help(args)) {
     std::fputs(cli.help().c_str(), stdout);

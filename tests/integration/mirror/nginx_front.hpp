@@ -36,6 +36,7 @@ class Nginx {
 
   int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return pid_; }  // the master (its workers are its children)
   // Access-log lines containing needle (e.g. "\"GET /v2/app/blobs/").
   int count(const std::string& needle) const;
   // Access-log lines with this status after the request line.
