@@ -54,28 +54,6 @@ Result<std::pair<std::string, std::string>> split_kv(const std::string& s, const
   return std::make_pair(s.substr(0, eq), s.substr(eq + 1));
 }
 
-Result<fs::path> default_workflow() {
-  fs::path dir = ".github/workflows";
-  std::error_code ec;
-  std::vector<fs::path> found;
-  if (fs::is_directory(dir, ec)) {
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      auto ext = e.path().extension();
-      if (ext == ".yml" || ext == ".yaml") found.push_back(e.path());
-    }
-  }
-  std::sort(found.begin(), found.end());
-  if (found.size() == 1) return found[0];
-  if (found.empty())
-    return fail(
-        "no workflow given and no .github/workflows/*.yml here; usage: lockstep run WORKFLOW",
-        ErrorKind::kUsage);
-  std::string names;
-  for (const auto& f : found) names += (names.empty() ? "" : ", ") + f.string();
-  return fail("several workflows in .github/workflows (" + names + "); name the one to run",
-              ErrorKind::kUsage);
-}
-
 Result<RunOptions> parse_options(const Args& args) {
   LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
   RunOptions o;
