@@ -227,6 +227,19 @@ TEST_F(UserNamespaceTest, SetgroupsDenyAndAllow) {
   ASSERT_TRUE(c->stop(milliseconds(100)));
 }
 
+TEST_F(UserNamespaceTest, NetworkNoneHasOnlyLoopbackUpAndTheHostname) {
+  ContainerSpec s = spec();
+  s.user_namespace = mapping();
+  s.hostname = "inside";
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = sh(*c,
+                "ls /sys/class/net; cat /sys/class/net/lo/flags; hostname; "
+                "httpd -p 127.0.0.1:8080 -h /www && wget -q -O - http://127.0.0.1:8080/index.html");
+  EXPECT_EQ(o.out, (std::vector<std::string>{"lo", "0x9", "inside", "hello from the service"}));
+  ASSERT_TRUE(c->stop(milliseconds(100)));
+}
+
 TEST_F(UserNamespaceTest, HostNetworkBindsTheHostSysfs) {
   ContainerSpec s = spec();
   s.user_namespace = mapping();
