@@ -47,7 +47,10 @@ class JobLog {
   void line(executor::Stream stream, std::string_view raw,
             std::chrono::system_clock::time_point when) {
     std::string masked = run_.masker->mask(raw);
-    run_.console->line(prefix_, masked, stream == executor::Stream::kStderr);
+    if (folding_)
+      ++folded_;  // the log file keeps every line; the terminal shows the group's one line
+    else
+      run_.console->line(prefix_, masked, stream == executor::Stream::kStderr);
     std::lock_guard lk(mu_);
     auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch());
     out_ << secs.count() / 1000 << '.' << (secs.count() % 1000) / 100
@@ -65,6 +68,30 @@ class JobLog {
     if (tail_.size() > 30) tail_.pop_front();
   }
 
+  // ::group:: on a terminal folds the group's lines into one line, printed
+  // when the group ends; elsewhere the title is a line and the lines follow.
+  void begin_group(const std::string& title) {
+    end_group();
+    std::string masked = run_.masker->mask(title);
+    {
+      std::lock_guard lk(mu_);
+      out_ << "-- group: " << masked << '\n';
+    }
+    if (run_.console->color()) {
+      folding_ = true;
+      folded_ = 0;
+      group_title_ = masked;
+    } else {
+      run_.console->line(prefix_, "\u25b8 " + masked);
+    }
+  }
+  void end_group() {
+    if (!folding_) return;
+    folding_ = false;
+    run_.console->line(prefix_, "\u25b8 " + group_title_ + " (" + std::to_string(folded_) +
+                                    (folded_ == 1 ? " line" : " lines") + ")");
+  }
+
   // The lines logged since `mark` (a previous size of the tail), joined.
   std::string take_tail() {
     std::lock_guard lk(mu_);
@@ -80,6 +107,9 @@ class JobLog {
   std::mutex mu_;
   std::ofstream out_;
   std::deque<std::string> tail_;
+  bool folding_ = false;  // lines come from one step's sink at a time
+  size_t folded_ = 0;
+  std::string group_title_;
 };
 
 class JobExecution {

@@ -181,7 +181,9 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
     }
     log_->line(stream, line, when);
   };
-  LS_TRY_ASSIGN(executor::ProcessResult pr, container_->exec(ps, sink));
+  auto exec_result = container_->exec(ps, sink);
+  log_->end_group();  // a group the step never closed
+  LS_TRY_ASSIGN(executor::ProcessResult pr, std::move(exec_result));
   report_.network = executor::to_string(pr.network);  // as the executor applied it
   sr.exit_code = pr.kind == executor::ExitKind::kExited ? pr.exit_code : -1;
   if (pr.kind == executor::ExitKind::kTimedOut && !step_timeout)
@@ -281,11 +283,12 @@ bool JobExecution::handle_command(const pipeline::WorkflowCommand& cmd, bool& in
   }
   if (cmd.name == "group") {
     in_group = true;
-    log_->note("▸ " + cmd.message);
+    log_->begin_group(cmd.message);
     return true;
   }
   if (cmd.name == "endgroup") {
     in_group = false;
+    log_->end_group();
     return true;
   }
   if (cmd.name == "error" || cmd.name == "warning" || cmd.name == "notice") {
