@@ -120,7 +120,9 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
     s.name = decl.name;
     LS_TRY_ASSIGN(s.image,
                   eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
-    LS_TRY_ASSIGN(PreparedImage img, run_.images->get(s.image));
+    ImagePin pin = pin_image(run_.lock, s.image);  // as start_services resolves it
+    LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
+    LS_TRY(verify_image_pin(pin, s.image, img.record));
     s.manifest_digest = img.record.manifest.str();
     for (const auto& [k, v] : decl.container.env) {
       LS_TRY_ASSIGN(std::string val, eval_string(v, ctx_, "service '" + decl.name + "' env " + k));

@@ -77,6 +77,18 @@ class LockTest : public ::testing::Test {
     registry_.emplace(std::move(*reg));
     image_ = registry_->domain() + "/ci/app:1";
     push(one_, image_);
+    // A service image: busybox whose command keeps running.
+    fs::path layout = builder_.root() / "svc-layout";
+    auto m = run_process({"/usr/bin/python3",
+                          std::string(LOCKSTEP_SOURCE_DIR) + "/tests/support/make_oci_image.py",
+                          (builder_.root() / "busybox-rootfs").string(), layout.string(), "--cmd",
+                          R"(["sleep", "600"])"});
+    ASSERT_EQ(m.exit_code, 0) << m.err;
+    r = builder_.lockstep({"image", "import", layout.string(), "--tag", "localhost/svc:1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    svc_ = trim(r.out);
+    service_ = registry_->domain() + "/ci/svc:1";
+    push(svc_, service_);
     // The local image the run side knows without a registry.
     ASSERT_FALSE(home_.import_busybox("localhost/busybox:test").empty());
   }
@@ -109,7 +121,7 @@ class LockTest : public ::testing::Test {
   LockstepHome builder_;
   LockstepHome home_;
   std::optional<LocalRegistry> registry_;
-  std::string one_, two_, image_;
+  std::string one_, two_, image_, svc_, service_;
 };
 
 TEST_F(LockTest, LocksTagAndRefCheckSeesThemMoveRunKeepsTheLockedOnes) {
@@ -127,6 +139,9 @@ jobs:
   build:
     runs-on: ubuntu-latest
     container: )" + image_ + R"(
+    services:
+      side:
+        image: )" + service_ + R"(
     steps:
       - uses: actions/checkout@v4
         with:
@@ -144,10 +159,12 @@ jobs:
   auto lock = nlohmann::json::parse(*text);
   EXPECT_EQ(lock["schema"], "lockstep.lock/v1");
   EXPECT_EQ(lock["workflow"]["path"], ".github/workflows/ci.yml");
-  ASSERT_EQ(lock["images"].size(), 1u) << *text;
+  ASSERT_EQ(lock["images"].size(), 2u) << *text;
   EXPECT_EQ(lock["images"][0]["reference"], image_);
   EXPECT_EQ(lock["images"][0]["source"], "registry");
   EXPECT_EQ(lock["images"][0]["manifests"]["linux/amd64"], one_);
+  EXPECT_EQ(lock["images"][1]["reference"], service_);
+  EXPECT_EQ(lock["images"][1]["manifests"]["linux/amd64"], svc_);
   bool found_lib = false, found_own = false;
   for (const auto& s : lock["sources"]) {
     if (s["url"] == lib.string() && s["ref"] == "v1") {
@@ -168,8 +185,9 @@ jobs:
   r = lockstep({"lock", "--check"}, proj);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 
-  // Move the tag and the ref.
+  // Move the tags and the ref (the service tag to an image without a command).
   push(two_, image_);
+  push(two_, service_);
   ASSERT_TRUE(put(lib / "version.txt", "lib two\n"));
   commit_all(lib, "two");
   git(lib, {"tag", "-f", "v1"});
@@ -194,8 +212,22 @@ jobs:
   EXPECT_NE(r.out.find("] lib one"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("] two"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("lib two"), std::string::npos) << r.out;
+  // The record names the locked digests.
+  auto at = r.err.find("recorded in ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  auto record_path = r.err.substr(at + 12, r.err.find('\n', at) - at - 12);
+  auto record = read_file(record_path);
+  ASSERT_TRUE(record) << record_path;
+  auto rec = nlohmann::json::parse(*record);
+  ASSERT_EQ(rec["jobs"].size(), 1u);
+  EXPECT_EQ(rec["jobs"][0]["image"]["manifest_digest"], one_) << *record;
+  // The service's digest (in the job's environment document) is the locked
+  // one too: the moved tags appear nowhere.
+  EXPECT_NE(record->find(svc_), std::string::npos) << *record;
+  EXPECT_EQ(record->find(two_), std::string::npos) << *record;
 
-  // A new lock follows the moved tag and ref.
+  // A new lock follows the moved tags and ref.
+  push(svc_, service_);
   r = lockstep({"lock"}, proj);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = lockstep({"run", "--frozen"}, proj);
