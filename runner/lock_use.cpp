@@ -91,13 +91,12 @@ ImagePin pin_image(const pipeline::Lockfile* lock, const std::string& reference)
   auto it = img->manifests.find(std::string(pipeline::kLockPlatform));
   if (it == img->manifests.end()) return pin;
   pin.locked = it->second;
-  if (img->source == "local") {
-    pin.lookup = it->second;
-  } else if (auto ref = registry::Reference::parse(reference)) {
+  // name@digest: the store finds it by digest whatever its tags; when it is
+  // not there, the pull (or its error) names the image.
+  if (auto ref = registry::Reference::parse(reference))
     pin.lookup = ref->name() + "@" + it->second;
-  } else {
+  else
     pin.lookup = it->second;
-  }
   return pin;
 }
 

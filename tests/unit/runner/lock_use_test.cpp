@@ -159,7 +159,7 @@ TEST_F(LockUseTest, PinsImagesByDigestAndCheckoutsByCommit) {
   EXPECT_EQ(p.lookup, "127.0.0.1:5000/ci/app@" + kD1);
   EXPECT_EQ(p.locked, kD1);
   p = pin_image(&lock, "localhost/busybox:1.35");
-  EXPECT_EQ(p.lookup, kD2);
+  EXPECT_EQ(p.lookup, "localhost/busybox@" + kD2);
   p = pin_image(&lock, "alpine:3.19");
   EXPECT_EQ(p.lookup, "alpine:3.19");
   EXPECT_EQ(p.locked, "");
