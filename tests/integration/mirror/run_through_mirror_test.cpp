@@ -237,8 +237,10 @@ TEST_F(RunThroughMirror, RunPullsThroughTheMirrorAndLaterRunsNeedOnlyTheMirror) 
 TEST_F(RunThroughMirror, UnreachableMirrorFallsBackToTheRegistryWithOneWarning) {
   push_small();
   LockstepHome home;
-  std::string dead = "http://127.0.0.1:" + std::to_string(free_port());
-  auto r = home.lockstep({"image", "pull", "--quiet", app_ref(), "--mirror", dead});
+  // A bare loopback HOST:PORT means plain HTTP.
+  std::string bare = "127.0.0.1:" + std::to_string(free_port());
+  std::string dead = "http://" + bare;
+  auto r = home.lockstep({"image", "pull", "--quiet", app_ref(), "--mirror", bare});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, small_digest_ + "\n");
   EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
