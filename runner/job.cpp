@@ -35,6 +35,27 @@ std::string slug(const std::string& display_name) {
   return s.empty() ? "job" : s.substr(0, 80);
 }
 
+pipeline::Value needs_context(const std::vector<const JobReport*>& needed) {
+  Value needs = Value::object();
+  std::map<std::string, std::vector<const JobReport*>> by_id;
+  for (const JobReport* r : needed) by_id[r->job_id].push_back(r);
+  for (const auto& [id, reports] : by_id) {
+    std::string result = "success";
+    Value outputs = Value::object();
+    for (const JobReport* r : reports) {
+      if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
+        result = "failure";
+      else if (r->outcome.result == JobResult::kCancelled && result != "failure")
+        result = "cancelled";
+      else if (r->outcome.result == JobResult::kSkipped && result == "success")
+        result = "skipped";
+      for (const auto& [k, v] : r->outputs) outputs[k] = v;
+    }
+    needs[id] = {{"result", result}, {"outputs", outputs}};
+  }
+  return needs;
+}
+
 namespace detail {
 
 std::string step_display_name(const pipeline::Step& s, size_t index) {

@@ -127,6 +127,11 @@ JobOutcome run_job(RunShared& run, const pipeline::JobInstance& instance, size_t
                    MatrixPosition pos, const std::vector<const JobReport*>& needed,
                    CancelToken& token, JobReport& report);
 
+// The `needs` expression context from the reports of every instance of the
+// jobs an instance needs: per job its result (failure if any instance
+// failed) and outputs (merged, later instances winning, as GitHub does).
+pipeline::Value needs_context(const std::vector<const JobReport*>& needed);
+
 // "greet-hello-world" style slug for directory names.
 std::string slug(const std::string& display_name);
 

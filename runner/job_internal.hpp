@@ -252,26 +252,7 @@ class JobExecution {
         {"job-index", static_cast<int64_t>(pos_.index)},
         {"job-total", static_cast<int64_t>(pos_.total)},
         {"max-parallel", job_.strategy.max_parallel.value_or(static_cast<int>(pos_.total))}};
-    Value needs = Value::object();
-    std::map<std::string, std::vector<const JobReport*>> by_id;
-    for (const JobReport* r : needed_) by_id[r->job_id].push_back(r);
-    for (const auto& [id, reports] : by_id) {
-      // A matrix job seen through needs: failure if any instance failed;
-      // outputs merged, later instances winning (as GitHub does).
-      std::string result = "success";
-      Value outputs = Value::object();
-      for (const JobReport* r : reports) {
-        if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
-          result = "failure";
-        else if (r->outcome.result == JobResult::kCancelled && result != "failure")
-          result = "cancelled";
-        else if (r->outcome.result == JobResult::kSkipped && result == "success")
-          result = "skipped";
-        for (const auto& [k, v] : r->outputs) outputs[k] = v;
-      }
-      needs[id] = {{"result", result}, {"outputs", outputs}};
-    }
-    c["needs"] = needs;
+    c["needs"] = needs_context(needed_);
     c["runner"] = {{"os", "Linux"},  {"arch", "X64"},        {"name", "lockstep"},
                    {"temp", ctemp_}, {"tool_cache", "/__t"}, {"debug", ""}};
     c["github"]["workspace"] = croot_ + "/" + run_.repo_name + "/" + run_.repo_name;

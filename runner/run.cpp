@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <random>
 #include <set>
 #include <thread>
@@ -124,6 +125,15 @@ Result<std::set<std::string>> select_jobs(const pipeline::Workflow& wf,
       if (j.id == id)
         for (const auto& n : j.needs) todo.push_back(n);
   }
+  return out;
+}
+
+// The instances whose matrix is known before anything runs.
+std::vector<pipeline::JobInstance> static_instances(
+    const std::vector<pipeline::JobInstance>& plan) {
+  std::vector<pipeline::JobInstance> out;
+  for (const auto& i : plan)
+    if (!(i.matrix.is_null() && pipeline::matrix_depends_on_needs(*i.job))) out.push_back(i);
   return out;
 }
 
@@ -263,8 +273,19 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
   std::vector<std::string> warnings;
-  auto instances = pipeline::expand_jobs(*wf, base, &warnings);
-  if (!instances) return report_error(instances.error());
+  // A matrix made from the outputs of the jobs it needs is expanded once
+  // they ran: until then the job stands in the plan as one placeholder.
+  std::vector<pipeline::JobInstance> expanded;
+  for (const auto& job : wf->jobs) {
+    if (pipeline::matrix_depends_on_needs(job)) {
+      expanded.push_back({&job, pipeline::OrderedValue(), job.id + " (matrix from needs)"});
+      continue;
+    }
+    auto one = pipeline::expand_job(*wf, job, base, &warnings);
+    if (!one) return report_error(one.error());
+    for (auto& i : *one) expanded.push_back(std::move(i));
+  }
+  auto* instances = &expanded;
   for (const auto& w : warnings) std::fprintf(stderr, "lockstep: warning: %s\n", w.c_str());
   for (const auto& ig : wf->ignored)
     std::fprintf(stderr, "lockstep: note: %s:%d:%d: '%s' in %s is accepted and ignored locally\n",
@@ -283,13 +304,14 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     if (!selected.empty() && !selected.count(inst.job->id)) continue;
     bool wanted_job = opt.jobs.empty() ||
                       std::find(opt.jobs.begin(), opt.jobs.end(), inst.job->id) != opt.jobs.end();
-    if (wanted_job && !matrix_matches(inst.matrix, opt.matrix_filter)) continue;
+    if (wanted_job && !inst.matrix.is_null() && !matrix_matches(inst.matrix, opt.matrix_filter))
+      continue;
     ++per_job_total[inst.job->id];
     plan.push_back(std::move(inst));
   }
   if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");
   if (opt.frozen)  // before any job starts: every input pinned, or nothing runs
-    if (auto f = check_frozen(**lock, plan, base, opt.platforms, source->url); !f)
+    if (auto f = check_frozen(**lock, static_instances(plan), base, opt.platforms, source->url); !f)
       return report_error(f.error());
 
   if (opt.list || opt.dry_run) {
@@ -361,57 +383,165 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   ex->run_id = run_id;
   ex->run_dir = run_dir;
 
-  // The schedule: an instance needs every instance of each job it needs.
-  std::vector<ScheduledJob> sched(plan.size());
-  std::map<std::string, std::vector<size_t>> by_job;
-  for (size_t i = 0; i < plan.size(); ++i) by_job[plan[i].job->id].push_back(i);
-  std::map<std::string, size_t> seen;
-  std::vector<MatrixPosition> positions(plan.size());
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const auto& job = *plan[i].job;
-    for (const auto& n : job.needs)
-      for (size_t d : by_job[n]) sched[i].needs.push_back(d);
-    sched[i].group = job.id;
-    sched[i].fail_fast = job.strategy.fail_fast != "false";
-    sched[i].max_parallel = job.strategy.max_parallel.value_or(0);
-    positions[i] = {seen[job.id]++, per_job_total[job.id]};
-    // Reserve what the job's limits ask for, when they are plain text.
-    if (job.container && !pipeline::has_expression(job.container->options)) {
-      if (auto o = pipeline::parse_container_options(job.container->options)) {
-        if (o->cpus_milli) sched[i].cpu_millis = static_cast<uint64_t>(*o->cpus_milli);
-        if (o->memory_bytes) sched[i].memory_bytes = static_cast<uint64_t>(*o->memory_bytes);
-      }
-    }
-  }
   Budget budget = host_budget();
   if (opt.max_jobs) budget.max_jobs = *opt.max_jobs;
 
-  std::vector<JobReport> reports(plan.size());
+  // Waves: everything whose instances are known runs in one schedule; a job
+  // whose matrix comes from needs outputs is expanded once its needs ran,
+  // and runs (with what needs it) in the next wave.
+  std::deque<pipeline::JobInstance> instances_run;  // stable: jobs hold references
+  std::deque<JobReport> reports_run;
+  std::map<std::string, std::vector<size_t>> by_job;  // job id -> indices in reports_run
+  std::set<std::string> done_jobs;
+  std::vector<pipeline::JobInstance> pending = std::move(plan);
+  std::map<std::string, size_t> seen;
   CancelToken global;
-  std::vector<JobOutcome> outcomes;
   bool interrupted = false;
   {
     SignalWatcher signals(global);
-    outcomes = run_schedule(
-        sched, budget,
-        [&](size_t i, const std::vector<JobOutcome>&, CancelToken& token) {
-          std::vector<const JobReport*> needed;
-          for (size_t d : sched[i].needs) needed.push_back(&reports[d]);
-          return run_job(shared, plan[i], i, positions[i], needed, token, reports[i]);
-        },
-        global);
+    while (!pending.empty() && !global.cancelled()) {
+      // This wave: jobs whose needs are done or in this wave; a dynamic
+      // matrix only once its needs are done.
+      std::set<std::string> wave_jobs;
+      for (bool grew = true; grew;) {
+        grew = false;
+        for (const auto& inst : pending) {
+          const auto& job = *inst.job;
+          if (wave_jobs.count(job.id)) continue;
+          bool dynamic = inst.matrix.is_null() && pipeline::matrix_depends_on_needs(job);
+          bool ok = true;
+          for (const auto& n : job.needs)
+            ok = ok && (done_jobs.count(n) || (!dynamic && wave_jobs.count(n)));
+          if (ok) {
+            wave_jobs.insert(job.id);
+            grew = true;
+          }
+        }
+      }
+      if (wave_jobs.empty()) break;  // cannot happen in a DAG; never loop forever
+      std::vector<pipeline::JobInstance> wave, rest;
+      for (auto& inst : pending)
+        (wave_jobs.count(inst.job->id) ? wave : rest).push_back(std::move(inst));
+      pending = std::move(rest);
+
+      // Expand the dynamic matrices now that their needs ran.
+      std::vector<pipeline::JobInstance> ready;
+      std::vector<std::pair<pipeline::JobInstance, JobOutcome>> settled;  // never run
+      for (auto& inst : wave) {
+        const auto& job = *inst.job;
+        if (!(inst.matrix.is_null() && pipeline::matrix_depends_on_needs(job))) {
+          ready.push_back(std::move(inst));
+          continue;
+        }
+        std::vector<const JobReport*> needed;
+        bool needs_ok = true;
+        for (const auto& n : job.needs)
+          for (size_t d : by_job[n]) {
+            needed.push_back(&reports_run[d]);
+            const auto& o = reports_run[d].outcome;
+            if (o.result != JobResult::kSuccess &&
+                !(o.result == JobResult::kFailure && o.continue_on_error))
+              needs_ok = false;
+          }
+        if (!needs_ok) {
+          settled.push_back({std::move(inst),
+                             {JobResult::kSkipped, "a job it needs did not succeed", {}, false}});
+          continue;
+        }
+        pipeline::EvalContext ctx = base;
+        ctx.contexts["needs"] = needs_context(needed);
+        std::vector<std::string> w;
+        auto more = pipeline::expand_job(*wf, job, ctx, &w);
+        for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
+        if (!more) {
+          std::string why = more.error().message();
+          why = why.substr(0, why.find('\n'));
+          settled.push_back({std::move(inst), {JobResult::kFailure, "matrix: " + why, {}, false}});
+          continue;
+        }
+        bool wanted_job = opt.jobs.empty() ||
+                          std::find(opt.jobs.begin(), opt.jobs.end(), job.id) != opt.jobs.end();
+        size_t n = 0;
+        for (auto& i : *more) {
+          if (wanted_job && !matrix_matches(i.matrix, opt.matrix_filter)) continue;
+          ready.push_back(std::move(i));
+          ++n;
+        }
+        per_job_total[job.id] = n;
+      }
+
+      // The schedule: an instance needs every instance of each job it needs
+      // that runs in this wave; earlier waves are done.
+      for (auto& [inst, outcome] : settled) {
+        instances_run.push_back(std::move(inst));
+        JobReport r;
+        r.job_id = instances_run.back().job->id;
+        r.display_name = instances_run.back().display_name;
+        r.outcome = outcome;
+        reports_run.push_back(std::move(r));
+        by_job[instances_run.back().job->id].push_back(reports_run.size() - 1);
+      }
+      size_t base_index = reports_run.size();
+      for (auto& inst : ready) {
+        instances_run.push_back(std::move(inst));
+        reports_run.emplace_back();
+        by_job[instances_run.back().job->id].push_back(reports_run.size() - 1);
+      }
+      size_t count = reports_run.size() - base_index;
+      std::vector<ScheduledJob> sched(count);
+      std::vector<MatrixPosition> positions(count);
+      std::vector<std::vector<const JobReport*>> needed(count);
+      for (size_t k = 0; k < count; ++k) {
+        const auto& job = *instances_run[base_index + k].job;
+        for (const auto& n : job.needs)
+          for (size_t d : by_job[n]) {
+            needed[k].push_back(&reports_run[d]);
+            if (d >= base_index) sched[k].needs.push_back(d - base_index);
+          }
+        sched[k].group = job.id;
+        sched[k].fail_fast = job.strategy.fail_fast != "false";
+        sched[k].max_parallel = job.strategy.max_parallel.value_or(0);
+        positions[k] = {seen[job.id]++, per_job_total[job.id]};
+        // Reserve what the job's limits ask for, when they are plain text.
+        if (job.container && !pipeline::has_expression(job.container->options)) {
+          if (auto o = pipeline::parse_container_options(job.container->options)) {
+            if (o->cpus_milli) sched[k].cpu_millis = static_cast<uint64_t>(*o->cpus_milli);
+            if (o->memory_bytes) sched[k].memory_bytes = static_cast<uint64_t>(*o->memory_bytes);
+          }
+        }
+      }
+      auto outcomes = run_schedule(
+          sched, budget,
+          [&](size_t k, const std::vector<JobOutcome>&, CancelToken& token) {
+            size_t i = base_index + k;
+            return run_job(shared, instances_run[i], i, positions[k], needed[k], token,
+                           reports_run[i]);
+          },
+          global);
+      // Jobs that never started still get a report row.
+      for (size_t k = 0; k < count; ++k) {
+        size_t i = base_index + k;
+        if (reports_run[i].display_name.empty()) {
+          reports_run[i].job_id = instances_run[i].job->id;
+          reports_run[i].display_name = instances_run[i].display_name;
+          reports_run[i].matrix = instances_run[i].matrix;
+        }
+        reports_run[i].outcome = outcomes[k];
+      }
+      for (const auto& id : wave_jobs) done_jobs.insert(id);
+    }
     interrupted = signals.interrupted();
   }
-
-  // Jobs that never started still get a report row.
-  for (size_t i = 0; i < plan.size(); ++i) {
-    if (reports[i].display_name.empty()) {
-      reports[i].job_id = plan[i].job->id;
-      reports[i].display_name = plan[i].display_name;
-      reports[i].matrix = plan[i].matrix;
-    }
-    reports[i].outcome = outcomes[i];
+  // What an interruption left unscheduled.
+  for (auto& inst : pending) {
+    JobReport r;
+    r.job_id = inst.job->id;
+    r.display_name = inst.display_name;
+    r.outcome = {JobResult::kCancelled, "cancelled", {}, false};
+    reports_run.push_back(std::move(r));
   }
+  std::vector<JobReport> reports(std::make_move_iterator(reports_run.begin()),
+                                 std::make_move_iterator(reports_run.end()));
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
   for (const auto& [kind, file] : opt.reports) {
