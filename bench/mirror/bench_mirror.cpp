@@ -3,15 +3,19 @@
 // holding the same image, in the same run; nginx serving the stored blob
 // file with sendfile is the ceiling for warm throughput. Prints:
 //   - upstream blob GETs and wall time for C concurrent cold pulls
-//   - warm single-client blob throughput (MB/s, median of 3 turns)
-//   - warm C-client throughput (MB/s, median of 3 turns)
+//   - warm single-client blob throughput (MB/s, median of the turns)
+//   - warm C-client throughput (MB/s, median of the turns) and the servers'
+//     CPU seconds per GiB sent over those turns (steadier than MB/s on a
+//     shared machine)
 // and the ratios. Every server runs in its own process (the mirror in a
 // child forked before any thread exists), so none shares the clients'
-// process or its CPU share; every server gets the same clients. Cold pulls use libcurl and verify
-// each blob. Warm runs use a minimal keep-alive HTTP/1.1 client that discards the body in the
-// kernel (recv with MSG_TRUNC): on 2 shared cores a client that copies every byte spends as much
-// CPU as a sendfile server and flattens every ratio towards 1, so this one measures the servers.
-// `--client curl` warms with libcurl instead (a body copy per byte, as a real puller pays).
+// process or its CPU share; every server gets the same clients. Cold pulls
+// use libcurl and verify each blob. Warm runs use a minimal keep-alive
+// HTTP/1.1 client that discards the body in the kernel (recv with
+// MSG_TRUNC): a client that copies every byte spends about as much CPU per
+// byte as a sendfile server on the same 2 cores, so this one leaves the
+// numbers to the servers. `--client curl` warms with libcurl instead (a body
+// copy per byte, as a real puller pays).
 //
 //   bench_mirror [--layers N] [--layer-mib M] [--clients C] [--rounds R]
 //                [--threads T] [--turns K] [--client raw|curl]
