@@ -337,10 +337,15 @@ MatrixGrid matrix_grid(const RecordJson& jobs, const std::string& job_id) {
   std::vector<size_t> members;
   for (size_t i = 0; i < jobs.size(); ++i)
     if (str_or(jobs[i], "id", str_or(jobs[i], "name")) == job_id) members.push_back(i);
-  // Axes from the first instance's matrix, in declaration order.
+  // Axes from the first instance: `matrix_axes` (declaration order), else
+  // the matrix object's own order.
   if (!members.empty()) {
+    const RecordJson& axes = member(jobs[members[0]], "matrix_axes");
     const RecordJson& m = member(jobs[members[0]], "matrix");
-    if (m.is_object()) {
+    if (axes.is_array() && !axes.empty()) {
+      if (axes.size() > 0 && axes[0].is_string()) g.row_axis = axes[0].get<std::string>();
+      if (axes.size() > 1 && axes[1].is_string()) g.col_axis = axes[1].get<std::string>();
+    } else if (m.is_object()) {
       auto it = m.begin();
       if (it != m.end()) g.row_axis = (it++).key();
       if (it != m.end()) g.col_axis = it.key();

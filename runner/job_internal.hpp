@@ -353,6 +353,7 @@ class JobExecution {
       svc->image_digest = img.record.manifest.str();
       report_.inputs.push_back({"image", svc->image, svc->image_digest, !pin.locked.empty()});
       svc->log_file = job_dir / ("service-" + slug(decl.name) + ".log");
+      report_.services.push_back({decl.name, svc->image, svc->image_digest, svc->log_file});
       executor::ContainerSpec spec;
       spec.id = job_container_id + "-svc-" + slug(decl.name);
       spec.layers = img.layer_dirs;

@@ -169,6 +169,11 @@ Json job_record(const JobReport& r, size_t index, const fs::path& run_dir,
   j["id"] = r.job_id;
   j["name"] = r.display_name;
   j["matrix"] = r.matrix.is_object() ? Json::parse(r.matrix.dump()) : Json::object();
+  // Objects are written with sorted keys; the axes keep declaration order.
+  Json axes = Json::array();
+  if (r.matrix.is_object())
+    for (auto it = r.matrix.begin(); it != r.matrix.end(); ++it) axes.push_back(it.key());
+  j["matrix_axes"] = axes;
   j["result"] = result_name(r.outcome.result);
   j["reason"] = r.outcome.reason;
   j["continue_on_error"] = r.outcome.continue_on_error;
@@ -233,6 +238,15 @@ Json job_record(const JobReport& r, size_t index, const fs::path& run_dir,
                         {"manifest_digest", s.manifest_digest},
                         {"log", fs::relative(s.log_file, run_dir, ec).string()}});
   j["services"] = services;
+  // What each image and checkout resolved to, and whether lockstep.lock
+  // pinned it (unpinned inputs are resolved at run time and recorded here).
+  Json inputs = Json::array();
+  for (const auto& in : r.inputs)
+    inputs.push_back({{"kind", in.kind},
+                      {"reference", in.reference},
+                      {"resolved", in.resolved},
+                      {"pinned", in.pinned}});
+  j["inputs"] = inputs;
   return j;
 }
 
