@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "cache/image_store.hpp"
 #include "common/paths.hpp"
@@ -31,6 +32,8 @@ const CommandLine& command_line() {
           {"env", 'e', true, true, "KEY=VALUE", "set an environment variable"},
           {"volume", 'v', true, true, "HOST:CONTAINER[:ro]", "bind-mount a host directory"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
+          {"mirror", 0, true, false, "URL",
+           "pull the image through this registry mirror (default $LOCKSTEP_MIRROR)"},
       });
   return cl;
 }
@@ -49,12 +52,23 @@ int cmd_shell(const Args& args) {
   std::vector<std::string> argv(p->positionals.begin() + 1, p->positionals.end());
   if (argv.empty()) argv = {"/bin/sh"};
 
+  std::string mirror;
+  if (auto m = p->get("mirror")) {
+    auto u = normalize_mirror_url(*m, "--mirror");
+    if (!u) return report_error(u.error());
+    mirror = *u;
+  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
+    auto u = normalize_mirror_url(env, "LOCKSTEP_MIRROR");
+    if (!u) return report_error(u.error());
+    mirror = *u;
+  }
+
   auto state = state_dir();
   if (auto r = executor::reap_stale(state); !r)
     std::fprintf(stderr, "lockstep: warning: cleaning up after an earlier run: %s\n",
                  r.error().message().c_str());
   cache::ImageStore store(state);
-  ImageResolver images(store, make_pull_fn(store, p->all("insecure-registry")));
+  ImageResolver images(store, make_pull_fn(store, p->all("insecure-registry"), mirror));
   auto prepared = images.get(image);
   if (!prepared) return report_error(prepared.error());
 
