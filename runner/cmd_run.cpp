@@ -132,8 +132,11 @@ Result<RunOptions> parse_options(const Args& args) {
   LS_TRY_ASSIGN(pipeline::ProjectConfig config,
                 load_config_for(o.workflow, p.get("config").value_or("")));
   for (const auto& [label, image] : config.platforms) o.platforms.emplace(label, image);
-  if (o.mirror.empty() && !config.mirror.empty())
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(config.mirror, ".lockstep.yml mirror"));
+  if (o.mirror.empty() && !config.mirror.empty()) {
+    auto m = normalize_mirror_url(config.mirror, ".lockstep.yml mirror");
+    if (!m) return fail(std::move(m.error()).set_kind(ErrorKind::kUsage));
+    o.mirror = *m;
+  }
   o.default_options = config.default_options;
   o.state_dir = choose_state_dir(p.get("state-dir").value_or(""), config);
   return o;
