@@ -15,9 +15,11 @@ constexpr std::array<std::string_view, 6> kKnownBeforeRun = {"github", "inputs",
                                                              "matrix", "strategy", "runner"};
 
 // Evaluates `text` for `use`; fills use.unlockable instead when the text
-// reads a context that only exists at run time.
-Status evaluate_into(InputUse& use, std::string& out, const std::string& text,
-                     const EvalContext& ctx) {
+// reads a context that only exists at run time. `matrix_from_needs`: the
+// instance stands for a matrix made from needs outputs, so matrix and
+// strategy are not known either.
+Status evaluate_input(InputUse& use, std::string& out, const std::string& text,
+                      const EvalContext& ctx, bool matrix_from_needs) {
   use.text = text;
   if (!has_expression(text)) {
     out = text;
@@ -27,6 +29,10 @@ Status evaluate_into(InputUse& use, std::string& out, const std::string& text,
   for (const auto& c : used) {
     if (std::find(kKnownBeforeRun.begin(), kKnownBeforeRun.end(), c) == kKnownBeforeRun.end()) {
       use.unlockable = "reads '" + c + "', known only at run time";
+      return {};
+    }
+    if (matrix_from_needs && (c == "matrix" || c == "strategy")) {
+      use.unlockable = "reads '" + c + "', made from needs outputs at run time";
       return {};
     }
   }
@@ -43,6 +49,11 @@ Status collect_one(const JobInstance& inst, const EvalContext& ctx,
                    const std::map<std::string, std::string>& platforms,
                    std::vector<InputUse>& out) {
   const Job& job = *inst.job;
+  const bool dynamic = inst.matrix.is_null() && matrix_depends_on_needs(job);
+  auto evaluate_into = [dynamic](InputUse& use, std::string& o, const std::string& text,
+                                 const EvalContext& c) {
+    return evaluate_input(use, o, text, c, dynamic);
+  };
   auto base_use = [&](InputUse::Kind kind, std::string what) {
     InputUse u;
     u.kind = kind;
@@ -142,18 +153,13 @@ Result<std::vector<InputUse>> collect_inputs(const Workflow& wf, const EvalConte
                                              const std::map<std::string, std::string>& platforms) {
   std::vector<InputUse> out;
   for (const auto& job : wf.jobs) {
+    std::vector<JobInstance> instances;
     if (matrix_depends_on_needs(job)) {
-      InputUse u;
-      u.kind = InputUse::Kind::kImage;
-      u.job_id = job.id;
-      u.instance = job.id;
-      u.what = "matrix";
-      u.text = job.container ? job.container->image : "";
-      u.unlockable = "the job's matrix reads 'needs', known only at run time";
-      out.push_back(std::move(u));
-      continue;
+      // One stand-in: what does not read the matrix is locked as usual.
+      instances.push_back({&job, OrderedValue(), job.id});
+    } else {
+      LS_TRY_ASSIGN(instances, expand_job(wf, job, base));
     }
-    LS_TRY_ASSIGN(std::vector<JobInstance> instances, expand_job(wf, job, base));
     LS_TRY_ASSIGN(std::vector<InputUse> uses, collect_instance_inputs(instances, base, platforms));
     for (auto& u : uses) out.push_back(std::move(u));
   }

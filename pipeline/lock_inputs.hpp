@@ -42,12 +42,15 @@ EvalContext instance_context(const EvalContext& base, const JobInstance& instanc
                              size_t total);
 
 // Every input of every job of `wf`, jobs in declaration order. A job whose
-// matrix reads `needs` cannot be expanded before the run: its inputs come
-// back unlockable. `platforms` maps runs-on labels to images.
+// matrix reads `needs` cannot be expanded before the run: it is collected
+// once, as a stand-in instance (null matrix), and its inputs that read
+// `matrix` or `strategy` come back unlockable. `platforms` maps runs-on
+// labels to images.
 Result<std::vector<InputUse>> collect_inputs(const Workflow& wf, const EvalContext& base,
                                              const std::map<std::string, std::string>& platforms);
 
-// The inputs of given instances (as expand_jobs made them).
+// The inputs of given instances (as expand_job made them; a stand-in for a
+// matrix from needs outputs has a null matrix).
 Result<std::vector<InputUse>> collect_instance_inputs(
     const std::vector<JobInstance>& instances, const EvalContext& base,
     const std::map<std::string, std::string>& platforms);

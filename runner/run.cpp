@@ -128,15 +128,6 @@ Result<std::set<std::string>> select_jobs(const pipeline::Workflow& wf,
   return out;
 }
 
-// The instances whose matrix is known before anything runs.
-std::vector<pipeline::JobInstance> static_instances(
-    const std::vector<pipeline::JobInstance>& plan) {
-  std::vector<pipeline::JobInstance> out;
-  for (const auto& i : plan)
-    if (!(i.matrix.is_null() && pipeline::matrix_depends_on_needs(*i.job))) out.push_back(i);
-  return out;
-}
-
 bool matrix_matches(const pipeline::OrderedValue& m,
                     const std::vector<std::pair<std::string, std::string>>& filter) {
   for (const auto& [k, v] : filter) {
@@ -310,8 +301,10 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     plan.push_back(std::move(inst));
   }
   if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");
-  if (opt.frozen)  // before any job starts: every input pinned, or nothing runs
-    if (auto f = check_frozen(**lock, static_instances(plan), base, opt.platforms, source->url); !f)
+  // Before any job starts: every input pinned, or nothing runs (a matrix
+  // from needs outputs is checked through its stand-in instance).
+  if (opt.frozen)
+    if (auto f = check_frozen(**lock, plan, base, opt.platforms, source->url); !f)
       return report_error(f.error());
 
   if (opt.list || opt.dry_run) {

@@ -176,6 +176,17 @@ jobs:
       - uses: actions/checkout@v4
         with:
           ref: ${{ steps.x.outputs.ref }}
+  fan:
+    needs: build
+    runs-on: x
+    strategy:
+      matrix: ${{ fromJSON(needs.build.outputs.m) }}
+    container: alpine:${{ matrix.v }}
+    services:
+      db:
+        image: postgres:16
+    steps:
+      - run: true
 )",
                            "ci.yml");
   ASSERT_TRUE(wf) << wf.error().message();
@@ -197,6 +208,8 @@ jobs:
                      "mapped|image|localhost/busybox:1.35||",
                      "deploy|image|||reads 'needs', known only at run time",
                      "deploy|checkout|||reads 'steps', known only at run time",
+                     "fan|image|||reads 'matrix', made from needs outputs at run time",
+                     "fan|image|postgres:16||",
                  }));
 }
 

@@ -115,6 +115,44 @@ TEST_F(LockUseTest, FrozenNamesTheFirstUnpinnedInput) {
             "--frozen: image 'alpine:3.19' (job build (3.19)) is not pinned by lockstep.lock");
 }
 
+TEST_F(LockUseTest, FrozenRefusesAMatrixFromNeedsOutputs) {
+  const std::string text = R"(on: push
+jobs:
+  setup:
+    runs-on: x
+    container: alpine:3.19
+    outputs:
+      m: ${{ steps.m.outputs.m }}
+    steps:
+      - id: m
+        run: echo 'm={"v":["3.18"]}' >> $GITHUB_OUTPUT
+  fan:
+    needs: setup
+    runs-on: x
+    strategy:
+      matrix: ${{ fromJSON(needs.setup.outputs.m) }}
+    container: alpine:${{ matrix.v }}
+    steps:
+      - run: true
+)";
+  fs::path wf = setup(text, {image("alpine:3.19", kD1)});
+  auto lock = load_run_lock(wf, "", true);
+  ASSERT_TRUE(lock && lock->has_value());
+  auto parsed = pipeline::load_workflow(wf);
+  ASSERT_TRUE(parsed);
+  pipeline::EvalContext base;
+  base.contexts["github"] = pipeline::Value::object();
+  // As the runner plans it: the dynamic job stands in with a null matrix.
+  auto plan = pipeline::expand_job(*parsed, parsed->jobs[0], base);
+  ASSERT_TRUE(plan);
+  plan->push_back({&parsed->jobs[1], pipeline::OrderedValue(), "fan (matrix from needs)"});
+  auto st = check_frozen(**lock, *plan, base, {}, root().string());
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message(),
+            "--frozen: image 'alpine:${{ matrix.v }}' (job fan (matrix from needs)) reads "
+            "'matrix', made from needs outputs at run time and cannot be pinned by lockstep.lock");
+}
+
 TEST_F(LockUseTest, LockOfAnotherWorkflowOrContent) {
   fs::path wf = setup(kWorkflow, {});
   // Changed after locking.
