@@ -2,10 +2,12 @@
 // checks that they arrive at the recorded environment hashes and outputs.
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
 #include "cache/artifacts.hpp"
+#include "cache/import_archive.hpp"
 #include "common/fs.hpp"
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
@@ -141,6 +143,22 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
   return p;
 }
 
+Result<size_t> import_bundle(const fs::path& record_dir, const fs::path& state) {
+  std::error_code ec;
+  fs::path dir = record_dir / "images";
+  if (!fs::is_directory(dir, ec)) return size_t{0};
+  std::vector<fs::path> tars;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec))
+    if (it->path().extension() == ".tar") tars.push_back(it->path());
+  std::sort(tars.begin(), tars.end());
+  cache::ImageStore store(state);
+  for (const auto& t : tars) {
+    auto r = cache::import_any(store, t, std::nullopt);
+    if (!r) return fail(std::move(r.error()).context("import " + t.string()));
+  }
+  return tars.size();
+}
+
 Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::path& scratch,
                           RunOptions& o, RunExtras& ex) {
   fs::path wf = scratch / fs::path(p.workflow_path).filename();
@@ -227,6 +245,12 @@ int cmd_replay(const Args& args) {
   if (!rec) return report_error(rec.error());
   auto plan = plan_from_record(*rec, a->get("job").value_or(""), true);
   if (!plan) return report_error(plan.error());
+  // An exported run (lockstep runs export) carries its images.
+  auto bundled = import_bundle(rec->dir, state);
+  if (!bundled) return report_error(bundled.error());
+  if (*bundled)
+    std::fprintf(stderr, "lockstep: imported %zu image(s) from %s\n", *bundled,
+                 (rec->dir / "images").c_str());
   RunOptions o;
   if (auto s = add_secret_options(*a, o); !s) return report_error(s.error());
   std::error_code ec;

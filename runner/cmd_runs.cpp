@@ -1,7 +1,11 @@
 // `lockstep runs ls|show` and `lockstep logs`: what the run records hold.
 #include <cstdio>
 #include <fstream>
+#include <map>
 
+#include "cache/export_oci.hpp"
+#include "cache/image_store.hpp"
+#include "common/fs.hpp"
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
@@ -136,19 +140,78 @@ int runs_show(const Args& args) {
   return 0;
 }
 
+int runs_export(const Args& args) {
+  const CommandLine cl(
+      "lockstep runs export <run | record.json> DIR",
+      "Writes what another host needs to replay a run without registry access:\n"
+      "DIR/record.json, DIR/images/*.tar (every image the run used, as OCI layout tars)\n"
+      "and DIR/jobs/ (the logs). 'lockstep replay DIR/record.json' imports the images.",
+      {});
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cl.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cl.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (parsed->positionals.size() != 2) return usage_error("usage: lockstep runs export <run> DIR");
+  fs::path out = parsed->positionals[1];
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_empty(out, ec))
+    return usage_error("runs export: " + out.string() + " exists and is not empty");
+  auto rec = load_record(parsed->positionals[0], state_dir());
+  if (!rec) return report_error(rec.error());
+  // Built beside DIR and renamed into place: DIR is complete or absent.
+  fs::path parent = fs::absolute(out).parent_path();
+  auto tmp = TempDir::create(parent, ".lockstep-export");
+  if (!tmp) return report_error(tmp.error());
+  fs::create_directories(tmp->path() / "images", ec);
+  fs::copy_file(rec->file, tmp->path() / "record.json", ec);
+  if (ec) return report_error(Error("copy " + rec->file.string() + ": " + ec.message()));
+  if (fs::is_directory(rec->dir / "jobs", ec))
+    fs::copy(rec->dir / "jobs", tmp->path() / "jobs", fs::copy_options::recursive, ec);
+  if (ec) return report_error(Error("copy the logs: " + ec.message()));
+  cache::ImageStore store(state_dir());
+  std::map<std::string, std::string> images;  // digest -> reference as written
+  for (const auto& j : member(rec->doc, "jobs")) {
+    const auto& img = member(j, "image");
+    if (!str_or(img, "manifest_digest").empty())
+      images.emplace(str_or(img, "manifest_digest"), str_or(img, "ref"));
+    for (const auto& sv : member(j, "services"))
+      if (!str_or(sv, "manifest_digest").empty())
+        images.emplace(str_or(sv, "manifest_digest"), str_or(sv, "image"));
+  }
+  for (const auto& [digest, ref] : images) {
+    auto image = store.resolve(digest);
+    if (!image)
+      return report_error(Error("runs export: image " + ref + " (" + digest +
+                                    ") is not in the local store: " + image.error().message(),
+                                0, ErrorKind::kNotFound));
+    fs::path tar = tmp->path() / "images" / (digest.substr(7, 16) + ".tar");
+    if (auto s = cache::export_oci_tar(store, *image, ref, tar); !s) return report_error(s.error());
+  }
+  fs::remove(out, ec);  // an empty directory
+  if (::rename(tmp->path().c_str(), out.c_str()) != 0)
+    return report_error(Error::from_errno("rename into " + out.string(), errno));
+  (void)tmp->release();
+  std::printf("exported run %s: record, %zu image(s) and logs in %s\n",
+              str_or(rec->doc, "run_id").c_str(), images.size(), out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_runs(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::printf(
         "usage: lockstep runs <command>\n\ncommands:\n  ls       list recorded runs\n  show     "
-        "show one run\n");
+        "show one run\n  export   write a run's record, images and logs for another host\n");
     return args.empty() ? 2 : 0;
   }
   Args rest(args.begin() + 1, args.end());
   if (args[0] == "ls") return runs_ls(rest);
   if (args[0] == "show") return runs_show(rest);
-  std::string hint = closest_match(args[0], {"ls", "show"});
+  if (args[0] == "export") return runs_export(rest);
+  std::string hint = closest_match(args[0], {"ls", "show", "export"});
   return usage_error("unknown command 'lockstep runs " + args[0] + "'" +
                      (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
 }

@@ -172,6 +172,7 @@ int cmd_verify(const Args& args) {
     if (!rec) return report_error(rec.error());
     auto p = plan_from_record(*rec, "", false);
     if (!p) return report_error(p.error());
+    if (auto b = import_bundle(rec->dir, state); !b) return report_error(b.error());
     plan = std::move(*p);
   } else {
     if (target.empty()) {

@@ -40,6 +40,10 @@ Status add_secret_options(const ParsedArgs& a, RunOptions& o);
 // cannot run.
 Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& job_filter,
                                     bool check_hashes);
+// Imports the images of an exported run (`<record dir>/images/*.tar`, see
+// `lockstep runs export`); returns how many tars there were.
+Result<size_t> import_bundle(const std::filesystem::path& record_dir,
+                             const std::filesystem::path& state);
 // Writes the workflow into `scratch` and fills the run's options. Refuses a
 // missing secret the run used.
 Status prepare_replay_run(const ReplayPlan& p, const std::filesystem::path& state,

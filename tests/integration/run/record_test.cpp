@@ -223,6 +223,32 @@ TEST_F(RecordTest, ReplayFromRecordJsonOnAFreshStateDirMatchesHashesAndOutputs) 
   EXPECT_NE(until.out.find("stopped before step 'check'"), std::string::npos) << until.out;
 }
 
+TEST_F(RecordTest, AnExportedRunReplaysOnAHostWithoutItsImages) {
+  auto wf = home_.write("ci.yml", kWorkflow);
+  std::string id = run({"run", wf.string()});
+  ASSERT_FALSE(id.empty());
+  fs::path bundle = home_.root() / "bundle";
+  auto e = home_.lockstep({"runs", "export", id, bundle.string()});
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err;
+  EXPECT_TRUE(fs::exists(bundle / "record.json"));
+  EXPECT_TRUE(fs::exists(bundle / "jobs"));
+  size_t tars = 0;
+  for (const auto& f : fs::directory_iterator(bundle / "images"))
+    tars += f.path().extension() == ".tar";
+  EXPECT_EQ(tars, 1u);
+  auto again = home_.lockstep({"runs", "export", id, bundle.string()});
+  EXPECT_EQ(again.exit_code, 2) << again.err;  // never over an existing export
+
+  LockstepHome bare;  // no image imported
+  auto r = bare.lockstep({"replay", (bundle / "record.json").string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("imported 1 image(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("2 of 2 environment hashes match the record"), std::string::npos) << r.out;
+  auto logs = bare.lockstep({"logs", (bundle / "record.json").string(), "build (one)"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_NE(logs.out.find("built one"), std::string::npos) << logs.out;
+}
+
 TEST_F(RecordTest, ReplayRefusesAChangedEnvironmentNamingTheField) {
   auto wf = home_.write("ci.yml", kWorkflow);
   std::string id = run({"run", wf.string(), "--job", "build", "--matrix", "word=one"});
