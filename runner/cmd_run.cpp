@@ -15,6 +15,27 @@
 namespace lockstep::runner {
 namespace fs = std::filesystem;
 
+Result<std::map<std::string, std::string>> read_secret_file(const std::string& f) {
+  std::map<std::string, std::string> out;
+  auto text = read_file(f);
+  if (!text)
+    return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
+  size_t pos = 0, lineno = 0;
+  while (pos < text->size()) {
+    size_t nl = text->find('\n', pos);
+    std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text->size() : nl + 1;
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    auto eq = line.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail(f + ":" + std::to_string(lineno) + ": expected KEY=VALUE", ErrorKind::kUsage);
+    out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
 namespace {
 
 const CommandLine& command_line() {
@@ -88,22 +109,8 @@ Result<RunOptions> parse_options(const Args& args) {
     o.secrets[kv.first] = kv.second;
   }
   for (const auto& f : p.all("secret-file")) {
-    auto text = read_file(f);
-    if (!text)
-      return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
-    size_t pos = 0, lineno = 0;
-    while (pos < text->size()) {
-      size_t nl = text->find('\n', pos);
-      std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-      pos = nl == std::string::npos ? text->size() : nl + 1;
-      ++lineno;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty() || line[0] == '#') continue;
-      auto eq = line.find('=');
-      if (eq == std::string::npos || eq == 0)
-        return fail(f + ":" + std::to_string(lineno) + ": expected KEY=VALUE", ErrorKind::kUsage);
-      o.secrets[line.substr(0, eq)] = line.substr(eq + 1);
-    }
+    LS_TRY_ASSIGN(auto secrets, read_secret_file(f));
+    for (auto& [k, v] : secrets) o.secrets[k] = v;
   }
   for (const auto& s : p.all("platform")) {
     LS_TRY_ASSIGN(auto kv, split_kv(s, "platform"));

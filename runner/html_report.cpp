@@ -1,5 +1,7 @@
 #include "runner/html_report.hpp"
 
+#include "runner/report.hpp"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -305,31 +307,10 @@ std::string render_verify(const RecordJson& v) {
 
 }  // namespace
 
+// The same escaping as JUnit XML's (control characters other than
+// whitespace become '?'), valid in HTML too.
 std::string html_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return xml_escape(s);
 }
 
 MatrixGrid matrix_grid(const RecordJson& jobs, const std::string& job_id) {

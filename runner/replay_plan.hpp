@@ -31,7 +31,6 @@ struct ReplayPlan {
 
 // "linux/amd64" for this host.
 std::string host_platform();
-Result<std::map<std::string, std::string>> read_secret_file(const std::string& file);
 // --secret, --secret-file, --insecure-registry, --mirror into `o`.
 Status add_secret_options(const ParsedArgs& a, RunOptions& o);
 

@@ -52,8 +52,6 @@ void print_summary(Console& console, const RunSummary& run, const MatrixFormatte
   console.plain(out);
 }
 
-namespace {
-
 std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -71,7 +69,7 @@ std::string xml_escape(std::string_view s) {
         out += "&quot;";
         break;
       case '\'':
-        out += "&apos;";
+        out += "&#39;";
         break;
       default:
         // XML 1.0 forbids most control characters, even escaped.
@@ -83,6 +81,8 @@ std::string xml_escape(std::string_view s) {
   }
   return out;
 }
+
+namespace {
 
 std::string seconds(std::chrono::milliseconds d) {
   char buf[32];

@@ -8,6 +8,7 @@
 
 #include "common/fs.hpp"
 #include "common/json.hpp"
+#include "tests/integration/repro/repro_fixture.hpp"
 #include "tests/support/lockstep_process.hpp"
 
 namespace lockstep::testing {
@@ -22,33 +23,12 @@ class ReplayVerifyExampleTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!is_root()) GTEST_SKIP() << "needs root: containers use mount/pid/net namespaces";
-    auto image =
-        run_process({"/bin/bash", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/compiler-image.sh",
-                     "--oci", LOCKSTEP_CC_IMAGE_TAR, "--lockstep", LOCKSTEP_BINARY});
-    ASSERT_EQ(image.exit_code, 0) << image.out << image.err;
-    import_into(home_);
-    // A clone-like repository holding the example at its place in this one.
+    ASSERT_NO_FATAL_FAILURE(import_compiler_image(home_));
     repo_ = home_.root() / "lockstep";
-    fs::create_directories(repo_ / "examples");
-    fs::copy(fs::path(LOCKSTEP_SOURCE_DIR) / "examples/reproducible-c",
-             repo_ / "examples/reproducible-c", fs::copy_options::recursive);
-    for (std::vector<std::string> args : {std::vector<std::string>{"init", "-q", "-b", "main"},
-                                          {"add", "-A"},
-                                          {"commit", "-q", "-m", "example"}}) {
-      args.insert(args.begin(), {"/usr/bin/git", "-C", repo_.string()});
-      auto r =
-          run_process(args, {"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t",
-                             "GIT_COMMITTER_EMAIL=t@e", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
-                             "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z"});
-      ASSERT_EQ(r.exit_code, 0) << r.err;
-    }
+    ASSERT_NO_FATAL_FAILURE(make_example_repo(repo_));
   }
 
-  static void import_into(const LockstepHome& home) {
-    auto imported =
-        home.lockstep({"image", "import", LOCKSTEP_CC_IMAGE_TAR, "--tag", "localhost/cc:debian12"});
-    ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  }
+  static void import_into(const LockstepHome& home) { import_compiler_image(home); }
 
   ProcessOutput lockstep_in_repo(const LockstepHome& home, std::vector<std::string> args) {
     args.insert(args.begin(), LOCKSTEP_BINARY);

@@ -10,6 +10,7 @@
 
 #include "cache/artifacts.hpp"
 #include "runner/artifact_compare.hpp"
+#include "tests/integration/repro/repro_fixture.hpp"
 #include "tests/support/lockstep_process.hpp"
 
 namespace lockstep::testing {
@@ -32,35 +33,13 @@ class ReproducibleExampleTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!is_root()) GTEST_SKIP() << "needs root: containers use mount/pid/net namespaces";
-    // Written once per build directory; parallel tests wait on its lock.
-    auto image =
-        run_process({"/bin/bash", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/compiler-image.sh",
-                     "--oci", LOCKSTEP_CC_IMAGE_TAR, "--lockstep", LOCKSTEP_BINARY});
-    ASSERT_EQ(image.exit_code, 0) << image.out << image.err;
-    auto imported = home_.lockstep(
-        {"image", "import", LOCKSTEP_CC_IMAGE_TAR, "--tag", "localhost/cc:debian12"});
-    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    ASSERT_NO_FATAL_FAILURE(import_compiler_image(home_));
     repo_ = make_repo("lockstep");
   }
 
-  // A git repository root/<name> with examples/reproducible-c as committed
-  // files, as in a clone of lockstep (built files are left out by the
-  // example's .gitignore).
   fs::path make_repo(const std::string& name) {
     fs::path repo = home_.root() / name;
-    fs::create_directories(repo / "examples");
-    fs::copy(fs::path(LOCKSTEP_SOURCE_DIR) / "examples/reproducible-c",
-             repo / "examples/reproducible-c", fs::copy_options::recursive);
-    for (std::vector<std::string> args : {std::vector<std::string>{"init", "-q", "-b", "main"},
-                                          {"add", "-A"},
-                                          {"commit", "-q", "-m", "example"}}) {
-      args.insert(args.begin(), {"/usr/bin/git", "-C", repo.string()});
-      auto r =
-          run_process(args, {"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t",
-                             "GIT_COMMITTER_EMAIL=t@e", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
-                             "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z"});
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-    }
+    make_example_repo(repo);
     return repo;
   }
 

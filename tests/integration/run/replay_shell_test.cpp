@@ -1,10 +1,6 @@
 // `lockstep replay --shell` through a real pseudo terminal: the replayed job
 // fails at a step, and a shell opens in its container with that step's
 // environment and working directory, the workspace as the build left it.
-#include <poll.h>
-#include <pty.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <regex>
@@ -12,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/lockstep_process.hpp"
+#include "tests/support/pty_run.hpp"
 
 namespace lockstep::testing {
 namespace {
@@ -43,37 +40,15 @@ jobs:
   ASSERT_TRUE(std::regex_search(r.err, m, std::regex("run (\\S+) recorded in"))) << r.err;
   std::string id = m[1];
 
-  int master = -1;
-  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::setenv("LOCKSTEP_HOME", home.home().c_str(), 1);
-    ::setenv("TERM", "dumb", 1);
-    ::execl(LOCKSTEP_BINARY, LOCKSTEP_BINARY, "replay", id.c_str(), "--shell", nullptr);
-    ::_exit(127);
-  }
-  std::string typed =
-      "echo \"seen:$STEP_VAR:$FROM_EARLIER:$(cat made.txt):$(pwd):$(ls -d sub)\"; exit\n";
-  ASSERT_EQ(::write(master, typed.data(), typed.size()), static_cast<ssize_t>(typed.size()));
-  std::string seen;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  char buf[4096];
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{master, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) break;  // EIO once the child side is closed
-    seen.append(buf, static_cast<size_t>(n));
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ::close(master);
-  EXPECT_NE(seen.find("opening a shell at the failed step 'compile'"), std::string::npos) << seen;
-  EXPECT_NE(seen.find("seen:step-two:exported:half-built:/__w/workspace/workspace:sub"),
+  auto shell = run_in_pty(
+      {LOCKSTEP_BINARY, "replay", id, "--shell"}, {"LOCKSTEP_HOME=" + home.home().string()},
+      "echo \"seen:$STEP_VAR:$FROM_EARLIER:$(cat made.txt):$(pwd):$(ls -d sub)\"; exit\n");
+  EXPECT_NE(shell.out.find("opening a shell at the failed step 'compile'"), std::string::npos)
+      << shell.out;
+  EXPECT_NE(shell.out.find("seen:step-two:exported:half-built:/__w/workspace/workspace:sub"),
             std::string::npos)
-      << seen;
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1) << seen;  // the job still failed
+      << shell.out;
+  EXPECT_EQ(shell.exit_code, 1) << shell.out;  // the job still failed
 }
 
 }  // namespace
