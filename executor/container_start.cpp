@@ -308,6 +308,9 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   InitPlan plan;
   LS_TRY_ASSIGN(plan.rootfs, build_rootfs_plan(spec, dirs));
   plan.hostname = spec.hostname;
+  plan.domainname = spec.domainname;
+  if (plan.domainname.size() > 64)
+    return fail("domain name '" + spec.domainname + "' is longer than 64 bytes", ErrorKind::kUsage);
   if (plan.hostname.size() > 64)
     return fail("hostname '" + spec.hostname + "' is longer than 64 bytes", ErrorKind::kUsage);
   LS_TRY_ASSIGN(c->confinement_, prepare_confinement(spec));

@@ -162,6 +162,9 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   }
   if (::sethostname(plan.hostname.data(), plan.hostname.size()) != 0)
     child_fail(report_fd, kInitHostname, errno);
+  if (!plan.domainname.empty() &&
+      ::setdomainname(plan.domainname.data(), plan.domainname.size()) != 0)
+    child_fail(report_fd, kInitHostname, errno);
   if (plan.rootfs.userns) {
     if (int e = receive_trees(ctl_fd, plan.tree_fds, plan.rootfs.trees.size()); e != 0)
       child_fail(report_fd, kInitTrees, e);
@@ -203,7 +206,7 @@ std::string describe_init_failure(const InitPlan& plan, int step, int detail) {
     case kInitLoopback:
       return "bring up the loopback interface";
     case kInitHostname:
-      return "set hostname '" + plan.hostname + "'";
+      return "set hostname '" + plan.hostname + "' / domain name '" + plan.domainname + "'";
     case kInitSignals:
       return "set up signal handling";
     case kInitTrees:

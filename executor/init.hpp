@@ -33,6 +33,7 @@ enum InitFailure {
 struct InitPlan {
   RootfsPlan rootfs;
   std::string hostname;
+  std::string domainname;    // the UTS (NIS) domain name; empty: left as "(none)"
   bool loopback_up = false;  // a new network namespace: bring `lo` up
   bool new_cgroup_ns = true;
   // cgroup.procs files of the container's cgroup (owned by the caller).

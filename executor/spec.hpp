@@ -76,6 +76,7 @@ struct ContainerSpec {
   std::vector<std::filesystem::path> layers;
   std::vector<BindMount> mounts;
   std::string hostname = "lockstep";
+  std::string domainname;  // UTS domain name (`domainname`); empty: none
   Network network;
   Limits limits;
   std::string user;  // "", "uid", "uid:gid", "name", "name:group"

@@ -122,6 +122,7 @@ Json job_document(const JobEnvInputs& in) {
                     {"user", in.user},
                     {"umask", octal(in.umask)},
                     {"hostname", in.hostname},
+                    {"domainname", in.domainname},
                     {"network", in.network},
                     {"limits", limits},
                     {"cap_add", add},

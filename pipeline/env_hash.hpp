@@ -71,6 +71,7 @@ struct JobEnvInputs {
   std::string user;
   uint32_t umask = 022;
   std::string hostname;
+  std::string domainname;
   std::string network;  // none | host
   std::optional<uint64_t> memory_bytes;
   std::optional<int64_t> cpus_milli;

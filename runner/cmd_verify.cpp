@@ -24,8 +24,9 @@ namespace lockstep::runner {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& variation_names() {
-  static const std::vector<std::string> names = {
-      "build-path", "hostname", "umask", "tz", "locale", "uid", "home", "cpus", "clock"};
+  static const std::vector<std::string> names = {"build-path", "hostname", "umask", "tz",
+                                                 "locale",     "uid",      "home",  "cpus",
+                                                 "dir-order",  "clock"};
   return names;
 }
 
@@ -68,7 +69,11 @@ BuildVariation variation_for(size_t build, const std::vector<std::string>& vary)
   auto on = [&](const char* k) { return std::find(vary.begin(), vary.end(), k) != vary.end(); };
   std::string n = std::to_string(build + 1);
   if (on("build-path")) v.shared.workspace_root = "/build/verify-" + n + "/src";
-  if (on("hostname")) v.shared.hostname = "verify" + n + ".build.example";
+  if (on("hostname")) {
+    v.shared.hostname = "verify" + n;
+    v.shared.domainname = "build" + n + ".example";
+  }
+  if (on("dir-order")) v.shared.reverse_dir_order = true;
   if (on("umask")) v.shared.umask = build % 2 ? 0002 : 0027;
   if (on("uid")) v.shared.uid_gid = std::make_pair(1000u + build, 1000u + build);
   if (on("home")) v.shared.home = "/home/verify" + n;
@@ -77,7 +82,8 @@ BuildVariation variation_for(size_t build, const std::vector<std::string>& vary)
   if (on("locale")) v.env["LANG"] = build % 2 ? "fr_FR.UTF-8" : "de_DE.UTF-8";
   Json d = Json::object();
   if (!v.shared.workspace_root.empty()) d["build-path"] = v.shared.workspace_root;
-  if (!v.shared.hostname.empty()) d["hostname"] = v.shared.hostname;
+  if (!v.shared.hostname.empty()) d["hostname"] = v.shared.hostname + "." + v.shared.domainname;
+  if (v.shared.reverse_dir_order) d["dir-order"] = "reversed (disorderfs)";
   if (v.shared.umask) {
     char b[8];
     std::snprintf(b, sizeof b, "%04o", *v.shared.umask);
@@ -108,7 +114,8 @@ const CommandLine& verify_cl() {
       "Builds the selected jobs N times (default 2) in fresh workspaces, varying what must\n"
       "not matter, and compares the artifacts they upload. The first build runs as\n"
       "'lockstep run' would; every later one varies: build-path, hostname, umask, tz,\n"
-      "locale, uid, home, cpus, clock. --vary adds (+name or name) to or removes (-name)\n"
+      "locale, uid, home, cpus, dir-order, clock. --vary adds (+name or name) to or removes "
+      "(-name)\n"
       "from that set, e.g. --vary -uid,-cpus. Exit: 0 REPRODUCIBLE, 3 not reproducible,\n"
       "1 a build failed, 2 bad input.",
       {{"runs", 'n', true, false, "N", "number of builds (2 or more; default 2)"},
@@ -153,6 +160,20 @@ int cmd_verify(const Args& args) {
   }
   auto vary = parse_vary(a->all("vary"));
   if (!vary) return report_error(vary.error());
+  // Directory order needs FUSE and disorderfs; without them it is not varied,
+  // and the output and the record say so.
+  if (auto it = std::find(vary->begin(), vary->end(), "dir-order"); it != vary->end()) {
+    const char* why = ::access("/usr/bin/disorderfs", X_OK) != 0 ? "disorderfs is not installed"
+                      : ::access("/dev/fuse", R_OK | W_OK) != 0  ? "/dev/fuse is not available"
+                                                                 : nullptr;
+    if (why) {
+      std::fprintf(stderr,
+                   "lockstep: warning: verify: directory order is not varied: %s (install "
+                   "disorderfs, or --vary -dir-order to leave it out)\n",
+                   why);
+      vary->erase(it);
+    }
+  }
   fs::path state = a->get("state-dir") ? fs::path(*a->get("state-dir")) : state_dir();
 
   // What to build: a record's workflow and source, or a workflow file.

@@ -108,10 +108,14 @@ struct RunShared {
   struct Variation {
     std::string workspace_root;  // instead of /__w
     std::string hostname;
+    std::string domainname;
     std::optional<mode_t> umask;
     std::string home;  // container path of $HOME
     std::optional<std::pair<uint32_t, uint32_t>> uid_gid;
     std::string cpuset;
+    // The job's /__w is seen through disorderfs, directory entries in
+    // reverse order.
+    bool reverse_dir_order = false;
   } vary;
 };
 

@@ -112,6 +112,16 @@ class JobLog {
   std::string group_title_;
 };
 
+// A disorderfs view of a directory, directory entries in reverse order
+// (verify's dir-order variation); unmounted when destroyed.
+struct DisorderMount {
+  Status mount(const std::filesystem::path& real, const std::filesystem::path& view);
+  void unmount();
+  ~DisorderMount() { unmount(); }
+  std::filesystem::path view;
+  std::filesystem::path bind;  // the real directory, where disorderfs may reach it
+};
+
 class JobExecution {
  public:
   JobExecution(RunShared& run, const pipeline::JobInstance& inst, size_t index, MatrixPosition pos,
@@ -209,6 +219,7 @@ class JobExecution {
     auto stopped =
         container_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
     container_.reset();
+    disorder_.unmount();
     if (!stopped && result.result == JobResult::kSuccess)
       return failure("stop container: " + stopped.error().message());
 
@@ -312,7 +323,13 @@ class JobExecution {
     executor::ContainerSpec spec;
     spec.id = "ls-" + run_.run_id + "-" + std::to_string(index_ + 1);
     spec.layers = prepared.layer_dirs;
-    spec.mounts.push_back({w, croot_, false});
+    if (run_.vary.reverse_dir_order) {
+      LS_TRY(own_workspace_for_variation());  // before the view caches ownership
+      LS_TRY(disorder_.mount(w, job_dir / "w-view"));
+      spec.mounts.push_back({disorder_.view, croot_, false});
+    } else {
+      spec.mounts.push_back({w, croot_, false});
+    }
     spec.mounts.push_back({job_dir / "home", chome_, false});
     spec.hostname = "lockstep";
     spec.env = env_from_config(prepared.record.config_json);
@@ -479,6 +496,7 @@ class JobExecution {
   EvalContext ctx_;
   JobEnv job_env_;
   std::unique_ptr<JobLog> log_;
+  DisorderMount disorder_;  // before container_: unmounted after it stopped
   std::unique_ptr<executor::Container> container_;
   std::vector<std::unique_ptr<Service>> services_;
   bool continue_on_error_ = false;

@@ -2,7 +2,10 @@
 // checks a replay makes against the recorded documents, the variations a
 // verify build applies, and the shell a replay opens where it stopped.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -42,6 +45,95 @@ Status chown_tree(const fs::path& root, uid_t uid, gid_t gid) {
 
 }  // namespace
 
+namespace {
+
+// disorderfs resolves its root to a real path and reaches it with the
+// caller's uid: a state dir under a private parent (mode 0700) would make a
+// verify build running as another uid fail. The root is therefore a bind of
+// the workspace under /run/lockstep-disorder/<pid>-<name>/, whose parents
+// anyone may traverse. What a killed lockstep left there is swept by the next.
+constexpr const char* kDisorderRoot = "/run/lockstep-disorder";
+
+void sweep_stale_disorder_binds() {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(kDisorderRoot, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    pid_t owner = static_cast<pid_t>(std::strtol(name.c_str(), nullptr, 10));
+    if (owner > 0 && (::kill(owner, 0) == 0 || errno == EPERM)) continue;
+    ::umount2(it->path().c_str(), MNT_DETACH);
+    fs::remove(it->path(), ec);
+  }
+}
+
+}  // namespace
+
+Status DisorderMount::mount(const fs::path& real, const fs::path& at) {
+  static const char* kBinary = "/usr/bin/disorderfs";
+  if (::access(kBinary, X_OK) != 0)
+    return fail(
+        "verify's dir-order variation needs disorderfs (apt-get install disorderfs), or leave it "
+        "out with --vary -dir-order",
+        ErrorKind::kUnsupported);
+  std::error_code ec;
+  if (::mkdir(kDisorderRoot, 0755) != 0 && errno != EEXIST)
+    return fail(Error::from_errno(std::string("create ") + kDisorderRoot, errno));
+  sweep_stale_disorder_binds();
+  bind = fs::path(kDisorderRoot) /
+         (std::to_string(::getpid()) + "-" + at.parent_path().filename().string());
+  fs::create_directories(bind, ec);
+  fs::create_directories(at, ec);
+  if (ec) return fail("create " + at.string() + ": " + ec.message());
+  if (::mount(real.c_str(), bind.c_str(), nullptr, MS_BIND | MS_PRIVATE, nullptr) != 0) {
+    int e = errno;
+    unmount();
+    return fail(Error::from_errno("bind " + real.string() + " to " + bind.string(), e));
+  }
+  // Forks into the background once mounted; auto_unmount cleans up should
+  // lockstep die.
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    unmount();
+    return fail(Error::from_errno("fork", e));
+  }
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+    }
+    ::execl(kBinary, kBinary, "--quiet", "--multi-user=yes", "--reverse-dirents=yes", "-o",
+            "auto_unmount,attr_timeout=0,entry_timeout=0,negative_timeout=0", bind.c_str(),
+            at.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    unmount();
+    return fail("disorderfs " + bind.string() + " " + at.string() + " failed (status " +
+                std::to_string(status) + ")");
+  }
+  view = at;
+  return {};
+}
+
+void DisorderMount::unmount() {
+  std::error_code ec;
+  if (!view.empty()) {
+    ::umount2(view.c_str(), MNT_DETACH);
+    fs::remove(view, ec);
+    view.clear();
+  }
+  if (!bind.empty()) {
+    ::umount2(bind.c_str(), MNT_DETACH);
+    fs::remove(bind, ec);
+    bind.clear();
+  }
+}
+
 std::string JobExecution::secret_free(const std::string& text) const {
   return pipeline::redact_secrets(text, run_.secrets);
 }
@@ -49,6 +141,7 @@ std::string JobExecution::secret_free(const std::string& text) const {
 void JobExecution::apply_variation(executor::ContainerSpec& spec) {
   const auto& v = run_.vary;
   if (!v.hostname.empty()) spec.hostname = v.hostname;
+  if (!v.domainname.empty()) spec.domainname = v.domainname;
   if (v.umask) spec.umask = *v.umask;
   if (!v.cpuset.empty()) spec.limits.cpuset = v.cpuset;
   if (v.uid_gid)
@@ -96,6 +189,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.user = spec.user;
   in.umask = spec.umask;
   in.hostname = spec.hostname;
+  in.domainname = spec.domainname;
   in.network = executor::to_string(spec.network);
   in.memory_bytes = spec.limits.memory_bytes;
   if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);

@@ -12,7 +12,8 @@
 
 namespace lockstep::runner {
 
-// build-path, hostname, umask, tz, locale, uid, home, cpus, clock.
+// build-path, hostname (and domain), umask, tz, locale, uid, home, cpus,
+// dir-order (disorderfs), clock.
 const std::vector<std::string>& variation_names();
 // The default set changed by "+name"/"name" (add) and "-name" (remove),
 // comma-separated; an unknown name is a usage error naming the known ones.

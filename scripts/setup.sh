@@ -37,6 +37,8 @@ packages=(
   skopeo umoci crun runc hyperfine python3 tar gzip zstd bc
   # the compiler image (scripts/compiler-image.sh) and artifact comparison
   gcc-12 clang-14 clang libc6-dev make binutils diffoscope-minimal
+  # verify: directory entries in another order (a FUSE view of the workspace)
+  disorderfs fuse
   # report tests: schema validation of provenance, headless rendering of HTML
   python3-jsonschema chromium
 )

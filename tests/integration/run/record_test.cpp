@@ -1,6 +1,8 @@
 // Run records, environment hashes, `runs`, `logs`, `replay` and `verify`,
 // end to end: the real binary, real containers, a busybox image imported by
 // each test into its own LOCKSTEP_HOME.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -367,6 +369,37 @@ jobs:
   r = home_.lockstep({"verify", good.string(), "--vary", "+colour"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown variation 'colour'"), std::string::npos) << r.err;
+}
+
+TEST_F(RecordTest, VerifyVariesDirectoryOrderAndDomainEvenAsAnotherUser) {
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "needs /dev/fuse (disorderfs)";
+  if (::access("/usr/bin/disorderfs", X_OK) != 0) GTEST_SKIP() << "needs disorderfs";
+  auto wf = home_.write("order/ci.yml", R"yml(name: order
+jobs:
+  build:
+    runs-on: linux
+    container: localhost/busybox:test
+    steps:
+      - run: |
+          mkdir -p dist src
+          touch src/a src/b src/c
+          find src -mindepth 1 > dist/order.txt
+          echo "id=$(id -u) domain=$(cat /proc/sys/kernel/domainname)"
+      - uses: actions/upload-artifact@v4
+        with: {name: dist, path: dist}
+)yml");
+  auto r = home_.lockstep({"verify", wf.string()});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("file order.txt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("id=0 domain=(none)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("id=1001 domain=build2.example"), std::string::npos) << r.out;
+  // Without the directory-order variation the same build is reproducible.
+  r = home_.lockstep({"verify", wf.string(), "--vary", "-dir-order"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Nothing of the view is left mounted.
+  auto mounts = read_file("/proc/self/mountinfo");
+  ASSERT_TRUE(mounts);
+  EXPECT_EQ(mounts->find(home_.root().string()), std::string::npos) << *mounts;
 }
 
 }  // namespace
