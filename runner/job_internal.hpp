@@ -324,7 +324,6 @@ class JobExecution {
     spec.id = "ls-" + run_.run_id + "-" + std::to_string(index_ + 1);
     spec.layers = prepared.layer_dirs;
     if (run_.vary.reverse_dir_order) {
-      LS_TRY(own_workspace_for_variation());  // before the view caches ownership
       LS_TRY(disorder_.mount(w, job_dir / "w-view"));
       spec.mounts.push_back({disorder_.view, croot_, false});
     } else {
@@ -451,7 +450,10 @@ class JobExecution {
   Status compute_job_hash(const executor::ContainerSpec& spec, const PreparedImage& image);
   Status compute_step_hash(const pipeline::StepEnvInputs& in, StepReport& sr);
   Status check_expected(const std::string& what, const Json& doc);
-  Status own_workspace_for_variation();
+  // Verify's uid variation: the build's user owns the workspace and $HOME
+  // while run steps run; built-in actions (libgit2 refuses to check out into
+  // a directory another user owns) find them owned by root again.
+  Status own_workspace_for_variation(bool for_build = true);
   std::string secret_free(const std::string& text) const;
   // A replay pins each image to the recorded manifest; else lockstep.lock.
   ImagePin replay_pin(const std::string& image) const;

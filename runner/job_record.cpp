@@ -148,11 +148,11 @@ void JobExecution::apply_variation(executor::ContainerSpec& spec) {
     spec.user = std::to_string(v.uid_gid->first) + ":" + std::to_string(v.uid_gid->second);
 }
 
-Status JobExecution::own_workspace_for_variation() {
+Status JobExecution::own_workspace_for_variation(bool for_build) {
   if (!run_.vary.uid_gid) return {};
   // Built-in actions write on the host side as root; a build running as
   // another user must own what it builds in.
-  auto [uid, gid] = *run_.vary.uid_gid;
+  auto [uid, gid] = for_build ? *run_.vary.uid_gid : std::make_pair(0u, 0u);
   for (const auto& d : {workspace_host_.parent_path().parent_path(), home_host_})
     LS_TRY(chown_tree(d, uid, gid));
   return {};

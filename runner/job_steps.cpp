@@ -214,6 +214,7 @@ Result<executor::ProcessResult> JobExecution::run_action_step(const pipeline::St
   for (const auto& [k, v] : step.with) {
     LS_TRY_ASSIGN(env.with[k], eval_string(v, ctx_, "step '" + sr.name + "' with." + k));
   }
+  LS_TRY(own_workspace_for_variation(false));
   pipeline::StepEnvInputs hin;
   hin.index = static_cast<size_t>(&step - job_.steps.data());
   hin.id = step.id;
