@@ -18,6 +18,7 @@
 #include "registry-mirror/reference.hpp"
 #include "runner/cli.hpp"
 #include "runner/project.hpp"
+#include "runner/run_options.hpp"
 #include "runner/version.hpp"
 
 namespace lockstep::runner {
@@ -54,22 +55,13 @@ struct LockOptions {
 Result<LockOptions> parse_options(const std::vector<std::string>& args) {
   LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
   LockOptions o;
-  if (p.positionals.size() > 1)
-    return fail("expected at most one WORKFLOW, got " + std::to_string(p.positionals.size()),
-                ErrorKind::kUsage);
-  if (p.positionals.empty()) {
-    LS_TRY_ASSIGN(o.workflow, default_workflow());
-  } else {
-    o.workflow = p.positionals[0];
-  }
+  LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
   o.output = p.get("output").value_or("");
   o.check = p.has("check");
   o.config_file = p.get("config").value_or("");
   for (const auto& s : p.all("platform")) {
-    auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("--platform '" + s + "': expected LABEL=IMAGE", ErrorKind::kUsage);
-    o.platforms[s.substr(0, eq)] = s.substr(eq + 1);
+    LS_TRY_ASSIGN(auto kv, split_key_value(s, "platform", "LABEL=IMAGE"));
+    o.platforms[kv.first] = kv.second;
   }
   o.insecure = p.all("insecure-registry");
   o.state_dir = p.get("state-dir").value_or("");

@@ -17,6 +17,7 @@
 #include "runner/record_read.hpp"
 #include "runner/replay_plan.hpp"
 #include "runner/run.hpp"
+#include "runner/run_options.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -190,26 +191,6 @@ const CommandLine& replay_cl() {
 
 }  // namespace
 
-Status add_secret_options(const ParsedArgs& a, RunOptions& o) {
-  for (const auto& s : a.all("secret")) {
-    auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail("--secret '" + s + "': expected KEY=VALUE", ErrorKind::kUsage);
-    o.secrets[s.substr(0, eq)] = s.substr(eq + 1);
-  }
-  for (const auto& f : a.all("secret-file")) {
-    LS_TRY_ASSIGN(auto m, read_secret_file(f));
-    for (auto& [k, v] : m) o.secrets[k] = v;
-  }
-  o.insecure_registries = a.all("insecure-registry");
-  if (auto m = a.get("mirror")) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(*m, "--mirror"));
-  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(env, "LOCKSTEP_MIRROR"));
-  }
-  return {};
-}
-
 int cmd_replay(const Args& args) {
   if (CommandLine::wants_help(args)) {
     std::fputs(replay_cl().help().c_str(), stdout);
@@ -231,7 +212,7 @@ int cmd_replay(const Args& args) {
     std::fprintf(stderr, "lockstep: imported %zu image(s) from %s\n", *bundled,
                  (rec->dir / "images").c_str());
   RunOptions o;
-  if (auto s = add_secret_options(*a, o); !s) return report_error(s.error());
+  if (auto s = add_secret_and_pull_options(*a, o); !s) return report_error(s.error());
   std::error_code ec;
   fs::create_directories(state / "tmp", ec);
   auto scratch = TempDir::create(state / "tmp", "replay");

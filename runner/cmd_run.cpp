@@ -11,30 +11,10 @@
 #include "runner/project.hpp"
 #include "runner/pull.hpp"
 #include "runner/run.hpp"
+#include "runner/run_options.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
-
-Result<std::map<std::string, std::string>> read_secret_file(const std::string& f) {
-  std::map<std::string, std::string> out;
-  auto text = read_file(f);
-  if (!text)
-    return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
-  size_t pos = 0, lineno = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? text->size() : nl + 1;
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
-    auto eq = line.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail(f + ":" + std::to_string(lineno) + ": expected KEY=VALUE", ErrorKind::kUsage);
-    out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
 
 namespace {
 
@@ -68,29 +48,11 @@ const CommandLine& command_line() {
   return cl;
 }
 
-Result<std::pair<std::string, std::string>> split_kv(const std::string& s, const char* option) {
-  auto eq = s.find('=');
-  if (eq == std::string::npos || eq == 0)
-    return fail(std::string("--") + option + " '" + s + "': expected KEY=VALUE", ErrorKind::kUsage);
-  return std::make_pair(s.substr(0, eq), s.substr(eq + 1));
-}
-
 Result<RunOptions> parse_options(const Args& args) {
   LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
   RunOptions o;
-  if (p.positionals.size() > 1)
-    return fail("expected at most one WORKFLOW, got " + std::to_string(p.positionals.size()),
-                ErrorKind::kUsage);
-  if (p.positionals.empty()) {
-    LS_TRY_ASSIGN(o.workflow, default_workflow());
-  } else {
-    o.workflow = p.positionals[0];
-  }
-  o.jobs = p.all("job");
-  for (const auto& m : p.all("matrix")) {
-    LS_TRY_ASSIGN(auto kv, split_kv(m, "matrix"));
-    o.matrix_filter.push_back(kv);
-  }
+  LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
+  LS_TRY(add_selection_options(p, o));
   if (auto j = p.get("jobs")) {
     char* end = nullptr;
     long n = std::strtol(j->c_str(), &end, 10);
@@ -100,34 +62,13 @@ Result<RunOptions> parse_options(const Args& args) {
   }
   o.list = p.has("list");
   o.dry_run = p.has("dry-run");
-  for (const auto& e : p.all("env")) {
-    LS_TRY_ASSIGN(auto kv, split_kv(e, "env"));
-    o.env.push_back(kv);
-  }
-  for (const auto& s : p.all("secret")) {
-    LS_TRY_ASSIGN(auto kv, split_kv(s, "secret"));
-    o.secrets[kv.first] = kv.second;
-  }
-  for (const auto& f : p.all("secret-file")) {
-    LS_TRY_ASSIGN(auto secrets, read_secret_file(f));
-    for (auto& [k, v] : secrets) o.secrets[k] = v;
-  }
-  for (const auto& s : p.all("platform")) {
-    LS_TRY_ASSIGN(auto kv, split_kv(s, "platform"));
-    o.platforms[kv.first] = kv.second;
-  }
   for (const auto& r : p.all("report")) {
-    LS_TRY_ASSIGN(auto kv, split_kv(r, "report"));
+    LS_TRY_ASSIGN(auto kv, split_key_value(r, "report"));
     if (kv.first != "junit" && kv.first != "json")
       return fail("--report '" + r + "': expected junit=FILE or json=FILE", ErrorKind::kUsage);
     o.reports.emplace_back(kv.first, kv.second);
   }
-  o.insecure_registries = p.all("insecure-registry");
-  if (auto m = p.get("mirror")) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(*m, "--mirror"));
-  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(env, "LOCKSTEP_MIRROR"));
-  }
+  LS_TRY(add_secret_and_pull_options(p, o));
   o.repo = p.get("repo").value_or("");
   o.ref = p.get("ref").value_or("");
   o.dirty = p.has("dirty");
@@ -138,13 +79,7 @@ Result<RunOptions> parse_options(const Args& args) {
   // .lockstep.yml: below the command line.
   LS_TRY_ASSIGN(pipeline::ProjectConfig config,
                 load_config_for(o.workflow, p.get("config").value_or("")));
-  for (const auto& [label, image] : config.platforms) o.platforms.emplace(label, image);
-  if (o.mirror.empty() && !config.mirror.empty()) {
-    auto m = normalize_mirror_url(config.mirror, ".lockstep.yml mirror");
-    if (!m) return fail(std::move(m.error()).set_kind(ErrorKind::kUsage));
-    o.mirror = *m;
-  }
-  o.default_options = config.default_options;
+  LS_TRY(apply_project_config(config, o));
   o.state_dir = choose_state_dir(p.get("state-dir").value_or(""), config);
   return o;
 }

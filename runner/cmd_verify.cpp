@@ -18,6 +18,7 @@
 #include "runner/record.hpp"
 #include "runner/replay_plan.hpp"
 #include "runner/run.hpp"
+#include "runner/run_options.hpp"
 #include "runner/verify.hpp"
 
 namespace lockstep::runner {
@@ -133,13 +134,6 @@ const CommandLine& verify_cl() {
   return cl;
 }
 
-Result<std::pair<std::string, std::string>> kv(const std::string& s, const char* opt) {
-  auto eq = s.find('=');
-  if (eq == std::string::npos || eq == 0)
-    return fail(std::string("--") + opt + " '" + s + "': expected KEY=VALUE", ErrorKind::kUsage);
-  return std::make_pair(s.substr(0, eq), s.substr(eq + 1));
-}
-
 }  // namespace
 
 int cmd_verify(const Args& args) {
@@ -196,37 +190,18 @@ int cmd_verify(const Args& args) {
     if (auto b = import_bundle(rec->dir, state); !b) return report_error(b.error());
     plan = std::move(*p);
   } else {
-    if (target.empty()) {
-      auto wf = default_workflow();
-      if (!wf) return report_error(wf.error());
-      base.workflow = *wf;
-    } else {
-      base.workflow = target;
-    }
-    auto config = load_config_for(base.workflow, "");
-    if (!config) return report_error(config.error());
-    for (const auto& [label, image] : config->platforms) base.platforms.emplace(label, image);
-    base.mirror = config->mirror;
-    base.default_options = config->default_options;
+    auto wf = workflow_argument(*a);
+    if (!wf) return report_error(wf.error());
+    base.workflow = *wf;
   }
   base.state_dir = state;
-  base.jobs = a->all("job");
-  for (const auto& m : a->all("matrix")) {
-    auto p = kv(m, "matrix");
-    if (!p) return report_error(p.error());
-    base.matrix_filter.push_back(*p);
+  if (auto s = add_selection_options(*a, base); !s) return report_error(s.error());
+  if (auto s = add_secret_and_pull_options(*a, base); !s) return report_error(s.error());
+  if (!plan) {  // .lockstep.yml, below the command line
+    auto config = load_config_for(base.workflow, "");
+    if (!config) return report_error(config.error());
+    if (auto s = apply_project_config(*config, base); !s) return report_error(s.error());
   }
-  for (const auto& e : a->all("env")) {
-    auto p = kv(e, "env");
-    if (!p) return report_error(p.error());
-    base.env.push_back(*p);
-  }
-  for (const auto& e : a->all("platform")) {
-    auto p = kv(e, "platform");
-    if (!p) return report_error(p.error());
-    base.platforms[p->first] = p->second;
-  }
-  if (auto s = add_secret_options(*a, base); !s) return report_error(s.error());
 
   std::error_code ec;
   fs::create_directories(state / "tmp", ec);

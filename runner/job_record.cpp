@@ -214,7 +214,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
     s.name = decl.name;
     LS_TRY_ASSIGN(s.image,
                   eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
-    ImagePin pin = pin_image(run_.lock, s.image);  // as start_services resolves it
+    ImagePin pin = replay_pin(s.image);  // as start_services resolves it
     LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
     LS_TRY(verify_image_pin(pin, s.image, img.record));
     s.manifest_digest = img.record.manifest.str();

@@ -31,8 +31,6 @@ struct ReplayPlan {
 
 // "linux/amd64" for this host.
 std::string host_platform();
-// --secret, --secret-file, --insecure-registry, --mirror into `o`.
-Status add_secret_options(const ParsedArgs& a, RunOptions& o);
 
 // `job_filter`: a display name or job id; empty: every recorded job.
 // Refuses a record without the workflow text and a platform this host

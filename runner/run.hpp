@@ -62,10 +62,6 @@ struct RunExtras {
   Json record;
 };
 
-// KEY=VALUE lines ('#' comments, blank lines and CRLF allowed), as
-// --secret-file reads them; a bad line is "FILE:N: expected KEY=VALUE".
-Result<std::map<std::string, std::string>> read_secret_file(const std::string& file);
-
 int run_workflow(const RunOptions& options, RunExtras* extras = nullptr);
 
 }  // namespace lockstep::runner

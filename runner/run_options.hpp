@@ -1,0 +1,41 @@
+#pragma once
+// Command-line pieces shared by the verbs that start runs (run, replay,
+// verify) or read a workflow (lock): one parser per option, one message.
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "common/error.hpp"
+#include "pipeline/project_config.hpp"
+#include "runner/cli.hpp"
+#include "runner/run.hpp"
+
+namespace lockstep::runner {
+
+// "KEY=VALUE" of --option; "--env 'x': expected KEY=VALUE" otherwise
+// (`form` names the shape in the message).
+Result<std::pair<std::string, std::string>> split_key_value(const std::string& s,
+                                                            const char* option,
+                                                            const char* form = "KEY=VALUE");
+
+// The WORKFLOW positional (at most one), else the only file in
+// .github/workflows/.
+Result<std::filesystem::path> workflow_argument(const ParsedArgs& p);
+
+// --job, --matrix, --env, --platform.
+Status add_selection_options(const ParsedArgs& p, RunOptions& o);
+
+// --secret, --secret-file, --insecure-registry, --mirror (else
+// $LOCKSTEP_MIRROR).
+Status add_secret_and_pull_options(const ParsedArgs& p, RunOptions& o);
+
+// KEY=VALUE lines ('#' comments, blank lines and CRLF allowed), as
+// --secret-file reads them; a bad line is "FILE:N: expected KEY=VALUE".
+Result<std::map<std::string, std::string>> read_secret_file(const std::string& file);
+
+// .lockstep.yml below the command line: runs-on mappings the command line
+// did not set, the mirror when none was given, default container options.
+Status apply_project_config(const pipeline::ProjectConfig& config, RunOptions& o);
+
+}  // namespace lockstep::runner
