@@ -136,7 +136,13 @@ TEST_F(ExecutorTest, CancelFromAnotherThread) {
   ASSERT_TRUE(c);
   Output o;
   std::thread t([&] { o = sh(*c, "echo running; trap '' TERM; while true; do sleep 1; done"); });
-  for (int i = 0; i < 500 && other_processes(*c).empty(); ++i) usleep(10000);
+  // Cancel once the loop's `sleep` runs: the echo and the trap came before it.
+  auto sleeping = [&] {
+    for (const auto& p : other_processes(*c))
+      if (p.find(" (sleep) ") != std::string::npos) return true;
+    return false;
+  };
+  for (int i = 0; i < 500 && !sleeping(); ++i) usleep(10000);
   c->cancel(milliseconds(100));
   t.join();
   EXPECT_EQ(o.result.kind, ExitKind::kCancelled);
