@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "../registry/local_registry.hpp"
+#include "tests/support/quiet_log.hpp"
 
 extern char** environ;
 
@@ -89,19 +90,7 @@ Nginx::~Nginx() {
 }
 
 int Nginx::count(const std::string& needle) const {
-  // nginx writes the access-log line after the response has gone out, so a
-  // client can be faster than the log: wait until the log has been still for
-  // a while (bounded) before counting.
-  std::error_code ec;
-  auto size_now = [&] { return std::filesystem::file_size(dir_.path() / "access.log", ec); };
-  auto last = size_now();
-  int still = 0;
-  for (int i = 0; i < 100 && still < 4; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    auto now = size_now();
-    still = now == last ? still + 1 : 0;
-    last = now;
-  }
+  lockstep::testing::wait_until_log_is_still(dir_.path() / "access.log");
   auto text = read_file(dir_.path() / "access.log");
   if (!text) return 0;
   int n = 0;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/fd.hpp"
+#include "tests/support/quiet_log.hpp"
 
 extern char** environ;
 
@@ -86,6 +87,7 @@ LocalRegistry::~LocalRegistry() {
 }
 
 int LocalRegistry::count_requests(const std::string& needle) const {
+  lockstep::testing::wait_until_log_is_still(dir_.path() / "registry.log");
   auto text = read_file(dir_.path() / "registry.log");
   if (!text) return -1;
   int n = 0;
