@@ -99,7 +99,7 @@ class LinuxContainer final : public Container {
 // Returns an fd of the container's network namespace.
 Result<UniqueFd> open_container_netns(const std::string& id);
 
-// "exit code 3", "killed by signal 15 (Terminated)", ...
+// How a timeout is named in a reason: whole seconds as "10s", else "300ms".
 std::string describe_duration(std::chrono::milliseconds d);
 
 }  // namespace lockstep::executor::detail

@@ -224,7 +224,7 @@ TEST_F(Unpack, MultiLayerImageThroughOverlay) {
   EXPECT_STREQ(note, "kept");
 }
 
-TEST_F(Unpack, WarmPathIsFastAndReusesLayers) {
+TEST_F(Unpack, WarmPathReusesLayers) {
   ImageStore s(dir.path() / "state");
   store_image(s,
               {{build_tar(lower_layer(), Filter::kGzip), std::string(oci::kOciLayerGzip)},
@@ -236,15 +236,12 @@ TEST_F(Unpack, WarmPathIsFastAndReusesLayers) {
   ASSERT_TRUE(first) << first.error().message();
   struct stat before {};
   ASSERT_EQ(::stat((*first)[1].c_str(), &before), 0);
-  auto t0 = std::chrono::steady_clock::now();
   auto second = s.layer_dirs(*rec);
-  auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_TRUE(second);
   EXPECT_EQ(*first, *second);
   struct stat after {};
   ASSERT_EQ(::stat((*second)[1].c_str(), &after), 0);
   EXPECT_EQ(before.st_ino, after.st_ino) << "a prepared layer is not unpacked again";
-  EXPECT_LT(took, std::chrono::milliseconds(10));
 }
 
 TEST_F(Unpack, DiffIdMismatchKeepsNothing) {

@@ -114,7 +114,7 @@ TEST_F(ExecutorTest, TimeoutKillsDoubleForkedDaemon) {
   auto c = start(spec());
   ASSERT_TRUE(c);
   ProcessSpec p;
-  p.timeout = milliseconds(300);
+  p.timeout = milliseconds(1000);
   p.timeout_grace = milliseconds(200);
   // The daemon ignores SIGTERM, starts a new session and closes its output.
   Output o = sh(*c,
@@ -122,7 +122,7 @@ TEST_F(ExecutorTest, TimeoutKillsDoubleForkedDaemon) {
                 "echo forked; exec sleep 1000",
                 p);
   EXPECT_EQ(o.result.kind, ExitKind::kTimedOut);
-  EXPECT_EQ(o.result.reason, "timed out after 300ms");
+  EXPECT_EQ(o.result.reason, "timed out after 1s");
   EXPECT_EQ(o.out_text(), "forked");
   EXPECT_EQ(other_processes(*c), std::vector<std::string>{});
   p = {};

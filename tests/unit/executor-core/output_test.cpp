@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <utility>
 #include <vector>
+
+#include "executor/container.hpp"
 
 namespace lockstep::executor::detail {
 namespace {
@@ -43,6 +46,13 @@ TEST(LineSplitter, CapsEndlessLines) {
   sp.feed("\n", now, c.sink());
   ASSERT_EQ(c.lines.size(), 2u);
   EXPECT_EQ(c.lines[1].second.size(), 2 * chunk.size() - LineSplitter::kMaxLine);
+}
+
+TEST(DescribeDuration, WholeSecondsOrMilliseconds) {
+  EXPECT_EQ(describe_duration(std::chrono::milliseconds(300)), "300ms");
+  EXPECT_EQ(describe_duration(std::chrono::milliseconds(1000)), "1s");
+  EXPECT_EQ(describe_duration(std::chrono::milliseconds(1500)), "1500ms");
+  EXPECT_EQ(describe_duration(std::chrono::minutes(2)), "120s");
 }
 
 }  // namespace
