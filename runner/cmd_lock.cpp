@@ -1,7 +1,9 @@
 // `lockstep lock`: resolves a workflow's inputs into lockstep.lock.
 #include "runner/cmd_lock.hpp"
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -18,6 +20,7 @@
 #include "registry-mirror/reference.hpp"
 #include "runner/cli.hpp"
 #include "runner/project.hpp"
+#include "runner/pull.hpp"
 #include "runner/run_options.hpp"
 #include "runner/version.hpp"
 
@@ -40,6 +43,9 @@ const CommandLine& command_line() {
           {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
           {"platform", 'P', true, true, "LABEL=IMAGE", "map runs-on LABEL to IMAGE"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
+          {"mirror", 0, true, false, "URL",
+           "resolve images through this pull-through mirror (default: $LOCKSTEP_MIRROR, "
+           "then mirror: in .lockstep.yml)"},
           {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
   return cl;
@@ -50,6 +56,7 @@ struct LockOptions {
   bool check = false;
   std::map<std::string, std::string> platforms;
   std::vector<std::string> insecure;
+  std::string mirror;  // normalized URL
 };
 
 Result<LockOptions> parse_options(const std::vector<std::string>& args) {
@@ -64,6 +71,11 @@ Result<LockOptions> parse_options(const std::vector<std::string>& args) {
     o.platforms[kv.first] = kv.second;
   }
   o.insecure = p.all("insecure-registry");
+  if (auto m = p.get("mirror")) {
+    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(*m, "--mirror"));
+  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
+    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(env, "LOCKSTEP_MIRROR"));
+  }
   o.state_dir = p.get("state-dir").value_or("");
   return o;
 }
@@ -72,8 +84,8 @@ Result<LockOptions> parse_options(const std::vector<std::string>& args) {
 // local image store.
 class ImageLocker {
  public:
-  ImageLocker(const fs::path& state_dir, std::vector<std::string> insecure)
-      : store_(state_dir), insecure_(std::move(insecure)) {}
+  ImageLocker(const fs::path& state_dir, std::vector<std::string> insecure, std::string mirror)
+      : store_(state_dir), settings_{std::move(insecure), std::move(mirror)} {}
 
   Result<pipeline::LockedImage> lock(const std::string& text) {
     pipeline::LockedImage img;
@@ -108,19 +120,26 @@ class ImageLocker {
 
  private:
   Result<registry::ResolvedImage> resolve_remote(const registry::Reference& ref) {
-    if (!client_) {
-      registry::ClientOptions options;
-      options.insecure = insecure_;
-      options.max_attempts = 2;
-      LS_TRY_ASSIGN(registry::RegistryClient c, registry::RegistryClient::create(options));
-      client_ = std::make_unique<registry::RegistryClient>(std::move(c));
-    }
-    return client_->resolve(ref, cache::Platform{});
+    return through_mirror<registry::ResolvedImage>(
+        settings_, mirror_down_, ref.domain,
+        [&](const std::string& mirror) -> Result<registry::ResolvedImage> {
+          auto& client = mirror.empty() ? direct_ : through_;
+          if (!client) {
+            registry::ClientOptions options;
+            options.insecure = settings_.insecure_registries;
+            options.mirror = mirror;
+            options.max_attempts = 2;
+            LS_TRY_ASSIGN(registry::RegistryClient c, registry::RegistryClient::create(options));
+            client = std::make_unique<registry::RegistryClient>(std::move(c));
+          }
+          return client->resolve(ref, cache::Platform{});
+        });
   }
 
   cache::ImageStore store_;
-  std::vector<std::string> insecure_;
-  std::unique_ptr<registry::RegistryClient> client_;
+  PullSettings settings_;
+  std::atomic<bool> mirror_down_{false};
+  std::unique_ptr<registry::RegistryClient> direct_, through_;
 };
 
 // The lock as the workflow resolves now.
@@ -200,7 +219,7 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
     checkouts[{url, u.ref.empty() ? "HEAD" : u.ref}].push_back(u.instance);
   }
 
-  ImageLocker locker(o.state_dir, o.insecure);
+  ImageLocker locker(o.state_dir, o.insecure, o.mirror);
   for (const auto& [ref, jobs] : images) {
     LS_TRY_ASSIGN(pipeline::LockedImage img, locker.lock(ref));
     img.jobs = jobs;
@@ -231,6 +250,11 @@ int cmd_lock(const std::vector<std::string>& args) {
   if (!config) return report_error(config.error());
   for (const auto& [label, image] : config->platforms) o->platforms.emplace(label, image);
   o->state_dir = choose_state_dir(o->state_dir, *config);
+  if (o->mirror.empty() && !config->mirror.empty()) {
+    auto m = normalize_mirror_url(config->mirror, ".lockstep.yml mirror");
+    if (!m) return report_error(m.error());
+    o->mirror = *m;
+  }
   fs::path lock_path = o->output.empty() ? default_lock_path(o->workflow) : o->output;
 
   auto now = resolve_lock(*o, lock_path);

@@ -45,28 +45,30 @@ Result<cache::ImageRecord> pull_once(const registry::Reference& ref,
 
 }  // namespace
 
+namespace detail {
+
+bool mirror_unreachable(const Error& e) {
+  return e.kind() == ErrorKind::kUnavailable && e.message().rfind("cannot reach mirror ", 0) == 0;
+}
+
+Error through_mirror_error(const Error& e, const std::string& mirror, const std::string& domain) {
+  // A 404 from the mirror is also what a registry it has no upstream for gets.
+  std::string note = " (through mirror " + mirror;
+  if (e.kind() == ErrorKind::kNotFound)
+    note += ", which serves registry " + domain + " only as an upstream named '" + domain + "'";
+  return Error(e.message() + note + ")", e.errnum(), e.kind());
+}
+
+}  // namespace detail
+
 Result<cache::ImageRecord> pull_image(const registry::Reference& ref,
                                       const cache::Platform& platform, cache::ImageStore& store,
                                       const PullSettings& settings, std::atomic<bool>& mirror_down,
                                       const registry::ProgressSink& progress) {
-  if (settings.mirror.empty() || mirror_down.load())
-    return pull_once(ref, platform, store, settings, {}, progress);
-  auto rec = pull_once(ref, platform, store, settings, settings.mirror, progress);
-  if (rec) return rec;
-  const Error& e = rec.error();
-  // Transport::unreachable's wording: no connection or no HTTP answer at all.
-  if (e.kind() == ErrorKind::kUnavailable && e.message().rfind("cannot reach mirror ", 0) == 0) {
-    if (!mirror_down.exchange(true))
-      std::fprintf(stderr, "lockstep: warning: %s; pulling from the registries directly\n",
-                   e.message().c_str());
-    return pull_once(ref, platform, store, settings, {}, progress);
-  }
-  // A 404 from the mirror is also what a registry it has no upstream for gets.
-  std::string note = " (through mirror " + settings.mirror;
-  if (e.kind() == ErrorKind::kNotFound)
-    note +=
-        ", which serves registry " + ref.domain + " only as an upstream named '" + ref.domain + "'";
-  return fail(Error(e.message() + note + ")", e.errnum(), e.kind()));
+  return through_mirror<cache::ImageRecord>(
+      settings, mirror_down, ref.domain, [&](const std::string& mirror) {
+        return pull_once(ref, platform, store, settings, mirror, progress);
+      });
 }
 
 ImageResolver::PullFn make_pull_fn(cache::ImageStore& store,

@@ -10,6 +10,8 @@
 // final and its error is reported. Either way the image is stored and tagged
 // under its real reference ("127.0.0.1:5000/app:v1"), never the mirror's.
 #include <atomic>
+#include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +36,13 @@ struct PullSettings {
   std::string mirror;  // normalized URL, empty: pull from the registries
 };
 
+// One registry operation (`attempt(mirror_url)`, empty: direct) for an image
+// of registry `domain`, honouring settings.mirror as described above.
+template <class T>
+Result<T> through_mirror(const PullSettings& settings, std::atomic<bool>& mirror_down,
+                         const std::string& domain,
+                         const std::function<Result<T>(const std::string&)>& attempt);
+
 // One image pull honouring settings.mirror as described above. `mirror_down`
 // is shared by the pulls of one command: once the mirror was found
 // unreachable the later pulls go direct without waiting for it again (and
@@ -48,5 +57,29 @@ Result<cache::ImageRecord> pull_image(const registry::Reference& ref,
 ImageResolver::PullFn make_pull_fn(cache::ImageStore& store,
                                    std::vector<std::string> insecure_registries,
                                    std::string mirror = {});
+
+namespace detail {
+// Whether `e` says the mirror did not answer at all (Transport::unreachable's
+// wording), as opposed to an answer from it.
+bool mirror_unreachable(const Error& e);
+// `e` with what the mirror means for it appended.
+Error through_mirror_error(const Error& e, const std::string& mirror, const std::string& domain);
+}  // namespace detail
+
+template <class T>
+Result<T> through_mirror(const PullSettings& settings, std::atomic<bool>& mirror_down,
+                         const std::string& domain,
+                         const std::function<Result<T>(const std::string&)>& attempt) {
+  if (settings.mirror.empty() || mirror_down.load()) return attempt({});
+  auto r = attempt(settings.mirror);
+  if (r) return r;
+  if (detail::mirror_unreachable(r.error())) {
+    if (!mirror_down.exchange(true))
+      std::fprintf(stderr, "lockstep: warning: %s; going to the registries directly\n",
+                   r.error().message().c_str());
+    return attempt({});
+  }
+  return fail(detail::through_mirror_error(r.error(), settings.mirror, domain));
+}
 
 }  // namespace lockstep::runner
