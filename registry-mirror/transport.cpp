@@ -184,8 +184,13 @@ Error Transport::unreachable(const Reference& ref, const Error& transport) const
   if (!mirror_.empty())
     return Error("cannot reach mirror " + mirror_ + ": " + transport.message(), transport.errnum(),
                  ErrorKind::kUnavailable);
+  bool plain = is_loopback_registry(ref.domain) ||
+               std::find(insecure_.begin(), insecure_.end(), ref.domain) != insecure_.end();
+  // Over HTTPS the cause may also be a registry that speaks plain HTTP.
   return Error("cannot reach registry " + ref.domain + ": " + transport.message() +
-                   " (is it running? use --insecure for plain HTTP)",
+                   (plain ? " (is it running?)"
+                          : " (is it running? it was asked over HTTPS; a plain-HTTP registry "
+                            "must be allowed as insecure)"),
                transport.errnum(), ErrorKind::kUnavailable);
 }
 

@@ -99,7 +99,7 @@ TEST_F(PullCli, RegistryDownExitsOne) {
   CliRun r = run({"127.0.0.1:" + std::to_string(port) + "/app:v1", "-q"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "lockstep: error: cannot reach registry 127.0.0.1:" + std::to_string(port) +
-                       ": Connection refused (is it running? use --insecure for plain HTTP)\n");
+                       ": Connection refused (is it running?)\n");
   EXPECT_EQ(r.out, "");
 }
 

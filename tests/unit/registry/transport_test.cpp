@@ -80,9 +80,22 @@ TEST(Transport, ErrorTexts) {
       t.wrap(ref("127.0.0.1:5999/app"),
              Error("Connection refused", ECONNREFUSED, ErrorKind::kUnavailable), "manifest");
   EXPECT_EQ(refused.message(),
-            "cannot reach registry 127.0.0.1:5999: Connection refused (is it running? use "
-            "--insecure for plain HTTP)");
+            "cannot reach registry 127.0.0.1:5999: Connection refused (is it running?)");
   EXPECT_EQ(refused.errnum(), ECONNREFUSED);
+  // Asked over HTTPS, the registry may be one that speaks plain HTTP.
+  EXPECT_EQ(
+      t.wrap(ref("registry.internal:5000/app"),
+             Error("Connection reset by peer", ECONNRESET, ErrorKind::kUnavailable), "manifest")
+          .message(),
+      "cannot reach registry registry.internal:5000: Connection reset by peer (is it "
+      "running? it was asked over HTTPS; a plain-HTTP registry must be allowed as "
+      "insecure)");
+  Transport allowed(ClientOptions{.insecure = {"registry.internal:5000"}}, CredentialStore{});
+  EXPECT_EQ(allowed
+                .wrap(ref("registry.internal:5000/app"),
+                      Error("Connection refused", ECONNREFUSED, ErrorKind::kUnavailable), "m")
+                .message(),
+            "cannot reach registry registry.internal:5000: Connection refused (is it running?)");
   EXPECT_EQ(t.wrap(ref("a"), Error("bad", 0, ErrorKind::kIntegrity), "manifest a").message(),
             "manifest a: bad");
 }
