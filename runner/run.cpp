@@ -39,17 +39,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Run ids sort by start time: UTC to the millisecond at fixed width, then 16
+// random bits for runs started in the same millisecond.
 std::string new_run_id() {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   ::gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
   std::random_device rd;
-  char suffix[8];
-  std::snprintf(suffix, sizeof suffix, "%04x", rd() & 0xffff);
-  return std::string(buf) + "-" + suffix;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, ".%03d-%04x", static_cast<int>(ms), rd() & 0xffff);
+  return std::string(buf) + suffix;
 }
 
 // SIGINT/SIGTERM become a cancellation of the run: a thread waits for them
@@ -327,7 +331,11 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
 
   fs::path run_dir = opt.state_dir / "runs" / run_id;
   std::error_code ec;
-  fs::create_directories(run_dir, ec);
+  fs::create_directories(run_dir.parent_path(), ec);
+  // A run never writes into another run's directory, however unlikely the
+  // id clash.
+  if (!ec && !fs::create_directory(run_dir, ec) && !ec)
+    return report_error(Error("run directory " + run_dir.string() + " already exists"));
   if (ec) return report_error(Error("create " + run_dir.string() + ": " + ec.message()));
   if (auto r = executor::reap_stale(opt.state_dir); !r)
     std::fprintf(stderr, "lockstep: warning: cleaning up after an earlier run: %s\n",

@@ -167,6 +167,12 @@ TEST_F(RecordTest, HashIgnoresLayoutButFollowsEveryInputAndDiffNamesIt) {
                          "      options: --memory 256m"));
   std::string d = run({"run", limits.string()});
   ASSERT_FALSE(a.empty() || b.empty() || c.empty() || d.empty());
+  // Run ids sort by start time, also for runs within the same second.
+  for (const auto& id : {a, b, c, d})
+    EXPECT_TRUE(std::regex_match(id, std::regex(R"(\d{8}-\d{6}\.\d{3}-[0-9a-f]{4})"))) << id;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_LT(c, d);
   Json ra = record(a), rb = record(b), rc = record(c), rd = record(d);
   for (const char* name : {"build (one)", "build (two)"}) {
     EXPECT_EQ(job(ra, name)["env_hash"], job(rb, name)["env_hash"])
