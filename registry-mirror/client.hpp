@@ -39,10 +39,9 @@ struct ClientOptions {
   std::vector<std::string> insecure;
   // A pull-through mirror ("http://host:port", no trailing slash) that every
   // request goes to instead of the registry, routed by path prefix:
-  // /v2/<domain>/<path>/... (`lockstep mirror serve` names its upstreams by
-  // registry domain). A prefix, not "?ns=": a registry the mirror does not
-  // know then fails as an unknown name instead of being served silently by
-  // the mirror's default upstream.
+  // /v2/<domain>/<path>/... (`lockstep mirror serve` finds the upstream by
+  // that domain). A registry the mirror has no upstream for gets a 404 from
+  // it, never another registry's content.
   std::string mirror;
   // Credentials; when unset, loaded from CredentialStore::default_path().
   std::optional<CredentialStore> credentials;

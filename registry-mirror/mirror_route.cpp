@@ -33,6 +33,22 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// The upstream a "?ns=" value or path prefix names: by its name, else by its
+// registry's domain. Empty when none does.
+std::string upstream_named(const RouteTable& table, std::string_view key) {
+  if (key.empty()) return {};
+  if (contains(table.upstreams, key)) return std::string(key);
+  for (const auto& [domain, name] : table.registries)
+    if (domain == key) return name;
+  return {};
+}
+
+// A reference's first component is a registry when it has a '.' or a ':' or
+// is "localhost" (the Docker reference grammar).
+bool looks_like_registry(std::string_view component) {
+  return component.find_first_of(".:") != std::string_view::npos || component == "localhost";
+}
+
 }  // namespace
 
 bool valid_repo_name(std::string_view repo) {
@@ -87,7 +103,12 @@ Route route_request(std::string_view target, const RouteTable& table) {
   }
   if (path.rfind("/v2/", 0) != 0) return r;
   std::string_view rest = path.substr(4);
-  r.upstream = contains(table.upstreams, ns) ? ns : table.default_upstream;
+  std::string by_ns = upstream_named(table, ns);
+  if (!ns.empty() && by_ns.empty()) {
+    r.unknown_registry = ns;
+    return r;
+  }
+  r.upstream = by_ns.empty() ? table.default_upstream : by_ns;
   if (rest == "_catalog") {
     r.endpoint = Endpoint::kCatalog;
     return r;
@@ -108,12 +129,23 @@ Route route_request(std::string_view target, const RouteTable& table) {
   } else {
     return r;
   }
-  // A path prefix naming an upstream wins over the default (not over ?ns=).
-  if (ns.empty() || !contains(table.upstreams, ns)) {
+  // A path prefix naming an upstream (or its registry) wins over the default,
+  // not over ?ns=.
+  if (by_ns.empty()) {
     auto slash = name.find('/');
-    if (slash != std::string_view::npos && contains(table.upstreams, name.substr(0, slash))) {
-      r.upstream = std::string(name.substr(0, slash));
-      name = name.substr(slash + 1);
+    if (slash != std::string_view::npos) {
+      std::string_view first = name.substr(0, slash);
+      if (auto up = upstream_named(table, first); !up.empty()) {
+        r.upstream = up;
+        name = name.substr(slash + 1);
+      } else if (looks_like_registry(first)) {
+        // "/v2/quay.io/org/app/...": a registry, as references name one,
+        // that no upstream serves; not a repository of the default.
+        r.endpoint = Endpoint::kNotFound;
+        r.unknown_registry = std::string(first);
+        r.upstream.clear();
+        return r;
+      }
     }
   }
   r.repo = std::string(name);

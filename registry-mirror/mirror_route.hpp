@@ -3,11 +3,16 @@
 // target names, and which upstream serves it. Pure functions, no I/O.
 //
 // Upstreams are chosen, in order, by containerd's "?ns=<registry>" query
-// parameter, by a path prefix naming a configured upstream
-// ("/v2/docker.io/library/alpine/manifests/3.19"), or the default.
+// parameter, by a path prefix ("/v2/docker.io/library/alpine/manifests/3.19"),
+// or the default. "?ns=" and the prefix name an upstream by its name or by
+// its registry's domain. A registry that no upstream serves, named by "?ns="
+// or by a prefix that looks like one ("quay.io", "host:5000", "localhost"),
+// is refused (404), never sent to the default: that would answer for one
+// registry with another's content.
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/digest.hpp"
@@ -32,6 +37,9 @@ struct Route {
   std::string reference;         // tag or digest (manifests), digest (blobs)
   std::optional<Digest> digest;  // when reference is a digest
   std::string query;             // the query string without "?ns=" (tags/list, catalog paging)
+  // The registry ("?ns=" or path prefix) no upstream serves (endpoint is
+  // kNotFound).
+  std::string unknown_registry;
 };
 
 struct RouteTable {
@@ -40,10 +48,12 @@ struct RouteTable {
   // Upstream names that are Docker Hub ("docker.io"): one-component
   // repositories gain "library/" there, as Docker clients expect.
   std::vector<std::string> docker_hub;
+  // Registry domain -> upstream name, from each upstream's URL ("docker.io"
+  // for Docker Hub), so an upstream whose name is not a domain is found too.
+  std::vector<std::pair<std::string, std::string>> registries;
 };
 
 // Parses a request target ("/v2/a/b/manifests/latest?ns=docker.io").
-// Unknown "?ns=" registries fall back to the default upstream.
 Route route_request(std::string_view target, const RouteTable& table);
 
 // True for a repository name the distribution spec accepts.

@@ -431,6 +431,10 @@ struct MirrorServer::Impl {
         co_return co_await send_text(sock, req, 200, "text/plain; version=0.0.4", metrics.render(),
                                      {}, o);
       case Endpoint::kNotFound:
+        if (!r.unknown_registry.empty())
+          co_return co_await send_error(sock, req, 404, "NAME_UNKNOWN",
+                                        "no upstream serves registry '" + r.unknown_registry + "'",
+                                        o);
         co_return co_await send_error(sock, req, 404, "NAME_UNKNOWN",
                                       "no such repository or endpoint", o);
       case Endpoint::kUnsupported:
@@ -551,6 +555,7 @@ Result<std::unique_ptr<MirrorServer>> MirrorServer::create(MirrorConfig cfg) {
     impl->upstreams[u.name] = std::make_unique<Upstream>(u, impl->metrics);
     impl->table.upstreams.push_back(u.name);
     if (impl->upstreams[u.name]->is_docker_hub()) impl->table.docker_hub.push_back(u.name);
+    impl->table.registries.emplace_back(impl->upstreams[u.name]->domain(), u.name);
   }
   impl->table.default_upstream = impl->cfg.default_upstream;
   if (impl->cfg.access_log.empty()) {

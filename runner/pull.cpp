@@ -55,7 +55,7 @@ Error through_mirror_error(const Error& e, const std::string& mirror, const std:
   // A 404 from the mirror is also what a registry it has no upstream for gets.
   std::string note = " (through mirror " + mirror;
   if (e.kind() == ErrorKind::kNotFound)
-    note += ", which serves registry " + domain + " only as an upstream named '" + domain + "'";
+    note += "; a mirror without an upstream for registry " + domain + " answers 404 too";
   return Error(e.message() + note + ")", e.errnum(), e.kind());
 }
 

@@ -15,6 +15,7 @@ RouteTable table() {
   t.upstreams = {"docker.io", "ghcr.io", "local"};
   t.default_upstream = "local";
   t.docker_hub = {"docker.io"};
+  t.registries = {{"docker.io", "docker.io"}, {"ghcr.io", "ghcr.io"}, {"127.0.0.1:5000", "local"}};
   return t;
 }
 
@@ -44,11 +45,45 @@ TEST(MirrorRoute, PathPrefixPicksTheUpstream) {
   EXPECT_EQ(r.digest->str(), d);
 }
 
-TEST(MirrorRoute, UnknownNsFallsBackToDefaultAndKeepsOtherQueryParameters) {
-  Route r = route_request("/v2/app/tags/list?ns=quay.io&n=10&last=a", table());
+TEST(MirrorRoute, NsNamesAnUpstreamByItsRegistryDomainAndKeepsOtherQueryParameters) {
+  Route r = route_request("/v2/app/tags/list?ns=127.0.0.1%3A5000&n=10&last=a", table());
   EXPECT_EQ(r.endpoint, Endpoint::kTagsList);
   EXPECT_EQ(r.upstream, "local");
+  EXPECT_EQ(r.repo, "app");
   EXPECT_EQ(r.query, "n=10&last=a");
+  EXPECT_EQ(r.unknown_registry, "");
+}
+
+TEST(MirrorRoute, PathPrefixMayNameTheRegistryOfAnUpstream) {
+  RouteTable t = table();
+  t.upstreams.push_back("hub");
+  t.registries.emplace_back("registry.example:5000", "hub");
+  Route r = route_request("/v2/registry.example:5000/org/app/manifests/v1", t);
+  EXPECT_EQ(r.endpoint, Endpoint::kManifest);
+  EXPECT_EQ(r.upstream, "hub");
+  EXPECT_EQ(r.repo, "org/app");
+  // A first component that names no upstream stays part of the repository...
+  r = route_request("/v2/org/app/manifests/v1", t);
+  EXPECT_EQ(r.upstream, "local");
+  EXPECT_EQ(r.repo, "org/app");
+  // ...unless it is a registry, as references name them, that none serves.
+  for (const char* registry : {"other.example", "host:5000", "localhost"}) {
+    r = route_request(std::string("/v2/") + registry + "/app/manifests/v1", t);
+    EXPECT_EQ(r.endpoint, Endpoint::kNotFound) << registry;
+    EXPECT_EQ(r.unknown_registry, registry);
+  }
+}
+
+TEST(MirrorRoute, UnknownNsIsRefusedNotSentToTheDefault) {
+  for (const char* target : {"/v2/app/manifests/v1?ns=quay.io", "/v2/_catalog?ns=quay.io",
+                             "/v2/ghcr.io/app/manifests/v1?ns=quay.io"}) {
+    Route r = route_request(target, table());
+    EXPECT_EQ(r.endpoint, Endpoint::kNotFound) << target;
+    EXPECT_EQ(r.unknown_registry, "quay.io") << target;
+    EXPECT_EQ(r.upstream, "") << target;
+  }
+  // /v2/ itself is the API check every client makes first, whatever ?ns= says.
+  EXPECT_EQ(route_request("/v2/?ns=quay.io", table()).endpoint, Endpoint::kBase);
 }
 
 TEST(MirrorRoute, SpecialEndpointsAndInvalidNames) {

@@ -142,6 +142,17 @@ TEST_F(MirrorTest, RoutesByNsParameterPathPrefixOrDefault) {
   mirror_ = std::move(*m);
   EXPECT_EQ(get_manifest(murl("/v2/app/manifests/v1")).body, one.manifest.bytes);
   EXPECT_EQ(get_manifest(murl("/v2/app/manifests/v1?ns=two.example")).body, two.manifest.bytes);
+  // ?ns= also finds an upstream by its registry's domain...
+  EXPECT_EQ(get_manifest(murl("/v2/app/manifests/v1?ns=" + second->domain())).body,
+            two.manifest.bytes);
+  // ...and a registry no upstream serves is a 404, not the default's image.
+  const int before = registry_->count_requests("/v2/");
+  auto unknown = get_manifest(murl("/v2/app/manifests/v1?ns=three.example"));
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(error_code_of(unknown.body), "NAME_UNKNOWN");
+  EXPECT_NE(unknown.body.find("no upstream serves registry 'three.example'"), std::string::npos)
+      << unknown.body;
+  EXPECT_EQ(registry_->count_requests("/v2/"), before);
   EXPECT_EQ(get_manifest(murl("/v2/two.example/app/manifests/v1")).body, two.manifest.bytes);
   EXPECT_EQ(get_manifest(murl("/v2/one/app/manifests/v1")).body, one.manifest.bytes);
   auto blob = http_get(murl("/v2/two.example/app/blobs/" + two.layers[0].digest.str()));
