@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -71,11 +70,7 @@ Result<LockOptions> parse_options(const std::vector<std::string>& args) {
     o.platforms[kv.first] = kv.second;
   }
   o.insecure = p.all("insecure-registry");
-  if (auto m = p.get("mirror")) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(*m, "--mirror"));
-  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(env, "LOCKSTEP_MIRROR"));
-  }
+  LS_TRY_ASSIGN(o.mirror, mirror_option(p));
   o.state_dir = p.get("state-dir").value_or("");
   return o;
 }
@@ -250,11 +245,7 @@ int cmd_lock(const std::vector<std::string>& args) {
   if (!config) return report_error(config.error());
   for (const auto& [label, image] : config->platforms) o->platforms.emplace(label, image);
   o->state_dir = choose_state_dir(o->state_dir, *config);
-  if (o->mirror.empty() && !config->mirror.empty()) {
-    auto m = normalize_mirror_url(config->mirror, ".lockstep.yml mirror");
-    if (!m) return report_error(m.error());
-    o->mirror = *m;
-  }
+  if (auto m = apply_config_mirror(*config, o->mirror); !m) return report_error(m.error());
   fs::path lock_path = o->output.empty() ? default_lock_path(o->workflow) : o->output;
 
   auto now = resolve_lock(*o, lock_path);

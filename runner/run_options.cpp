@@ -51,12 +51,15 @@ Status add_secret_and_pull_options(const ParsedArgs& p, RunOptions& o) {
     for (auto& [k, v] : secrets) o.secrets[k] = v;
   }
   o.insecure_registries = p.all("insecure-registry");
-  if (auto m = p.get("mirror")) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(*m, "--mirror"));
-  } else if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env) {
-    LS_TRY_ASSIGN(o.mirror, normalize_mirror_url(env, "LOCKSTEP_MIRROR"));
-  }
+  LS_TRY_ASSIGN(o.mirror, mirror_option(p));
   return {};
+}
+
+Result<std::string> mirror_option(const ParsedArgs& p) {
+  if (auto m = p.get("mirror")) return normalize_mirror_url(*m, "--mirror");
+  if (const char* env = std::getenv("LOCKSTEP_MIRROR"); env && *env)
+    return normalize_mirror_url(env, "LOCKSTEP_MIRROR");
+  return std::string();
 }
 
 Result<std::map<std::string, std::string>> read_secret_file(const std::string& f) {
@@ -80,13 +83,17 @@ Result<std::map<std::string, std::string>> read_secret_file(const std::string& f
   return out;
 }
 
+Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& mirror) {
+  if (!mirror.empty() || config.mirror.empty()) return {};
+  auto m = normalize_mirror_url(config.mirror, ".lockstep.yml mirror");
+  if (!m) return fail(std::move(m.error()).set_kind(ErrorKind::kUsage));
+  mirror = *m;
+  return {};
+}
+
 Status apply_project_config(const pipeline::ProjectConfig& config, RunOptions& o) {
   for (const auto& [label, image] : config.platforms) o.platforms.emplace(label, image);
-  if (o.mirror.empty() && !config.mirror.empty()) {
-    auto m = normalize_mirror_url(config.mirror, ".lockstep.yml mirror");
-    if (!m) return fail(std::move(m.error()).set_kind(ErrorKind::kUsage));
-    o.mirror = *m;
-  }
+  LS_TRY(apply_config_mirror(config, o.mirror));
   o.default_options = config.default_options;
   return {};
 }

@@ -30,6 +30,13 @@ Status add_selection_options(const ParsedArgs& p, RunOptions& o);
 // $LOCKSTEP_MIRROR).
 Status add_secret_and_pull_options(const ParsedArgs& p, RunOptions& o);
 
+// --mirror, else $LOCKSTEP_MIRROR, normalized; empty when neither is set.
+Result<std::string> mirror_option(const ParsedArgs& p);
+
+// `mirror:` of .lockstep.yml when `mirror` is still empty (the command line
+// and the environment win).
+Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& mirror);
+
 // KEY=VALUE lines ('#' comments, blank lines and CRLF allowed), as
 // --secret-file reads them; a bad line is "FILE:N: expected KEY=VALUE".
 Result<std::map<std::string, std::string>> read_secret_file(const std::string& file);
