@@ -69,7 +69,7 @@ Result<Json> provenance_statement(const Json& record) {
   const Json& workflow = get(record, "workflow");
   const Json& options = get(record, "options");
 
-  // Subjects: every artifact once, in run order.
+  // Subjects: every artifact and each of its files once, in run order.
   Json subject = Json::array();
   std::set<std::string> seen_subjects;
   Json byproducts = Json::array();
@@ -94,6 +94,14 @@ Result<Json> provenance_statement(const Json& record) {
         LS_TRY_ASSIGN(Json d, digest_set(str(a, "digest"), where + ".artifacts." + name));
         if (seen_subjects.insert(name + "\n" + d.dump()).second)
           subject.push_back({{"name", name}, {"digest", std::move(d)}});
+        // Each file too, named as `lockstep artifacts RUN --download DIR`
+        // lays it out (DIR/<artifact>/<path>), so `sha256sum` checks it.
+        for (const auto& f : get(a, "files")) {
+          std::string file = name + "/" + str(f, "path");
+          LS_TRY_ASSIGN(Json fd, digest_set(str(f, "digest"), where + ".artifacts." + file));
+          if (seen_subjects.insert(file + "\n" + fd.dump()).second)
+            subject.push_back({{"name", file}, {"digest", std::move(fd)}});
+        }
       }
       const Json& image = get(job, "image");
       LS_TRY(add_image(deps, seen_images, str(image, "ref"), str(image, "manifest_digest"),

@@ -112,7 +112,7 @@ inline RecordDoc fixture_job(int index, const std::string& id, const std::string
   return job;
 }
 
-inline RecordDoc fixture_record(const std::string& run_id = "20261128-100015-3fa2") {
+inline RecordDoc fixture_record(const std::string& run_id = "20261128-100015.123-3fa2") {
   RecordDoc jobs = RecordDoc::array();
   int n = 0;
   for (const char* cc : {"gcc", "clang"})

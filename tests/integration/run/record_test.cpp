@@ -7,7 +7,9 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
 
+#include "common/digest.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
 #include "tests/support/lockstep_process.hpp"
@@ -152,6 +154,27 @@ TEST_F(RecordTest, EveryRunIsRecordedWithHashesAndShownByRunsAndLogs) {
   auto missing = home_.lockstep({"logs", id, "build (three)"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("has no job 'build (three)'"), std::string::npos) << missing.err;
+}
+
+TEST_F(RecordTest, ProvenanceSubjectsCheckTheDownloadedArtifactFiles) {
+  auto wf = home_.write("ci.yml", kWorkflow);
+  std::string id = run({"run", wf.string()});
+  ASSERT_FALSE(id.empty());
+  auto text = read_file(home_.home() / "runs" / id / "provenance.json");
+  ASSERT_TRUE(text);
+  Json statement = Json::parse(*text);
+  auto dl = home_.lockstep({"artifacts", id, "--download", (home_.root() / "dl").string()});
+  ASSERT_EQ(dl.exit_code, 0) << dl.err;
+  std::set<std::string> files;
+  for (const auto& s : statement["subject"]) {
+    std::string name = s["name"];
+    if (name.find('/') == std::string::npos) continue;  // the artifact as a whole
+    files.insert(name);
+    auto d = sha256_of_file(home_.root() / "dl" / name);
+    ASSERT_TRUE(d) << name;
+    EXPECT_EQ("sha256:" + s["digest"]["sha256"].get<std::string>(), d->str()) << name;
+  }
+  EXPECT_EQ(files, (std::set<std::string>{"result-one/result.txt", "result-two/result.txt"}));
 }
 
 TEST_F(RecordTest, HashIgnoresLayoutButFollowsEveryInputAndDiffNamesIt) {

@@ -27,9 +27,15 @@ TEST(Provenance, StatementCarriesArtifactsDependenciesAndEnvHashes) {
   const Json& s = *st;
   EXPECT_EQ(s["_type"], "https://in-toto.io/Statement/v1");
   EXPECT_EQ(s["predicateType"], "https://slsa.dev/provenance/v1");
-  ASSERT_EQ(s["subject"].size(), 2u);  // hello-gcc and hello-clang, once each
+  // hello-gcc and hello-clang once each, each followed by its two files.
+  ASSERT_EQ(s["subject"].size(), 6u) << s["subject"].dump();
   EXPECT_EQ(s["subject"][0]["name"], "hello-gcc");
   EXPECT_EQ(s["subject"][0]["digest"]["sha256"], hex(testing::fake_digest("artifact hello-gcc")));
+  EXPECT_EQ(s["subject"][1]["name"], "hello-gcc/hello");
+  EXPECT_EQ(s["subject"][1]["digest"]["sha256"], hex(testing::fake_digest("f1hello-gcc")));
+  EXPECT_EQ(s["subject"][2]["name"], "hello-gcc/README");
+  EXPECT_EQ(s["subject"][3]["name"], "hello-clang");
+  EXPECT_EQ(s["subject"][5]["digest"]["sha256"], hex(testing::fake_digest("f2hello-clang")));
   const Json& bd = s["predicate"]["buildDefinition"];
   EXPECT_EQ(bd["buildType"], "https://lockstep.dev/buildtypes/workflow/v1");
   EXPECT_EQ(bd["externalParameters"]["workflow"]["path"], ".github/workflows/ci.yml");
@@ -44,7 +50,7 @@ TEST(Provenance, StatementCarriesArtifactsDependenciesAndEnvHashes) {
   EXPECT_EQ(bd["resolvedDependencies"][1]["digest"]["sha256"], hex(testing::fake_digest("image")));
   const Json& rd = s["predicate"]["runDetails"];
   EXPECT_EQ(rd["builder"]["id"], "https://lockstep.dev/builder/run@testhost");
-  EXPECT_EQ(rd["metadata"]["invocationId"], "20261128-100015-3fa2");
+  EXPECT_EQ(rd["metadata"]["invocationId"], "20261128-100015.123-3fa2");
   EXPECT_EQ(rd["metadata"]["startedOn"], "2026-11-28T10:00:15.123Z");
   EXPECT_EQ(rd["metadata"]["finishedOn"], "2026-11-28T10:00:17.456Z");
   ASSERT_EQ(rd["byproducts"].size(), 5u);
@@ -71,6 +77,12 @@ TEST(Provenance, RefusesABadDigestNamingTheField) {
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().message(),
             "provenance: jobs[1].image.manifest_digest is not a sha256 digest: \"sha256:nothex\"");
+  rec = fixture_record();
+  rec["jobs"][0]["artifacts"][0]["files"][1]["digest"] = "md5:abc";
+  st = provenance_statement(Json(rec));
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message(),
+            "provenance: jobs[0].artifacts.hello-gcc/README is not a sha256 digest: \"md5:abc\"");
 }
 
 TEST(Provenance, WrittenFileValidatesAgainstStatementAndSlsaSchemas) {
