@@ -1,5 +1,6 @@
 #include "registry-mirror/mirror_prefetch.hpp"
 
+#include "common/digest.hpp"
 #include "common/json.hpp"
 #include "registry-mirror/http.hpp"
 #include "registry-mirror/manifest.hpp"
@@ -51,6 +52,10 @@ struct Fetcher {
       return fail("prefetch " + ref.familiar() + ": manifest " + what + ": HTTP " +
                       std::to_string(resp->status) + " " + resp->body.substr(0, 200),
                   ErrorKind::kUnavailable);
+    if (what.rfind("sha256:", 0) == 0 && sha256_of(resp->body).str() != what)
+      return fail("prefetch " + ref.familiar() + ": manifest " + what + ": the mirror sent " +
+                      sha256_of(resp->body).str(),
+                  ErrorKind::kIntegrity);
     ++result.manifests;
     return resp;
   }

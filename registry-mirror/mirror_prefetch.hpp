@@ -11,8 +11,9 @@
 
 namespace lockstep::registry {
 
-// Until lockstep.lock exists: one image reference per line; blank lines and
-// lines starting with '#' are skipped. Errors name the file and line.
+// A list of images: one reference per line; blank lines and lines starting
+// with '#' are skipped. Errors name the file and line. (`lockstep mirror
+// prefetch` also takes a lockstep.lock.)
 Result<std::vector<Reference>> parse_prefetch_list(std::string_view text, std::string_view where);
 
 struct PrefetchResult {
@@ -23,6 +24,7 @@ struct PrefetchResult {
 
 // Pulls each reference through the mirror at mirror_url ("http://host:port"),
 // routed with "?ns=<registry domain>"; for an index, the platform's manifest.
+// A manifest asked for by digest must hash to it.
 Result<PrefetchResult> prefetch_through_mirror(const std::string& mirror_url,
                                                const std::vector<Reference>& refs,
                                                const cache::Platform& platform);

@@ -5,11 +5,13 @@
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/paths.hpp"
+#include "pipeline/lockfile.hpp"
 #include "registry-mirror/manifest.hpp"
 #include "registry-mirror/mirror_config.hpp"
 #include "registry-mirror/mirror_prefetch.hpp"
 #include "registry-mirror/mirror_server.hpp"
 #include "runner/cli.hpp"
+#include "runner/run_options.hpp"
 
 namespace lockstep::runner {
 namespace {
@@ -17,7 +19,7 @@ namespace {
 constexpr const char* kMirrorHelp =
     "usage: lockstep mirror <serve|prefetch> [options]\n\n"
     "  serve      run the pull-through registry mirror (see 'lockstep mirror serve --help')\n"
-    "  prefetch   warm a running mirror with a list of images\n";
+    "  prefetch   warm a running mirror with the images of a lockstep.lock or a list\n";
 
 int serve(const std::vector<std::string>& args) {
   CommandLine cli(
@@ -25,8 +27,9 @@ int serve(const std::vector<std::string>& args) {
       "[--default-upstream NAME] [--tag-ttl DUR] [--max-size SIZE] [--state DIR] "
       "[--insecure-upstream HOST]...",
       "Serves the read side of the OCI distribution API and pulls through to the upstreams.\n"
-      "Clients pick an upstream with ?ns=<name> (containerd), a path prefix\n"
-      "(/v2/<name>/repo/...), or get the default. Flags override the YAML config.",
+      "Clients pick an upstream with ?ns=<registry> (containerd) or a path prefix\n"
+      "(/v2/<registry>/repo/...) naming the upstream or its registry, else get the default;\n"
+      "a registry that no upstream serves gets a 404. Flags override the YAML config.",
       {
           {"config", 'c', true, false, "FILE", "YAML config (see examples/mirror/mirror.yml)"},
           {"listen", 'l', true, false, "ADDR:PORT",
@@ -102,15 +105,45 @@ int serve(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The images of a lockstep.lock, each by its locked manifest digest (what a
+// run with the lock pulls) for `platform`, or every platform it pins.
+Result<std::vector<registry::Reference>> refs_from_lock(const pipeline::Lockfile& lock,
+                                                        const std::string& platform) {
+  std::vector<registry::Reference> out;
+  for (const auto& img : lock.images) {
+    if (img.source != "registry") {
+      std::fprintf(stderr, "lockstep: note: image '%s' is only in a local image store; skipped\n",
+                   img.reference.c_str());
+      continue;
+    }
+    LS_TRY_ASSIGN(registry::Reference ref, registry::Reference::parse(img.reference));
+    bool any = false;
+    for (const auto& [p, digest] : img.manifests) {
+      if (!platform.empty() && p != platform) continue;
+      LS_TRY_ASSIGN(registry::Reference pinned,
+                    registry::Reference::parse(ref.name() + "@" + digest));
+      out.push_back(std::move(pinned));
+      any = true;
+    }
+    if (!any)
+      return fail("image '" + img.reference + "': the lock pins no " + platform + " manifest",
+                  ErrorKind::kUsage);
+  }
+  return out;
+}
+
 int prefetch(const std::vector<std::string>& args) {
   CommandLine cli(
-      "lockstep mirror prefetch LIST [--mirror URL] [--platform OS/ARCH]",
-      "Pulls every image of LIST through a running mirror so that later pulls are local.\n"
-      "LIST is, until lockstep.lock exists, a text file with one image reference per line\n"
+      "lockstep mirror prefetch FILE [--mirror URL] [--platform OS/ARCH]",
+      "Pulls every image of FILE through a running mirror so that later pulls are local.\n"
+      "FILE is a lockstep.lock (every image it pins, by the locked manifest digest, as a\n"
+      "run with the lock pulls it) or a text file with one image reference per line\n"
       "('#' starts a comment), e.g. docker.io/library/alpine:3.19.",
       {
-          {"mirror", 'm', true, false, "URL", "the mirror (default http://127.0.0.1:5000)"},
-          {"platform", 0, true, false, "OS/ARCH", "platform for multi-platform images"},
+          {"mirror", 'm', true, false, "URL",
+           "the mirror (default: $LOCKSTEP_MIRROR, else http://127.0.0.1:5000)"},
+          {"platform", 0, true, false, "OS/ARCH",
+           "platform for multi-platform images (default linux/amd64)"},
       });
   if (CommandLine::wants_help(args)) {
     std::fputs(cli.help().c_str(), stdout);
@@ -119,20 +152,31 @@ int prefetch(const std::vector<std::string>& args) {
   auto parsed = cli.parse(args);
   if (!parsed) return report_error(parsed.error());
   if (parsed->positionals.size() != 1)
-    return usage_error("mirror prefetch needs one file of image references");
+    return usage_error("mirror prefetch needs one file: a lockstep.lock or a list of images");
   const std::string& file = parsed->positionals[0];
   auto text = read_file(file);
   if (!text) return report_error(text.error());
-  auto refs = registry::parse_prefetch_list(*text, file);
-  if (!refs) return report_error(refs.error());
   cache::Platform platform;
   if (auto p = parsed->get("platform")) {
     auto pl = registry::parse_platform(*p);
     if (!pl) return report_error(pl.error());
     platform = *pl;
   }
-  auto r = registry::prefetch_through_mirror(
-      parsed->get("mirror").value_or("http://127.0.0.1:5000"), *refs, platform);
+  auto mirror = mirror_option(*parsed);
+  if (!mirror) return report_error(mirror.error());
+  if (mirror->empty()) mirror = std::string("http://127.0.0.1:5000");
+  // A lock is JSON; a list of references never starts with '{'.
+  size_t first = text->find_first_not_of(" \t\r\n");
+  Result<std::vector<registry::Reference>> refs = std::vector<registry::Reference>{};
+  if (first != std::string::npos && (*text)[first] == '{') {
+    auto lock = pipeline::parse_lockfile(*text, file);
+    if (!lock) return report_error(lock.error());
+    refs = refs_from_lock(*lock, parsed->get("platform") ? platform.str() : "");
+  } else {
+    refs = registry::parse_prefetch_list(*text, file);
+  }
+  if (!refs) return report_error(refs.error());
+  auto r = registry::prefetch_through_mirror(*mirror, *refs, platform);
   if (!r) return report_error(r.error());
   std::printf("prefetched %zu images: %zu manifests, %zu blobs, %llu bytes\n", refs->size(),
               r->manifests, r->blobs, static_cast<unsigned long long>(r->bytes));

@@ -323,6 +323,53 @@ TEST_F(RunThroughMirror, LockResolvesThroughTheMirrorWhichAloneAnswersLater) {
   EXPECT_FALSE(std::filesystem::exists(home.root() / "other.lock"));
 }
 
+TEST_F(RunThroughMirror, PrefetchOfALockWarmsTheMirrorWithEveryPinnedImage) {
+  push_small();
+  MirrorServe mirror(dir_.path(), {upstream_flag()});
+  ASSERT_TRUE(mirror.started()) << mirror.log();
+  LockstepHome home;
+  ASSERT_FALSE(home.import_busybox("localhost/busybox:test").empty());
+  auto wf = home.write("ci.yml", R"(on: push
+jobs:
+  app:
+    runs-on: x
+    container: )" + app_ref() + R"(
+    steps: [{run: "true"}]
+  tool:
+    runs-on: x
+    container: localhost/busybox:test
+    steps: [{run: "true"}]
+)");
+  auto r = home.lockstep({"lock", wf.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string lock = (home.root() / "lockstep.lock").string();
+
+  r = home.lockstep({"mirror", "prefetch", lock}, {"LOCKSTEP_MIRROR=" + mirror.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << mirror.log();
+  EXPECT_EQ(r.out.rfind("prefetched 1 images: 1 manifests, 2 blobs, ", 0), 0u) << r.out;
+  EXPECT_EQ(r.err,
+            "lockstep: note: image 'localhost/busybox:test' is only in a local image store; "
+            "skipped\n");
+  // The manifest went by its locked digest, as a run with the lock pulls it.
+  EXPECT_EQ(count(mirror.access(), "/app/manifests/" + small_digest_), 1);
+
+  // With the registry gone, a fresh host pulls the pinned image from the mirror alone.
+  upstream_.reset();
+  LockstepHome fresh;
+  r = fresh.lockstep(
+      {"image", "pull", "--quiet", app_ref() + "@" + small_digest_, "--mirror", mirror.url()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, small_digest_ + "\n");
+
+  // A platform the lock does not pin is named.
+  r = home.lockstep(
+      {"mirror", "prefetch", lock, "--mirror", mirror.url(), "--platform", "linux/arm64"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("image '" + app_ref() + "': the lock pins no linux/arm64 manifest"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST_F(RunThroughMirror, BadMirrorUrlIsAUsageError) {
   LockstepHome home;
   auto r = home.lockstep({"image", "pull", app_ref(), "--mirror", "ftp://mirror"});
