@@ -114,7 +114,9 @@ std::string CommandLine::help() const {
       s << left << o.help << "\n";
     }
   }
-  s << "  -h, --help                  show this help\n";
+  std::string help_left = "  -h, --help";
+  help_left.resize(28, ' ');
+  s << help_left << "show this help\n";
   return s.str();
 }
 

@@ -38,6 +38,8 @@ TEST(CommandLine, HelpListsOptions) {
   std::string h = sample().help();
   EXPECT_NE(h.find("usage: lockstep run [WORKFLOW]"), std::string::npos);
   EXPECT_NE(h.find("-j, --jobs N"), std::string::npos);
+  // Every description starts in the same column, --help's too.
+  EXPECT_NE(h.find("\n  -h, --help                show this help\n"), std::string::npos) << h;
   EXPECT_TRUE(CommandLine::wants_help({"x", "--help"}));
   EXPECT_FALSE(CommandLine::wants_help({"--", "--help"}));
 }
