@@ -387,162 +387,162 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   Budget budget = host_budget();
   if (opt.max_jobs) budget.max_jobs = *opt.max_jobs;
 
-  // Waves: everything whose instances are known runs in one schedule; a job
-  // whose matrix comes from needs outputs is expanded once its needs ran,
-  // and runs (with what needs it) in the next wave.
-  std::deque<pipeline::JobInstance> instances_run;  // stable: jobs hold references
+  // One schedule. A job whose matrix comes from needs outputs has a stand-in
+  // that is expanded into its instances as soon as its own needs ended, while
+  // unrelated jobs keep running; what needs it waits for all its instances.
+  // Schedule index == index in instances_run/reports_run: deques, so the
+  // references running jobs hold stay valid as expansions append.
+  std::mutex run_mu;  // guards the containers below once the schedule runs
+  std::deque<pipeline::JobInstance> instances_run;
   std::deque<JobReport> reports_run;
-  std::map<std::string, std::vector<size_t>> by_job;  // job id -> indices in reports_run
-  std::set<std::string> done_jobs;
-  std::vector<pipeline::JobInstance> pending = std::move(plan);
+  std::deque<MatrixPosition> positions;
+  std::map<std::string, std::vector<size_t>> by_job;  // job id -> its instances' indices
+  std::map<size_t, std::vector<size_t>> became;       // stand-in -> the instances it became
   std::map<std::string, size_t> seen;
+  auto is_stand_in = [](const pipeline::JobInstance& inst) {
+    return inst.matrix.is_null() && pipeline::matrix_depends_on_needs(*inst.job);
+  };
+  auto add_instance = [&](pipeline::JobInstance inst) {
+    const std::string id = inst.job->id;
+    bool stand_in = is_stand_in(inst);
+    instances_run.push_back(std::move(inst));
+    reports_run.emplace_back();
+    positions.push_back(stand_in ? MatrixPosition{}
+                                 : MatrixPosition{seen[id]++, per_job_total[id]});
+    by_job[id].push_back(instances_run.size() - 1);
+    return instances_run.size() - 1;
+  };
+  auto schedule_entry = [&](size_t i) {
+    const auto& job = *instances_run[i].job;
+    ScheduledJob sj;
+    for (const auto& n : job.needs)
+      if (auto it = by_job.find(n); it != by_job.end())
+        sj.needs.insert(sj.needs.end(), it->second.begin(), it->second.end());
+    sj.group = job.id;
+    sj.fail_fast = job.strategy.fail_fast != "false";
+    sj.max_parallel = job.strategy.max_parallel.value_or(0);
+    sj.expands = is_stand_in(instances_run[i]);
+    // Reserve what the job's limits ask for, when they are plain text.
+    if (job.container && !pipeline::has_expression(job.container->options)) {
+      if (auto o = pipeline::parse_container_options(job.container->options)) {
+        if (o->cpus_milli) sj.cpu_millis = static_cast<uint64_t>(*o->cpus_milli);
+        if (o->memory_bytes) sj.memory_bytes = static_cast<uint64_t>(*o->memory_bytes);
+      }
+    }
+    return sj;
+  };
+  // The reports of every instance of the jobs `job` needs, complete once the
+  // scheduler lets it start: a needed instance that never ran (cancelled,
+  // skipped, a stand-in that settled) gets its row and the scheduler's
+  // outcome here.
+  auto needed_reports = [&](const pipeline::Job& job, const std::vector<JobOutcome>& outcomes) {
+    std::vector<const JobReport*> needed;
+    for (const auto& n : job.needs) {
+      auto it = by_job.find(n);
+      if (it == by_job.end()) continue;
+      for (size_t d : it->second) {
+        JobReport& r = reports_run[d];
+        if (r.display_name.empty() && d < outcomes.size()) {
+          r.job_id = instances_run[d].job->id;
+          r.display_name = instances_run[d].display_name;
+          r.matrix = instances_run[d].matrix;
+          r.outcome = outcomes[d];
+        }
+        needed.push_back(&r);
+      }
+    }
+    return needed;
+  };
+  for (auto& inst : plan) add_instance(std::move(inst));
+  std::vector<ScheduledJob> sched;
+  for (size_t i = 0; i < instances_run.size(); ++i) sched.push_back(schedule_entry(i));
+
+  // A stand-in whose needs ended: its instances, or why it runs none.
+  ExpandFn expand = [&](size_t i, size_t, const std::vector<JobOutcome>& done) -> Expansion {
+    std::lock_guard lk(run_mu);
+    const auto& job = *instances_run[i].job;
+    auto needed = needed_reports(job, done);
+    for (const JobReport* r : needed) {
+      const auto& o = r->outcome;
+      if (o.result != JobResult::kSuccess &&
+          !(o.result == JobResult::kFailure && o.continue_on_error))
+        return {{}, JobOutcome{JobResult::kSkipped, "a job it needs did not succeed", {}, false}};
+    }
+    pipeline::EvalContext ctx = base;
+    ctx.contexts["needs"] = needs_context(needed);
+    std::vector<std::string> w;
+    auto more = pipeline::expand_job(*wf, job, ctx, &w);
+    for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
+    if (!more) {
+      std::string why = more.error().message();
+      why = why.substr(0, why.find('\n'));
+      return {{}, JobOutcome{JobResult::kFailure, "matrix: " + why, {}, false}};
+    }
+    bool wanted_job =
+        opt.jobs.empty() || std::find(opt.jobs.begin(), opt.jobs.end(), job.id) != opt.jobs.end();
+    std::vector<pipeline::JobInstance> chosen;
+    for (auto& inst : *more)
+      if (!wanted_job || matrix_matches(inst.matrix, opt.matrix_filter))
+        chosen.push_back(std::move(inst));
+    per_job_total[job.id] = chosen.size();
+    by_job[job.id].clear();  // from now on the job is its instances
+    became[i].clear();
+    Expansion e;
+    for (auto& inst : chosen) {
+      size_t k = add_instance(std::move(inst));
+      became[i].push_back(k);
+      e.jobs.push_back(schedule_entry(k));
+    }
+    return e;
+  };
+
   CancelToken global;
   bool interrupted = false;
+  std::vector<JobOutcome> outcomes;
   {
     SignalWatcher signals(global);
-    while (!pending.empty() && !global.cancelled()) {
-      // This wave: jobs whose needs are done or in this wave; a dynamic
-      // matrix only once its needs are done.
-      std::set<std::string> wave_jobs;
-      for (bool grew = true; grew;) {
-        grew = false;
-        for (const auto& inst : pending) {
-          const auto& job = *inst.job;
-          if (wave_jobs.count(job.id)) continue;
-          bool dynamic = inst.matrix.is_null() && pipeline::matrix_depends_on_needs(job);
-          bool ok = true;
-          for (const auto& n : job.needs)
-            ok = ok && (done_jobs.count(n) || (!dynamic && wave_jobs.count(n)));
-          if (ok) {
-            wave_jobs.insert(job.id);
-            grew = true;
+    outcomes = run_schedule(
+        sched, budget,
+        [&](size_t i, const std::vector<JobOutcome>& done, CancelToken& token) {
+          const pipeline::JobInstance* inst;
+          JobReport* report;
+          MatrixPosition pos;
+          std::vector<const JobReport*> needed;
+          {
+            std::lock_guard lk(run_mu);
+            inst = &instances_run[i];
+            report = &reports_run[i];
+            pos = positions[i];
+            needed = needed_reports(*inst->job, done);
           }
-        }
-      }
-      if (wave_jobs.empty()) break;  // cannot happen in a DAG; never loop forever
-      std::vector<pipeline::JobInstance> wave, rest;
-      for (auto& inst : pending)
-        (wave_jobs.count(inst.job->id) ? wave : rest).push_back(std::move(inst));
-      pending = std::move(rest);
-
-      // Expand the dynamic matrices now that their needs ran.
-      std::vector<pipeline::JobInstance> ready;
-      std::vector<std::pair<pipeline::JobInstance, JobOutcome>> settled;  // never run
-      for (auto& inst : wave) {
-        const auto& job = *inst.job;
-        if (!(inst.matrix.is_null() && pipeline::matrix_depends_on_needs(job))) {
-          ready.push_back(std::move(inst));
-          continue;
-        }
-        std::vector<const JobReport*> needed;
-        bool needs_ok = true;
-        for (const auto& n : job.needs)
-          for (size_t d : by_job[n]) {
-            needed.push_back(&reports_run[d]);
-            const auto& o = reports_run[d].outcome;
-            if (o.result != JobResult::kSuccess &&
-                !(o.result == JobResult::kFailure && o.continue_on_error))
-              needs_ok = false;
-          }
-        if (!needs_ok) {
-          settled.push_back({std::move(inst),
-                             {JobResult::kSkipped, "a job it needs did not succeed", {}, false}});
-          continue;
-        }
-        pipeline::EvalContext ctx = base;
-        ctx.contexts["needs"] = needs_context(needed);
-        std::vector<std::string> w;
-        auto more = pipeline::expand_job(*wf, job, ctx, &w);
-        for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
-        if (!more) {
-          std::string why = more.error().message();
-          why = why.substr(0, why.find('\n'));
-          settled.push_back({std::move(inst), {JobResult::kFailure, "matrix: " + why, {}, false}});
-          continue;
-        }
-        bool wanted_job = opt.jobs.empty() ||
-                          std::find(opt.jobs.begin(), opt.jobs.end(), job.id) != opt.jobs.end();
-        size_t n = 0;
-        for (auto& i : *more) {
-          if (wanted_job && !matrix_matches(i.matrix, opt.matrix_filter)) continue;
-          ready.push_back(std::move(i));
-          ++n;
-        }
-        per_job_total[job.id] = n;
-      }
-
-      // The schedule: an instance needs every instance of each job it needs
-      // that runs in this wave; earlier waves are done.
-      for (auto& [inst, outcome] : settled) {
-        instances_run.push_back(std::move(inst));
-        JobReport r;
-        r.job_id = instances_run.back().job->id;
-        r.display_name = instances_run.back().display_name;
-        r.outcome = outcome;
-        reports_run.push_back(std::move(r));
-        by_job[instances_run.back().job->id].push_back(reports_run.size() - 1);
-      }
-      size_t base_index = reports_run.size();
-      for (auto& inst : ready) {
-        instances_run.push_back(std::move(inst));
-        reports_run.emplace_back();
-        by_job[instances_run.back().job->id].push_back(reports_run.size() - 1);
-      }
-      size_t count = reports_run.size() - base_index;
-      std::vector<ScheduledJob> sched(count);
-      std::vector<MatrixPosition> positions(count);
-      std::vector<std::vector<const JobReport*>> needed(count);
-      for (size_t k = 0; k < count; ++k) {
-        const auto& job = *instances_run[base_index + k].job;
-        for (const auto& n : job.needs)
-          for (size_t d : by_job[n]) {
-            needed[k].push_back(&reports_run[d]);
-            if (d >= base_index) sched[k].needs.push_back(d - base_index);
-          }
-        sched[k].group = job.id;
-        sched[k].fail_fast = job.strategy.fail_fast != "false";
-        sched[k].max_parallel = job.strategy.max_parallel.value_or(0);
-        positions[k] = {seen[job.id]++, per_job_total[job.id]};
-        // Reserve what the job's limits ask for, when they are plain text.
-        if (job.container && !pipeline::has_expression(job.container->options)) {
-          if (auto o = pipeline::parse_container_options(job.container->options)) {
-            if (o->cpus_milli) sched[k].cpu_millis = static_cast<uint64_t>(*o->cpus_milli);
-            if (o->memory_bytes) sched[k].memory_bytes = static_cast<uint64_t>(*o->memory_bytes);
-          }
-        }
-      }
-      auto outcomes = run_schedule(
-          sched, budget,
-          [&](size_t k, const std::vector<JobOutcome>&, CancelToken& token) {
-            size_t i = base_index + k;
-            return run_job(shared, instances_run[i], i, positions[k], needed[k], token,
-                           reports_run[i]);
-          },
-          global);
-      // Jobs that never started still get a report row.
-      for (size_t k = 0; k < count; ++k) {
-        size_t i = base_index + k;
-        if (reports_run[i].display_name.empty()) {
-          reports_run[i].job_id = instances_run[i].job->id;
-          reports_run[i].display_name = instances_run[i].display_name;
-          reports_run[i].matrix = instances_run[i].matrix;
-        }
-        reports_run[i].outcome = outcomes[k];
-      }
-      for (const auto& id : wave_jobs) done_jobs.insert(id);
-    }
+          return run_job(shared, *inst, i, pos, needed, token, *report);
+        },
+        global, expand);
     interrupted = signals.interrupted();
   }
-  // What an interruption left unscheduled.
-  for (auto& inst : pending) {
-    JobReport r;
-    r.job_id = inst.job->id;
-    r.display_name = inst.display_name;
-    r.outcome = {JobResult::kCancelled, "cancelled", {}, false};
-    reports_run.push_back(std::move(r));
+  // Every instance gets a report row in plan order, a stand-in's instances
+  // in its place; jobs that never started (skipped, cancelled) too.
+  std::vector<JobReport> reports;
+  std::set<size_t> children;
+  for (const auto& [stand_in, kids] : became) children.insert(kids.begin(), kids.end());
+  auto emit = [&](size_t i) {
+    JobReport& r = reports_run[i];
+    if (r.display_name.empty()) {
+      r.job_id = instances_run[i].job->id;
+      r.display_name = instances_run[i].display_name;
+      r.matrix = instances_run[i].matrix;
+    }
+    r.outcome = outcomes[i];
+    reports.push_back(std::move(r));
+  };
+  for (size_t i = 0; i < reports_run.size(); ++i) {
+    if (children.count(i)) continue;
+    if (auto it = became.find(i); it != became.end()) {
+      for (size_t k : it->second) emit(k);
+      continue;
+    }
+    emit(i);
   }
-  std::vector<JobReport> reports(std::make_move_iterator(reports_run.begin()),
-                                 std::make_move_iterator(reports_run.end()));
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
   for (const auto& [kind, file] : opt.reports) {

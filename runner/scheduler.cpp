@@ -60,20 +60,19 @@ Budget host_budget() {
 
 namespace {
 
-enum class State { kPending, kRunning, kDone };
+// kExpanded: a stand-in whose jobs were added and have not all ended.
+enum class State { kPending, kRunning, kExpanded, kDone };
 
 class Run {
  public:
   Run(const std::vector<ScheduledJob>& jobs, const Budget& budget, const RunJobFn& fn,
-      CancelToken& global)
-      : jobs_(jobs),
-        budget_(budget),
-        fn_(fn),
-        global_(global),
-        state_(jobs.size(), State::kPending),
-        outcomes_(jobs.size()),
-        tokens_(jobs.size()) {
-    for (auto& t : tokens_) t = std::make_unique<CancelToken>();
+      CancelToken& global, const ExpandFn& expand)
+      : jobs_(jobs), budget_(budget), fn_(fn), expand_(expand), global_(global) {
+    state_.assign(jobs_.size(), State::kPending);
+    outcomes_.resize(jobs_.size());
+    parent_.assign(jobs_.size(), kNone);
+    open_children_.assign(jobs_.size(), 0);
+    for (size_t i = 0; i < jobs_.size(); ++i) tokens_.push_back(std::make_unique<CancelToken>());
   }
 
   std::vector<JobOutcome> execute() {
@@ -94,6 +93,8 @@ class Run {
   }
 
  private:
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+
   bool deps_done_locked(size_t i) const {
     for (size_t d : jobs_[i].needs)
       if (state_[d] != State::kDone) return false;
@@ -120,10 +121,26 @@ class Run {
     return n < limit;
   }
 
+  static bool counts_as_success(const JobOutcome& o) {
+    return o.result == JobResult::kSuccess ||
+           (o.result == JobResult::kFailure && o.continue_on_error);
+  }
+
   void finish_locked(size_t i, JobOutcome o) {
     state_[i] = State::kDone;
     outcomes_[i] = std::move(o);
     ++done_;
+    size_t p = parent_[i];
+    if (p == kNone) return;
+    // The stand-in's result: the first of its jobs that did not succeed.
+    if (!counts_as_success(outcomes_[i]) && counts_as_success(outcomes_[p])) {
+      outcomes_[p] = outcomes_[i];
+      outcomes_[p].continue_on_error = false;
+    }
+    if (--open_children_[p] == 0) {
+      JobOutcome whole = outcomes_[p];
+      finish_locked(p, std::move(whole));
+    }
   }
 
   void cancel_all_locked(const std::string& reason) {
@@ -142,7 +159,7 @@ class Run {
     const auto& g = jobs_[failed].group;
     std::string reason = "cancelled: a sibling job failed (fail-fast)";
     for (size_t j = 0; j < jobs_.size(); ++j) {
-      if (j == failed || jobs_[j].group != g) continue;
+      if (j == failed || jobs_[j].group != g || jobs_[j].expands) continue;
       if (state_[j] == State::kPending)
         finish_locked(j, {JobResult::kCancelled, reason, {}, false});
       else if (state_[j] == State::kRunning)
@@ -150,45 +167,83 @@ class Run {
     }
   }
 
-  // Starts every ready job that fits, in declaration order.
-  void dispatch_locked(boost::asio::thread_pool& pool) {
-    for (size_t i = 0; i < jobs_.size(); ++i) {
-      if (state_[i] != State::kPending || !deps_done_locked(i)) continue;
-      if (global_.cancelled()) {
-        finish_locked(i, {JobResult::kCancelled, "cancelled", {}, false});
-        continue;
-      }
-      if (!group_allows_locked(i) || !fits_locked(i)) continue;
-      state_[i] = State::kRunning;
-      ++running_;
-      cpu_used_ += cpu_of(i);
-      mem_used_ += jobs_[i].memory_bytes;
-      std::vector<JobOutcome> snapshot = outcomes_;
-      boost::asio::post(pool, [this, i, snapshot = std::move(snapshot), &pool] {
-        JobOutcome o = fn_(i, snapshot, *tokens_[i]);
-        std::lock_guard lk(mu_);
-        --running_;
-        cpu_used_ -= cpu_of(i);
-        mem_used_ -= jobs_[i].memory_bytes;
-        if (state_[i] == State::kRunning) {
-          bool failed = o.result == JobResult::kFailure && !o.continue_on_error;
-          finish_locked(i, std::move(o));
-          if (failed && jobs_[i].fail_fast) fail_fast_locked(i);
-        }
-        dispatch_locked(pool);
-        cv_.notify_all();
-      });
+  // A stand-in whose needs ended: its jobs join the schedule (or it ends).
+  void expand_locked(size_t i) {
+    Expansion e = expand_ ? expand_(i, jobs_.size(), outcomes_) : Expansion{{}, JobOutcome{}};
+    if (e.outcome) {
+      finish_locked(i, std::move(*e.outcome));
+      return;
+    }
+    if (e.jobs.empty()) {
+      finish_locked(i, {JobResult::kSuccess, "", {}, false});
+      return;
+    }
+    state_[i] = State::kExpanded;
+    outcomes_[i] = {JobResult::kSuccess, "", {}, false};
+    open_children_[i] = e.jobs.size();
+    for (auto& j : e.jobs) {
+      jobs_.push_back(std::move(j));
+      state_.push_back(State::kPending);
+      outcomes_.emplace_back();
+      parent_.push_back(i);
+      open_children_.push_back(0);
+      tokens_.push_back(std::make_unique<CancelToken>());
     }
   }
 
-  const std::vector<ScheduledJob>& jobs_;
+  // Starts every ready job that fits, in declaration order; expands ready
+  // stand-ins (which may make more jobs ready, so it goes round again).
+  void dispatch_locked(boost::asio::thread_pool& pool) {
+    for (bool again = true; again;) {
+      again = false;
+      for (size_t i = 0; i < jobs_.size(); ++i) {
+        if (state_[i] != State::kPending || !deps_done_locked(i)) continue;
+        if (global_.cancelled()) {
+          finish_locked(i, {JobResult::kCancelled, "cancelled", {}, false});
+          continue;
+        }
+        if (jobs_[i].expands) {
+          expand_locked(i);
+          again = true;
+          continue;
+        }
+        if (!group_allows_locked(i) || !fits_locked(i)) continue;
+        state_[i] = State::kRunning;
+        ++running_;
+        cpu_used_ += cpu_of(i);
+        mem_used_ += jobs_[i].memory_bytes;
+        std::vector<JobOutcome> snapshot = outcomes_;
+        // The token is taken here, under the lock: tokens_ grows as stand-ins expand.
+        CancelToken* token = tokens_[i].get();
+        boost::asio::post(pool, [this, i, token, snapshot = std::move(snapshot), &pool] {
+          JobOutcome o = fn_(i, snapshot, *token);
+          std::lock_guard lk(mu_);
+          --running_;
+          cpu_used_ -= cpu_of(i);
+          mem_used_ -= jobs_[i].memory_bytes;
+          if (state_[i] == State::kRunning) {
+            bool failed = o.result == JobResult::kFailure && !o.continue_on_error;
+            finish_locked(i, std::move(o));
+            if (failed && jobs_[i].fail_fast) fail_fast_locked(i);
+          }
+          dispatch_locked(pool);
+          cv_.notify_all();
+        });
+      }
+    }
+  }
+
+  std::vector<ScheduledJob> jobs_;
   const Budget& budget_;
   const RunJobFn& fn_;
+  const ExpandFn& expand_;
   CancelToken& global_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<State> state_;
   std::vector<JobOutcome> outcomes_;
+  std::vector<size_t> parent_;         // the stand-in a job was expanded from, or kNone
+  std::vector<size_t> open_children_;  // per stand-in: its jobs not yet ended
   std::vector<std::unique_ptr<CancelToken>> tokens_;
   std::vector<size_t> to_cancel_;
   size_t running_ = 0;
@@ -200,9 +255,10 @@ class Run {
 }  // namespace
 
 std::vector<JobOutcome> run_schedule(const std::vector<ScheduledJob>& jobs, const Budget& budget,
-                                     const RunJobFn& run, CancelToken& global) {
+                                     const RunJobFn& run, CancelToken& global,
+                                     const ExpandFn& expand) {
   if (jobs.empty()) return {};
-  Run r(jobs, budget, run, global);
+  Run r(jobs, budget, run, global, expand);
   return r.execute();
 }
 

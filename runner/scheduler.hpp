@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,19 @@ struct ScheduledJob {
   int max_parallel = 0;       // per group; 0 = unlimited
   uint64_t cpu_millis = 0;    // reserved while it runs (0 = one CPU)
   uint64_t memory_bytes = 0;  // reserved while it runs
+  // A stand-in for jobs known only once its needs ran (a matrix made from
+  // their outputs): when its needs are done, the ExpandFn is called instead
+  // of the run function. It ends once every job it expanded into has ended;
+  // what needs it waits for all of them. Reserves nothing.
+  bool expands = false;
+};
+
+// What a stand-in became: jobs appended to the schedule (their indices start
+// at the `first` passed to the ExpandFn; `needs` index the whole schedule),
+// or, when `outcome` is set, nothing to run and the stand-in ends with it.
+struct Expansion {
+  std::vector<ScheduledJob> jobs;
+  std::optional<JobOutcome> outcome;
 };
 
 struct Budget {
@@ -62,9 +76,19 @@ Budget host_budget();
 using RunJobFn = std::function<JobOutcome(size_t index, const std::vector<JobOutcome>& outcomes,
                                           CancelToken& token)>;
 
-// Runs everything; returns one outcome per job. Cancelling `global` (Ctrl-C)
-// cancels running jobs and marks pending ones cancelled.
+// Called, with the schedule's lock held, once every job a stand-in needs has
+// ended; `first` is the index its first new job gets; `outcomes` as for
+// RunJobFn. Must not block.
+using ExpandFn =
+    std::function<Expansion(size_t index, size_t first, const std::vector<JobOutcome>& outcomes)>;
+
+// Runs everything; returns one outcome per job, the expanded ones included
+// (after the given ones, in the order they were added). A stand-in ends with
+// success when every job it became succeeded (or failed with
+// continue-on-error), else with the first other result. Cancelling `global`
+// (Ctrl-C) cancels running jobs and marks pending ones cancelled.
 std::vector<JobOutcome> run_schedule(const std::vector<ScheduledJob>& jobs, const Budget& budget,
-                                     const RunJobFn& run, CancelToken& global);
+                                     const RunJobFn& run, CancelToken& global,
+                                     const ExpandFn& expand = {});
 
 }  // namespace lockstep::runner

@@ -3,6 +3,12 @@
 // those jobs ran, then run like any matrix; what needs it waits for all of it.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/fs.hpp"
+#include "common/json.hpp"
 #include "tests/support/lockstep_process.hpp"
 
 namespace lockstep::testing {
@@ -79,6 +85,59 @@ TEST_F(DynamicMatrixTest, BadMatrixOutputFailsTheJobAndSkipsWhatNeedsIt) {
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_TRUE(has(r.err, "job build (matrix from needs): matrix: ")) << r.err;
   EXPECT_FALSE(has(r.out, "all built")) << r.out;
+}
+
+// The matrix is expanded as soon as its own needs ran: a slow job it does not
+// need keeps running meanwhile (a schedule in waves would wait for it).
+TEST_F(DynamicMatrixTest, ExpandsWithoutWaitingForJobsItDoesNotNeed) {
+  auto wf = home_.write("slow.yml", R"yml(name: dyn
+jobs:
+  setup:
+    runs-on: linux
+    container: localhost/busybox:test
+    outputs:
+      matrix: ${{ steps.m.outputs.matrix }}
+    steps:
+      - id: m
+        run: echo 'matrix={"n":[1,2]}' >> "$GITHUB_OUTPUT"
+  slow:
+    runs-on: linux
+    container: localhost/busybox:test
+    steps:
+      - run: sleep 8 && echo slow-done
+  build:
+    needs: setup
+    runs-on: linux
+    container: localhost/busybox:test
+    strategy:
+      matrix: ${{ fromJSON(needs.setup.outputs.matrix) }}
+    steps:
+      - run: echo "building ${{ matrix.n }}"
+  report:
+    needs: [build, slow]
+    runs-on: linux
+    container: localhost/busybox:test
+    steps:
+      - run: echo "all built ${{ needs.build.result }}"
+)yml");
+  auto r = home_.lockstep({"run", wf.string(), "--jobs", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  size_t built = r.out.find("[build (2)] building 2");
+  ASSERT_NE(built, std::string::npos) << r.out;
+  EXPECT_LT(built, r.out.find("[slow] slow-done")) << r.out;
+  EXPECT_GT(r.out.find("[report] all built success"), r.out.find("[slow] slow-done")) << r.out;
+  EXPECT_TRUE(has(r.out, "5 of 5 jobs passed")) << r.out;
+
+  // The record lists the instances where the job is declared.
+  std::filesystem::path record;
+  for (const auto& e : std::filesystem::directory_iterator(home_.home() / "runs"))
+    record = e.path() / "record.json";
+  auto text = read_file(record);
+  ASSERT_TRUE(text);
+  auto rec = Json::parse(*text);
+  std::vector<std::string> names;
+  for (const auto& j : rec["jobs"]) names.push_back(j["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"setup", "slow", "build (1)", "build (2)", "report"}));
 }
 
 }  // namespace

@@ -214,5 +214,146 @@ TEST(Scheduler, GlobalCancelStopsRunningAndPending) {
   EXPECT_EQ(started.load(), 2);
 }
 
+// A stand-in (a matrix from needs outputs) expands as soon as its own needs
+// ended, while an unrelated job still runs: the unrelated job waits (bounded)
+// for one of the expanded jobs, which a schedule in waves would never start.
+TEST(Scheduler, StandInExpandsWhileUnrelatedJobsRunAndItsDependentsWaitForAllOfIt) {
+  // 0 producer; 1 unrelated; 2 stand-in needing 0; 3 needs 2.
+  std::vector<ScheduledJob> jobs(4);
+  jobs[2].needs = {0};
+  jobs[2].expands = true;
+  jobs[2].group = "m";
+  jobs[3].needs = {2};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool child_ran = false;
+  std::vector<size_t> order;
+  CancelToken global;
+  size_t first_seen = 0;
+  auto out = run_schedule(
+      jobs, {2, 0, 0},
+      [&](size_t i, const std::vector<JobOutcome>& seen, CancelToken&) -> JobOutcome {
+        std::unique_lock lk(mu);
+        if (i == 1) {
+          bool ran = cv.wait_for(lk, 30s, [&] { return child_ran; });
+          order.push_back(i);
+          return ran ? ok() : JobOutcome{JobResult::kFailure, "no child ran", {}, false};
+        }
+        if (i == 3) {
+          EXPECT_EQ(seen[4].result, JobResult::kSuccess);
+          EXPECT_EQ(seen[5].result, JobResult::kSuccess);
+        }
+        if (i >= 4) {
+          child_ran = true;
+          cv.notify_all();
+        }
+        order.push_back(i);
+        return ok();
+      },
+      global,
+      [&](size_t i, size_t first, const std::vector<JobOutcome>& seen) -> Expansion {
+        EXPECT_EQ(seen[0].result, JobResult::kSuccess);
+        EXPECT_EQ(i, 2u);
+        first_seen = first;
+        Expansion e;
+        e.jobs.resize(2);
+        for (auto& j : e.jobs) {
+          j.needs = {0};
+          j.group = "m";
+        }
+        return e;
+      });
+  EXPECT_EQ(first_seen, 4u);
+  ASSERT_EQ(out.size(), 6u);
+  for (size_t i = 0; i < out.size(); ++i)
+    EXPECT_EQ(out[i].result, JobResult::kSuccess) << i << " " << out[i].reason;
+  auto pos = [&](size_t v) { return std::find(order.begin(), order.end(), v) - order.begin(); };
+  EXPECT_LT(pos(4), pos(1));
+  EXPECT_LT(pos(4), pos(3));
+  EXPECT_LT(pos(5), pos(3));
+}
+
+TEST(Scheduler, StandInThatSettlesRunsNothingAndEndsWithItsOutcome) {
+  std::vector<ScheduledJob> jobs(3);
+  jobs[1].needs = {0};
+  jobs[1].expands = true;
+  jobs[2].needs = {1};
+  CancelToken global;
+  std::atomic<int> runs{0};
+  auto out = run_schedule(
+      jobs, {2, 0, 0},
+      [&](size_t, const std::vector<JobOutcome>&, CancelToken&) {
+        ++runs;
+        return ok();
+      },
+      global,
+      [](size_t, size_t, const std::vector<JobOutcome>&) {
+        return Expansion{{}, JobOutcome{JobResult::kSkipped, "a job it needs did not succeed"}};
+      });
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].result, JobResult::kSkipped);
+  EXPECT_EQ(out[1].reason, "a job it needs did not succeed");
+  EXPECT_EQ(out[2].result, JobResult::kSuccess);  // whether to skip is the job's to decide
+  EXPECT_EQ(runs.load(), 2);
+}
+
+TEST(Scheduler, ExpandedJobsFailFastAmongThemselvesAndTheStandInFails) {
+  std::vector<ScheduledJob> jobs(2);
+  jobs[0].expands = true;
+  jobs[0].group = "m";
+  jobs[1].group = "other";
+  CancelToken global;
+  auto out = run_schedule(
+      jobs, {1, 0, 0},
+      [](size_t i, const std::vector<JobOutcome>&, CancelToken&) -> JobOutcome {
+        if (i == 2) return {JobResult::kFailure, "exit code 1", {}, false};
+        return ok();
+      },
+      global,
+      [](size_t, size_t, const std::vector<JobOutcome>&) {
+        Expansion e;
+        e.jobs.resize(3);
+        for (auto& j : e.jobs) j.group = "m";
+        return e;
+      });
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0].result, JobResult::kFailure);
+  EXPECT_EQ(out[0].reason, "exit code 1");
+  EXPECT_EQ(out[1].result, JobResult::kSuccess);
+  EXPECT_EQ(out[2].result, JobResult::kFailure);
+  EXPECT_EQ(out[3].result, JobResult::kCancelled);
+  EXPECT_EQ(out[4].result, JobResult::kCancelled);
+}
+
+TEST(Scheduler, GlobalCancelEndsExpandedJobsAndTheirStandIn) {
+  std::vector<ScheduledJob> jobs(2);
+  jobs[0].expands = true;
+  jobs[1].needs = {0};
+  Gate gate;
+  std::atomic<int> started{0};
+  CancelToken global;
+  std::thread canceller([&] {
+    while (started < 1) std::this_thread::sleep_for(1ms);
+    global.cancel();
+  });
+  auto out = run_schedule(
+      jobs, {1, 0, 0},
+      [&](size_t, const std::vector<JobOutcome>&, CancelToken& t) -> JobOutcome {
+        ++started;
+        if (!gate.wait(t)) return {JobResult::kCancelled, "cancelled", {}, false};
+        return ok();
+      },
+      global,
+      [](size_t, size_t, const std::vector<JobOutcome>&) {
+        Expansion e;
+        e.jobs.resize(2);
+        return e;
+      });
+  canceller.join();
+  ASSERT_EQ(out.size(), 4u);
+  for (auto& o : out) EXPECT_EQ(o.result, JobResult::kCancelled);
+  EXPECT_EQ(started.load(), 1);
+}
+
 }  // namespace
 }  // namespace lockstep::runner
