@@ -80,6 +80,11 @@ PY
 fi
 
 echo "64-job matrix of 'true' at --jobs 2, median of $repeats runs"
+# Memory cgroups that were removed but still hold page-cache charges stay
+# "dying" and make every cgroup operation dearer: on this machine 140 of them
+# took a run from ~9 to ~17 ms per job. Printed so runs can be compared;
+# `sync; echo 3 > /proc/sys/vm/drop_caches` frees them.
+echo "  host: $(awk '$1 == "memory" {print $3}' /proc/cgroups) memory cgroups (live and dying)"
 printf '  lockstep run:                %6s ms wall, %6.1f ms per job (runs: %s)\n' "$ours_med" \
   "$(echo "$ours_med / 64" | bc -l)" "${ours[*]}"
 if [ -n "$peer_med" ]; then
