@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "cache/artifacts.hpp"
 #include "common/paths.hpp"
@@ -59,6 +60,10 @@ int cmd_artifacts(const std::vector<std::string>& args) {
     auto all = store.list(run);
     if (!all) return report_error(all.error());
     list = std::move(*all);
+    std::error_code ec;
+    if (list.empty() && !std::filesystem::is_directory(state_dir() / "runs" / run, ec))
+      return report_error(Error("no run '" + run + "' in " + (state_dir() / "runs").string(), 0,
+                                ErrorKind::kNotFound));
   }
   size_t w = 4;
   for (const auto& a : list) w = std::max(w, a.name.size());

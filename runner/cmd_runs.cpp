@@ -1,12 +1,16 @@
 // `lockstep runs ls|show` and `lockstep logs`: what the run records hold.
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "cache/export_oci.hpp"
 #include "cache/image_store.hpp"
 #include "common/fs.hpp"
 #include "common/paths.hpp"
+#include "registry-mirror/mirror_config.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
 #include "runner/record.hpp"
@@ -59,12 +63,12 @@ int runs_ls(const Args& args) {
     std::printf("no runs recorded in %s\n", state_dir().c_str());
     return 0;
   }
-  std::printf("%-20s  %-7s  %-9s  %5s  %9s  %-12s  %s\n", "RUN", "KIND", "RESULT", "JOBS",
+  std::printf("%-24s  %-7s  %-9s  %5s  %9s  %-12s  %s\n", "RUN", "KIND", "RESULT", "JOBS",
               "DURATION", "COMMIT", "WORKFLOW");
   for (const auto& r : *rows) {
     std::string jobs = std::to_string(r.jobs);
     if (r.failed) jobs = std::to_string(r.failed) + "/" + jobs;
-    std::printf("%-20s  %-7s  %-9s  %5s  %9s  %-12s  %s\n", r.id.c_str(), r.kind.c_str(),
+    std::printf("%-24s  %-7s  %-9s  %5s  %9s  %-12s  %s\n", r.id.c_str(), r.kind.c_str(),
                 r.result.c_str(), jobs.c_str(),
                 format_duration(std::chrono::milliseconds(r.duration_ms)).c_str(),
                 r.commit.substr(0, 12).c_str(), r.workflow.c_str());
@@ -198,20 +202,128 @@ int runs_export(const Args& args) {
   return 0;
 }
 
+// Bytes under `p` (files only; what removing it frees).
+uint64_t tree_bytes(const fs::path& p) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    if (it->is_regular_file(ec)) n += it->file_size(ec);
+  return n;
+}
+
+int runs_rm(const Args& args) {
+  const CommandLine cl(
+      "lockstep runs rm RUN... [--force]",
+      "Remove recorded runs: record, logs, provenance, their rows in lockstep.db and their\n"
+      "artifacts (artifact files no other run needs are freed by 'lockstep cache gc').\n"
+      "Every RUN is checked before any is removed.",
+      {{"force", 'f', false, false, "",
+        "also remove run directories without a record (interrupted, or still running)"}});
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cl.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cl.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (parsed->positionals.empty()) return usage_error("runs rm needs at least one run id");
+  auto rows = list_runs(state_dir(), std::numeric_limits<int64_t>::max());
+  if (!rows) return report_error(rows.error());
+  std::set<std::string> recorded;
+  for (const auto& r : *rows) recorded.insert(r.id);
+  std::error_code ec;
+  for (const auto& id : parsed->positionals) {
+    if (!valid_run_id(id)) return usage_error("runs rm: not a run id: '" + id + "'");
+    fs::path dir = state_dir() / "runs" / id;
+    if (recorded.count(id) || fs::exists(dir / "record.json", ec)) continue;
+    if (!fs::is_directory(dir, ec))
+      return report_error(Error("no run '" + id + "' in " + (state_dir() / "runs").string(), 0,
+                                ErrorKind::kNotFound));
+    if (!parsed->has("force"))
+      return usage_error("run '" + id +
+                         "' has no record (interrupted, or still running); --force removes it");
+  }
+  for (const auto& id : parsed->positionals) {
+    uint64_t bytes = tree_bytes(state_dir() / "runs" / id);
+    if (auto st = remove_run(state_dir(), id); !st) return report_error(st.error());
+    std::printf("removed run %s (%s)\n", id.c_str(),
+                human_bytes(static_cast<long long>(bytes)).c_str());
+  }
+  return 0;
+}
+
+int runs_prune(const Args& args) {
+  const CommandLine cl(
+      "lockstep runs prune [--keep N] [--older-than DURATION] [--dry-run]",
+      "Remove recorded runs beyond the newest N and/or started more than DURATION ago\n"
+      "(e.g. 30d, 12h), as 'runs rm' does. Run directories without a record (interrupted,\n"
+      "or still running) are left alone.",
+      {{"keep", 0, true, false, "N", "keep the newest N recorded runs"},
+       {"older-than", 0, true, false, "DURATION", "remove runs started more than DURATION ago"},
+       {"dry-run", 'n', false, false, "", "list what would be removed, remove nothing"}});
+  if (CommandLine::wants_help(args)) {
+    std::fputs(cl.help().c_str(), stdout);
+    return 0;
+  }
+  auto parsed = cl.parse(args);
+  if (!parsed) return report_error(parsed.error());
+  if (!parsed->positionals.empty()) return usage_error("runs prune takes no arguments");
+  std::optional<size_t> keep;
+  if (auto k = parsed->get("keep")) {
+    char* end = nullptr;
+    long v = std::strtol(k->c_str(), &end, 10);
+    if (k->empty() || *end || v < 0)
+      return usage_error("--keep: expected a number of runs, got '" + *k + "'");
+    keep = static_cast<size_t>(v);
+  }
+  std::string cutoff;  // runs that started before it go
+  if (auto o = parsed->get("older-than")) {
+    auto d = registry::parse_duration(*o);
+    if (!d) return usage_error("--older-than: " + std::string(d.error().message()));
+    cutoff = rfc3339(std::chrono::system_clock::now() - *d);
+  }
+  if (!keep && cutoff.empty()) return usage_error("runs prune needs --keep N or --older-than");
+  auto rows = list_runs(state_dir(), std::numeric_limits<int64_t>::max());
+  if (!rows) return report_error(rows.error());
+  const bool dry = parsed->has("dry-run");
+  size_t removed = 0;
+  uint64_t freed = 0;
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const RunRow& r = (*rows)[i];
+    bool beyond = keep && i >= *keep;
+    bool old = !cutoff.empty() && r.started_at < cutoff;
+    if (!beyond && !old) continue;
+    uint64_t bytes = tree_bytes(state_dir() / "runs" / r.id);
+    if (!dry)
+      if (auto st = remove_run(state_dir(), r.id); !st) return report_error(st.error());
+    std::printf("%s run %s (started %s, %s)\n", dry ? "would remove" : "removed", r.id.c_str(),
+                r.started_at.c_str(), human_bytes(static_cast<long long>(bytes)).c_str());
+    ++removed;
+    freed += bytes;
+  }
+  std::printf("%s %zu run(s), %s\n", dry ? "would remove" : "removed", removed,
+              human_bytes(static_cast<long long>(freed)).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_runs(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::printf(
         "usage: lockstep runs <command>\n\ncommands:\n  ls       list recorded runs\n  show     "
-        "show one run\n  export   write a run's record, images and logs for another host\n");
+        "show one run\n  export   write a run's record, images and logs for another host\n"
+        "  rm       remove runs\n  prune    remove runs beyond the newest N or older than a "
+        "duration\n");
     return args.empty() ? 2 : 0;
   }
   Args rest(args.begin() + 1, args.end());
   if (args[0] == "ls") return runs_ls(rest);
   if (args[0] == "show") return runs_show(rest);
   if (args[0] == "export") return runs_export(rest);
-  std::string hint = closest_match(args[0], {"ls", "show", "export"});
+  if (args[0] == "rm") return runs_rm(rest);
+  if (args[0] == "prune") return runs_prune(rest);
+  std::string hint = closest_match(args[0], {"ls", "show", "export", "rm", "prune"});
   return usage_error("unknown command 'lockstep runs " + args[0] + "'" +
                      (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -384,6 +385,49 @@ Result<std::vector<RunRow>> list_runs(const fs::path& state_dir, size_t limit) {
   }
   if (rc != SQLITE_DONE) return fail(std::string("lockstep.db: ") + sqlite3_errmsg(db.get()));
   return rows;
+}
+
+bool valid_run_id(const std::string& id) {
+  if (id.empty() || id.size() > 200 || id[0] == '.') return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
+  return true;
+}
+
+Status remove_run(const fs::path& state_dir, const std::string& id) {
+  if (!valid_run_id(id)) return fail("not a run id: '" + id + "'", ErrorKind::kUsage);
+  const fs::path dir = state_dir / "runs" / id;
+  const fs::path aside = state_dir / "runs" / (".removing-" + id);
+  std::error_code ec;
+  bool moved = false;
+  if (fs::exists(dir, ec)) {
+    if (::rename(dir.c_str(), aside.c_str()) != 0) return fail_errno("remove run " + id);
+    moved = true;
+  }
+  if (fs::exists(state_dir / "lockstep.db", ec)) {
+    Db db;
+    Status st = db.open(state_dir / "lockstep.db");
+    if (st) {
+      st = db.exec("BEGIN IMMEDIATE");
+      if (st) {
+        Stmt jobs(db.get(), "DELETE FROM jobs WHERE run_id = ?");
+        Stmt runs(db.get(), "DELETE FROM runs WHERE id = ?");
+        bool ok = jobs.text(1, id).step() == SQLITE_DONE && runs.text(1, id).step() == SQLITE_DONE;
+        st = ok ? db.exec("COMMIT") : fail(std::string("lockstep.db: ") + sqlite3_errmsg(db.get()));
+        if (!ok) (void)db.exec("ROLLBACK");
+      }
+    }
+    if (!st) {
+      if (moved) (void)::rename(aside.c_str(), dir.c_str());
+      return fail(std::move(st.error()).context("remove run " + id));
+    }
+  }
+  if (moved) fs::remove_all(aside, ec);
+  if (ec) return fail("remove " + aside.string() + ": " + ec.message());
+  fs::remove_all(state_dir / "artifacts" / "runs" / id, ec);
+  if (ec) return fail("remove the artifacts of run " + id + ": " + ec.message());
+  return {};
 }
 
 Result<std::string> secret_hash_key(const fs::path& state_dir) {

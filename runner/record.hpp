@@ -66,6 +66,16 @@ struct RunRow {
 // Newest first.
 Result<std::vector<RunRow>> list_runs(const std::filesystem::path& state_dir, size_t limit);
 
+// Whether `id` can name a run directory: [A-Za-z0-9._-], not starting with '.'.
+bool valid_run_id(const std::string& id);
+
+// Removes run `id` whole: runs/<id>/ (record, logs, provenance), its rows in
+// lockstep.db and its artifacts' manifests (the artifact files no other run
+// needs go at the next `lockstep cache gc`). The directory is renamed aside
+// first and put back if the database refuses, so a failure leaves the run as
+// it was.
+Status remove_run(const std::filesystem::path& state_dir, const std::string& id);
+
 // The per-state-dir key of secret hashes (created on first use, 0600), or
 // LOCKSTEP_SECRET_HASH_KEY when set.
 Result<std::string> secret_hash_key(const std::filesystem::path& state_dir);

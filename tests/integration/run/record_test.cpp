@@ -177,6 +177,74 @@ TEST_F(RecordTest, ProvenanceSubjectsCheckTheDownloadedArtifactFiles) {
   EXPECT_EQ(files, (std::set<std::string>{"result-one/result.txt", "result-two/result.txt"}));
 }
 
+TEST_F(RecordTest, RunsRmAndPruneRemoveRecordLogsRowsAndArtifacts) {
+  auto wf = home_.write("ci.yml", kWorkflow);
+  std::string a = run({"run", wf.string()});
+  std::string b = run({"run", wf.string()});
+  std::string c = run({"run", wf.string()});
+  ASSERT_FALSE(a.empty() || b.empty() || c.empty());
+  const fs::path runs = home_.home() / "runs";
+  const fs::path artifacts = home_.home() / "artifacts" / "runs";
+  ASSERT_TRUE(fs::exists(artifacts / a));
+
+  // Bad input: a one-line error, and nothing is removed.
+  auto r = home_.lockstep({"runs", "rm", a, "no-such-run"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "lockstep: error: no run 'no-such-run' in " + runs.string() + "\n");
+  EXPECT_TRUE(fs::exists(runs / a / "record.json"));
+  r = home_.lockstep({"runs", "rm", "../" + a});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: runs rm: not a run id: '../" + a + "'\n");
+  r = home_.lockstep({"runs", "prune"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: runs prune needs --keep N or --older-than\n");
+  r = home_.lockstep({"runs", "prune", "--older-than", "soon"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--older-than: invalid duration 'soon'"), std::string::npos) << r.err;
+
+  r = home_.lockstep({"runs", "rm", a});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("removed run " + a + " (", 0), 0u) << r.out;
+  EXPECT_FALSE(fs::exists(runs / a));
+  EXPECT_FALSE(fs::exists(artifacts / a));
+  auto ls = home_.lockstep({"runs", "ls"});
+  EXPECT_EQ(ls.out.find(a), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find(b), std::string::npos) << ls.out;
+  EXPECT_NE(home_.lockstep({"runs", "show", a}).exit_code, 0);
+  EXPECT_NE(home_.lockstep({"artifacts", a}).exit_code, 0);
+
+  // Keep the newest: a dry run first.
+  r = home_.lockstep({"runs", "prune", "--keep", "1", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("would remove run " + b + " (started ", 0), 0u) << r.out;
+  EXPECT_EQ(r.out.find(c), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(runs / b / "record.json"));
+  r = home_.lockstep({"runs", "prune", "--keep", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("removed 1 run(s)"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(runs / b));
+  EXPECT_TRUE(fs::exists(runs / c / "record.json"));
+  r = home_.lockstep({"runs", "prune", "--older-than", "1d"});
+  EXPECT_EQ(r.out, "removed 0 run(s), 0 B\n");
+  EXPECT_TRUE(fs::exists(runs / c / "record.json"));
+
+  // A run directory without a record (interrupted, or still running) needs --force.
+  const std::string orphan = "20990101-000000.000-dead";
+  fs::create_directories(runs / orphan / "jobs" / "1-x");
+  ASSERT_TRUE(write_file(runs / orphan / "jobs" / "1-x" / "log.txt", "partial\n"));
+  r = home_.lockstep({"runs", "rm", orphan});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: run '" + orphan +
+                       "' has no record (interrupted, or still running); --force removes it\n");
+  EXPECT_TRUE(fs::exists(runs / orphan));
+  r = home_.lockstep({"runs", "prune", "--keep", "0"});
+  EXPECT_TRUE(fs::exists(runs / orphan)) << "prune leaves runs without a record alone";
+  EXPECT_FALSE(fs::exists(runs / c));
+  r = home_.lockstep({"runs", "rm", "--force", orphan});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(runs / orphan));
+}
+
 TEST_F(RecordTest, HashIgnoresLayoutButFollowsEveryInputAndDiffNamesIt) {
   auto wf = home_.write("ci.yml", kWorkflow);
   auto wf2 = home_.write("reordered/ci.yml", kWorkflowReordered);
