@@ -39,6 +39,17 @@ std::string human_bytes(long long b) {
   return buf;
 }
 
+// A whole number of at least `min` for `option` (a usage error otherwise).
+Result<size_t> count_value(const std::string& v, const char* option, long min) {
+  char* end = nullptr;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end || n < min)
+    return fail(std::string(option) + ": expected a whole number of at least " +
+                    std::to_string(min) + ", got '" + v + "'",
+                ErrorKind::kUsage);
+  return static_cast<size_t>(n);
+}
+
 int runs_ls(const Args& args) {
   const CommandLine cl("lockstep runs ls [--limit N]", "List recorded runs, newest first.",
                        {{"limit", 'n', true, false, "N", "at most N runs (default 20)"}});
@@ -51,11 +62,9 @@ int runs_ls(const Args& args) {
   if (!parsed->positionals.empty()) return usage_error("runs ls takes no arguments");
   size_t limit = 20;
   if (auto l = parsed->get("limit")) {
-    char* end = nullptr;
-    long v = std::strtol(l->c_str(), &end, 10);
-    if (l->empty() || *end || v <= 0)
-      return usage_error("--limit: expected a positive number, got '" + *l + "'");
-    limit = static_cast<size_t>(v);
+    auto n = count_value(*l, "--limit", 1);
+    if (!n) return report_error(n.error());
+    limit = *n;
   }
   auto rows = list_runs(state_dir(), limit);
   if (!rows) return report_error(rows.error());
@@ -270,11 +279,9 @@ int runs_prune(const Args& args) {
   if (!parsed->positionals.empty()) return usage_error("runs prune takes no arguments");
   std::optional<size_t> keep;
   if (auto k = parsed->get("keep")) {
-    char* end = nullptr;
-    long v = std::strtol(k->c_str(), &end, 10);
-    if (k->empty() || *end || v < 0)
-      return usage_error("--keep: expected a number of runs, got '" + *k + "'");
-    keep = static_cast<size_t>(v);
+    auto n = count_value(*k, "--keep", 0);
+    if (!n) return report_error(n.error());
+    keep = *n;
   }
   std::string cutoff;  // runs that started before it go
   if (auto o = parsed->get("older-than")) {

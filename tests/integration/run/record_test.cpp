@@ -198,6 +198,9 @@ TEST_F(RecordTest, RunsRmAndPruneRemoveRecordLogsRowsAndArtifacts) {
   r = home_.lockstep({"runs", "prune"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "lockstep: error: runs prune needs --keep N or --older-than\n");
+  r = home_.lockstep({"runs", "prune", "--keep", "-1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: --keep: expected a whole number of at least 0, got '-1'\n");
   r = home_.lockstep({"runs", "prune", "--older-than", "soon"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--older-than: invalid duration 'soon'"), std::string::npos) << r.err;
