@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -252,10 +254,6 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   if (spec.user_namespace) {
     LS_TRY(check_map(spec.id, "uid_map", spec.user_namespace->uid_map));
     LS_TRY(check_map(spec.id, "gid_map", spec.user_namespace->gid_map));
-    if (spec.network.mode == NetworkMode::kContainer)
-      return fail("container " + spec.id +
-                      ": network container:<id> cannot be joined from a user namespace",
-                  ErrorKind::kUnsupported);
   }
   auto now = [] { return std::chrono::nanoseconds(monotonic_ns()); };
   auto t0 = now();
@@ -351,11 +349,33 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
 
   LS_TRY_ASSIGN(auto ctl, make_channel_pair());
   LS_TRY_ASSIGN(auto report, make_pipe());
+  // From its own user namespace the init could not setns() into a network
+  // namespace the host's user namespace owns. So this thread joins it for the
+  // clone (the child inherits the thread's network namespace) and goes back
+  // right after; other threads are not affected.
+  UniqueFd own_netns;
+  const bool join_here = spec.user_namespace && netns;
+  if (join_here) {
+    own_netns = UniqueFd(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!own_netns) return fail_errno("open /proc/thread-self/ns/net");
+    if (::setns(netns.get(), CLONE_NEWNET) != 0)
+      return fail_errno("join the network of container " + spec.network.container);
+  }
   int pidfd = -1;
   pid_t pid = clone3_fork(flags, &pidfd);
-  if (pid < 0) return fail_errno("clone the init of container " + spec.id);
+  const int clone_errno = errno;
   if (pid == 0)
-    container_init_main(plan, ctl.first.get(), report.second.get(), netns ? netns.get() : -1);
+    container_init_main(plan, ctl.first.get(), report.second.get(),
+                        netns && !join_here ? netns.get() : -1);
+  if (join_here && ::setns(own_netns.get(), CLONE_NEWNET) != 0) {
+    // This thread would go on in a container's network: nothing it does
+    // afterwards could be trusted.
+    std::fprintf(stderr, "lockstep: fatal: cannot return to the host network namespace: %s\n",
+                 std::strerror(errno));
+    std::abort();
+  }
+  if (pid < 0)
+    return fail(Error::from_errno("clone the init of container " + spec.id, clone_errno));
   c->init_pid_ = pid;
   c->init_pidfd_ = UniqueFd(pidfd);
   c->ctl_ = std::move(ctl.second);

@@ -240,6 +240,37 @@ TEST_F(UserNamespaceTest, NetworkNoneHasOnlyLoopbackUpAndTheHostname) {
   ASSERT_TRUE(c->stop(milliseconds(100)));
 }
 
+// A job in its own user namespace joins a service's network (owned by the
+// host's user namespace) and reaches the service on loopback.
+TEST_F(UserNamespaceTest, JoinsTheNetworkOfAContainerOutsideItsUserNamespace) {
+  auto netns_of_this_thread = [] {
+    char buf[64] = {};
+    return ::readlink("/proc/thread-self/ns/net", buf, sizeof buf - 1) > 0 ? std::string(buf)
+                                                                           : std::string();
+  };
+  const std::string before = netns_of_this_thread();
+  ASSERT_FALSE(before.empty());
+  ContainerSpec svc = spec("svc");
+  auto service = start(svc);
+  ASSERT_TRUE(service);
+  ASSERT_TRUE(sh(*service, "httpd -p 127.0.0.1:8080 -h /www").result.ok());
+  ContainerSpec s = spec("job");
+  s.user_namespace = mapping();
+  s.network = {NetworkMode::kContainer, prefix_ + "svc"};
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = sh(*c, "id -u; wget -q -O - http://127.0.0.1:8080/index.html");
+  EXPECT_EQ(o.out, (std::vector<std::string>{"0", "hello from the service"})) << o.result.reason;
+  EXPECT_EQ(to_string(o.result.network), "container:" + prefix_ + "svc");
+  // Both see the same network namespace.
+  EXPECT_EQ(sh(*c, "readlink /proc/self/ns/net").out,
+            sh(*service, "readlink /proc/self/ns/net").out);
+  // The thread that started the job is back in its own network.
+  EXPECT_EQ(netns_of_this_thread(), before);
+  ASSERT_TRUE(c->stop(milliseconds(100)));
+  ASSERT_TRUE(service->stop(milliseconds(100)));
+}
+
 TEST_F(UserNamespaceTest, HostNetworkBindsTheHostSysfs) {
   ContainerSpec s = spec();
   s.user_namespace = mapping();
