@@ -130,6 +130,7 @@ Json job_document(const JobEnvInputs& in) {
                     {"seccomp_profile", in.seccomp_profile_digest},
                     {"executor_protocol", in.executor_protocol},
                     {"default_shell", in.shell_default}};
+  if (!in.user_namespace.empty()) d["container"]["user_namespace"] = in.user_namespace;
   d["reproducibility"] = {
       {"source_date_epoch", in.source_date_epoch}, {"tz", in.tz}, {"locale", in.locale}};
   d["timeouts"] = {{"job_ms", in.job_timeout_ms}};

@@ -73,6 +73,9 @@ struct JobEnvInputs {
   std::string hostname;
   std::string domainname;
   std::string network;  // none | host
+  // "0:100000:65536" (uid map; the gid map when it differs: "uid ... gid ..."),
+  // empty: the host's user namespace (then not in the document at all).
+  std::string user_namespace;
   std::optional<uint64_t> memory_bytes;
   std::optional<int64_t> cpus_milli;
   std::optional<int64_t> pids;

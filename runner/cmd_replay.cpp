@@ -100,6 +100,7 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
     if (o.contains("platforms") && o["platforms"].is_object())
       for (auto it = o["platforms"].begin(); it != o["platforms"].end(); ++it)
         p.platforms[it.key()] = it.value().get<std::string>();
+    if (o.contains("userns") && o["userns"].is_boolean()) p.userns = o["userns"].get<bool>();
     if (job_filter.empty() && o.contains("jobs") && o["jobs"].is_array() && !o["jobs"].empty()) {
       p.job_ids.clear();
       for (const auto& id : o["jobs"]) p.job_ids.push_back(id.get<std::string>());
@@ -150,6 +151,7 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
   o.matrix_filter = p.matrix_filter;
   o.env = p.env;
   o.platforms = p.platforms;
+  o.userns = p.userns;
   ex.workflow_display = p.workflow_path;
   ex.image_pins = p.image_pins;
   ex.run_identity = p.run_identity;

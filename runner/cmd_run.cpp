@@ -42,6 +42,9 @@ const CommandLine& command_line() {
           {"dirty", 0, false, false, "", "include uncommitted changes as a recorded patch"},
           {"lock", 0, true, false, "FILE", "pin inputs by this lock (default: lockstep.lock)"},
           {"frozen", 0, false, false, "", "refuse to run an input lockstep.lock does not pin"},
+          {"userns", 0, false, false, "",
+           "run every job and service in its own user namespace (root inside is host uid "
+           "100000)"},
           {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
           {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
@@ -76,6 +79,7 @@ Result<RunOptions> parse_options(const Args& args) {
     return fail("--ref needs --repo (the current repository runs at HEAD)", ErrorKind::kUsage);
   o.lock_file = p.get("lock").value_or("");
   o.frozen = p.has("frozen");
+  o.userns = p.has("userns");
   // .lockstep.yml: below the command line.
   LS_TRY_ASSIGN(pipeline::ProjectConfig config,
                 load_config_for(o.workflow, p.get("config").value_or("")));

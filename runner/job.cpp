@@ -153,4 +153,25 @@ JobOutcome run_job(RunShared& run, const pipeline::JobInstance& instance, size_t
   return e.run();
 }
 
+executor::UserNamespace default_user_namespace() {
+  executor::UserNamespace u;
+  u.uid_map = {{0, 100000, 65536}};
+  u.gid_map = {{0, 100000, 65536}};
+  u.allow_setgroups = true;
+  return u;
+}
+
+std::string describe_user_namespace(const executor::UserNamespace& u) {
+  auto map = [](const std::vector<executor::IdMapping>& m) {
+    std::string out;
+    for (const auto& e : m)
+      out += (out.empty() ? "" : ",") + std::to_string(e.container_id) + ":" +
+             std::to_string(e.host_id) + ":" + std::to_string(e.size);
+    return out;
+  };
+  std::string uid = map(u.uid_map), gid = map(u.gid_map);
+  std::string out = uid == gid ? uid : "uid " + uid + " gid " + gid;
+  return u.allow_setgroups ? out : out + " setgroups=deny";
+}
+
 }  // namespace lockstep::runner

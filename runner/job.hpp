@@ -98,6 +98,8 @@ struct RunShared {
   // may set them): SOURCE_DATE_EPOCH, TZ, LANG.
   std::map<std::string, std::string> default_env;
   std::string secret_key;  // keys the secret hashes in environment documents
+  // --userns: the mapping of every job and service container.
+  std::optional<executor::UserNamespace> userns;
   // Replay: the hashes each instance (by display name) must arrive at;
   // a job whose hash differs fails before it starts.
   const std::map<std::string, Json>* expected_docs = nullptr;
@@ -118,6 +120,13 @@ struct RunShared {
     bool reverse_dir_order = false;
   } vary;
 };
+
+// --userns: container ids 0..65535 are host ids 100000..165535, uids and
+// gids alike; supplementary groups allowed.
+executor::UserNamespace default_user_namespace();
+
+// How a mapping is named in the environment hash ("0:100000:65536").
+std::string describe_user_namespace(const executor::UserNamespace& u);
 
 // Where an instance sits among its job's matrix combinations.
 struct MatrixPosition {

@@ -341,6 +341,7 @@ class JobExecution {
     LS_TRY(write_file(job_dir / "hosts", hosts_file(service_names)));
     spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
     LS_TRY(apply_container_options(spec));
+    spec.user_namespace = run_.userns;
     apply_variation(spec);
     report_.network = executor::to_string(spec.network);
     // The environment hash, before anything runs: a replay refuses here.
@@ -378,6 +379,7 @@ class JobExecution {
       spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
       spec.env = env_from_config(img.record.config_json);
       spec.user = user_from_config(img.record.config_json);
+      spec.user_namespace = run_.userns;
       std::vector<std::string> env;
       for (const auto& [k, v] : decl.container.env) {
         LS_TRY_ASSIGN(std::string val,
@@ -453,7 +455,10 @@ class JobExecution {
   // Verify's uid variation: the build's user owns the workspace and $HOME
   // while run steps run; built-in actions (libgit2 refuses to check out into
   // a directory another user owns) find them owned by root again.
-  Status own_workspace_for_variation(bool for_build = true);
+  // The workspace and $HOME owned by the ids a run step writes as (for_build)
+  // or by host root for built-in actions: --userns and verify's uid variation.
+  Status own_workspace(bool for_build = true);
+  std::optional<std::pair<uint32_t, uint32_t>> workspace_owner_;
   std::string secret_free(const std::string& text) const;
   // A replay pins each image to the recorded manifest; else lockstep.lock.
   ImagePin replay_pin(const std::string& image) const;

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <tuple>
 
 #include "cache/artifacts.hpp"
 #include "executor/interactive.hpp"
@@ -148,13 +149,31 @@ void JobExecution::apply_variation(executor::ContainerSpec& spec) {
     spec.user = std::to_string(v.uid_gid->first) + ":" + std::to_string(v.uid_gid->second);
 }
 
-Status JobExecution::own_workspace_for_variation(bool for_build) {
-  if (!run_.vary.uid_gid) return {};
+Status JobExecution::own_workspace(bool for_build) {
+  if (!run_.vary.uid_gid && !run_.userns) return {};
   // Built-in actions write on the host side as root; a build running as
-  // another user must own what it builds in.
-  auto [uid, gid] = for_build ? *run_.vary.uid_gid : std::make_pair(0u, 0u);
+  // another user, or as root of a user namespace (a host id of its own),
+  // must own what it builds in.
+  uint32_t uid = 0, gid = 0;
+  if (for_build) {
+    if (run_.vary.uid_gid) std::tie(uid, gid) = *run_.vary.uid_gid;
+    if (run_.userns) {
+      auto to_host = [](const std::vector<executor::IdMapping>& map, uint32_t id) {
+        for (const auto& m : map)
+          if (id >= m.container_id && id - m.container_id < m.size)
+            return m.host_id + (id - m.container_id);
+        return map.empty() ? id : map.front().host_id;
+      };
+      uid = to_host(run_.userns->uid_map, uid);
+      gid = to_host(run_.userns->gid_map, gid);
+    }
+  }
+  // Consecutive steps of one kind need no second walk over the tree: what a
+  // run step creates already belongs to the ids it runs as.
+  if (workspace_owner_ == std::make_pair(uid, gid)) return {};
   for (const auto& d : {workspace_host_.parent_path().parent_path(), home_host_})
     LS_TRY(chown_tree(d, uid, gid));
+  workspace_owner_ = std::make_pair(uid, gid);
   return {};
 }
 
@@ -191,6 +210,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.hostname = spec.hostname;
   in.domainname = spec.domainname;
   in.network = executor::to_string(spec.network);
+  if (spec.user_namespace) in.user_namespace = describe_user_namespace(*spec.user_namespace);
   in.memory_bytes = spec.limits.memory_bytes;
   if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);
   in.pids = spec.limits.pids;

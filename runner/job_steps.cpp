@@ -166,7 +166,7 @@ Result<executor::ProcessResult> JobExecution::run_one_step(const pipeline::Step&
   auto coe = eval_bool_text(step.continue_on_error, ctx_, false, "continue-on-error");
   hin.continue_on_error = coe && *coe;
   LS_TRY(compute_step_hash(hin, sr));
-  LS_TRY(own_workspace_for_variation());
+  LS_TRY(own_workspace());
   last_ps_ = ps;
   if (stop_here_) return stopped_result();
 
@@ -214,7 +214,7 @@ Result<executor::ProcessResult> JobExecution::run_action_step(const pipeline::St
   for (const auto& [k, v] : step.with) {
     LS_TRY_ASSIGN(env.with[k], eval_string(v, ctx_, "step '" + sr.name + "' with." + k));
   }
-  LS_TRY(own_workspace_for_variation(false));
+  LS_TRY(own_workspace(false));
   pipeline::StepEnvInputs hin;
   hin.index = static_cast<size_t>(&step - job_.steps.data());
   hin.id = step.id;

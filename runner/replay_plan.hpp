@@ -23,6 +23,7 @@ struct ReplayPlan {
   pipeline::EnvList env;
   std::vector<std::string> secret_names;
   std::map<std::string, std::string> platforms;
+  bool userns = false;  // the run used --userns
   std::map<std::string, std::string> image_pins;
   std::map<std::string, Json> expected_docs;
   std::string source_url, source_commit, source_ref, source_patch;

@@ -376,6 +376,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   auto key = secret_hash_key(opt.state_dir);
   if (!key) return report_error(key.error());
   shared.secret_key = *key;
+  if (opt.userns) shared.userns = default_user_namespace();
   shared.expected_docs = ex->expected_docs.empty() ? nullptr : &ex->expected_docs;
   shared.image_pins = ex->image_pins;
   shared.until_step = ex->until_step;
@@ -595,7 +596,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
                    {"platforms", platforms},
                    {"jobs", opt.jobs},
                    {"matrix", matrix},
-                   {"until", ex->until_step}};
+                   {"until", ex->until_step},
+                   {"userns", opt.userns}};
     rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
                         {"GITHUB_RUN_NUMBER", github["run_number"]},
                         {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},

@@ -34,6 +34,9 @@ struct RunOptions {
   std::filesystem::path lock_file;
   // --frozen: refuse any input lockstep.lock does not pin.
   bool frozen = false;
+  // --userns: every job and service container in its own user namespace
+  // (default_user_namespace()).
+  bool userns = false;
   // .lockstep.yml defaults (docker syntax).
   std::string default_options;
   std::filesystem::path state_dir;

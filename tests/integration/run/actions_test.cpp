@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include "common/fs.hpp"
+#include "common/json.hpp"
 #include "tests/support/lockstep_process.hpp"
 
 namespace lockstep::testing {
@@ -361,6 +363,72 @@ jobs:
   EXPECT_TRUE(has(r.err, "service 'web' did not become healthy after 3 checks")) << r.err;
   EXPECT_TRUE(has(r.err, "still warming up")) << r.err;
   EXPECT_FALSE(has(r.out, "] must not run"));
+}
+
+// --userns: root inside every container is host uid 100000. The job checks
+// out, writes its workspace, reaches its service, uploads an artifact; the
+// mapping is part of the environment hash.
+TEST_F(ServicesTest, UserNamespacedJobsCheckOutBuildUploadAndReachTheirService) {
+  make_web_image("localhost/web:test", "");
+  auto repo = make_repo();
+  std::string yaml = R"(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    services:
+      web:
+        image: localhost/web:test
+        options: --health-cmd "wget -q -O /dev/null http://127.0.0.1:8080/" --health-interval 200ms --health-retries 20
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          repository: )" +
+                     repo.string() +
+                     R"(
+          ref: v1
+      - run: |
+          echo uid $(id -u) map $(tr -s ' ' < /proc/self/uid_map)
+          echo checked out: $(cat hello.txt)
+          echo built > out.txt && echo home > $HOME/h.txt && echo wrote
+          echo service: $(wget -q -O - http://web:8080/)
+      - uses: actions/upload-artifact@v4
+        with:
+          name: out
+          path: out.txt
+      - run: echo again >> out.txt && cat out.txt
+)";
+  auto r = run(yaml, {"--userns"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "[c] uid 0 map 0 100000 65536")) << r.out;
+  EXPECT_TRUE(has(r.out, "[c] checked out: version one")) << r.out;
+  EXPECT_TRUE(has(r.out, "[c] wrote")) << r.out;
+  EXPECT_TRUE(has(r.out, "[c] service: served by the service")) << r.out;
+  EXPECT_TRUE(has(r.out, "[c] again")) << r.out;
+
+  std::filesystem::path record;
+  for (const auto& e : std::filesystem::directory_iterator(home_.home() / "runs"))
+    record = e.path() / "record.json";
+  auto text = read_file(record);
+  ASSERT_TRUE(text);
+  auto rec = Json::parse(*text);
+  const auto& job = rec["jobs"][0];
+  EXPECT_EQ(job["env_doc"]["container"]["user_namespace"], "0:100000:65536");
+  EXPECT_EQ(rec["options"]["userns"], true);
+  ASSERT_EQ(job["artifacts"].size(), 1u);
+  // A replay restores --userns from the record: the hashes match.
+  auto replay = home_.lockstep({"replay", record.string()});
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+
+  // The same job without --userns: the host's ids, and no such field.
+  std::filesystem::remove_all(home_.home() / "runs");
+  auto plain = run(yaml);
+  ASSERT_EQ(plain.exit_code, 0) << plain.out << plain.err;
+  EXPECT_TRUE(has(plain.out, "[c] uid 0 map 0 0 4294967295")) << plain.out;
+  for (const auto& e : std::filesystem::directory_iterator(home_.home() / "runs"))
+    record = e.path() / "record.json";
+  rec = Json::parse(*read_file(record));
+  EXPECT_FALSE(rec["jobs"][0]["env_doc"]["container"].contains("user_namespace"));
 }
 
 }  // namespace
