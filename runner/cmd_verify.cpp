@@ -130,6 +130,8 @@ const CommandLine& verify_cl() {
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
        {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
        {"no-diffoscope", 0, false, false, "", "do not run diffoscope on differing files"},
+       {"userns", 0, false, false, "",
+        "build in user namespaces, as 'run --userns' (a record applies its own)"},
        {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"}});
   return cl;
 }
@@ -195,6 +197,7 @@ int cmd_verify(const Args& args) {
     base.workflow = *wf;
   }
   base.state_dir = state;
+  base.userns = a->has("userns");
   if (auto s = add_selection_options(*a, base); !s) return report_error(s.error());
   if (auto s = add_secret_and_pull_options(*a, base); !s) return report_error(s.error());
   if (!plan) {  // .lockstep.yml, below the command line
@@ -230,6 +233,7 @@ int cmd_verify(const Args& args) {
     if (plan) {
       if (auto s = prepare_replay_run(*plan, state, scratch->path(), o, ex); !s)
         return report_error(s.error());
+      o.userns = o.userns || base.userns;
       ex.image_pins = plan->image_pins;
       if (!base.jobs.empty()) o.jobs = base.jobs;
       if (!base.matrix_filter.empty()) o.matrix_filter = base.matrix_filter;
