@@ -42,13 +42,18 @@ class ConfigReader {
         LS_TRY_ASSIGN(cfg.mirror, scalar(v, "'mirror'"));
         if (cfg.mirror.rfind("http://", 0) != 0 && cfg.mirror.rfind("https://", 0) != 0)
           return error(v, "'mirror' must be an http:// or https:// URL, got '" + cfg.mirror + "'");
+      } else if (key == "userns") {
+        LS_TRY_ASSIGN(std::string b, scalar(v, "'userns'"));
+        if (b != "true" && b != "false")
+          return error(v, "'userns' must be true or false, got '" + b + "'");
+        cfg.userns = b == "true";
       } else if (key == "state-dir") {
         LS_TRY_ASSIGN(cfg.state_dir, scalar(v, "'state-dir'"));
         if (cfg.state_dir.empty()) return error(v, "'state-dir' is empty");
       } else {
-        return error(kv.first,
-                     "unknown key '" + key + "'" +
-                         did_you_mean(key, {"runs-on", "defaults", "mirror", "state-dir"}));
+        return error(kv.first, "unknown key '" + key + "'" +
+                                   did_you_mean(key, {"runs-on", "defaults", "mirror", "userns",
+                                                      "state-dir"}));
       }
     }
     return cfg;

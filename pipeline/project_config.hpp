@@ -9,6 +9,7 @@
 //     pids-limit: 512
 //     network: none          # none or host
 //   mirror: http://127.0.0.1:5000
+//   userns: true             # as run --userns
 //   state-dir: /var/lib/lockstep   # LOCKSTEP_HOME and --state-dir win
 //
 // Errors are kWorkflow with file:line:col and the quoted line, as the
@@ -35,6 +36,7 @@ struct ProjectConfig {
   ContainerOptions defaults;
   std::string default_options;  // "--memory 1g --cpus 2 --network none"
   std::string mirror;
+  bool userns = false;  // every job and service in its own user namespace
   std::string state_dir;
 };
 

@@ -94,6 +94,7 @@ Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& m
 Status apply_project_config(const pipeline::ProjectConfig& config, RunOptions& o) {
   for (const auto& [label, image] : config.platforms) o.platforms.emplace(label, image);
   LS_TRY(apply_config_mirror(config, o.mirror));
+  o.userns = o.userns || config.userns;
   o.default_options = config.default_options;
   return {};
 }

@@ -431,5 +431,20 @@ jobs:
   EXPECT_FALSE(rec["jobs"][0]["env_doc"]["container"].contains("user_namespace"));
 }
 
+TEST_F(ActionsTest, ProjectConfigCanTurnOnUserNamespaces) {
+  home_.write("wf/.lockstep.yml", "userns: true\n");
+  auto r = run(R"(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: echo map $(tr -s ' ' < /proc/self/uid_map) && echo ok > written.txt && cat written.txt
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "[c] map 0 100000 65536")) << r.out;
+  EXPECT_TRUE(has(r.out, "[c] ok")) << r.out;
+}
+
 }  // namespace
 }  // namespace lockstep::testing

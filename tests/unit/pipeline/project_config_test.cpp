@@ -25,6 +25,7 @@ defaults:
   pids-limit: 256
   network: none
 mirror: http://127.0.0.1:5001
+userns: true
 state-dir: /var/tmp/ls
 )",
                                 ".lockstep.yml");
@@ -38,6 +39,7 @@ state-dir: /var/tmp/ls
   EXPECT_EQ(c->default_options, "--memory 512m --cpus 1.5 --pids-limit 256 --network none");
   EXPECT_EQ(c->mirror, "http://127.0.0.1:5001");
   EXPECT_EQ(c->state_dir, "/var/tmp/ls");
+  EXPECT_TRUE(c->userns);
 }
 
 TEST(ProjectConfig, EmptyFileIsNoSettings) {
@@ -61,6 +63,10 @@ TEST(ProjectConfig, ErrorsAreLocated) {
             "(lockstep supports none and host)");
   EXPECT_EQ(config_error("runs-on: [a, b]\n"),
             ".lockstep.yml:1:10: 'runs-on' must map labels to images");
+  EXPECT_EQ(config_error("userns: yes please\n"),
+            ".lockstep.yml:1:9: 'userns' must be true or false, got 'yes please'");
+  EXPECT_EQ(config_error("usrns: true\n"),
+            ".lockstep.yml:1:1: unknown key 'usrns' (did you mean 'userns'?)");
   EXPECT_EQ(config_error("mirror: 127.0.0.1:5000\n"),
             ".lockstep.yml:1:9: 'mirror' must be an http:// or https:// URL, got '127.0.0.1:5000'");
   std::string bad = config_error("runs-on:\n  x: [\n");
