@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -119,6 +120,21 @@ class LockstepHome {
     std::filesystem::create_directories(p.parent_path());
     std::ofstream(p) << content;
     return p;
+  }
+
+  // Every run's id, oldest first (run ids sort by start time).
+  std::vector<std::string> run_ids() const {
+    std::vector<std::string> ids;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(home() / "runs", ec))
+      if (e.path().filename().string()[0] != '.') ids.push_back(e.path().filename().string());
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+  // record.json of the newest run; empty when there is none.
+  std::filesystem::path latest_record() const {
+    auto ids = run_ids();
+    return ids.empty() ? std::filesystem::path() : home() / "runs" / ids.back() / "record.json";
   }
 
  private:

@@ -215,9 +215,7 @@ TEST_F(RunThroughMirror, RunPullsThroughTheMirrorAndLaterRunsNeedOnlyTheMirror) 
   EXPECT_EQ(count(access, "\"cache\":\"miss\""), static_cast<int>(blobs) + 1) << access;
 
   // The record names the image by its real reference and digest.
-  std::filesystem::path record;
-  for (const auto& e : std::filesystem::directory_iterator(first.home() / "runs"))
-    record = e.path() / "record.json";
+  std::filesystem::path record = first.latest_record();
   auto rec = Json::parse(slurp(record), nullptr, false);
   ASSERT_FALSE(rec.is_discarded()) << record;
   ASSERT_EQ(rec["jobs"].size(), 1u);

@@ -197,19 +197,8 @@ jobs:
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   auto b = home.lockstep({"run", wf.string(), "--env", "CFLAGS=-O3"});
   ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
-  std::vector<std::string> runs;
-  for (const auto& e : std::filesystem::directory_iterator(home.home() / "runs"))
-    runs.push_back(e.path().filename().string());
+  std::vector<std::string> runs = home.run_ids();  // oldest first
   ASSERT_EQ(runs.size(), 2u);
-  // Run ids of runs started in the same second do not sort by time: order
-  // them by the records' start times.
-  auto started = [&](const std::string& r) {
-    auto text = read_file(home.home() / "runs" / r / "record.json");
-    EXPECT_TRUE(text) << r;
-    return text ? RecordDoc::parse(*text).value("started_at", "") : "";
-  };
-  std::sort(runs.begin(), runs.end(),
-            [&](const std::string& x, const std::string& y) { return started(x) < started(y); });
 
   auto d = home.lockstep({"diff", runs[0], runs[1]});
   EXPECT_EQ(d.exit_code, 1) << d.out << d.err;

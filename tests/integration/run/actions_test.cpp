@@ -406,9 +406,7 @@ jobs:
   EXPECT_TRUE(has(r.out, "[c] service: served by the service")) << r.out;
   EXPECT_TRUE(has(r.out, "[c] again")) << r.out;
 
-  std::filesystem::path record;
-  for (const auto& e : std::filesystem::directory_iterator(home_.home() / "runs"))
-    record = e.path() / "record.json";
+  std::filesystem::path record = home_.latest_record();
   auto text = read_file(record);
   ASSERT_TRUE(text);
   auto rec = Json::parse(*text);
@@ -421,13 +419,10 @@ jobs:
   EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
 
   // The same job without --userns: the host's ids, and no such field.
-  std::filesystem::remove_all(home_.home() / "runs");
   auto plain = run(yaml);
   ASSERT_EQ(plain.exit_code, 0) << plain.out << plain.err;
   EXPECT_TRUE(has(plain.out, "[c] uid 0 map 0 0 4294967295")) << plain.out;
-  for (const auto& e : std::filesystem::directory_iterator(home_.home() / "runs"))
-    record = e.path() / "record.json";
-  rec = Json::parse(*read_file(record));
+  rec = Json::parse(*read_file(home_.latest_record()));
   EXPECT_FALSE(rec["jobs"][0]["env_doc"]["container"].contains("user_namespace"));
 }
 

@@ -129,10 +129,7 @@ jobs:
   EXPECT_TRUE(has(r.out, "5 of 5 jobs passed")) << r.out;
 
   // The record lists the instances where the job is declared.
-  std::filesystem::path record;
-  for (const auto& e : std::filesystem::directory_iterator(home_.home() / "runs"))
-    record = e.path() / "record.json";
-  auto text = read_file(record);
+  auto text = read_file(home_.latest_record());
   ASSERT_TRUE(text);
   auto rec = Json::parse(*text);
   std::vector<std::string> names;
