@@ -149,6 +149,12 @@ Json job_document(const JobEnvInputs& in) {
     needs[id] = {{"result", n.result}, {"outputs", outputs}, {"artifacts", artifacts}};
   }
   d["needs"] = needs;
+  if (!in.node_runtime.empty()) d["node_runtime"] = in.node_runtime;
+  if (!in.actions.empty()) {
+    Json actions = Json::object();
+    for (const auto& [k, v] : in.actions) actions[k] = v;
+    d["actions"] = actions;
+  }
   return d;
 }
 
@@ -166,6 +172,7 @@ Json step_document(const StepEnvInputs& in, const Digest& previous) {
     for (const auto& [k, v] : in.with) with[k] = v;
     d["uses"] = in.uses;
     d["with"] = with;
+    if (!in.action.is_null()) d["action"] = in.action;
   } else {
     d["script"] = in.script;
     d["argv"] = in.argv;

@@ -92,6 +92,12 @@ struct JobEnvInputs {
   int64_t job_timeout_ms = 0;
   std::vector<EnvService> services;
   std::map<std::string, EnvNeed> needs;
+  // lockstep's Node.js runtime mounted for actions ("sha256:..."); empty:
+  // the job uses no actions (then not in the document).
+  std::string node_runtime;
+  // Repository actions the job resolved before it started: "owner/repo@ref"
+  // -> commit (empty: none; then not in the document).
+  std::map<std::string, std::string> actions;
 };
 
 struct StepEnvInputs {
@@ -106,6 +112,10 @@ struct StepEnvInputs {
   // uses steps
   std::string uses;
   std::map<std::string, std::string> with;
+  // An action lockstep runs from its metadata (not a built-in): what it is
+  // and which exact code (repository commit, or the metadata's digest for a
+  // local action, the runtime for JavaScript). Null: built-in action.
+  Json action;
   std::map<std::string, std::string> env;  // the full environment of the step
   int64_t timeout_ms = 0;
   bool continue_on_error = false;

@@ -4,6 +4,7 @@
 #include <array>
 #include <string_view>
 
+#include "pipeline/action.hpp"
 #include "pipeline/matrix.hpp"
 #include "pipeline/parse.hpp"
 
@@ -92,7 +93,17 @@ Status collect_one(const JobInstance& inst, const EvalContext& ctx,
     const Step& s = job.steps[i];
     if (!s.uses) continue;
     std::string action = s.uses->substr(0, s.uses->find('@'));
-    if (action != "actions/checkout") continue;
+    if (action != "actions/checkout") {
+      // An action from a repository (not built in): its ref is pinned.
+      auto ref = parse_action_ref(*s.uses);
+      if (!ref || ref->builtin() || ref->kind != ActionRef::Kind::kRepository) continue;
+      InputUse u = base_use(InputUse::Kind::kAction, "step " + std::to_string(i + 1));
+      u.reference = ref->repository();
+      u.ref = ref->ref;
+      u.text = *s.uses;
+      out.push_back(std::move(u));
+      continue;
+    }
     InputUse u = base_use(InputUse::Kind::kCheckout, "step " + std::to_string(i + 1));
     auto get = [&](const char* k) {
       auto it = s.with.find(k);
@@ -115,7 +126,15 @@ Status collect_one(const JobInstance& inst, const EvalContext& ctx,
 }  // namespace
 
 const char* to_string(InputUse::Kind kind) {
-  return kind == InputUse::Kind::kImage ? "image" : "checkout";
+  switch (kind) {
+    case InputUse::Kind::kImage:
+      return "image";
+    case InputUse::Kind::kCheckout:
+      return "checkout";
+    case InputUse::Kind::kAction:
+      return "action";
+  }
+  return "?";
 }
 
 EvalContext instance_context(const EvalContext& base, const JobInstance& inst, size_t index,

@@ -20,7 +20,10 @@
 namespace lockstep::pipeline {
 
 struct InputUse {
-  enum class Kind { kImage, kCheckout };
+  // kAction: `uses: owner/repo[/path]@ref` of a step (reference
+  // "owner/repo", ref the ref); actions inside composite actions are found
+  // by the runner, which reads their metadata.
+  enum class Kind { kImage, kCheckout, kAction };
   Kind kind = Kind::kImage;
   std::string job_id;
   std::string instance;  // the instance's display name
@@ -33,7 +36,7 @@ struct InputUse {
   std::string unlockable;  // non-empty: why it is only known at run time
 };
 
-// "image" or "checkout".
+// "image", "checkout" or "action".
 const char* to_string(InputUse::Kind kind);
 
 // The pre-run evaluation context of one instance: `base` (github, inputs,

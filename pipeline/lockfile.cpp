@@ -40,6 +40,13 @@ Lockfile sorted(Lockfile lock) {
     std::sort(s.jobs.begin(), s.jobs.end());
     s.jobs.erase(std::unique(s.jobs.begin(), s.jobs.end()), s.jobs.end());
   }
+  for (auto& a : lock.actions) {
+    std::sort(a.jobs.begin(), a.jobs.end());
+    a.jobs.erase(std::unique(a.jobs.begin(), a.jobs.end()), a.jobs.end());
+  }
+  std::sort(lock.actions.begin(), lock.actions.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.repository, a.ref) < std::tie(b.repository, b.ref);
+  });
   std::sort(lock.images.begin(), lock.images.end(),
             [](const auto& a, const auto& b) { return a.reference < b.reference; });
   std::sort(lock.sources.begin(), lock.sources.end(), [](const auto& a, const auto& b) {
@@ -93,8 +100,15 @@ class Reader {
                                "): upgrade lockstep or run 'lockstep lock' again");
     if (lock.schema < 1) return error(schema, "unknown schema '" + s + "'");
 
-    LS_TRY(keys(root, {"schema", "lockstep", "workflow", "images", "sources", "unlockable"},
-                {"schema", "lockstep", "workflow"}, "the lock"));
+    if (lock.schema >= 2) {
+      LS_TRY(keys(root,
+                  {"schema", "lockstep", "workflow", "images", "sources", "actions", "node-runtime",
+                   "unlockable"},
+                  {"schema", "lockstep", "workflow"}, "the lock"));
+    } else {
+      LS_TRY(keys(root, {"schema", "lockstep", "workflow", "images", "sources", "unlockable"},
+                  {"schema", "lockstep", "workflow"}, "the lock"));
+    }
     LS_TRY_ASSIGN(lock.lockstep_version, string(root["lockstep"], "lockstep"));
     const YAML::Node wf = root["workflow"];
     LS_TRY(keys(wf, {"path", "digest"}, {"path", "digest"}, "'workflow'"));
@@ -154,6 +168,35 @@ class Reader {
         }
         lock.sources.push_back(std::move(src));
       }
+    }
+    if (const YAML::Node actions = root["actions"]) {
+      LS_TRY(seq(actions, "'actions'"));
+      for (const auto& n : actions) {
+        LS_TRY(keys(n, {"repository", "ref", "commit", "url", "jobs"},
+                    {"repository", "ref", "commit"}, "an action"));
+        LockedAction a;
+        LS_TRY_ASSIGN(a.repository, string(n["repository"], "action repository"));
+        if (std::count(a.repository.begin(), a.repository.end(), '/') != 1 ||
+            a.repository.front() == '/' || a.repository.back() == '/')
+          return error(n["repository"],
+                       "action repository '" + a.repository + "' is not OWNER/REPO");
+        LS_TRY_ASSIGN(a.ref, string(n["ref"], "action ref"));
+        LS_TRY_ASSIGN(a.commit, string(n["commit"], "action commit"));
+        if (!is_commit(a.commit))
+          return error(n["commit"], "commit '" + a.commit + "' is not 40 lowercase hex digits");
+        if (n["url"]) {
+          LS_TRY_ASSIGN(a.url, string(n["url"], "action url"));
+        }
+        if (n["jobs"]) {
+          LS_TRY_ASSIGN(a.jobs, strings(n["jobs"], "'jobs'"));
+        }
+        if (lock.find_action(a.repository, a.ref))
+          return error(n, "action '" + a.repository + "@" + a.ref + "' is listed twice");
+        lock.actions.push_back(std::move(a));
+      }
+    }
+    if (const YAML::Node rt = root["node-runtime"]) {
+      LS_TRY_ASSIGN(lock.node_runtime, digest(rt, "node-runtime"));
     }
     if (const YAML::Node un = root["unlockable"]) {
       LS_TRY(seq(un, "'unlockable'"));
@@ -235,6 +278,12 @@ const LockedSource* Lockfile::find_source(std::string_view url, std::string_view
   return nullptr;
 }
 
+const LockedAction* Lockfile::find_action(std::string_view repository, std::string_view ref) const {
+  for (const auto& a : actions)
+    if (a.repository == repository && a.ref == ref) return &a;
+  return nullptr;
+}
+
 const LockedSource* Lockfile::workflow_source() const {
   for (const auto& s : sources)
     if (s.workflow_repository) return &s;
@@ -271,6 +320,20 @@ std::string serialize_lockfile(const Lockfile& in) {
     sources.push_back(std::move(e));
   }
   j["sources"] = std::move(sources);
+  if (lock.schema >= 2) {
+    OJson actions = OJson::array();
+    for (const auto& a : lock.actions) {
+      OJson e;
+      e["repository"] = a.repository;
+      e["ref"] = a.ref;
+      e["commit"] = a.commit;
+      if (!a.url.empty()) e["url"] = a.url;
+      e["jobs"] = a.jobs;
+      actions.push_back(std::move(e));
+    }
+    j["actions"] = std::move(actions);
+    if (!lock.node_runtime.empty()) j["node-runtime"] = lock.node_runtime;
+  }
   if (!lock.unlockable.empty()) {
     OJson un = OJson::array();
     for (const auto& u : lock.unlockable)
@@ -327,6 +390,26 @@ std::vector<std::string> lock_differences(const Lockfile& old, const Lockfile& n
   for (const auto& s : sorted(now).sources)
     if (!s.workflow_repository && !old.find_source(s.url, s.ref))
       out.push_back("source '" + s.url + "' ref '" + s.ref + "' is used but not locked");
+  for (const auto& a : sorted(old).actions) {
+    const LockedAction* n = now.find_action(a.repository, a.ref);
+    std::string name = "action '" + a.repository + "@" + a.ref + "'";
+    if (!n)
+      out.push_back(name + " is locked but no longer used");
+    else if (n->commit != a.commit)
+      out.push_back(name + " now " + n->commit + " (locked " + a.commit + ")");
+  }
+  for (const auto& a : sorted(now).actions)
+    if (!old.find_action(a.repository, a.ref))
+      out.push_back("action '" + a.repository + "@" + a.ref + "' is used but not locked");
+  if (old.node_runtime != now.node_runtime) {
+    if (now.node_runtime.empty())
+      out.push_back("the Node.js runtime is locked but no longer used");
+    else if (old.node_runtime.empty())
+      out.push_back("the Node.js runtime " + now.node_runtime + " is used but not locked");
+    else
+      out.push_back("the Node.js runtime is now " + now.node_runtime + " (locked " +
+                    old.node_runtime + ")");
+  }
   return out;
 }
 

@@ -20,7 +20,8 @@
 namespace lockstep::pipeline {
 
 inline constexpr std::string_view kLockSchemaPrefix = "lockstep.lock/v";
-inline constexpr int kLockSchemaVersion = 1;
+// v2 added `actions` and `node-runtime`; v1 files are still read.
+inline constexpr int kLockSchemaVersion = 2;
 
 struct LockedImage {
   std::string reference;  // as the workflow names it, after expressions ("alpine:3.19")
@@ -43,6 +44,16 @@ struct LockedSource {
   std::vector<std::string> jobs;
 };
 
+// An action or reusable workflow repository at a ref (`uses: owner/repo@v4`,
+// also through composite actions and called workflows), resolved to a commit.
+struct LockedAction {
+  std::string repository;  // "owner/repo"
+  std::string ref;         // as written ("v4")
+  std::string commit;      // 40 hex
+  std::string url;         // where it was resolved (informational)
+  std::vector<std::string> jobs;
+};
+
 // An input whose value is only known at run time (it reads `needs`, `steps`,
 // `env`, ...): it cannot be pinned, and `run --frozen` refuses it.
 struct UnlockableInput {
@@ -60,10 +71,15 @@ struct Lockfile {
   std::vector<LockedImage> images;
   std::vector<LockedSource> sources;
   std::vector<UnlockableInput> unlockable;
+  std::vector<LockedAction> actions;
+  // The digest of lockstep's Node.js runtime (runner/node_runtime.hpp) when
+  // any job uses actions; empty otherwise.
+  std::string node_runtime;
 
   const LockedImage* find_image(std::string_view reference) const;
   const LockedSource* find_source(std::string_view url, std::string_view ref) const;
   const LockedSource* workflow_source() const;
+  const LockedAction* find_action(std::string_view repository, std::string_view ref) const;
 };
 
 // "linux/amd64": the platform every lock resolves.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "pipeline/action.hpp"
 #include "pipeline/model.hpp"
 
 namespace lockstep::pipeline::detail {
@@ -17,6 +18,8 @@ class WorkflowParser {
   WorkflowParser(std::string_view source, const std::string& file);
 
   Result<Workflow> run();
+  // parse_action.cpp: the text is an action's metadata file.
+  Result<ActionManifest> action();
 
  private:
   using Keys = std::vector<std::string_view>;
@@ -75,6 +78,14 @@ class WorkflowParser {
   Result<Strategy> strategy(Job& job, const YAML::Node& n, const std::string& where);
   Result<OrderedValue> matrix(Job& job, const YAML::Node& n, const std::string& where);
 
+  // parse_action.cpp
+  Status action_inputs(ActionManifest& a, const YAML::Node& n);
+  Status action_outputs(ActionManifest& a, const YAML::Node& n);
+  Status action_runs(ActionManifest& a, const YAML::Node& key, const YAML::Node& n);
+
+  // Steps being parsed belong to a composite action, not a job: `run` needs
+  // `shell`, there is no `timeout-minutes`, and messages say so.
+  bool composite_ = false;
   // Where an empty (null) value is reported: its key. Set by every loop over
   // mapping entries before it looks at a value.
   mutable SourceLoc null_loc_;

@@ -115,12 +115,20 @@ Status WorkflowParser::job_entry(Job& job, const std::string& where, const std::
 Result<Step> WorkflowParser::step(Job& job, size_t index, const YAML::Node& n) {
   Step st;
   st.loc = loc(n);
-  const std::string where = "step " + std::to_string(index) + " of job '" + job.id + "'";
+  const std::string where = "step " + std::to_string(index) +
+                            (composite_ ? " of the composite action" : " of job '" + job.id + "'");
   LS_TRY(expect_map(n, where));
-  LS_TRY(check_keys(n,
-                    {"id", "name", "run", "uses", "with", "shell", "working-directory", "env", "if",
-                     "timeout-minutes", "continue-on-error"},
-                    {}, where));
+  if (composite_) {
+    LS_TRY(check_keys(n,
+                      {"id", "name", "run", "uses", "with", "shell", "working-directory", "env",
+                       "if", "continue-on-error"},
+                      {}, where));
+  } else {
+    LS_TRY(check_keys(n,
+                      {"id", "name", "run", "uses", "with", "shell", "working-directory", "env",
+                       "if", "timeout-minutes", "continue-on-error"},
+                      {}, where));
+  }
   for (auto it = n.begin(); it != n.end(); ++it) {
     null_loc_ = loc(it->first);
     LS_TRY(step_entry(st, job, where, it->first.Scalar(), it->first, it->second));
@@ -129,6 +137,12 @@ Result<Step> WorkflowParser::step(Job& job, size_t index, const YAML::Node& n) {
     return error(n, where + " has both 'run' and 'uses' (a step does one of them)");
   }
   if (!st.run && !st.uses) return error(n, where + " has neither 'run' nor 'uses'");
+  if (composite_ && st.run && st.shell.empty())
+    return error(
+        n, where + " has 'run' without 'shell' (a composite action's run steps name their shell)");
+  if (composite_ && st.uses && !st.working_directory.empty())
+    return error(n["working-directory"],
+                 "'working-directory' in " + where + " applies to 'run' steps only");
   return st;
 }
 
@@ -136,7 +150,7 @@ Status WorkflowParser::step_entry(Step& st, Job& job, const std::string& where,
                                   const std::string& key, const YAML::Node& k,
                                   const YAML::Node& v) {
   const std::string what = "'" + key + "' in " + where;
-  const std::string step_name = where.substr(0, where.find(" of job"));  // "step 2"
+  const std::string step_name = where.substr(0, where.find(" of "));  // "step 2"
   const std::string short_where = "'" + key + "' of " + step_name;
   auto* sites = &job.expressions;
   (void)k;
@@ -156,21 +170,11 @@ Status WorkflowParser::step_entry(Step& st, Job& job, const std::string& where,
   } else if (key == "uses") {
     LS_TRY_ASSIGN(st.uses, scalar(v, what));
     st.uses_loc = loc(v);
-    const std::string& u = *st.uses;
-    std::string supported;
-    for (std::string_view a : kBuiltinActions)
-      supported += (supported.empty() ? "" : ", ") + std::string(a);
-    size_t at = u.find('@');
-    std::string name = u.substr(0, at);
-    bool builtin =
-        std::find(kBuiltinActions.begin(), kBuiltinActions.end(), name) != kBuiltinActions.end();
-    if (!builtin) {
+    if (has_expression(*st.uses))
       return error(
-          v, "action '" + u + "' is not supported by lockstep (supported: " + supported + ")");
-    }
-    if (at == std::string::npos || at + 1 == u.size()) {
-      return error(v, "action '" + u + "' needs a version, as in '" + name + "@v4'");
-    }
+          v, "'uses' cannot hold an expression (GitHub resolves actions before the job runs)");
+    auto ref = parse_action_ref(*st.uses);
+    if (!ref) return error(v, std::string(ref.error().message()));
   } else if (key == "with") {
     LS_TRY_ASSIGN(st.with, string_map(v, what));
     for (const auto& [name, value] : st.with) {

@@ -47,13 +47,26 @@ class ConfigReader {
         if (b != "true" && b != "false")
           return error(v, "'userns' must be true or false, got '" + b + "'");
         cfg.userns = b == "true";
+      } else if (key == "actions-url") {
+        LS_TRY_ASSIGN(cfg.actions_url, scalar(v, "'actions-url'"));
+        if (cfg.actions_url.empty()) return error(v, "'actions-url' is empty");
+      } else if (key == "actions") {
+        if (!v.IsMap()) return error(v, "'actions' must map owners to URLs");
+        for (const auto& p : v) {
+          LS_TRY_ASSIGN(std::string owner, scalar(p.first, "an owner"));
+          LS_TRY_ASSIGN(std::string url, scalar(p.second, "the URL of owner '" + owner + "'"));
+          if (owner.empty() || owner.find('/') != std::string::npos)
+            return error(p.first, "'" + owner + "' is not an owner (the part before '/' in uses:)");
+          if (url.empty()) return error(p.second, "owner '" + owner + "' maps to no URL");
+          cfg.action_owners[owner] = url;
+        }
       } else if (key == "state-dir") {
         LS_TRY_ASSIGN(cfg.state_dir, scalar(v, "'state-dir'"));
         if (cfg.state_dir.empty()) return error(v, "'state-dir' is empty");
       } else {
         return error(kv.first, "unknown key '" + key + "'" +
                                    did_you_mean(key, {"runs-on", "defaults", "mirror", "userns",
-                                                      "state-dir"}));
+                                                      "actions-url", "actions", "state-dir"}));
       }
     }
     return cfg;

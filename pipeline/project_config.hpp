@@ -10,6 +10,9 @@
 //     network: none          # none or host
 //   mirror: http://127.0.0.1:5000
 //   userns: true             # as run --userns
+//   actions-url: https://git.example.com   # where OWNER/REPO@REF actions come from
+//   actions:                 # per owner (wins over actions-url)
+//     my-org: https://forge.internal
 //   state-dir: /var/lib/lockstep   # LOCKSTEP_HOME and --state-dir win
 //
 // Errors are kWorkflow with file:line:col and the quoted line, as the
@@ -36,7 +39,9 @@ struct ProjectConfig {
   ContainerOptions defaults;
   std::string default_options;  // "--memory 1g --cpus 2 --network none"
   std::string mirror;
-  bool userns = false;  // every job and service in its own user namespace
+  bool userns = false;      // every job and service in its own user namespace
+  std::string actions_url;  // base of OWNER/REPO (URL or directory)
+  std::map<std::string, std::string> action_owners;  // owner -> base
   std::string state_dir;
 };
 

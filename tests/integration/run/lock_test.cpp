@@ -157,7 +157,7 @@ jobs:
   auto text = read_file(proj / "lockstep.lock");
   ASSERT_TRUE(text);
   auto lock = nlohmann::json::parse(*text);
-  EXPECT_EQ(lock["schema"], "lockstep.lock/v1");
+  EXPECT_EQ(lock["schema"], "lockstep.lock/v2");
   EXPECT_EQ(lock["workflow"]["path"], ".github/workflows/ci.yml");
   ASSERT_EQ(lock["images"].size(), 2u) << *text;
   EXPECT_EQ(lock["images"][0]["reference"], image_);

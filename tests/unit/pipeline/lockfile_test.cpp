@@ -72,7 +72,7 @@ TEST(Lockfile, OutputIsSortedAndIndependentOfInputOrder) {
   std::string text = serialize_lockfile(x);
   EXPECT_EQ(text, serialize_lockfile(y));
   // Schema first, images in reference order, one key per line.
-  EXPECT_EQ(text.rfind("{\n  \"schema\": \"lockstep.lock/v1\",\n  \"lockstep\": \"0.1.0\",", 0), 0u)
+  EXPECT_EQ(text.rfind("{\n  \"schema\": \"lockstep.lock/v2\",\n  \"lockstep\": \"0.1.0\",", 0), 0u)
       << text;
   EXPECT_LT(text.find("localhost/busybox:1.35"), text.find("registry.example/b:1"));
   EXPECT_LT(text.find("\"/src/repo\""), text.find("https://example.com/x.git"));
@@ -81,13 +81,54 @@ TEST(Lockfile, OutputIsSortedAndIndependentOfInputOrder) {
 
 TEST(Lockfile, NewerSchemaIsRefused) {
   std::string text = serialize_lockfile(sample());
-  auto pos = text.find("lockstep.lock/v1");
-  text.replace(pos, 16, "lockstep.lock/v2");
+  auto pos = text.find("lockstep.lock/v2");
+  text.replace(pos, 16, "lockstep.lock/v3");
   EXPECT_EQ(parse_error(text),
-            "lockstep.lock:2:13: schema 'lockstep.lock/v2' is newer than this lockstep reads "
-            "(lockstep.lock/v1): upgrade lockstep or run 'lockstep lock' again");
+            "lockstep.lock:2:13: schema 'lockstep.lock/v3' is newer than this lockstep reads "
+            "(lockstep.lock/v2): upgrade lockstep or run 'lockstep lock' again");
   EXPECT_EQ(parse_error("{\"schema\": \"other/v1\"}"),
-            "lockstep.lock:1:12: unknown schema 'other/v1' (expected lockstep.lock/v1)");
+            "lockstep.lock:1:12: unknown schema 'other/v1' (expected lockstep.lock/v2)");
+}
+
+TEST(Lockfile, ActionsAndRuntimeRoundTripAndDiffer) {
+  Lockfile l = sample();
+  l.actions = {{"octo/hello", "v1", kC2, "https://github.com/octo/hello", {"build"}},
+               {"actions/setup-node", "v4", kC1, "", {"build", "test"}}};
+  l.node_runtime = kD3;
+  std::string text = serialize_lockfile(l);
+  // Sorted by repository.
+  EXPECT_LT(text.find("actions/setup-node"), text.find("octo/hello")) << text;
+  auto back = parse_lockfile(text, "lockstep.lock");
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_NE(back->find_action("octo/hello", "v1"), nullptr);
+  EXPECT_EQ(back->find_action("octo/hello", "v1")->commit, kC2);
+  EXPECT_EQ(back->node_runtime, kD3);
+  EXPECT_EQ(serialize_lockfile(*back), text);
+
+  Lockfile moved = l;
+  moved.actions[0].commit = kC1;
+  auto diff = lock_differences(l, moved);
+  ASSERT_EQ(diff.size(), 1u);
+  EXPECT_EQ(diff[0], "action 'octo/hello@v1' now " + kC1 + " (locked " + kC2 + ")");
+
+  std::string bad = text;
+  bad.replace(bad.find("\"octo/hello\""), 12, "\"octo-hello\"");
+  EXPECT_NE(parse_error(bad).find("action repository 'octo-hello' is not OWNER/REPO"),
+            std::string::npos)
+      << parse_error(bad);
+}
+
+TEST(Lockfile, VersionOneIsStillRead) {
+  std::string text = serialize_lockfile(sample());
+  text.replace(text.find("lockstep.lock/v2"), 16, "lockstep.lock/v1");
+  text.erase(text.find(",\n  \"actions\": []"), std::string(",\n  \"actions\": []").size());
+  auto back = parse_lockfile(text, "lockstep.lock");
+  ASSERT_TRUE(back) << back.error().message() << text;
+  EXPECT_EQ(back->schema, 1);
+  // ... and v1 has no actions.
+  std::string with_actions = serialize_lockfile(sample());
+  with_actions.replace(with_actions.find("lockstep.lock/v2"), 16, "lockstep.lock/v1");
+  EXPECT_NE(parse_error(with_actions).find("unknown key 'actions' in the lock"), std::string::npos);
 }
 
 TEST(Lockfile, TruncatedAndGarbageInputIsLocated) {

@@ -101,18 +101,9 @@ TEST(ParseErrors, UnsupportedKeysAreNamed) {
   a:
     runs-on: x
     steps:
-      - uses: docker/build-push-action@v5
-)"),
-            "ci.yml:5:15: action 'docker/build-push-action@v5' is not supported by lockstep "
-            "(supported: actions/checkout, actions/cache, actions/upload-artifact, "
-            "actions/download-artifact)");
-  EXPECT_EQ(parse_error(R"(jobs:
-  a:
-    runs-on: x
-    steps:
       - uses: actions/checkout
 )"),
-            "ci.yml:5:15: action 'actions/checkout' needs a version, as in 'actions/checkout@v4'");
+            "ci.yml:5:15: 'actions/checkout' needs a version, as in 'actions/checkout@v1'");
 }
 
 TEST(ParseErrors, WrongTypes) {

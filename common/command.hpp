@@ -1,0 +1,25 @@
+#pragma once
+// Running a host program to completion and capturing what it printed: for
+// the few tools lockstep drives on the host (patchelf, ldd, diffoscope, ...).
+// Not for anything that runs in a container (executor/ does that).
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace lockstep {
+
+struct CommandOutput {
+  int exit_code = -1;  // 128 + signal when killed by one
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (looked up in PATH when it has no '/') with stdin from
+// /dev/null and the caller's environment plus `extra_env` ("K=V", later
+// entries win). Fails only when the program could not be started; its exit
+// code is data.
+Result<CommandOutput> run_command(const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& extra_env = {});
+
+}  // namespace lockstep
