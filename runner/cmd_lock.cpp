@@ -12,12 +12,15 @@
 #include "cache/image_store.hpp"
 #include "common/digest.hpp"
 #include "common/fs.hpp"
+#include "pipeline/action.hpp"
 #include "pipeline/lock_inputs.hpp"
 #include "pipeline/lockfile.hpp"
 #include "pipeline/parse.hpp"
 #include "registry-mirror/client.hpp"
 #include "registry-mirror/reference.hpp"
+#include "runner/action_source.hpp"
 #include "runner/cli.hpp"
+#include "runner/node_runtime.hpp"
 #include "runner/project.hpp"
 #include "runner/pull.hpp"
 #include "runner/run_options.hpp"
@@ -45,6 +48,8 @@ const CommandLine& command_line() {
           {"mirror", 0, true, false, "URL",
            "resolve images through this pull-through mirror (default: $LOCKSTEP_MIRROR, "
            "then mirror: in .lockstep.yml)"},
+          {"actions-url", 0, true, false, "URL",
+           "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
           {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
   return cl;
@@ -56,7 +61,56 @@ struct LockOptions {
   std::map<std::string, std::string> platforms;
   std::vector<std::string> insecure;
   std::string mirror;  // normalized URL
+  ActionsConfig actions;
+  bool actions_url_given = false;
 };
+
+// Every action repository the workflow uses, also inside composite actions
+// (read from their metadata), at the commit its ref names now; and the
+// Node.js runtime when any job runs actions.
+Status lock_actions(const LockOptions& o, const pipeline::Workflow& wf,
+                    const std::map<std::string, std::vector<std::string>>& top,
+                    pipeline::Lockfile& lock) {
+  ActionSources sources(o.state_dir, o.actions, nullptr, {}, false);
+  std::map<std::string, pipeline::LockedAction> by_key;
+  std::function<Status(const std::string&, const std::vector<std::string>&, int)> visit =
+      [&](const std::string& uses, const std::vector<std::string>& jobs, int depth) -> Status {
+    if (depth > 9)
+      return fail("action '" + uses + "': composite actions nested more than 9 deep",
+                  ErrorKind::kWorkflow);
+    LS_TRY_ASSIGN(pipeline::ActionRef ref, pipeline::parse_action_ref(uses));
+    if (ref.builtin() || ref.kind != pipeline::ActionRef::Kind::kRepository) return {};
+    auto a = sources.resolve_action(ref);
+    if (!a) return fail(std::move(a.error()).context("lock action '" + uses + "'"));
+    std::string key = a->repo.key;
+    auto [it, fresh] = by_key.try_emplace(key);
+    auto& la = it->second;
+    la.repository = ref.repository();
+    la.ref = ref.ref;
+    la.commit = a->repo.commit;
+    la.url = a->repo.url;
+    la.jobs.insert(la.jobs.end(), jobs.begin(), jobs.end());
+    (void)fresh;
+    if (a->manifest->kind == pipeline::ActionKind::kComposite)
+      for (const auto& s : a->manifest->steps)
+        if (s.uses) LS_TRY(visit(*s.uses, jobs, depth + 1));
+    return {};
+  };
+  for (const auto& [uses, jobs] : top) LS_TRY(visit(uses, jobs, 0));
+  for (auto& [k, a] : by_key) lock.actions.push_back(std::move(a));
+  bool any = !lock.actions.empty();
+  for (const auto& job : wf.jobs)
+    for (const auto& s : job.steps)
+      if (s.uses)
+        if (auto ref = pipeline::parse_action_ref(*s.uses);
+            ref && ref->kind == pipeline::ActionRef::Kind::kLocal)
+          any = true;
+  if (any) {
+    LS_TRY_ASSIGN(NodeRuntime node, prepare_node_runtime(o.state_dir));
+    lock.node_runtime = node.digest;
+  }
+  return {};
+}
 
 Result<LockOptions> parse_options(const std::vector<std::string>& args) {
   LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
@@ -71,6 +125,10 @@ Result<LockOptions> parse_options(const std::vector<std::string>& args) {
   }
   o.insecure = p.all("insecure-registry");
   LS_TRY_ASSIGN(o.mirror, mirror_option(p));
+  if (auto u = p.get("actions-url")) {
+    o.actions.base_url = *u;
+    o.actions_url_given = true;
+  }
   o.state_dir = p.get("state-dir").value_or("");
   return o;
 }
@@ -184,6 +242,7 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
 
   std::map<std::string, std::vector<std::string>> images;  // reference -> instances
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> checkouts;
+  std::map<std::string, std::vector<std::string>> actions;  // uses text -> instances
   for (const auto& u : uses) {
     if (!u.unlockable.empty()) {
       std::fprintf(stderr,
@@ -199,6 +258,10 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
         return fail("job '" + u.job_id + "' " + u.what + ": the image is empty",
                     ErrorKind::kWorkflow);
       images[u.reference].push_back(u.instance);
+      continue;
+    }
+    if (u.kind == pipeline::InputUse::Kind::kAction) {
+      actions[u.text].push_back(u.instance);
       continue;
     }
     if (u.reference.empty() && u.ref.empty()) {  // the workflow's own repository at HEAD
@@ -229,6 +292,7 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
     if (!r) return fail(std::move(r.error()).context("lock checkout of '" + url + "'"));
     lock.sources.push_back({url, ref, r->commit, false, jobs});
   }
+  LS_TRY(lock_actions(o, wf, actions, lock));
   return lock;
 }
 
@@ -246,6 +310,7 @@ int cmd_lock(const std::vector<std::string>& args) {
   for (const auto& [label, image] : config->platforms) o->platforms.emplace(label, image);
   o->state_dir = choose_state_dir(o->state_dir, *config);
   if (auto m = apply_config_mirror(*config, o->mirror); !m) return report_error(m.error());
+  apply_config_actions(*config, o->actions, o->actions_url_given);
   fs::path lock_path = o->output.empty() ? default_lock_path(o->workflow) : o->output;
 
   auto now = resolve_lock(*o, lock_path);
@@ -274,8 +339,8 @@ int cmd_lock(const std::vector<std::string>& args) {
     return 1;
   }
   if (auto w = write_file_atomic(lock_path, bytes); !w) return report_error(w.error());
-  std::printf("wrote %s (%zu images, %zu sources)\n", lock_path.c_str(), now->images.size(),
-              now->sources.size());
+  std::printf("wrote %s (%zu images, %zu sources, %zu actions)\n", lock_path.c_str(),
+              now->images.size(), now->sources.size(), now->actions.size());
   return 0;
 }
 

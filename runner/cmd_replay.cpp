@@ -7,6 +7,7 @@
 #include <set>
 
 #include "cache/artifacts.hpp"
+#include "cache/git_trees.hpp"
 #include "cache/import_archive.hpp"
 #include "common/fs.hpp"
 #include "common/paths.hpp"
@@ -55,6 +56,17 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
       for (const auto& s : j["services"])
         if (!json_string(s, "manifest_digest").empty())
           p.image_pins[json_string(s, "image")] = json_string(s, "manifest_digest");
+    // Actions at the commits they ran, Docker actions' images by digest.
+    if (j.contains("inputs") && j["inputs"].is_array())
+      for (const auto& in : j["inputs"]) {
+        std::string kind = json_string(in, "kind");
+        if (kind == "action")
+          p.action_pins[json_string(in, "reference")] = json_string(in, "resolved");
+        else if (kind == "runtime")
+          p.node_runtime = json_string(in, "resolved");
+        else if (kind == "image" && !p.image_pins.count(json_string(in, "reference")))
+          p.image_pins[json_string(in, "reference")] = json_string(in, "resolved");
+      }
     if (check_hashes && j.contains("env_doc") && j["env_doc"].is_object() &&
         !j["env_doc"].empty()) {
       p.expected_docs[name] = j["env_doc"];
@@ -127,7 +139,6 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
 Result<size_t> import_bundle(const fs::path& record_dir, const fs::path& state) {
   std::error_code ec;
   fs::path dir = record_dir / "images";
-  if (!fs::is_directory(dir, ec)) return size_t{0};
   std::vector<fs::path> tars;
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec))
     if (it->path().extension() == ".tar") tars.push_back(it->path());
@@ -136,6 +147,25 @@ Result<size_t> import_bundle(const fs::path& record_dir, const fs::path& state) 
   for (const auto& t : tars) {
     auto r = cache::import_any(store, t, std::nullopt);
     if (!r) return fail(std::move(r.error()).context("import " + t.string()));
+  }
+  // Action trees by commit (the names are checked: 40 hex).
+  cache::GitTrees trees(state);
+  for (auto it = fs::directory_iterator(record_dir / "actions", ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    LS_TRY(trees.adopt(it->path().filename().string(), it->path()));
+  // The Node.js runtime the run used (self-contained; see node_runtime.hpp).
+  for (auto it = fs::directory_iterator(record_dir / "runtimes", ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    fs::path to = state / "runtimes" / it->path().filename();
+    if (fs::exists(to)) continue;
+    fs::create_directories(to.parent_path());
+    LS_TRY_ASSIGN(TempDir tmp, TempDir::create(to.parent_path(), ".tmp-import-"));
+    std::error_code cec;
+    fs::copy(it->path(), tmp.path() / "r", fs::copy_options::recursive, cec);
+    if (cec) return fail("import " + it->path().string() + ": " + cec.message());
+    if (::rename((tmp.path() / "r").c_str(), to.c_str()) != 0 && errno != EEXIST &&
+        errno != ENOTEMPTY)
+      return fail_errno("import " + it->path().string());
   }
   return tars.size();
 }
@@ -154,6 +184,8 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
   o.userns = p.userns;
   ex.workflow_display = p.workflow_path;
   ex.image_pins = p.image_pins;
+  ex.action_pins = p.action_pins;
+  ex.node_runtime_pin = p.node_runtime;
   ex.run_identity = p.run_identity;
   if (!p.source_commit.empty()) {
     ex.source_url = p.source_url;
@@ -187,6 +219,8 @@ const CommandLine& replay_cl() {
        {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
        {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
+       {"actions-url", 0, true, false, "URL",
+        "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
        {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"}});
   return cl;
 }

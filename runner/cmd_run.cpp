@@ -37,6 +37,8 @@ const CommandLine& command_line() {
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
           {"mirror", 0, true, false, "URL",
            "pull images through this registry mirror (default $LOCKSTEP_MIRROR)"},
+          {"actions-url", 0, true, false, "URL",
+           "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
           {"repo", 0, true, false, "URL", "run against this repository instead of the current one"},
           {"ref", 0, true, false, "REF", "branch, tag or commit of --repo (default: its HEAD)"},
           {"dirty", 0, false, false, "", "include uncommitted changes as a recorded patch"},

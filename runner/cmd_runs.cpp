@@ -7,12 +7,14 @@
 #include <set>
 
 #include "cache/export_oci.hpp"
+#include "cache/git_trees.hpp"
 #include "cache/image_store.hpp"
 #include "common/fs.hpp"
 #include "common/paths.hpp"
 #include "registry-mirror/mirror_config.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
+#include "runner/node_runtime.hpp"
 #include "runner/record.hpp"
 #include "runner/record_read.hpp"
 #include "runner/report.hpp"
@@ -157,8 +159,9 @@ int runs_export(const Args& args) {
   const CommandLine cl(
       "lockstep runs export <run | record.json> DIR",
       "Writes what another host needs to replay a run without registry access:\n"
-      "DIR/record.json, DIR/images/*.tar (every image the run used, as OCI layout tars)\n"
-      "and DIR/jobs/ (the logs). 'lockstep replay DIR/record.json' imports the images.",
+      "DIR/record.json, DIR/images/*.tar (every image the run used, as OCI layout tars),\n"
+      "DIR/actions/<commit>/ (the code of every action it used) and DIR/jobs/ (the logs).\n"
+      "'lockstep replay DIR/record.json' imports the images and actions.",
       {});
   if (CommandLine::wants_help(args)) {
     std::fputs(cl.help().c_str(), stdout);
@@ -192,6 +195,38 @@ int runs_export(const Args& args) {
     for (const auto& sv : member(j, "services"))
       if (!str_or(sv, "manifest_digest").empty())
         images.emplace(str_or(sv, "manifest_digest"), str_or(sv, "image"));
+    for (const auto& in : member(j, "inputs"))
+      if (str_or(in, "kind") == "image" && !str_or(in, "resolved").empty())
+        images.emplace(str_or(in, "resolved"), str_or(in, "reference"));
+  }
+  // The code of every action the run used, by commit: a replay elsewhere
+  // needs no access to the action repositories.
+  std::set<std::string> commits;
+  for (const auto& j : member(rec->doc, "jobs"))
+    for (const auto& in : member(j, "inputs"))
+      if (str_or(in, "kind") == "action" && !str_or(in, "resolved").empty())
+        commits.insert(str_or(in, "resolved"));
+  cache::GitTrees trees(state_dir());
+  for (const auto& c : commits) {
+    if (!trees.has(c))
+      return report_error(Error("runs export: the action tree of commit " + c +
+                                    " is not in the state dir (removed by cache gc?)",
+                                0, ErrorKind::kNotFound));
+    fs::create_directories(tmp->path() / "actions", ec);
+    if (auto s = trees.copy_out(c, tmp->path() / "actions" / c); !s) return report_error(s.error());
+  }
+  std::set<std::string> runtimes;
+  for (const auto& j : member(rec->doc, "jobs"))
+    for (const auto& in : member(j, "inputs"))
+      if (str_or(in, "kind") == "runtime" && !str_or(in, "resolved").empty())
+        runtimes.insert(str_or(in, "resolved"));
+  for (const auto& digest : runtimes) {
+    fs::path from = node_runtime_dir(state_dir(), digest);
+    fs::create_directories(tmp->path() / "runtimes", ec);
+    fs::copy(from, tmp->path() / "runtimes" / from.filename(), fs::copy_options::recursive, ec);
+    if (ec)
+      return report_error(
+          Error("runs export: the Node.js runtime " + digest + ": " + ec.message()));
   }
   for (const auto& [digest, ref] : images) {
     auto image = store.resolve(digest);
@@ -206,8 +241,8 @@ int runs_export(const Args& args) {
   if (::rename(tmp->path().c_str(), out.c_str()) != 0)
     return report_error(Error::from_errno("rename into " + out.string(), errno));
   (void)tmp->release();
-  std::printf("exported run %s: record, %zu image(s) and logs in %s\n",
-              str_or(rec->doc, "run_id").c_str(), images.size(), out.c_str());
+  std::printf("exported run %s: record, %zu image(s), %zu action(s) and logs in %s\n",
+              str_or(rec->doc, "run_id").c_str(), images.size(), commits.size(), out.c_str());
   return 0;
 }
 

@@ -129,6 +129,8 @@ const CommandLine& verify_cl() {
        {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
        {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
+       {"actions-url", 0, true, false, "URL",
+        "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
        {"no-diffoscope", 0, false, false, "", "do not run diffoscope on differing files"},
        {"userns", 0, false, false, "",
         "build in user namespaces, as 'run --userns' (a record applies its own)"},
@@ -235,6 +237,8 @@ int cmd_verify(const Args& args) {
         return report_error(s.error());
       o.userns = o.userns || base.userns;
       ex.image_pins = plan->image_pins;
+      ex.action_pins = plan->action_pins;
+      ex.node_runtime_pin = plan->node_runtime;
       if (!base.jobs.empty()) o.jobs = base.jobs;
       if (!base.matrix_filter.empty()) o.matrix_filter = base.matrix_filter;
       for (const auto& e : base.env) o.env.push_back(e);

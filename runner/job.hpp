@@ -15,6 +15,7 @@
 #include "pipeline/lockfile.hpp"
 #include "pipeline/model.hpp"
 #include "runner/images.hpp"
+#include "runner/node_runtime.hpp"
 #include "runner/output.hpp"
 #include "runner/scheduler.hpp"
 
@@ -38,13 +39,16 @@ struct ServiceReport {
   std::filesystem::path log_file;
 };
 
-// An input of a job as it resolved: an image (job container or service) or
-// an actions/checkout, and whether lockstep.lock pinned it.
+// An input of a job as it resolved: an image (job container, service or
+// Docker action), an actions/checkout, an action repository or lockstep's
+// Node.js runtime, and whether lockstep.lock (or a replay) pinned it.
 struct ResolvedInput {
-  std::string kind;       // "image" or "checkout"
-  std::string reference;  // image reference as written; checkout "URL@REF" (REF "HEAD" when none)
-  std::string resolved;   // manifest digest or commit
-  bool pinned = false;    // taken from lockstep.lock
+  std::string kind;  // "image", "checkout", "action" or "runtime"
+  // image reference as written; checkout "URL@REF" (REF "HEAD" when none);
+  // action "owner/repo@ref"; runtime "node v20.20.2"
+  std::string reference;
+  std::string resolved;  // manifest digest or commit
+  bool pinned = false;   // taken from lockstep.lock
 };
 
 struct JobReport {
@@ -52,7 +56,10 @@ struct JobReport {
   std::string display_name;
   pipeline::OrderedValue matrix;
   JobOutcome outcome;
-  std::vector<StepReport> steps;
+  std::vector<StepReport> steps;  // parallel to the job's declared steps
+  // Actions' pre stages (before the first step) and post stages (after the
+  // last, in reverse order), named "Pre <step>" / "Post <step>".
+  std::vector<StepReport> pre_steps, post_steps;
   std::map<std::string, std::string> outputs;
   std::string image;         // reference as written (after expressions)
   std::string image_digest;  // manifest digest it resolved to
@@ -69,6 +76,8 @@ struct JobReport {
 };
 
 // What every job of one run shares. Owned by the run; outlives all jobs.
+class ActionSources;
+
 struct RunShared {
   std::filesystem::path state_dir;
   std::filesystem::path run_dir;
@@ -104,6 +113,11 @@ struct RunShared {
   // a job whose hash differs fails before it starts.
   const std::map<std::string, Json>* expected_docs = nullptr;
   std::map<std::string, std::string> image_pins;  // replay: reference -> manifest digest
+  // Actions: where they come from and what they resolved to in this run;
+  // lockstep's Node.js runtime, built on first use.
+  ActionSources* actions = nullptr;
+  NodeRuntimeOnce* node = nullptr;
+  bool frozen = false;
   std::string until_step;  // stop before this step (name, id or 1-based index)
   bool shell_at_stop = false;
   // Verify: what varies from the defaults for this build.

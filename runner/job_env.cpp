@@ -34,14 +34,19 @@ Status JobEnv::build(const RunShared& run, const pipeline::Job& job, pipeline::E
   return {};
 }
 
-Result<std::vector<std::string>> JobEnv::for_step(
-    const pipeline::Step& step, pipeline::EvalContext& ctx,
-    const std::map<std::string, std::string>& injected, const std::string& base_path) {
-  std::map<std::string, std::string> env = base_;
+Result<JobEnv::Map> JobEnv::step_env(const pipeline::Step& step, pipeline::EvalContext& ctx) const {
+  Map env = base_;
   for (const auto& [k, v] : exported_) env[k] = v;
+  for (const auto& layer : overrides_)
+    for (const auto& [k, v] : layer) env[k] = v;
   ctx.contexts["env"] = pipeline::Value::object();
   for (const auto& [k, v] : env) ctx.contexts["env"][k] = v;
   LS_TRY(add_layer(step.env, ctx, env, "step"));
+  return env;
+}
+
+std::vector<std::string> JobEnv::process_env(Map env, const Map& injected,
+                                             const std::string& base_path) const {
   for (const auto& [k, v] : injected) env[k] = v;
   std::string path = env.count("PATH") ? env["PATH"] : base_path;
   for (auto it = path_prepend_.rbegin(); it != path_prepend_.rend(); ++it) path = *it + ":" + path;
@@ -50,6 +55,13 @@ Result<std::vector<std::string>> JobEnv::for_step(
   out.reserve(env.size());
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);
   return out;
+}
+
+Result<std::vector<std::string>> JobEnv::for_step(const pipeline::Step& step,
+                                                  pipeline::EvalContext& ctx, const Map& injected,
+                                                  const std::string& base_path) {
+  LS_TRY_ASSIGN(Map env, step_env(step, ctx));
+  return process_env(std::move(env), injected, base_path);
 }
 
 }  // namespace lockstep::runner

@@ -5,17 +5,20 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "common/fs.hpp"
 #include "pipeline/commands.hpp"
 #include "pipeline/env_hash.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/options.hpp"
+#include "runner/action_source.hpp"
 #include "runner/actions.hpp"
 #include "runner/container_config.hpp"
 #include "runner/job.hpp"
 #include "runner/job_env.hpp"
 #include "runner/lock_use.hpp"
+#include "runner/node_runtime.hpp"
 #include "runner/services.hpp"
 
 namespace lockstep::runner::detail {
@@ -27,6 +30,28 @@ inline constexpr const char* kContainerRoot = "/__w";
 inline constexpr const char* kContainerTemp = "/__w/_temp";
 inline constexpr const char* kContainerHome = "/github/home";
 inline constexpr auto kStopGrace = std::chrono::seconds(10);
+inline constexpr const char* kContainerToolCache = "/__t";
+
+// What one step process talks back through ($GITHUB_OUTPUT, $GITHUB_ENV,
+// $GITHUB_PATH, $GITHUB_STATE, $GITHUB_STEP_SUMMARY and workflow commands),
+// and where that goes.
+struct StepIo {
+  std::string id;   // the step's id in the current `steps` context
+  std::string tag;  // names its files in _temp ("3", "3.1", "pre3", "post3")
+  // save-state and $GITHUB_STATE of an action: its state, read by its later
+  // stages as STATE_<name>. Null for run steps.
+  std::map<std::string, std::string>* state = nullptr;
+  bool allow_unsecure = false;  // ACTIONS_ALLOW_UNSECURE_COMMANDS=true: set-env, add-path
+  std::string failed;           // a workflow command that failed the step
+};
+
+// A step's `uses:` resolved for this job: the action's code and metadata,
+// and where the job sees its directory.
+struct JobAction {
+  pipeline::ActionRef ref;
+  ResolvedAction resolved;
+  std::string dir;  // container path of the action's directory
+};
 
 std::string step_display_name(const pipeline::Step& s, size_t index);
 Result<std::string> eval_string(const std::string& text, const EvalContext& ctx,
@@ -138,6 +163,13 @@ class JobExecution {
   JobOutcome run() {
     auto start = std::chrono::steady_clock::now();
     JobOutcome o = run_inner();
+    // Step scripts and files hold whatever the steps were given, secrets
+    // included: like GitHub's runner, lockstep keeps none of them after the
+    // job.
+    if (!temp_host_.empty()) {
+      if (auto r = remove_tree(temp_host_); !r && log_)
+        log_->note("remove " + temp_host_.string() + ": " + r.error().message());
+    }
     o.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
     report_.outcome = o;
@@ -159,6 +191,7 @@ class JobExecution {
     fs::create_directories(job_dir, ec);
     if (ec) return failure("create " + job_dir.string() + ": " + ec.message());
     report_.log_file = job_dir / "log.txt";
+    job_dir_ = job_dir;
     log_ = std::make_unique<JobLog>(run_, inst_.display_name, report_.log_file);
 
     croot_ = run_.vary.workspace_root.empty() ? kContainerRoot : run_.vary.workspace_root;
@@ -200,16 +233,7 @@ class JobExecution {
       return failure(started.error().message());
     }
 
-    JobOutcome result = run_steps(job_dir);
-    // Post-job work of built-in actions (cache saves), last registered first.
-    for (auto it = posts_.rbegin(); it != posts_.rend(); ++it) {
-      auto r = it->fn(result.result == JobResult::kSuccess);
-      if (!r) {
-        log_->note("post '" + it->step + "': " + r.error().message());
-        if (result.result == JobResult::kSuccess)
-          result = failure("post '" + it->step + "': " + r.error().message());
-      }
-    }
+    JobOutcome result = run_posts(run_steps(job_dir));
     report_.usage = container_->usage();
     if (report_.usage.oom_killed && result.result == JobResult::kFailure &&
         result.reason.find("out of memory") == std::string::npos)
@@ -343,6 +367,7 @@ class JobExecution {
     LS_TRY(apply_container_options(spec));
     spec.user_namespace = run_.userns;
     apply_variation(spec);
+    LS_TRY(prepare_actions(spec));
     report_.network = executor::to_string(spec.network);
     // The environment hash, before anything runs: a replay refuses here.
     LS_TRY(compute_job_hash(spec, prepared));
@@ -478,18 +503,73 @@ class JobExecution {
   executor::ContainerSpec spec_copy_;  // what the job container was started with
 
   JobOutcome run_steps(const fs::path& job_dir);
-  Result<executor::ProcessResult> run_one_step(const pipeline::Step& step, size_t i,
-                                               StepReport& sr);
-  std::map<std::string, std::string> injected_env(const pipeline::Step& step,
-                                                  const StepReport& sr) const;
-  bool handle_command(const pipeline::WorkflowCommand& cmd, bool& in_group);
-  Result<executor::ProcessResult> run_action_step(const pipeline::Step& step, StepReport& sr);
+  // One top-level step: `env` is its step_env(). Computes its environment hash.
+  Result<executor::ProcessResult> run_one_step(const pipeline::Step& step, size_t i, StepReport& sr,
+                                               JobEnv::Map env);
+  // A run: step, top-level (`sr` set: hashed) or inside a composite action.
+  Result<executor::ProcessResult> run_script(const pipeline::Step& step, StepIo& io,
+                                             JobEnv::Map env, StepReport* sr, size_t index,
+                                             const std::string& what);
+  // The variables every step process gets, for the step with `github.action` `action_id`.
+  std::map<std::string, std::string> injected_env(const std::string& action_id) const;
+  // Fresh $GITHUB_* files for a step process; their container paths (under
+  // `dir`, the job's /__w/_temp as the process sees it).
+  Result<std::map<std::string, std::string>> step_files(StepIo& io, const std::string& dir);
+  // Runs `ps` in `in`, handling workflow commands, then reads what the step
+  // wrote to its files (outputs to the current steps context).
+  Result<executor::ProcessResult> exec_step(executor::Container& in,
+                                            const executor::ProcessSpec& ps, StepIo& io);
+  bool handle_command(const pipeline::WorkflowCommand& cmd, StepIo& io);
+  // actions/checkout & co.; `sr` null inside a composite action.
+  Result<executor::ProcessResult> run_builtin_step(const pipeline::Step& step, StepReport* sr,
+                                                   const std::string& id, size_t index,
+                                                   const std::string& what);
 
+  // Actions (job_actions.cpp).
+  // Resolves the job's repository actions (and those inside composite
+  // actions) before its container starts, and what they need mounted.
+  Status prepare_actions(executor::ContainerSpec& spec);
+  Result<JobAction> job_action(const pipeline::Step& step, const std::string& what);
+  Result<std::map<std::string, std::string>> action_inputs(const pipeline::Step& step,
+                                                           const pipeline::ActionManifest& m,
+                                                           const std::string& what);
+  // A `uses:` step that is not built in: at the top level (`sr` set) or
+  // inside a composite action.
+  Result<executor::ProcessResult> run_action(const pipeline::Step& step, StepIo& io,
+                                             JobEnv::Map env, StepReport* sr, size_t index,
+                                             const std::string& what);
+  enum class Stage { kPre, kMain, kPost };
+  Result<executor::ProcessResult> run_node(const JobAction& a, Stage stage,
+                                           const std::map<std::string, std::string>& inputs,
+                                           StepIo& io, JobEnv::Map env, const std::string& what);
+  Result<executor::ProcessResult> run_composite(const pipeline::Step& step, const JobAction& a,
+                                                const std::map<std::string, std::string>& inputs,
+                                                StepIo& io, JobEnv::Map env,
+                                                const std::string& what);
+  Result<executor::ProcessResult> run_docker(const std::string& image, const JobAction* a,
+                                             Stage stage,
+                                             const std::map<std::string, std::string>& inputs,
+                                             StepIo& io, JobEnv::Map env, const std::string& what);
+  Status run_pre_steps(bool& failed, std::string& reason);
+  Json action_document(const JobAction& a) const;
+  std::map<std::string, JobAction> prepared_;  // by uses text: resolved before the job started
+  std::set<std::string> copied_;               // action trees copied into this job's _actions
+  std::map<std::string, std::map<std::string, std::string>> states_;  // by step tag
+  std::optional<NodeRuntime> node_;  // mounted at kNodeMount when the job uses actions
+  fs::path job_dir_;
+  int composite_depth_ = 0;
+
+  // Post-job work, run after the steps in reverse order of registration:
+  // built-in actions' saves (`builtin`, told whether the job succeeded) and
+  // actions' post stages (`run`, when `condition` holds; default always()).
   struct Post {
     std::string step;
-    std::function<Status(bool)> fn;
+    std::function<Status(bool)> builtin;
+    std::string condition;
+    std::function<Result<executor::ProcessResult>(StepReport&)> run;
   };
-  std::vector<Post> posts_;  // run after the steps, last registered first
+  std::vector<Post> posts_;
+  JobOutcome run_posts(JobOutcome result);
   fs::path home_host_;
 
   RunShared& run_;

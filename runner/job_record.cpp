@@ -199,10 +199,12 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   for (const auto& [k, v] : run_.secrets) in.secrets[k] = pipeline::keyed_hash(run_.secret_key, v);
   in.workdir = spec.workdir;
   for (const auto& m : spec.mounts) {
-    std::string kind = m.target == croot_         ? "workspace"
-                       : m.target == chome_       ? "home"
-                       : m.target == "/etc/hosts" ? "hosts"
-                                                  : "volume";
+    std::string kind = m.target == croot_                ? "workspace"
+                       : m.target == chome_              ? "home"
+                       : m.target == "/etc/hosts"        ? "hosts"
+                       : m.target == kNodeMount          ? "runtime"
+                       : m.target == kContainerToolCache ? "toolcache"
+                                                         : "volume";
     in.mounts.push_back({m.target, m.read_only, kind});
   }
   in.user = spec.user;
@@ -254,6 +256,8 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
     for (const auto& name : r->artifacts)
       if (auto a = store.get(run_.run_id, name)) n.artifacts[name] = a->digest.str();
   }
+  if (node_) in.node_runtime = node_->digest;
+  for (const auto& [uses, a] : prepared_) in.actions[a.resolved.repo.key] = a.resolved.repo.commit;
   Json doc = pipeline::job_document(in);
   LS_TRY_ASSIGN(Digest d, pipeline::hash_document(doc));
   report_.env_doc = doc;

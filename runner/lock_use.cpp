@@ -72,6 +72,13 @@ Status check_frozen(const pipeline::Lockfile& lock, const std::vector<pipeline::
             ErrorKind::kUsage);
       continue;
     }
+    if (u.kind == pipeline::InputUse::Kind::kAction) {
+      if (!lock.find_action(u.reference, u.ref))
+        return fail("--frozen: action '" + u.reference + "@" + u.ref + "'" + where +
+                        " is not pinned by lockstep.lock",
+                    ErrorKind::kUsage);
+      continue;
+    }
     if (u.reference.empty() && u.ref.empty()) continue;  // the run's own commit
     std::string url = u.reference.empty() ? source_url : u.reference;
     if (!lock.find_source(url, u.ref.empty() ? "HEAD" : u.ref))

@@ -191,6 +191,18 @@ Json job_record(const JobReport& r, size_t index, const fs::path& run_dir,
                 {"cpu_time_ms",
                  std::chrono::duration_cast<std::chrono::milliseconds>(r.usage.cpu_time).count()},
                 {"oom_killed", r.usage.oom_killed}};
+  auto stage_steps = [](const std::vector<StepReport>& list) {
+    Json out = Json::array();
+    for (const auto& s : list)
+      out.push_back({{"name", s.name},
+                     {"outcome", result_name(s.outcome)},
+                     {"conclusion", result_name(s.conclusion)},
+                     {"reason", s.reason},
+                     {"duration_ms", static_cast<int64_t>(s.duration.count())}});
+    return out;
+  };
+  if (!r.pre_steps.empty()) j["pre_steps"] = stage_steps(r.pre_steps);
+  if (!r.post_steps.empty()) j["post_steps"] = stage_steps(r.post_steps);
   Json steps = Json::array();
   for (size_t i = 0; i < r.steps.size(); ++i) {
     const auto& s = r.steps[i];

@@ -25,6 +25,8 @@ struct ReplayPlan {
   std::map<std::string, std::string> platforms;
   bool userns = false;  // the run used --userns
   std::map<std::string, std::string> image_pins;
+  std::map<std::string, std::string> action_pins;  // "owner/repo@ref" -> commit
+  std::string node_runtime;                        // digest of the Node.js runtime the run used
   std::map<std::string, Json> expected_docs;
   std::string source_url, source_commit, source_ref, source_patch;
   Json run_identity = Json::object();

@@ -24,6 +24,7 @@
 #include "pipeline/matrix.hpp"
 #include "pipeline/options.hpp"
 #include "pipeline/parse.hpp"
+#include "runner/action_source.hpp"
 #include "runner/cli.hpp"
 #include "runner/job.hpp"
 #include "runner/lock_use.hpp"
@@ -348,7 +349,13 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   ImageResolver images(store, make_pull_fn(store, opt.insecure_registries, opt.mirror));
   auto exec = executor::make_linux_executor(opt.state_dir);
 
+  ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, ex->action_pins,
+                        opt.frozen);
+  NodeRuntimeOnce node_runtime(opt.state_dir, ex->node_runtime_pin);
   RunShared shared;
+  shared.actions = &actions;
+  shared.node = &node_runtime;
+  shared.frozen = opt.frozen;
   shared.state_dir = opt.state_dir;
   shared.run_dir = run_dir;
   shared.run_id = run_id;

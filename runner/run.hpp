@@ -10,6 +10,7 @@
 
 #include "common/json.hpp"
 #include "pipeline/model.hpp"
+#include "runner/action_source.hpp"
 #include "runner/job.hpp"
 
 namespace lockstep::runner {
@@ -37,6 +38,9 @@ struct RunOptions {
   // --userns: every job and service container in its own user namespace
   // (default_user_namespace()).
   bool userns = false;
+  // Where OWNER/REPO@REF actions come from (--actions-url, .lockstep.yml).
+  ActionsConfig actions;
+  bool actions_url_given = false;  // --actions-url (wins over .lockstep.yml)
   // .lockstep.yml defaults (docker syntax).
   std::string default_options;
   std::filesystem::path state_dir;
@@ -46,9 +50,11 @@ struct RunOptions {
 struct RunExtras {
   std::string kind = "run";  // run | replay | verify (the record's kind, the builder id)
   std::string replay_of;
-  std::filesystem::path workflow_display;         // the original path, when running from a copy
-  std::map<std::string, Json> expected_docs;      // display name[#step] -> env document
-  std::map<std::string, std::string> image_pins;  // reference -> manifest digest
+  std::filesystem::path workflow_display;          // the original path, when running from a copy
+  std::map<std::string, Json> expected_docs;       // display name[#step] -> env document
+  std::map<std::string, std::string> image_pins;   // reference -> manifest digest
+  std::map<std::string, std::string> action_pins;  // "owner/repo@ref" -> commit
+  std::string node_runtime_pin;  // the recorded runtime's digest, used when present
   std::string until_step;
   bool shell = false;
   Json run_identity;  // {"GITHUB_RUN_ID": ..., "GITHUB_RUN_NUMBER": ...} to restore

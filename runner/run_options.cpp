@@ -52,6 +52,11 @@ Status add_secret_and_pull_options(const ParsedArgs& p, RunOptions& o) {
   }
   o.insecure_registries = p.all("insecure-registry");
   LS_TRY_ASSIGN(o.mirror, mirror_option(p));
+  if (auto u = p.get("actions-url")) {
+    if (u->empty()) return fail("--actions-url: expected a URL or a directory", ErrorKind::kUsage);
+    o.actions.base_url = *u;
+    o.actions_url_given = true;
+  }
   return {};
 }
 
@@ -91,7 +96,19 @@ Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& m
   return {};
 }
 
+void apply_config_actions(const pipeline::ProjectConfig& config, ActionsConfig& actions,
+                          bool url_given) {
+  auto place = [&](const std::string& u) {
+    if (u.find("://") != std::string::npos || u.empty() || u[0] == '/' || config.file.empty())
+      return u;
+    return (std::filesystem::absolute(config.file).parent_path() / u).lexically_normal().string();
+  };
+  if (!url_given && !config.actions_url.empty()) actions.base_url = place(config.actions_url);
+  for (const auto& [owner, url] : config.action_owners) actions.owners[owner] = place(url);
+}
+
 Status apply_project_config(const pipeline::ProjectConfig& config, RunOptions& o) {
+  apply_config_actions(config, o.actions, o.actions_url_given);
   for (const auto& [label, image] : config.platforms) o.platforms.emplace(label, image);
   LS_TRY(apply_config_mirror(config, o.mirror));
   o.userns = o.userns || config.userns;

@@ -27,7 +27,7 @@ Result<std::filesystem::path> workflow_argument(const ParsedArgs& p);
 Status add_selection_options(const ParsedArgs& p, RunOptions& o);
 
 // --secret, --secret-file, --insecure-registry, --mirror (else
-// $LOCKSTEP_MIRROR).
+// $LOCKSTEP_MIRROR), --actions-url.
 Status add_secret_and_pull_options(const ParsedArgs& p, RunOptions& o);
 
 // --mirror, else $LOCKSTEP_MIRROR, normalized; empty when neither is set.
@@ -40,6 +40,11 @@ Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& m
 // KEY=VALUE lines ('#' comments, blank lines and CRLF allowed), as
 // --secret-file reads them; a bad line is "FILE:N: expected KEY=VALUE".
 Result<std::map<std::string, std::string>> read_secret_file(const std::string& file);
+
+// `actions-url` and `actions:` of .lockstep.yml (relative directories are
+// relative to the config file); --actions-url (`url_given`) wins.
+void apply_config_actions(const pipeline::ProjectConfig& config, ActionsConfig& actions,
+                          bool url_given);
 
 // .lockstep.yml below the command line: runs-on mappings the command line
 // did not set, the mirror when none was given, default container options.

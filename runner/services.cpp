@@ -69,6 +69,12 @@ Result<HealthPolicy> health_policy(const Json& image_config, const std::string& 
   return p;
 }
 
+std::pair<std::vector<std::string>, std::vector<std::string>> image_entrypoint_and_cmd(
+    const Json& image_config) {
+  return {strings_of(config_field(image_config, "Entrypoint")),
+          strings_of(config_field(image_config, "Cmd"))};
+}
+
 std::vector<std::string> service_argv(const Json& image_config, const std::string& options_text) {
   std::vector<std::string> entry = strings_of(config_field(image_config, "Entrypoint"));
   std::vector<std::string> cmd = strings_of(config_field(image_config, "Cmd"));

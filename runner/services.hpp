@@ -60,6 +60,10 @@ std::string hosts_file(const std::vector<std::string>& service_names);
 // From the image config's Healthcheck and the --health-* options (options win).
 Result<HealthPolicy> health_policy(const Json& image_config, const std::string& options_text);
 
+// The image config's Entrypoint and Cmd.
+std::pair<std::vector<std::string>, std::vector<std::string>> image_entrypoint_and_cmd(
+    const Json& image_config);
+
 // Entrypoint + Cmd of the image config, with --entrypoint replacing the first.
 std::vector<std::string> service_argv(const Json& image_config, const std::string& options_text);
 

@@ -103,20 +103,6 @@ jobs:
   EXPECT_TRUE(has(r.err, "unknown ref 'v9'")) << r.err;
 }
 
-TEST_F(ActionsTest, OtherActionsAreRefusedWithTheListOfBuiltins) {
-  auto r = run(R"(on: push
-jobs:
-  c:
-    runs-on: ubuntu-latest
-    container: localhost/busybox:test
-    steps:
-      - uses: actions/setup-node@v4
-)");
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_TRUE(has(r.err, "actions/setup-node")) << r.err;
-  EXPECT_TRUE(has(r.err, "actions/checkout")) << r.err;
-}
-
 TEST_F(ActionsTest, WorkflowRepositoryAtHeadWithDirtyPatchAndRepoRef) {
   auto repo = make_repo();
   std::filesystem::create_directories(repo / ".github/workflows");
