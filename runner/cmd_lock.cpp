@@ -238,7 +238,7 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
   LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,
-                pipeline::collect_inputs(wf, base, o.platforms));
+                pipeline::collect_inputs(wf, base, with_hosted_defaults(o.platforms)));
 
   std::map<std::string, std::vector<std::string>> images;  // reference -> instances
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> checkouts;

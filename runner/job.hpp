@@ -6,7 +6,9 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -78,6 +80,20 @@ struct JobReport {
 // What every job of one run shares. Owned by the run; outlives all jobs.
 class ActionSources;
 
+// runs-on labels of GitHub's hosted runners that run in lockstep's stand-in
+// image (project.hpp hosted_label_images()); each is announced once a run.
+struct HostedLabels {
+  std::set<std::string> defaulted;
+  bool first_use(const std::string& label) {
+    std::lock_guard lk(mu);
+    return defaulted.count(label) && told.insert(label).second;
+  }
+
+ private:
+  std::mutex mu;
+  std::set<std::string> told;
+};
+
 struct RunShared {
   std::filesystem::path state_dir;
   std::filesystem::path run_dir;
@@ -95,6 +111,7 @@ struct RunShared {
   pipeline::EnvList extra_env;                         // --env K=V
   std::map<std::string, std::string> secrets;          // --secret, --secret-file
   std::map<std::string, std::string> platforms;        // runs-on label -> image
+  HostedLabels* hosted = nullptr;                      // labels mapped by default
   std::string repo_name = "workspace";
   // The workflow's own repository (actions/checkout without `repository:`):
   // a URL or local path, the commit to check out, and the --dirty patch.

@@ -311,6 +311,12 @@ class JobExecution {
         LS_TRY_ASSIGN(std::string l, eval_string(label, ctx_, "job '" + job_.id + "' runs-on"));
         if (auto it = run_.platforms.find(l); it != run_.platforms.end()) {
           image = it->second;
+          if (run_.hosted && run_.hosted->first_use(l))
+            std::fprintf(stderr,
+                         "lockstep: note: runs-on '%s' runs in %s (GitHub's hosted runner image "
+                         "is a VM, not a container); choose another with runs-on: in "
+                         ".lockstep.yml or --platform %s=IMAGE\n",
+                         l.c_str(), image.c_str(), l.c_str());
           break;
         }
       }

@@ -70,6 +70,22 @@ Result<pipeline::ProjectConfig> load_config_for(const fs::path& workflow,
   return pipeline::ProjectConfig{};
 }
 
+const std::map<std::string, std::string>& hosted_label_images() {
+  static const std::map<std::string, std::string> images = {
+      {"ubuntu-latest", "docker.io/library/ubuntu:24.04"},
+      {"ubuntu-24.04", "docker.io/library/ubuntu:24.04"},
+      {"ubuntu-22.04", "docker.io/library/ubuntu:22.04"},
+  };
+  return images;
+}
+
+std::map<std::string, std::string> with_hosted_defaults(
+    std::map<std::string, std::string> platforms, std::set<std::string>* defaulted) {
+  for (const auto& [label, image] : hosted_label_images())
+    if (platforms.emplace(label, image).second && defaulted) defaulted->insert(label);
+  return platforms;
+}
+
 fs::path choose_state_dir(const fs::path& flag, const pipeline::ProjectConfig& config) {
   if (!flag.empty()) return flag;
   if (const char* h = std::getenv("LOCKSTEP_HOME"); h && *h) return h;

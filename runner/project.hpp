@@ -7,7 +7,10 @@
 // own directory (a workflow outside any repository). See docs/config.md and
 // docs/lockfile.md.
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <set>
+#include <string>
 
 #include "common/error.hpp"
 #include "pipeline/project_config.hpp"
@@ -33,6 +36,19 @@ std::filesystem::path default_lock_path(const std::filesystem::path& workflow);
 // none.
 Result<pipeline::ProjectConfig> load_config_for(const std::filesystem::path& workflow,
                                                 const std::filesystem::path& explicit_file);
+
+// The images that stand in for GitHub-hosted runner labels a project did
+// not map (`runs-on: ubuntu-latest` with no `container:`): the official
+// Ubuntu image of that release. GitHub's hosted runners are VM images, not
+// container images; the official image is small, kept current by Canonical
+// and Docker, pinned by digest like any other image, and JavaScript actions
+// bring their own runtime. docs/workflows.md says how to choose another.
+const std::map<std::string, std::string>& hosted_label_images();
+
+// `platforms` plus hosted_label_images() for the labels it does not map;
+// `defaulted` (if given) receives the labels that were added.
+std::map<std::string, std::string> with_hosted_defaults(
+    std::map<std::string, std::string> platforms, std::set<std::string>* defaulted = nullptr);
 
 // The state dir: --state-dir, else $LOCKSTEP_HOME, else the config's
 // state-dir (relative to the config file), else the default.

@@ -239,6 +239,11 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   auto lock = load_run_lock(opt.workflow, opt.lock_file, opt.frozen);
   if (!lock) return report_error(lock.error());
 
+  // GitHub-hosted labels the project does not map run in a stand-in image.
+  HostedLabels hosted;
+  const std::map<std::string, std::string> platforms =
+      with_hosted_defaults(opt.platforms, &hosted.defaulted);
+
   std::string run_id = new_run_id();
   auto source = resolve_source(opt, ex);
   if (!source) return report_error(source.error());
@@ -309,7 +314,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   // Before any job starts: every input pinned, or nothing runs (a matrix
   // from needs outputs is checked through its stand-in instance).
   if (opt.frozen)
-    if (auto f = check_frozen(**lock, plan, base, opt.platforms, source->url); !f)
+    if (auto f = check_frozen(**lock, plan, base, platforms, source->url); !f)
       return report_error(f.error());
 
   if (opt.list || opt.dry_run) {
@@ -369,7 +374,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   shared.github = github;
   shared.extra_env = opt.env;
   shared.secrets = opt.secrets;
-  shared.platforms = opt.platforms;
+  shared.platforms = platforms;
+  shared.hosted = &hosted;
   shared.repo_name = source->name;
   shared.source_url = source->url;
   shared.source_commit = source->commit;
@@ -594,13 +600,13 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     for (const auto& [k, v] : opt.env) env[k] = masker.mask(v);
     Json secret_names = Json::array();
     for (const auto& [k, v] : opt.secrets) secret_names.push_back(k);
-    Json platforms = Json::object();
-    for (const auto& [k, v] : opt.platforms) platforms[k] = v;
+    Json platforms_json = Json::object();
+    for (const auto& [k, v] : opt.platforms) platforms_json[k] = v;
     Json matrix = Json::object();
     for (const auto& [k, v] : opt.matrix_filter) matrix[k] = v;
     rec.options = {{"env", env},
                    {"secret_names", secret_names},
-                   {"platforms", platforms},
+                   {"platforms", platforms_json},
                    {"jobs", opt.jobs},
                    {"matrix", matrix},
                    {"until", ex->until_step},

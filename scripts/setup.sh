@@ -41,12 +41,17 @@ packages=(
   disorderfs fuse
   # report tests: schema validation of provenance, headless rendering of HTML
   python3-jsonschema chromium
+  # JavaScript actions: the host's node, bundled with its libraries for jobs
+  nodejs patchelf
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# npm installs what the tests' JavaScript actions depend on. Debian ships it
+# as its own package; some nodejs builds include it (and conflict with it).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -57,6 +62,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   for s in docker-registry nginx; do
     systemctl disable --now "$s" >/dev/null 2>&1 || service "$s" stop >/dev/null 2>&1 || true
   done
+fi
+
+# The tests' JavaScript actions use @actions/core, installed from the npm
+# registry at the versions tests/support/npm/package-lock.json pins.
+npm_dir="$build_dir/npm"
+if [ ! -f "$npm_dir/node_modules/@actions/core/package.json" ] ||
+   ! cmp -s "$here/tests/support/npm/package-lock.json" "$npm_dir/package-lock.json"; then
+  mkdir -p "$npm_dir"
+  cp "$here/tests/support/npm/package.json" "$here/tests/support/npm/package-lock.json" "$npm_dir/"
+  (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 if [ "$do_build" = 1 ]; then

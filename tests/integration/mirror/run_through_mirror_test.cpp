@@ -136,7 +136,8 @@ class RunThroughMirror : public ::testing::Test {
 
   // Pushes the busybox image a LockstepHome imported (its store's blobs and
   // manifest) to the upstream as app:v1; returns the blob count.
-  size_t push_busybox(const LockstepHome& builder, const std::string& manifest_digest) {
+  size_t push_busybox(const LockstepHome& builder, const std::string& manifest_digest,
+                      const std::string& to = "") {
     auto blob = [&](const std::string& digest) {
       return slurp(builder.home() / "blobs" / "sha256" / digest.substr(7));
     };
@@ -145,7 +146,7 @@ class RunThroughMirror : public ::testing::Test {
     if (doc.is_discarded()) return 0;
     std::vector<std::string> digests = {doc["config"]["digest"].get<std::string>()};
     for (const auto& l : doc["layers"]) digests.push_back(l["digest"].get<std::string>());
-    auto ref = Reference::parse(app_ref());
+    auto ref = Reference::parse(to.empty() ? app_ref() : upstream_->domain() + "/" + to);
     for (const auto& d : digests)
       if (!client_->push_blob(*ref, blob(d))) return 0;
     std::string media_type =
@@ -236,6 +237,65 @@ TEST_F(RunThroughMirror, RunPullsThroughTheMirrorAndLaterRunsNeedOnlyTheMirror) 
   access = mirror.access();
   EXPECT_EQ(count(access, "\"cache\":\"hit\""), static_cast<int>(blobs) + 1) << access;
   EXPECT_EQ(count(r.err, "warning"), 0) << r.err;
+}
+
+// `runs-on: ubuntu-latest` with no container: lockstep's stand-in for the
+// hosted runner is Docker Hub's ubuntu image, resolved through the mirror and
+// pinned like any image. Here "Docker Hub" is the loopback registry behind the
+// mirror's docker.io upstream.
+TEST_F(RunThroughMirror, HostedRunnerLabelRunsInItsDefaultImageThroughTheMirror) {
+  if (!lockstep::testing::is_root()) GTEST_SKIP() << "needs root: jobs run in containers";
+  LockstepHome builder;
+  std::string digest = builder.import_busybox("localhost/busybox:test");
+  ASSERT_FALSE(digest.empty()) << "busybox import failed";
+  ASSERT_GT(push_busybox(builder, digest, "library/ubuntu:24.04"), 1u);
+  MirrorServe mirror(dir_.path(), {"docker.io=http://" + upstream_->domain()});
+  ASSERT_TRUE(mirror.started()) << mirror.log();
+
+  LockstepHome home;
+  auto wf = home.write("wf/ci.yml", R"(on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo stand-in ran
+  b:
+    runs-on: [ubuntu-latest]
+    steps:
+      - run: echo second job
+)");
+  auto r = home.lockstep({"run", wf.string(), "--mirror", mirror.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << mirror.log();
+  EXPECT_NE(r.out.find("[a] stand-in ran"), std::string::npos) << r.out;
+  // One note for the label, however many jobs use it.
+  EXPECT_EQ(count(r.err,
+                  "lockstep: note: runs-on 'ubuntu-latest' runs in docker.io/library/ubuntu:24.04 "
+                  "(GitHub's hosted runner image is a VM, not a container); choose another with "
+                  "runs-on: in .lockstep.yml or --platform ubuntu-latest=IMAGE\n"),
+            1)
+      << r.err;
+  auto rec = Json::parse(slurp(home.latest_record()), nullptr, false);
+  EXPECT_EQ(rec["jobs"][0]["image"]["ref"], "docker.io/library/ubuntu:24.04");
+  EXPECT_EQ(rec["jobs"][0]["image"]["manifest_digest"], digest);
+  EXPECT_NE(mirror.access().find("/v2/docker.io/library/ubuntu/manifests/24.04"),
+            std::string::npos);
+
+  // `lockstep lock` pins the stand-in like any image.
+  auto lock = home.lockstep({"lock", wf.string(), "--mirror", mirror.url()});
+  ASSERT_EQ(lock.exit_code, 0) << lock.out << lock.err;
+  auto locked = Json::parse(slurp(home.root() / "wf" / "lockstep.lock"), nullptr, false);
+  ASSERT_EQ(locked["images"].size(), 1u) << locked.dump(2);
+  EXPECT_EQ(locked["images"][0]["reference"], "docker.io/library/ubuntu:24.04");
+  EXPECT_EQ(locked["images"][0]["manifests"]["linux/amd64"], digest);
+
+  // A project that maps the label gets its own image and no note.
+  home.write("wf/.lockstep.yml", "runs-on:\n  ubuntu-latest: localhost/busybox:test\n");
+  ASSERT_FALSE(home.import_busybox("localhost/busybox:test").empty());
+  home.write("wf/lockstep.lock", "");
+  std::filesystem::remove(home.root() / "wf" / "lockstep.lock");
+  r = home.lockstep({"run", wf.string(), "--mirror", mirror.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("lockstep: note: runs-on"), std::string::npos) << r.err;
 }
 
 TEST_F(RunThroughMirror, UnreachableMirrorFallsBackToTheRegistryWithOneWarning) {
