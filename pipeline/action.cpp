@@ -53,8 +53,8 @@ Result<ActionRef> repository_ref(std::string_view uses, const char* form) {
 }  // namespace
 
 bool ActionRef::builtin() const {
-  if (kind != Kind::kRepository || !path.empty()) return false;
-  std::string n = repository();
+  if (kind != Kind::kRepository) return false;
+  std::string n = name();
   return std::find(kBuiltinActions.begin(), kBuiltinActions.end(), n) != kBuiltinActions.end();
 }
 

@@ -22,9 +22,11 @@
 
 namespace lockstep::pipeline {
 
-// The actions `uses:` may name (with any @version); anything else is refused.
+// The actions lockstep implements itself (with any @version) because the
+// real ones talk to GitHub's services; every other action is fetched.
 inline const std::vector<std::string_view> kBuiltinActions = {
-    "actions/checkout", "actions/cache", "actions/upload-artifact", "actions/download-artifact"};
+    "actions/checkout",   "actions/cache",           "actions/cache/restore",
+    "actions/cache/save", "actions/upload-artifact", "actions/download-artifact"};
 
 // `file` is used in messages (and stored in Workflow::file) as given.
 Result<Workflow> parse_workflow(std::string_view yaml, const std::string& file);

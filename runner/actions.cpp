@@ -16,8 +16,9 @@ Result<ActionResult> run_storage_action(const std::string& name, ActionEnv& env)
 
 namespace {
 
-const char* kBuiltins[] = {"actions/checkout", "actions/cache", "actions/upload-artifact",
-                           "actions/download-artifact"};
+const char* kBuiltins[] = {"actions/checkout",        "actions/cache",
+                           "actions/cache/restore",   "actions/cache/save",
+                           "actions/upload-artifact", "actions/download-artifact"};
 
 std::string builtin_list() {
   std::string s;

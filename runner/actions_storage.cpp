@@ -72,11 +72,19 @@ Result<bool> flag(const std::string& action, const ActionEnv& env, const char* k
               ErrorKind::kWorkflow);
 }
 
-Result<ActionResult> cache_action(ActionEnv& env) {
-  const std::string action = "actions/cache";
-  LS_TRY(known_inputs(action, env,
-                      {"key", "path", "restore-keys", "lookup-only", "fail-on-cache-miss",
-                       "enableCrossOsArchive", "upload-chunk-size", "save-always"}));
+// actions/cache (restore now, save after the job when there was no exact
+// hit) and actions/cache/restore (restore only).
+Result<ActionResult> cache_action(ActionEnv& env, bool save_after) {
+  const std::string action = save_after ? "actions/cache" : "actions/cache/restore";
+  if (save_after) {
+    LS_TRY(known_inputs(action, env,
+                        {"key", "path", "restore-keys", "lookup-only", "fail-on-cache-miss",
+                         "enableCrossOsArchive", "upload-chunk-size", "save-always"}));
+  } else {
+    LS_TRY(known_inputs(action, env,
+                        {"key", "path", "restore-keys", "lookup-only", "fail-on-cache-miss",
+                         "enableCrossOsArchive"}));
+  }
   std::string key = input(env, "key");
   if (key.empty()) return fail(action + ": input 'key' is required", ErrorKind::kWorkflow);
   std::vector<std::string> paths = lines_of(input(env, "path"));
@@ -105,7 +113,7 @@ Result<ActionResult> cache_action(ActionEnv& env) {
     env.note("restored cache '" + found.entry->key + "' (" + std::to_string(found.entry->size) +
              " bytes)");
   }
-  if (!found.hit() && !lookup_only) {
+  if (!found.hit() && !lookup_only && save_after) {
     auto note = env.note;
     out.post = [store, key, hpaths, dirs, note](bool job_succeeded) -> Status {
       if (!job_succeeded) {
@@ -127,6 +135,30 @@ Result<ActionResult> cache_action(ActionEnv& env) {
     };
   }
   return out;
+}
+
+// actions/cache/save: saves now, under `key`.
+Result<ActionResult> cache_save_action(ActionEnv& env) {
+  const std::string action = "actions/cache/save";
+  LS_TRY(known_inputs(action, env, {"key", "path", "upload-chunk-size", "enableCrossOsArchive"}));
+  std::string key = input(env, "key");
+  if (key.empty()) return fail(action + ": input 'key' is required", ErrorKind::kWorkflow);
+  std::vector<std::string> paths = lines_of(input(env, "path"));
+  if (paths.empty()) return fail(action + ": input 'path' is required", ErrorKind::kWorkflow);
+  cache::JobDirs dirs{env.workspace_host, env.home_host};
+  cache::DepCache store(env.run->state_dir);
+  auto saved = store.save(key, host_paths(env, paths), dirs);
+  if (!saved) {
+    if (saved.error().kind() == ErrorKind::kNotFound) {
+      env.note("cache '" + key + "' not saved: " + saved.error().message());
+      return ActionResult{};
+    }
+    return fail(std::move(saved.error()).context("save cache '" + key + "'"));
+  }
+  env.note(saved->created
+               ? "saved cache '" + key + "' (" + std::to_string(saved->entry.size) + " bytes)"
+               : "cache '" + key + "' exists already; not saved again");
+  return ActionResult{};
 }
 
 Result<ActionResult> upload_artifact(ActionEnv& env) {
@@ -211,7 +243,9 @@ Result<ActionResult> download_artifact(ActionEnv& env) {
 }  // namespace
 
 Result<ActionResult> run_storage_action(const std::string& name, ActionEnv& env) {
-  if (name == "actions/cache") return cache_action(env);
+  if (name == "actions/cache") return cache_action(env, true);
+  if (name == "actions/cache/restore") return cache_action(env, false);
+  if (name == "actions/cache/save") return cache_save_action(env);
   if (name == "actions/upload-artifact") return upload_artifact(env);
   if (name == "actions/download-artifact") return download_artifact(env);
   return fail("uses: " + name + " is not a built-in action", ErrorKind::kUnsupported);

@@ -202,6 +202,21 @@ Result<std::map<std::string, std::string>> JobExecution::action_inputs(
   return out;
 }
 
+Result<std::string> JobExecution::event_file() {
+  // The event payload actions read (@actions/github's context.payload), as
+  // the `github.event` context holds it.
+  fs::path dir = temp_host_ / "_github_workflow";
+  if (!fs::exists(dir / "event.json")) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return fail("create " + dir.string() + ": " + ec.message());
+    const Value& gh = ctx_.contexts["github"];
+    Value event = gh.contains("event") ? gh["event"] : Value::object();
+    LS_TRY(write_file(dir / "event.json", event.dump() + "\n"));
+  }
+  return ctemp_ + "/_github_workflow/event.json";
+}
+
 Json JobExecution::action_document(const JobAction& a) const {
   const auto& m = *a.resolved.manifest;
   Json d = {{"kind", kind_name(m.kind)},
@@ -330,6 +345,7 @@ Result<executor::ProcessResult> JobExecution::run_node(
   for (const auto& [var, path] : files) injected[var] = path;
   injected["GITHUB_ACTION_PATH"] = a.dir;
   injected["RUNNER_TOOL_CACHE"] = kContainerToolCache;
+  LS_TRY_ASSIGN(injected["GITHUB_EVENT_PATH"], event_file());
   if (a.ref.kind == pipeline::ActionRef::Kind::kRepository) {
     injected["GITHUB_ACTION_REPOSITORY"] = a.ref.repository();
     injected["GITHUB_ACTION_REF"] = a.ref.ref;
@@ -501,11 +517,8 @@ Result<executor::ProcessResult> JobExecution::run_docker(
   const pipeline::ActionManifest* m = a ? a->resolved.manifest.get() : nullptr;
   // The container: the image's filesystem, the job's workspace, $HOME and
   // step files where GitHub puts them, and the job's network.
-  fs::path workflow_dir = job_dir_ / "github-workflow";
-  std::error_code ec;
-  fs::create_directories(workflow_dir, ec);
-  if (!fs::exists(workflow_dir / "event.json", ec))
-    LS_TRY(write_file(workflow_dir / "event.json", "{}\n"));
+  LS_TRY(event_file());
+  fs::path workflow_dir = temp_host_ / "_github_workflow";
   executor::ContainerSpec spec;
   spec.id = spec_copy_.id + "-act-" + io.tag;
   for (char& c : spec.id)

@@ -558,6 +558,8 @@ class JobExecution {
                                              StepIo& io, JobEnv::Map env, const std::string& what);
   Status run_pre_steps(bool& failed, std::string& reason);
   Json action_document(const JobAction& a) const;
+  // $GITHUB_EVENT_PATH: the event payload, written once per job; its path in the job.
+  Result<std::string> event_file();
   std::map<std::string, JobAction> prepared_;  // by uses text: resolved before the job started
   std::set<std::string> copied_;               // action trees copied into this job's _actions
   std::map<std::string, std::map<std::string, std::string>> states_;  // by step tag

@@ -478,5 +478,42 @@ TEST_F(ActionsIt, ExportedRunReplaysOnAFreshStateDirWithoutTheActionRepositories
   EXPECT_TRUE(has(replay.out, "[a] main: Hello, Mona (v1) state=pre-state")) << replay.out;
 }
 
+TEST_F(ActionsIt, CacheRestoreAndSaveSubActionsAreBuiltIn) {
+  // No forge repository: actions/cache/restore and actions/cache/save never
+  // leave the host.
+  auto r = run(R"yaml(on: push
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - id: r
+        uses: actions/cache/restore@v4
+        with:
+          path: deps
+          key: deps-1
+      - run: echo "first hit=${{ steps.r.outputs.cache-hit }}"; mkdir -p deps; echo cached > deps/f
+      - uses: actions/cache/save@v4
+        with:
+          path: deps
+          key: deps-1
+  second:
+    needs: first
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - id: r
+        uses: actions/cache/restore@v4
+        with:
+          path: deps
+          key: deps-1
+      - run: echo "second hit=${{ steps.r.outputs.cache-hit }} key=${{ steps.r.outputs.cache-matched-key }} $(cat deps/f)"
+)yaml");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "[first] first hit=false")) << r.out;
+  EXPECT_TRUE(has(r.out, "[first] saved cache 'deps-1'")) << r.out;
+  EXPECT_TRUE(has(r.out, "[second] second hit=true key=deps-1 cached")) << r.out;
+}
+
 }  // namespace
 }  // namespace lockstep::testing
