@@ -36,13 +36,15 @@ TEST(ActionRef, RepositoryWithPathAndRef) {
   EXPECT_FALSE(r->builtin());
 }
 
-TEST(ActionRef, BuiltinsAreTheFourServiceBackedActionsOnly) {
+TEST(ActionRef, BuiltinsAreTheServiceBackedActionsOnly) {
   EXPECT_TRUE(parse_action_ref("actions/checkout@v4")->builtin());
   EXPECT_TRUE(parse_action_ref("actions/cache@main")->builtin());
   EXPECT_TRUE(parse_action_ref("actions/upload-artifact@v4")->builtin());
   EXPECT_TRUE(parse_action_ref("actions/download-artifact@v4")->builtin());
   EXPECT_FALSE(parse_action_ref("actions/setup-node@v4")->builtin());
-  EXPECT_FALSE(parse_action_ref("actions/cache/save@v4")->builtin());
+  EXPECT_TRUE(parse_action_ref("actions/cache/save@v4")->builtin());
+  EXPECT_TRUE(parse_action_ref("actions/cache/restore@v4")->builtin());
+  EXPECT_FALSE(parse_action_ref("actions/cache/other@v4")->builtin());
 }
 
 TEST(ActionRef, LocalAndDocker) {
