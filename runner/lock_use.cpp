@@ -1,6 +1,7 @@
 #include "runner/lock_use.hpp"
 
 #include <cstdio>
+#include <set>
 
 #include "common/digest.hpp"
 #include "common/fs.hpp"
@@ -12,8 +13,8 @@ namespace lockstep::runner {
 namespace fs = std::filesystem;
 
 Result<std::optional<pipeline::Lockfile>> load_run_lock(const fs::path& workflow,
-                                                        const fs::path& explicit_lock,
-                                                        bool frozen) {
+                                                        const fs::path& explicit_lock, bool frozen,
+                                                        bool* stale) {
   fs::path path = explicit_lock.empty() ? default_lock_path(workflow) : explicit_lock;
   std::string name = explicit_lock.empty() ? "lockstep.lock" : explicit_lock.string();
   std::error_code ec;
@@ -45,6 +46,10 @@ Result<std::optional<pipeline::Lockfile>> load_run_lock(const fs::path& workflow
   LS_TRY_ASSIGN(std::string wf_bytes, read_file(workflow));
   if (sha256_of(wf_bytes).str() != lock->workflow_digest) {
     std::string msg = name + " does not match " + workflow.string() + ": run 'lockstep lock'";
+    if (frozen && stale) {
+      *stale = true;
+      return std::optional<pipeline::Lockfile>(std::move(*lock));
+    }
     if (frozen) return fail(msg, ErrorKind::kUsage);
     std::fprintf(stderr, "lockstep: warning: %s (its pins are used where they still apply)\n",
                  msg.c_str());
@@ -55,39 +60,66 @@ Result<std::optional<pipeline::Lockfile>> load_run_lock(const fs::path& workflow
 Status check_frozen(const pipeline::Lockfile& lock, const std::vector<pipeline::JobInstance>& plan,
                     const pipeline::EvalContext& base,
                     const std::map<std::string, std::string>& platforms,
-                    const std::string& source_url) {
+                    const std::string& source_url, const std::string& stale) {
   LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,
                 pipeline::collect_instance_inputs(plan, base, platforms));
+  std::vector<std::string> problems;
+  std::set<std::string> used_images, used_actions;
+  std::set<std::pair<std::string, std::string>> used_sources;
   for (const auto& u : uses) {
     std::string where = " (job " + u.instance + ")";
-    if (!u.unlockable.empty())
-      return fail("--frozen: " + std::string(pipeline::to_string(u.kind)) + " '" + u.text + "'" +
-                      where + " " + u.unlockable + " and cannot be pinned by lockstep.lock",
-                  ErrorKind::kUsage);
+    if (!u.unlockable.empty()) {
+      problems.push_back(std::string(pipeline::to_string(u.kind)) + " '" + u.text + "'" + where +
+                         " " + u.unlockable + " and cannot be pinned by lockstep.lock");
+      continue;
+    }
     if (u.kind == pipeline::InputUse::Kind::kImage) {
+      used_images.insert(u.reference);
       const pipeline::LockedImage* img = lock.find_image(u.reference);
       if (!img || !img->manifests.count(std::string(pipeline::kLockPlatform)))
-        return fail(
-            "--frozen: image '" + u.reference + "'" + where + " is not pinned by lockstep.lock",
-            ErrorKind::kUsage);
+        problems.push_back("image '" + u.reference + "'" + where +
+                           " is not pinned by lockstep.lock");
       continue;
     }
     if (u.kind == pipeline::InputUse::Kind::kAction) {
+      used_actions.insert(u.reference + "@" + u.ref);
       if (!lock.find_action(u.reference, u.ref))
-        return fail("--frozen: action '" + u.reference + "@" + u.ref + "'" + where +
-                        " is not pinned by lockstep.lock",
-                    ErrorKind::kUsage);
+        problems.push_back("action '" + u.reference + "@" + u.ref + "'" + where +
+                           " is not pinned by lockstep.lock");
       continue;
     }
     if (u.reference.empty() && u.ref.empty()) continue;  // the run's own commit
     std::string url = u.reference.empty() ? source_url : u.reference;
-    if (!lock.find_source(url, u.ref.empty() ? "HEAD" : u.ref))
-      return fail("--frozen: checkout of '" + (u.reference.empty() ? url : u.reference) + "'" +
-                      (u.ref.empty() ? "" : " at '" + u.ref + "'") + where +
-                      " is not pinned by lockstep.lock",
-                  ErrorKind::kUsage);
+    std::string ref = u.ref.empty() ? "HEAD" : u.ref;
+    used_sources.insert({url, ref});
+    if (!lock.find_source(url, ref))
+      problems.push_back("checkout of '" + (u.reference.empty() ? url : u.reference) + "'" +
+                         (u.ref.empty() ? "" : " at '" + u.ref + "'") + where +
+                         " is not pinned by lockstep.lock");
   }
-  return {};
+  if (stale.empty()) {
+    if (problems.empty()) return {};
+    std::string msg;
+    for (const auto& p : problems)
+      msg += (msg.empty() ? "" : "\nlockstep: error: ") + ("--frozen: " + p);
+    return fail(msg, ErrorKind::kUsage);
+  }
+  // The workflow changed since it was locked: what the lock pins that the
+  // workflow no longer uses is the other half of each change.
+  for (const auto& i : lock.images)
+    if (!used_images.count(i.reference))
+      problems.push_back("image '" + i.reference + "' is pinned but no longer used");
+  for (const auto& a : lock.actions)
+    if (!used_actions.count(a.repository + "@" + a.ref) && !a.jobs.empty())
+      problems.push_back("action '" + a.repository + "@" + a.ref +
+                         "' is pinned but no longer used by a step of the workflow");
+  for (const auto& src : lock.sources)
+    if (!src.workflow_repository && !used_sources.count({src.url, src.ref}))
+      problems.push_back("checkout of '" + src.url + "' at '" + src.ref +
+                         "' is pinned but no longer used");
+  std::string msg = stale;
+  for (const auto& p : problems) msg += "\nlockstep: error:   " + p;
+  return fail(msg, ErrorKind::kUsage);
 }
 
 ImagePin pin_image(const pipeline::Lockfile* lock, const std::string& reference) {

@@ -22,19 +22,25 @@ namespace lockstep::runner {
 // workflow when it was named with --lock or `frozen`; with `frozen`, a
 // missing lock or one whose workflow digest differs ("lockstep.lock does not
 // match .github/workflows/ci.yml: run 'lockstep lock'"). Otherwise such a
-// lock is used with a warning (another workflow's lock: ignored).
+// lock is used with a warning (another workflow's lock: ignored). With
+// `frozen` and `stale` given, a lock whose workflow digest differs is
+// returned with *stale set, for check_frozen to say what changed.
 Result<std::optional<pipeline::Lockfile>> load_run_lock(const std::filesystem::path& workflow,
                                                         const std::filesystem::path& explicit_lock,
-                                                        bool frozen);
+                                                        bool frozen, bool* stale = nullptr);
 
-// --frozen: every image and checkout of `plan` must be pinned by `lock`;
-// the first one that is not is a kUsage error naming it ("--frozen: image
-// 'alpine:3.19' (job build) is not pinned by lockstep.lock"). `source_url`
-// is the workflow's own repository (checkouts without `repository:`).
+// --frozen: every image, checkout and action of `plan` must be pinned by
+// `lock`; each one that is not is a line of the kUsage error ("--frozen:
+// image 'alpine:3.19' (job build) is not pinned by lockstep.lock").
+// `source_url` is the workflow's own repository (checkouts without
+// `repository:`). `stale` (non-empty: the lock was made for another version
+// of this workflow, and this is what to say about it, "lockstep.lock does
+// not match ci.yml: run 'lockstep lock'") makes it an error in any case,
+// listing each input not pinned and each pin no longer used.
 Status check_frozen(const pipeline::Lockfile& lock, const std::vector<pipeline::JobInstance>& plan,
                     const pipeline::EvalContext& base,
                     const std::map<std::string, std::string>& platforms,
-                    const std::string& source_url);
+                    const std::string& source_url, const std::string& stale = "");
 
 // How a job asks the image resolver for `reference`: by the locked manifest
 // digest when the lock pins it, else by the reference itself.

@@ -236,7 +236,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   if (!wf) return report_error(wf.error());
   auto graph = pipeline::build_graph(*wf);
   if (!graph) return report_error(graph.error());
-  auto lock = load_run_lock(opt.workflow, opt.lock_file, opt.frozen);
+  bool stale_lock = false;
+  auto lock = load_run_lock(opt.workflow, opt.lock_file, opt.frozen, &stale_lock);
   if (!lock) return report_error(lock.error());
 
   // GitHub-hosted labels the project does not map run in a stand-in image.
@@ -314,7 +315,13 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   // Before any job starts: every input pinned, or nothing runs (a matrix
   // from needs outputs is checked through its stand-in instance).
   if (opt.frozen)
-    if (auto f = check_frozen(**lock, plan, base, platforms, source->url); !f)
+    if (auto f = check_frozen(
+            **lock, plan, base, platforms, source->url,
+            stale_lock
+                ? (opt.lock_file.empty() ? std::string("lockstep.lock") : opt.lock_file.string()) +
+                      " does not match " + opt.workflow.string() + ": run 'lockstep lock'"
+                : "");
+        !f)
       return report_error(f.error());
 
   if (opt.list || opt.dry_run) {

@@ -95,7 +95,7 @@ TEST_F(LockUseTest, FrozenAcceptsAFullyPinnedWorkflow) {
   EXPECT_TRUE(st) << st.error().message();
 }
 
-TEST_F(LockUseTest, FrozenNamesTheFirstUnpinnedInput) {
+TEST_F(LockUseTest, FrozenNamesEveryUnpinnedInput) {
   fs::path wf = setup(kWorkflow, {image("alpine:3.18", kD1)});
   auto lock = load_run_lock(wf, "", true);
   ASSERT_TRUE(lock && lock->has_value());
@@ -104,9 +104,15 @@ TEST_F(LockUseTest, FrozenNamesTheFirstUnpinnedInput) {
   EXPECT_EQ(st.error().kind(), ErrorKind::kUsage);
   EXPECT_EQ(st.error().message(),
             "--frozen: checkout of 'https://example.com/lib.git' at 'v1' (job build (3.18)) is "
-            "not pinned by lockstep.lock");
+            "not pinned by lockstep.lock\n"
+            "lockstep: error: --frozen: image 'alpine:3.19' (job build (3.19)) is not pinned by "
+            "lockstep.lock\n"
+            "lockstep: error: --frozen: checkout of 'https://example.com/lib.git' at 'v1' (job "
+            "build (3.19)) is not pinned by lockstep.lock\n"
+            "lockstep: error: --frozen: image 'localhost/busybox:1.35' (job mapped) is not pinned "
+            "by lockstep.lock");
 
-  wf = setup(kWorkflow, {image("alpine:3.18", kD1)},
+  wf = setup(kWorkflow, {image("alpine:3.18", kD1), image("localhost/busybox:1.35", kD1, "local")},
              {{"https://example.com/lib.git", "v1", kC1, false, {}}});
   lock = load_run_lock(wf, "", true);
   st = frozen(wf, **lock);
@@ -151,6 +157,49 @@ jobs:
   EXPECT_EQ(st.error().message(),
             "--frozen: image 'alpine:${{ matrix.v }}' (job fan (matrix from needs)) reads "
             "'matrix', made from needs outputs at run time and cannot be pinned by lockstep.lock");
+}
+
+TEST_F(LockUseTest, FrozenWithAStaleLockNamesEveryInputItDoesNotPinAndEveryUnusedPin) {
+  fs::path wf = setup(kWorkflow,
+                      {image("alpine:3.18", kD1), image("alpine:3.19", kD2),
+                       image("localhost/busybox:1.35", kD1, "local")},
+                      {{"https://example.com/lib.git", "v1", kC1, false, {}}});
+  // The matrix moves on to 3.20 and the library to v2 after the lock was made.
+  std::string edited = kWorkflow;
+  edited.replace(edited.find("\"3.18\", \"3.19\""), 14, "\"3.19\", \"3.20\"");
+  edited.replace(edited.find("ref: v1"), 7, "ref: v2");
+  ASSERT_TRUE(write_file(wf, edited));
+  bool stale = false;
+  auto lock = load_run_lock(wf, "", true, &stale);
+  ASSERT_TRUE(lock && lock->has_value()) << (lock ? "" : lock.error().message());
+  EXPECT_TRUE(stale);
+  auto parsed = pipeline::load_workflow(wf);
+  ASSERT_TRUE(parsed);
+  pipeline::EvalContext base;
+  base.contexts["github"] = pipeline::Value::object();
+  auto plan = pipeline::expand_jobs(*parsed, base);
+  ASSERT_TRUE(plan);
+  auto st =
+      check_frozen(**lock, *plan, base, {{"ubuntu-latest", "localhost/busybox:1.35"}},
+                   root().string(), "lockstep.lock does not match ci.yml: run 'lockstep lock'");
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind(), ErrorKind::kUsage);
+  EXPECT_EQ(st.error().message(),
+            "lockstep.lock does not match ci.yml: run 'lockstep lock'\n"
+            "lockstep: error:   checkout of 'https://example.com/lib.git' at 'v2' (job build "
+            "(3.19)) is not pinned by lockstep.lock\n"
+            "lockstep: error:   image 'alpine:3.20' (job build (3.20)) is not pinned by "
+            "lockstep.lock\n"
+            "lockstep: error:   checkout of 'https://example.com/lib.git' at 'v2' (job build "
+            "(3.20)) is not pinned by lockstep.lock\n"
+            "lockstep: error:   image 'alpine:3.18' is pinned but no longer used\n"
+            "lockstep: error:   checkout of 'https://example.com/lib.git' at 'v1' is pinned but "
+            "no longer used");
+  // Without --frozen the same lock is used for what it still pins.
+  stale = false;
+  auto loose = load_run_lock(wf, "", false, &stale);
+  ASSERT_TRUE(loose && loose->has_value());
+  EXPECT_FALSE(stale);
 }
 
 TEST_F(LockUseTest, LockOfAnotherWorkflowOrContent) {
