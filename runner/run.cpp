@@ -566,10 +566,16 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   }
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
+  // What could not be written is reported, and the run then exits
+  // kExitNotRecorded: replay and reports depend on it.
+  bool unrecorded = false;
   for (const auto& [kind, file] : opt.reports) {
     auto r =
         kind == "junit" ? write_junit(file, summary, masker) : write_json(file, summary, masker);
-    if (!r) report_error(r.error());
+    if (!r) {
+      report_error(Error(r.error()).context("write the " + kind + " report " + file.string()));
+      unrecorded = true;
+    }
   }
   int exit_code = 0;
   if (interrupted) {
@@ -631,9 +637,11 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     if (!ex->write_record) {
       // verify records its builds together
     } else if (auto saved = save_record(opt.state_dir, run_dir, ex->record); !saved) {
-      report_error(std::move(saved.error()).context("write the run record"));
+      report_error(std::move(saved.error()).context("write the run record of " + run_id));
+      unrecorded = true;
     } else if (auto prov = write_provenance(ex->record, run_dir / "provenance.json"); !prov) {
       report_error(std::move(prov.error()).context("write provenance"));
+      unrecorded = true;
     } else if (!ex->quiet_summary) {
       std::fprintf(stderr, "lockstep: run %s recorded in %s\n", run_id.c_str(),
                    (run_dir / "record.json").c_str());
@@ -649,7 +657,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     }
     if (r.outcome.result == JobResult::kCancelled) any_failed = true;
   }
-  return any_failed ? 1 : 0;
+  return any_failed ? 1 : unrecorded ? kExitNotRecorded : 0;
 }
 
 }  // namespace lockstep::runner

@@ -1,7 +1,9 @@
 #pragma once
 // One `lockstep run`: workflow -> job instances -> scheduled containers ->
 // summary and reports. The exit code follows the CLI contract: 0 all jobs
-// passed, 1 a job failed, 2 usage or workflow error, 130 interrupted.
+// passed, 1 a job failed, 2 usage or workflow error, 4 every job passed but
+// the run record, a report or the provenance could not be written, 130
+// interrupted.
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -70,6 +72,8 @@ struct RunExtras {
   std::filesystem::path run_dir;
   Json record;
 };
+
+inline constexpr int kExitNotRecorded = 4;
 
 int run_workflow(const RunOptions& options, RunExtras* extras = nullptr);
 

@@ -156,6 +156,33 @@ TEST_F(RecordTest, EveryRunIsRecordedWithHashesAndShownByRunsAndLogs) {
   EXPECT_NE(missing.err.find("has no job 'build (three)'"), std::string::npos) << missing.err;
 }
 
+TEST_F(RecordTest, ARunThatCannotBeRecordedFailsWithExitCodeFour) {
+  auto wf = home_.write("wf/ci.yml", kWorkflow);
+  // The run index cannot be opened: a directory where lockstep.db belongs.
+  fs::create_directories(home_.home() / "lockstep.db");
+  auto r = home_.lockstep({"run", wf.string()});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.err.find("lockstep: error: write the run record of "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(" recorded in "), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("2 of 2 jobs passed"), std::string::npos) << r.out;
+  // Whatever was written is whole: no temp file left, the record parses.
+  for (const auto& id : home_.run_ids()) {
+    for (const auto& e : fs::directory_iterator(home_.home() / "runs" / id))
+      EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+    auto text = read_file(home_.home() / "runs" / id / "record.json");
+    if (text) {
+      EXPECT_FALSE(Json::parse(*text, nullptr, false).is_discarded());
+    }
+  }
+  fs::remove(home_.home() / "lockstep.db");
+
+  // A report that cannot be written: the jobs passed, the run says what failed.
+  r = home_.lockstep({"run", wf.string(), "--report",
+                      "junit=" + (home_.root() / "wf/ci.yml/report.xml").string()});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.err.find("report.xml"), std::string::npos) << r.err;
+}
+
 TEST_F(RecordTest, ProvenanceSubjectsCheckTheDownloadedArtifactFiles) {
   auto wf = home_.write("ci.yml", kWorkflow);
   std::string id = run({"run", wf.string()});
