@@ -187,14 +187,23 @@ Result<CheckoutResult> checkout(const GitMirrors& mirrors, const CheckoutRequest
   git::ensure_init();
   CheckoutResult res;
   const std::string url = GitMirrors::normalize_url(req.url);
-  if (is_full_sha(req.ref) && mirrors.has_commit(url, req.ref)) {
+  if (!req.commit.empty() && mirrors.has_commit(url, req.commit)) {
     LS_TRY_ASSIGN(res.mirror, mirrors.open(url));
+    auto named = mirrors.resolve_ref(res.mirror, req.ref);
+    if (named && named->commit == req.commit)
+      res.ref = *named;
+    else
+      res.ref = ResolvedRef{ResolvedRef::Kind::kCommit, req.commit, req.commit};
   } else {
-    std::vector<std::string> extra;
-    if (req.ref.rfind("refs/", 0) == 0) extra.push_back(req.ref);
-    LS_TRY_ASSIGN(res.mirror, mirrors.update(url, extra));
+    if (is_full_sha(req.ref) && mirrors.has_commit(url, req.ref)) {
+      LS_TRY_ASSIGN(res.mirror, mirrors.open(url));
+    } else {
+      std::vector<std::string> extra;
+      if (req.ref.rfind("refs/", 0) == 0) extra.push_back(req.ref);
+      LS_TRY_ASSIGN(res.mirror, mirrors.update(url, extra));
+    }
+    LS_TRY_ASSIGN(res.ref, mirrors.resolve_ref(res.mirror, req.ref));
   }
-  LS_TRY_ASSIGN(res.ref, mirrors.resolve_ref(res.mirror, req.ref));
   res.commit = res.ref.commit;
 
   const fs::path dest = fs::absolute(req.path).lexically_normal();

@@ -44,6 +44,11 @@ struct CheckoutRequest {
   std::string ref;             // branch, tag, commit (full or abbreviated); empty = HEAD
   std::filesystem::path path;  // destination directory (created if missing)
   int fetch_depth = 1;         // 0 = all; see above
+  // The commit `ref` resolved to earlier (a run resolves its checkouts before
+  // the job's environment hash). When set and the mirror holds it, nothing
+  // is fetched and this commit is what gets checked out: under `ref`'s
+  // branch or tag when the mirror's ref still names it, detached otherwise.
+  std::string commit;
   SubmoduleMode submodules = SubmoduleMode::kNone;
   bool clean = true;
 };

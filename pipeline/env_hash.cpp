@@ -150,6 +150,11 @@ Json job_document(const JobEnvInputs& in) {
   }
   d["needs"] = needs;
   if (!in.node_runtime.empty()) d["node_runtime"] = in.node_runtime;
+  if (!in.checkouts.empty()) {
+    Json checkouts = Json::object();
+    for (const auto& [k, v] : in.checkouts) checkouts[k] = v;
+    d["checkouts"] = checkouts;
+  }
   if (!in.actions.empty()) {
     Json actions = Json::object();
     for (const auto& [k, v] : in.actions) actions[k] = v;

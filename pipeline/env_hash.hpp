@@ -98,6 +98,9 @@ struct JobEnvInputs {
   // Repository actions the job resolved before it started: "owner/repo@ref"
   // -> commit (empty: none; then not in the document).
   std::map<std::string, std::string> actions;
+  // actions/checkout of other repositories or refs, resolved before the job
+  // started: "url@ref" -> commit (empty: none; then not in the document).
+  std::map<std::string, std::string> checkouts;
 };
 
 struct StepEnvInputs {

@@ -156,6 +156,25 @@ Result<ResolvedAction> ActionSources::resolve_action(const pipeline::ActionRef& 
   return a;
 }
 
+Result<std::string> ActionSources::resolve_checkout(const std::string& url_in,
+                                                    const std::string& ref) {
+  std::lock_guard lk(mu_);
+  std::string url = cache::GitMirrors::normalize_url(url_in);
+  std::string key = url + "@" + (ref.empty() ? "HEAD" : ref);
+  if (auto it = checkouts_.find(key); it != checkouts_.end()) return it->second;
+  cache::GitMirrors mirrors(state_dir_);
+  if (is_full_commit(ref) && mirrors.has_commit(url, ref)) return checkouts_[key] = ref;
+  cache::MirrorInfo mirror;
+  if (fetched_.count(url)) {
+    LS_TRY_ASSIGN(mirror, mirrors.open(url));
+  } else {
+    LS_TRY_ASSIGN(mirror, mirrors.update(url));
+    fetched_.insert(url);
+  }
+  LS_TRY_ASSIGN(std::string commit, mirrors.resolve(mirror, ref.empty() ? "HEAD" : ref));
+  return checkouts_[key] = commit;
+}
+
 std::vector<ResolvedRepository> ActionSources::resolved() const {
   std::lock_guard lk(mu_);
   std::vector<ResolvedRepository> out;

@@ -76,6 +76,11 @@ class ActionSources {
   // resolve() plus the action's metadata (at ref.path), cached per run.
   Result<ResolvedAction> resolve_action(const pipeline::ActionRef& ref);
 
+  // A checkout's repository (URL or path) at `ref` ("" = its default branch)
+  // to a commit, fetching the repository at most once per run (shared with
+  // actions from the same repository).
+  Result<std::string> resolve_checkout(const std::string& url, const std::string& ref);
+
   // Every reference resolved so far, by key, for the record and the lock.
   std::vector<ResolvedRepository> resolved() const;
 
@@ -91,7 +96,8 @@ class ActionSources {
   bool frozen_;
   mutable std::mutex mu_;
   std::map<std::string, ResolvedRepository> by_key_;
-  std::set<std::string> fetched_;  // URLs fetched in this run
+  std::map<std::string, std::string> checkouts_;  // "url@ref" -> commit
+  std::set<std::string> fetched_;                 // URLs fetched in this run
   std::map<std::string, std::pair<std::shared_ptr<const pipeline::ActionManifest>, std::string>>
       manifests_;  // dir -> manifest, digest
 };

@@ -109,6 +109,11 @@ Result<ActionResult> checkout(ActionEnv& env) {
   std::optional<std::string> locked =
       pin_checkout(run.lock, repository, get("ref"), run.source_url);
   if (locked) req.ref = *locked;
+  if (env.checkouts && !(repository.empty() && get("ref").empty())) {
+    std::string key = (repository.empty() ? run.source_url : repository) + "@" +
+                      (get("ref").empty() ? "HEAD" : get("ref"));
+    if (auto it = env.checkouts->find(key); it != env.checkouts->end()) req.commit = it->second;
+  }
   cache::GitMirrors mirrors(run.state_dir);
   LS_TRY_ASSIGN(cache::CheckoutResult r, cache::checkout(mirrors, req));
   if (locked && r.commit != *locked)

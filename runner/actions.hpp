@@ -26,6 +26,8 @@ struct ActionEnv {
   std::function<void(const std::string&)> note;  // a line in the job's log
   bool job_succeeded = true;                     // for post-job cache saves
   std::vector<ResolvedInput>* inputs = nullptr;  // checkouts add what they resolved to
+  // "url@ref" -> commit resolved when the job started (its hash names them).
+  const std::map<std::string, std::string>* checkouts = nullptr;
 };
 
 struct ActionResult {

@@ -102,6 +102,51 @@ Status JobExecution::prepare_actions(executor::ContainerSpec& spec) {
   return {};
 }
 
+Status JobExecution::prepare_checkouts() {
+  // Every actions/checkout whose repository and ref are known before the
+  // job runs resolves now, so the job's environment hash names the commits
+  // it will build; the checkout then takes exactly that commit.
+  for (size_t i = 0; i < job_.steps.size(); ++i) {
+    const auto& step = job_.steps[i];
+    if (!step.uses || builtin_action_name(*step.uses) != "actions/checkout") continue;
+    std::string texts[2];
+    bool known = true;
+    for (int k = 0; k < 2; ++k) {
+      auto it = step.with.find(k == 0 ? "repository" : "ref");
+      if (it == step.with.end()) continue;
+      auto used = pipeline::contexts_used(it->second, false);
+      if (!used || std::find(used->begin(), used->end(), "steps") != used->end() ||
+          std::find(used->begin(), used->end(), "job") != used->end()) {
+        known = false;
+        break;
+      }
+      auto v = pipeline::interpolate(it->second, ctx_);
+      if (!v) {
+        known = false;
+        break;
+      }
+      texts[k] = *v;
+    }
+    const std::string& repository = texts[0];
+    const std::string& ref = texts[1];
+    if (!known || (repository.empty() && ref.empty())) continue;  // the run's own commit
+    std::string url = repository.empty() ? run_.source_url : repository;
+    if (url.empty()) continue;
+    std::string key = url + "@" + (ref.empty() ? "HEAD" : ref);
+    if (checkouts_.count(key)) continue;
+    if (auto locked = pin_checkout(run_.lock, repository, ref, run_.source_url)) {
+      checkouts_[key] = *locked;
+      continue;
+    }
+    auto commit = run_.actions->resolve_checkout(url, ref);
+    if (!commit)
+      return fail(std::move(commit.error())
+                      .context("step '" + step_display_name(step, i) + "' (actions/checkout)"));
+    checkouts_[key] = *commit;
+  }
+  return {};
+}
+
 Result<JobAction> JobExecution::job_action(const pipeline::Step& step, const std::string& what) {
   LS_TRY_ASSIGN(pipeline::ActionRef ref, pipeline::parse_action_ref(*step.uses));
   JobAction a;

@@ -374,6 +374,7 @@ class JobExecution {
     spec.user_namespace = run_.userns;
     apply_variation(spec);
     LS_TRY(prepare_actions(spec));
+    LS_TRY(prepare_checkouts());
     report_.network = executor::to_string(spec.network);
     // The environment hash, before anything runs: a replay refuses here.
     LS_TRY(compute_job_hash(spec, prepared));
@@ -535,6 +536,8 @@ class JobExecution {
   // Resolves the job's repository actions (and those inside composite
   // actions) before its container starts, and what they need mounted.
   Status prepare_actions(executor::ContainerSpec& spec);
+  Status prepare_checkouts();
+  std::map<std::string, std::string> checkouts_;  // "url@ref" -> commit, resolved at job start
   Result<JobAction> job_action(const pipeline::Step& step, const std::string& what);
   Result<std::map<std::string, std::string>> action_inputs(const pipeline::Step& step,
                                                            const pipeline::ActionManifest& m,

@@ -257,6 +257,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
       if (auto a = store.get(run_.run_id, name)) n.artifacts[name] = a->digest.str();
   }
   if (node_) in.node_runtime = node_->digest;
+  in.checkouts = checkouts_;
   for (const auto& [uses, a] : prepared_) in.actions[a.resolved.repo.key] = a.resolved.repo.commit;
   Json doc = pipeline::job_document(in);
   LS_TRY_ASSIGN(Digest d, pipeline::hash_document(doc));

@@ -345,6 +345,7 @@ Result<executor::ProcessResult> JobExecution::run_builtin_step(const pipeline::S
   env.home_host = home_host_;
   env.note = [this](const std::string& line) { log_->note(line); };
   env.inputs = &report_.inputs;
+  env.checkouts = &checkouts_;
   for (const auto& [k, v] : step.with) {
     LS_TRY_ASSIGN(env.with[k], eval_string(v, ctx_, what + " with." + k));
   }

@@ -85,6 +85,48 @@ jobs:
   EXPECT_TRUE(has(r.out, "(mirror current)")) << r.out;
 }
 
+// Two runs that built different source never share an environment hash: a
+// checkout of another repository is resolved before the job's hash, and
+// `diff` names the commit that moved.
+TEST_F(ActionsTest, ACheckoutThatMovedChangesTheJobHashAndDiffNamesIt) {
+  auto repo = make_repo();
+  std::string yaml = R"(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          repository: )" +
+                     repo.string() + R"(
+      - run: cat hello.txt
+)";
+  auto r = run(yaml);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "[c] version two")) << r.out;
+  std::string first = home_.run_ids().back();
+  // The repository moves on.
+  std::ofstream(repo / "hello.txt") << "version three\n";
+  auto git = run_process({"/usr/bin/git", "-C", repo.string(), "-c", "user.name=t", "-c",
+                          "user.email=t@e", "commit", "-qam", "three"});
+  ASSERT_EQ(git.exit_code, 0) << git.err;
+  r = run(yaml);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "[c] version three")) << r.out;
+  std::string second = home_.run_ids().back();
+  auto load = [&](const std::string& id) {
+    return Json::parse(*read_file(home_.home() / "runs" / id / "record.json"));
+  };
+  Json a = load(first), b = load(second);
+  EXPECT_NE(a["jobs"][0]["env_hash"], b["jobs"][0]["env_hash"]);
+  std::string key = repo.string() + "@HEAD";
+  EXPECT_NE(a["jobs"][0]["env_doc"]["checkouts"][key], b["jobs"][0]["env_doc"]["checkouts"][key]);
+  auto diff = home_.lockstep({"diff", first, second});
+  EXPECT_TRUE(has(diff.out, "checkouts[\"" + key + "\"]")) << diff.out << diff.err;
+  EXPECT_FALSE(has(diff.out, "no differences")) << diff.out;
+}
+
 TEST_F(ActionsTest, UnknownRefIsAOneLineErrorNamingIt) {
   auto repo = make_repo();
   auto r = run(R"(on: push
