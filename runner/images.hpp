@@ -34,6 +34,9 @@ class ImageResolver {
 
   Result<PreparedImage> get(const std::string& ref);
 
+  // The store images resolve from (and images built in a run go into).
+  cache::ImageStore& store() { return store_; }
+
  private:
   struct Slot {
     std::once_flag once;

@@ -10,6 +10,7 @@
 
 #include "pipeline/action.hpp"
 #include "pipeline/options.hpp"
+#include "runner/dockerfile_action.hpp"
 #include "runner/job_internal.hpp"
 
 namespace lockstep::runner::detail {
@@ -262,6 +263,42 @@ Result<std::string> JobExecution::event_file() {
   return ctemp_ + "/_github_workflow/event.json";
 }
 
+Result<std::string> JobExecution::docker_action_image(const JobAction& a, const std::string& what) {
+  const auto& m = *a.resolved.manifest;
+  if (m.image.rfind("docker://", 0) == 0) return m.image.substr(9);
+  std::string key = a.resolved.dir.string() + "|" + m.image;
+  if (auto it = built_by_action_.find(key); it != built_by_action_.end()) return it->second;
+  DockerfileBuild req;
+  req.context = a.resolved.dir;
+  req.dockerfile = m.image;
+  bool repo = a.ref.kind == pipeline::ActionRef::Kind::kRepository;
+  req.name = repo ? a.ref.name() : "local/" + fs::path(a.ref.local).filename().string();
+  if (repo) req.context_id = "commit:" + a.resolved.repo.commit + "/" + a.ref.path;
+  req.network = spec_copy_.network.mode == executor::NetworkMode::kHost ? "host" : "none";
+  req.timestamp = run_.source_date_epoch;
+  req.scratch = run_.state_dir / "tmp" / "builds";
+  req.resolve_base = [this](const std::string& ref) -> Result<PreparedImage> {
+    ImagePin pin = replay_pin(ref);
+    LS_TRY_ASSIGN(PreparedImage p, run_.images->get(pin.lookup));
+    LS_TRY(verify_image_pin(pin, ref, p.record));
+    auto& rin = report_.inputs;
+    if (std::none_of(rin.begin(), rin.end(), [&](const ResolvedInput& r) {
+          return r.kind == "image" && r.reference == ref;
+        }))
+      rin.push_back({"image", ref, p.record.manifest.str(), !pin.locked.empty()});
+    return p;
+  };
+  req.note = [this](const std::string& line) { log_->note(line); };
+  auto built = build_dockerfile_action(*run_.images, req);
+  if (!built) return fail(std::move(built.error()).context(what + ": action '" + a.ref.text + "'"));
+  log_->note((built->cached ? "using " : "built ") + built->tag + " (" +
+             built->digest.substr(0, 19) + ")");
+  report_.inputs.push_back({"image", built->tag, built->digest, false});
+  built_[built->tag] = built->digest;
+  built_by_action_[key] = built->tag;
+  return built->tag;
+}
+
 Json JobExecution::action_document(const JobAction& a) const {
   const auto& m = *a.resolved.manifest;
   Json d = {{"kind", kind_name(m.kind)},
@@ -295,6 +332,13 @@ Result<executor::ProcessResult> JobExecution::run_action(const pipeline::Step& s
     LS_TRY_ASSIGN(action, job_action(step, what));
     LS_TRY_ASSIGN(inputs, action_inputs(step, *action->resolved.manifest, what));
     doc = action_document(*action);
+    if (action->resolved.manifest->kind == pipeline::ActionKind::kDocker) {
+      // A Dockerfile action's image is built (or found) before the step's
+      // hash, which then names its digest.
+      LS_TRY_ASSIGN(std::string image, docker_action_image(*action, what));
+      doc["image"] = image;
+      if (auto it = built_.find(image); it != built_.end()) doc["image_digest"] = it->second;
+    }
   }
   if (sr) {
     pipeline::StepEnvInputs hin;
@@ -347,12 +391,7 @@ Result<executor::ProcessResult> JobExecution::run_action(const pipeline::Step& s
     case pipeline::ActionKind::kComposite:
       return run_composite(step, a, inputs, io, std::move(env), what);
     case pipeline::ActionKind::kDocker: {
-      if (m.image.rfind("docker://", 0) != 0)
-        return fail(what + ": action '" + *step.uses + "' builds its image from '" + m.image +
-                        "' (a Dockerfile), which lockstep does not support yet; use an action "
-                        "that names a published image (runs.image: docker://IMAGE)",
-                    ErrorKind::kUnsupported);
-      std::string image = m.image.substr(9);
+      LS_TRY_ASSIGN(std::string image, docker_action_image(a, what));
       LS_TRY_ASSIGN(executor::ProcessResult pr,
                     run_docker(image, &a, Stage::kMain, inputs, io, env, what));
       if (!m.post_entrypoint.empty()) {
@@ -714,10 +753,10 @@ Status JobExecution::run_pre_steps(bool& failed, std::string& reason) {
         r = fail(std::move(inputs.error()));
       else if (m.kind == pipeline::ActionKind::kNode)
         r = run_node(*a, Stage::kPre, *inputs, io, std::move(*env), what);
-      else if (m.image.rfind("docker://", 0) == 0)
-        r = run_docker(m.image.substr(9), &*a, Stage::kPre, *inputs, io, std::move(*env), what);
+      else if (auto image = docker_action_image(*a, what); !image)
+        r = fail(std::move(image.error()));
       else
-        r = fail(what + ": Dockerfile actions are not supported yet", ErrorKind::kUnsupported);
+        r = run_docker(*image, &*a, Stage::kPre, *inputs, io, std::move(*env), what);
     }
     sr.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - begin);

@@ -561,6 +561,10 @@ class JobExecution {
                                              StepIo& io, JobEnv::Map env, const std::string& what);
   Status run_pre_steps(bool& failed, std::string& reason);
   Json action_document(const JobAction& a) const;
+  // The image a Docker action runs: docker://IMAGE, or built from its Dockerfile.
+  Result<std::string> docker_action_image(const JobAction& a, const std::string& what);
+  std::map<std::string, std::string> built_;            // built tag -> digest
+  std::map<std::string, std::string> built_by_action_;  // action dir|Dockerfile -> tag
   // $GITHUB_EVENT_PATH: the event payload, written once per job; its path in the job.
   Result<std::string> event_file();
   std::map<std::string, JobAction> prepared_;  // by uses text: resolved before the job started

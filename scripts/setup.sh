@@ -41,8 +41,9 @@ packages=(
   disorderfs fuse
   # report tests: schema validation of provenance, headless rendering of HTML
   python3-jsonschema chromium
-  # JavaScript actions: the host's node, bundled with its libraries for jobs
-  nodejs patchelf
+  # JavaScript actions: the host's node, bundled with its libraries for jobs;
+  # Docker actions built from their Dockerfile
+  nodejs patchelf buildah
 )
 
 missing=()
