@@ -18,16 +18,25 @@ fail() { echo "cli_docs_test: FAIL: $*" >&2; failures=$((failures + 1)); }
 
 command -v groff >/dev/null || { echo "SKIP: needs groff (apt-get install man-db)"; exit 77; }
 
-# complete WORDS...: what the completion offers for the last word.
+# shellcheck source=/dev/null
+source "$completion"
+# complete WORDS...: COMPREPLY becomes what the completion offers for the last word.
 complete_words() {
-  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _lockstep
-           printf "%s\n" "${COMPREPLY[@]}"' _ "$completion" "$@"
+  COMP_WORDS=("$@")
+  COMP_CWORD=$(($# - 1))
+  _lockstep
 }
 # offers WORD WORDS...: the completion of WORDS includes WORD.
 offers() {
-  local want=$1 got; shift
-  got=$(complete_words "$@")
-  grep -qxF -- "$want" <<<"$got"
+  local want=$1 w; shift
+  complete_words "$@"
+  for w in "${COMPREPLY[@]}"; do [ "$w" = "$want" ] && return 0; done
+  return 1
+}
+# offers_nothing WORDS...: no words, so bash falls back to file names.
+offers_nothing() {
+  complete_words "$@"
+  [ ${#COMPREPLY[@]} = 0 ]
 }
 # options HELP: each option name of a help text ("--jobs", "-j").
 options_of() {
@@ -35,6 +44,7 @@ options_of() {
     tr ', =' '\n\n\n' | grep -E '^-'
 }
 
+man=$(<"$man_page")
 top=$("$lockstep" --help)
 verbs=$(printf '%s\n' "$top" | sed -n '/^commands:$/,/^$/p' | sed -nE 's/^  ([a-z][a-z0-9-]*) .*/\1/p')
 [ "$(printf '%s\n' "$verbs" | wc -l)" -ge 10 ] || fail "too few commands in 'lockstep --help': $verbs"
@@ -43,12 +53,11 @@ checked=0
 check_command() {  # WORDS...: the command path
   local text opt
   text=$("$lockstep" "$@" --help)
-  grep -qF ".SS \"lockstep $*\"" "$man_page" || fail "man page has no section 'lockstep $*'"
+  [[ $man == *".SS \"lockstep $*\""* ]] || fail "man page has no section 'lockstep $*'"
   while read -r opt; do
     [ -n "$opt" ] || continue
     offers "$opt" lockstep "$@" "${opt:0:2}" || fail "'lockstep $* ${opt:0:2}<TAB>' does not offer $opt"
-    grep -qF -- "$(printf '%s' "$opt" | sed 's/-/\\-/g')" "$man_page" ||
-      fail "man page does not mention $opt of 'lockstep $*'"
+    [[ $man == *"${opt//-/\\-}"* ]] || fail "man page does not mention $opt of 'lockstep $*'"
     checked=$((checked + 1))
   done < <(options_of "$text")
   # Subcommands, for a command whose usage line takes one ("<command>", "<a|b>").
@@ -69,11 +78,11 @@ done
 
 # Where a word is not a command or option, files are completed (the empty
 # answer lets bash fall back to file names), also for an option's value.
-[ -z "$(complete_words lockstep run ci.yml "")" ] || fail "'lockstep run ci.yml <TAB>' offers words, not files"
+offers_nothing lockstep run ci.yml "" || fail "'lockstep run ci.yml <TAB>' offers words, not files"
 opt=$(options_of "$("$lockstep" run --help)" | grep -E '^--' | head -n 1)
 offers "$opt" lockstep run ci.yml "--" || fail "'lockstep run ci.yml --<TAB>' (after a positional) misses $opt"
-[ -z "$(complete_words lockstep image import --tag "")" ] || fail "an option's value is completed with words"
-[ -z "$(complete_words lockstep nosuch "")" ] || fail "an unknown command completes words"
+offers_nothing lockstep image import --tag "" || fail "an option's value is completed with words"
+offers_nothing lockstep nosuch "" || fail "an unknown command completes words"
 
 # The man page renders cleanly and names itself.
 warnings=$(groff -man -ww -z -Tutf8 "$man_page" 2>&1 || true)
