@@ -55,6 +55,9 @@ echo "fresh-debian.sh: $(git -C "$root/root/lockstep" log -1 --format='%h %s') i
 cmd=$(printf '%q ' "$@")
 unshare --mount --pid --fork --propagation private bash -euc '
   root=$1 cmd=$2
+  # The root a mount point of its own, as on a machine (containers make "/"
+  # private, which needs a mount point).
+  mount --bind "$root" "$root"
   mount --rbind /sys "$root/sys"
   mount --rbind /dev "$root/dev"
   mount -t proc proc "$root/proc"

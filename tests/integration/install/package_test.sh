@@ -10,9 +10,13 @@
 # every checkout); the package's dependencies must already be installed (apt
 # would otherwise add packages that purging lockstep leaves behind). A run
 # killed before it could purge is cleaned up by the next one: it leaves a
-# marker while the package is installed.
+# marker while the package is installed. It gives itself 20 minutes and then
+# stops, cleaning up, well before CTest's timeout (25 minutes) would kill it.
 # usage: package_test.sh BUILD_DIR LOCKSTEP_BINARY
 set -euo pipefail
+if [ -z "${LOCKSTEP_PACKAGE_TEST_TIMED:-}" ]; then
+  LOCKSTEP_PACKAGE_TEST_TIMED=1 exec timeout 1200 bash "$0" "$@"
+fi
 build=${1:?usage: package_test.sh BUILD_DIR LOCKSTEP_BINARY}
 lockstep=${2:?lockstep binary}
 
@@ -36,6 +40,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'echo "package_test: FAIL: out of time" >&2; exit 1' TERM INT
 failures=0
 fail() { echo "package_test: FAIL: $*" >&2; failures=$((failures + 1)); }
 status() { dpkg-query -W -f='${db:Status-Status}' lockstep 2>/dev/null || true; }
