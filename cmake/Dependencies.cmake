@@ -10,8 +10,12 @@ find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(tl-expected REQUIRED)
-find_package(GTest REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 pkg_check_modules(LIBGIT2 REQUIRED IMPORTED_TARGET libgit2)
 pkg_check_modules(LIBSECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(LIBZSTD REQUIRED IMPORTED_TARGET libzstd)
+# The tests' framework only when the tests are built (the quick start and
+# packaging build lockstep alone, without libgtest-dev installed).
+if(LOCKSTEP_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
