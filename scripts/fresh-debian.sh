@@ -62,7 +62,14 @@ unshare --mount --pid --fork --propagation private bash -euc '
   mount --rbind /dev "$root/dev"
   mount -t proc proc "$root/proc"
   mount -t tmpfs tmpfs "$root/run"
-  exec chroot "$root" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" \
+  # A real root, not a chroot: pivot_root in a chroot moves the namespace'"'"'s
+  # root (the host'"'"'s /), which breaks what containers started inside see.
+  mkdir -p "$root/.oldroot"
+  cd "$root"
+  pivot_root . .oldroot
+  /.oldroot/usr/bin/umount -l /.oldroot
+  rmdir /.oldroot 2>/dev/null || true
+  exec /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     bash -c "cd /root/lockstep && start=\$(date +%s) && $cmd; rc=\$?; echo \"fresh-debian.sh: exit \$rc after \$((\$(date +%s) - start)) s\"; exit \$rc"
 ' _ "$root" "$cmd"
