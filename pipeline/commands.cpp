@@ -1,5 +1,7 @@
 #include "pipeline/commands.hpp"
 
+#include <cctype>
+
 namespace lockstep::pipeline {
 namespace {
 
@@ -31,6 +33,63 @@ std::string unescape(std::string_view s, bool property) {
   return out;
 }
 
+// The legacy form's escapes (##[name k=v;k=v]data): %3B ; %0D CR %0A LF
+// %5D ] %25 %, in properties and data alike.
+std::string unescape_legacy(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      std::string code(s.substr(i + 1, 2));
+      for (char& c : code) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      char c = code == "3B"   ? ';'
+               : code == "0D" ? '\r'
+               : code == "0A" ? '\n'
+               : code == "5D" ? ']'
+               : code == "25" ? '%'
+                              : 0;
+      if (c) {
+        out += c;
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+// "##[name k=v;k=v]data", anywhere in the line, as GitHub's runner still
+// reads it (actions built before 2019 print it).
+std::optional<WorkflowCommand> parse_legacy(std::string_view line) {
+  size_t at = line.find("##[");
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t rb = line.find(']', at);
+  if (rb == std::string_view::npos) return std::nullopt;
+  std::string_view info = line.substr(at + 3, rb - at - 3);
+  size_t space = info.find(' ');
+  WorkflowCommand cmd;
+  cmd.name = std::string(info.substr(0, space));
+  if (cmd.name.empty()) return std::nullopt;
+  if (space != std::string_view::npos) {
+    std::string_view props = info.substr(space + 1);
+    size_t pos = 0;
+    while (pos < props.size()) {
+      size_t semi = props.find(';', pos);
+      std::string_view kv =
+          props.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+      size_t eq = kv.find('=');
+      if (eq != std::string_view::npos && eq > 0 && eq + 1 < kv.size())
+        cmd.properties.emplace_back(std::string(kv.substr(0, eq)),
+                                    unescape_legacy(kv.substr(eq + 1)));
+      if (semi == std::string_view::npos) break;
+      pos = semi + 1;
+    }
+  }
+  cmd.message = unescape_legacy(line.substr(rb + 1));
+  cmd.legacy = true;
+  return cmd;
+}
+
 std::vector<std::string_view> split_lines(std::string_view text) {
   std::vector<std::string_view> lines;
   size_t start = 0;
@@ -54,13 +113,14 @@ std::optional<std::string> WorkflowCommand::property(std::string_view key) const
   return std::nullopt;
 }
 
-std::optional<WorkflowCommand> parse_command(std::string_view line) {
+std::optional<WorkflowCommand> parse_command(std::string_view full) {
+  std::string_view line = full;
   size_t lead = line.find_first_not_of(" \t");
   if (lead == std::string_view::npos) return std::nullopt;
   line.remove_prefix(lead);
-  if (line.substr(0, 2) != "::") return std::nullopt;
+  if (line.substr(0, 2) != "::") return parse_legacy(full);
   size_t end = line.find("::", 2);
-  if (end == std::string_view::npos) return std::nullopt;
+  if (end == std::string_view::npos) return parse_legacy(full);
   std::string_view section = line.substr(2, end - 2);
   WorkflowCommand cmd;
   size_t space = section.find(' ');

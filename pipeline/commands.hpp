@@ -17,12 +17,15 @@ struct WorkflowCommand {
   std::string name;  // "group", "endgroup", "error", "warning", "notice", "add-mask", "debug", ...
   std::vector<std::pair<std::string, std::string>> properties;  // in order, unescaped
   std::string message;                                          // unescaped
+  bool legacy = false;  // written as "##[name k=v;k=v]message", the form before "::"
 
   // The value of a property, or nullopt.
   std::optional<std::string> property(std::string_view key) const;
 };
 
-// Parses one line of output (without its newline) as "::name k=v,k=v::message".
+// Parses one line of output (without its newline) as "::name k=v,k=v::message",
+// else as the legacy "##[name k=v;k=v]message" (anywhere in the line, escapes
+// %3B %0D %0A %5D %25), as GitHub's runner reads both.
 // Returns nullopt for a line that is not a command. Names are returned as
 // written (lower case in practice); unknown names are returned too, for the
 // runner to echo. Escapes: %25 -> %, %0D -> CR, %0A -> LF in messages and

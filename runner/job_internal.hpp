@@ -294,6 +294,10 @@ class JobExecution {
     Value secrets = Value::object();
     for (const auto& [k, v] : run_.secrets) secrets[k] = v;
     c["secrets"] = secrets;
+    // As on GitHub, github.token is the GITHUB_TOKEN secret (given with
+    // --secret GITHUB_TOKEN=...; empty without one).
+    c["github"]["token"] =
+        run_.secrets.count("GITHUB_TOKEN") ? run_.secrets.at("GITHUB_TOKEN") : "";
     c["inputs"] = Value::object();
     c["vars"] = Value::object();
     c["steps"] = Value::object();

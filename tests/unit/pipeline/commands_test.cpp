@@ -131,3 +131,35 @@ TEST(GithubFiles, Path) {
 
 }  // namespace
 }  // namespace lockstep::pipeline
+
+namespace lockstep::pipeline {
+namespace {
+
+// GitHub's runner still reads the form actions printed before 2019
+// (ActionCommand.TryParse): "##[" anywhere in the line, ';' between
+// properties, and its own escapes.
+TEST(Commands, LegacyFormAsTheRunnerReadsIt) {
+  auto c = parse_command("##[set-output name=time;]03:48:41 GMT");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->legacy);
+  EXPECT_EQ(c->name, "set-output");
+  EXPECT_EQ(c->property("name"), "time");
+  EXPECT_EQ(c->message, "03:48:41 GMT");
+  c = parse_command("prefix ##[warning file=a%3Bb.c;line=3]bracket%5D and %25");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->name, "warning");
+  EXPECT_EQ(c->property("file"), "a;b.c");
+  EXPECT_EQ(c->property("line"), "3");
+  EXPECT_EQ(c->message, "bracket] and %");
+  EXPECT_FALSE(parse_command("##[unterminated"));
+  EXPECT_FALSE(parse_command("##[]no name"));
+  // The current form wins where both could apply.
+  c = parse_command("::notice::see ##[x]");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->legacy);
+  EXPECT_EQ(c->name, "notice");
+  EXPECT_EQ(c->message, "see ##[x]");
+}
+
+}  // namespace
+}  // namespace lockstep::pipeline
