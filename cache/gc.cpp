@@ -38,7 +38,7 @@ uint64_t tree_bytes(const fs::path& root) {
 // What one image keeps alive.
 struct Reach {
   std::set<Digest> blobs;
-  std::set<Digest> layers;  // diff ids
+  std::set<std::string> layers;  // names under <state>/layers (layer_dir_names)
 };
 
 Reach reach_of(const ImageStore& store, const Digest& manifest, std::optional<Digest> index) {
@@ -50,14 +50,21 @@ Reach reach_of(const ImageStore& store, const Digest& manifest, std::optional<Di
   r.blobs.insert(rec->config);
   for (const auto& l : rec->layers) {
     r.blobs.insert(l.blob);
-    r.layers.insert(l.diff_id);
+    for (auto& n : layer_dir_names(l.diff_id, l.chain_id)) r.layers.insert(std::move(n));
   }
   return r;
 }
 
 struct Sizes {
-  std::map<Digest, uint64_t> blob, layer;
+  std::map<Digest, uint64_t> blob;
+  std::map<std::string, uint64_t> layer;  // by directory name
 };
+
+// "<64 hex>" (a diff id) or "chain-<64 hex>" (a chain id).
+bool is_layer_dir_name(const std::string& name) {
+  std::string hex = name.starts_with("chain-") ? name.substr(6) : name;
+  return Digest::parse("sha256:" + hex).has_value();
+}
 
 Sizes measure(const ImageStore& store) {
   Sizes s;
@@ -66,13 +73,13 @@ Sizes measure(const ImageStore& store) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(store.state_dir() / "layers", ec)) {
     std::string name = e.path().filename().string();
-    if (name.starts_with(".")) continue;
-    if (auto d = Digest::parse("sha256:" + name)) s.layer[*d] = tree_bytes(e.path());
+    if (is_layer_dir_name(name)) s.layer[name] = tree_bytes(e.path());
   }
   return s;
 }
 
-uint64_t size_of(const Sizes& s, const std::set<Digest>& blobs, const std::set<Digest>& layers) {
+uint64_t size_of(const Sizes& s, const std::set<Digest>& blobs,
+                 const std::set<std::string>& layers) {
   uint64_t n = 0;
   for (const auto& d : blobs)
     if (auto it = s.blob.find(d); it != s.blob.end()) n += it->second;
@@ -193,12 +200,17 @@ Result<GcReport> collect_garbage(ImageStore& store, const GcOptions& opts) {
     ++rep.blobs_removed;
     rep.bytes_freed += n;
   }
-  for (const auto& [d, n] : sizes.layer) {
-    if (live.layers.count(d)) continue;
-    LS_TRY(remove_tree(layer_dir(state, d)));
-    ::unlink((state / "layers" / (".lock-" + d.hex())).c_str());
+  for (const auto& [name, n] : sizes.layer) {
+    if (live.layers.count(name)) continue;
+    LS_TRY(remove_tree(state / "layers" / name));
     ++rep.layers_removed;
     rep.bytes_freed += n;
+  }
+  // Unpack locks are named by diff id, also for chain-keyed directories.
+  for (const auto& e : fs::directory_iterator(state / "layers", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.starts_with(".lock-") && !live.layers.count(name.substr(6)))
+      ::unlink(e.path().c_str());
   }
   for (const auto& m : candidates) {
     if (db.images.count(m) || busy.count(m)) continue;

@@ -79,6 +79,10 @@ Result<ImageRecord> ImageStore::load_record(const Digest& digest, std::optional<
     l.size = m.layers[i].size;
     rec.layers.push_back(std::move(l));
   }
+  std::vector<Digest> diffs;
+  for (const auto& l : rec.layers) diffs.push_back(l.diff_id);
+  std::vector<Digest> chains = chain_ids(diffs);
+  for (size_t i = 0; i < rec.layers.size(); ++i) rec.layers[i].chain_id = chains[i];
   return rec;
 }
 
@@ -179,7 +183,8 @@ Result<std::vector<fs::path>> ImageStore::layer_dirs(const ImageRecord& image) {
   std::vector<fs::path> out;
   out.reserve(image.layers.size());
   for (const auto& l : image.layers) {
-    LS_TRY_ASSIGN(fs::path p, ensure_layer_from_blob(state_, blobs_, l.blob, l.diff_id));
+    LayerParents parents{out, l.chain_id};
+    LS_TRY_ASSIGN(fs::path p, ensure_layer_from_blob(state_, blobs_, l.blob, l.diff_id, &parents));
     out.push_back(std::move(p));
   }
   LS_TRY(record_use(state_, image.manifest));

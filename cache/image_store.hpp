@@ -1,7 +1,9 @@
 #pragma once
 // Local OCI images: manifests, configs and layers live in the BlobStore; tags
 // map names to manifest digests; layers are unpacked once into
-// <state>/layers/<diffid-hex>/ and shared read-only by every container.
+// <state>/layers/<diffid-hex>/ (or, when a layer hard-links files of the
+// layers below it, <state>/layers/chain-<chainid-hex>/, see layer_unpack.hpp)
+// and shared read-only by every container.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -22,8 +24,9 @@ struct Platform {
 };
 
 struct LayerRef {
-  Digest blob;     // compressed (or not) blob digest, as in the manifest
-  Digest diff_id;  // uncompressed digest, from the config's rootfs.diff_ids
+  Digest blob;      // compressed (or not) blob digest, as in the manifest
+  Digest diff_id;   // uncompressed digest, from the config's rootfs.diff_ids
+  Digest chain_id;  // ChainID of this layer and the ones below it
   std::string media_type;
   uint64_t size = 0;
 };
@@ -60,7 +63,8 @@ class ImageStore {
   Result<ImageRecord> resolve(const std::string& ref) const;
 
   // Unpacked layer directories, lowest first; unpacks each layer at most once
-  // (keyed by diff id, verified against it) and reuses it afterwards.
+  // (verified against its diff id, keyed by it, or by its chain id when it
+  // is unpacked against the layers below) and reuses it afterwards.
   Result<std::vector<std::filesystem::path>> layer_dirs(const ImageRecord& image);
 
   struct Entry {

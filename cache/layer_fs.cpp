@@ -114,6 +114,22 @@ Result<UniqueFd> RootedWriter::parent_dir(const std::vector<std::string>& comps,
   return cur;
 }
 
+Result<std::optional<struct stat>> RootedWriter::lookup(const std::vector<std::string>& comps) {
+  if (comps.empty()) return std::nullopt;
+  auto parent = parent_dir(comps, false);
+  if (!parent) {
+    int e = parent.error().errnum();
+    if (e == ENOENT || e == ENOTDIR) return std::nullopt;
+    return fail(std::move(parent.error()));
+  }
+  struct stat st {};
+  if (::fstatat(parent->get(), comps.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    return fail_errno("stat '" + join_path(comps, comps.size()) + "' in the layer");
+  }
+  return st;
+}
+
 Status RootedWriter::remove_at(int parent, const std::string& name) {
   struct stat st {};
   if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {

@@ -7,10 +7,12 @@
 // so it can never lead outside. The last component is then created with *at()
 // calls on the parent fd that never follow it (O_EXCL|O_NOFOLLOW after
 // removing what was there), so nothing is ever written through a symlink.
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +46,11 @@ class RootedWriter {
   Result<UniqueFd> parent_dir(const std::vector<std::string>& comps, bool create);
   // Opens an existing directory (the root for an empty path), never creating it.
   Result<UniqueFd> dir(const std::vector<std::string>& comps);
+
+  // What is at `comps` (symlinks on the way resolved inside the root, the last
+  // component not followed), or nullopt when nothing is, or a component on
+  // the way is missing or not a directory.
+  Result<std::optional<struct stat>> lookup(const std::vector<std::string>& comps);
 
   // Removes whatever is at parent/name (a whole tree for a directory).
   Status remove_at(int parent, const std::string& name);

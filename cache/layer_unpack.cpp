@@ -14,6 +14,7 @@
 
 #include "cache/gc_lock.hpp"
 #include "cache/layer_fs.hpp"
+#include "cache/layer_lower.hpp"
 #include "common/fs.hpp"
 
 namespace lockstep::cache {
@@ -105,8 +106,8 @@ EntryMeta meta_of(archive_entry* e, const std::string& what, bool* dropped) {
 
 class EntryWriter {
  public:
-  EntryWriter(RootedWriter& w, const UnpackOptions& o, UnpackResult& r)
-      : w_(w), opts_(o), res_(r) {}
+  EntryWriter(RootedWriter& w, const UnpackOptions& o, const LowerLayers& lower, UnpackResult& r)
+      : w_(w), opts_(o), lower_(lower), res_(r) {}
 
   Status write(archive* a, archive_entry* e) {
     const char* raw = archive_entry_pathname(e);
@@ -124,10 +125,14 @@ class EntryWriter {
       return {};
     }
     const std::string& base = comps.back();
+    const bool is_whiteout_entry = opts_.whiteouts && std::string_view(base).starts_with(kWhiteout);
+    const char* hl = archive_entry_hardlink(e);
+    // Before the link's own directory is made: a target copied up from below
+    // brings its directories with their metadata, which may be this one.
+    if (hl && !is_whiteout_entry) LS_TRY(link_target(comps, hl));
     LS_TRY_ASSIGN(UniqueFd parent, w_.parent_dir(comps, true));
-    if (opts_.whiteouts && std::string_view(base).starts_with(kWhiteout))
-      return whiteout(parent.get(), comps, path);
-    if (const char* hl = archive_entry_hardlink(e)) {
+    if (is_whiteout_entry) return whiteout(parent.get(), comps, path);
+    if (hl) {
       LS_TRY_ASSIGN(auto target, split_entry_path(hl));
       return w_.make_hardlink(parent.get(), base, target);
     }
@@ -166,6 +171,27 @@ class EntryWriter {
   }
 
  private:
+  // Makes sure the target of a hard link is in this layer: it is there, or it
+  // is copied up from the layers below; never a whiteout.
+  Status link_target(const std::vector<std::string>& comps, const char* link) {
+    LS_TRY_ASSIGN(auto target, split_entry_path(link));
+    if (target.empty()) return {};  // make_hardlink refuses it
+    const std::string what = "hardlink '" + join_path(comps, comps.size()) + "' to '" +
+                             join_path(target, target.size()) + "'";
+    LS_TRY_ASSIGN(auto here, w_.lookup(target));
+    if (here) {
+      if (opts_.whiteouts && is_whiteout(*here))
+        return fail(Error(what + ": the target was removed by a whiteout earlier in this layer", 0,
+                          ErrorKind::kIntegrity));
+      return {};
+    }
+    if (lower_.empty())
+      return fail(Error(what + ": no such file in this layer", ENOENT, ErrorKind::kIntegrity));
+    LS_TRY(lower_.copy_up(w_, target, what));
+    ++res_.copied_up;
+    return {};
+  }
+
   Status whiteout(int parent, const std::vector<std::string>& comps, const std::string& path) {
     const std::string& base = comps.back();
     if (base == kOpaque) {
@@ -218,6 +244,7 @@ class EntryWriter {
 
   RootedWriter& w_;
   const UnpackOptions& opts_;
+  const LowerLayers& lower_;
   UnpackResult& res_;
 };
 
@@ -250,8 +277,9 @@ Result<UnpackResult> unpack_tar_stream(const StreamReader& in, const fs::path& d
   LS_TRY_ASSIGN(RootedWriter w, RootedWriter::open(dest.string()));
   w.set_keep_owner(opts.keep_owner);
   if (::fchmod(w.root_fd(), 0755) != 0) return fail_errno("chmod " + dest.string());
+  LS_TRY_ASSIGN(LowerLayers lower, LowerLayers::open(opts.lower_layers));
   UnpackResult res;
-  EntryWriter writer(w, opts, res);
+  EntryWriter writer(w, opts, lower, res);
   for (;;) {
     r = archive_read_next_header(inner, &ent);
     if (r == ARCHIVE_EOF) break;
@@ -287,28 +315,65 @@ fs::path layer_dir(const fs::path& state, const Digest& diff_id) {
   return state / "layers" / diff_id.hex();
 }
 
-Result<fs::path> ensure_layer(const fs::path& state, const Digest& diff_id, const std::string& name,
-                              const std::function<Result<StreamReader>()>& open) {
-  fs::path dest = layer_dir(state, diff_id);
+fs::path chain_layer_dir(const fs::path& state, const Digest& chain_id) {
+  return state / "layers" / ("chain-" + chain_id.hex());
+}
+
+std::vector<std::string> layer_dir_names(const Digest& diff_id, const Digest& chain_id) {
+  return {diff_id.hex(), "chain-" + chain_id.hex()};
+}
+
+std::optional<fs::path> unpacked_layer_dir(const fs::path& state, const Digest& diff_id,
+                                           const Digest& chain_id) {
   struct stat st {};
-  if (::stat(dest.c_str(), &st) == 0) return dest;
+  for (fs::path p : {layer_dir(state, diff_id), chain_layer_dir(state, chain_id)})
+    if (::stat(p.c_str(), &st) == 0) return p;
+  return std::nullopt;
+}
+
+std::vector<Digest> chain_ids(const std::vector<Digest>& diff_ids) {
+  std::vector<Digest> out;
+  out.reserve(diff_ids.size());
+  for (const auto& d : diff_ids)
+    out.push_back(out.empty() ? d : sha256_of(out.back().str() + " " + d.str()));
+  return out;
+}
+
+Result<fs::path> ensure_layer(const fs::path& state, const Digest& diff_id, const std::string& name,
+                              const std::function<Result<StreamReader>()>& open,
+                              const LayerParents* parents) {
+  const bool below = parents && !parents->dirs.empty();
+  const fs::path alone = layer_dir(state, diff_id);
+  const fs::path chained = below ? chain_layer_dir(state, parents->chain_id) : fs::path();
+  auto existing = [&]() -> std::optional<fs::path> {
+    struct stat st {};
+    if (::stat(alone.c_str(), &st) == 0) return alone;
+    if (below && ::stat(chained.c_str(), &st) == 0) return chained;
+    return std::nullopt;
+  };
+  if (auto d = existing()) return *d;
   LS_TRY_ASSIGN(UniqueFd lock, lock_file(state / "layers" / (".lock-" + diff_id.hex()), LOCK_EX));
-  if (::stat(dest.c_str(), &st) == 0) return dest;  // the other process won
+  if (auto d = existing()) return *d;  // the other process won
   LS_TRY_ASSIGN(TempDir tmp, TempDir::create(state / "tmp", "layer-"));
   LS_TRY_ASSIGN(StreamReader in, open());
   UnpackOptions opts;
   opts.name = name;
+  if (below) opts.lower_layers = parents->dirs;
   LS_TRY_ASSIGN(UnpackResult res, unpack_tar_stream(in, tmp.path(), opts));
   if (res.diff_id != diff_id)
     return fail(Error(name + ": diff id mismatch: the image config says " + diff_id.str() +
                           ", the content is " + res.diff_id.str(),
                       0, ErrorKind::kIntegrity));
+  const fs::path& dest = res.copied_up > 0 ? chained : alone;
   UniqueFd dfd(::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd || ::syncfs(dfd.get()) != 0) return fail_errno("sync " + tmp.path().string());
   if (::rename(tmp.path().c_str(), dest.c_str()) != 0)
     return fail_errno("move layer into " + dest.string());
   tmp.release();
   LS_TRY(fsync_dir(dest.parent_path()));
+  if (res.copied_up > 0)
+    spdlog::debug("{}: {} hard-link target(s) copied up from the layers below; stored as {}", name,
+                  res.copied_up, dest.filename().string());
   return dest;
 }
 
@@ -333,19 +398,23 @@ Result<fs::path> ensure_layer_tee(const fs::path& state, const Digest& diff_id,
 }
 
 Result<fs::path> ensure_layer_from_blob(const fs::path& state, const BlobStore& blobs,
-                                        const Digest& blob, const Digest& diff_id) {
+                                        const Digest& blob, const Digest& diff_id,
+                                        const LayerParents* parents) {
   auto fd = std::make_shared<UniqueFd>();
-  return ensure_layer(state, diff_id, "layer " + blob.str(), [&]() -> Result<StreamReader> {
-    LS_TRY_ASSIGN(*fd, blobs.open(blob));
-    int raw = fd->get();
-    return StreamReader([raw](void* buf, size_t len) -> Result<size_t> {
-      for (;;) {
-        ssize_t n = ::read(raw, buf, len);
-        if (n >= 0) return static_cast<size_t>(n);
-        if (errno != EINTR) return fail_errno("read");
-      }
-    });
-  });
+  return ensure_layer(
+      state, diff_id, "layer " + blob.str(),
+      [&]() -> Result<StreamReader> {
+        LS_TRY_ASSIGN(*fd, blobs.open(blob));
+        int raw = fd->get();
+        return StreamReader([raw](void* buf, size_t len) -> Result<size_t> {
+          for (;;) {
+            ssize_t n = ::read(raw, buf, len);
+            if (n >= 0) return static_cast<size_t>(n);
+            if (errno != EINTR) return fail_errno("read");
+          }
+        });
+      },
+      parents);
 }
 
 }  // namespace lockstep::cache

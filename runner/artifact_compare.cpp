@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <tuple>
 
 #include "common/fd.hpp"
@@ -98,7 +99,6 @@ bool get_le(const std::string& buf, size_t at, T& out) {
   return true;
 }
 
-// diffoscope's path, or "" when no PATH entry has an executable one.
 std::string find_diffoscope() {
   const char* path = std::getenv("PATH");
   if (!path) return "";
@@ -116,14 +116,35 @@ std::string find_diffoscope() {
   return "";
 }
 
-std::string run_diffoscope(const std::string& exe, const std::string& a, const std::string& b,
-                           const fs::path& cwd, size_t max_bytes, int timeout_s) {
+// The messages diffoscope writes into its report when it cuts it short.
+constexpr std::string_view kOwnTimeout = "Timeout exceeded; details may be incomplete.";
+constexpr std::string_view kOwnSizeLimit = "Max text output size reached.";
+
+DiffoscopeReport run_diffoscope(const std::string& exe, const std::string& a, const std::string& b,
+                                const fs::path& cwd, const DiffoscopeBudget& budget) {
+  DiffoscopeReport rep;
+  auto failed = [&](std::string why) {
+    rep.failed = true;
+    rep.text = "[diffoscope failed: " + why + "]\n";
+    return rep;
+  };
   int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return "diffoscope: pipe: " + std::string(strerror(errno));
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return failed("pipe: " + std::string(strerror(errno)));
   UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return "diffoscope: pipe: " + std::string(strerror(errno));
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return failed("pipe: " + std::string(strerror(errno)));
   UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
-  std::vector<std::string> argv_s = {exe, "--text", "-", a, b};
+  // --timeout: diffoscope stops going into further archive members (an ar
+  // archive's objects, say) and marks what it skipped; its report then comes
+  // out soon after. --max-text-report-size: it stops writing near our cut.
+  std::vector<std::string> argv_s = {exe,
+                                     "--text",
+                                     "-",
+                                     "--timeout",
+                                     std::to_string(budget.seconds),
+                                     "--max-text-report-size",
+                                     std::to_string(budget.max_bytes),
+                                     a,
+                                     b};
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -137,7 +158,7 @@ std::string run_diffoscope(const std::string& exe, const std::string& a, const s
   for (auto& s : env_s) envp.push_back(s.data());
   envp.push_back(nullptr);
   pid_t pid = ::fork();
-  if (pid < 0) return "diffoscope: fork: " + std::string(strerror(errno));
+  if (pid < 0) return failed("fork: " + std::string(strerror(errno)));
   if (pid == 0) {
     ::setpgid(0, 0);
     ::dup2(out_w.get(), 1);
@@ -152,22 +173,23 @@ std::string run_diffoscope(const std::string& exe, const std::string& a, const s
   out_w = UniqueFd();
   err_w = UniqueFd();
   std::string out, err;
-  bool truncated = false, timed_out = false;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  bool stopped = false;  // killed by us: out of time, or the report is long enough
+  bool out_of_time = false;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + std::chrono::seconds(budget.stop_after());
   pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
   char buf[kChunk];
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+  while ((fds[0].fd >= 0 || fds[1].fd >= 0) && !stopped) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
                     .count();
     if (left <= 0) {
-      timed_out = true;
-      ::kill(-pid, SIGKILL);
+      out_of_time = stopped = true;
       break;
     }
     int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 1000)));
     if (n < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < 2 && !stopped; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
       if (got <= 0) {
@@ -175,26 +197,46 @@ std::string run_diffoscope(const std::string& exe, const std::string& a, const s
         continue;
       }
       std::string& sink = i == 0 ? out : err;
-      size_t room = max_bytes > sink.size() ? max_bytes - sink.size() : 0;
+      size_t room = budget.max_bytes > sink.size() ? budget.max_bytes - sink.size() : 0;
       sink.append(buf, std::min(room, static_cast<size_t>(got)));
-      if (static_cast<size_t>(got) > room && i == 0) truncated = true;
+      // The rest of the report would be thrown away: no need to wait for it.
+      if (static_cast<size_t>(got) > room && i == 0) rep.cut = stopped = true;
     }
   }
+  if (stopped) ::kill(-pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (timed_out)
-    return out + "\n[diffoscope timed out after " + std::to_string(timeout_s) + " s]\n";
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-    return "diffoscope: could not run " + exe + "\n";
-  // 0: no differences, 1: differences; anything else is a failure.
-  if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) {
-    std::string why = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                                        : "signal " + std::to_string(WTERMSIG(status));
-    return out + "[diffoscope failed (" + why + ")]\n" + err;
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  rep.text = out;
+  if (!stopped) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) return failed("could not run " + exe);
+    // 0: no differences, 1: differences; anything else is a failure.
+    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+      std::string why = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                          : "signal " + std::to_string(WTERMSIG(status));
+      rep.failed = true;
+      rep.text = out + "[diffoscope failed (" + why + ")]\n" + err;
+      return rep;
+    }
   }
-  if (truncated) out += "\n[diffoscope report cut at " + std::to_string(max_bytes) + " bytes]\n";
-  return out;
+  if (!stopped && out.empty()) rep.text = "[diffoscope found no differences]\n";
+  rep.cut = rep.cut || out.find(kOwnSizeLimit) != std::string::npos;
+  // Its own timeout is written into the report, but a cut report may end
+  // before the first such note; having run that long tells the same.
+  bool own_timeout =
+      out.find(kOwnTimeout) != std::string::npos ||
+      std::chrono::steady_clock::now() - started >= std::chrono::seconds(budget.seconds);
+  rep.timed_out = out_of_time || own_timeout;
+  if (out_of_time)
+    rep.text += "[diffoscope stopped after " + std::to_string(budget.stop_after()) +
+                " s: details incomplete]\n";
+  else if (own_timeout)
+    rep.text += "[diffoscope's budget of " + std::to_string(budget.seconds) +
+                " s ran out: details may be incomplete]\n";
+  if (rep.cut)
+    rep.text += "[diffoscope report cut at " + std::to_string(budget.max_bytes) + " bytes]\n";
+  return rep;
 }
 
 std::string build_list(const std::vector<size_t>& builds) {
@@ -374,16 +416,41 @@ Result<std::string> describe_first_difference(const fs::path& a, const fs::path&
   return text;
 }
 
-std::string diffoscope_report(const fs::path& a, const fs::path& b, size_t max_bytes,
-                              int timeout_s) {
+std::string diffoscope_path() {
+  return find_diffoscope();
+}
+
+int DiffoscopeBudget::stop_after() const {
+  return seconds + std::max(2, seconds / 2);
+}
+
+std::optional<DiffoscopeReport> diffoscope_report(const fs::path& a, const fs::path& b,
+                                                  const DiffoscopeBudget& budget,
+                                                  const fs::path& cwd) {
   std::string exe = find_diffoscope();
-  if (exe.empty()) return "";
-  return run_diffoscope(exe, a.string(), b.string(), {}, max_bytes, timeout_s);
+  if (exe.empty()) return std::nullopt;
+  return run_diffoscope(exe, a.string(), b.string(), cwd, budget);
+}
+
+Status add_diffoscope(const cache::ArtifactStore& store, FileDifference& d,
+                      const DiffoscopeBudget& budget) {
+  if (d.file_a.empty() || d.file_b.empty() || find_diffoscope().empty()) return {};
+  fs::path tmp = store.root().parent_path() / "tmp";
+  std::error_code ec;
+  fs::create_directories(tmp, ec);
+  LS_TRY_ASSIGN(TempDir stage, TempDir::create(tmp, "compare-"));
+  LS_TRY_ASSIGN(auto rel, stage_pair(stage.path(), d.file_a, 1, d.file_b, d.other_build, d.path));
+  auto rep = diffoscope_report(rel.first, rel.second, budget, stage.path());
+  if (!rep) return {};
+  d.diffoscope = std::move(rep->text);
+  d.diffoscope_cut = rep->cut;
+  d.diffoscope_timed_out = rep->timed_out;
+  return {};
 }
 
 Result<std::vector<FileDifference>> compare_artifacts(
     const cache::ArtifactStore& store, const std::vector<cache::ArtifactInfo>& builds,
-    bool use_diffoscope) {
+    bool use_diffoscope, const DiffoscopeBudget& budget) {
   if (builds.empty()) return fail("compare artifacts: no builds given", ErrorKind::kUsage);
   const std::string& artifact = builds[0].name;
   // path -> the file in each build (nullptr when absent)
@@ -394,8 +461,6 @@ Result<std::vector<FileDifference>> compare_artifacts(
       slot.resize(builds.size(), nullptr);
       slot[i] = &f;
     }
-  std::string diffoscope = use_diffoscope ? find_diffoscope() : "";
-  std::optional<TempDir> stage;
   std::vector<FileDifference> out;
   for (auto& [path, per_build] : files) {
     per_build.resize(builds.size(), nullptr);
@@ -427,22 +492,14 @@ Result<std::vector<FileDifference>> compare_artifacts(
       out.push_back(std::move(d));
       continue;
     }
-    fs::path pa = store.file_path(first.digest), pb = store.file_path(per_build[other]->digest);
-    LS_TRY_ASSIGN(d.first_difference, describe_first_difference(pa, pb, 1, other + 1));
-    if (!diffoscope.empty()) {
-      if (!stage) {
-        fs::path tmp = store.root().parent_path() / "tmp";
-        std::error_code ec;
-        fs::create_directories(tmp, ec);
-        LS_TRY_ASSIGN(TempDir t, TempDir::create(tmp, "compare-"));
-        stage = std::move(t);
-      }
-      fs::path dir = stage->path() / std::to_string(out.size());
-      LS_TRY_ASSIGN(auto rel, stage_pair(dir, pa, 1, pb, other + 1, path));
-      d.diffoscope = run_diffoscope(diffoscope, rel.first, rel.second, dir, 64 * 1024, 120);
-    }
+    d.file_a = store.file_path(first.digest);
+    d.file_b = store.file_path(per_build[other]->digest);
+    d.other_build = other + 1;
+    LS_TRY_ASSIGN(d.first_difference, describe_first_difference(d.file_a, d.file_b, 1, other + 1));
     out.push_back(std::move(d));
   }
+  if (use_diffoscope)
+    for (auto& d : out) LS_TRY(add_diffoscope(store, d, budget));
   return out;
 }
 

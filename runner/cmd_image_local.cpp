@@ -1,7 +1,5 @@
 #include "runner/cmd_image_local.hpp"
 
-#include <sys/stat.h>
-
 #include <cstdio>
 
 #include "cache/export_oci.hpp"
@@ -84,10 +82,11 @@ int cmd_image_ls(const std::vector<std::string>& args) {
 }
 
 int cmd_image_inspect(const std::vector<std::string>& args) {
-  CommandLine cli("lockstep image inspect REF",
-                  "Prints a local image as JSON: manifest and config digests, platform, tags,\n"
-                  "layers (blob, diff id, media type, size, whether unpacked) and its config.",
-                  {});
+  CommandLine cli(
+      "lockstep image inspect REF",
+      "Prints a local image as JSON: manifest and config digests, platform, tags,\n"
+      "layers (blob, diff id, chain id, media type, size, whether unpacked) and its config.",
+      {});
   int exit = 0;
   auto parsed = parse_or_exit(cli, args, exit);
   if (!parsed) return exit;
@@ -103,13 +102,17 @@ int cmd_image_inspect(const std::vector<std::string>& args) {
       if (e.manifest == rec->manifest && e.tag != "<none>") tags.push_back(e.tag);
   Json layers = Json::array();
   for (const auto& l : rec->layers) {
-    struct stat st {};
-    bool unpacked = ::stat(cache::layer_dir(store.state_dir(), l.diff_id).c_str(), &st) == 0;
-    layers.push_back({{"digest", l.blob.str()},
-                      {"diffId", l.diff_id.str()},
-                      {"mediaType", l.media_type},
-                      {"size", l.size},
-                      {"unpacked", unpacked}});
+    auto dir = cache::unpacked_layer_dir(store.state_dir(), l.diff_id, l.chain_id);
+    Json layer = {{"digest", l.blob.str()},
+                  {"diffId", l.diff_id.str()},
+                  {"chainId", l.chain_id.str()},
+                  {"mediaType", l.media_type},
+                  {"size", l.size},
+                  {"unpacked", dir.has_value()}};
+    // A layer that hard-links files of the layers below is stored by chain id.
+    if (dir)
+      layer["unpackedAs"] = dir->filename().string().starts_with("chain-") ? "chain" : "layer";
+    layers.push_back(std::move(layer));
   }
   Json out = {{"manifest", rec->manifest.str()},
               {"mediaType", rec->manifest_media_type},

@@ -132,6 +132,8 @@ const CommandLine& verify_cl() {
        {"actions-url", 0, true, false, "URL",
         "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
        {"no-diffoscope", 0, false, false, "", "do not run diffoscope on differing files"},
+       {"diffoscope-timeout", 0, true, false, "SECONDS",
+        "diffoscope's time per differing file (default 20; its report is cut at 64 KiB)"},
        {"userns", 0, false, false, "",
         "build in user namespaces, as 'run --userns' (a record applies its own)"},
        {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"}});
@@ -155,6 +157,14 @@ int cmd_verify(const Args& args) {
     if (r->empty() || *end || n < 2 || n > 100)
       return usage_error("--runs '" + *r + "': expected a number from 2 to 100");
     runs = static_cast<size_t>(n);
+  }
+  DiffoscopeBudget budget;
+  if (auto t = a->get("diffoscope-timeout")) {
+    char* end = nullptr;
+    long n = std::strtol(t->c_str(), &end, 10);
+    if (t->empty() || *end || n < 1 || n > 3600)
+      return usage_error("--diffoscope-timeout '" + *t + "': expected seconds from 1 to 3600");
+    budget.seconds = static_cast<int>(n);
   }
   auto vary = parse_vary(a->all("vary"));
   if (!vary) return report_error(vary.error());
@@ -254,7 +264,7 @@ int cmd_verify(const Args& args) {
     varied_docs.push_back(v.description);
   }
 
-  auto outcome = compare_builds(state, records, !a->has("no-diffoscope"));
+  auto outcome = compare_builds(state, records);
   if (!outcome) return report_error(outcome.error());
   Json verify = {{"runs", static_cast<int64_t>(runs)},
                  {"varied", *vary},
@@ -277,15 +287,35 @@ int cmd_verify(const Args& args) {
   if (auto p = write_provenance(record, run_dir / "provenance.json"); !p)
     return report_error(p.error());
 
+  // The verdict and every first difference come out before diffoscope runs:
+  // they take milliseconds, diffoscope can take its whole budget per file.
   for (const auto& line : outcome->lines) std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  if (!a->has("no-diffoscope") && !outcome->details.empty()) {
+    bool first = true;
+    auto print = [&](const std::string& text) {
+      if (first)
+        std::printf(
+            "diffoscope, %d s and %zu KiB per file (--diffoscope-timeout, --no-diffoscope):\n",
+            budget.seconds, budget.max_bytes / 1024);
+      first = false;
+      std::fputs(text.c_str(), stdout);
+      std::fflush(stdout);
+    };
+    if (auto s = add_diffoscope_details(state, *outcome, budget, print); !s)
+      return report_error(s.error());
+    if (!first) {  // the details go into the record too
+      record["verify"]["differences"] = outcome->differences;
+      if (auto s = save_record(state, run_dir, record); !s) return report_error(s.error());
+    }
+  }
   std::fprintf(stderr, "lockstep: verify recorded as run %s (%s)\n",
                json_string(record, "run_id").c_str(), (run_dir / "record.json").c_str());
   if (outcome->verdict == "failed") return 1;
   return outcome->verdict == "reproducible" ? 0 : 3;
 }
 
-Result<VerifyOutcome> compare_builds(const fs::path& state, const std::vector<Json>& records,
-                                     bool diffoscope) {
+Result<VerifyOutcome> compare_builds(const fs::path& state, const std::vector<Json>& records) {
   VerifyOutcome out;
   out.differences = Json::array();
   const cache::ArtifactStore store(state);
@@ -341,24 +371,25 @@ Result<VerifyOutcome> compare_builds(const fs::path& state, const std::vector<Js
         continue;
       }
       files += infos[0].files.size();
-      LS_TRY_ASSIGN(auto diffs, compare_artifacts(store, infos, diffoscope));
+      LS_TRY_ASSIGN(auto diffs, compare_artifacts(store, infos, false));
       if (diffs.empty()) continue;
       ++differing;
-      for (const auto& d : diffs) {
+      for (auto& d : diffs) {
+        std::string heading = "  " + name + ": artifact '" + an + "': file " + d.path;
         std::string summary = d.first_difference.substr(0, d.first_difference.find('\n'));
-        out.lines.push_back("  " + name + ": artifact '" + an + "': file " + d.path + ": " +
-                            summary);
+        out.lines.push_back(heading + ": " + summary);
         std::string rest = d.first_difference.find('\n') == std::string::npos
                                ? ""
                                : d.first_difference.substr(d.first_difference.find('\n') + 1);
+        if (!rest.empty() && rest.back() == '\n') rest.pop_back();
         if (!rest.empty()) out.lines.push_back(rest);
-        if (!d.diffoscope.empty()) out.lines.push_back("  diffoscope:\n" + d.diffoscope);
+        if (!d.file_a.empty()) out.details.push_back({out.differences.size(), heading, d});
         out.differences.push_back({{"job", name},
                                    {"artifact", an},
                                    {"file", d.path},
                                    {"digests", d.digests},
                                    {"first_difference", d.first_difference},
-                                   {"diffoscope", d.diffoscope}});
+                                   {"diffoscope", ""}});
       }
     }
   }
@@ -382,6 +413,22 @@ Result<VerifyOutcome> compare_builds(const fs::path& state, const std::vector<Js
                                             " artifact(s) differ across " + n + " builds:");
   }
   return out;
+}
+
+Status add_diffoscope_details(const fs::path& state, VerifyOutcome& outcome,
+                              const DiffoscopeBudget& budget,
+                              const std::function<void(const std::string&)>& print) {
+  if (diffoscope_path().empty()) return {};
+  const cache::ArtifactStore store(state);
+  for (auto& d : outcome.details) {
+    LS_TRY(add_diffoscope(store, d.file, budget));
+    Json& entry = outcome.differences[d.index];
+    entry["diffoscope"] = d.file.diffoscope;
+    entry["diffoscope_cut"] = d.file.diffoscope_cut;
+    entry["diffoscope_timed_out"] = d.file.diffoscope_timed_out;
+    print(d.heading + ":\n" + d.file.diffoscope);
+  }
+  return {};
 }
 
 }  // namespace lockstep::runner

@@ -3,8 +3,14 @@
 directory plus an image config with the given Entrypoint, Cmd, Env and
 Healthcheck. Deterministic (sorted entries, mtime 0, uid/gid 0).
 
+--hardlink-layer LINK=TARGET (repeatable) adds a second layer that holds only
+hard links, in the order given: LINK is a new name for TARGET, which may be a
+file of the first layer (an OCI layer applies onto its parents) or an earlier
+link of this layer.
+
 usage: make_oci_image.py ROOTFS OUTDIR [--tag T] [--entrypoint JSON] [--cmd JSON]
                          [--env K=V]... [--healthcheck JSON]
+                         [--hardlink-layer LINK=TARGET]...
 """
 import argparse, hashlib, io, json, os, tarfile
 
@@ -37,6 +43,17 @@ def layer(rootfs):
     return buf.getvalue()
 
 
+def hardlink_layer(links):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for spec in links:
+            name, target = spec.split("=", 1)
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mode = tarfile.LNKTYPE, target, 0o644
+            tar.addfile(info)
+    return buf.getvalue()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("rootfs")
@@ -46,10 +63,12 @@ def main():
     p.add_argument("--cmd")
     p.add_argument("--env", action="append", default=[])
     p.add_argument("--healthcheck")
+    p.add_argument("--hardlink-layer", action="append", default=[])
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    data = layer(a.rootfs)
-    ldigest, lsize = blob(a.out, data)
+    layers = [blob(a.out, layer(a.rootfs))]
+    if a.hardlink_layer:
+        layers.append(blob(a.out, hardlink_layer(a.hardlink_layer)))
     cfg = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + a.env}
     if a.entrypoint:
         cfg["Entrypoint"] = json.loads(a.entrypoint)
@@ -58,13 +77,13 @@ def main():
     if a.healthcheck:
         cfg["Healthcheck"] = json.loads(a.healthcheck)
     config = {"architecture": "amd64", "os": "linux", "config": cfg,
-              "rootfs": {"type": "layers", "diff_ids": [ldigest]}}
+              "rootfs": {"type": "layers", "diff_ids": [d for d, _ in layers]}}
     cdigest, csize = blob(a.out, json.dumps(config, sort_keys=True).encode())
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            "digest": cdigest, "size": csize},
                 "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": ldigest, "size": lsize}]}
+                            "digest": d, "size": n} for d, n in layers]}
     mdigest, msize = blob(a.out, json.dumps(manifest, sort_keys=True).encode())
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",

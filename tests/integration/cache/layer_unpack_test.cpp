@@ -22,6 +22,8 @@
 #include "cache/layer_unpack.hpp"
 #include "cache/oci_json.hpp"
 #include "common/fs.hpp"
+#include "tests/integration/cache/overlay_mount.hpp"
+#include "tests/integration/cache/stored_image.hpp"
 #include "tests/integration/cache/tar_builder.hpp"
 
 namespace lockstep::cache {
@@ -33,38 +35,6 @@ using namespace lockstep::cache::testing;
 std::string cap_xattr() {
   uint32_t v[5] = {0x02000001, 1u << 10, 0, 0, 0};
   return std::string(reinterpret_cast<const char*>(v), sizeof v);
-}
-
-struct Built {
-  Digest manifest;
-  std::vector<Digest> diff_ids;
-};
-
-// Stores layers + config + manifest and records the image under `tag`.
-Built store_image(ImageStore& s, const std::vector<std::pair<BuiltTar, std::string>>& layers,
-                  const std::string& tag) {
-  Built b;
-  Json ls = Json::array(), diff = Json::array();
-  for (const auto& [t, media] : layers) {
-    Digest blob = *s.blobs().put(t.blob);
-    Digest d = sha256_of(t.tar);
-    b.diff_ids.push_back(d);
-    diff.push_back(d.str());
-    ls.push_back(oci::descriptor_json(media, blob, t.blob.size()));
-  }
-  Json cfg = {{"architecture", "amd64"},
-              {"os", "linux"},
-              {"rootfs", {{"type", "layers"}, {"diff_ids", diff}}}};
-  std::string cfg_text = *canonical_json(cfg);
-  Digest c = *s.blobs().put(cfg_text);
-  Json man = {{"schemaVersion", 2},
-              {"mediaType", oci::kOciManifest},
-              {"config", oci::descriptor_json(oci::kOciConfig, c, cfg_text.size())},
-              {"layers", ls}};
-  b.manifest = *s.blobs().put(*canonical_json(man));
-  auto rec = s.add_manifest(b.manifest, std::nullopt, tag);
-  EXPECT_TRUE(rec) << rec.error().message();
-  return b;
 }
 
 struct Unpack : ::testing::Test {
@@ -121,37 +91,6 @@ std::vector<TarEntry> middle_layer() {
 std::vector<TarEntry> top_layer() {
   return {file("a/keep", "changed on top\n"), file("top", std::string(300000, 't'))};
 }
-
-class OverlayMount {
- public:
-  // Mounts in a private mount namespace of this test process (each test runs
-  // in its own process), so nothing outlives the test even if it crashes.
-  static bool enter_private_ns() {
-    return ::unshare(CLONE_NEWNS) == 0 &&
-           ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-  }
-  OverlayMount(const fs::path& target, const std::vector<fs::path>& lowest_first)
-      : target_(target) {
-    std::string lower;
-    for (auto it = lowest_first.rbegin(); it != lowest_first.rend(); ++it) {
-      if (!lower.empty()) lower += ":";
-      lower += it->string();
-    }
-    std::string opts = "lowerdir=" + lower;
-    ok_ = ::mount("overlay", target.c_str(), "overlay", MS_RDONLY, opts.c_str()) == 0;
-    err_ = errno;
-  }
-  ~OverlayMount() {
-    if (ok_) ::umount2(target_.c_str(), MNT_DETACH);
-  }
-  bool ok() const { return ok_; }
-  int err() const { return err_; }
-
- private:
-  fs::path target_;
-  bool ok_ = false;
-  int err_ = 0;
-};
 
 TEST_F(Unpack, MultiLayerImageThroughOverlay) {
   ImageStore s(dir.path() / "state");

@@ -52,9 +52,11 @@ struct Malicious : ::testing::Test {
     fs::create_directories(layer);
   }
 
-  // Unpacks `entries` into the layer dir and checks nothing outside changed;
+  // Unpacks `entries` into the layer dir (over `lower` layer dirs, lowest
+  // first) and checks nothing outside changed, the lower layers included;
   // returns the unpack error (empty when it succeeded).
-  std::string unpack(const std::vector<TarEntry>& entries) {
+  std::string unpack(const std::vector<TarEntry>& entries,
+                     const std::vector<fs::path>& lower = {}) {
     auto before = snapshot(dir.path(), layer);
     BuiltTar t = build_tar(entries, Filter::kNone);
     int p[2];
@@ -63,6 +65,7 @@ struct Malicious : ::testing::Test {
     ::close(p[1]);
     UnpackOptions o;
     o.name = "layer evil";
+    o.lower_layers = lower;
     auto r = unpack_tar_fd(p[0], layer, o);
     ::close(p[0]);
     auto after = snapshot(dir.path(), layer);
@@ -119,6 +122,65 @@ TEST_F(Malicious, HardlinkEscapeFails) {
   // A hardlink to an in-layer symlink that points out: links the symlink.
   EXPECT_EQ(unpack({symlink("s", (victim / "target").string()), hardlink("h3", "s")}), "");
   EXPECT_TRUE(fs::is_symlink(layer / "h3"));
+}
+
+// A layer below (unpacked beside the layer dir, inside the snapshot, so it
+// must not change either) holding `entries`.
+fs::path lower_layer(const fs::path& dir, const std::string& name,
+                     const std::vector<TarEntry>& entries) {
+  fs::path d = dir / name;
+  fs::create_directories(d);
+  BuiltTar t = build_tar(entries, Filter::kNone);
+  int p[2];
+  EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  EXPECT_EQ(::write(p[1], t.tar.data(), t.tar.size()), static_cast<ssize_t>(t.tar.size()));
+  ::close(p[1]);
+  auto r = unpack_tar_fd(p[0], d, UnpackOptions{});
+  ::close(p[0]);
+  EXPECT_TRUE(r) << r.error().message();
+  return d;
+}
+
+TEST_F(Malicious, HardlinkToALowerLayerThroughASymlinkIsRefused) {
+  fs::path low = lower_layer(dir.path(), "lower",
+                             {symlink("abs", victim.string()), symlink("rel", "../victim"),
+                              symlink("root", "/"), directory("d/"), file("d/f", "f")});
+  EXPECT_EQ(unpack({hardlink("h", "abs/target")}, {low}),
+            "layer evil: hardlink 'h' to 'abs/target': 'abs' is a symlink; a hard link's target "
+            "is not looked up through symlinks in the layers below");
+  EXPECT_EQ(unpack({hardlink("h", "rel/target")}, {low}),
+            "layer evil: hardlink 'h' to 'rel/target': 'rel' is a symlink; a hard link's target "
+            "is not looked up through symlinks in the layers below");
+  std::string through_root = "root" + victim.string() + "/target";
+  EXPECT_EQ(unpack({hardlink("h", through_root)}, {low}),
+            "layer evil: hardlink 'h' to '" + through_root +
+                "': 'root' is a symlink; a hard link's target is not looked up through symlinks "
+                "in the layers below");
+  // A symlink in this layer over a directory of the layer below.
+  EXPECT_EQ(unpack({symlink("d", victim.string()), hardlink("h", "d/f")}, {low}),
+            "layer evil: hardlink 'h' to 'd/f': 'd' is a symlink; a hard link's target is not "
+            "looked up through symlinks in the layers below");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(layer / "h")));
+}
+
+TEST_F(Malicious, HardlinkToAPathOutsideEveryLayerIsRefused) {
+  fs::path low = lower_layer(dir.path(), "lower", {file("inside", "i")});
+  std::string abs = (victim / "target").string();
+  EXPECT_EQ(unpack({hardlink("h", abs)}, {low}),
+            "layer evil: hardlink 'h' to '" + abs.substr(1) +
+                "': no such file in this layer or the layers below");
+  EXPECT_EQ(unpack({hardlink("h", "../victim/target")}, {low}),
+            "layer evil: entry '../victim/target' escapes the layer directory ('..')");
+  EXPECT_EQ(unpack({hardlink("h", "inside/../../victim/target")}, {low}),
+            "layer evil: entry 'inside/../../victim/target' escapes the layer directory ('..')");
+}
+
+TEST_F(Malicious, HardlinkToALowerSymlinkCopiesTheLinkNotItsTarget) {
+  fs::path low = lower_layer(dir.path(), "lower", {symlink("s", (victim / "target").string())});
+  EXPECT_EQ(unpack({hardlink("h", "s")}, {low}), "");
+  EXPECT_TRUE(fs::is_symlink(layer / "h"));
+  EXPECT_EQ(fs::read_symlink(layer / "h"), victim / "target");
+  EXPECT_TRUE(fs::is_symlink(layer / "s"));
 }
 
 TEST_F(Malicious, WhiteoutOfDotDot) {

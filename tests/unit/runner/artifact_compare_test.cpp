@@ -217,9 +217,120 @@ TEST_F(ArtifactCompareTest, DiffoscopeOutputIsBounded) {
   }
   std::ofstream(tmp_.path() / "a") << a;
   std::ofstream(tmp_.path() / "b") << b;
-  std::string report = diffoscope_report(tmp_.path() / "a", tmp_.path() / "b", 1000, 120);
-  EXPECT_LE(report.size(), 1000u + 100u);
-  EXPECT_NE(report.find("[diffoscope report cut at 1000 bytes]"), std::string::npos) << report;
+  DiffoscopeBudget budget;
+  budget.max_bytes = 1000;
+  auto report = diffoscope_report(tmp_.path() / "a", tmp_.path() / "b", budget);
+  ASSERT_TRUE(report);
+  EXPECT_LE(report->text.size(), 1000u + 100u);
+  EXPECT_TRUE(report->cut);
+  EXPECT_FALSE(report->failed);
+  EXPECT_TRUE(report->text.ends_with("\n[diffoscope report cut at 1000 bytes]\n")) << report->text;
+}
+
+// A stand-in for diffoscope, first on PATH: writes its arguments to
+// args.txt, then runs `body` (sh).
+class FakeDiffoscope {
+ public:
+  FakeDiffoscope(const fs::path& dir, const std::string& body)
+      : dir_(dir), old_(std::getenv("PATH") ? std::getenv("PATH") : "") {
+    fs::create_directories(dir);
+    std::ofstream(dir / "diffoscope")
+        << "#!/bin/sh\necho \"$@\" > '" << (dir / "args.txt").string() << "'\n"
+        << body << "\n";
+    ::chmod((dir / "diffoscope").c_str(), 0755);
+    ::setenv("PATH", (dir.string() + ":" + old_).c_str(), 1);
+  }
+  ~FakeDiffoscope() { ::setenv("PATH", old_.c_str(), 1); }
+  FakeDiffoscope(const FakeDiffoscope&) = delete;
+  FakeDiffoscope& operator=(const FakeDiffoscope&) = delete;
+  std::string args() const { return read_file(dir_ / "args.txt").value_or(""); }
+
+ private:
+  fs::path dir_;
+  std::string old_;
+};
+
+TEST_F(ArtifactCompareTest, DiffoscopeThatOverrunsItsBudgetIsStoppedAndSaysSo) {
+  // Writes the start of a report, then never finishes.
+  FakeDiffoscope fake(tmp_.path() / "bin", "echo '--- build-1/lib.a'\nexec sleep 600");
+  auto one = build(1, {{"lib.a", std::string(5000, 'a')}});
+  auto two = build(2, {{"lib.a", std::string(5000, 'b')}});
+  DiffoscopeBudget budget;
+  budget.seconds = 1;
+  auto d = compare_artifacts(store(), {one, two}, true, budget);
+  ASSERT_TRUE(d) << d.error().message();
+  ASSERT_EQ(d->size(), 1u);
+  const FileDifference& f = (*d)[0];
+  EXPECT_EQ(first_line(f.first_difference), "byte 0 (0x0): 0x61 vs 0x62 (builds 1 and 2)");
+  EXPECT_TRUE(f.diffoscope_timed_out);
+  EXPECT_FALSE(f.diffoscope_cut);
+  EXPECT_EQ(f.diffoscope, "--- build-1/lib.a\n[diffoscope stopped after " +
+                              std::to_string(budget.stop_after()) + " s: details incomplete]\n");
+  EXPECT_EQ(fake.args(),
+            "--text - --timeout 1 --max-text-report-size 65536 build-1/lib.a "
+            "build-2/lib.a\n");
+  EXPECT_TRUE(fs::is_empty(tmp_.path() / "state/tmp"));
+}
+
+TEST_F(ArtifactCompareTest, DiffoscopeIsStoppedOnceItsReportIsLongEnough) {
+  // An endless report: only stopping it ends the comparison.
+  FakeDiffoscope fake(tmp_.path() / "bin", "exec yes 'a line of the report'");
+  auto one = build(1, {{"big.bin", "x"}});
+  auto two = build(2, {{"big.bin", "y"}});
+  DiffoscopeBudget budget;
+  budget.max_bytes = 4096;
+  budget.seconds = 3600;
+  auto d = compare_artifacts(store(), {one, two}, true, budget);
+  ASSERT_TRUE(d) << d.error().message();
+  const FileDifference& f = (*d)[0];
+  EXPECT_TRUE(f.diffoscope_cut);
+  EXPECT_FALSE(f.diffoscope_timed_out);
+  EXPECT_TRUE(f.diffoscope.starts_with("a line of the report\n")) << f.diffoscope.substr(0, 100);
+  EXPECT_TRUE(f.diffoscope.ends_with("\n[diffoscope report cut at 4096 bytes]\n"));
+  EXPECT_LE(f.diffoscope.size(), 4096u + 100u);
+}
+
+TEST_F(ArtifactCompareTest, DiffoscopesOwnTimeoutMarksTheDetailsIncomplete) {
+  FakeDiffoscope fake(tmp_.path() / "bin",
+                      "echo '--- build-1/lib.a'\n"
+                      "echo '│ │┄ Timeout exceeded; details may be incomplete.'\nexit 1");
+  auto one = build(1, {{"lib.a", "1"}});
+  auto two = build(2, {{"lib.a", "2"}});
+  DiffoscopeBudget budget;
+  budget.seconds = 7;
+  auto d = compare_artifacts(store(), {one, two}, true, budget);
+  ASSERT_TRUE(d) << d.error().message();
+  const FileDifference& f = (*d)[0];
+  EXPECT_TRUE(f.diffoscope_timed_out);
+  EXPECT_FALSE(f.diffoscope_cut);
+  EXPECT_TRUE(
+      f.diffoscope.ends_with("\n[diffoscope's budget of 7 s ran out: details may be incomplete]\n"))
+      << f.diffoscope;
+}
+
+TEST_F(ArtifactCompareTest, DiffoscopeThatUsedItsWholeBudgetMayBeIncomplete) {
+  // Runs at least its budget of 1 s, then writes a report that is cut before
+  // any note of its own timeout could be seen.
+  FakeDiffoscope fake(tmp_.path() / "bin", "sleep 1\nexec yes 'a line of the report'");
+  auto one = build(1, {{"lib.a", "1"}});
+  auto two = build(2, {{"lib.a", "2"}});
+  DiffoscopeBudget budget;
+  budget.seconds = 1;
+  budget.max_bytes = 1024;
+  auto d = compare_artifacts(store(), {one, two}, true, budget);
+  ASSERT_TRUE(d) << d.error().message();
+  const FileDifference& f = (*d)[0];
+  EXPECT_TRUE(f.diffoscope_timed_out) << f.diffoscope;
+  EXPECT_NE(f.diffoscope.find("details may be incomplete]\n"), std::string::npos) << f.diffoscope;
+}
+
+TEST_F(ArtifactCompareTest, DiffoscopeFailureKeepsItsMessage) {
+  FakeDiffoscope fake(tmp_.path() / "bin", "echo 'cannot read lib.a' >&2\nexit 2");
+  auto one = build(1, {{"lib.a", "1"}});
+  auto two = build(2, {{"lib.a", "2"}});
+  auto d = compare_artifacts(store(), {one, two}, true);
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ((*d)[0].diffoscope, "[diffoscope failed (exit 2)]\ncannot read lib.a\n");
 }
 
 TEST_F(ArtifactCompareTest, NoBuildsIsAnError) {
