@@ -43,6 +43,10 @@ packages=(
   python3-jsonschema chromium
   # JavaScript actions: the host's node, bundled with its libraries for jobs
   nodejs patchelf
+  # scripts/test-cgroup2-vm.sh: a Debian 12 guest with a pure cgroup v2 kernel
+  # (image by mmdebstrap into ext2 via genext2fs, an initramfs by cpio from
+  # modules that kmod's modprobe resolves, booted by QEMU)
+  qemu-system-x86 mmdebstrap genext2fs cpio kmod
 )
 
 missing=()

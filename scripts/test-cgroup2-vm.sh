@@ -9,12 +9,14 @@
 #
 # Usage: scripts/test-cgroup2-vm.sh [--build-dir DIR] [--suite quick|full]
 #          [--bench RUNS] [--accel auto|kvm|tcg] [--init systemd|minimal]
-#          [--logs DIR]
+#          [--logs DIR] [--only GTEST_FILTER]
 #   --suite quick  (default) the limits, OOM, cleanup and escape tests, sized
 #                  for CI under TCG; full: every executor integration test too
 #   --bench RUNS   also bench/executor/run.sh on this host (cgroup v1) and in
 #                  the guest (v2), ratios side by side
 #   --logs DIR     keep the guest's console log and results in DIR
+#   --only FILTER  run only the suite's tests that match (a --gtest_filter),
+#                  none of the other checks
 #
 # The guest image is built once per set of package versions (see
 # cgroup2-vm/image.sh) and kept in $LOCKSTEP_VM_CACHE (/var/cache/lockstep-vm):
@@ -24,7 +26,9 @@
 # any exit. Needs root (mmdebstrap) and a build (scripts/setup.sh).
 # Time limits (seconds): LOCKSTEP_VM_PROBE_TIMEOUT (KVM probe, 30),
 # LOCKSTEP_VM_BOOT_TIMEOUT (to the guest's first line, 60 under KVM and 600
-# under TCG), LOCKSTEP_VM_TIMEOUT (the whole guest run, 3600).
+# under TCG), LOCKSTEP_VM_TIMEOUT (the whole guest run, 3600),
+# LOCKSTEP_VM_TEST_TIMEOUT (each test binary or command in the guest, 1200;
+# one that runs out leaves every process's state in its log).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 me=test-cgroup2-vm.sh
@@ -34,6 +38,7 @@ bench_runs=0
 accel=auto
 init=systemd
 logs=
+only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build=$(cd "$2" && pwd); shift ;;
@@ -42,7 +47,8 @@ while [ $# -gt 0 ]; do
     --accel) accel=$2; shift ;;
     --init) init=$2; shift ;;
     --logs) logs=$2; shift ;;
-    -h|--help) sed -n 2,29p "$0"; exit 0 ;;
+    --only) only=$2; shift ;;
+    -h|--help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "$me: error: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -59,7 +65,7 @@ for tool in qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap genext2fs:g
     die "${tool%%:*} not found: QEMU cannot run the guest (scripts/setup.sh installs ${tool#*:})"
 done
 [ -x "$build/runner/lockstep" ] || die "no build in $build (run scripts/setup.sh first)"
-case "$here$build" in *[[:space:]]*) die "the source and build paths must not contain spaces (they go on the guest's kernel command line)" ;; esac
+case "$here$build$only" in *[[:space:],]*) die "the source and build paths and --only must not contain spaces or commas (they go on the guest's kernel command line)" ;; esac
 
 probe_timeout=${LOCKSTEP_VM_PROBE_TIMEOUT:-30}
 total_timeout=${LOCKSTEP_VM_TIMEOUT:-3600}
@@ -69,7 +75,8 @@ cpus=2
 
 # --- the image ---------------------------------------------------------------
 # What runs in the guest: the shared libraries of these binaries (as Debian
-# packages) and the tools the tests and the benchmark drive.
+# packages) and the tools the tests and the benchmark drive (the confinement
+# test compiles Podman's seccomp.json from golang-github-containers-common).
 binaries=("$build/runner/lockstep")
 for t in tests/integration/executor/executor_integration_test \
   tests/integration/executor-security/executor_security_{cgroup_v2,limits,escape,caps,confinement}_test \
@@ -77,7 +84,8 @@ for t in tests/integration/executor/executor_integration_test \
   tests/integration/run/run_integration_test bench/executor/bench_executor; do
   [ -x "$build/$t" ] && binaries+=("$build/$t")
 done
-packages=(systemd linux-image-amd64 kmod busybox-static procps python3 crun runc)
+packages=(systemd linux-image-amd64 kmod busybox-static procps python3 crun runc
+  golang-github-containers-common)
 libs=$(ldd "${binaries[@]}" 2>/dev/null | awk '/=> not found/ { print "missing:" $1 } / => \// { print $3 }' | sort -u)
 case "$libs" in *missing:*) die "unresolved libraries: $(echo "$libs" | grep missing: | tr '\n' ' ')" ;; esac
 for lib in $libs; do
@@ -129,7 +137,8 @@ case "$build/" in "$here"/*) mount_build=0 ;; esac
 cmdline="console=ttyS0,115200 panic=-1 loglevel=4 systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
 cmdline+=" systemd.unit=lockstep-vm.service systemd.show_status=0 lockstep.init=$init"
 cmdline+=" lockstep.src=$here lockstep.build=$build lockstep.mount_build=$mount_build"
-cmdline+=" lockstep.args=--suite=$suite,--bench=$bench_runs"
+cmdline+=" lockstep.args=--suite=$suite,--bench=$bench_runs,--timeout=${LOCKSTEP_VM_TEST_TIMEOUT:-1200}"
+cmdline+="${only:+,--only=$only}"
 
 # Starts QEMU in the background with a fresh console log and results dir.
 start_qemu() {

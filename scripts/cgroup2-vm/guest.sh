@@ -9,10 +9,13 @@
 #   bench.txt    with --bench: bench/executor/run.sh's output
 # Progress goes to the serial console as "lockstep-vm: ..." lines.
 #
-# Usage: guest.sh --src DIR --build DIR --results DIR [--suite quick|full]
-#                 [--bench RUNS]
+# Usage: guest.sh --src DIR --build DIR --results DIR [--suite=quick|full]
+#                 [--bench=RUNS] [--only=GTEST_FILTER] [--timeout=SECONDS]
+# --only runs just the suite's tests that match, and nothing else;
+# --timeout limits each test binary and command (TCG runs ~10x slower than
+# the host).
 set -uo pipefail
-src= build= results= suite=quick bench_runs=0
+src= build= results= suite=quick bench_runs=0 only= per_binary=1200
 while [ $# -gt 0 ]; do
   case "$1" in
     --src) src=$2; shift ;;
@@ -20,6 +23,8 @@ while [ $# -gt 0 ]; do
     --results) results=$2; shift ;;
     --suite=*) suite=${1#--suite=} ;;
     --bench=*) bench_runs=${1#--bench=} ;;
+    --only=*) only=${1#--only=} ;;
+    --timeout=*) per_binary=${1#--timeout=} ;;
     *) echo "guest.sh: error: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -29,8 +34,35 @@ out=$results/results.txt
 : > "$out"
 say() { echo "lockstep-vm: $*" > /dev/ttyS0; }
 record() { echo "$*" >> "$out"; }
-# Each binary or command gets this long; TCG runs ~10x slower than the host.
-per_binary=${LOCKSTEP_VM_PER_BINARY_TIMEOUT:-1200}
+# Runs a command with its output in LOG and the time limit above. One that
+# runs out of time is killed, after the state of every process (and its
+# kernel stack) is written to LOG.hang. Returns the command's status, 124
+# when it was killed.
+run_limited() {
+  local log=$1 pid start=$SECONDS p
+  shift
+  "$@" > "$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $((SECONDS - start)) -ge "$per_binary" ]; then
+      {
+        echo "timed out after $per_binary s: $*"
+        ps -eo pid,ppid,stat,wchan:32,etime,args
+        for p in $(ps -o pid= --ppid 2 -N); do
+          echo "--- $p $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"
+          cat "/proc/$p/stack" 2>/dev/null
+        done
+      } > "$log.hang"
+      kill -TERM "$pid" 2>/dev/null
+      sleep 10
+      kill -KILL "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+      return 124
+    fi
+    sleep 1
+  done
+  wait "$pid"
+}
 export TMPDIR=/tmp LANG=C.UTF-8
 
 # --- the guest itself --------------------------------------------------------
@@ -67,10 +99,13 @@ gtest() {
     record "FAIL $name: $bin is not built"
     return
   fi
+  # --only: the suite's filter and this one (gtest has no intersection, but
+  # a positive pattern list that is a subset does the same here).
+  [ -n "$only" ] && filter=$only
   say "running $name ($filter)"
-  (cd /tmp && timeout -k 10 "$per_binary" "$bin" --gtest_filter="$filter" --gtest_color=no) > "$log" 2>&1
+  (cd /tmp && run_limited "$log" "$bin" --gtest_filter="$filter" --gtest_color=no)
   status=$?
-  awk -v bin="$name" -v status="$status" '
+  awk -v bin="$name" -v status="$status" -v only="$only" '
     /^\[ RUN      \] / { running = $4; reason = ""; next }
     /^\[       OK \] .*\(.* ms\)$/ { print "PASS " $4; running = ""; passed++; next }
     /^\[  FAILED  \] .*\(.* ms\)$/ { print "FAIL " $4; running = ""; failed++; next }
@@ -78,9 +113,11 @@ gtest() {
     running != "" && prev ~ /: Skipped$/ { reason = $0 }
     { prev = $0 }
     END {
-      if (running != "") { print "FAIL " running ": never finished (" bin " exited " status ")"; failed++ }
-      else if (status != 0 && failed == 0) print "FAIL " bin ": exited " status " with no failing test"
-      if (passed + failed == 0 && status == 0) print "FAIL " bin ": ran no test"
+      if (running != "") {
+        print "FAIL " running ": never finished (" bin (status == 124 ? " timed out, see logs/" bin ".log.hang" : " exited " status) ")"
+        failed++
+      } else if (status != 0 && failed == 0) print "FAIL " bin ": exited " status " with no failing test"
+      if (passed + failed == 0 && status == 0 && only == "") print "FAIL " bin ": ran no test"
     }' "$log" >> "$out"
 }
 
@@ -105,7 +142,7 @@ else
       ExecutorTest.DestructorStopsAContainerWithADaemon ExecutorTest.ReapStaleAfterOwnerWasKilled \
       ExecutorTest.ReapStaleLeavesLiveContainersAlone ExecutorTest.StopWhileAStepRunsCancelsIt \
       ExecutorTest.TwoHundredContainersLeaveNothing ExecutorTest.HostProcessesAreInvisible \
-      'ExecutorTest.Cgroup*'
+      ExecutorTest.StepsStartWithNoSignalBlockedOrIgnored
   )"
 fi
 
@@ -119,7 +156,8 @@ export LOCKSTEP_HOME=$work/home
   "$lockstep" image import "$work/rootfs" --tag localhost/busybox:1.35 \
     >> "$results/logs/image-import.log" 2>&1 ||
   record "FAIL lockstep image import: logs/image-import.log"
-cgroups() { find /sys/fs/cgroup/lockstep -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l; }
+# Container cgroups, by name.
+cgroups() { find /sys/fs/cgroup/lockstep -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort; }
 
 sigkill_runner() {
   local log=$results/logs/lockstep-run-sigkilled.log pid i
@@ -139,6 +177,7 @@ jobs:
           echo sleeping
           exec sleep 1001
 YML
+  cgroups > "$work/cgroups.before"
   (cd "$work/sleeper" && exec "$lockstep" run ci.yml) > "$log" 2>&1 &
   pid=$!
   for i in $(seq 600); do
@@ -146,21 +185,23 @@ YML
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
-  left_behind=$(cgroups)
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
-  if ! grep -q sleeping "$log" || [ "$left_behind" = 0 ]; then
+  # What the killed run left: the next run must reap exactly these.
+  cgroups | comm -13 "$work/cgroups.before" - > "$work/cgroups.left"
+  if ! grep -q sleeping "$log" || [ ! -s "$work/cgroups.left" ]; then
     record "FAIL lockstep run SIGKILLed mid-job: the job never started (logs/lockstep-run-sigkilled.log)"
+    rm -f "$work/cgroups.left"
     return
   fi
-  echo "after SIGKILL: $left_behind cgroup(s), $(pgrep -cx sleep) sleep process(es)" >> "$log"
+  echo "after SIGKILL: cgroups $(tr '\n' ' ' < "$work/cgroups.left")and $(pgrep -cx sleep) sleep process(es)" >> "$log"
 }
 
 hello() {
   local log=$results/logs/lockstep-run-hello.log status greetings
   say "running lockstep run examples/hello"
   cp -r "$src/examples/hello" "$work/hello"
-  (cd "$work/hello" && timeout -k 10 "$per_binary" "$lockstep" run ci.yml) > "$log" 2>&1
+  (cd "$work/hello" && run_limited "$log" "$lockstep" run ci.yml)
   status=$?
   greetings=$(grep -cE '(hello|bonjour), (world|lockstep)! \(from lockstep\)' "$log")
   if [ "$status" = 0 ] && [ "$greetings" -ge 4 ]; then
@@ -170,31 +211,34 @@ hello() {
   fi
 }
 
-sigkill_runner
-hello
-if grep -q "after SIGKILL" "$results/logs/lockstep-run-sigkilled.log" 2>/dev/null; then
-  if [ "$(cgroups)" = 0 ] && ! pgrep -x sleep >/dev/null; then
-    record "PASS lockstep run SIGKILLed mid-job: the next run reaped its cgroup and processes"
-  else
-    record "FAIL lockstep run SIGKILLed mid-job: after the next run $(cgroups) cgroup(s) and $(pgrep -cx sleep) sleep process(es) are left"
+if [ -z "$only" ]; then
+  sigkill_runner
+  hello
+  if [ -s "$work/cgroups.left" ]; then
+    still=$(cgroups | comm -12 "$work/cgroups.left" - | tr '\n' ' ')
+    if [ -z "$still" ] && ! pgrep -x sleep >/dev/null; then
+      record "PASS lockstep run SIGKILLed mid-job: the next run reaped its cgroup and processes"
+    else
+      record "FAIL lockstep run SIGKILLed mid-job: after the next run, cgroups ${still:-none} and $(pgrep -cx sleep) sleep process(es) are left"
+    fi
   fi
 fi
 unset LOCKSTEP_HOME
 rm -rf "$work"
 
 # --- nothing left behind -------------------------------------------------------
-left=$(find /sys/fs/cgroup/lockstep -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)
-if [ "$left" = 0 ]; then
+left=$(cgroups | tr '\n' ' ')
+if [ -z "$left" ]; then
   record "PASS no cgroup left under /sys/fs/cgroup/lockstep"
 else
-  record "FAIL no cgroup left under /sys/fs/cgroup/lockstep: $left left: $(ls /sys/fs/cgroup/lockstep | head -5 | tr '\n' ' ')"
+  record "FAIL no cgroup left under /sys/fs/cgroup/lockstep: $left"
 fi
 
 # --- the benchmark ---------------------------------------------------------------
 if [ "$bench_runs" -gt 0 ]; then
   say "running bench/executor/run.sh ($bench_runs runs)"
-  timeout -k 10 "$per_binary" "$src/bench/executor/run.sh" "$build" "$bench_runs" \
-    > "$results/bench.txt" 2>&1 || echo "bench/executor/run.sh failed: exit $?" >> "$results/bench.txt"
+  run_limited "$results/bench.txt" "$src/bench/executor/run.sh" "$build" "$bench_runs" ||
+    echo "bench/executor/run.sh failed: exit $?" >> "$results/bench.txt"
 fi
 say "tests finished"
 grep -q '^\(FAIL\|SKIP\) ' "$out" && exit 1

@@ -75,6 +75,7 @@ if [ ! -f "$dir/root.ext2" ]; then
       --dpkgopt='path-exclude=/lib/modules/*/kernel/net/wireless/*' \
       --dpkgopt='path-exclude=/lib/modules/*/kernel/net/mac80211/*' \
       --dpkgopt='path-exclude=/lib/modules/*/kernel/net/bluetooth/*' \
+      --dpkgopt='path-exclude=/usr/lib/cni/*' \
       --include="$includes" \
       --customize-hook="$here/customize.sh" \
       bookworm "$tmp/root.ext2" "$sources" > "$tmp/mmdebstrap.log" 2>&1
