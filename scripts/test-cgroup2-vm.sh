@@ -60,7 +60,7 @@ case "$init" in systemd|minimal) ;; *) die "--init must be systemd or minimal, n
 [[ "$bench_runs" =~ ^[0-9]+$ ]] || die "--bench takes a number of runs, not '$bench_runs'"
 [ "$(id -u)" = 0 ] || die "run as root (mmdebstrap builds the guest image as root)"
 for tool in qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap genext2fs:genext2fs \
-  cpio:cpio modprobe:kmod; do
+  cpio:cpio modprobe:kmod mkfs.ext4:e2fsprogs; do
   command -v "${tool%%:*}" >/dev/null ||
     die "${tool%%:*} not found: QEMU cannot run the guest (scripts/setup.sh installs ${tool#*:})"
 done
@@ -105,7 +105,8 @@ if [ "$bench_runs" -gt 0 ]; then
   # The guest has no compiler: the benchmark binary is built here.
   cmake --build "$build" --target bench_executor >/dev/null
   echo "host (cgroup v1) bench/executor/run.sh, $bench_runs runs:"
-  host_bench=$("$here/bench/executor/run.sh" "$build" "$bench_runs")
+  host_bench=$("$here/bench/executor/run.sh" "$build" "$bench_runs" 2>&1) ||
+    host_bench+=$'\n'"bench/executor/run.sh failed on the host"
   echo "$host_bench" | sed 's/^/  host: /'
 fi
 
@@ -134,8 +135,8 @@ trap 'exit 130' INT TERM
 # The build tree needs a share of its own unless it lies in the source tree.
 mount_build=1
 case "$build/" in "$here"/*) mount_build=0 ;; esac
-cmdline="console=ttyS0,115200 panic=-1 loglevel=4 systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
-cmdline+=" systemd.unit=lockstep-vm.service systemd.show_status=0 lockstep.init=$init"
+cmdline="console=ttyS0,115200 panic=-1 loglevel=5 systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
+cmdline+=" systemd.unit=lockstep-vm.service systemd.show_status=auto lockstep.init=$init"
 cmdline+=" lockstep.src=$here lockstep.build=$build lockstep.mount_build=$mount_build"
 cmdline+=" lockstep.args=--suite=$suite,--bench=$bench_runs,--timeout=${LOCKSTEP_VM_TEST_TIMEOUT:-1200}"
 cmdline+="${only:+,--only=$only}"
@@ -151,11 +152,18 @@ start_qemu() {
   [ "$mount_build" = 1 ] &&
     shares+=(-virtfs "local,path=$build,mount_tag=build,security_model=none,readonly=on")
   shares+=(-virtfs "local,path=$results,mount_tag=results,security_model=none")
+  # The guest's /tmp: ext4 on a disk, as on the host (tmpfs before Linux 6.3
+  # refuses the idmapped mounts of user-namespaced containers). Sparse, and
+  # gone with the run directory.
+  rm -f "$run/tmp.img"
+  truncate -s 8G "$run/tmp.img"
+  mkfs.ext4 -q -F -E root_owner=0:0 "$run/tmp.img"
   # TMPDIR: where snapshot=on keeps the guest's writes (unlinked at once).
   TMPDIR=$run qemu-system-x86_64 -name lockstep-vm -machine pc -accel "$accel" -cpu "$cpu" \
     -smp "$cpus" -m "$memory_mb" -nodefaults -no-user-config -display none -no-reboot \
     -serial "file:$console" -kernel "$image/vmlinuz" -initrd "$image/initrd.cpio" \
     -append "$append" -drive "file=$image/root.ext2,format=raw,if=virtio,snapshot=on" \
+    -drive "file=$run/tmp.img,format=raw,if=virtio" \
     "${shares[@]}" > "$run/qemu.log" 2>&1 &
   qpid=$!
 }
@@ -183,7 +191,11 @@ wait_for() {
 
 console_tail() {
   echo "--- the guest's console, last 40 lines ---" >&2
-  tr -d '\r' < "$console" | tail -40 >&2
+  if [ -s "$console" ]; then
+    tr -d '\r' < "$console" | tail -40 >&2
+  else
+    echo "(empty: the guest printed nothing)" >&2
+  fi
   [ -s "$run/qemu.log" ] && { echo "--- qemu ---" >&2; tail -5 "$run/qemu.log" >&2; }
   echo "---" >&2
 }

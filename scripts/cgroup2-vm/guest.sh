@@ -65,6 +65,11 @@ run_limited() {
 }
 export TMPDIR=/tmp LANG=C.UTF-8
 
+# /tmp on the disk the host gave for it (ext4, like the host's /tmp).
+if [ -b /dev/vdb ]; then
+  mount -t ext4 /dev/vdb /tmp && chmod 1777 /tmp || echo "guest.sh: cannot mount /dev/vdb on /tmp" >&2
+fi
+
 # --- the guest itself --------------------------------------------------------
 controllers=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)
 {
@@ -77,6 +82,7 @@ controllers=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)
   echo "this shell's cgroup: $(cat /proc/self/cgroup)"
   echo "cpus: $(nproc), memory: $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }' /proc/meminfo)"
   echo "boot to tests: $(cut -d' ' -f1 /proc/uptime) s"
+  echo "/tmp: $(df -T /tmp | awk 'NR == 2 { print $2, $1 }')"
 } > "$results/info.txt"
 missing=
 for c in memory pids cpu; do
