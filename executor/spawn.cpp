@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -70,6 +71,20 @@ const std::string* find_env(const std::vector<std::string>& env, std::string_vie
     if (::setrlimit(plan.rlimits[i].resource, &rl) != 0)
       child_fail(report, kExecRlimit, errno, static_cast<int>(i));
   }
+  // A blocked or ignored signal stays so across execve. The runner's threads
+  // block SIGINT and SIGTERM (a watcher thread takes them), and a runner
+  // started by systemd ignores SIGPIPE: without this, `kill -TERM` of a
+  // step's child does nothing and `yes | head` never ends. Before seccomp,
+  // which a custom profile may make refuse these calls.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    (void)::sigaction(sig, &dfl, nullptr);  // EINVAL for glibc's own: not ignorable anyway
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) child_fail(report, kExecSignals, errno);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report, kExecNoNewPrivs, errno);
   if (plan.confinement) {
     if (int e = apply_seccomp_in_child(*plan.confinement); e != 0)
@@ -190,6 +205,8 @@ std::string describe_exec_failure(const ExecPlan& plan, int step, int detail) {
       return "set up stdin/stdout/stderr";
     case kExecSession:
       return "start a session";
+    case kExecSignals:
+      return "reset signal handling";
     case kExecGroups:
       return "set supplementary groups";
     case kExecGid:

@@ -76,6 +76,7 @@ enum ExecFailure {
   kExecNoNewPrivs,
   kExecSeccomp,
   kExecExecve,
+  kExecSignals,
 };
 
 // Parent side: "exec sh in container build: No such file or directory".

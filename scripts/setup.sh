@@ -61,6 +61,10 @@ test_packages=(
   # the package test: dpkg-shlibdeps (dpkg-dev, from build-essential) computes
   # the .deb's dependencies; `man -w lockstep` finds the installed man page
   dpkg-dev man-db
+  # scripts/test-cgroup2-vm.sh: a Debian 12 guest with a pure cgroup v2 kernel
+  # (image by mmdebstrap into ext2 via genext2fs, an initramfs by cpio from
+  # modules that kmod's modprobe resolves, booted by QEMU)
+  qemu-system-x86 mmdebstrap genext2fs cpio kmod
 )
 
 packages=("${build_packages[@]}" "${example_packages[@]}")

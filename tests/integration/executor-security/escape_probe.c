@@ -77,6 +77,31 @@ static int release_agent(void) {
   return result ? 1 : refused("mount cgroup, open release_agent");
 }
 
+static int cgroup2_limit(void) {
+  /* The v2 counterpart: mount the unified hierarchy (in the container's
+   * cgroup namespace its root is the container's own cgroup) and open its
+   * memory.max, which would lift the container's memory limit; or find the
+   * host's hierarchy under /sys and open its control files. */
+  mkdir("/tmp/cg2", 0755);
+  if (mount("cgroup2", "/tmp/cg2", "cgroup2", 0, NULL) == 0) {
+    int fd = open("/tmp/cg2/memory.max", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return escaped(fd >= 0 ? "mount cgroup2, open memory.max" : "mount cgroup2");
+  }
+  const int mount_errno = errno;
+  const char* files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cgroup.procs",
+                         "/sys/fs/cgroup/cgroup.subtree_control"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; ++i) {
+    int fd = open(files[i], O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      close(fd);
+      return escaped(files[i]);
+    }
+  }
+  errno = mount_errno;
+  return refused("mount cgroup2");
+}
+
 static int connect_loopback(const char* port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return refused("socket");
@@ -202,6 +227,7 @@ int main(int argc, char** argv) {
     return geteuid() == 0 ? 1 : 0;
   }
   if (!strcmp(a, "release_agent")) return release_agent();
+  if (!strcmp(a, "cgroup2_limit")) return cgroup2_limit();
   if (!strcmp(a, "connect") && argc > 2) return connect_loopback(argv[2]);
   if (!strcmp(a, "proc_exe")) return proc_exe();
   if (!strcmp(a, "ps")) return list_processes();

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -214,6 +215,33 @@ TEST_F(Escape, CgroupReleaseAgent) {
   // The v1 mount is refused; no release_agent is writable (read-only /sys,
   // or no cgroup hierarchy mounted in the container at all).
   expect_refused({"release_agent"}, {kEperm, kErofs, kEnoent, kEacces});
+}
+
+TEST_F(Escape, CgroupV2LimitCannotBeLifted) {
+  // No cgroup2 mount inside, none can be made, and nothing of the host's
+  // hierarchy is reachable under the read-only /sys.
+  expect_refused({"cgroup2_limit"}, {kEperm});
+}
+
+TEST_F(Escape, CgroupNamespaceHidesTheHostTree) {
+  // The container's own cgroup is its root: "0::/" on v2, "N:<controllers>:/"
+  // on v1, for the step's process and for the container's init alike.
+  start();
+  if (HasFatalFailure()) return;
+  Ran r = run({"cat", "/proc/self/cgroup", "/proc/1/cgroup"});
+  ASSERT_TRUE(r.result.ok()) << r.result.reason << "\n" << r.out;
+  std::istringstream in(r.out);
+  int lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    EXPECT_TRUE(line.ends_with(":/")) << line;
+  }
+  EXPECT_GE(lines, 2) << r.out;
+  EXPECT_EQ(r.out.find(Cgroup::kParent), std::string::npos) << r.out;
+  auto roots = CgroupRoots::detect();
+  ASSERT_TRUE(roots);
+  if (roots->is_v2()) {
+    EXPECT_EQ(r.out, "0::/\n0::/\n");
+  }
 }
 
 TEST_F(Escape, SetuidRootBinaryGainsNothing) {

@@ -94,6 +94,31 @@ TEST_F(ExecutorTest, SignalsAndMissingCommands) {
             "container " + prefix_ + "c: exec no-such-command: No such file or directory");
 }
 
+TEST_F(ExecutorTest, StepsStartWithNoSignalBlockedOrIgnored) {
+  // As a runner has them: SIGTERM blocked in its threads (lockstep run waits
+  // for it in one), SIGPIPE ignored (systemd's default for services).
+  sigset_t term, old_mask;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &term, &old_mask), 0);
+  struct sigaction ign {
+  }, old_pipe{};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ign, &old_pipe), 0);
+  auto c = start(spec());
+  Output o;
+  if (c) {
+    o = sh(*c,
+           "grep -E '^Sig(Blk|Ign):' /proc/self/status; sleep 30 & kill -TERM $!; wait $!; "
+           "echo status $?; yes | head -n 1");
+  }
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(o.result.ok()) << o.result.reason;
+  EXPECT_EQ(o.out_text(), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nstatus 143\ny");
+}
+
 TEST_F(ExecutorTest, InitReapsOrphanedZombies) {
   auto c = start(spec());
   ASSERT_TRUE(c);

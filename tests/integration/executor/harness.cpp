@@ -126,12 +126,15 @@ size_t count_children(pid_t parent) {
 }
 
 size_t count_cgroups_with_prefix(const std::string& prefix) {
-  size_t n = 0;
+  // v2: /sys/fs/cgroup/lockstep/<id>; v1: /sys/fs/cgroup/<controller>/lockstep/<id>.
+  std::vector<fs::path> parents = {"/sys/fs/cgroup/lockstep"};
   std::error_code ec;
-  for (auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-    fs::path dir = h.path() / "lockstep";
+  for (auto& h : fs::directory_iterator("/sys/fs/cgroup", ec))
+    parents.push_back(h.path() / "lockstep");
+  size_t n = 0;
+  for (const fs::path& dir : parents) {
     for (auto& e : fs::directory_iterator(dir, ec))
-      if (e.path().filename().string().starts_with(prefix)) ++n;
+      if (e.is_directory(ec) && e.path().filename().string().starts_with(prefix)) ++n;
   }
   return n;
 }
