@@ -147,6 +147,7 @@ bool matrix_matches(const pipeline::OrderedValue& m,
 struct Source {
   std::string url, commit, ref, patch, tree;
   std::string name = "workspace";
+  std::string warning;  // said once the run is sure to go ahead
   int64_t commit_time = 0;
 };
 
@@ -217,10 +218,10 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
     if (opt.dirty) {
       LS_TRY_ASSIGN(s.patch, cache::dirty_patch(st->root));
     } else {
-      std::fprintf(stderr,
-                   "lockstep: warning: %s has uncommitted changes (%zu paths); jobs check out "
-                   "HEAD %s without them (use --dirty to include them as a recorded patch)\n",
-                   st->root.c_str(), st->changed.size(), st->head_commit.substr(0, 12).c_str());
+      s.warning = st->root.string() + " has uncommitted changes (" +
+                  std::to_string(st->changed.size()) + " paths); jobs check out HEAD " +
+                  st->head_commit.substr(0, 12) +
+                  " without them (use --dirty to include them as a recorded patch)";
     }
   }
   return s;
@@ -323,6 +324,9 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
                 : "");
         !f)
       return report_error(f.error());
+
+  if (!source->warning.empty())
+    std::fprintf(stderr, "lockstep: warning: %s\n", source->warning.c_str());
 
   if (opt.list || opt.dry_run) {
     for (const auto& inst : plan) {
