@@ -137,6 +137,24 @@ int runs_show(const Args& args) {
                 member(u, "oom_killed").is_boolean() && member(u, "oom_killed").get<bool>()
                     ? ", OOM-killed"
                     : "");
+    // What the job resolved: action commits, the Node.js runtime, images of
+    // Docker actions, checkouts.
+    for (const auto& in : member(j, "inputs")) {
+      std::string kind = str_or(in, "kind");
+      if (kind == "image" && str_or(in, "reference") == str_or(img, "ref")) continue;
+      std::printf(
+          "  %-8s          %s -> %s%s\n", kind.c_str(), str_or(in, "reference").c_str(),
+          str_or(in, "resolved").c_str(),
+          member(in, "pinned").is_boolean() && member(in, "pinned").get<bool>() ? " (pinned)" : "");
+    }
+    auto stage = [](const Json& s) {
+      std::printf("      %-9s %-40s %8s\n", str_or(s, "conclusion").c_str(),
+                  str_or(s, "name").c_str(),
+                  format_duration(std::chrono::milliseconds(int_or(s, "duration_ms"))).c_str());
+      if (!str_or(s, "reason").empty() && str_or(s, "outcome") != "success")
+        std::printf("      %s\n", str_or(s, "reason").c_str());
+    };
+    for (const auto& s : member(j, "pre_steps")) stage(s);
     for (const auto& s : member(j, "steps")) {
       std::printf("  %2lld. %-9s %-40s %8s  %s\n", int_or(s, "index"),
                   str_or(s, "conclusion").c_str(), str_or(s, "name").c_str(),
@@ -145,6 +163,7 @@ int runs_show(const Args& args) {
       if (!str_or(s, "reason").empty() && str_or(s, "outcome") != "success")
         std::printf("      %s\n", str_or(s, "reason").c_str());
     }
+    for (const auto& s : member(j, "post_steps")) stage(s);
     for (const auto& a : member(j, "artifacts"))
       std::printf("  artifact %s %s (%lld bytes)\n", str_or(a, "name").c_str(),
                   str_or(a, "digest").c_str(), int_or(a, "size"));
