@@ -283,6 +283,40 @@ jobs:
   EXPECT_EQ(job["steps"][0]["env_doc"]["action"]["kind"], "docker");
 }
 
+TEST_F(ActionsIt, DockerActionPreAndPostEntrypoints) {
+  forge_.commit("octo", "staged", {{"action.yml", R"(name: Staged
+runs:
+  using: docker
+  image: docker://localhost/busybox:test
+  pre-entrypoint: /bin/pwd
+  entrypoint: /bin/echo
+  args: [main-stage]
+  post-entrypoint: /usr/bin/dirname
+)"}},
+                "v1");
+  auto r = run(R"(on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: echo first-step
+      - uses: octo/staged@v1
+      - run: echo last-step
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Every stage gets the same args, as on GitHub: pre is `pwd main-stage`,
+  // main `echo main-stage`, post `dirname main-stage`.
+  ASSERT_TRUE(has(r.out, "[a] /github/workspace\n")) << r.out;
+  ASSERT_TRUE(has(r.out, "[a] main-stage\n")) << r.out;
+  ASSERT_TRUE(has(r.out, "[a] .\n")) << r.out;
+  EXPECT_LT(at(r.out, "[a] /github/workspace\n"), at(r.out, "[a] first-step")) << r.out;
+  EXPECT_LT(at(r.out, "[a] last-step"), at(r.out, "[a] .\n")) << r.out;
+  auto job = record()["jobs"][0];
+  EXPECT_EQ(job["pre_steps"][0]["name"], "Pre octo/staged@v1");
+  EXPECT_EQ(job["post_steps"][0]["name"], "Post octo/staged@v1");
+}
+
 TEST_F(ActionsIt, DockerfileActionIsBuiltOnceFromItsBaseAndRuns) {
   if (::access("/usr/bin/buildah", X_OK) != 0)
     GTEST_SKIP() << "needs buildah (scripts/setup.sh installs it)";
