@@ -39,6 +39,11 @@ struct JobEgressOptions {
   // Plain-HTTP downloads the pins do not name: refused (403) instead of
   // recorded.
   bool refuse_unpinned = false;
+  // Names that are the job's own (its services, as /etc/hosts has them):
+  // requests for these, for localhost and for loopback addresses are made
+  // inside the job's namespace, as if there were no proxy (tools that ignore
+  // NO_PROXY still reach their services). They are not fetches.
+  std::vector<std::string> local_names;
 };
 
 class JobEgress {

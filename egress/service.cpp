@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
@@ -144,6 +145,7 @@ struct Relay {
   // then the store's hash is the body's (`sha` is used without it).
   std::optional<cache::BlobWriter> blob;
   bool blob_ok = true;
+  bool local = false;  // inside the job: relayed, not recorded
 };
 
 class JobEgressImpl final : public JobEgress {
@@ -480,6 +482,10 @@ class JobEgressImpl final : public JobEgress {
                            "cannot proxy '" + req->target + "' (http:// URLs and CONNECT only)");
       co_return;
     }
+    if (is_local(t->host)) {
+      co_await relay_local(r, *req, *t, connect, rest);
+      co_return;
+    }
     auto started = Clock::now();
     Json rec = {{"kind", connect ? "connect" : "http"},
                 {"host", t->host},
@@ -586,6 +592,49 @@ class JobEgressImpl final : public JobEgress {
     spawn(pump(r, false));
   }
 
+  bool is_local(const std::string& host) const {
+    if (host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0) return true;
+    return std::find(o_.local_names.begin(), o_.local_names.end(), host) != o_.local_names.end();
+  }
+
+  // A request for the job's own loopback or a service: connected from
+  // inside the job's namespace, relayed, not recorded.
+  awaitable<void> relay_local(std::shared_ptr<Relay> r, RequestHead req, Target t, bool connect,
+                              std::string rest) {
+    bool v6 = t.host == "::1";
+    auto fd = o_.ns->socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    error_code ec;
+    if (fd) r->upstream.assign(v6 ? tcp::v6() : tcp::v4(), fd->release(), ec);
+    if (!fd || ec) {
+      co_await reply_error(r, 502, "Bad Gateway", "cannot reach " + t.url() + " in the job");
+      co_return;
+    }
+    auto addr = asio::ip::make_address(t.host.rfind("127.", 0) == 0 || v6 ? t.host : "127.0.0.1");
+    co_await r->upstream.async_connect({addr, t.port}, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      co_await reply_error(r, 502, "Bad Gateway",
+                           "cannot connect to " + t.url() + ": " + ec.message());
+      co_return;
+    }
+    std::string first = rest;
+    if (connect) {
+      std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
+      co_await asio::async_write(r->client, asio::buffer(ok),
+                                 asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return;
+    } else {
+      first = origin_request(req, t) + rest;
+    }
+    if (!first.empty()) {
+      co_await asio::async_write(r->upstream, asio::buffer(first),
+                                 asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return;
+    }
+    r->local = true;
+    spawn(pump(r, true));
+    spawn(pump(r, false));
+  }
+
   // One direction of a relay; the last pump to end writes the record.
   awaitable<void> pump(std::shared_ptr<Relay> r, bool upward) {
     tcp::socket& from = upward ? r->client : r->upstream;
@@ -609,7 +658,7 @@ class JobEgressImpl final : public JobEgress {
       // The origin is done: so is the client's request.
       to.close(ec);
     }
-    if (--r->pumps > 0) co_return;
+    if (--r->pumps > 0 || r->local) co_return;
     Json rec = std::move(r->record);
     rec["ended"] = timestamp(Clock::now());
     rec["bytes_out"] = r->up_bytes;

@@ -9,8 +9,11 @@ Status JobExecution::attach_network(const fs::path& job_dir, executor::Container
   if (spec.network.mode != executor::NetworkMode::kEgress) return {};
   if (!run_.network) return fail("network egress is not available in this run");
   JobLog* log = log_.get();
-  LS_TRY_ASSIGN(net_, run_.network->attach(inst_.display_name,
-                                           [log](const std::string& line) { log->note(line); }));
+  std::vector<std::string> services;
+  for (const auto& svc : job_.services) services.push_back(svc.name);
+  LS_TRY_ASSIGN(
+      net_, run_.network->attach(
+                inst_.display_name, [log](const std::string& line) { log->note(line); }, services));
   spec.network.ns = net_.ns;
   LS_TRY(write_file(job_dir / "resolv.conf", net_.egress->resolv_conf()));
   spec.mounts.push_back({job_dir / "resolv.conf", "/etc/resolv.conf", true});

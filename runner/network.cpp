@@ -40,7 +40,8 @@ std::vector<std::string> RunNetwork::allow_text() const {
 }
 
 Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
-                                           std::function<void(const std::string&)> note) {
+                                           std::function<void(const std::string&)> note,
+                                           std::vector<std::string> local_names) {
   executor::EgressFabric* fabric;
   egress::Service* service;
   {
@@ -66,6 +67,7 @@ Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
   o.store = &store_;
   o.pins = o_.pins;
   o.refuse_unpinned = o_.refuse_unpinned;
+  o.local_names = std::move(local_names);
   LS_TRY_ASSIGN(j.egress, egress::start_job_egress(*service, std::move(o)));
   return j;
 }

@@ -41,7 +41,9 @@ class RunNetwork {
     std::shared_ptr<const executor::NetworkNamespace> ns;
     std::unique_ptr<egress::JobEgress> egress;
   };
-  Result<Job> attach(const std::string& name, std::function<void(const std::string&)> note);
+  // `local_names`: the job's services (reached inside the job, never out).
+  Result<Job> attach(const std::string& name, std::function<void(const std::string&)> note,
+                     std::vector<std::string> local_names = {});
 
   // The allow-list as written, for the environment hash.
   std::vector<std::string> allow_text() const;
