@@ -101,8 +101,7 @@ std::string fabric_ruleset(const FabricPlan& p) {
   t += "  chain input {\n    type filter hook input priority filter; policy accept;\n";
   t += "    iifname " + br + " ct state established,related accept\n";
   // Neighbour discovery: what IPv4 does with ARP, below nftables' inet.
-  t += "    iifname " + br +
-       " icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n";
+  t += "    iifname " + br + " icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n";
   t += "    iifname " + br + " goto deny\n  }\n";
   t += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
   t += "    iifname " + br + " goto egress\n";

@@ -66,10 +66,10 @@ class ConfigReader {
         LS_TRY_ASSIGN(cfg.state_dir, scalar(v, "'state-dir'"));
         if (cfg.state_dir.empty()) return error(v, "'state-dir' is empty");
       } else {
-        return error(kv.first, "unknown key '" + key + "'" +
-                                   did_you_mean(key, {"runs-on", "defaults", "mirror", "userns",
-                                                      "actions-url", "actions", "state-dir",
-                                                      "egress"}));
+        return error(kv.first,
+                     "unknown key '" + key + "'" +
+                         did_you_mean(key, {"runs-on", "defaults", "mirror", "userns",
+                                            "actions-url", "actions", "state-dir", "egress"}));
       }
     }
     return cfg;
