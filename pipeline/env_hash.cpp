@@ -131,6 +131,13 @@ Json job_document(const JobEnvInputs& in) {
                     {"executor_protocol", in.executor_protocol},
                     {"default_shell", in.shell_default}};
   if (!in.user_namespace.empty()) d["container"]["user_namespace"] = in.user_namespace;
+  if (in.network == "egress") {
+    std::vector<std::string> allow = in.egress_allow;
+    if (allow.empty()) allow = {"*"};
+    std::sort(allow.begin(), allow.end());
+    allow.erase(std::unique(allow.begin(), allow.end()), allow.end());
+    d["container"]["egress_allow"] = allow;
+  }
   d["reproducibility"] = {
       {"source_date_epoch", in.source_date_epoch}, {"tz", in.tz}, {"locale", in.locale}};
   d["timeouts"] = {{"job_ms", in.job_timeout_ms}};

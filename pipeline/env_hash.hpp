@@ -19,7 +19,8 @@
 namespace lockstep::pipeline {
 
 // Bumped whenever the document's shape or meaning changes.
-inline constexpr int kEnvHashSchema = 1;
+// 2: container.network may be "egress", with container.egress_allow.
+inline constexpr int kEnvHashSchema = 2;
 
 // Variables whose values identify a run rather than define it. Their names
 // are hashed, their values are not (a replay restores the recorded values).
@@ -72,7 +73,9 @@ struct JobEnvInputs {
   uint32_t umask = 022;
   std::string hostname;
   std::string domainname;
-  std::string network;  // none | host
+  std::string network;  // egress | none | host
+  // For egress: the allow-list as written (empty: every public address).
+  std::vector<std::string> egress_allow;
   // "0:100000:65536" (uid map; the gid map when it differs: "uid ... gid ..."),
   // empty: the host's user namespace (then not in the document at all).
   std::string user_namespace;

@@ -20,6 +20,7 @@
 #include "registry-mirror/reference.hpp"
 #include "runner/action_source.hpp"
 #include "runner/cli.hpp"
+#include "runner/fetch_view.hpp"
 #include "runner/node_runtime.hpp"
 #include "runner/project.hpp"
 #include "runner/pull.hpp"
@@ -50,6 +51,8 @@ const CommandLine& command_line() {
            "then mirror: in .lockstep.yml)"},
           {"actions-url", 0, true, false, "URL",
            "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
+          {"fetches", 0, true, false, "RUN",
+           "pin every download RUN recorded through lockstep's proxy (URL -> sha256)"},
           {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
   return cl;
@@ -63,6 +66,7 @@ struct LockOptions {
   std::string mirror;  // normalized URL
   ActionsConfig actions;
   bool actions_url_given = false;
+  std::string fetches_run;  // --fetches RUN
 };
 
 // Every action repository the workflow uses, also inside composite actions
@@ -130,6 +134,7 @@ Result<LockOptions> parse_options(const std::vector<std::string>& args) {
     o.actions_url_given = true;
   }
   o.state_dir = p.get("state-dir").value_or("");
+  o.fetches_run = p.get("fetches").value_or("");
   return o;
 }
 
@@ -315,6 +320,21 @@ int cmd_lock(const std::vector<std::string>& args) {
 
   auto now = resolve_lock(*o, lock_path);
   if (!now) return report_error(now.error());
+  // Pinned fetches come from runs, not from resolving: a lock keeps its own,
+  // --fetches RUN adds (and re-pins) what RUN downloaded.
+  if (auto text = read_file(lock_path)) {
+    if (auto old = pipeline::parse_lockfile(*text, lock_path.string())) now->fetches = old->fetches;
+  }
+  if (!o->fetches_run.empty()) {
+    auto rec = load_record(o->fetches_run, o->state_dir);
+    if (!rec) return report_error(rec.error());
+    auto pins = pinned_fetches(rec->doc);
+    if (!pins) return report_error(pins.error());
+    for (auto& p : *pins) {
+      std::erase_if(now->fetches, [&](const auto& f) { return f.url == p.url; });
+      now->fetches.push_back(std::move(p));
+    }
+  }
   std::string bytes = pipeline::serialize_lockfile(*now);
 
   if (o->check) {
@@ -339,8 +359,8 @@ int cmd_lock(const std::vector<std::string>& args) {
     return 1;
   }
   if (auto w = write_file_atomic(lock_path, bytes); !w) return report_error(w.error());
-  std::printf("wrote %s (%zu images, %zu sources, %zu actions)\n", lock_path.c_str(),
-              now->images.size(), now->sources.size(), now->actions.size());
+  std::printf("wrote %s (%zu images, %zu sources, %zu actions, %zu fetches)\n", lock_path.c_str(),
+              now->images.size(), now->sources.size(), now->actions.size(), now->fetches.size());
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
+#include "runner/fetch_view.hpp"
 #include "runner/pull.hpp"
 #include "runner/record.hpp"
 #include "runner/record_read.hpp"
@@ -102,6 +103,10 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
                 ErrorKind::kNotFound);
   }
   p.job_ids.assign(job_ids.begin(), job_ids.end());
+  // What the recorded jobs downloaded is served again from the content
+  // store: the same bytes, without the network.
+  if (auto pins = pinned_fetches(rec.doc))
+    for (const auto& f : *pins) p.fetch_pins[f.url] = f.sha256;
   if (r.contains("options") && r["options"].is_object()) {
     const auto& o = r["options"];
     if (o.contains("env") && o["env"].is_object())
@@ -113,6 +118,11 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
       for (auto it = o["platforms"].begin(); it != o["platforms"].end(); ++it)
         p.platforms[it.key()] = it.value().get<std::string>();
     if (o.contains("userns") && o["userns"].is_boolean()) p.userns = o["userns"].get<bool>();
+    if (o.contains("network") && o["network"].is_string())
+      p.network = o["network"].get<std::string>();
+    if (o.contains("egress_allow") && o["egress_allow"].is_array())
+      for (const auto& e : o["egress_allow"])
+        if (e.is_string()) p.egress_allow.push_back(e.get<std::string>());
     if (job_filter.empty() && o.contains("jobs") && o["jobs"].is_array() && !o["jobs"].empty()) {
       p.job_ids.clear();
       for (const auto& id : o["jobs"]) p.job_ids.push_back(id.get<std::string>());
@@ -182,10 +192,16 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
   o.env = p.env;
   o.platforms = p.platforms;
   o.userns = p.userns;
+  o.network = p.network;
+  for (const auto& text : p.egress_allow) {
+    LS_TRY_ASSIGN(auto e, pipeline::parse_egress_allow(text));
+    o.egress_allow.push_back(std::move(e));
+  }
   ex.workflow_display = p.workflow_path;
   ex.image_pins = p.image_pins;
   ex.action_pins = p.action_pins;
   ex.node_runtime_pin = p.node_runtime;
+  ex.fetch_pins = p.fetch_pins;
   ex.run_identity = p.run_identity;
   if (!p.source_commit.empty()) {
     ex.source_url = p.source_url;

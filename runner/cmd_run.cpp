@@ -6,6 +6,7 @@
 
 #include "common/fs.hpp"
 #include "common/paths.hpp"
+#include "pipeline/options.hpp"
 #include "runner/cli.hpp"
 #include "runner/commands.hpp"
 #include "runner/project.hpp"
@@ -47,6 +48,8 @@ const CommandLine& command_line() {
           {"userns", 0, false, false, "",
            "run every job and service in its own user namespace (root inside is host uid "
            "100000)"},
+          {"network", 0, true, false, "MODE",
+           "egress (default), none or host, for jobs whose options do not say"},
           {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
           {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
@@ -82,6 +85,10 @@ Result<RunOptions> parse_options(const Args& args) {
   o.lock_file = p.get("lock").value_or("");
   o.frozen = p.has("frozen");
   o.userns = p.has("userns");
+  if (auto n = p.get("network")) {
+    LS_TRY_ASSIGN(auto parsed, pipeline::parse_container_options("--network " + *n));
+    o.network = *parsed.network;
+  }
   // .lockstep.yml: below the command line.
   LS_TRY_ASSIGN(pipeline::ProjectConfig config,
                 load_config_for(o.workflow, p.get("config").value_or("")));

@@ -23,6 +23,8 @@
 
 namespace lockstep::runner {
 
+class RunNetwork;  // runner/network.hpp
+
 struct StepReport {
   std::string name;
   std::string id;
@@ -75,6 +77,9 @@ struct JobReport {
   std::chrono::system_clock::time_point started_at{};
   std::vector<ServiceReport> services;
   std::vector<std::string> artifacts;  // names uploaded by this job
+  // Network egress: {"dns": [...], "connections": [...], "fetches": [...]}
+  // (docs/network.md); null otherwise.
+  Json egress;
 };
 
 // What every job of one run shares. Owned by the run; outlives all jobs.
@@ -104,6 +109,9 @@ struct RunShared {
   // .lockstep.yml defaults (docker syntax), applied below container.options.
   std::string default_options;
   executor::Executor* executor = nullptr;
+  // The egress network of the run (made on first use); null: egress is
+  // refused.
+  RunNetwork* network = nullptr;
   ImageResolver* images = nullptr;
   Console* console = nullptr;
   Masker* masker = nullptr;

@@ -609,7 +609,6 @@ Result<executor::ProcessResult> JobExecution::run_docker(
     if (c == '.') c = '_';
   spec.layers = prepared->layer_dirs;
   spec.hostname = spec_copy_.hostname;
-  spec.network = {executor::NetworkMode::kContainer, spec_copy_.id};
   spec.mounts = {{workspace_host_, "/github/workspace", false},
                  {home_host_, "/github/home", false},
                  {temp_host_, "/github/file_commands", false},
@@ -620,6 +619,7 @@ Result<executor::ProcessResult> JobExecution::run_docker(
   spec.user_namespace = run_.userns;
   spec.limits = spec_copy_.limits;
   spec.workdir = "/github/workspace";
+  join_job_network(spec, spec_copy_.id, true);
 
   // Entry point and arguments: the stage's entrypoint, else `with:
   // entrypoint`, else runs.entrypoint, else the image's; `with: args` (split

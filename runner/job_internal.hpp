@@ -18,6 +18,7 @@
 #include "runner/job.hpp"
 #include "runner/job_env.hpp"
 #include "runner/lock_use.hpp"
+#include "runner/network.hpp"
 #include "runner/node_runtime.hpp"
 #include "runner/services.hpp"
 
@@ -243,6 +244,11 @@ class JobExecution {
     auto stopped =
         container_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
     container_.reset();
+    // A download that broke its pin is the reason, even when the step that
+    // got the proxy's refusal failed first.
+    if (auto n = finish_network();
+        !n && (result.result == JobResult::kSuccess || result.result == JobResult::kFailure))
+      result = failure(n.error().message());
     disorder_.unmount();
     if (!stopped && result.result == JobResult::kSuccess)
       return failure("stop container: " + stopped.error().message());
@@ -356,6 +362,7 @@ class JobExecution {
 
     executor::ContainerSpec spec;
     spec.id = "ls-" + run_.run_id + "-" + std::to_string(index_ + 1);
+    spec.network.mode = executor::NetworkMode::kEgress;  // unless options say otherwise
     spec.layers = prepared.layer_dirs;
     if (run_.vary.reverse_dir_order) {
       LS_TRY(disorder_.mount(w, job_dir / "w-view"));
@@ -377,6 +384,7 @@ class JobExecution {
     LS_TRY(apply_container_options(spec));
     spec.user_namespace = run_.userns;
     apply_variation(spec);
+    LS_TRY(attach_network(job_dir, spec));
     LS_TRY(prepare_actions(spec));
     LS_TRY(prepare_checkouts());
     report_.network = executor::to_string(spec.network);
@@ -411,9 +419,9 @@ class JobExecution {
       spec.id = job_container_id + "-svc-" + slug(decl.name);
       spec.layers = img.layer_dirs;
       spec.hostname = decl.name;
-      spec.network = {executor::NetworkMode::kContainer, job_container_id};
       spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
       spec.env = env_from_config(img.record.config_json);
+      join_job_network(spec, job_container_id, false);
       spec.user = user_from_config(img.record.config_json);
       spec.user_namespace = run_.userns;
       std::vector<std::string> env;
@@ -482,6 +490,18 @@ class JobExecution {
   }
 
   Status apply_parsed_options(const pipeline::ContainerOptions& o, executor::ContainerSpec& spec);
+
+  // The egress network (job_network.cpp): joins `spec` to a new namespace
+  // when its mode is egress; finish_network() puts the fetch record in the
+  // report.
+  Status attach_network(const fs::path& job_dir, executor::ContainerSpec& spec);
+  // A sibling of the job container (a service, a Docker action) in the job's
+  // network: its namespace, the job's /etc/resolv.conf and, for steps
+  // (`proxy_env`), the proxy variables.
+  void join_job_network(executor::ContainerSpec& spec, const std::string& job_container_id,
+                        bool proxy_env);
+  Status finish_network();
+  RunNetwork::Job net_;
 
   // Environment hashes and the run record (job_record.cpp).
   void apply_variation(executor::ContainerSpec& spec);

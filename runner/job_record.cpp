@@ -202,6 +202,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
     std::string kind = m.target == croot_                ? "workspace"
                        : m.target == chome_              ? "home"
                        : m.target == "/etc/hosts"        ? "hosts"
+                       : m.target == "/etc/resolv.conf"  ? "resolv.conf"
                        : m.target == kNodeMount          ? "runtime"
                        : m.target == kContainerToolCache ? "toolcache"
                                                          : "volume";
@@ -212,6 +213,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.hostname = spec.hostname;
   in.domainname = spec.domainname;
   in.network = executor::to_string(spec.network);
+  if (run_.network) in.egress_allow = run_.network->allow_text();
   if (spec.user_namespace) in.user_namespace = describe_user_namespace(*spec.user_namespace);
   in.memory_bytes = spec.limits.memory_bytes;
   if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);

@@ -185,6 +185,7 @@ Json job_record(const JobReport& r, size_t index, const fs::path& run_dir,
     platform = json_str(r.env_doc["image"], "platform");
   j["image"] = {{"ref", r.image}, {"manifest_digest", r.image_digest}, {"platform", platform}};
   j["network"] = r.network;
+  if (!r.egress.is_null()) j["egress"] = r.egress;
   j["started_at"] = rfc3339(r.started_at);
   j["duration_ms"] = static_cast<int64_t>(r.outcome.duration.count());
   j["usage"] = {{"peak_memory_bytes", static_cast<int64_t>(r.usage.peak_memory_bytes)},

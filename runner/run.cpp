@@ -28,6 +28,7 @@
 #include "runner/cli.hpp"
 #include "runner/job.hpp"
 #include "runner/lock_use.hpp"
+#include "runner/network.hpp"
 #include "runner/project.hpp"
 #include "runner/provenance.hpp"
 #include "runner/pull.hpp"
@@ -364,6 +365,14 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   cache::ImageStore store(opt.state_dir);
   ImageResolver images(store, make_pull_fn(store, opt.insecure_registries, opt.mirror));
   auto exec = executor::make_linux_executor(opt.state_dir);
+  RunNetworkOptions net;
+  net.allow = opt.egress_allow;
+  net.state_dir = opt.state_dir;
+  if (*lock)
+    for (const auto& f : (*lock)->fetches) net.pins[f.url] = f.sha256;
+  for (const auto& [url, sha] : ex->fetch_pins) net.pins[url] = sha;
+  net.refuse_unpinned = opt.frozen && opt.egress_unpinned == "refuse";
+  RunNetwork network(std::move(net));  // outlives every job
 
   ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, ex->action_pins,
                         opt.frozen);
@@ -378,6 +387,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   shared.workflow = &*wf;
   shared.lock = *lock ? &**lock : nullptr;
   shared.default_options = opt.default_options;
+  if (!opt.network.empty()) shared.default_options += " --network " + opt.network;
+  shared.network = &network;
   shared.executor = exec.get();
   shared.images = &images;
   shared.console = &console;
@@ -628,6 +639,10 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
                    {"matrix", matrix},
                    {"until", ex->until_step},
                    {"userns", opt.userns}};
+    if (!opt.network.empty()) rec.options["network"] = opt.network;
+    Json allow = Json::array();
+    for (const auto& e : opt.egress_allow) allow.push_back(e.text);
+    rec.options["egress_allow"] = allow;
     rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
                         {"GITHUB_RUN_NUMBER", github["run_number"]},
                         {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},

@@ -113,6 +113,8 @@ Status apply_project_config(const pipeline::ProjectConfig& config, RunOptions& o
   LS_TRY(apply_config_mirror(config, o.mirror));
   o.userns = o.userns || config.userns;
   o.default_options = config.default_options;
+  o.egress_allow = config.egress_allow;
+  o.egress_unpinned = config.egress_unpinned;
   return {};
 }
 
