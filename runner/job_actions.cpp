@@ -275,6 +275,11 @@ Result<std::string> JobExecution::docker_action_image(const JobAction& a, const 
   req.name = repo ? a.ref.name() : "local/" + fs::path(a.ref.local).filename().string();
   if (repo) req.context_id = "commit:" + a.resolved.repo.commit + "/" + a.ref.path;
   req.network = spec_copy_.network.mode == executor::NetworkMode::kHost ? "host" : "none";
+  if (net_.egress && net_.ns) {
+    req.network = "egress";
+    req.netns_fd = net_.ns->fd();
+    req.proxy_env = net_.egress->env();
+  }
   req.timestamp = run_.source_date_epoch;
   req.scratch = run_.state_dir / "tmp" / "builds";
   req.resolve_base = [this](const std::string& ref) -> Result<PreparedImage> {

@@ -4,6 +4,7 @@
 // killed runner; bad input refused before anything runs.
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -135,6 +136,39 @@ jobs:
   EXPECT_TRUE(has(show.out, "fetch GET http://files.test/hello.txt  200 " + hello_sha)) << show.out;
   EXPECT_TRUE(has(show.out, "fetch CONNECT files.test:443")) << show.out;
   EXPECT_TRUE(has(show.out, "connection tcp files.test:80 (198.51.100.10)")) << show.out;
+}
+
+// A Docker action built from its Dockerfile: RUN fetches through the job's
+// egress network, and the fetch is in the job's record.
+TEST_F(EgressRunTest, DockerfileActionBuildFetchesThroughTheJobsNetwork) {
+  if (::access("/usr/bin/buildah", X_OK) != 0) GTEST_SKIP() << "needs buildah";
+  auto action = home_.root() / "forge" / "octo" / "fetcher";
+  std::filesystem::create_directories(action);
+  std::ofstream(action / "action.yml")
+      << "name: fetcher\nruns:\n  using: docker\n  image: Dockerfile\n";
+  std::ofstream(action / "Dockerfile")
+      << "FROM localhost/net:test\n"
+         "RUN wget -q -O /fetched http://files.test/hello.txt\n"
+         "ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo built with: $(cat /fetched)\"]\n";
+  auto git = [&](std::vector<std::string> a) {
+    a.insert(a.begin(),
+             {"/usr/bin/git", "-C", action.string(), "-c", "user.name=t", "-c", "user.email=t@e"});
+    auto g = run_process(a);
+    ASSERT_EQ(g.exit_code, 0) << g.err;
+  };
+  git({"init", "-q", "-b", "main"});
+  git({"add", "-A"});
+  git({"commit", "-qm", "fetcher"});
+  git({"tag", "v1"});
+  auto r = run(job_head("      - uses: octo/fetcher@v1\n"),
+               {"--actions-url", (home_.root() / "forge").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "built with: hello from the test internet")) << r.out;
+  json rec = record();
+  bool fetched = false;
+  for (const auto& f : rec["jobs"][0]["egress"]["fetches"])
+    fetched = fetched || (f["kind"] == "http" && f["url"] == "http://files.test/hello.txt");
+  EXPECT_TRUE(fetched) << rec["jobs"][0]["egress"].dump(2);
 }
 
 TEST_F(EgressRunTest, RefusalsAreImmediateAndNamedInTheLogAndRecord) {
