@@ -364,7 +364,12 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   Console console(stdout, Console::stdout_is_tty());
   cache::ImageStore store(opt.state_dir);
   ImageResolver images(store, make_pull_fn(store, opt.insecure_registries, opt.mirror));
-  auto exec = executor::make_linux_executor(opt.state_dir);
+  std::unique_ptr<executor::Executor> linux_executor;
+  executor::Executor* exec = ex->executor;
+  if (!exec) {
+    linux_executor = executor::make_linux_executor(opt.state_dir);
+    exec = linux_executor.get();
+  }
   RunNetworkOptions net;
   net.allow = opt.egress_allow;
   net.state_dir = opt.state_dir;
@@ -389,7 +394,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   shared.default_options = opt.default_options;
   if (!opt.network.empty()) shared.default_options += " --network " + opt.network;
   shared.network = &network;
-  shared.executor = exec.get();
+  shared.executor = exec;
   shared.images = &images;
   shared.console = &console;
   shared.masker = &masker;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/json.hpp"
+#include "executor/executor.hpp"
 #include "pipeline/egress_allow.hpp"
 #include "pipeline/model.hpp"
 #include "runner/action_source.hpp"
@@ -58,6 +59,9 @@ struct RunOptions {
 
 // What `replay` and `verify` add to a run, and what a run hands back to them.
 struct RunExtras {
+  // Tests: the executor jobs run with (default: the Linux one). The
+  // scheduler and step logic are tested through a stand-in without root.
+  executor::Executor* executor = nullptr;
   std::string kind = "run";  // run | replay | verify (the record's kind, the builder id)
   std::string replay_of;
   std::filesystem::path workflow_display;          // the original path, when running from a copy
