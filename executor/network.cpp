@@ -36,6 +36,7 @@ struct Core {
   int index = 0;
   int bridge_index = 0;
   int mtu = 1500;
+  bool uplink = false;
   bool ipv6 = false;
   unsigned next_veth = 0;
   std::set<int> free_hosts;  // host parts .2 .. .254 not in use
@@ -266,6 +267,7 @@ class LinuxFabric final : public EgressFabric {
   const std::string& subnet4() const override { return core_->subnet4; }
   const std::string& subnet6() const override { return core_->subnet6; }
   int mtu() const override { return core_->mtu; }
+  bool has_uplink() const override { return core_->uplink; }
 
  private:
   static constexpr size_t kPool = 2;
@@ -315,14 +317,14 @@ Result<std::unique_ptr<EgressFabric>> EgressFabric::create(const EgressPolicy& p
   auto core = std::make_shared<Core>(std::move(nl));
   Netlink& h = core->host;
 
-  // The uplink: the interface of the default route.
+  // The uplink: the interface of the default route. Without one (an offline
+  // laptop, a VM without a network) jobs still get their isolated network,
+  // their services and the DNS stub; only the outside is unreachable.
   LS_TRY_ASSIGN(auto routes4, h.routes(AF_INET));
   int uplink = 0;
   for (const auto& r : routes4)
     if (r.dst.prefix == 0) uplink = r.oif;
-  if (uplink == 0)
-    return fail("network egress: this host has no IPv4 default route (use --network none or host)",
-                ErrorKind::kUnavailable);
+  core->uplink = uplink != 0;
   LS_TRY_ASSIGN(auto routes6, h.routes(AF_INET6));
   for (const auto& r : routes6)
     if (r.dst.prefix == 0) core->ipv6 = true;

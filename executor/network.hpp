@@ -80,6 +80,8 @@ class EgressFabric {
   virtual const std::string& subnet6() const = 0;  // empty without IPv6
   // The MTU jobs get: the host's default route's interface's.
   virtual int mtu() const = 0;
+  // False when the host had no IPv4 default route: nothing outside is reachable.
+  virtual bool has_uplink() const = 0;
 };
 
 // Removes what fabrics of dead lockstep processes left in this network

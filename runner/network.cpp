@@ -54,6 +54,11 @@ Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
     }
     fabric = fabric_.get();
     service = service_.get();
+    if (!fabric->has_uplink() && !uplink_noted_) {
+      uplink_noted_ = true;
+      if (note)
+        note("network egress: this host has no IPv4 default route; jobs reach nothing outside it");
+    }
   }
   Job j;
   LS_TRY_ASSIGN(auto ns, fabric->create_namespace(name));

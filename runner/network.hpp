@@ -53,6 +53,7 @@ class RunNetwork {
   egress::Policy policy_;
   cache::BlobStore store_;
   std::mutex mu_;
+  bool uplink_noted_ = false;
   std::unique_ptr<executor::EgressFabric> fabric_;
   std::unique_ptr<egress::Service> service_;
 };
