@@ -416,52 +416,8 @@ class JobExecution {
   }
 
   // Services join the job container's network namespace; the job waits
-  // until every one is healthy.
-  Status start_services(const fs::path& job_dir, const std::string& job_container_id) {
-    for (const auto& chosen : services_to_start_) {
-      const pipeline::ServiceDecl& decl = *chosen.decl;
-      auto svc = std::make_unique<Service>();
-      svc->name = decl.name;
-      svc->image = chosen.image;
-      ImagePin pin = replay_pin(svc->image);
-      LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
-      LS_TRY(verify_image_pin(pin, svc->image, img.record));
-      svc->image_digest = img.record.manifest.str();
-      report_.inputs.push_back({"image", svc->image, svc->image_digest, !pin.locked.empty()});
-      svc->log_file = job_dir / ("service-" + slug(decl.name) + ".log");
-      report_.services.push_back({decl.name, svc->image, svc->image_digest, svc->log_file});
-      executor::ContainerSpec spec;
-      spec.id = service_container_id(job_container_id, decl.name);
-      spec.layers = img.layer_dirs;
-      spec.hostname = decl.name;
-      spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
-      spec.env = env_from_config(img.record.config_json);
-      join_job_network(spec, job_container_id, false);
-      spec.user = user_from_config(img.record.config_json);
-      spec.user_namespace = run_.userns;
-      std::vector<std::string> env;
-      for (const auto& [k, v] : decl.container.env) {
-        LS_TRY_ASSIGN(std::string val,
-                      eval_string(v, ctx_, "service '" + decl.name + "' env " + k));
-        env.push_back(k + "=" + val);
-      }
-      LS_TRY_ASSIGN(std::string options, eval_string(decl.container.options, ctx_,
-                                                     "service '" + decl.name + "' options"));
-      if (!options.empty()) {
-        LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(options));
-        apply_resource_options(o, spec.limits);
-        for (const auto& [k, v] : o.env) env.push_back(k + "=" + v);
-      }
-      LS_TRY_ASSIGN(HealthPolicy health, health_policy(img.record.config_json, options));
-      log_->note("service " + decl.name + ": starting " + svc->image);
-      LS_TRY(svc->start(*run_.executor, spec, service_argv(img.record.config_json, options), env));
-      Service* raw = svc.get();
-      services_.push_back(std::move(svc));
-      LS_TRY(raw->wait_healthy(health));
-      log_->note("service " + decl.name + ": healthy");
-    }
-    return {};
-  }
+  // until every one is healthy (job_services.cpp).
+  Status start_services(const fs::path& job_dir, const std::string& job_container_id);
 
   void stop_services() {
     for (auto& s : services_) s->stop();
