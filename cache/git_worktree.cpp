@@ -1,6 +1,7 @@
 #include "cache/git_worktree.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "cache/git_util.hpp"
 
@@ -54,6 +55,32 @@ Result<CommitFacts> commit_facts(const fs::path& path, const std::string& commit
   f.tree = git::oid_hex(*git_commit_tree_id(c));
   f.time = static_cast<int64_t>(git_commit_time(c));
   return f;
+}
+
+Result<std::string> remote_url(const fs::path& path) {
+  git::ensure_init();
+  git_repository* r = nullptr;
+  int rc = git_repository_open_ext(&r, path.c_str(), 0, nullptr);
+  if (rc != 0) return git::fail_git("open repository at " + path.string(), rc);
+  git::Repo repo(r);
+  git_strarray names{};
+  rc = git_remote_list(&names, repo.get());
+  if (rc != 0) return git::fail_git("list the remotes of " + path.string(), rc);
+  std::vector<std::string> list(names.strings, names.strings + names.count);
+  git_strarray_dispose(&names);
+  std::string name;
+  if (std::find(list.begin(), list.end(), "origin") != list.end())
+    name = "origin";
+  else if (list.size() == 1)
+    name = list[0];
+  else
+    return std::string();
+  git_remote* remote = nullptr;
+  rc = git_remote_lookup(&remote, repo.get(), name.c_str());
+  if (rc != 0) return git::fail_git("read remote '" + name + "' of " + path.string(), rc);
+  git::Remote owned(remote);
+  const char* url = git_remote_url(remote);
+  return std::string(url ? url : "");
 }
 
 Result<LocalRepoState> inspect_worktree(const fs::path& path) {

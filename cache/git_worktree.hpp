@@ -27,6 +27,11 @@ struct CommitFacts {
 };
 Result<CommitFacts> commit_facts(const std::filesystem::path& repo, const std::string& commit);
 
+// The URL of the remote of the repository at `path` (a working tree, found
+// upwards like git does, or a bare repository): `origin`, else the only
+// remote. Empty when there is no remote, or several and none is `origin`.
+Result<std::string> remote_url(const std::filesystem::path& path);
+
 // Finds the repository containing `path` (searching upwards like git does).
 // kNotFound when `path` is not inside a git working tree.
 Result<LocalRepoState> inspect_worktree(const std::filesystem::path& path);

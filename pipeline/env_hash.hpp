@@ -29,7 +29,10 @@ bool is_run_identity_var(const std::string& name);
 struct EnvMount {
   std::string target;  // container path only: host paths differ per host
   bool read_only = true;
-  std::string kind;  // "workspace", "home", "hosts", "volume"
+  // "workspace", "home", "hosts", "runtime", "toolcache", "volume" (a host
+  // bind of container.volumes), "named-volume", "anonymous-volume"
+  std::string kind;
+  std::string name;  // a named volume's name (else empty: not in the document)
 };
 
 struct EnvService {
@@ -144,7 +147,8 @@ Result<Digest> hash_document(const Json& doc);
 std::string keyed_hash(std::string_view key, std::string_view value);
 
 // Replaces every occurrence of each secret value in `text` with
-// "${{ secrets.NAME }}" (longest values first).
+// "${{ secrets.NAME }}" (longest values first), then each line of a
+// multi-line secret that is still there with "***" (as logs mask them).
 std::string redact_secrets(std::string text, const std::map<std::string, std::string>& secrets);
 
 // JSON values with floats turned into their text (matrix values from YAML

@@ -87,6 +87,8 @@ Status collect_one(const JobInstance& inst, const EvalContext& ctx,
   for (const auto& svc : job.services) {
     InputUse u = base_use(InputUse::Kind::kImage, "service '" + svc.name + "'");
     LS_TRY(evaluate_into(u, u.reference, svc.container.image, ctx));
+    // An image that evaluates to nothing: the service is not started.
+    if (u.unlockable.empty() && u.reference.empty()) continue;
     out.push_back(std::move(u));
   }
   for (size_t i = 0; i < job.steps.size(); ++i) {

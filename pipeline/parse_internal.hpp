@@ -38,6 +38,9 @@ class WorkflowParser {
   // mapping for messages.
   Status check_keys(const YAML::Node& map, const Keys& known, const Keys& unsupported,
                     const std::string& where) const;
+  // "an expression as a key ... is not supported by lockstep": `key` holds
+  // ${{ }} where lockstep does not evaluate keys (everywhere but the matrix).
+  tl::unexpected<Error> unsupported_key(const YAML::Node& key, const std::string& where) const;
 
   // Typed reads; `what` names the value ("'run' in step 2 of job 'build'").
   Status expect_map(const YAML::Node& n, const std::string& what) const;

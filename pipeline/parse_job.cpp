@@ -59,6 +59,7 @@ Status WorkflowParser::job_entry(Job& job, const std::string& where, const std::
     for (auto it = v.begin(); it != v.end(); ++it) {
       null_loc_ = loc(it->first);
       if (!it->first.IsScalar()) return error(it->first, "expected a service name in " + what);
+      if (has_expression(it->first.Scalar())) return unsupported_key(it->first, what);
       ServiceDecl s;
       s.name = it->first.Scalar();
       for (const auto& other : job.services) {
@@ -309,6 +310,8 @@ Result<OrderedValue> WorkflowParser::matrix(Job& job, const YAML::Node& n,
     const std::string key = it->first.Scalar();
     if (!seen.insert(key).second)
       return error(it->first, "duplicate key '" + key + "' in " + where);
+    // An axis named by an expression: evaluated with the matrix.
+    LS_TRY(check_expr(it->first, key, "a key of " + where, false, sites));
     const YAML::Node v = it->second;
     const bool special = key == "include" || key == "exclude";
     const std::string what = special ? "'" + key + "' of " + where : "matrix axis '" + key + "'";

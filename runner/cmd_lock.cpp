@@ -21,6 +21,7 @@
 #include "runner/action_source.hpp"
 #include "runner/cli.hpp"
 #include "runner/fetch_view.hpp"
+#include "runner/github_context.hpp"
 #include "runner/node_runtime.hpp"
 #include "runner/project.hpp"
 #include "runner/pull.hpp"
@@ -226,20 +227,16 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
     return fail(std::move(st.error()).context("inspect the repository of " + o.workflow.string()));
   }
 
+  // The github context `run` evaluates the same expressions with; a lock
+  // has no run, so no run id.
+  GithubContextInput gin;
+  gin.workflow = wf.name.empty() ? o.workflow.filename().string() : wf.name;
+  gin.branch = own_branch;
+  gin.sha = own_commit;
+  if (!own_url.empty()) gin.dir_name = fs::path(own_url).filename().string();
+  gin.identity = repository_identity(own_url, gin.dir_name);
   pipeline::EvalContext base;
-  std::string name = own_url.empty() ? "workspace" : fs::path(own_url).filename().string();
-  base.contexts["github"] = {
-      {"workflow", wf.name.empty() ? o.workflow.filename().string() : wf.name},
-      {"repository", "local/" + name},
-      {"repository_owner", "local"},
-      {"ref", own_branch.empty() ? "" : "refs/heads/" + own_branch},
-      {"ref_name", own_branch},
-      {"sha", own_commit},
-      {"event_name", "push"},
-      {"server_url", "https://github.com"},
-      {"workspace", "/__w/" + name + "/" + name},
-      {"event", pipeline::Value::object()},
-  };
+  base.contexts["github"] = github_context(gin);
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
   LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,

@@ -232,7 +232,7 @@ const CommandLine& replay_cl() {
        {"shell", 0, false, false, "",
         "open a shell in the job's container where it stopped or failed"},
        {"secret", 's', true, true, "KEY=VALUE", "a secret the run used"},
-       {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
+       {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
        {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
        {"actions-url", 0, true, false, "URL",

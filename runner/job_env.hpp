@@ -44,7 +44,11 @@ class JobEnv {
 
   // From $GITHUB_ENV and $GITHUB_PATH of a finished step.
   void set(const std::string& key, const std::string& value) { exported_[key] = value; }
-  void add_path(const std::string& dir) { path_prepend_.insert(path_prepend_.begin(), dir); }
+  // As GitHub's runner: a directory added again moves to the front.
+  void add_path(const std::string& dir) {
+    std::erase(path_prepend_, dir);
+    path_prepend_.insert(path_prepend_.begin(), dir);
+  }
 
   // The evaluated env of a composite action step, for the steps inside it.
   void push_overrides(Map env) { overrides_.push_back(std::move(env)); }

@@ -206,7 +206,10 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
                        : m.target == kNodeMount          ? "runtime"
                        : m.target == kContainerToolCache ? "toolcache"
                                                          : "volume";
-    in.mounts.push_back({m.target, m.read_only, kind});
+    std::string name;
+    if (auto v = volume_kinds_.find(m.target); v != volume_kinds_.end())
+      std::tie(kind, name) = v->second;
+    in.mounts.push_back({m.target, m.read_only, kind, name});
   }
   in.user = spec.user;
   in.umask = spec.umask;
@@ -233,11 +236,11 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.tz = get("TZ");
   in.locale = get("LANG");
   in.job_timeout_ms = job_timeout_.count();
-  for (const auto& decl : job_.services) {
+  for (const auto& chosen : services_to_start_) {
+    const pipeline::ServiceDecl& decl = *chosen.decl;
     pipeline::EnvService s;
     s.name = decl.name;
-    LS_TRY_ASSIGN(s.image,
-                  eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
+    s.image = chosen.image;
     ImagePin pin = replay_pin(s.image);  // as start_services resolves it
     LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
     LS_TRY(verify_image_pin(pin, s.image, img.record));

@@ -26,6 +26,7 @@
 #include "pipeline/parse.hpp"
 #include "runner/action_source.hpp"
 #include "runner/cli.hpp"
+#include "runner/github_context.hpp"
 #include "runner/job.hpp"
 #include "runner/lock_use.hpp"
 #include "runner/network.hpp"
@@ -150,6 +151,7 @@ struct Source {
   std::string name = "workspace";
   std::string warning;  // said once the run is sure to go ahead
   int64_t commit_time = 0;
+  RepositoryIdentity identity = local_identity("workspace");
 };
 
 // The commit's tree and time, from the working tree or the bare mirror.
@@ -189,6 +191,15 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
     s.ref = ex->source_ref.value_or("");
     if (ex->run_identity.contains("repository_name"))
       s.name = ex->run_identity["repository_name"].get<std::string>();
+    s.identity = local_identity(s.name);
+    auto recorded = [&](const char* key, std::string& into) {
+      if (ex->run_identity.contains(key) && ex->run_identity[key].is_string())
+        into = ex->run_identity[key].get<std::string>();
+    };
+    recorded("repository", s.identity.repository);
+    recorded("repository_owner", s.identity.owner);
+    recorded("server_url", s.identity.server_url);
+    recorded("repository_url", s.identity.clone_url);
     return s;
   }
   if (!opt.repo.empty()) {
@@ -201,6 +212,7 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
     std::string base = fs::path(opt.repo).filename().string();
     if (base.size() > 4 && base.ends_with(".git")) base.resize(base.size() - 4);
     if (!base.empty()) s.name = base;
+    s.identity = repository_identity(opt.repo, s.name);
     return s;
   }
   fs::path dir = fs::absolute(opt.workflow).parent_path();
@@ -215,6 +227,7 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
   s.commit = st->head_commit;
   s.ref = st->branch;
   s.name = st->root.filename().string();
+  s.identity = repository_identity(st->root.string(), s.name);
   if (st->dirty) {
     if (opt.dirty) {
       LS_TRY_ASSIGN(s.patch, cache::dirty_patch(st->root));
@@ -256,22 +269,16 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   auto identity = [&](const char* key, const std::string& dflt) {
     return ex->run_identity.contains(key) ? ex->run_identity[key].get<std::string>() : dflt;
   };
-  pipeline::Value github = {
-      {"workflow", wf->name.empty() ? opt.workflow.filename().string() : wf->name},
-      {"run_id", identity("GITHUB_RUN_ID", run_id)},
-      {"run_number", identity("GITHUB_RUN_NUMBER", "1")},
-      {"run_attempt", identity("GITHUB_RUN_ATTEMPT", "1")},
-      {"event_name", "push"},
-      {"actor", "lockstep"},
-      {"repository", "local/" + source->name},
-      {"repository_owner", "local"},
-      {"ref", source->ref.empty() ? "" : "refs/heads/" + source->ref},
-      {"ref_name", source->ref},
-      {"sha", source->commit},
-      {"server_url", "https://github.com"},
-      {"workspace", "/__w/" + source->name + "/" + source->name},
-      {"event", pipeline::Value::object()},
-  };
+  GithubContextInput gin;
+  gin.workflow = wf->name.empty() ? opt.workflow.filename().string() : wf->name;
+  gin.run_id = identity("GITHUB_RUN_ID", run_id);
+  gin.run_number = identity("GITHUB_RUN_NUMBER", "1");
+  gin.run_attempt = identity("GITHUB_RUN_ATTEMPT", "1");
+  gin.branch = source->ref;
+  gin.sha = source->commit;
+  gin.dir_name = source->name;
+  gin.identity = source->identity;
+  pipeline::Value github = github_context(gin);
   pipeline::EvalContext base;
   base.contexts["github"] = github;
   base.contexts["inputs"] = pipeline::Value::object();
@@ -651,7 +658,11 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
                         {"GITHUB_RUN_NUMBER", github["run_number"]},
                         {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},
-                        {"repository_name", source->name}};
+                        {"repository_name", source->name},
+                        {"repository", source->identity.repository},
+                        {"repository_owner", source->identity.owner},
+                        {"server_url", source->identity.server_url},
+                        {"repository_url", source->identity.clone_url}};
     rec.secret_key_id = sha256_of(shared.secret_key).hex().substr(0, 16);
     rec.jobs = &reports;
     rec.run_dir = run_dir;

@@ -70,6 +70,8 @@ test_packages=(
   # (image by mmdebstrap into ext2 via genext2fs, an initramfs by cpio from
   # modules that kmod's modprobe resolves, booted by QEMU)
   qemu-system-x86 mmdebstrap genext2fs cpio kmod
+  # the compatibility suite prints a unified diff when a transcript differs
+  diffutils
 )
 
 packages=("${build_packages[@]}" "${example_packages[@]}")
