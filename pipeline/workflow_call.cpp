@@ -406,6 +406,14 @@ Result<Value> bind_secrets(const Workflow& caller_wf, const Job& caller,
     }
     return out;
   }
+  // "The called workflow is automatically granted access to github.token
+  // and secrets.GITHUB_TOKEN" (GitHub), whatever the call passes.
+  auto with_token = [&](Value v) {
+    if (ctx.contexts.contains("secrets") && ctx.contexts["secrets"].is_object() &&
+        ctx.contexts["secrets"].contains("GITHUB_TOKEN") && !v.contains("GITHUB_TOKEN"))
+      v["GITHUB_TOKEN"] = ctx.contexts["secrets"]["GITHUB_TOKEN"];
+    return v;
+  };
   for (size_t i = 0; i < call.secrets.size(); ++i) {
     const auto& [key, text] = call.secrets[i];
     const WorkflowSecret* s = t ? find_secret(*t, key) : nullptr;
@@ -417,7 +425,7 @@ Result<Value> bind_secrets(const Workflow& caller_wf, const Job& caller,
     }
     out[s ? s->name : key] = std::move(*v);
   }
-  return out;
+  return with_token(std::move(out));
 }
 
 Result<std::map<std::string, std::string>> call_outputs(const CalledWorkflow& callee,

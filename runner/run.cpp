@@ -19,11 +19,14 @@
 #include "common/fs.hpp"
 #include "common/json.hpp"
 #include "executor/executor.hpp"
+#include "pipeline/diagnostic.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/graph.hpp"
+#include "pipeline/lock_inputs.hpp"
 #include "pipeline/matrix.hpp"
 #include "pipeline/options.hpp"
 #include "pipeline/parse.hpp"
+#include "pipeline/workflow_call.hpp"
 #include "runner/action_source.hpp"
 #include "runner/cli.hpp"
 #include "runner/job.hpp"
@@ -35,6 +38,7 @@
 #include "runner/record.hpp"
 #include "runner/report.hpp"
 #include "runner/scheduler.hpp"
+#include "runner/workflow_source.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -228,6 +232,55 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
   return s;
 }
 
+// What success()/failure() see in a job's if: from the jobs it needs.
+pipeline::JobStatus needs_status(const std::vector<const JobReport*>& needed) {
+  for (const JobReport* r : needed)
+    if (r->outcome.result == JobResult::kCancelled) return pipeline::JobStatus::kCancelled;
+  for (const JobReport* r : needed) {
+    if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
+      return pipeline::JobStatus::kFailure;
+    if (r->outcome.result == JobResult::kSkipped) return pipeline::JobStatus::kFailure;
+  }
+  return pipeline::JobStatus::kSuccess;
+}
+
+// A called workflow's result, as a later job's `needs.<caller>.result`: it
+// failed (or was cancelled) when one of its jobs did; jobs its if: skipped do
+// not fail it; it is skipped only when every job was.
+JobResult call_result(const std::vector<const JobReport*>& jobs) {
+  bool failed = false, cancelled = false, ran = false;
+  for (const JobReport* r : jobs) {
+    const auto& o = r->outcome;
+    if (o.result == JobResult::kFailure && !o.continue_on_error)
+      failed = true;
+    else if (o.result == JobResult::kCancelled)
+      cancelled = true;
+    else if (o.result != JobResult::kSkipped)
+      ran = true;
+  }
+  if (failed) return JobResult::kFailure;
+  if (cancelled) return JobResult::kCancelled;
+  return ran ? JobResult::kSuccess : JobResult::kSkipped;
+}
+
+// A called job's record: the call it belongs to, and the repositories of
+// the workflows on its way as inputs (a replay pins them, an export carries
+// their trees).
+void describe_call(const pipeline::CallScope& scope, const ActionSources& actions,
+                   JobReport& report) {
+  report.call = pipeline::call_document(scope);
+  std::map<std::string, bool> pinned;
+  for (const auto& r : actions.resolved()) pinned[r.key] = r.pinned;
+  std::set<std::string> done;
+  for (const pipeline::CallScope* s = &scope; s; s = s->parent.get()) {
+    const auto& c = *s->called;
+    if (c.repository.empty()) continue;
+    std::string key = c.repository + "@" + c.ref;
+    if (!done.insert(key).second) continue;
+    report.inputs.push_back({"workflow", key, c.commit, pinned.count(key) && pinned[key]});
+  }
+}
+
 }  // namespace
 
 int run_workflow(const RunOptions& opt, RunExtras* ex) {
@@ -277,6 +330,26 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
   std::vector<std::string> warnings;
+
+  // Reusable workflows: every one the jobs call, read (remote ones fetched
+  // once, through the same sources as actions) and checked before any job
+  // starts.
+  ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, ex->action_pins,
+                        opt.frozen);
+  WorkflowFiles workflow_files(opt.state_dir, actions,
+                               OwnRepository{source->url, source->commit, source->patch},
+                               opt.workflow, opt.frozen);
+  auto calls = pipeline::load_call_graph(*wf, workflow_files.loader(),
+                                         workflow_files.root_identity(), &warnings);
+  if (!calls && opt.frozen && stale_lock)  // say first why the lock does not pin it
+    return report_error(
+        Error((opt.lock_file.empty() ? std::string("lockstep.lock") : opt.lock_file.string()) +
+                  " does not match " + opt.workflow.string() +
+                  ": run 'lockstep lock'\nlockstep: error:   " +
+                  std::string(pipeline::first_line(calls.error())),
+              0, ErrorKind::kUsage));
+  if (!calls) return report_error(calls.error());
+
   // A matrix made from the outputs of the jobs it needs is expanded once
   // they ran: until then the job stands in the plan as one placeholder.
   std::vector<pipeline::JobInstance> expanded;
@@ -295,42 +368,60 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     std::fprintf(stderr, "lockstep: note: %s:%d:%d: '%s' in %s is accepted and ignored locally\n",
                  wf->file.c_str(), ig.loc.line, ig.loc.column, ig.key.c_str(), ig.where.c_str());
 
-  // Selection: --job (with what it needs) and --matrix.
+  // Selection: --job (with what it needs) and --matrix. A calling job is
+  // selected by its id; the jobs it calls run with it.
   std::set<std::string> selected;
   if (!opt.jobs.empty()) {
     auto s = select_jobs(*wf, opt.jobs);
     if (!s) return report_error(s.error());
     selected = *s;
   }
+  using ScopeKey = std::pair<const pipeline::CallScope*, std::string>;
+  auto key_of = [](const pipeline::JobInstance& inst) {
+    return ScopeKey{inst.scope.get(), inst.job->id};
+  };
   std::vector<pipeline::JobInstance> plan;
-  std::map<std::string, size_t> per_job_total;
+  std::map<ScopeKey, size_t> per_job_total;
   for (auto& inst : *instances) {
     if (!selected.empty() && !selected.count(inst.job->id)) continue;
     bool wanted_job = opt.jobs.empty() ||
                       std::find(opt.jobs.begin(), opt.jobs.end(), inst.job->id) != opt.jobs.end();
     if (wanted_job && !inst.matrix.is_null() && !matrix_matches(inst.matrix, opt.matrix_filter))
       continue;
-    ++per_job_total[inst.job->id];
+    ++per_job_total[key_of(inst)];
     plan.push_back(std::move(inst));
   }
   if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");
+  // Every instance as far as the run can know it before it starts: calls
+  // replaced by the jobs they call.
+  auto preview = [&] { return pipeline::preview_instances(plan, *wf, *calls, base); };
   // Before any job starts: every input pinned, or nothing runs (a matrix
-  // from needs outputs is checked through its stand-in instance).
-  if (opt.frozen)
+  // from needs outputs is checked through its stand-in instance; the called
+  // workflows' repositories were checked as they were read).
+  if (opt.frozen) {
+    auto all = preview();
+    if (!all) return report_error(all.error());
+    std::set<std::string> workflow_pins;
+    for (const auto& cw : calls->workflows)
+      if (!cw->repository.empty()) workflow_pins.insert(cw->repository + "@" + cw->ref);
     if (auto f = check_frozen(
-            **lock, plan, base, platforms, source->url,
+            **lock, *all, base, platforms, source->url,
             stale_lock
                 ? (opt.lock_file.empty() ? std::string("lockstep.lock") : opt.lock_file.string()) +
                       " does not match " + opt.workflow.string() + ": run 'lockstep lock'"
-                : "");
+                : "",
+            workflow_pins);
         !f)
       return report_error(f.error());
+  }
 
   if (!source->warning.empty())
     std::fprintf(stderr, "lockstep: warning: %s\n", source->warning.c_str());
 
   if (opt.list || opt.dry_run) {
-    for (const auto& inst : plan) {
+    auto all = preview();
+    if (!all) return report_error(all.error());
+    for (const auto& inst : *all) {
       std::string line = inst.display_name;
       if (opt.dry_run) {
         std::string image = inst.job->container ? inst.job->container->image : "(runs-on)";
@@ -361,6 +452,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
 
   Masker masker;
   for (const auto& [k, v] : opt.secrets) masker.add(v);
+  pipeline::Value run_secrets = pipeline::Value::object();
+  for (const auto& [k, v] : opt.secrets) run_secrets[k] = v;
   Console console(stdout, Console::stdout_is_tty());
   cache::ImageStore store(opt.state_dir);
   ImageResolver images(store, make_pull_fn(store, opt.insecure_registries, opt.mirror));
@@ -374,8 +467,6 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   net.refuse_unpinned = opt.frozen && opt.egress_unpinned == "refuse";
   RunNetwork network(std::move(net));  // outlives every job
 
-  ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, ex->action_pins,
-                        opt.frozen);
   NodeRuntimeOnce node_runtime(opt.state_dir, ex->node_runtime_pin);
   RunShared shared;
   shared.actions = &actions;
@@ -423,41 +514,52 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   Budget budget = host_budget();
   if (opt.max_jobs) budget.max_jobs = *opt.max_jobs;
 
-  // One schedule. A job whose matrix comes from needs outputs has a stand-in
-  // that is expanded into its instances as soon as its own needs ended, while
-  // unrelated jobs keep running; what needs it waits for all its instances.
+  // One schedule. Stand-ins are expanded by the scheduler as soon as their
+  // own needs ended, while unrelated jobs keep running: a job whose matrix
+  // comes from needs outputs becomes its instances, and each instance of a
+  // calling job becomes the jobs of the workflow it calls (which may hold
+  // stand-ins again). What needs a stand-in waits for everything it became.
   // Schedule index == index in instances_run/reports_run: deques, so the
   // references running jobs hold stay valid as expansions append.
   std::mutex run_mu;  // guards the containers below once the schedule runs
   std::deque<pipeline::JobInstance> instances_run;
   std::deque<JobReport> reports_run;
   std::deque<MatrixPosition> positions;
-  std::map<std::string, std::vector<size_t>> by_job;  // job id -> its instances' indices
-  std::map<size_t, std::vector<size_t>> became;       // stand-in -> the instances it became
-  std::map<std::string, size_t> seen;
+  // (call, job id) -> its instances' indices; the jobs of a called workflow
+  // need each other within their call.
+  std::map<ScopeKey, std::vector<size_t>> by_job;
+  std::map<size_t, std::vector<size_t>> became;  // stand-in -> the instances it became
+  std::map<size_t, std::shared_ptr<const pipeline::CallScope>> call_of;  // call -> its scope
+  std::deque<JobReport> call_reports;  // what `needs` sees of calls (kept for its pointers)
+  std::map<ScopeKey, size_t> seen;
   auto is_stand_in = [](const pipeline::JobInstance& inst) {
-    return inst.matrix.is_null() && pipeline::matrix_depends_on_needs(*inst.job);
+    return pipeline::is_stand_in(inst) || inst.job->call.has_value();
+  };
+  auto is_call = [](const pipeline::JobInstance& inst) {
+    return !pipeline::is_stand_in(inst) && inst.job->call.has_value();
   };
   auto add_instance = [&](pipeline::JobInstance inst) {
-    const std::string id = inst.job->id;
-    bool stand_in = is_stand_in(inst);
+    const ScopeKey k = key_of(inst);
+    bool placeholder = pipeline::is_stand_in(inst);
     instances_run.push_back(std::move(inst));
     reports_run.emplace_back();
-    positions.push_back(stand_in ? MatrixPosition{}
-                                 : MatrixPosition{seen[id]++, per_job_total[id]});
-    by_job[id].push_back(instances_run.size() - 1);
+    positions.push_back(placeholder ? MatrixPosition{}
+                                    : MatrixPosition{seen[k]++, per_job_total[k]});
+    by_job[k].push_back(instances_run.size() - 1);
     return instances_run.size() - 1;
   };
   auto schedule_entry = [&](size_t i) {
-    const auto& job = *instances_run[i].job;
+    const auto& inst = instances_run[i];
+    const auto& job = *inst.job;
     ScheduledJob sj;
     for (const auto& n : job.needs)
-      if (auto it = by_job.find(n); it != by_job.end())
+      if (auto it = by_job.find({inst.scope.get(), n}); it != by_job.end())
         sj.needs.insert(sj.needs.end(), it->second.begin(), it->second.end());
-    sj.group = job.id;
+    // Matrix siblings: the instances of one job of one call.
+    sj.group = std::to_string(reinterpret_cast<uintptr_t>(inst.scope.get())) + "/" + job.id;
     sj.fail_fast = job.strategy.fail_fast != "false";
     sj.max_parallel = job.strategy.max_parallel.value_or(0);
-    sj.expands = is_stand_in(instances_run[i]);
+    sj.expands = is_stand_in(inst);
     // Reserve what the job's limits ask for, when they are plain text.
     if (job.container && !pipeline::has_expression(job.container->options)) {
       if (auto o = pipeline::parse_container_options(job.container->options)) {
@@ -467,25 +569,63 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     }
     return sj;
   };
-  // The reports of every instance of the jobs `job` needs, complete once the
-  // scheduler lets it start: a needed instance that never ran (cancelled,
+  // What `needs` sees of instance d, complete once the scheduler lets a job
+  // that needs it start: a needed instance that never ran (cancelled,
   // skipped, a stand-in that settled) gets its row and the scheduler's
-  // outcome here.
-  auto needed_reports = [&](const pipeline::Job& job, const std::vector<JobOutcome>& outcomes) {
-    std::vector<const JobReport*> needed;
-    for (const auto& n : job.needs) {
-      auto it = by_job.find(n);
-      if (it == by_job.end()) continue;
-      for (size_t d : it->second) {
-        JobReport& r = reports_run[d];
-        if (r.display_name.empty() && d < outcomes.size()) {
-          r.job_id = instances_run[d].job->id;
-          r.display_name = instances_run[d].display_name;
-          r.matrix = instances_run[d].matrix;
-          r.outcome = outcomes[d];
-        }
-        needed.push_back(&r);
+  // outcome; a call is its called workflow's result and outputs.
+  std::function<const JobReport*(size_t, const std::vector<JobOutcome>&)> report_of;
+  auto call_report = [&](size_t d, const std::vector<JobOutcome>& outcomes) -> const JobReport* {
+    const auto& di = instances_run[d];
+    JobReport r;
+    r.job_id = di.job->id;
+    r.display_name = di.display_name;
+    r.matrix = di.matrix;
+    auto c = call_of.find(d);
+    if (c == call_of.end()) {  // skipped or failed before it called anything
+      if (d < outcomes.size()) r.outcome = outcomes[d];
+      call_reports.push_back(std::move(r));
+      return &call_reports.back();
+    }
+    const auto& scope = c->second;
+    std::vector<const JobReport*> jobs;
+    for (const auto& j : scope->workflow().jobs)
+      if (auto it = by_job.find({scope.get(), j.id}); it != by_job.end())
+        for (size_t k : it->second) jobs.push_back(report_of(k, outcomes));
+    r.outcome.result = call_result(jobs);
+    if (r.outcome.result != JobResult::kSuccess)
+      r.outcome.reason = "a job of " + scope->called->name() + " did not succeed";
+    if (r.outcome.result == JobResult::kSuccess || r.outcome.result == JobResult::kFailure) {
+      pipeline::EvalContext ctx = base;
+      ctx.contexts["inputs"] = scope->inputs;
+      auto outs = pipeline::call_outputs(*scope->called, needs_context(jobs), ctx);
+      if (outs) {
+        r.outputs = std::move(*outs);
+      } else {
+        r.outcome = {
+            JobResult::kFailure, std::string(pipeline::first_line(outs.error())), {}, false};
       }
+    }
+    call_reports.push_back(std::move(r));
+    return &call_reports.back();
+  };
+  report_of = [&](size_t d, const std::vector<JobOutcome>& outcomes) -> const JobReport* {
+    if (is_call(instances_run[d])) return call_report(d, outcomes);
+    JobReport& r = reports_run[d];
+    if (r.display_name.empty() && d < outcomes.size()) {
+      r.job_id = instances_run[d].job->id;
+      r.display_name = instances_run[d].display_name;
+      r.matrix = instances_run[d].matrix;
+      r.outcome = outcomes[d];
+    }
+    return &r;
+  };
+  auto needed_reports = [&](const pipeline::JobInstance& inst,
+                            const std::vector<JobOutcome>& outcomes) {
+    std::vector<const JobReport*> needed;
+    for (const auto& n : inst.job->needs) {
+      auto it = by_job.find({inst.scope.get(), n});
+      if (it == by_job.end()) continue;
+      for (size_t d : it->second) needed.push_back(report_of(d, outcomes));
     }
     return needed;
   };
@@ -496,39 +636,78 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   // A stand-in whose needs ended: its instances, or why it runs none.
   ExpandFn expand = [&](size_t i, size_t, const std::vector<JobOutcome>& done) -> Expansion {
     std::lock_guard lk(run_mu);
-    const auto& job = *instances_run[i].job;
-    auto needed = needed_reports(job, done);
-    for (const JobReport* r : needed) {
-      const auto& o = r->outcome;
-      if (o.result != JobResult::kSuccess &&
-          !(o.result == JobResult::kFailure && o.continue_on_error))
-        return {{}, JobOutcome{JobResult::kSkipped, "a job it needs did not succeed", {}, false}};
-    }
+    const pipeline::JobInstance inst = instances_run[i];
+    const auto& job = *inst.job;
+    const pipeline::Workflow& owner = pipeline::workflow_of(inst, *wf);
+    auto needed = needed_reports(inst, done);
     pipeline::EvalContext ctx = base;
+    if (inst.scope) ctx.contexts["inputs"] = inst.scope->inputs;
     ctx.contexts["needs"] = needs_context(needed);
-    std::vector<std::string> w;
-    auto more = pipeline::expand_job(*wf, job, ctx, &w);
-    for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
-    if (!more) {
-      std::string why = more.error().message();
-      why = why.substr(0, why.find('\n'));
-      return {{}, JobOutcome{JobResult::kFailure, "matrix: " + why, {}, false}};
+    auto failed = [](const std::string& what, const Error& e) {
+      return Expansion{
+          {},
+          JobOutcome{JobResult::kFailure, what + std::string(pipeline::first_line(e)), {}, false}};
+    };
+    std::vector<pipeline::JobInstance> more;
+    if (pipeline::is_stand_in(inst)) {  // a matrix from needs outputs
+      for (const JobReport* r : needed) {
+        const auto& o = r->outcome;
+        if (o.result != JobResult::kSuccess &&
+            !(o.result == JobResult::kFailure && o.continue_on_error))
+          return {{}, JobOutcome{JobResult::kSkipped, "a job it needs did not succeed", {}, false}};
+      }
+      std::vector<std::string> w;
+      auto m = pipeline::expand_job(owner, job, ctx, &w);
+      for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
+      if (!m) return failed("matrix: ", m.error());
+      bool wanted_job = opt.jobs.empty() || inst.scope ||
+                        std::find(opt.jobs.begin(), opt.jobs.end(), job.id) != opt.jobs.end();
+      for (auto& one : *m) {
+        if (!inst.scope && wanted_job && !matrix_matches(one.matrix, opt.matrix_filter)) continue;
+        if (inst.scope) one.display_name = inst.scope->prefix() + one.display_name;
+        one.scope = inst.scope;
+        more.push_back(std::move(one));
+      }
+      by_job[key_of(inst)].clear();  // from now on the job is its instances
+    } else {  // a call: the caller's if:, its inputs and secrets, then the called jobs
+      ctx = pipeline::instance_context(ctx, inst, positions[i].index, positions[i].total);
+      ctx.contexts["secrets"] = inst.scope ? inst.scope->secrets : run_secrets;
+      ctx.status = needs_status(needed);
+      auto go = pipeline::evaluate_if(job.if_expr, ctx);
+      if (!go) return failed("", go.error());
+      if (!*go) {
+        std::string why = job.if_expr.empty() ? "a job it needs did not succeed"
+                                              : "if: " + job.if_expr + " was false";
+        console.line(inst.display_name, "skipped: " + why);
+        return {{}, JobOutcome{JobResult::kSkipped, why, {}, false}};
+      }
+      auto scope = pipeline::make_call_scope(inst, *wf, *calls, ctx);
+      if (!scope) return failed("", scope.error());
+      auto secrets = pipeline::bind_secrets(owner, job, *(*scope)->called, ctx);
+      if (!secrets) return failed("", secrets.error());
+      for (auto it = secrets->begin(); it != secrets->end(); ++it)
+        if (it.value().is_string()) masker.add(it.value().get<std::string>());
+      (*scope)->secrets = std::move(*secrets);
+      std::vector<std::string> w;
+      auto jobs = pipeline::expand_call(*scope, base, &w);
+      for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
+      if (!jobs) return failed("", jobs.error());
+      call_of[i] = *scope;
+      more = std::move(*jobs);
     }
-    bool wanted_job =
-        opt.jobs.empty() || std::find(opt.jobs.begin(), opt.jobs.end(), job.id) != opt.jobs.end();
-    std::vector<pipeline::JobInstance> chosen;
-    for (auto& inst : *more)
-      if (!wanted_job || matrix_matches(inst.matrix, opt.matrix_filter))
-        chosen.push_back(std::move(inst));
-    per_job_total[job.id] = chosen.size();
-    by_job[job.id].clear();  // from now on the job is its instances
+    std::map<ScopeKey, size_t> counts;
+    for (const auto& one : more)
+      if (!pipeline::is_stand_in(one)) ++counts[key_of(one)];
+    for (const auto& [k, n] : counts) per_job_total[k] = n;
     became[i].clear();
     Expansion e;
-    for (auto& inst : chosen) {
-      size_t k = add_instance(std::move(inst));
+    for (auto& one : more) {
+      size_t k = add_instance(std::move(one));
       became[i].push_back(k);
-      e.jobs.push_back(schedule_entry(k));
     }
+    // Entries after all of them: a called job's needs name jobs declared
+    // after it too.
+    for (size_t k : became[i]) e.jobs.push_back(schedule_entry(k));
     return e;
   };
 
@@ -549,7 +728,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
             inst = &instances_run[i];
             report = &reports_run[i];
             pos = positions[i];
-            needed = needed_reports(*inst->job, done);
+            needed = needed_reports(*inst, done);
+            if (inst->scope) describe_call(*inst->scope, actions, *report);
           }
           return run_job(shared, *inst, i, pos, needed, token, *report);
         },
@@ -557,7 +737,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     interrupted = signals.interrupted();
   }
   // Every instance gets a report row in plan order, a stand-in's instances
-  // in its place; jobs that never started (skipped, cancelled) too.
+  // in its place (recursively: a call's jobs in the call's place); jobs that
+  // never started (skipped, cancelled) too.
   std::vector<JobReport> reports;
   std::set<size_t> children;
   for (const auto& [stand_in, kids] : became) children.insert(kids.begin(), kids.end());
@@ -567,18 +748,20 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
       r.job_id = instances_run[i].job->id;
       r.display_name = instances_run[i].display_name;
       r.matrix = instances_run[i].matrix;
+      if (instances_run[i].scope) describe_call(*instances_run[i].scope, actions, r);
     }
     r.outcome = outcomes[i];
     reports.push_back(std::move(r));
   };
-  for (size_t i = 0; i < reports_run.size(); ++i) {
-    if (children.count(i)) continue;
+  std::function<void(size_t)> emit_tree = [&](size_t i) {
     if (auto it = became.find(i); it != became.end()) {
-      for (size_t k : it->second) emit(k);
-      continue;
+      for (size_t k : it->second) emit_tree(k);
+      return;
     }
     emit(i);
-  }
+  };
+  for (size_t i = 0; i < reports_run.size(); ++i)
+    if (!children.count(i)) emit_tree(i);
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
   // What could not be written is reported, and the run then exits
@@ -614,6 +797,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     rec.workflow_path = ex->workflow_display.empty() ? opt.workflow : ex->workflow_display;
     rec.workflow_name = wf->name;
     rec.workflow_text = wf->source;
+    rec.called_files = workflow_files.files_read();
     if (*lock) {
       rec.lock_path = opt.lock_file.empty() ? default_lock_path(opt.workflow) : opt.lock_file;
       rec.lock_text = pipeline::serialize_lockfile(**lock);
