@@ -58,8 +58,12 @@ Result<Job> WorkflowParser::call_job(Job job, const YAML::Node& key, const YAML:
         return error(v,
                      "'uses' cannot hold an expression (GitHub resolves reusable workflows "
                      "before the run starts)");
-      if (auto ref = parse_workflow_ref(call.uses); !ref)
-        return error(v, std::string(ref.error().message()));
+      auto ref = parse_workflow_ref(call.uses);
+      if (!ref) return error(v, std::string(ref.error().message()));
+      if (ref->ref.rfind("refs/", 0) == 0)
+        return error(v, "'" + ref->ref + "' in '" + call.uses +
+                            "': GitHub refuses ref prefixes such as refs/heads/ and refs/tags/ "
+                            "(name the branch, tag or commit)");
     } else if (k == "with") {
       LS_TRY(expect_map(v, what));
       std::set<std::string> names;

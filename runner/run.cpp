@@ -594,12 +594,17 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     r.outcome.result = call_result(jobs);
     if (r.outcome.result != JobResult::kSuccess)
       r.outcome.reason = "a job of " + scope->called->name() + " did not succeed";
-    if (r.outcome.result == JobResult::kSuccess || r.outcome.result == JobResult::kFailure) {
+    // Outputs of a call that succeeded, and only those it sets: with a
+    // matrix on the calling job, `needs` takes each output from the last
+    // call that set it (GitHub: "the last successful completing reusable
+    // workflow of the matrix which actually sets a value").
+    if (r.outcome.result == JobResult::kSuccess) {
       pipeline::EvalContext ctx = base;
       ctx.contexts["inputs"] = scope->inputs;
       auto outs = pipeline::call_outputs(*scope->called, needs_context(jobs), ctx);
       if (outs) {
-        r.outputs = std::move(*outs);
+        for (auto& [k, v] : *outs)
+          if (!v.empty()) r.outputs[k] = std::move(v);
       } else {
         r.outcome = {
             JobResult::kFailure, std::string(pipeline::first_line(outs.error())), {}, false};

@@ -70,8 +70,8 @@ on:
     secrets:
       token: {required: true}
     outputs:
-      built:
-        value: ${{ jobs.compile.outputs.artifact }}
+      built:  # empty for bsd
+        value: ${{ inputs.os != 'bsd' && jobs.compile.outputs.artifact || '' }}
 env:
   INNER: inner-env
 jobs:
@@ -240,8 +240,9 @@ TEST_F(ReusableWorkflowsTest, LocalCallWithMatrixTypedInputsSecretsAndOutputs) {
   // The called workflow's jobs need each other within their call.
   EXPECT_TRUE(has(r.out, "[call (linux) / test] testing app-linux")) << r.out;
   EXPECT_TRUE(has(r.out, "[call (bsd) / test] testing app-bsd")) << r.out;
-  // needs.call: the called workflows' result and output (the last call's).
-  EXPECT_TRUE(has(r.out, "[after] result=success built=app-bsd")) << r.out;
+  // needs.call: the called workflows' result, and each output from the last
+  // call that set it (bsd's call leaves it empty).
+  EXPECT_TRUE(has(r.out, "[after] result=success built=app-linux")) << r.out;
   EXPECT_TRUE(has(r.out, "call (bsd) / test       -       success")) << r.out;
 
   std::string id = run_id_of(r);

@@ -204,6 +204,13 @@ TEST(WorkflowCall, ParseErrorsAreOneLineAndLocated) {
             "./.github/workflows/FILE.yml (a local workflow has no @REF)");
   EXPECT_EQ(parse_error(R"(jobs:
   call:
+    uses: octo/lib/.github/workflows/b.yml@refs/heads/main
+)"),
+            "ci.yml:3:11: 'refs/heads/main' in 'octo/lib/.github/workflows/b.yml@refs/heads/main': "
+            "GitHub refuses ref prefixes such as refs/heads/ and refs/tags/ (name the branch, tag "
+            "or commit)");
+  EXPECT_EQ(parse_error(R"(jobs:
+  call:
     uses: octo/lib/.github/workflows/b.yml@${{ github.sha }}
 )"),
             "ci.yml:3:11: 'uses' cannot hold an expression (GitHub resolves reusable workflows "
