@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <deque>
 #include <random>
 #include <set>
 #include <thread>
@@ -22,9 +21,7 @@
 #include "pipeline/diagnostic.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/graph.hpp"
-#include "pipeline/lock_inputs.hpp"
 #include "pipeline/matrix.hpp"
-#include "pipeline/options.hpp"
 #include "pipeline/parse.hpp"
 #include "pipeline/workflow_call.hpp"
 #include "runner/action_source.hpp"
@@ -37,6 +34,7 @@
 #include "runner/pull.hpp"
 #include "runner/record.hpp"
 #include "runner/report.hpp"
+#include "runner/run_plan.hpp"
 #include "runner/scheduler.hpp"
 #include "runner/workflow_source.hpp"
 
@@ -138,15 +136,6 @@ Result<std::set<std::string>> select_jobs(const pipeline::Workflow& wf,
   return out;
 }
 
-bool matrix_matches(const pipeline::OrderedValue& m,
-                    const std::vector<std::pair<std::string, std::string>>& filter) {
-  for (const auto& [k, v] : filter) {
-    if (!m.is_object() || !m.contains(k)) return false;
-    if (pipeline::to_display_string(pipeline::Value::parse(m[k].dump())) != v) return false;
-  }
-  return true;
-}
-
 // The workflow's own repository: --repo/--ref, else the git working tree the
 // workflow file lives in (at HEAD), else none.
 struct Source {
@@ -230,55 +219,6 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
     }
   }
   return s;
-}
-
-// What success()/failure() see in a job's if: from the jobs it needs.
-pipeline::JobStatus needs_status(const std::vector<const JobReport*>& needed) {
-  for (const JobReport* r : needed)
-    if (r->outcome.result == JobResult::kCancelled) return pipeline::JobStatus::kCancelled;
-  for (const JobReport* r : needed) {
-    if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
-      return pipeline::JobStatus::kFailure;
-    if (r->outcome.result == JobResult::kSkipped) return pipeline::JobStatus::kFailure;
-  }
-  return pipeline::JobStatus::kSuccess;
-}
-
-// A called workflow's result, as a later job's `needs.<caller>.result`: it
-// failed (or was cancelled) when one of its jobs did; jobs its if: skipped do
-// not fail it; it is skipped only when every job was.
-JobResult call_result(const std::vector<const JobReport*>& jobs) {
-  bool failed = false, cancelled = false, ran = false;
-  for (const JobReport* r : jobs) {
-    const auto& o = r->outcome;
-    if (o.result == JobResult::kFailure && !o.continue_on_error)
-      failed = true;
-    else if (o.result == JobResult::kCancelled)
-      cancelled = true;
-    else if (o.result != JobResult::kSkipped)
-      ran = true;
-  }
-  if (failed) return JobResult::kFailure;
-  if (cancelled) return JobResult::kCancelled;
-  return ran ? JobResult::kSuccess : JobResult::kSkipped;
-}
-
-// A called job's record: the call it belongs to, and the repositories of
-// the workflows on its way as inputs (a replay pins them, an export carries
-// their trees).
-void describe_call(const pipeline::CallScope& scope, const ActionSources& actions,
-                   JobReport& report) {
-  report.call = pipeline::call_document(scope);
-  std::map<std::string, bool> pinned;
-  for (const auto& r : actions.resolved()) pinned[r.key] = r.pinned;
-  std::set<std::string> done;
-  for (const pipeline::CallScope* s = &scope; s; s = s->parent.get()) {
-    const auto& c = *s->called;
-    if (c.repository.empty()) continue;
-    std::string key = c.repository + "@" + c.ref;
-    if (!done.insert(key).second) continue;
-    report.inputs.push_back({"workflow", key, c.commit, pinned.count(key) && pinned[key]});
-  }
 }
 
 }  // namespace
@@ -376,19 +316,13 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     if (!s) return report_error(s.error());
     selected = *s;
   }
-  using ScopeKey = std::pair<const pipeline::CallScope*, std::string>;
-  auto key_of = [](const pipeline::JobInstance& inst) {
-    return ScopeKey{inst.scope.get(), inst.job->id};
-  };
   std::vector<pipeline::JobInstance> plan;
-  std::map<ScopeKey, size_t> per_job_total;
   for (auto& inst : *instances) {
     if (!selected.empty() && !selected.count(inst.job->id)) continue;
     bool wanted_job = opt.jobs.empty() ||
                       std::find(opt.jobs.begin(), opt.jobs.end(), inst.job->id) != opt.jobs.end();
     if (wanted_job && !inst.matrix.is_null() && !matrix_matches(inst.matrix, opt.matrix_filter))
       continue;
-    ++per_job_total[key_of(inst)];
     plan.push_back(std::move(inst));
   }
   if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");
@@ -514,206 +448,23 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   Budget budget = host_budget();
   if (opt.max_jobs) budget.max_jobs = *opt.max_jobs;
 
-  // One schedule. Stand-ins are expanded by the scheduler as soon as their
-  // own needs ended, while unrelated jobs keep running: a job whose matrix
-  // comes from needs outputs becomes its instances, and each instance of a
-  // calling job becomes the jobs of the workflow it calls (which may hold
-  // stand-ins again). What needs a stand-in waits for everything it became.
-  // Schedule index == index in instances_run/reports_run: deques, so the
-  // references running jobs hold stay valid as expansions append.
-  std::mutex run_mu;  // guards the containers below once the schedule runs
-  std::deque<pipeline::JobInstance> instances_run;
-  std::deque<JobReport> reports_run;
-  std::deque<MatrixPosition> positions;
-  // (call, job id) -> its instances' indices; the jobs of a called workflow
-  // need each other within their call.
-  std::map<ScopeKey, std::vector<size_t>> by_job;
-  std::map<size_t, std::vector<size_t>> became;  // stand-in -> the instances it became
-  std::map<size_t, std::shared_ptr<const pipeline::CallScope>> call_of;  // call -> its scope
-  std::deque<JobReport> call_reports;  // what `needs` sees of calls (kept for its pointers)
-  std::map<ScopeKey, size_t> seen;
-  auto is_stand_in = [](const pipeline::JobInstance& inst) {
-    return pipeline::is_stand_in(inst) || inst.job->call.has_value();
-  };
-  auto is_call = [](const pipeline::JobInstance& inst) {
-    return !pipeline::is_stand_in(inst) && inst.job->call.has_value();
-  };
-  auto add_instance = [&](pipeline::JobInstance inst) {
-    const ScopeKey k = key_of(inst);
-    bool placeholder = pipeline::is_stand_in(inst);
-    instances_run.push_back(std::move(inst));
-    reports_run.emplace_back();
-    positions.push_back(placeholder ? MatrixPosition{}
-                                    : MatrixPosition{seen[k]++, per_job_total[k]});
-    by_job[k].push_back(instances_run.size() - 1);
-    return instances_run.size() - 1;
-  };
-  auto schedule_entry = [&](size_t i) {
-    const auto& inst = instances_run[i];
-    const auto& job = *inst.job;
-    ScheduledJob sj;
-    for (const auto& n : job.needs)
-      if (auto it = by_job.find({inst.scope.get(), n}); it != by_job.end())
-        sj.needs.insert(sj.needs.end(), it->second.begin(), it->second.end());
-    // Matrix siblings: the instances of one job of one call.
-    sj.group = std::to_string(reinterpret_cast<uintptr_t>(inst.scope.get())) + "/" + job.id;
-    sj.fail_fast = job.strategy.fail_fast != "false";
-    sj.max_parallel = job.strategy.max_parallel.value_or(0);
-    sj.expands = is_stand_in(inst);
-    // Reserve what the job's limits ask for, when they are plain text.
-    if (job.container && !pipeline::has_expression(job.container->options)) {
-      if (auto o = pipeline::parse_container_options(job.container->options)) {
-        if (o->cpus_milli) sj.cpu_millis = static_cast<uint64_t>(*o->cpus_milli);
-        if (o->memory_bytes) sj.memory_bytes = static_cast<uint64_t>(*o->memory_bytes);
-      }
-    }
-    return sj;
-  };
-  // What `needs` sees of instance d, complete once the scheduler lets a job
-  // that needs it start: a needed instance that never ran (cancelled,
-  // skipped, a stand-in that settled) gets its row and the scheduler's
-  // outcome; a call is its called workflow's result and outputs.
-  std::function<const JobReport*(size_t, const std::vector<JobOutcome>&)> report_of;
-  auto call_report = [&](size_t d, const std::vector<JobOutcome>& outcomes) -> const JobReport* {
-    const auto& di = instances_run[d];
-    JobReport r;
-    r.job_id = di.job->id;
-    r.display_name = di.display_name;
-    r.matrix = di.matrix;
-    auto c = call_of.find(d);
-    if (c == call_of.end()) {  // skipped or failed before it called anything
-      if (d < outcomes.size()) r.outcome = outcomes[d];
-      call_reports.push_back(std::move(r));
-      return &call_reports.back();
-    }
-    const auto& scope = c->second;
-    std::vector<const JobReport*> jobs;
-    for (const auto& j : scope->workflow().jobs)
-      if (auto it = by_job.find({scope.get(), j.id}); it != by_job.end())
-        for (size_t k : it->second) jobs.push_back(report_of(k, outcomes));
-    r.outcome.result = call_result(jobs);
-    if (r.outcome.result != JobResult::kSuccess)
-      r.outcome.reason = "a job of " + scope->called->name() + " did not succeed";
-    // Outputs of a call that succeeded, and only those it sets: with a
-    // matrix on the calling job, `needs` takes each output from the last
-    // call that set it (GitHub: "the last successful completing reusable
-    // workflow of the matrix which actually sets a value").
-    if (r.outcome.result == JobResult::kSuccess) {
-      pipeline::EvalContext ctx = base;
-      ctx.contexts["inputs"] = scope->inputs;
-      auto outs = pipeline::call_outputs(*scope->called, needs_context(jobs), ctx);
-      if (outs) {
-        for (auto& [k, v] : *outs)
-          if (!v.empty()) r.outputs[k] = std::move(v);
-      } else {
-        r.outcome = {
-            JobResult::kFailure, std::string(pipeline::first_line(outs.error())), {}, false};
-      }
-    }
-    call_reports.push_back(std::move(r));
-    return &call_reports.back();
-  };
-  report_of = [&](size_t d, const std::vector<JobOutcome>& outcomes) -> const JobReport* {
-    if (is_call(instances_run[d])) return call_report(d, outcomes);
-    JobReport& r = reports_run[d];
-    if (r.display_name.empty() && d < outcomes.size()) {
-      r.job_id = instances_run[d].job->id;
-      r.display_name = instances_run[d].display_name;
-      r.matrix = instances_run[d].matrix;
-      r.outcome = outcomes[d];
-    }
-    return &r;
-  };
-  auto needed_reports = [&](const pipeline::JobInstance& inst,
-                            const std::vector<JobOutcome>& outcomes) {
-    std::vector<const JobReport*> needed;
-    for (const auto& n : inst.job->needs) {
-      auto it = by_job.find({inst.scope.get(), n});
-      if (it == by_job.end()) continue;
-      for (size_t d : it->second) needed.push_back(report_of(d, outcomes));
-    }
-    return needed;
-  };
-  for (auto& inst : plan) add_instance(std::move(inst));
-  std::vector<ScheduledJob> sched;
-  for (size_t i = 0; i < instances_run.size(); ++i) sched.push_back(schedule_entry(i));
-
-  // A stand-in whose needs ended: its instances, or why it runs none.
-  ExpandFn expand = [&](size_t i, size_t, const std::vector<JobOutcome>& done) -> Expansion {
-    std::lock_guard lk(run_mu);
-    const pipeline::JobInstance inst = instances_run[i];
-    const auto& job = *inst.job;
-    const pipeline::Workflow& owner = pipeline::workflow_of(inst, *wf);
-    auto needed = needed_reports(inst, done);
-    pipeline::EvalContext ctx = base;
-    if (inst.scope) ctx.contexts["inputs"] = inst.scope->inputs;
-    ctx.contexts["needs"] = needs_context(needed);
-    auto failed = [](const std::string& what, const Error& e) {
-      return Expansion{
-          {},
-          JobOutcome{JobResult::kFailure, what + std::string(pipeline::first_line(e)), {}, false}};
-    };
-    std::vector<pipeline::JobInstance> more;
-    if (pipeline::is_stand_in(inst)) {  // a matrix from needs outputs
-      for (const JobReport* r : needed) {
-        const auto& o = r->outcome;
-        if (o.result != JobResult::kSuccess &&
-            !(o.result == JobResult::kFailure && o.continue_on_error))
-          return {{}, JobOutcome{JobResult::kSkipped, "a job it needs did not succeed", {}, false}};
-      }
-      std::vector<std::string> w;
-      auto m = pipeline::expand_job(owner, job, ctx, &w);
-      for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
-      if (!m) return failed("matrix: ", m.error());
-      bool wanted_job = opt.jobs.empty() || inst.scope ||
-                        std::find(opt.jobs.begin(), opt.jobs.end(), job.id) != opt.jobs.end();
-      for (auto& one : *m) {
-        if (!inst.scope && wanted_job && !matrix_matches(one.matrix, opt.matrix_filter)) continue;
-        if (inst.scope) one.display_name = inst.scope->prefix() + one.display_name;
-        one.scope = inst.scope;
-        more.push_back(std::move(one));
-      }
-      by_job[key_of(inst)].clear();  // from now on the job is its instances
-    } else {  // a call: the caller's if:, its inputs and secrets, then the called jobs
-      ctx = pipeline::instance_context(ctx, inst, positions[i].index, positions[i].total);
-      ctx.contexts["secrets"] = inst.scope ? inst.scope->secrets : run_secrets;
-      ctx.status = needs_status(needed);
-      auto go = pipeline::evaluate_if(job.if_expr, ctx);
-      if (!go) return failed("", go.error());
-      if (!*go) {
-        std::string why = job.if_expr.empty() ? "a job it needs did not succeed"
-                                              : "if: " + job.if_expr + " was false";
-        console.line(inst.display_name, "skipped: " + why);
-        return {{}, JobOutcome{JobResult::kSkipped, why, {}, false}};
-      }
-      auto scope = pipeline::make_call_scope(inst, *wf, *calls, ctx);
-      if (!scope) return failed("", scope.error());
-      auto secrets = pipeline::bind_secrets(owner, job, *(*scope)->called, ctx);
-      if (!secrets) return failed("", secrets.error());
-      for (auto it = secrets->begin(); it != secrets->end(); ++it)
-        if (it.value().is_string()) masker.add(it.value().get<std::string>());
-      (*scope)->secrets = std::move(*secrets);
-      std::vector<std::string> w;
-      auto jobs = pipeline::expand_call(*scope, base, &w);
-      for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
-      if (!jobs) return failed("", jobs.error());
-      call_of[i] = *scope;
-      more = std::move(*jobs);
-    }
-    std::map<ScopeKey, size_t> counts;
-    for (const auto& one : more)
-      if (!pipeline::is_stand_in(one)) ++counts[key_of(one)];
-    for (const auto& [k, n] : counts) per_job_total[k] = n;
-    became[i].clear();
-    Expansion e;
-    for (auto& one : more) {
-      size_t k = add_instance(std::move(one));
-      became[i].push_back(k);
-    }
-    // Entries after all of them: a called job's needs name jobs declared
-    // after it too.
-    for (size_t k : became[i]) e.jobs.push_back(schedule_entry(k));
-    return e;
+  // One schedule: stand-ins (matrices from needs outputs, calls of reusable
+  // workflows) are expanded as soon as their own needs ended, while
+  // unrelated jobs keep running (runner/run_plan.hpp).
+  RunPlan::Context plan_ctx;
+  plan_ctx.workflow = &*wf;
+  plan_ctx.calls = &*calls;
+  plan_ctx.base = base;
+  plan_ctx.secrets = run_secrets;
+  plan_ctx.jobs = opt.jobs;
+  plan_ctx.matrix_filter = opt.matrix_filter;
+  plan_ctx.masker = &masker;
+  plan_ctx.console = &console;
+  plan_ctx.actions = &actions;
+  RunPlan run_plan(std::move(plan_ctx), std::move(plan));
+  std::vector<ScheduledJob> sched = run_plan.schedule();
+  ExpandFn expand = [&](size_t i, size_t, const std::vector<JobOutcome>& done) {
+    return run_plan.expand(i, done);
   };
 
   CancelToken global;
@@ -724,49 +475,13 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     outcomes = run_schedule(
         sched, budget,
         [&](size_t i, const std::vector<JobOutcome>& done, CancelToken& token) {
-          const pipeline::JobInstance* inst;
-          JobReport* report;
-          MatrixPosition pos;
-          std::vector<const JobReport*> needed;
-          {
-            std::lock_guard lk(run_mu);
-            inst = &instances_run[i];
-            report = &reports_run[i];
-            pos = positions[i];
-            needed = needed_reports(*inst, done);
-            if (inst->scope) describe_call(*inst->scope, actions, *report);
-          }
-          return run_job(shared, *inst, i, pos, needed, token, *report);
+          RunPlan::Start s = run_plan.start(i, done);
+          return run_job(shared, *s.instance, i, s.position, s.needed, token, *s.report);
         },
         global, expand);
     interrupted = signals.interrupted();
   }
-  // Every instance gets a report row in plan order, a stand-in's instances
-  // in its place (recursively: a call's jobs in the call's place); jobs that
-  // never started (skipped, cancelled) too.
-  std::vector<JobReport> reports;
-  std::set<size_t> children;
-  for (const auto& [stand_in, kids] : became) children.insert(kids.begin(), kids.end());
-  auto emit = [&](size_t i) {
-    JobReport& r = reports_run[i];
-    if (r.display_name.empty()) {
-      r.job_id = instances_run[i].job->id;
-      r.display_name = instances_run[i].display_name;
-      r.matrix = instances_run[i].matrix;
-      if (instances_run[i].scope) describe_call(*instances_run[i].scope, actions, r);
-    }
-    r.outcome = outcomes[i];
-    reports.push_back(std::move(r));
-  };
-  std::function<void(size_t)> emit_tree = [&](size_t i) {
-    if (auto it = became.find(i); it != became.end()) {
-      for (size_t k : it->second) emit_tree(k);
-      return;
-    }
-    emit(i);
-  };
-  for (size_t i = 0; i < reports_run.size(); ++i)
-    if (!children.count(i)) emit_tree(i);
+  std::vector<JobReport> reports = run_plan.reports(outcomes);
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
   // What could not be written is reported, and the run then exits
