@@ -574,6 +574,11 @@ TEST(WorkflowCall, SecretsInheritedOrMapped) {
   inherited = bind_secrets(c->wf, c->wf.jobs[1], cw, ctx);
   ASSERT_TRUE(inherited) << inherited.error().message();
   EXPECT_EQ(inherited->dump(), R"({"OTHER":"o","T":"s3cret","Token":"t"})");
+  // GITHUB_TOKEN reaches every called workflow, passed or not.
+  ctx.contexts["secrets"]["GITHUB_TOKEN"] = "gh";
+  mapped = bind_secrets(c->wf, c->wf.jobs[0], cw, ctx);
+  ASSERT_TRUE(mapped) << mapped.error().message();
+  EXPECT_EQ(mapped->dump(), R"({"GITHUB_TOKEN":"gh","token":"s3cret-v2"})");
 }
 
 TEST(WorkflowCall, OutputsAreEvaluatedOverTheCalledJobs) {
