@@ -136,7 +136,12 @@ void DisorderMount::unmount() {
 }
 
 std::string JobExecution::secret_free(const std::string& text) const {
-  return pipeline::redact_secrets(text, run_.secrets);
+  if (!inst_.scope) return pipeline::redact_secrets(text, run_.secrets);
+  // A called job: also what its call made of them, under the names it sees.
+  std::map<std::string, std::string> secrets = run_.secrets;
+  for (auto it = inst_.scope->secrets.begin(); it != inst_.scope->secrets.end(); ++it)
+    if (it.value().is_string()) secrets[it.key()] = it.value().get<std::string>();
+  return pipeline::redact_secrets(text, secrets);
 }
 
 void JobExecution::apply_variation(executor::ContainerSpec& spec) {
