@@ -43,6 +43,14 @@ Result<LocalRepoState> inspect_worktree(const std::filesystem::path& path);
 // reproduces the working tree's content.
 Result<std::string> dirty_patch(const std::filesystem::path& path);
 
+// The bytes of `path` (relative to the repository root, '/'-separated) in
+// `commit`, read from any repository that has it (working tree or bare
+// mirror); with `patch` (a dirty_patch()), as the patch leaves it. kNotFound
+// when the commit has no such file (or the patch deletes it).
+Result<std::string> read_committed_file(const std::filesystem::path& repo,
+                                        const std::string& commit, const std::string& path,
+                                        const std::string& patch = "");
+
 // Applies a patch made by dirty_patch() to the working tree of the
 // repository at `workdir` (the index is left alone). Fails, changing
 // nothing, when a hunk does not apply.

@@ -170,6 +170,7 @@ Json job_document(const JobEnvInputs& in) {
     for (const auto& [k, v] : in.actions) actions[k] = v;
     d["actions"] = actions;
   }
+  if (!in.call.is_null()) d["workflow_call"] = without_floats(in.call);
   return d;
 }
 

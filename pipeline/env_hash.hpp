@@ -107,6 +107,10 @@ struct JobEnvInputs {
   // actions/checkout of other repositories or refs, resolved before the job
   // started: "url@ref" -> commit (empty: none; then not in the document).
   std::map<std::string, std::string> checkouts;
+  // A job of a called workflow: workflow_call.hpp's call_document() (the
+  // workflow file, its repository and commit, the callers, the inputs).
+  // Null: a job of the run's own workflow (then not in the document).
+  Json call;
 };
 
 struct StepEnvInputs {

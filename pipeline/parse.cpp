@@ -357,8 +357,11 @@ Result<Workflow> WorkflowParser::run() {
       has_jobs = true;
     } else if (key == "permissions" || key == "concurrency") {
       wf_.ignored.push_back({key, where, loc(it->first)});
+    } else if (key == "on") {
+      // Events are ignored (lockstep runs what it is asked to run), except
+      // workflow_call: its inputs, secrets and outputs.
+      LS_TRY(on_trigger(v));
     }
-    // `on` is accepted and ignored: lockstep runs what it is asked to run.
   }
   if (!has_jobs) return error(SourceLoc{1, 1}, "the workflow has no 'jobs'");
   null_loc_ = loc(jobs_key);

@@ -81,6 +81,14 @@ class WorkflowParser {
   Result<Strategy> strategy(Job& job, const YAML::Node& n, const std::string& where);
   Result<OrderedValue> matrix(Job& job, const YAML::Node& n, const std::string& where);
 
+  // parse_call.cpp: a job with `uses:` (the parts it shares with other jobs
+  // go through job_entry), and `on.workflow_call`.
+  Result<Job> call_job(Job job, const YAML::Node& key, const YAML::Node& n);
+  Status on_trigger(const YAML::Node& n);
+  Status call_inputs(WorkflowCallTrigger& t, const YAML::Node& n);
+  Status call_secrets(WorkflowCallTrigger& t, const YAML::Node& n);
+  Status call_outputs(WorkflowCallTrigger& t, const YAML::Node& n);
+
   // parse_action.cpp
   Status action_inputs(ActionManifest& a, const YAML::Node& n);
   Status action_outputs(ActionManifest& a, const YAML::Node& n);

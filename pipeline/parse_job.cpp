@@ -16,11 +16,18 @@ Result<Job> WorkflowParser::job(const std::string& id, const YAML::Node& key, co
   job.loc = loc(key);
   const std::string where = "job '" + id + "'";
   LS_TRY(expect_map(n, where));
+  if (n["uses"]) return call_job(std::move(job), key, n);
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const YAML::Node k = it->first;
+    if (k.IsScalar() && (k.Scalar() == "with" || k.Scalar() == "secrets"))
+      return error(k, "'" + k.Scalar() + "' in " + where +
+                          " belongs to a job that calls a reusable workflow (with 'uses')");
+  }
   LS_TRY(check_keys(n,
                     {"name", "needs", "if", "runs-on", "container", "services", "strategy", "env",
                      "timeout-minutes", "continue-on-error", "outputs", "defaults", "steps",
                      "permissions", "concurrency"},
-                    {"environment", "uses", "with", "secrets"}, where));
+                    {"environment"}, where));
   for (auto it = n.begin(); it != n.end(); ++it) {
     null_loc_ = loc(it->first);
     LS_TRY(job_entry(job, where, it->first.Scalar(), it->first, it->second));

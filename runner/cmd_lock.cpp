@@ -16,6 +16,7 @@
 #include "pipeline/lock_inputs.hpp"
 #include "pipeline/lockfile.hpp"
 #include "pipeline/parse.hpp"
+#include "pipeline/workflow_call.hpp"
 #include "registry-mirror/client.hpp"
 #include "registry-mirror/reference.hpp"
 #include "runner/action_source.hpp"
@@ -27,6 +28,7 @@
 #include "runner/pull.hpp"
 #include "runner/run_options.hpp"
 #include "runner/version.hpp"
+#include "runner/workflow_source.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -36,8 +38,9 @@ namespace {
 const CommandLine& command_line() {
   static const CommandLine cl(
       "lockstep lock [WORKFLOW] [options]",
-      "Resolves every image (job containers, services, runs-on mappings) and every\n"
-      "actions/checkout ref of WORKFLOW to digests and commits, and writes them to\n"
+      "Resolves every image (job containers, services, runs-on mappings), every\n"
+      "actions/checkout ref and every action and reusable workflow repository of\n"
+      "WORKFLOW (and of the workflows it calls) to digests and commits, and writes them to\n"
       "lockstep.lock at the repository root (next to the workflow outside a\n"
       "repository). WORKFLOW defaults to the only file in .github/workflows/.",
       {
@@ -71,13 +74,27 @@ struct LockOptions {
 };
 
 // Every action repository the workflow uses, also inside composite actions
-// (read from their metadata), at the commit its ref names now; and the
-// Node.js runtime when any job runs actions.
-Status lock_actions(const LockOptions& o, const pipeline::Workflow& wf,
+// (read from their metadata) and in the reusable workflows it calls, and
+// every reusable workflow's repository, at the commit its ref names now;
+// and the Node.js runtime when any job runs actions.
+Status lock_actions(const LockOptions& o, ActionSources& sources, const pipeline::Workflow& wf,
+                    const pipeline::CallGraph& calls,
                     const std::map<std::string, std::vector<std::string>>& top,
                     pipeline::Lockfile& lock) {
-  ActionSources sources(o.state_dir, o.actions, nullptr, {}, false);
   std::map<std::string, pipeline::LockedAction> by_key;
+  // Reusable workflows' repositories (resolved as they were read).
+  std::map<std::string, std::string> urls;
+  for (const auto& r : sources.resolved()) urls[r.key] = r.url;
+  for (const auto& [job, cw] : calls.callee) {
+    if (cw->repository.empty()) continue;
+    std::string key = cw->repository + "@" + cw->ref;
+    auto& la = by_key[key];
+    la.repository = cw->repository;
+    la.ref = cw->ref;
+    la.commit = cw->commit;
+    la.url = urls[key];
+    la.jobs.push_back(job->id);
+  }
   std::function<Status(const std::string&, const std::vector<std::string>&, int)> visit =
       [&](const std::string& uses, const std::vector<std::string>& jobs, int depth) -> Status {
     if (depth > 9)
@@ -103,13 +120,16 @@ Status lock_actions(const LockOptions& o, const pipeline::Workflow& wf,
   };
   for (const auto& [uses, jobs] : top) LS_TRY(visit(uses, jobs, 0));
   for (auto& [k, a] : by_key) lock.actions.push_back(std::move(a));
-  bool any = !lock.actions.empty();
-  for (const auto& job : wf.jobs)
-    for (const auto& s : job.steps)
-      if (s.uses)
-        if (auto ref = pipeline::parse_action_ref(*s.uses);
-            ref && ref->kind == pipeline::ActionRef::Kind::kLocal)
-          any = true;
+  bool any = !top.empty();
+  std::vector<const pipeline::Workflow*> workflows = {&wf};
+  for (const auto& cw : calls.workflows) workflows.push_back(&cw->workflow);
+  for (const auto* w : workflows)
+    for (const auto& job : w->jobs)
+      for (const auto& s : job.steps)
+        if (s.uses)
+          if (auto ref = pipeline::parse_action_ref(*s.uses);
+              ref && ref->kind == pipeline::ActionRef::Kind::kLocal)
+            any = true;
   if (any) {
     LS_TRY_ASSIGN(NodeRuntime node, prepare_node_runtime(o.state_dir));
     lock.node_runtime = node.digest;
@@ -239,8 +259,14 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
   base.contexts["github"] = github_context(gin);
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
+  // Every reusable workflow the jobs call, read as a run reads them.
+  ActionSources sources(o.state_dir, o.actions, nullptr, {}, false);
+  WorkflowFiles files(o.state_dir, sources, OwnRepository{own_url, own_commit, ""}, o.workflow,
+                      false);
+  LS_TRY_ASSIGN(pipeline::CallGraph calls,
+                pipeline::load_call_graph(wf, files.loader(), files.root_identity()));
   LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,
-                pipeline::collect_inputs(wf, base, with_hosted_defaults(o.platforms)));
+                pipeline::collect_inputs(wf, base, with_hosted_defaults(o.platforms), &calls));
 
   std::map<std::string, std::vector<std::string>> images;  // reference -> instances
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> checkouts;
@@ -294,7 +320,7 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
     if (!r) return fail(std::move(r.error()).context("lock checkout of '" + url + "'"));
     lock.sources.push_back({url, ref, r->commit, false, jobs});
   }
-  LS_TRY(lock_actions(o, wf, actions, lock));
+  LS_TRY(lock_actions(o, sources, wf, calls, actions, lock));
   return lock;
 }
 

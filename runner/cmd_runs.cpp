@@ -220,12 +220,13 @@ int runs_export(const Args& args) {
       if (str_or(in, "kind") == "image" && !str_or(in, "resolved").empty())
         images.emplace(str_or(in, "resolved"), str_or(in, "reference"));
   }
-  // The code of every action the run used, by commit: a replay elsewhere
-  // needs no access to the action repositories.
+  // The code of every action and reusable workflow the run used, by commit:
+  // a replay elsewhere needs no access to their repositories.
   std::set<std::string> commits;
   for (const auto& j : member(rec->doc, "jobs"))
     for (const auto& in : member(j, "inputs"))
-      if (str_or(in, "kind") == "action" && !str_or(in, "resolved").empty())
+      if ((str_or(in, "kind") == "action" || str_or(in, "kind") == "workflow") &&
+          !str_or(in, "resolved").empty())
         commits.insert(str_or(in, "resolved"));
   cache::GitTrees trees(state_dir());
   for (const auto& c : commits) {

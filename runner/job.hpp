@@ -47,9 +47,9 @@ struct ServiceReport {
 // Docker action), an actions/checkout, an action repository or lockstep's
 // Node.js runtime, and whether lockstep.lock (or a replay) pinned it.
 struct ResolvedInput {
-  std::string kind;  // "image", "checkout", "action" or "runtime"
+  std::string kind;  // "image", "checkout", "action", "workflow" or "runtime"
   // image reference as written; checkout "URL@REF" (REF "HEAD" when none);
-  // action "owner/repo@ref"; runtime "node v20.20.2"
+  // action and workflow "owner/repo@ref"; runtime "node v20.20.2"
   std::string reference;
   std::string resolved;  // manifest digest or commit
   bool pinned = false;   // taken from lockstep.lock
@@ -80,6 +80,9 @@ struct JobReport {
   // Network egress: {"dns": [...], "connections": [...], "fetches": [...]}
   // (docs/network.md); null otherwise.
   Json egress;
+  // A job of a called workflow: pipeline::call_document() of its call (the
+  // workflow file and commit, the calling jobs, the inputs); null otherwise.
+  Json call;
 };
 
 // What every job of one run shares. Owned by the run; outlives all jobs.

@@ -22,8 +22,10 @@ class JobEnv {
  public:
   using Map = std::map<std::string, std::string>;
 
-  // Evaluates workflow env, job env and --env into the base; sets ctx's env.
-  Status build(const RunShared& run, const pipeline::Job& job, pipeline::EvalContext& ctx);
+  // Evaluates the env of `wf` (the job's own workflow: a called workflow's,
+  // not its caller's), job env and --env into the base; sets ctx's env.
+  Status build(const RunShared& run, const pipeline::Workflow& wf, const pipeline::Job& job,
+               pipeline::EvalContext& ctx);
 
   // What a step's `env` context holds: every layer above the injected
   // variables, the step's own env evaluated. Sets ctx's env to it (for the

@@ -13,6 +13,7 @@
 #include "pipeline/env_hash.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/options.hpp"
+#include "pipeline/workflow_call.hpp"
 #include "runner/action_source.hpp"
 #include "runner/actions.hpp"
 #include "runner/container_config.hpp"
@@ -157,6 +158,7 @@ class JobExecution {
       : run_(run),
         inst_(inst),
         job_(*inst.job),
+        wf_(pipeline::workflow_of(inst, *run.workflow)),
         index_(index),
         pos_(pos),
         needed_(needed),
@@ -226,7 +228,7 @@ class JobExecution {
     ctx_.status = pipeline::JobStatus::kSuccess;
     if (token_.cancelled()) return {JobResult::kCancelled, "cancelled", {}, false};
 
-    auto env = job_env_.build(run_, job_, ctx_);
+    auto env = job_env_.build(run_, wf_, job_, ctx_);
     if (!env) return failure(env.error().message());
 
     auto timeout =
@@ -309,12 +311,13 @@ class JobExecution {
     c["github"]["workspace"] = croot_ + "/" + run_.repo_name + "/" + run_.repo_name;
     Value secrets = Value::object();
     for (const auto& [k, v] : run_.secrets) secrets[k] = v;
-    c["secrets"] = secrets;
+    // A called workflow's jobs see the inputs and secrets their call passed.
+    c["secrets"] = inst_.scope ? inst_.scope->secrets : secrets;
     // As on GitHub, github.token is the GITHUB_TOKEN secret (given with
     // --secret GITHUB_TOKEN=...; empty without one).
     c["github"]["token"] =
         run_.secrets.count("GITHUB_TOKEN") ? run_.secrets.at("GITHUB_TOKEN") : "";
-    c["inputs"] = Value::object();
+    c["inputs"] = inst_.scope ? inst_.scope->inputs : Value::object();
     c["vars"] = Value::object();
     c["steps"] = Value::object();
     c["job"] = {{"status", "success"}};
@@ -595,6 +598,7 @@ class JobExecution {
   RunShared& run_;
   const pipeline::JobInstance& inst_;
   const pipeline::Job& job_;
+  const pipeline::Workflow& wf_;  // the job's own workflow (a called one's, for called jobs)
   size_t index_;
   MatrixPosition pos_;
   const std::vector<const JobReport*>& needed_;

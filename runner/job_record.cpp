@@ -136,7 +136,12 @@ void DisorderMount::unmount() {
 }
 
 std::string JobExecution::secret_free(const std::string& text) const {
-  return pipeline::redact_secrets(text, run_.secrets);
+  if (!inst_.scope) return pipeline::redact_secrets(text, run_.secrets);
+  // A called job: also what its call made of them, under the names it sees.
+  std::map<std::string, std::string> secrets = run_.secrets;
+  for (auto it = inst_.scope->secrets.begin(); it != inst_.scope->secrets.end(); ++it)
+    if (it.value().is_string()) secrets[it.key()] = it.value().get<std::string>();
+  return pipeline::redact_secrets(text, secrets);
 }
 
 void JobExecution::apply_variation(executor::ContainerSpec& spec) {
@@ -191,12 +196,22 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.source_commit = run_.source_commit;
   in.source_tree = run_.source_tree;
   if (!run_.dirty_patch.empty()) in.dirty_patch_digest = sha256_of(run_.dirty_patch).str();
-  in.declared = pipeline::declared_job(*run_.workflow, job_);
+  in.declared = pipeline::declared_job(wf_, job_);
+  // A called job: which workflow file (and commit) it came from, through
+  // which calls, with which inputs.
+  if (inst_.scope) in.call = pipeline::call_document(*inst_.scope);
   // The container's environment and the job's base environment (what every
   // step starts from; each step's full environment is in its document).
   for (const auto& [k, v] : env_map(spec.env)) in.env["container:" + k] = secret_free(v);
   for (const auto& [k, v] : job_env_.base()) in.env[k] = secret_free(v);
-  for (const auto& [k, v] : run_.secrets) in.secrets[k] = pipeline::keyed_hash(run_.secret_key, v);
+  if (inst_.scope) {  // the secrets its call passed
+    for (auto it = inst_.scope->secrets.begin(); it != inst_.scope->secrets.end(); ++it)
+      in.secrets[it.key()] = pipeline::keyed_hash(
+          run_.secret_key, it.value().is_string() ? it.value().get<std::string>() : "");
+  } else {
+    for (const auto& [k, v] : run_.secrets)
+      in.secrets[k] = pipeline::keyed_hash(run_.secret_key, v);
+  }
   in.workdir = spec.workdir;
   for (const auto& m : spec.mounts) {
     std::string kind = m.target == croot_                ? "workspace"

@@ -243,7 +243,7 @@ Result<executor::ProcessResult> JobExecution::run_script(const pipeline::Step& s
   bool nested = composite_depth_ > 0;
   std::string shell = step.shell;
   if (shell.empty() && !nested)
-    shell = !job_.defaults.shell.empty() ? job_.defaults.shell : run_.workflow->defaults.shell;
+    shell = !job_.defaults.shell.empty() ? job_.defaults.shell : wf_.defaults.shell;
   LS_TRY_ASSIGN(shell, eval_string(shell, ctx_, what + " shell"));
   std::string script_name = "step_" + io.tag + pipeline::script_extension(shell);
   LS_TRY(write_file(temp_host_ / script_name, script, 0755));
@@ -253,7 +253,7 @@ Result<executor::ProcessResult> JobExecution::run_script(const pipeline::Step& s
   std::string wd = step.working_directory;
   if (wd.empty() && !nested)
     wd = !job_.defaults.working_directory.empty() ? job_.defaults.working_directory
-                                                  : run_.workflow->defaults.working_directory;
+                                                  : wf_.defaults.working_directory;
   LS_TRY_ASSIGN(wd, eval_string(wd, ctx_, what + " working-directory"));
   if (wd.empty())
     wd = workspace_;

@@ -17,8 +17,9 @@ namespace lockstep::runner {
 struct ReplayPlan {
   Json record;
   std::string workflow_text, workflow_path;
-  std::vector<std::string> selected;  // display names to compare
-  std::vector<std::string> job_ids;   // --job for the run
+  std::map<std::string, std::string> called_files;  // reusable workflows read from files
+  std::vector<std::string> selected;                // display names to compare
+  std::vector<std::string> job_ids;                 // --job for the run
   std::vector<std::pair<std::string, std::string>> matrix_filter;
   pipeline::EnvList env;
   std::vector<std::string> secret_names;

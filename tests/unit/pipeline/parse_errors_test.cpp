@@ -96,16 +96,12 @@ TEST(ParseErrors, UnsupportedKeysAreNamed) {
             "ci.yml:4:5: 'environment' in job 'deploy' is not supported by lockstep");
   EXPECT_EQ(parse_error(R"(jobs:
   call:
-    uses: octo/repo/.github/workflows/build.yml@main
-)"),
-            "ci.yml:3:5: 'uses' in job 'call' is not supported by lockstep");
-  EXPECT_EQ(parse_error(R"(jobs:
-  call:
     runs-on: x
     secrets: inherit
     steps: [{run: x}]
 )"),
-            "ci.yml:4:5: 'secrets' in job 'call' is not supported by lockstep");
+            "ci.yml:4:5: 'secrets' in job 'call' belongs to a job that calls a reusable "
+            "workflow (with 'uses')");
   EXPECT_EQ(parse_error(R"(jobs:
   a:
     runs-on: x
