@@ -252,7 +252,7 @@ TEST_F(RegistryTest, MissingTagAndDownRegistryAreOneLineErrors) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message(), "cannot reach registry 127.0.0.1:" + std::to_string(port) +
                                      ": Connection refused (is it running?)");
-  EXPECT_EQ(r.error().kind(), ErrorKind::kUnavailable);
+  EXPECT_EQ(r.error().kind(), ErrorKind::kUnreachable);
   auto d = client_->resolve_digest(down);
   ASSERT_FALSE(d);
   EXPECT_EQ(d.error().message(), r.error().message());

@@ -82,6 +82,9 @@ TEST(Transport, ErrorTexts) {
   EXPECT_EQ(refused.message(),
             "cannot reach registry 127.0.0.1:5999: Connection refused (is it running?)");
   EXPECT_EQ(refused.errnum(), ECONNREFUSED);
+  // Typed: callers (the runner's mirror fallback) test the kind, not the words.
+  EXPECT_EQ(refused.kind(), ErrorKind::kUnreachable);
+  EXPECT_EQ(t.wrap(ref("127.0.0.1:5999/app"), refused, "again").message(), refused.message());
   // Asked over HTTPS, the registry may be one that speaks plain HTTP.
   EXPECT_EQ(
       t.wrap(ref("registry.internal:5000/app"),
