@@ -112,7 +112,8 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
                                                       int stdout_fd, int stderr_fd) {
   const std::string& user = spec.user.empty() ? spec_.user : spec.user;
   std::string root_path = "/proc/" + std::to_string(init_pid_) + "/root";
-  UniqueFd root(::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd root(root_ ? ::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0)
+                      : ::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return fail_errno("open the root of container " + spec_.id);
   LS_TRY_ASSIGN(Credentials creds,
                 resolve_user_in_root(root.get(), user, spec_.supplementary_groups));
@@ -127,6 +128,11 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
                stdin_fd,
                stdout_fd,
                stderr_fd};
+  std::vector<int> ns_fds;
+  for (size_t i = 0; i < ns_.size(); ++i)
+    if (i != kRootlessNetIndex || plan.join_net) ns_fds.push_back(ns_[i].get());
+  fds.ns_fds = ns_fds.data();
+  fds.n_ns_fds = ns_fds.size();
   int mid_pidfd_raw = -1;
   pid_t mid = clone3_fork(0, &mid_pidfd_raw);
   if (mid < 0) return fail_errno("fork to exec in container " + spec_.id);

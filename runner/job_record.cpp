@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "cache/artifacts.hpp"
+#include "common/userns.hpp"
 #include "executor/interactive.hpp"
 #include "registry-mirror/reference.hpp"
 #include "runner/job_internal.hpp"
@@ -156,6 +157,9 @@ void JobExecution::apply_variation(executor::ContainerSpec& spec) {
 
 Status JobExecution::own_workspace(bool for_build) {
   if (!run_.vary.uid_gid && !run_.userns) return {};
+  // Without root the user is root of the containers: what it writes on the
+  // host side already belongs to container id 0.
+  if (!run_.vary.uid_gid && running_rootless()) return {};
   // Built-in actions write on the host side as root; a build running as
   // another user, or as root of a user namespace (a host id of its own),
   // must own what it builds in.
@@ -237,6 +241,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);
   in.pids = spec.limits.pids;
   in.cpuset = spec.limits.cpuset;
+  in.limits_enforced = run_.limits_enforced;
   in.cap_add = spec.cap_add;
   in.cap_drop = spec.cap_drop;
   in.seccomp_profile_digest = spec.seccomp_profile.empty() ? "default"
