@@ -100,14 +100,15 @@ class Rootless : public ::testing::Test {
       ASSERT_EQ(::lchown(it->path().c_str(), user_->uid(), user_->gid()), 0) << it->path();
   }
 
-  // lockstep as the test's user, in its home, with its default state dir.
-  ProcessOutput as_user(std::vector<std::string> args) const {
-    std::vector<std::string> argv = {"/usr/bin/setpriv",
-                                     "--reuid=" + std::to_string(user_->uid()),
-                                     "--regid=" + std::to_string(user_->gid()),
-                                     "--clear-groups",
-                                     "--",
-                                     LOCKSTEP_BINARY};
+  // lockstep as the test's user, in its home, with its default state dir;
+  // `wrapper` goes before the binary (e.g. timeout(1)).
+  ProcessOutput as_user(std::vector<std::string> args,
+                        std::vector<std::string> wrapper = {}) const {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=" + std::to_string(user_->uid()),
+                                     "--regid=" + std::to_string(user_->gid()), "--clear-groups",
+                                     "--"};
+    argv.insert(argv.end(), wrapper.begin(), wrapper.end());
+    argv.push_back(LOCKSTEP_BINARY);
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(
         argv, {"HOME=" + home().string(), "LOCKSTEP_HOME=", "XDG_DATA_HOME=", "USER=", "LOGNAME="},
@@ -228,6 +229,58 @@ jobs:
   EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("refused: mount tmpfs: Operation not permitted"), std::string::npos)
       << r.out;
+}
+
+// Processes of `uid`, from /proc.
+int processes_of(uid_t uid) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    struct stat st {};
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") == std::string::npos &&
+        ::stat(e.path().c_str(), &st) == 0 && st.st_uid == uid)
+      ++n;
+  }
+  return n;
+}
+
+TEST_F(Rootless, ASigkilledRunnerLeavesNothingAfterTheNextRun) {
+  import_image("localhost/busybox:1.35", false);
+  if (HasFatalFailure()) return;
+  // The step leaves files of another container owner in its workspace.
+  auto wf = write("sleep.yml", R"(name: sleep
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:1.35
+    steps:
+      - run: mkdir d && touch d/f && chown -R 5:5 d && echo started && sleep 600
+)");
+  auto r =
+      as_user({"run", wf.string(), "--network", "none"}, {"/usr/bin/timeout", "-s", "KILL", "5"});
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  ASSERT_NE(r.out.find("started"), std::string::npos) << r.out << r.err;
+  // The init saw its runner's end and took the job's processes with it.
+  for (int i = 0; i < 100 && processes_of(user_->uid()) > 0; ++i) ::usleep(50000);
+  EXPECT_EQ(processes_of(user_->uid()), 0);
+
+  auto one = write("one.yml", R"(name: one
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:1.35
+    steps:
+      - run: echo again
+)");
+  r = as_user({"run", one.string(), "--network", "none"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("cleaning up after an earlier run"), std::string::npos) << r.err;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(state() / "containers", ec))
+    EXPECT_EQ(e.path().filename().string()[0], '.') << "left behind: " << e.path();
+  EXPECT_EQ(processes_of(user_->uid()), 0);
 }
 
 class RootlessNoRanges : public Rootless {
