@@ -41,61 +41,39 @@ Error setup_error(const std::string& what) {
 }
 
 // Why an ordinary user cannot make user namespaces here, or "".
-std::string userns_disabled() {
-  if (sysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0")
+std::string userns_disabled(const RootlessHostFacts& h) {
+  if (h.unprivileged_userns_clone == "0")
     return "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0); "
            "enable them with 'sysctl kernel.unprivileged_userns_clone=1' as root, or run "
            "lockstep as root";
-  if (sysctl("/proc/sys/user/max_user_namespaces") == "0")
+  if (h.max_user_namespaces == "0")
     return "user namespaces are disabled (user.max_user_namespaces = 0); raise it with "
            "'sysctl user.max_user_namespaces=15000' as root, or run lockstep as root";
-  if (sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1")
+  if (h.apparmor_restrict_userns == "1")
     return "AppArmor restricts unprivileged user namespaces "
            "(kernel.apparmor_restrict_unprivileged_userns = 1); set it to 0 as root, or give "
            "lockstep an AppArmor profile that allows 'userns,'";
   return "";
 }
 
-Result<RootlessMapping> compute_mapping() {
-  if (std::string why = userns_disabled(); !why.empty()) return fail(setup_error(why));
-  RootlessMapping m;
-  m.uid = ::geteuid();
-  m.gid = ::getegid();
+RootlessHostFacts read_host_facts() {
+  RootlessHostFacts h;
+  h.unprivileged_userns_clone = sysctl("/proc/sys/kernel/unprivileged_userns_clone");
+  h.max_user_namespaces = sysctl("/proc/sys/user/max_user_namespaces");
+  h.apparmor_restrict_userns = sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+  h.uid = ::geteuid();
+  h.gid = ::getegid();
   std::vector<char> buf(16384);
   struct passwd pw, *found = nullptr;
-  if (::getpwuid_r(m.uid, &pw, buf.data(), buf.size(), &found) == 0 && found)
-    m.user = found->pw_name;
+  if (::getpwuid_r(h.uid, &pw, buf.data(), buf.size(), &found) == 0 && found)
+    h.user = found->pw_name;
   auto subuid = read_file("/etc/subuid");
   auto subgid = read_file("/etc/subgid");
-  IdRange u = subuid ? find_subordinate_range(*subuid, m.user, m.uid) : IdRange{};
-  IdRange g = subgid ? find_subordinate_range(*subgid, m.user, m.gid) : IdRange{};
-  std::string who = m.user.empty() ? "uid " + std::to_string(m.uid) : "user " + m.user;
-  if ((u.count == 0) != (g.count == 0))
-    return fail(setup_error(
-        who + " has subordinate ids in " +
-        (u.count ? "/etc/subuid but not in /etc/subgid" : "/etc/subgid but not in /etc/subuid") +
-        "; add both (usermod --add-subuids 100000-165535 --add-subgids "
-        "100000-165535 " +
-        (m.user.empty() ? std::string("USER") : m.user) + ")"));
-  m.uid_map.push_back({0, m.uid, 1});
-  m.gid_map.push_back({0, m.gid, 1});
-  if (u.count == 0) {
-    m.limitation = who +
-                   " has no subordinate ids in /etc/subuid and /etc/subgid: only container id 0 "
-                   "is mapped, so files of other owners in images belong to root inside and "
-                   "jobs cannot switch to another user (add ranges with usermod "
-                   "--add-subuids/--add-subgids)";
-    return m;
-  }
-  for (const char* helper : {"/usr/bin/newuidmap", "/usr/bin/newgidmap"})
-    if (!executable(helper))
-      return fail(setup_error(std::string(helper) + " is missing; install Debian's uidmap " +
-                              "package (apt-get install uidmap) to map the subordinate ids of " +
-                              who));
-  m.subordinate = true;
-  m.uid_map.push_back({1, u.outside, std::min(u.count, kRootlessIds - 1)});
-  m.gid_map.push_back({1, g.outside, std::min(g.count, kRootlessIds - 1)});
-  return m;
+  if (subuid) h.subuid = *subuid;
+  if (subgid) h.subgid = *subgid;
+  h.newuidmap = executable("/usr/bin/newuidmap");
+  h.newgidmap = executable("/usr/bin/newgidmap");
+  return h;
 }
 
 std::string map_args(const std::vector<IdRange>& m) {
@@ -175,7 +153,7 @@ Result<UniqueFd> make_userns(const RootlessMapping& m) {
   if (::read(up_r.get(), &err, sizeof err) != sizeof err) err = EIO;
   if (err != 0) {
     reap();
-    std::string why = userns_disabled();
+    std::string why = userns_disabled(read_host_facts());
     if (!why.empty()) return fail(setup_error(why));
     return fail(setup_error(std::string("cannot create a user namespace: ") + std::strerror(err) +
                             (err == ENOSPC ? " (user.max_user_namespaces reached)" : "")));
@@ -224,8 +202,45 @@ IdRange find_subordinate_range(std::string_view text, std::string_view name, uin
   return {};
 }
 
+Result<RootlessMapping> plan_rootless_mapping(const RootlessHostFacts& h) {
+  if (std::string why = userns_disabled(h); !why.empty()) return fail(setup_error(why));
+  RootlessMapping m;
+  m.uid = h.uid;
+  m.gid = h.gid;
+  m.user = h.user;
+  IdRange u = find_subordinate_range(h.subuid, m.user, m.uid);
+  IdRange g = find_subordinate_range(h.subgid, m.user, m.gid);
+  std::string who = m.user.empty() ? "uid " + std::to_string(m.uid) : "user " + m.user;
+  if ((u.count == 0) != (g.count == 0))
+    return fail(setup_error(
+        who + " has subordinate ids in " +
+        (u.count ? "/etc/subuid but not in /etc/subgid" : "/etc/subgid but not in /etc/subuid") +
+        "; add both (usermod --add-subuids 100000-165535 --add-subgids "
+        "100000-165535 " +
+        (m.user.empty() ? std::string("USER") : m.user) + ")"));
+  m.uid_map.push_back({0, m.uid, 1});
+  m.gid_map.push_back({0, m.gid, 1});
+  if (u.count == 0) {
+    m.limitation = who +
+                   " has no subordinate ids in /etc/subuid and /etc/subgid: only container id 0 "
+                   "is mapped, so files of other owners in images belong to root inside and "
+                   "jobs cannot switch to another user (add ranges with usermod "
+                   "--add-subuids/--add-subgids)";
+    return m;
+  }
+  if (!h.newuidmap || !h.newgidmap)
+    return fail(setup_error(std::string(h.newuidmap ? "/usr/bin/newgidmap" : "/usr/bin/newuidmap") +
+                            " is missing; install Debian's uidmap package (apt-get install "
+                            "uidmap) to map the subordinate ids of " +
+                            who));
+  m.subordinate = true;
+  m.uid_map.push_back({1, u.outside, std::min(u.count, kRootlessIds - 1)});
+  m.gid_map.push_back({1, g.outside, std::min(g.count, kRootlessIds - 1)});
+  return m;
+}
+
 Result<RootlessMapping> rootless_mapping() {
-  static const Result<RootlessMapping> cached = compute_mapping();
+  static const Result<RootlessMapping> cached = plan_rootless_mapping(read_host_facts());
   return cached;
 }
 

@@ -54,6 +54,23 @@ bool running_rootless();
 // /etc/subuid or /etc/subgid ("name:start:count" lines); count 0 when none.
 IdRange find_subordinate_range(std::string_view text, std::string_view name, uint32_t id);
 
+// What decides whether and how an ordinary user gets a user namespace.
+struct RootlessHostFacts {
+  // sysctl values as read ("" when the kernel has no such file).
+  std::string unprivileged_userns_clone;  // kernel.unprivileged_userns_clone
+  std::string max_user_namespaces;        // user.max_user_namespaces
+  std::string apparmor_restrict_userns;   // kernel.apparmor_restrict_unprivileged_userns
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string user;            // login name, "" when the uid has none
+  std::string subuid, subgid;  // texts of /etc/subuid and /etc/subgid
+  bool newuidmap = false;      // /usr/bin/newuidmap is executable
+  bool newgidmap = false;
+};
+
+// The mapping `h` allows, or the one-line error saying what to change.
+Result<RootlessMapping> plan_rootless_mapping(const RootlessHostFacts& h);
+
 // The mapping for this user, and whether the host lets an ordinary user make
 // one: a one-line error when unprivileged user namespaces are disabled
 // (kernel.unprivileged_userns_clone, user.max_user_namespaces, AppArmor's
