@@ -74,6 +74,9 @@ test_packages=(
   qemu-system-x86 mmdebstrap genext2fs cpio kmod
   # the compatibility suite prints a unified diff when a transcript differs
   diffutils
+  # bench/rootless: rootless `podman run` as the peer of rootless lockstep
+  # (podman's rootless setup wants slirp4netns even for --network=none)
+  podman slirp4netns
 )
 
 packages=("${build_packages[@]}" "${example_packages[@]}")
