@@ -37,6 +37,9 @@ class LinuxContainer final : public Container {
   ResourceUsage usage() const override;
 
   pid_t init_pid() const { return init_pid_; }
+  // An O_PATH descriptor of the container's "/" (/proc/<init>/root as root;
+  // rootless, a copy of the one its init sent).
+  Result<UniqueFd> open_root() const;
 
   // Where the time of start() went (for bench/executor).
   struct StartTimings {

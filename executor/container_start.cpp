@@ -316,6 +316,12 @@ Result<UniqueFd> open_container_netns(const std::string& id) {
 
 Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& state_dir,
                                                               const ContainerSpec& spec) {
+  if (running_rootless() && !spec.user_namespace) {
+    // Without root every container is in the user's user namespace.
+    ContainerSpec own = spec;
+    LS_TRY_ASSIGN(own.user_namespace, rootless_user_namespace());
+    return start(state_dir, own);
+  }
   LS_TRY(check_id(spec.id));
   if (spec.user_namespace) {
     LS_TRY(check_map(spec.id, "uid_map", spec.user_namespace->uid_map));
@@ -325,11 +331,6 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   RootlessHost host;
   int userns_fd = -1;
   if (rootless) {
-    if (!spec.user_namespace)
-      return fail("container " + spec.id +
-                      ": without root a container needs a user namespace "
-                      "(executor::rootless_user_namespace())",
-                  ErrorKind::kUsage);
     LS_TRY_ASSIGN(UserNamespace mine, rootless_user_namespace());
     if (!same_map(mine.uid_map, spec.user_namespace->uid_map) ||
         !same_map(mine.gid_map, spec.user_namespace->gid_map))

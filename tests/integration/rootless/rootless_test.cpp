@@ -27,7 +27,7 @@ class TestUser {
  public:
   TestUser(const fs::path& home, bool ranges) {
     name_ = "lsrl" + std::to_string(::getpid());
-    uint32_t first = 2000000 + static_cast<uint32_t>(::getpid() % 4000) * 65536;
+    first_ = 2000000 + static_cast<uint32_t>(::getpid() % 4000) * 65536;
     auto r = run_process({"/usr/sbin/useradd", "-M", "-d", home.string(), "-s", "/bin/sh", "-K",
                           "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name_});
     if (r.exit_code != 0) {
@@ -36,7 +36,7 @@ class TestUser {
     }
     created_ = true;
     if (ranges) {
-      std::string range = std::to_string(first) + "-" + std::to_string(first + 65535);
+      std::string range = std::to_string(first_) + "-" + std::to_string(first_ + 65535);
       r = run_process({"/usr/sbin/usermod", "--add-subuids", range, "--add-subgids", range, name_});
       if (r.exit_code != 0) {
         error_ = "usermod: " + r.err;
@@ -59,6 +59,8 @@ class TestUser {
 
   const std::string& error() const { return error_; }
   uid_t uid() const { return uid_; }
+  // Host id of container id 1.
+  uint32_t first_subordinate() const { return first_; }
   gid_t gid() const { return gid_; }
 
  private:
@@ -67,6 +69,7 @@ class TestUser {
   bool created_ = false;
   uid_t uid_ = 0;
   gid_t gid_ = 0;
+  uint32_t first_ = 0;
 };
 
 class Rootless : public ::testing::Test {
@@ -229,6 +232,48 @@ jobs:
   EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("refused: mount tmpfs: Operation not permitted"), std::string::npos)
       << r.out;
+}
+
+TEST_F(Rootless, LayerOwnersAreMappedIntoTheSubordinateRangeAndDevicesSkipped) {
+  fs::path oci = tmp_.root() / "oci";
+  auto r = run_process(
+      {"/usr/bin/python3",
+       std::string(LOCKSTEP_SOURCE_DIR) + "/tests/integration/rootless/make_owners_image.py",
+       oci.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  chown_tree(oci);
+  r = as_user({"image", "import", oci.string(), "--tag", "localhost/owners:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto wf = write("owners.yml", R"(name: owners
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/owners:1
+    steps:
+      - run: stat -c '%n %u:%g %a' /data/f5 /data/suid /data/far /data/d5 && cat /data/d5/inner
+)");
+  r = as_user({"run", wf.string(), "--network", "none"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("] /data/f5 5:7 644\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] /data/suid 1000:1000 4755\n"), std::string::npos) << r.out;
+  // Outside the mapping: the user's, root inside.
+  EXPECT_NE(r.out.find("] /data/far 0:0 644\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] /data/d5 5:5 700\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] in\n"), std::string::npos) << r.out;
+  // On disk the files belong to the subordinate ids, and no device node was
+  // made.
+  bool found = false;
+  for (const auto& e : fs::recursive_directory_iterator(state() / "layers")) {
+    if (e.path().filename() == "mynull") ADD_FAILURE() << "device node unpacked: " << e.path();
+    if (e.path().filename() != "f5") continue;
+    struct stat st {};
+    ASSERT_EQ(::lstat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, user_->first_subordinate() + 4);
+    EXPECT_EQ(st.st_gid, user_->first_subordinate() + 6);
+    found = true;
+  }
+  EXPECT_TRUE(found);
 }
 
 // Processes of `uid`, from /proc.
