@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "cache/git_mirror.hpp"
 #include "cache/git_worktree.hpp"
@@ -392,14 +393,18 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     auto host = executor::rootless_host();
     if (!host) return report_error(host.error());
     rootless_userns = *u;
-    if (auto m = rootless_mapping(); m && !m->limitation.empty())
+    // Said once per process (verify runs several builds).
+    static bool said = false;
+    const bool say = !std::exchange(said, true);
+    if (auto m = rootless_mapping(); say && m && !m->limitation.empty())
       std::fprintf(stderr, "lockstep: note: %s\n", m->limitation.c_str());
     if (!host->limits_enforced) {
       limits_enforced = false;
-      std::fprintf(stderr,
-                   "lockstep: warning: memory, CPU and pids limits are not enforced without "
-                   "root here: %s\n",
-                   host->limits_note.c_str());
+      if (say)
+        std::fprintf(stderr,
+                     "lockstep: warning: memory, CPU and pids limits are not enforced without "
+                     "root here: %s\n",
+                     host->limits_note.c_str());
     }
   }
 

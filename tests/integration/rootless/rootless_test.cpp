@@ -276,6 +276,40 @@ jobs:
   EXPECT_TRUE(found);
 }
 
+TEST_F(Rootless, VerifySaysReproducibleAndNamesWhatItCouldNotVary) {
+  import_image("localhost/busybox:1.35", false);
+  if (HasFatalFailure()) return;
+  auto wf = write("art.yml", R"yml(name: art
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    container:
+      image: localhost/busybox:1.35
+      options: --network none
+    steps:
+      - run: echo "built by $(id -u)" && mkdir -p out && echo same > out/result.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: result
+          path: out/result.txt
+)yml");
+  auto r = as_user({"verify", wf.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("REPRODUCIBLE: "), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("NOT REPRODUCIBLE"), std::string::npos) << r.out;
+  // The second build ran as another container uid.
+  EXPECT_NE(r.out.find("built by 0\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("built by 1001\n"), std::string::npos) << r.out;
+  // Directory order is not varied without root (FUSE under /run), and the
+  // output says so once.
+  EXPECT_EQ(count(r.err, "directory order is not varied") +
+                count(r.err, "dir-order is not varied without root"),
+            1)
+      << r.err;
+  EXPECT_EQ(count(r.err, "limits are not enforced"), 1) << r.err;
+}
+
 // Processes of `uid`, from /proc.
 int processes_of(uid_t uid) {
   int n = 0;
