@@ -225,6 +225,7 @@ jobs:
       - run: /bin/escape_probe keyctl
       - run: /bin/escape_probe proc_exe
       - run: /bin/escape_probe sys
+      - run: grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status
 )");
   auto r = as_user({"run", wf.string(), "--network", "none"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -232,6 +233,13 @@ jobs:
   EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("refused: mount tmpfs: Operation not permitted"), std::string::npos)
       << r.out;
+  // As under root: no_new_privs, a seccomp filter, and no CAP_SYS_ADMIN
+  // (bit 21) even in the user namespace.
+  EXPECT_NE(r.out.find("] NoNewPrivs:\t1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] Seccomp:\t2\n"), std::string::npos) << r.out;
+  std::smatch cap;
+  ASSERT_TRUE(std::regex_search(r.out, cap, std::regex(R"(\] CapEff:\t([0-9a-f]+)\n)"))) << r.out;
+  EXPECT_EQ(std::stoull(cap[1].str(), nullptr, 16) & (1ull << 21), 0u) << cap[1];
 }
 
 TEST_F(Rootless, LayerOwnersAreMappedIntoTheSubordinateRangeAndDevicesSkipped) {
