@@ -21,6 +21,12 @@ struct OptionSpec {
   std::string help;
 };
 
+// Options several verbs share, each defined once: one name, one help text.
+// --mirror URL: reach registries through this pull-through mirror.
+OptionSpec mirror_spec();
+// --state-dir DIR: lockstep's state directory.
+OptionSpec state_dir_spec();
+
 struct ParsedArgs {
   std::map<std::string, std::vector<std::string>> values;  // option -> values
   std::vector<std::string> positionals;
@@ -32,7 +38,7 @@ struct ParsedArgs {
 class CommandLine {
  public:
   CommandLine(std::string usage, std::string summary, std::vector<OptionSpec> options);
-  // `--help`/`-h` anywhere sets help_requested instead of failing.
+  // Callers check wants_help() first: `--help`/`-h` anywhere prints help.
   Result<ParsedArgs> parse(const std::vector<std::string>& args) const;
   std::string help() const;
   static bool wants_help(const std::vector<std::string>& args);
@@ -52,6 +58,10 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 // Prints "lockstep: error: <message>" to stderr (one line) and returns the exit
 // code that fits the error kind: 2 for usage/workflow errors, 1 otherwise.
 int report_error(const Error& e);
+// The one way numbers on the command line are read: decimal digits only (no
+// sign, no spaces, no suffix), from `min` to `max`; otherwise a usage error
+// "OPTION 'VALUE': expected a number from MIN to MAX".
+Result<long> parse_number(const std::string& value, const std::string& option, long min, long max);
 int usage_error(const std::string& message);
 
 }  // namespace lockstep::runner

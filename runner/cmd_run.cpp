@@ -38,8 +38,7 @@ const CommandLine& command_line() {
           {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
           {"report", 0, true, true, "KIND=FILE", "write a report: junit=FILE or json=FILE"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
-          {"mirror", 0, true, false, "URL",
-           "pull images through this registry mirror (default $LOCKSTEP_MIRROR)"},
+          mirror_spec(),
           {"actions-url", 0, true, false, "URL",
            "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
           {"repo", 0, true, false, "URL", "run against this repository instead of the current one"},
@@ -53,7 +52,7 @@ const CommandLine& command_line() {
           {"network", 0, true, false, "MODE",
            "egress (default), none or host, for jobs whose options do not say"},
           {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
-          {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
+          state_dir_spec(),
       });
   return cl;
 }
@@ -64,10 +63,7 @@ Result<RunOptions> parse_options(const Args& args) {
   LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
   LS_TRY(add_selection_options(p, o));
   if (auto j = p.get("jobs")) {
-    char* end = nullptr;
-    long n = std::strtol(j->c_str(), &end, 10);
-    if (j->empty() || *end || n < 1 || n > 4096)
-      return fail("--jobs '" + *j + "': expected a number from 1 to 4096", ErrorKind::kUsage);
+    LS_TRY_ASSIGN(long n, parse_number(*j, "--jobs", 1, 4096));
     o.max_jobs = static_cast<size_t>(n);
   }
   o.list = p.has("list");

@@ -132,7 +132,7 @@ const CommandLine& verify_cl() {
        {"secret", 's', true, true, "KEY=VALUE", "provide a secret"},
        {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
-       {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
+       mirror_spec(),
        {"actions-url", 0, true, false, "URL",
         "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
        {"no-diffoscope", 0, false, false, "", "do not run diffoscope on differing files"},
@@ -140,7 +140,7 @@ const CommandLine& verify_cl() {
         "diffoscope's time per differing file (default 20; its report is cut at 64 KiB)"},
        {"userns", 0, false, false, "",
         "build in user namespaces, as 'run --userns' (a record applies its own)"},
-       {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"}});
+       state_dir_spec()});
   return cl;
 }
 
@@ -156,19 +156,15 @@ int cmd_verify(const Args& args) {
   if (a->positionals.size() > 1) return usage_error("verify takes at most one WORKFLOW or record");
   size_t runs = 2;
   if (auto r = a->get("runs")) {
-    char* end = nullptr;
-    long n = std::strtol(r->c_str(), &end, 10);
-    if (r->empty() || *end || n < 2 || n > 100)
-      return usage_error("--runs '" + *r + "': expected a number from 2 to 100");
-    runs = static_cast<size_t>(n);
+    auto n = parse_number(*r, "--runs", 2, 100);
+    if (!n) return report_error(n.error());
+    runs = static_cast<size_t>(*n);
   }
   DiffoscopeBudget budget;
   if (auto t = a->get("diffoscope-timeout")) {
-    char* end = nullptr;
-    long n = std::strtol(t->c_str(), &end, 10);
-    if (t->empty() || *end || n < 1 || n > 3600)
-      return usage_error("--diffoscope-timeout '" + *t + "': expected seconds from 1 to 3600");
-    budget.seconds = static_cast<int>(n);
+    auto n = parse_number(*t, "--diffoscope-timeout", 1, 3600);
+    if (!n) return report_error(n.error());
+    budget.seconds = static_cast<int>(*n);
   }
   auto vary = parse_vary(a->all("vary"));
   if (!vary) return report_error(vary.error());
