@@ -25,9 +25,12 @@ Error integrity(const std::string& what, const std::string& why) {
   return Error(what + ": " + why, 0, ErrorKind::kIntegrity);
 }
 
+// trusted.* as root writes it, user.* as a rootless unpack does.
 bool is_opaque(int dirfd) {
   char v[2] = {};
-  return ::fgetxattr(dirfd, "trusted.overlay.opaque", v, sizeof v) == 1 && v[0] == 'y';
+  for (const char* name : {"trusted.overlay.opaque", "user.overlay.opaque"})
+    if (::fgetxattr(dirfd, name, v, sizeof v) == 1 && v[0] == 'y') return true;
+  return false;
 }
 
 // Every xattr of an open file except overlayfs' own (trusted.overlay.*),
@@ -47,7 +50,9 @@ Result<std::vector<std::pair<std::string, std::string>>> xattrs_of(int fd,
   for (size_t i = 0; i < names.size();) {
     std::string name = names.c_str() + i;
     i += name.size() + 1;
-    if (name.empty() || std::string_view(name).starts_with("trusted.overlay.")) continue;
+    if (name.empty() || std::string_view(name).starts_with("trusted.overlay.") ||
+        std::string_view(name).starts_with("user.overlay."))
+      continue;
     ssize_t len = ::fgetxattr(fd, name.c_str(), nullptr, 0);
     if (len < 0) return fail_errno("read xattr " + name + " of '" + what + "'");
     std::string value(static_cast<size_t>(len), '\0');

@@ -16,6 +16,7 @@
 #include "cache/layer_fs.hpp"
 #include "cache/layer_lower.hpp"
 #include "common/fs.hpp"
+#include "common/userns.hpp"
 
 namespace lockstep::cache {
 namespace fs = std::filesystem;
@@ -28,6 +29,14 @@ struct ReadFree {
 using ReadPtr = std::unique_ptr<archive, ReadFree>;
 
 constexpr std::string_view kWhiteout = ".wh.";
+
+struct DeferredOwner {
+  std::string path;  // relative to the layer root; "" is the root
+  uid_t uid;
+  gid_t gid;
+  mode_t mode;
+  bool symlink;
+};
 constexpr std::string_view kOpaque = ".wh..wh..opq";
 
 std::string la_error(archive* a) {
@@ -92,9 +101,10 @@ EntryMeta meta_of(archive_entry* e, const std::string& what, bool* dropped) {
   size_t size;
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     std::string_view n = name;
-    // overlayfs reads trusted.overlay.* as instructions (redirects, opaque
-    // dirs); only lockstep's own whiteout conversion may set them.
-    if (n.starts_with("trusted.overlay.")) {
+    // overlayfs reads trusted.overlay.* (user.overlay.* in a user namespace)
+    // as instructions (redirects, opaque dirs); only lockstep's own whiteout
+    // conversion may set them.
+    if (n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.")) {
       *dropped = true;
       spdlog::debug("{}: dropped xattr {}", what, n);
       continue;
@@ -116,6 +126,13 @@ class EntryWriter {
     ++res_.entries;
     bool dropped = false;
     EntryMeta m = meta_of(e, path, &dropped);
+    if (opts_.rootless && opts_.keep_owner && (m.uid != 0 || m.gid != 0) &&
+        !(opts_.whiteouts && !comps.empty() &&
+          std::string_view(comps.back()).starts_with(kWhiteout)) &&
+        !archive_entry_hardlink(e))
+      owners_.push_back({join_path(comps, comps.size()), m.uid, m.gid,
+                         static_cast<mode_t>(m.mode & 07777),
+                         archive_entry_filetype(e) == AE_IFLNK});
     if (comps.empty()) {  // "./": the layer root itself
       if (archive_entry_filetype(e) != AE_IFDIR)
         return fail("entry '" + path + "' is not a directory");
@@ -195,9 +212,11 @@ class EntryWriter {
   Status whiteout(int parent, const std::vector<std::string>& comps, const std::string& path) {
     const std::string& base = comps.back();
     if (base == kOpaque) {
-      if (::fsetxattr(parent, "trusted.overlay.opaque", "y", 1, 0) != 0)
-        return fail_errno("mark directory of '" + path +
-                          "' opaque (trusted.overlay.opaque, needs root)");
+      // Without root: the name overlayfs reads when mounted in a user
+      // namespace (userxattr).
+      const char* xattr = opts_.rootless ? "user.overlay.opaque" : "trusted.overlay.opaque";
+      if (::fsetxattr(parent, xattr, "y", 1, 0) != 0)
+        return fail_errno("mark directory of '" + path + "' opaque (" + xattr + ")");
       return {};
     }
     if (std::string_view(base).starts_with(".wh..wh.")) return {};  // aufs metadata
@@ -242,11 +261,52 @@ class EntryWriter {
     return {};
   }
 
+ public:
+  // Rootless: owners to set as root of the user namespace afterwards.
+  std::vector<DeferredOwner> owners_;
+
+ private:
   RootedWriter& w_;
   const UnpackOptions& opts_;
   const LowerLayers& lower_;
   UnpackResult& res_;
 };
+
+// Sets the owners the archive gives (ids inside the container) as root of
+// the rootless user namespace, which maps them to the user's subordinate ids;
+// ids outside the mapping stay the user's (root inside) and are counted.
+Status apply_owners(const fs::path& dest, const std::vector<DeferredOwner>& owners,
+                    uint64_t* unmapped) {
+  LS_TRY_ASSIGN(RootlessMapping m, rootless_mapping());
+  uint32_t mapped = 1;
+  for (const auto& r : m.uid_map) mapped = std::max(mapped, r.inside + r.count);
+  uint32_t mapped_g = 1;
+  for (const auto& r : m.gid_map) mapped_g = std::max(mapped_g, r.inside + r.count);
+  std::vector<const DeferredOwner*> todo;
+  for (const auto& o : owners) {
+    if (o.uid >= mapped || o.gid >= mapped_g) {
+      ++*unmapped;
+      continue;
+    }
+    todo.push_back(&o);
+  }
+  if (todo.empty()) return {};
+  return run_as_userns_root(
+      [&]() -> Status {
+        UniqueFd root(::open(dest.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!root) return fail_errno("open " + dest.string());
+        for (const DeferredOwner* o : todo) {
+          const char* rel = o->path.empty() ? "." : o->path.c_str();
+          if (::fchownat(root.get(), rel, o->uid, o->gid, AT_SYMLINK_NOFOLLOW) != 0)
+            return fail_errno("chown '" + o->path + "'");
+          // chown clears setuid and setgid bits.
+          if (!o->symlink && (o->mode & 06000) && ::fchmodat(root.get(), rel, o->mode, 0) != 0)
+            return fail_errno("chmod '" + o->path + "'");
+        }
+        return {};
+      },
+      "set the owners of " + dest.string());
+}
 
 }  // namespace
 
@@ -275,7 +335,9 @@ Result<UnpackResult> unpack_tar_stream(const StreamReader& in, const fs::path& d
     return fail(stream_error(*p, inner, opts.name));
 
   LS_TRY_ASSIGN(RootedWriter w, RootedWriter::open(dest.string()));
-  w.set_keep_owner(opts.keep_owner);
+  // Without root, files are created as the user (root inside) and their
+  // owners set afterwards in the user namespace (apply_owners).
+  w.set_keep_owner(opts.keep_owner && !opts.rootless);
   if (::fchmod(w.root_fd(), 0755) != 0) return fail_errno("chmod " + dest.string());
   LS_TRY_ASSIGN(LowerLayers lower, LowerLayers::open(opts.lower_layers));
   UnpackResult res;
@@ -296,6 +358,13 @@ Result<UnpackResult> unpack_tar_stream(const StreamReader& in, const fs::path& d
     if (n == 0) break;
   }
   LS_TRY(w.finish_dir_mtimes());
+  if (!writer.owners_.empty()) {
+    auto s = apply_owners(dest, writer.owners_, &res.unmapped_owners);
+    if (!s) return fail(std::move(s.error()).context(opts.name));
+    if (res.unmapped_owners > 0)
+      spdlog::info("{}: {} files owned by ids outside the user namespace belong to root inside",
+                   opts.name, res.unmapped_owners);
+  }
   res.diff_id = p->hash.finish();
   return res;
 }

@@ -21,6 +21,7 @@
 #include "cache/blob_store.hpp"
 #include "common/digest.hpp"
 #include "common/error.hpp"
+#include "common/userns.hpp"
 
 namespace lockstep::cache {
 
@@ -40,6 +41,11 @@ struct UnpackOptions {
   // target this layer does not hold is resolved in them and its target copied
   // up (layer_lower.hpp). Empty: such a link is an error.
   std::vector<std::filesystem::path> lower_layers;
+  // Without root (common/userns.hpp): opaque directories get
+  // user.overlay.opaque (what overlayfs reads in a user namespace), and
+  // owners are set as root of the user namespace, so that they are the
+  // user's subordinate ids on disk. Device nodes are skipped.
+  bool rootless = running_rootless();
 };
 
 struct UnpackResult {
@@ -49,6 +55,9 @@ struct UnpackResult {
   // Hard-link targets copied up from lower_layers: when not 0, the directory
   // depends on them.
   uint64_t copied_up = 0;
+  // Rootless: files whose owner is outside the user namespace's ids (they
+  // stay the user's, root inside).
+  uint64_t unmapped_owners = 0;
 };
 
 // Unpacks into `dest`, an existing directory the caller owns (its own metadata

@@ -1,4 +1,5 @@
 #include "common/fs.hpp"
+#include "common/userns.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -164,6 +165,15 @@ Status remove_tree(const fs::path& path) {
   UniqueFd pfd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!pfd) return fail_errno("open " + parent.string());
   auto r = remove_at(pfd.get(), path.filename().c_str(), st.st_dev);
+  if (!r && running_rootless() && (r.error().errnum() == EACCES || r.error().errnum() == EPERM)) {
+    // Files a rootless job wrote belong to subordinate ids the user cannot
+    // remove directly; root of the user namespace can.
+    r = run_as_userns_root(
+        [&]() -> Status { return remove_at(pfd.get(), path.filename().c_str(), st.st_dev); },
+        "remove " + path.string());
+    if (!r) return fail(std::move(r.error()));
+    return {};
+  }
   if (!r) return fail(std::move(r.error()).context("remove " + path.string()));
   return {};
 }

@@ -65,6 +65,7 @@ Result<Cgroup> Cgroup::create(const std::string& id, const Limits& limits) {
 Result<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::string& id,
                               const Limits& limits) {
   LS_TRY(validate_id(id));
+  if (roots.none) return Cgroup();
   Cgroup cg;
   cg.roots_ = roots;
   cg.id_ = id;
@@ -249,6 +250,7 @@ Status Cgroup::reap_stale(const std::function<bool(const std::string&)>& is_stal
 
 Status Cgroup::reap_stale(const CgroupRoots& roots,
                           const std::function<bool(const std::string&)>& is_stale) {
+  if (roots.none) return {};
   // controller -> hierarchy root, over every controller lockstep ever uses.
   std::map<std::string, fs::path> hierarchies;
   if (roots.is_v2()) {

@@ -37,10 +37,15 @@ struct CgroupRoots {
   // directory before rmdir, which on a real cgroupfs is neither needed nor
   // allowed.
   bool fake_files = false;
+  // No cgroup at all (rootless without a delegated subtree): containers get
+  // none, their limits are not enforced; none_reason says why, one line.
+  bool none = false;
+  std::string none_reason;
 
   bool is_v2() const { return !unified.empty(); }
 
   // Reads /proc/self/mountinfo once per process and caches the answer.
+  // Without root: the delegated subtree, or none (executor/rootless.hpp).
   static Result<CgroupRoots> detect();
   // Picks the roots from mountinfo text: a cgroup2 mount wins if its
   // cgroup.controllers lists memory and pids (pure v2); otherwise the v1
@@ -56,7 +61,8 @@ class Cgroup {
 
   // Creates lockstep/<id> in every needed hierarchy and applies `limits`.
   // Fails if it exists already (a live container of that id, or a leftover
-  // that reap_stale() should have removed).
+  // that reap_stale() should have removed). With roots.none: an empty
+  // (invalid) Cgroup, nothing created.
   static Result<Cgroup> create(const std::string& id, const Limits& limits);
   static Result<Cgroup> create(const CgroupRoots& roots, const std::string& id,
                                const Limits& limits);

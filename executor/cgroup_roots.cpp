@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "common/fs.hpp"
+#include "common/userns.hpp"
 #include "executor/cgroup.hpp"
+#include "executor/rootless.hpp"
 
 namespace lockstep::executor {
 namespace {
@@ -102,6 +104,7 @@ Result<CgroupRoots> CgroupRoots::from_mountinfo(std::string_view mountinfo) {
 }
 
 Result<CgroupRoots> CgroupRoots::detect() {
+  if (running_rootless()) return rootless_cgroup_roots();
   static const Result<CgroupRoots> cached = []() -> Result<CgroupRoots> {
     auto text = read_file("/proc/self/mountinfo");
     if (!text) return fail(std::move(text.error()).context("detect cgroup hierarchies"));

@@ -18,7 +18,9 @@
 #include "executor/cgroup.hpp"
 #include "executor/confinement.hpp"
 #include "executor/executor.hpp"
+#include "executor/init.hpp"
 #include "executor/spawn.hpp"
+#include "executor/state.hpp"
 
 namespace lockstep::executor::detail {
 
@@ -35,6 +37,9 @@ class LinuxContainer final : public Container {
   ResourceUsage usage() const override;
 
   pid_t init_pid() const { return init_pid_; }
+  // An O_PATH descriptor of the container's "/" (/proc/<init>/root as root;
+  // rootless, a copy of the one its init sent).
+  Result<UniqueFd> open_root() const;
 
   // Where the time of start() went (for bench/executor).
   struct StartTimings {
@@ -70,6 +75,18 @@ class LinuxContainer final : public Container {
 
  private:
   LinuxContainer() = default;
+  // The init: cloned by this thread (as root), or through an intermediate
+  // that joins the process's user namespace first (rootless).
+  Status start_init(InitPlan& plan, uint64_t flags, UniqueFd netns,
+                    std::pair<UniqueFd, UniqueFd> ctl, std::pair<UniqueFd, UniqueFd> report);
+  Status start_rootless(InitPlan& plan, uint64_t flags, int userns_fd, UniqueFd netns,
+                        std::pair<UniqueFd, UniqueFd> ctl, std::pair<UniqueFd, UniqueFd> report);
+  // Waits for the init's report and registers the container.
+  static Result<std::unique_ptr<LinuxContainer>> finish_start(std::unique_ptr<LinuxContainer> c,
+                                                              const InitPlan& plan,
+                                                              const std::filesystem::path& file,
+                                                              detail::ContainerState st,
+                                                              std::chrono::nanoseconds t_clone);
   Status send_ctl(char cmd);
   Status teardown();
 
@@ -86,6 +103,11 @@ class LinuxContainer final : public Container {
   UniqueFd init_pidfd_;
   UniqueFd ctl_;     // write end: commands to init; closing it stops the container
   UniqueFd report_;  // read end: acks from init
+  // Rootless: the container's "/" (O_PATH), sent by its init; the runner
+  // may not open /proc/<init>/root of a non-dumpable process it does not
+  // have CAP_SYS_PTRACE over.
+  UniqueFd root_;
+  std::vector<UniqueFd> ns_;  // and its namespaces (init.hpp's kRootlessNs)
 
   std::mutex ctl_mu_;  // one command + ack at a time
   mutable std::mutex mu_;

@@ -62,6 +62,14 @@ void LinuxContainer::kill_all_processes() {
   (void)read_full(report_.get(), &ack, 1);  // 0 bytes: init is gone, so is everything
 }
 
+Result<UniqueFd> LinuxContainer::open_root() const {
+  std::string root_path = "/proc/" + std::to_string(init_pid_) + "/root";
+  UniqueFd root(root_ ? ::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0)
+                      : ::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return fail_errno("open the root of container " + spec_.id);
+  return root;
+}
+
 Result<std::shared_ptr<LinuxContainer::ExecTicket>> LinuxContainer::begin_exec() {
   auto t = std::make_shared<ExecTicket>();
   t->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -111,9 +119,7 @@ ResourceUsage LinuxContainer::usage() const {
 Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, int stdin_fd,
                                                       int stdout_fd, int stderr_fd) {
   const std::string& user = spec.user.empty() ? spec_.user : spec.user;
-  std::string root_path = "/proc/" + std::to_string(init_pid_) + "/root";
-  UniqueFd root(::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return fail_errno("open the root of container " + spec_.id);
+  LS_TRY_ASSIGN(UniqueFd root, open_root());
   LS_TRY_ASSIGN(Credentials creds,
                 resolve_user_in_root(root.get(), user, spec_.supplementary_groups));
   root.reset();
@@ -127,6 +133,11 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
                stdin_fd,
                stdout_fd,
                stderr_fd};
+  std::vector<int> ns_fds;
+  for (size_t i = 0; i < ns_.size(); ++i)
+    if (i != kRootlessNetIndex || plan.join_net) ns_fds.push_back(ns_[i].get());
+  fds.ns_fds = ns_fds.data();
+  fds.n_ns_fds = ns_fds.size();
   int mid_pidfd_raw = -1;
   pid_t mid = clone3_fork(0, &mid_pidfd_raw);
   if (mid < 0) return fail_errno("fork to exec in container " + spec_.id);

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,11 +17,13 @@
 #include <map>
 
 #include "common/fs.hpp"
+#include "common/userns.hpp"
 #include "executor/child_util.hpp"
 #include "executor/container.hpp"
 #include "executor/init.hpp"
 #include "executor/network.hpp"
 #include "executor/rootfs.hpp"
+#include "executor/rootless.hpp"
 #include "executor/state.hpp"
 
 namespace lockstep::executor {
@@ -206,6 +209,39 @@ Status send_trees(int ctl, const std::vector<UniqueFd>& fds) {
   return send(kCtlGo, nullptr, 0);
 }
 
+// Rootless: the container's "/" and namespaces its init sent before its
+// report (init.hpp's kRootlessNs).
+Result<std::vector<UniqueFd>> receive_root(int ctl) {
+  constexpr size_t kWant = 1 + kRootlessNsCount;
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kWant)];
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  ssize_t n;
+  do {
+    n = ::recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_errno("receive the container's root from its init");
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  std::vector<UniqueFd> out;
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      out.emplace_back(fd);
+    }
+  }
+  if (n != 1 || byte != kCtlTrees || out.size() != kWant || (msg.msg_flags & MSG_CTRUNC))
+    return fail("receive the container's root from its init: unexpected message");
+  return out;
+}
+
 // Parent side once the init exists: its id maps, then its mounts.
 Status setup_user_namespace(pid_t pid, const UserNamespace& u, const RootfsPlan& rp, int ctl) {
   LS_TRY(write_proc_file(pid, "setgroups", u.allow_setgroups ? "allow" : "deny"));
@@ -236,6 +272,35 @@ Status make_userns_dirs(const fs::path& dir, size_t n_layers, uid_t uid, gid_t g
   return {};
 }
 
+bool same_map(const std::vector<IdMapping>& a, const std::vector<IdMapping>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].container_id != b[i].container_id || a[i].host_id != b[i].host_id ||
+        a[i].size != b[i].size)
+      return false;
+  return true;
+}
+
+// Rootless: a container cannot own a user namespace of its own (its maps
+// would need the setuid helpers per container), so it joins the process's
+// (common/userns.hpp). This child of the runner joins it (and the network
+// namespace to share, which that user namespace owns), then clones the init
+// as the runner's own child (CLONE_PARENT) and reports its pid.
+[[noreturn]] void rootless_intermediate_main(const InitPlan& plan, uint64_t flags, int userns_fd,
+                                             int netns_fd, int ctl_fd, int report_fd,
+                                             int pid_fd) noexcept {
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (::setns(userns_fd, CLONE_NEWUSER) != 0) child_fail(pid_fd, kInitJoinUserns, errno);
+  if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0)
+    child_fail(pid_fd, kInitJoinNetns, errno);
+  pid_t pid = clone3_fork(flags | CLONE_PARENT, nullptr);
+  if (pid < 0) child_fail(pid_fd, kInitClone, errno);
+  if (pid == 0) container_init_main(plan, ctl_fd, report_fd, -1);
+  ChildReport r{kReportPid, 0, 0, -1, pid, 0, 0};
+  (void)write_all(pid_fd, &r, sizeof r);
+  ::_exit(0);
+}
+
 }  // namespace
 
 Result<UniqueFd> open_container_netns(const std::string& id) {
@@ -251,10 +316,34 @@ Result<UniqueFd> open_container_netns(const std::string& id) {
 
 Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& state_dir,
                                                               const ContainerSpec& spec) {
+  if (running_rootless() && !spec.user_namespace) {
+    // Without root every container is in the user's user namespace.
+    ContainerSpec own = spec;
+    LS_TRY_ASSIGN(own.user_namespace, rootless_user_namespace());
+    return start(state_dir, own);
+  }
   LS_TRY(check_id(spec.id));
   if (spec.user_namespace) {
     LS_TRY(check_map(spec.id, "uid_map", spec.user_namespace->uid_map));
     LS_TRY(check_map(spec.id, "gid_map", spec.user_namespace->gid_map));
+  }
+  const bool rootless = running_rootless();
+  RootlessHost host;
+  int userns_fd = -1;
+  if (rootless) {
+    LS_TRY_ASSIGN(UserNamespace mine, rootless_user_namespace());
+    if (!same_map(mine.uid_map, spec.user_namespace->uid_map) ||
+        !same_map(mine.gid_map, spec.user_namespace->gid_map))
+      return fail("container " + spec.id +
+                      ": without root a container maps the user's own ids and subordinate "
+                      "ranges (executor::rootless_user_namespace()), not another mapping",
+                  ErrorKind::kUsage);
+    if (spec.network.mode == NetworkMode::kEgress)
+      return fail("container " + spec.id +
+                      ": the egress network needs root; use network none or host without it",
+                  ErrorKind::kUnsupported);
+    LS_TRY_ASSIGN(host, rootless_host());
+    LS_TRY_ASSIGN(userns_fd, rootless_userns_fd());
   }
   auto now = [] { return std::chrono::nanoseconds(monotonic_ns()); };
   auto t0 = now();
@@ -302,6 +391,20 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
     }
   }
   if (spec.user_namespace && spec.scratch_in_memory) dirs.userns_base = mnt;
+  dirs.rootless = rootless;
+  if (rootless && host.rootfs == "copy") {
+    // No overlay in a user namespace here: the container gets a copy.
+    fs::path dir = parent / spec.id;
+    if (c->dir_.empty()) {
+      if (::mkdir(dir.c_str(), 0700) != 0) return fail_errno("create " + dir.string());
+      c->dir_ = dir;
+    }
+    dirs.copy_root = dir / "rootfs";
+    if (::mkdir(dirs.copy_root.c_str(), 0755) != 0)
+      return fail_errno("create " + dirs.copy_root.string());
+    if (auto s = copy_layers(spec.layers, dirs.copy_root); !s)
+      return fail(std::move(s.error()).context("start container " + spec.id));
+  }
   auto t_state = now();
   c->timings_.state = t_state - t0;
   InitPlan plan;
@@ -318,7 +421,7 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   std::vector<int> tree_fds;
   if (spec.user_namespace) {
-    flags |= CLONE_NEWUSER;
+    if (!rootless) flags |= CLONE_NEWUSER;
     tree_fds.assign(plan.rootfs.trees.size(), -1);
     plan.tree_fds = tree_fds.data();
   }
@@ -358,6 +461,19 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
 
   LS_TRY_ASSIGN(auto ctl, make_channel_pair());
   LS_TRY_ASSIGN(auto report, make_pipe());
+  if (rootless) {
+    LS_TRY(c->start_rootless(plan, flags, userns_fd, std::move(netns), std::move(ctl),
+                             std::move(report)));
+  } else {
+    LS_TRY(c->start_init(plan, flags, std::move(netns), std::move(ctl), std::move(report)));
+  }
+  return finish_start(std::move(c), plan, file, st, t_clone);
+}
+
+Status LinuxContainer::start_init(InitPlan& plan, uint64_t flags, UniqueFd netns,
+                                  std::pair<UniqueFd, UniqueFd> ctl,
+                                  std::pair<UniqueFd, UniqueFd> report) {
+  const ContainerSpec& spec = spec_;
   // From its own user namespace the init could not setns() into a network
   // namespace the host's user namespace owns. So this thread joins it for the
   // clone (the child inherits the thread's network namespace) and goes back
@@ -385,18 +501,64 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   }
   if (pid < 0)
     return fail(Error::from_errno("clone the init of container " + spec.id, clone_errno));
-  c->init_pid_ = pid;
-  c->init_pidfd_ = UniqueFd(pidfd);
-  c->ctl_ = std::move(ctl.second);
-  c->report_ = std::move(report.first);
+  init_pid_ = pid;
+  init_pidfd_ = UniqueFd(pidfd);
+  ctl_ = std::move(ctl.second);
+  report_ = std::move(report.first);
   ctl.first.reset();
   report.second.reset();
   netns.reset();
   if (spec.user_namespace) {
-    if (auto s = setup_user_namespace(pid, *spec.user_namespace, plan.rootfs, c->ctl_.get()); !s)
+    if (auto s = setup_user_namespace(pid, *spec.user_namespace, plan.rootfs, ctl_.get()); !s)
       return fail(std::move(s.error()).context("start container " + spec.id));
   }
+  return {};
+}
 
+Status LinuxContainer::start_rootless(InitPlan& plan, uint64_t flags, int userns_fd, UniqueFd netns,
+                                      std::pair<UniqueFd, UniqueFd> ctl,
+                                      std::pair<UniqueFd, UniqueFd> report) {
+  const ContainerSpec& spec = spec_;
+  LS_TRY_ASSIGN(auto pid_pipe, make_pipe());
+  int mid_pidfd_raw = -1;
+  pid_t mid = clone3_fork(0, &mid_pidfd_raw);
+  if (mid < 0) return fail_errno("clone to start container " + spec.id);
+  if (mid == 0)
+    rootless_intermediate_main(plan, flags, userns_fd, netns ? netns.get() : -1, ctl.first.get(),
+                               report.second.get(), pid_pipe.second.get());
+  UniqueFd mid_pidfd(mid_pidfd_raw);
+  pid_pipe.second.reset();
+  ctl.first.reset();
+  report.second.reset();
+  netns.reset();
+  ctl_ = std::move(ctl.second);
+  report_ = std::move(report.first);
+  ChildReport r{};
+  ssize_t n = read_full(pid_pipe.first.get(), &r, sizeof r);
+  siginfo_t si;
+  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(mid_pidfd.get()), &si,
+                  WEXITED) != 0 &&
+         errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof r))
+    return fail("start container " + spec.id + ": the helper process died");
+  if (r.kind == kReportError)
+    return fail(Error::from_errno(
+        "start container " + spec.id + ": " + describe_init_failure(plan, r.step, r.detail),
+        r.err));
+  init_pid_ = static_cast<pid_t>(r.value);
+  // The init is our child (CLONE_PARENT): its pid cannot be reused before we
+  // reap it.
+  init_pidfd_ = UniqueFd(pidfd_open(init_pid_));
+  if (!init_pidfd_) return fail_errno("pidfd_open for the init of container " + spec.id);
+  return {};
+}
+
+Result<std::unique_ptr<LinuxContainer>> LinuxContainer::finish_start(
+    std::unique_ptr<LinuxContainer> c, const InitPlan& plan, const fs::path& file,
+    ContainerState st, std::chrono::nanoseconds t_clone) {
+  const ContainerSpec& spec = c->spec_;
+  auto now = [] { return std::chrono::nanoseconds(monotonic_ns()); };
   ChildReport r{};
   ssize_t n = read_report(c->report_.get(), c->init_pidfd_.get(), &r, sizeof r);
   if (n == kReportTimedOut)
@@ -409,10 +571,16 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
           r.err));
     return fail("start container " + spec.id + ": its init exited during setup");
   }
+  if (plan.rootfs.make_trees) {
+    auto fds = receive_root(c->ctl_.get());
+    if (!fds) return fail(std::move(fds.error()).context("start container " + spec.id));
+    c->root_ = std::move((*fds)[0]);
+    for (size_t i = 1; i < fds->size(); ++i) c->ns_.push_back(std::move((*fds)[i]));
+  }
   c->timings_.namespaces = std::chrono::nanoseconds(r.mounts_begin_ns) - t_clone;
   c->timings_.mounts = std::chrono::nanoseconds(r.mounts_end_ns - r.mounts_begin_ns);
-  st.init_pid = pid;
-  st.init_start = process_start_time(pid).value_or(0);
+  st.init_pid = c->init_pid_;
+  st.init_start = process_start_time(c->init_pid_).value_or(0);
   LS_TRY(write_state(file, st, false));
   {
     std::lock_guard lock(g_registry_mu);

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "common/fs.hpp"
+#include "common/userns.hpp"
 #include "executor/child_util.hpp"
 #include "executor/container.hpp"
 #include "executor/network.hpp"
@@ -49,6 +50,8 @@ Status LinuxContainer::teardown() {
   auto keep = [&](Status s) {
     if (!s && result) result = std::move(s);
   };
+  root_.reset();  // it pins the container's mounts
+  ns_.clear();
   {
     std::lock_guard lock(ctl_mu_);
     ctl_.reset();  // EOF: init SIGKILLs everything and exits
@@ -157,8 +160,9 @@ Status reap_stale(const std::filesystem::path& state_dir) {
     if (::unlink(file.c_str()) != 0 && errno != ENOENT) keep(fail_errno("remove " + file.string()));
   }
   for (const auto& dir : orphan_dirs) keep(remove_tree(dir));
-  // Egress networks of dead runners (their containers are gone by now).
-  keep(reap_stale_networks());
+  // Egress networks of dead runners (their containers are gone by now);
+  // without root there are none lockstep could have made or could remove.
+  if (!running_rootless()) keep(reap_stale_networks());
   if (!result) return fail(std::move(result.error()).context("reap stale containers"));
   return {};
 }

@@ -1,5 +1,6 @@
 #include "executor/init.hpp"
 
+#include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -70,6 +71,51 @@ int receive_trees(int ctl_fd, int* out, size_t want) noexcept {
     if (byte == kCtlGo) return got == want ? 0 : EPROTO;
     if (byte != kCtlTrees) return EPROTO;
   }
+}
+
+// Sends an O_PATH descriptor of "/" and of the init's namespaces, in
+// kRootlessNs order (one kCtlTrees message with SCM_RIGHTS). 0 or errno.
+int send_root(int ctl_fd) noexcept {
+  int fds[1 + kRootlessNsCount];
+  int n = 0, e = 0;
+  fds[n] = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fds[n] < 0) return errno;
+  ++n;
+  char path[32];
+  for (const char* ns : kRootlessNs) {
+    std::strcpy(path, "/proc/self/ns/");
+    std::strcat(path, ns);
+    fds[n] = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fds[n] < 0) {
+      e = errno;
+      break;
+    }
+    ++n;
+  }
+  if (e == 0) {
+    char byte = kCtlTrees;
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof fds)];
+    struct msghdr msg;
+    std::memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    std::memcpy(CMSG_DATA(c), fds, sizeof fds);
+    while (::sendmsg(ctl_fd, &msg, MSG_NOSIGNAL) != 1) {
+      if (errno != EINTR) {
+        e = errno;
+        break;
+      }
+    }
+  }
+  for (int i = 0; i < n; ++i) ::close(fds[i]);
+  return e;
 }
 
 void reap_all() noexcept {
@@ -165,7 +211,7 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   if (!plan.domainname.empty() &&
       ::setdomainname(plan.domainname.data(), plan.domainname.size()) != 0)
     child_fail(report_fd, kInitHostname, errno);
-  if (plan.rootfs.userns) {
+  if (plan.rootfs.userns && !plan.rootfs.make_trees) {
     if (int e = receive_trees(ctl_fd, plan.tree_fds, plan.rootfs.trees.size()); e != 0)
       child_fail(report_fd, kInitTrees, e);
   }
@@ -175,6 +221,11 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
     child_fail(report_fd, step, e, detail);
   for (size_t i = 0; plan.rootfs.userns && i < plan.rootfs.trees.size(); ++i)
     ::close(plan.tree_fds[i]);
+  if (plan.rootfs.make_trees) {
+    // Rootless: the runner may not open /proc/<init>/root of this
+    // non-dumpable process; it gets the root over the control channel.
+    if (int e = send_root(ctl_fd); e != 0) child_fail(report_fd, kInitSendRoot, e);
+  }
   int64_t mounts_end = monotonic_ns();
 
   sigset_t all;
@@ -211,6 +262,12 @@ std::string describe_init_failure(const InitPlan& plan, int step, int detail) {
       return "set up signal handling";
     case kInitTrees:
       return "receive the mounts of the user namespace";
+    case kInitJoinUserns:
+      return "join the user namespace";
+    case kInitClone:
+      return "clone the init";
+    case kInitSendRoot:
+      return "send the container's root to the runner";
     default:
       return describe_rootfs_failure(plan.rootfs, step, detail);
   }

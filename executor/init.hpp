@@ -27,7 +27,10 @@ enum InitFailure {
   kInitLoopback,
   kInitHostname,
   kInitSignals,
-  kInitTrees,  // receiving the detached mounts (user namespace)
+  kInitTrees,       // receiving the detached mounts (user namespace)
+  kInitJoinUserns,  // rootless: joining the process's user namespace
+  kInitClone,       // rootless: cloning the init from the intermediate
+  kInitSendRoot,    // rootless: sending "/" to the runner
 };
 
 struct InitPlan {
@@ -48,6 +51,13 @@ struct InitPlan {
 
 inline constexpr char kCtlTrees = 'F';  // carries descriptors
 inline constexpr char kCtlGo = 'G';     // every descriptor sent
+// Rootless: after its mounts the init sends its "/" and these namespaces
+// (in this order, the order an exec joins them: the user namespace first,
+// the mount namespace last); the runner may not open /proc/<init>/ of a
+// non-dumpable process, nor setns() through its pidfd.
+inline constexpr const char* kRootlessNs[] = {"user", "cgroup", "ipc", "uts", "net", "pid", "mnt"};
+inline constexpr size_t kRootlessNsCount = sizeof kRootlessNs / sizeof kRootlessNs[0];
+inline constexpr size_t kRootlessNetIndex = 4;
 
 // Child entry after clone3(CLONE_NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET][|NEWUSER]).
 // ctl_fd: read end of the control pipe; report_fd: write end of the report

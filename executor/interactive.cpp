@@ -116,9 +116,7 @@ Result<int> run_interactive(Container& container, ProcessSpec spec, int in_fd, i
   spec.tty = true;
   // The pty comes from the container's own devpts instance, so that the
   // process sees a terminal that exists in its /dev/pts.
-  std::string ptmx = "/proc/" + std::to_string(lc->init_pid()) + "/root";
-  UniqueFd root(::open(ptmx.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return fail_errno("open " + ptmx);
+  LS_TRY_ASSIGN(UniqueFd root, lc->open_root());
   UniqueFd master(detail::openat2_resolve(root.get(), "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC,
                                           RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
   if (!master) return fail_errno("open /dev/pts/ptmx in container " + container.id());

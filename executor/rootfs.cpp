@@ -218,16 +218,22 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
     plan.userns_setgroups = spec.user_namespace->allow_setgroups;
     plan.base_dir = dirs.userns_base.string();
     plan.rootfs_dir = (dirs.userns_base / "root").string();
-    plan.n_layers = spec.layers.size();
-    for (size_t i = 0; i < spec.layers.size(); ++i) {
-      plan.layer_dirs.push_back("lower/" + std::to_string(i));
-      plan.trees.push_back({spec.layers[i].string(), false, true, true});
+    plan.make_trees = dirs.rootless;
+    if (!dirs.copy_root.empty()) {
+      plan.copy_root = true;
+      plan.trees.push_back({dirs.copy_root.string(), false, false, false});
+    } else {
+      plan.n_layers = spec.layers.size();
+      for (size_t i = 0; i < spec.layers.size(); ++i) {
+        plan.layer_dirs.push_back("lower/" + std::to_string(i));
+        plan.trees.push_back({spec.layers[i].string(), false, true, !dirs.rootless});
+      }
+      for (size_t i = spec.layers.size(); i-- > 0;) {
+        if (!lower.empty()) lower += ':';
+        lower += plan.layer_dirs[i];
+      }
+      plan.overlay_data = "lowerdir=" + lower + ",upperdir=upper,workdir=work,volatile,userxattr";
     }
-    for (size_t i = spec.layers.size(); i-- > 0;) {
-      if (!lower.empty()) lower += ':';
-      lower += plan.layer_dirs[i];
-    }
-    plan.overlay_data = "lowerdir=" + lower + ",upperdir=upper,workdir=work,volatile,userxattr";
   } else {
     for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {  // topmost first
       LS_TRY(check_overlay_path(*it));
@@ -350,13 +356,37 @@ int host_overlay(const RootfsPlan& plan, int* step) noexcept {
   return ::open(plan.rootfs_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+// Rootless: the detached copies of plan.trees, made by the init (root of its
+// user namespace and owner of its mount namespace) before pivot_root, while
+// the host's paths are still visible. 0, or -1 with errno and *step/*detail.
+int make_trees_here(const RootfsPlan& plan, int* tree_fds, int* step, int* detail) noexcept {
+  *step = kFailMakeTree;
+  for (size_t i = 0; i < plan.trees.size(); ++i) {
+    const DetachedTree& t = plan.trees[i];
+    *detail = static_cast<int>(i);
+    unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (t.recursive ? AT_RECURSIVE : 0);
+    int fd = ::open_tree(AT_FDCWD, t.source.c_str(), flags);
+    if (fd < 0) return -1;
+    tree_fds[i] = fd;
+    if (!t.read_only) continue;
+    struct mount_attr a;
+    std::memset(&a, 0, sizeof a);
+    a.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (::mount_setattr(fd, "", AT_EMPTY_PATH | (t.recursive ? AT_RECURSIVE : 0), &a, sizeof a) !=
+        0)
+      return -1;
+  }
+  *detail = -1;
+  return 0;
+}
+
 // The overlay of a container in a user namespace, mounted on <base>/root;
 // returns the opened root or -1 with errno and *step/*detail set. Entered as
 // the host's root with the namespace's capabilities: base_dir is resolved
 // while still the host's root (the state dir may be closed to others), all
 // the rest as the container's root, so that what it creates belongs to the
 // namespace.
-int userns_overlay(const RootfsPlan& plan, const int* tree_fds, int* step, int* detail) noexcept {
+int userns_overlay(const RootfsPlan& plan, int* tree_fds, int* step, int* detail) noexcept {
   *step = kFailScratch;
   int base = ::open(plan.base_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (base < 0) return -1;
@@ -390,6 +420,7 @@ int userns_overlay(const RootfsPlan& plan, const int* tree_fds, int* step, int* 
     dir = mfd;
   }
   if (::fchdir(dir) != 0) return -1;
+  if (plan.make_trees && make_trees_here(plan, tree_fds, step, detail) != 0) return -1;
   *step = kFailMoveTree;
   for (size_t i = 0; i < plan.n_layers; ++i) {
     *detail = static_cast<int>(i);
@@ -398,10 +429,17 @@ int userns_overlay(const RootfsPlan& plan, const int* tree_fds, int* step, int* 
       return -1;
   }
   *detail = -1;
-  *step = kFailOverlay;
-  // Relative to the working directory: the overlay resolves its layer paths
-  // as the container's root, which may not pass through the state dir.
-  if (::mount("overlay", "root", "overlay", 0, plan.overlay_data.c_str()) != 0) return -1;
+  if (plan.copy_root) {
+    *detail = 0;
+    if (::move_mount(tree_fds[0], "", dir, "root", MOVE_MOUNT_F_EMPTY_PATH) != 0) return -1;
+    *detail = -1;
+  } else {
+    *step = kFailOverlay;
+    // Relative to the working directory: the overlay resolves its layer
+    // paths as the container's root, which may not pass through the state
+    // dir.
+    if (::mount("overlay", "root", "overlay", 0, plan.overlay_data.c_str()) != 0) return -1;
+  }
   *step = kFailOpenRoot;
   int rootfd = ::openat(dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
   int e = errno;
@@ -414,7 +452,7 @@ int userns_overlay(const RootfsPlan& plan, const int* tree_fds, int* step, int* 
 
 }  // namespace
 
-int setup_rootfs(const RootfsPlan& plan, const int* tree_fds, int* step, int* detail) noexcept {
+int setup_rootfs(const RootfsPlan& plan, int* tree_fds, int* step, int* detail) noexcept {
   *detail = -1;
   *step = kFailMakePrivate;
   // Nothing we mount may propagate back to the host, and the host's later
@@ -501,12 +539,18 @@ std::string describe_rootfs_failure(const RootfsPlan& plan, int step, int detail
       return "make " + at(plan.readonly_paths) + " read-only";
     case kFailUserns:
       return "become root of the user namespace";
+    case kFailMakeTree:
+      return "bind " +
+             (detail >= 0 && static_cast<size_t>(detail) < plan.trees.size()
+                  ? plan.trees[static_cast<size_t>(detail)].source
+                  : std::string("?")) +
+             " into the container";
     case kFailMoveTree:
       return "mount layer " +
              (detail >= 0 && static_cast<size_t>(detail) < plan.trees.size()
                   ? plan.trees[static_cast<size_t>(detail)].source
                   : std::string("?")) +
-             " (idmapped)";
+             (plan.make_trees ? "" : " (idmapped)");
     default:
       return "prepare rootfs";
   }

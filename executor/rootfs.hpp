@@ -65,6 +65,13 @@ struct RootfsPlan {
   size_t n_layers = 0;
   std::vector<std::string> layer_dirs;  // "lower/0", ...
   std::vector<DetachedTree> trees;
+  // Rootless (executor/rootless.hpp): the init makes the trees itself from
+  // the host paths (the runner may not), and the layers are not idmapped
+  // (their files already belong to the mapped ids).
+  bool make_trees = false;
+  // The "copy" rootfs: trees[0] is a per-container copy of the layers,
+  // mounted as the root instead of an overlay.
+  bool copy_root = false;
 };
 
 struct RootfsDirs {
@@ -72,6 +79,8 @@ struct RootfsDirs {
   std::filesystem::path scratch_tmpfs;  // empty: upper and work are on disk
   // A user namespace: the directory described at RootfsPlan::base_dir.
   std::filesystem::path userns_base;
+  bool rootless = false;
+  std::filesystem::path copy_root;  // rootless "copy" rootfs
 };
 
 // Fails on an empty layer list, a relative bind target or an option string
@@ -94,11 +103,12 @@ enum RootfsFailure {
   kFailReadonly,
   kFailUserns,    // taking the container's root credentials
   kFailMoveTree,  // detail: index into trees
+  kFailMakeTree,  // rootless: detail: index into trees
 };
 // tree_fds: the detached mounts for plan.trees (user namespace), else null.
 // In a user namespace the caller is still the host's root (unmapped); this
 // switches it to the container's root after opening base_dir.
-int setup_rootfs(const RootfsPlan& plan, const int* tree_fds, int* step, int* detail) noexcept;
+int setup_rootfs(const RootfsPlan& plan, int* tree_fds, int* step, int* detail) noexcept;
 
 // Parent side: one line describing a child failure, e.g.
 // "mount /dev/pts (devpts)".

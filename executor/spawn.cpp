@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/userns.hpp"
 #include "executor/child_util.hpp"
 
 namespace lockstep::executor::detail {
@@ -153,6 +154,8 @@ Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpe
     p.user_namespace = true;
     p.setgroups_denied = !container.user_namespace->allow_setgroups;
   }
+  p.rootless = running_rootless();
+  p.join_net = !(p.rootless && container.network.mode == NetworkMode::kHost);
   return p;
 }
 
@@ -162,18 +165,24 @@ void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (int e = join_cgroup(f.cgroup_procs, f.n_cgroup_procs); e != 0)
     child_fail(f.report_write, kExecCgroup, e);
+  // Rootless: joined before the descriptors are closed (they are CLOEXEC
+  // copies the runner holds).
+  for (size_t i = 0; i < f.n_ns_fds; ++i)
+    if (::setns(f.ns_fds[i], 0) != 0) child_fail(f.report_write, kExecSetns, errno);
   int fds[5] = {f.init_pidfd, f.report_write, f.stdin_fd, f.stdout_fd, f.stderr_fd};
   if (int e = keep_only_fds(fds, 5); e != 0) child_fail(f.report_write, kExecFds, e);
   int init_pidfd = fds[0], report = fds[1];
-  int ns =
-      CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWNS;
-  if (plan.user_namespace) {
+  int ns = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWNS;
+  if (plan.join_net) ns |= CLONE_NEWNET;
+  if (plan.rootless) {
+    ns |= CLONE_NEWUSER;
+  } else if (plan.user_namespace) {
     // The runner's own groups must not come along: in the namespace they
     // could not be dropped when setgroups is denied.
     if (::syscall(SYS_setgroups, 0, nullptr) != 0) child_fail(report, kExecGroups, errno);
     ns |= CLONE_NEWUSER;
   }
-  if (::setns(init_pidfd, ns) != 0) child_fail(report, kExecSetns, errno);
+  if (f.n_ns_fds == 0 && ::setns(init_pidfd, ns) != 0) child_fail(report, kExecSetns, errno);
   ::close(init_pidfd);
   pid_t pid = clone3_fork(CLONE_PARENT, nullptr);
   if (pid < 0) child_fail(report, kExecClone, errno);

@@ -38,6 +38,11 @@ struct ExecPlan {
   // denied there, the process runs without supplementary groups.
   bool user_namespace = false;
   bool setgroups_denied = false;
+  // Rootless: the runner's groups cannot be dropped before joining (no
+  // CAP_SETGID on the host), and a container on the host's network shares
+  // the runner's network namespace, which it may not setns() into.
+  bool rootless = false;
+  bool join_net = true;
 };
 
 // Builds the plan: the container env overlaid with spec.env, PATH and HOME
@@ -55,6 +60,10 @@ struct SpawnFds {
   int stdin_fd;
   int stdout_fd;
   int stderr_fd;
+  // Rootless: the namespaces to join, in order (init.hpp's kRootlessNs),
+  // instead of setns() through init_pidfd.
+  const int* ns_fds = nullptr;
+  size_t n_ns_fds = 0;
 };
 
 // Child entry of the intermediate process.

@@ -117,6 +117,7 @@ Json job_document(const JobEnvInputs& in) {
   limits["cpus_milli"] = in.cpus_milli ? Json(*in.cpus_milli) : Json(nullptr);
   limits["pids"] = in.pids ? Json(*in.pids) : Json(nullptr);
   limits["cpuset"] = in.cpuset ? Json(*in.cpuset) : Json(nullptr);
+  if (!in.limits_enforced) limits["enforced"] = false;
   std::vector<std::string> add = in.cap_add, drop = in.cap_drop;
   std::sort(add.begin(), add.end());
   std::sort(drop.begin(), drop.end());

@@ -86,6 +86,9 @@ struct JobEnvInputs {
   std::optional<int64_t> cpus_milli;
   std::optional<int64_t> pids;
   std::optional<std::string> cpuset;
+  // false: the limits above were not enforced (rootless without a delegated
+  // cgroup); only then in the document, as limits.enforced = false.
+  bool limits_enforced = true;
   std::vector<std::string> cap_add, cap_drop;
   std::string seccomp_profile_digest;  // of the profile text; "default"/"unconfined" named
   int executor_protocol = 0;

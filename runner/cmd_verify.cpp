@@ -10,6 +10,8 @@
 #include "cache/artifacts.hpp"
 #include "common/fs.hpp"
 #include "common/paths.hpp"
+#include "common/userns.hpp"
+#include "executor/cgroup.hpp"
 #include "runner/artifact_compare.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
@@ -177,6 +179,21 @@ int cmd_verify(const Args& args) {
                    "lockstep: warning: verify: directory order is not varied: %s (install "
                    "disorderfs, or --vary -dir-order to leave it out)\n",
                    why);
+      vary->erase(it);
+    }
+  }
+  // Without root: the FUSE view of the workspace is mounted under /run,
+  // which only root may, and a cpuset needs a cgroup (docs/rootless.md).
+  if (running_rootless()) {
+    auto roots = executor::CgroupRoots::detect();
+    for (const auto& [name, why] :
+         {std::pair<std::string, std::string>{"dir-order", "its mount needs root"},
+          {"cpus", roots && !roots->none ? std::string()
+                                         : "no cgroup without root and a delegated subtree"}}) {
+      auto it = std::find(vary->begin(), vary->end(), name);
+      if (it == vary->end() || why.empty()) continue;
+      std::fprintf(stderr, "lockstep: warning: verify: %s is not varied without root: %s\n",
+                   name.c_str(), why.c_str());
       vary->erase(it);
     }
   }

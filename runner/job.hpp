@@ -137,6 +137,9 @@ struct RunShared {
   std::string secret_key;  // keys the secret hashes in environment documents
   // --userns: the mapping of every job and service container.
   std::optional<executor::UserNamespace> userns;
+  // false: the containers get no cgroup (rootless without a delegated
+  // cgroup v2 subtree); recorded in the environment hash.
+  bool limits_enforced = true;
   // Replay: the hashes each instance (by display name) must arrive at;
   // a job whose hash differs fails before it starts.
   const std::map<std::string, Json>* expected_docs = nullptr;

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "cache/artifacts.hpp"
+#include "common/userns.hpp"
 #include "executor/interactive.hpp"
 #include "registry-mirror/reference.hpp"
 #include "runner/job_internal.hpp"
@@ -156,6 +157,25 @@ void JobExecution::apply_variation(executor::ContainerSpec& spec) {
 
 Status JobExecution::own_workspace(bool for_build) {
   if (!run_.vary.uid_gid && !run_.userns) return {};
+  // Without root the user is root of the containers: what it writes on the
+  // host side already belongs to container id 0, and other container ids
+  // are given as root of the user namespace.
+  if (running_rootless()) {
+    if (!run_.vary.uid_gid) return {};
+    std::pair<uint32_t, uint32_t> ids{0, 0};
+    if (for_build) ids = *run_.vary.uid_gid;
+    if (workspace_owner_ == ids) return {};
+    std::vector<fs::path> dirs = {workspace_host_.parent_path().parent_path(), home_host_};
+    LS_TRY(run_as_userns_root(
+        [&]() -> Status {
+          for (const auto& d : dirs)
+            if (Status s = chown_tree(d, ids.first, ids.second); !s) return s;
+          return {};
+        },
+        "give the workspace to the build's user"));
+    workspace_owner_ = ids;
+    return {};
+  }
   // Built-in actions write on the host side as root; a build running as
   // another user, or as root of a user namespace (a host id of its own),
   // must own what it builds in.
@@ -237,6 +257,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);
   in.pids = spec.limits.pids;
   in.cpuset = spec.limits.cpuset;
+  in.limits_enforced = run_.limits_enforced;
   in.cap_add = spec.cap_add;
   in.cap_drop = spec.cap_drop;
   in.seccomp_profile_digest = spec.seccomp_profile.empty() ? "default"

@@ -20,7 +20,8 @@ void print_help() {
       "  -h, --help     show this help (also: lockstep <command> --help)\n"
       "  --version      print the version\n\n"
       "environment:\n"
-      "  LOCKSTEP_HOME  state directory (default /var/lib/lockstep for root)\n");
+      "  LOCKSTEP_HOME  state directory (default /var/lib/lockstep for root,\n"
+      "                 $XDG_DATA_HOME/lockstep or ~/.local/share/lockstep otherwise)\n");
 }
 
 }  // namespace

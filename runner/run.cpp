@@ -11,13 +11,16 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "cache/git_mirror.hpp"
 #include "cache/git_worktree.hpp"
 #include "cache/image_store.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
+#include "common/userns.hpp"
 #include "executor/executor.hpp"
+#include "executor/rootless.hpp"
 #include "pipeline/diagnostic.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/graph.hpp"
@@ -379,6 +382,32 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     return 0;
   }
 
+  // Without root every container joins the user's user namespace
+  // (docs/rootless.md); what the host does not allow is said before the run
+  // leaves anything behind.
+  std::optional<executor::UserNamespace> rootless_userns;
+  bool limits_enforced = true;
+  if (running_rootless() && !ex->executor) {
+    auto u = executor::rootless_user_namespace();
+    if (!u) return report_error(u.error());
+    auto host = executor::rootless_host();
+    if (!host) return report_error(host.error());
+    rootless_userns = *u;
+    // Said once per process (verify runs several builds).
+    static bool said = false;
+    const bool say = !std::exchange(said, true);
+    if (auto m = rootless_mapping(); say && m && !m->limitation.empty())
+      std::fprintf(stderr, "lockstep: note: %s\n", m->limitation.c_str());
+    if (!host->limits_enforced) {
+      limits_enforced = false;
+      if (say)
+        std::fprintf(stderr,
+                     "lockstep: warning: memory, CPU and pids limits are not enforced without "
+                     "root here: %s\n",
+                     host->limits_note.c_str());
+    }
+  }
+
   fs::path run_dir = opt.state_dir / "runs" / run_id;
   std::error_code ec;
   fs::create_directories(run_dir.parent_path(), ec);
@@ -449,6 +478,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   if (!key) return report_error(key.error());
   shared.secret_key = *key;
   if (opt.userns) shared.userns = default_user_namespace();
+  if (rootless_userns) shared.userns = rootless_userns;
+  shared.limits_enforced = limits_enforced;
   shared.expected_docs = ex->expected_docs.empty() ? nullptr : &ex->expected_docs;
   shared.image_pins = ex->image_pins;
   shared.until_step = ex->until_step;

@@ -43,7 +43,9 @@ build_packages=(
 )
 # What running the quick-start example needs beyond that: busybox-static for
 # its image (scripts/busybox-rootfs.sh), CA certificates for pulls over HTTPS.
-example_packages=(busybox-static ca-certificates)
+# uidmap: newuidmap/newgidmap map an ordinary user's /etc/subuid and
+# /etc/subgid ranges into the user namespace of rootless runs (docs/rootless.md).
+example_packages=(busybox-static ca-certificates uidmap)
 # The test suite, the benchmarks and packaging, on top of both lists above.
 test_packages=(
   # formatting checks, git repositories made by the tests, the tests themselves
@@ -72,6 +74,9 @@ test_packages=(
   qemu-system-x86 mmdebstrap genext2fs cpio kmod
   # the compatibility suite prints a unified diff when a transcript differs
   diffutils
+  # bench/rootless: rootless `podman run` as the peer of rootless lockstep
+  # (podman's rootless setup wants slirp4netns even for --network=none)
+  podman slirp4netns
 )
 
 packages=("${build_packages[@]}" "${example_packages[@]}")

@@ -1,0 +1,403 @@
+// Rootless runs end to end: each test (as root) creates an ordinary user with
+// subordinate id ranges, drives the real binary as that user through
+// setpriv(1), and removes the user again, pass or fail.
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "common/fs.hpp"
+#include "tests/support/lockstep_process.hpp"
+
+namespace lockstep::testing {
+namespace {
+namespace fs = std::filesystem;
+
+// An ordinary user for one test: /etc/passwd entry and subordinate ranges of
+// 65536 ids (or none), removed by the destructor.
+class TestUser {
+ public:
+  TestUser(const fs::path& home, bool ranges) {
+    name_ = "lsrl" + std::to_string(::getpid());
+    first_ = 2000000 + static_cast<uint32_t>(::getpid() % 4000) * 65536;
+    auto r = run_process({"/usr/sbin/useradd", "-M", "-d", home.string(), "-s", "/bin/sh", "-K",
+                          "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name_});
+    if (r.exit_code != 0) {
+      error_ = "useradd: " + r.err;
+      return;
+    }
+    created_ = true;
+    if (ranges) {
+      std::string range = std::to_string(first_) + "-" + std::to_string(first_ + 65535);
+      r = run_process({"/usr/sbin/usermod", "--add-subuids", range, "--add-subgids", range, name_});
+      if (r.exit_code != 0) {
+        error_ = "usermod: " + r.err;
+        return;
+      }
+    }
+    struct passwd* pw = ::getpwnam(name_.c_str());
+    if (!pw) {
+      error_ = "no passwd entry for " + name_;
+      return;
+    }
+    uid_ = pw->pw_uid;
+    gid_ = pw->pw_gid;
+  }
+  ~TestUser() {
+    if (created_) run_process({"/usr/sbin/userdel", "-f", name_});
+  }
+  TestUser(const TestUser&) = delete;
+  TestUser& operator=(const TestUser&) = delete;
+
+  const std::string& error() const { return error_; }
+  uid_t uid() const { return uid_; }
+  // Host id of container id 1.
+  uint32_t first_subordinate() const { return first_; }
+  gid_t gid() const { return gid_; }
+
+ private:
+  std::string name_;
+  std::string error_;
+  bool created_ = false;
+  uid_t uid_ = 0;
+  gid_t gid_ = 0;
+  uint32_t first_ = 0;
+};
+
+class Rootless : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!is_root()) GTEST_SKIP() << "needs root to create the test's user";
+    ASSERT_TRUE(fs::exists("/usr/bin/newuidmap")) << "install Debian's uidmap";
+    ASSERT_TRUE(fs::exists("/usr/bin/setpriv")) << "install Debian's util-linux";
+    ASSERT_EQ(::chmod(tmp_.root().c_str(), 0755), 0);
+    user_ = std::make_unique<TestUser>(home(), with_ranges());
+    ASSERT_TRUE(user_->error().empty()) << user_->error();
+    fs::create_directories(home());
+    chown_tree(tmp_.root());
+  }
+
+  void TearDown() override {
+    user_.reset();  // the user first: its state dir is removed with tmp_
+  }
+
+  virtual bool with_ranges() const { return true; }
+
+  fs::path home() const { return tmp_.root() / "user"; }
+  // The default state dir of the user (no LOCKSTEP_HOME, no XDG_DATA_HOME).
+  fs::path state() const { return home() / ".local/share/lockstep"; }
+
+  void chown_tree(const fs::path& p) const {
+    ASSERT_EQ(::lchown(p.c_str(), user_->uid(), user_->gid()), 0) << p;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+         it.increment(ec))
+      ASSERT_EQ(::lchown(it->path().c_str(), user_->uid(), user_->gid()), 0) << it->path();
+  }
+
+  // lockstep as the test's user, in its home, with its default state dir;
+  // `wrapper` goes before the binary (e.g. timeout(1)).
+  ProcessOutput as_user(std::vector<std::string> args,
+                        std::vector<std::string> wrapper = {}) const {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=" + std::to_string(user_->uid()),
+                                     "--regid=" + std::to_string(user_->gid()), "--clear-groups",
+                                     "--"};
+    argv.insert(argv.end(), wrapper.begin(), wrapper.end());
+    argv.push_back(LOCKSTEP_BINARY);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(
+        argv, {"HOME=" + home().string(), "LOCKSTEP_HOME=", "XDG_DATA_HOME=", "USER=", "LOGNAME="},
+        home());
+  }
+
+  // A directory image: busybox and its applets, plus escape_probe.
+  void import_image(const std::string& tag, bool probe) {
+    fs::path rootfs = tmp_.root() / ("rootfs-" + std::to_string(probe));
+    auto r =
+        run_process({"/bin/bash", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/busybox-rootfs.sh",
+                     rootfs.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    if (probe) fs::copy_file(ESCAPE_PROBE, rootfs / "bin/escape_probe");
+    ::chmod(rootfs.c_str(), 0755);
+    r = as_user({"image", "import", rootfs.string(), "--tag", tag});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+
+  fs::path write(const std::string& name, const std::string& text) {
+    fs::path p = home() / name;
+    std::ofstream(p) << text;
+    chown_tree(p);
+    return p;
+  }
+
+  LockstepHome tmp_;
+  std::unique_ptr<TestUser> user_;
+};
+
+int count(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (size_t p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + 1))
+    ++n;
+  return n;
+}
+
+TEST_F(Rootless, HelloRunsAndItsRecordReplaysInTheUsersStateDir) {
+  import_image("localhost/busybox:1.35", false);
+  if (HasFatalFailure()) return;
+  std::string hello = std::string(LOCKSTEP_SOURCE_DIR) + "/examples/hello/ci.yml";
+  for (const char* net : {"none", "host"}) {
+    auto r = as_user({"run", hello, "--network", net});
+    EXPECT_EQ(r.exit_code, 0) << net << "\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("4 of 4 jobs passed"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("[greet (hello, world)] hostname: lockstep, user: 0"), std::string::npos)
+        << r.out;
+    // This host has no delegated cgroup v2 subtree: one warning line.
+    EXPECT_EQ(count(r.err, "limits are not enforced"), 1) << r.err;
+  }
+  ASSERT_TRUE(fs::exists(state() / "runs")) << "the default state dir of an ordinary user";
+  std::vector<std::string> runs;
+  for (const auto& e : fs::directory_iterator(state() / "runs"))
+    runs.push_back(e.path().filename().string());
+  std::sort(runs.begin(), runs.end());
+  ASSERT_EQ(runs.size(), 2u);
+  // The record says the limits were not enforced, and which mapping ran.
+  auto record = read_file(state() / "runs" / runs[0] / "record.json");
+  ASSERT_TRUE(record) << record.error().message();
+  EXPECT_NE(record->find("user_namespace"), std::string::npos);
+
+  auto r = as_user({"replay", runs[0]});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("4 of 4 environment hashes match the record"), std::string::npos)
+      << r.out << r.err;
+
+  // Nothing of the containers is left in the state dir.
+  std::error_code ec;
+  size_t left = 0;
+  for (auto it = fs::directory_iterator(state() / "containers", ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    if (it->path().filename().string()[0] != '.') ++left;  // .mnt is lockstep's own
+  EXPECT_EQ(left, 0u);
+}
+
+TEST_F(Rootless, TheEgressNetworkIsRefusedInOneLineNamingTheWayOut) {
+  import_image("localhost/busybox:1.35", false);
+  if (HasFatalFailure()) return;
+  auto wf = write("one.yml", R"(name: one
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:1.35
+    steps:
+      - run: echo hi
+)");
+  auto r = as_user({"run", wf.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("lockstep: error: job a: the egress network needs root; without root run "
+                       "with --network none or --network host"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(Rootless, EscapeProbesThatMountUnshareOrLoadBpfAreRefused) {
+  import_image("localhost/probe:1", true);
+  if (HasFatalFailure()) return;
+  auto wf = write("probe.yml", R"(name: probe
+on: push
+jobs:
+  probe:
+    runs-on: ubuntu-latest
+    container: localhost/probe:1
+    steps:
+      - run: /bin/escape_probe mount
+      - run: /bin/escape_probe umount
+      - run: /bin/escape_probe unshare
+      - run: /bin/escape_probe setns
+      - run: /bin/escape_probe bpf
+      - run: /bin/escape_probe keyctl
+      - run: /bin/escape_probe proc_exe
+      - run: /bin/escape_probe sys
+      - run: grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status
+)");
+  auto r = as_user({"run", wf.string(), "--network", "none"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(count(r.out, "] refused: "), 8) << r.out;
+  EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("refused: mount tmpfs: Operation not permitted"), std::string::npos)
+      << r.out;
+  // As under root: no_new_privs, a seccomp filter, and no CAP_SYS_ADMIN
+  // (bit 21) even in the user namespace.
+  EXPECT_NE(r.out.find("] NoNewPrivs:\t1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] Seccomp:\t2\n"), std::string::npos) << r.out;
+  std::smatch cap;
+  ASSERT_TRUE(std::regex_search(r.out, cap, std::regex(R"(\] CapEff:\t([0-9a-f]+)\n)"))) << r.out;
+  EXPECT_EQ(std::stoull(cap[1].str(), nullptr, 16) & (1ull << 21), 0u) << cap[1];
+}
+
+TEST_F(Rootless, LayerOwnersAreMappedIntoTheSubordinateRangeAndDevicesSkipped) {
+  fs::path oci = tmp_.root() / "oci";
+  auto r = run_process(
+      {"/usr/bin/python3",
+       std::string(LOCKSTEP_SOURCE_DIR) + "/tests/integration/rootless/make_owners_image.py",
+       oci.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  chown_tree(oci);
+  r = as_user({"image", "import", oci.string(), "--tag", "localhost/owners:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto wf = write("owners.yml", R"(name: owners
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/owners:1
+    steps:
+      - run: stat -c '%n %u:%g %a' /data/f5 /data/suid /data/far /data/d5 && cat /data/d5/inner
+)");
+  r = as_user({"run", wf.string(), "--network", "none"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("] /data/f5 5:7 644\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] /data/suid 1000:1000 4755\n"), std::string::npos) << r.out;
+  // Outside the mapping: the user's, root inside.
+  EXPECT_NE(r.out.find("] /data/far 0:0 644\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] /data/d5 5:5 700\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] in\n"), std::string::npos) << r.out;
+  // On disk the files belong to the subordinate ids, and no device node was
+  // made.
+  bool found = false;
+  for (const auto& e : fs::recursive_directory_iterator(state() / "layers")) {
+    if (e.path().filename() == "mynull") ADD_FAILURE() << "device node unpacked: " << e.path();
+    if (e.path().filename() != "f5") continue;
+    struct stat st {};
+    ASSERT_EQ(::lstat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, user_->first_subordinate() + 4);
+    EXPECT_EQ(st.st_gid, user_->first_subordinate() + 6);
+    found = true;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(Rootless, VerifySaysReproducibleAndNamesWhatItCouldNotVary) {
+  import_image("localhost/busybox:1.35", false);
+  if (HasFatalFailure()) return;
+  auto wf = write("art.yml", R"yml(name: art
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    container:
+      image: localhost/busybox:1.35
+      options: --network none
+    steps:
+      - run: echo "built by $(id -u)" && mkdir -p out && echo same > out/result.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: result
+          path: out/result.txt
+)yml");
+  auto r = as_user({"verify", wf.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("REPRODUCIBLE: "), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("NOT REPRODUCIBLE"), std::string::npos) << r.out;
+  // The second build ran as another container uid.
+  EXPECT_NE(r.out.find("built by 0\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("built by 1001\n"), std::string::npos) << r.out;
+  // Directory order is not varied without root (FUSE under /run), and the
+  // output says so once.
+  EXPECT_EQ(count(r.err, "directory order is not varied") +
+                count(r.err, "dir-order is not varied without root"),
+            1)
+      << r.err;
+  EXPECT_EQ(count(r.err, "limits are not enforced"), 1) << r.err;
+}
+
+// Processes of `uid`, from /proc.
+int processes_of(uid_t uid) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    struct stat st {};
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") == std::string::npos &&
+        ::stat(e.path().c_str(), &st) == 0 && st.st_uid == uid)
+      ++n;
+  }
+  return n;
+}
+
+TEST_F(Rootless, ASigkilledRunnerLeavesNothingAfterTheNextRun) {
+  import_image("localhost/busybox:1.35", false);
+  if (HasFatalFailure()) return;
+  // The step leaves files of another container owner in its workspace.
+  auto wf = write("sleep.yml", R"(name: sleep
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:1.35
+    steps:
+      - run: mkdir d && touch d/f && chown -R 5:5 d && echo started && sleep 600
+)");
+  auto r =
+      as_user({"run", wf.string(), "--network", "none"}, {"/usr/bin/timeout", "-s", "KILL", "5"});
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  ASSERT_NE(r.out.find("started"), std::string::npos) << r.out << r.err;
+  // The init saw its runner's end and took the job's processes with it.
+  for (int i = 0; i < 100 && processes_of(user_->uid()) > 0; ++i) ::usleep(50000);
+  EXPECT_EQ(processes_of(user_->uid()), 0);
+
+  auto one = write("one.yml", R"(name: one
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:1.35
+    steps:
+      - run: echo again
+)");
+  r = as_user({"run", one.string(), "--network", "none"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("cleaning up after an earlier run"), std::string::npos) << r.err;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(state() / "containers", ec))
+    EXPECT_EQ(e.path().filename().string()[0], '.') << "left behind: " << e.path();
+  EXPECT_EQ(processes_of(user_->uid()), 0);
+}
+
+class RootlessNoRanges : public Rootless {
+ protected:
+  bool with_ranges() const override { return false; }
+};
+
+TEST_F(RootlessNoRanges, OnlyTheUsersOwnIdIsMappedAndTheRunSaysWhatThatLimits) {
+  import_image("localhost/busybox:1.35", false);
+  if (HasFatalFailure()) return;
+  auto wf = write("ids.yml", R"(name: ids
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:1.35
+    steps:
+      - run: cat /proc/self/uid_map
+)");
+  auto r = as_user({"run", wf.string(), "--network", "none"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("has no subordinate ids in /etc/subuid and /etc/subgid: only container id "
+                       "0 is mapped"),
+            std::string::npos)
+      << r.err;
+  // One line of map: 0 -> the user's uid, 1 id.
+  std::regex one(R"(\] +0 +)" + std::to_string(user_->uid()) + R"( +1\n)");
+  EXPECT_TRUE(std::regex_search(r.out, one)) << r.out;
+  EXPECT_EQ(count(r.out, "] uid_map"), 0);
+}
+
+}  // namespace
+}  // namespace lockstep::testing
