@@ -23,5 +23,26 @@ TEST(CanonicalJson, KeepsUtf8) {
   EXPECT_EQ(*canonical_json(Json{{"k", "h\xc3\xa9"}}), "{\"k\":\"h\xc3\xa9\"}");
 }
 
+TEST(CanonicalJson, RefusesTextThatIsNotUtf8) {
+  auto value = canonical_json(Json{{"env", {{"A", "ok"}, {"B", "x\xC1"}}}});
+  ASSERT_FALSE(value);
+  EXPECT_EQ(value.error().message(),
+            "canonical JSON cannot hold text that is not UTF-8 (at /env/B)");
+  auto key = canonical_json(Json{{"o\xC1s", 1}});
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.error().message(),
+            "canonical JSON cannot hold text that is not UTF-8 (at /o\xEF\xBF\xBDs)");
+}
+
+TEST(PrettyJson, WritesInvalidBytesAsReplacementCharacters) {
+  EXPECT_EQ(pretty_json(Json{{"k", "a\xC1"}}), "{\n  \"k\": \"a\xEF\xBF\xBD\"\n}\n");
+}
+
+TEST(JsonDifferences, ShowsValuesThatAreNotUtf8) {
+  auto d = json_differences(Json{{"k", "a"}}, Json{{"k", "a\xC1"}});
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0], "k: \"a\" -> \"a\xEF\xBF\xBD\"");
+}
+
 }  // namespace
 }  // namespace lockstep
