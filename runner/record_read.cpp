@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "common/fs.hpp"
+#include "common/utf8.hpp"
 
 namespace lockstep::runner {
 
@@ -12,7 +13,7 @@ namespace fs = std::filesystem;
 namespace {
 
 tl::unexpected<Error> bad(const std::string& what, const std::string& message) {
-  return fail(what + ": " + message, ErrorKind::kUsage);
+  return fail(printable(what + ": " + message), ErrorKind::kUsage);
 }
 
 // "line 3, column 7" for a byte offset (1-based, as nlohmann reports it).
@@ -41,6 +42,8 @@ std::string parse_reason(const std::string& what) {
 }  // namespace
 
 Result<RecordJson> parse_record(std::string_view text, const std::string& what) {
+  // nlohmann refuses it too, but quoting the bad bytes back in its message.
+  LS_TRY(check_utf8(text, what, ErrorKind::kUsage));
   RecordJson doc;
   try {
     doc = RecordJson::parse(text);
