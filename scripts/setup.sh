@@ -72,6 +72,8 @@ test_packages=(
   qemu-system-x86 mmdebstrap genext2fs cpio kmod
   # the compatibility suite prints a unified diff when a transcript differs
   diffutils
+  # scripts/fuzz.sh: libFuzzer and the ASan/UBSan runtimes for clang-14
+  libclang-rt-14-dev
 )
 
 packages=("${build_packages[@]}" "${example_packages[@]}")
