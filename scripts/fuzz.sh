@@ -2,6 +2,7 @@
 # Fuzzes one reader of outside input with libFuzzer:
 #
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]
+#   scripts/fuzz.sh all SECONDS [libFuzzer options...]   # each target in turn
 #   scripts/fuzz.sh            # lists the targets
 #
 # Builds with clang (-fsanitize=fuzzer,address,undefined) into build-fuzz/
@@ -22,14 +23,14 @@ targets() {
 }
 
 if [[ $# -lt 2 ]]; then
-  echo "usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]" >&2
+  echo "usage: scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options...]" >&2
   echo "targets: $(targets | tr '\n' ' ')" >&2
   exit 2
 fi
 target=$1
 seconds=$2
 shift 2
-if ! targets | grep -qx "$target"; then
+if [[ $target != all ]] && ! targets | grep -qx "$target"; then
   echo "fuzz.sh: no target '$target' (targets: $(targets | tr '\n' ' '))" >&2
   exit 2
 fi
@@ -54,15 +55,28 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLOCKSTEP_FUZZ=ON \
     -DLOCKSTEP_TEST_FOLDERS=fuzz "${launcher[@]}" >/dev/null
 fi
-cmake --build "$build" --target "fuzz_$target"
+if [[ $target == all ]]; then
+  mapfile -t chosen < <(targets)
+else
+  chosen=("$target")
+fi
+cmake --build "$build" --target "${chosen[@]/#/fuzz_}"
 
-work="$build/fuzz/corpus/$target"
-artifacts="$build/fuzz/artifacts/$target"
 scratch="$build/fuzz/tmp"
-mkdir -p "$work" "$artifacts" "$scratch"
+mkdir -p "$scratch"
 # The layer target unpacks into temp dirs: keep them out of /tmp.
 export TMPDIR="$scratch"
-echo "fuzz.sh: fuzzing $target for ${seconds}s (new inputs: $work, crashes: $artifacts)" >&2
-exec "$build/tests/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 \
-  -artifact_prefix="$artifacts/" -rss_limit_mb=2048 -timeout=10 "$@" \
-  "$work" "$corpus_src/$target"
+failed=()
+for t in "${chosen[@]}"; do
+  work="$build/fuzz/corpus/$t"
+  artifacts="$build/fuzz/artifacts/$t"
+  mkdir -p "$work" "$artifacts"
+  echo "fuzz.sh: fuzzing $t for ${seconds}s (new inputs: $work, crashes: $artifacts)" >&2
+  "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 \
+    -artifact_prefix="$artifacts/" -rss_limit_mb=2048 -timeout=10 "$@" \
+    "$work" "$corpus_src/$t" || failed+=("$t")
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "fuzz.sh: found a problem in: ${failed[*]} (inputs in $build/fuzz/artifacts/)" >&2
+  exit 1
+fi
