@@ -89,7 +89,8 @@ Result<Json> parse_json(std::string_view text, std::string_view what) {
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
-    return fail(std::string(what) + ": invalid JSON: " + e.what());
+    // nlohmann quotes the bytes it read last, which may not be UTF-8.
+    return fail(printable(std::string(what) + ": invalid JSON: " + e.what()));
   }
 }
 

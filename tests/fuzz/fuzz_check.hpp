@@ -22,6 +22,8 @@ inline void require(bool cond, const char* what) {
 // says may hold bytes that are not.
 inline void require_clean_error(const Error& e) {
   require(!e.message().empty(), "an error has a message");
+  if (!is_valid_utf8(e.message()))
+    std::fprintf(stderr, "the message: %s\n", printable(e.message()).c_str());
   require(is_valid_utf8(e.message()), "an error message is UTF-8");
 }
 

@@ -1,4 +1,5 @@
 #include "common/json.hpp"
+#include "common/utf8.hpp"
 
 #include <gtest/gtest.h>
 
@@ -32,6 +33,15 @@ TEST(CanonicalJson, RefusesTextThatIsNotUtf8) {
   ASSERT_FALSE(key);
   EXPECT_EQ(key.error().message(),
             "canonical JSON cannot hold text that is not UTF-8 (at /o\xEF\xBF\xBDs)");
+}
+
+TEST(ParseJson, MessagesAreTextWhateverTheInputHeld) {
+  // Found by fuzzing: nlohmann's message quotes the bytes it read last.
+  auto r = parse_json("{\"siz\xC1\": 1}", "manifest");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is_valid_utf8(r.error().message())) << r.error().message();
+  EXPECT_EQ(r.error().message().rfind("manifest: invalid JSON: ", 0), 0u) << r.error().message();
+  EXPECT_NE(r.error().message().find("\xEF\xBF\xBD"), std::string::npos) << r.error().message();
 }
 
 TEST(PrettyJson, WritesInvalidBytesAsReplacementCharacters) {
