@@ -12,6 +12,7 @@
 #include "common/json.hpp"
 #include "mirror_fixture.hpp"
 #include "registry-mirror/manifest.hpp"
+#include "tests/support/quiet_log.hpp"
 
 namespace lockstep::registry::testing {
 namespace {
@@ -57,6 +58,8 @@ TEST_F(MirrorTest, RequestsWithBytesThatAreNotUtf8AreAnsweredAndLogged) {
   EXPECT_EQ(raw_status(mirror_->port(), get("/v2/", "X-Note: caf\xC1\r\n")), 200);
   EXPECT_EQ(http_get(murl("/v2/")).status, 200);  // still serving
 
+  // The mirror writes a log line after its answer has gone out.
+  lockstep::testing::wait_until_log_is_still(state_.path() / "access.log");
   auto log = read_file(state_.path() / "access.log");
   ASSERT_TRUE(log);
   size_t lines = 0, start = 0;
