@@ -88,7 +88,8 @@ Result<Json> parse_json(std::string_view text, std::string_view what) {
                 std::to_string(kMaxJsonDepth) + " levels");
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // A parse error, or a number too large for a double (out_of_range 406).
     // nlohmann quotes the bytes it read last, which may not be UTF-8.
     return fail(printable(std::string(what) + ": invalid JSON: " + e.what()));
   }

@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "common/fs.hpp"
+#include "common/json.hpp"
 #include "common/utf8.hpp"
 
 namespace lockstep::runner {
@@ -44,6 +45,9 @@ std::string parse_reason(const std::string& what) {
 Result<RecordJson> parse_record(std::string_view text, const std::string& what) {
   // nlohmann refuses it too, but quoting the bad bytes back in its message.
   LS_TRY(check_utf8(text, what, ErrorKind::kUsage));
+  if (json_nesting_exceeds(text))
+    return bad(what,
+               "invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   RecordJson doc;
   try {
     doc = RecordJson::parse(text);
@@ -51,6 +55,8 @@ Result<RecordJson> parse_record(std::string_view text, const std::string& what) 
     bool truncated = e.byte >= text.size();
     return bad(what, std::string(truncated ? "truncated JSON" : "invalid JSON") + " at " +
                          position(text, e.byte) + ": " + parse_reason(e.what()));
+  } catch (const nlohmann::json::exception& e) {  // a number too large for a double
+    return bad(what, std::string("invalid JSON: ") + e.what());
   }
   if (!doc.is_object()) return bad(what, "not a run record (expected a JSON object)");
   const RecordJson& schema = member(doc, "schema");

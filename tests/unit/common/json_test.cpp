@@ -44,6 +44,14 @@ TEST(ParseJson, MessagesAreTextWhateverTheInputHeld) {
   EXPECT_NE(r.error().message().find("\xEF\xBF\xBD"), std::string::npos) << r.error().message();
 }
 
+TEST(ParseJson, ANumberTooLargeIsAnErrorNotAnException) {
+  // Found by fuzzing: nlohmann throws out_of_range, not parse_error, for it.
+  auto r = parse_json("{\"size\": 4E00002082961640}", "manifest");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message().rfind("manifest: invalid JSON: ", 0), 0u) << r.error().message();
+  EXPECT_NE(r.error().message().find("number overflow"), std::string::npos) << r.error().message();
+}
+
 TEST(PrettyJson, WritesInvalidBytesAsReplacementCharacters) {
   EXPECT_EQ(pretty_json(Json{{"k", "a\xC1"}}), "{\n  \"k\": \"a\xEF\xBF\xBD\"\n}\n");
 }
