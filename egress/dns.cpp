@@ -122,18 +122,19 @@ std::string dns_error_reply(std::string_view query, int rcode) {
   size_t pos = 12;
   if (query.size() < 12 || !read_name(query, pos) || pos + 4 > query.size()) return {};
   std::string r(query.substr(0, pos + 4));
-  // A question name compressed to point past the question does not read
-  // back once the rest is cut: then FORMERR without a question.
-  size_t check = 12;
-  bool whole = read_name(r, check).has_value();
-  if (!whole) {
-    r.resize(12);
-    rcode = 1;
-  }
   r[2] = static_cast<char>(0x80 | (static_cast<uint8_t>(query[2]) & 0x79));  // QR, opcode, RD
   r[3] = static_cast<char>(0x80 | (rcode & 0x0f));                           // RA, rcode
-  r[4] = 0, r[5] = whole ? 1 : 0;
+  r[4] = 0, r[5] = 1;
   for (size_t i = 6; i < 12; ++i) r[i] = 0;
+  // A question name compressed to point past the question, or into the
+  // header just rewritten, does not read back in the reply: then FORMERR
+  // without a question.
+  size_t check = 12;
+  if (!read_name(r, check)) {
+    r.resize(12);
+    r[3] = static_cast<char>(0x80 | 1);
+    r[5] = 0;
+  }
   return r;
 }
 
