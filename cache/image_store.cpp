@@ -56,7 +56,7 @@ Result<ImageRecord> ImageStore::load_record(const Digest& digest, std::optional<
   if (cfg.contains("os") && cfg["os"].is_string()) rec.platform.os = cfg["os"];
   if (cfg.contains("architecture") && cfg["architecture"].is_string())
     rec.platform.architecture = cfg["architecture"];
-  rec.platform.variant = cfg.value("variant", std::string());
+  rec.platform.variant = json_string(cfg, "variant");
   std::vector<std::string> diff_ids;
   try {
     diff_ids = cfg.at("rootfs").at("diff_ids").get<std::vector<std::string>>();

@@ -17,6 +17,7 @@
 #include "cache/layer_lower.hpp"
 #include "common/fs.hpp"
 #include "common/userns.hpp"
+#include "common/utf8.hpp"
 
 namespace lockstep::cache {
 namespace fs = std::filesystem;
@@ -308,10 +309,9 @@ Status apply_owners(const fs::path& dest, const std::vector<DeferredOwner>& owne
       "set the owners of " + dest.string());
 }
 
-}  // namespace
 
-Result<UnpackResult> unpack_tar_stream(const StreamReader& in, const fs::path& dest,
-                                       const UnpackOptions& opts) {
+Result<UnpackResult> unpack_tar_stream_raw(const StreamReader& in, const fs::path& dest,
+                                           const UnpackOptions& opts) {
   auto p = std::make_unique<Pipeline>();
   p->in = &in;
   p->outer.reset(archive_read_new());
@@ -367,6 +367,17 @@ Result<UnpackResult> unpack_tar_stream(const StreamReader& in, const fs::path& d
   }
   res.diff_id = p->hash.finish();
   return res;
+}
+
+}  // namespace
+
+Result<UnpackResult> unpack_tar_stream(const StreamReader& in, const fs::path& dest,
+                                       const UnpackOptions& opts) {
+  // Entry names and libarchive's messages quote what the archive holds:
+  // the message says it as one line of text.
+  auto r = unpack_tar_stream_raw(in, dest, opts);
+  if (!r) return fail(Error(printable(r.error().message()), r.error().errnum(), r.error().kind()));
+  return r;
 }
 
 Result<UnpackResult> unpack_tar_fd(int fd, const fs::path& dest, const UnpackOptions& opts) {

@@ -11,6 +11,12 @@ find_package(fmt REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(tl-expected REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+# Boost 1.74 turns on co_await (the mirror's server) for clang only with
+# libc++'s <experimental/coroutine>; clang with libstdc++'s <coroutine>
+# (scripts/fuzz.sh builds that way) works as well.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  add_compile_definitions(BOOST_ASIO_HAS_CO_AWAIT=1)
+endif()
 pkg_check_modules(LIBGIT2 REQUIRED IMPORTED_TARGET libgit2)
 pkg_check_modules(LIBSECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 # nftables rules of the egress network (Debian libnftables-dev): the library behind nft(8)

@@ -4,6 +4,10 @@
 option(LOCKSTEP_WERROR "Treat warnings as errors (on in CI)" OFF)
 option(LOCKSTEP_ASAN "Build with AddressSanitizer + UndefinedBehaviorSanitizer" OFF)
 option(LOCKSTEP_TSAN "Build with ThreadSanitizer" OFF)
+# Fuzzing (scripts/fuzz.sh): coverage instrumentation for libFuzzer plus
+# ASan+UBSan, UB fatal, on every lockstep target; tests/fuzz/ then builds
+# libFuzzer executables. clang only.
+option(LOCKSTEP_FUZZ "Build tests/fuzz as libFuzzer targets (clang)" OFF)
 
 add_library(lockstep_warnings INTERFACE)
 target_compile_options(lockstep_warnings INTERFACE
@@ -20,6 +24,17 @@ if(LOCKSTEP_ASAN AND LOCKSTEP_TSAN)
 endif()
 if(LOCKSTEP_ASAN)
   target_compile_options(lockstep_sanitizers INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
+  target_link_options(lockstep_sanitizers INTERFACE -fsanitize=address,undefined)
+endif()
+if(LOCKSTEP_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "LOCKSTEP_FUZZ needs clang (libFuzzer): -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  if(LOCKSTEP_TSAN)
+    message(FATAL_ERROR "LOCKSTEP_FUZZ and LOCKSTEP_TSAN cannot be combined")
+  endif()
+  target_compile_options(lockstep_sanitizers INTERFACE
+    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
   target_link_options(lockstep_sanitizers INTERFACE -fsanitize=address,undefined)
 endif()
 if(LOCKSTEP_TSAN)

@@ -15,13 +15,25 @@ namespace lockstep {
 using Json = nlohmann::json;
 
 // Refuses floating-point numbers anywhere in the document: their text form is
-// not canonical across implementations.
+// not canonical across implementations. Refuses a string that is not UTF-8
+// (an error, never an exception).
 Result<std::string> canonical_json(const Json& doc);
 
 // Human-facing, stable form: sorted keys, two-space indent, trailing newline.
+// Bytes that are not UTF-8 are written as U+FFFD (see common/utf8.hpp).
 std::string pretty_json(const Json& doc);
 
+// Refuses, besides malformed text, text nested deeper than kMaxJsonDepth.
 Result<Json> parse_json(std::string_view text, std::string_view what);
+
+// Arrays and objects nested deeper than this are refused by parse_json (and
+// by the other readers of outside JSON): nlohmann parses them without
+// recursion, but copying, comparing and writing a document recurse, and a
+// deep enough one would exhaust the stack.
+inline constexpr size_t kMaxJsonDepth = 512;
+// True when the arrays and objects of `text` nest deeper than `limit`
+// (brackets inside strings do not count). Does not check anything else.
+bool json_nesting_exceeds(std::string_view text, size_t limit = kMaxJsonDepth);
 
 }  // namespace lockstep
 

@@ -126,6 +126,15 @@ std::string dns_error_reply(std::string_view query, int rcode) {
   r[3] = static_cast<char>(0x80 | (rcode & 0x0f));                           // RA, rcode
   r[4] = 0, r[5] = 1;
   for (size_t i = 6; i < 12; ++i) r[i] = 0;
+  // A question name compressed to point past the question, or into the
+  // header just rewritten, does not read back in the reply: then FORMERR
+  // without a question.
+  size_t check = 12;
+  if (!read_name(r, check)) {
+    r.resize(12);
+    r[3] = static_cast<char>(0x80 | 1);
+    r[5] = 0;
+  }
   return r;
 }
 

@@ -26,7 +26,9 @@ std::optional<DnsAnswer> parse_dns_answer(std::string_view msg);
 // "A", "AAAA", "MX", or the number.
 std::string dns_type_name(uint16_t type);
 // A reply to `query` with the given rcode and no records (SERVFAIL when no
-// upstream answered).
+// upstream answered); FORMERR without the question when the query's
+// question name points past the question or into the header (compression),
+// which would not read back in the reply.
 std::string dns_error_reply(std::string_view query, int rcode);
 
 }  // namespace lockstep::egress

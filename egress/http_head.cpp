@@ -87,6 +87,13 @@ std::string Target::url() const {
 }
 
 std::optional<Target> parse_target(std::string_view target, bool connect) {
+  // A request target is ASCII (RFC 9112; anything else is percent-encoded):
+  // what a job sends here ends up in its record and its hashes as text.
+  if (!std::all_of(target.begin(), target.end(), [](char c) {
+        auto b = static_cast<unsigned char>(c);
+        return b > 0x20 && b < 0x7F;
+      }))
+    return std::nullopt;
   Target t;
   std::string_view authority = target;
   if (!connect) {

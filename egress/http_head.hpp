@@ -38,6 +38,8 @@ struct Target {
   std::string url() const;
 };
 // "http://host[:port]/path" (absolute form) or, for CONNECT, "host:port".
+// nullopt for anything else, and for a target with a byte that is not
+// printable ASCII.
 std::optional<Target> parse_target(std::string_view target, bool connect);
 
 // The request as sent to the origin: origin-form target, hop-by-hop and

@@ -97,7 +97,8 @@ struct ActionManifest {
 std::string input_env_name(std::string_view input);
 
 // Parses action.yml bytes; `file` names it in messages. Errors are kWorkflow
-// with file:line:col, as for workflows.
+// with file:line:col, as for workflows; text that is not UTF-8 is refused
+// first, in one line ("action.yml:3:9: invalid UTF-8 (byte 0xC1)").
 Result<ActionManifest> parse_action(std::string_view yaml, const std::string& file);
 
 }  // namespace lockstep::pipeline

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "common/utf8.hpp"
+
 namespace lockstep::pipeline {
 namespace {
 
@@ -113,7 +115,15 @@ std::optional<std::string> WorkflowCommand::property(std::string_view key) const
   return std::nullopt;
 }
 
-std::optional<WorkflowCommand> parse_command(std::string_view full) {
+std::optional<WorkflowCommand> parse_command(std::string_view raw) {
+  // A command's parts become text (annotations, masks, outputs): bytes that
+  // are not UTF-8 become U+FFFD, as GitHub's runner decodes them.
+  std::string decoded;
+  std::string_view full = raw;
+  if (!is_valid_utf8(raw)) {
+    decoded = to_valid_utf8(raw);
+    full = decoded;
+  }
   std::string_view line = full;
   size_t lead = line.find_first_not_of(" \t");
   if (lead == std::string_view::npos) return std::nullopt;
@@ -194,7 +204,8 @@ std::optional<WorkflowCommand> CommandStream::feed(std::string_view line) {
   return cmd;
 }
 
-Result<EnvList> parse_key_value_file(std::string_view text, std::string_view what) {
+Result<EnvList> parse_key_value_file(std::string_view raw, std::string_view what) {
+  const std::string text = to_valid_utf8(raw);
   EnvList out;
   std::vector<std::string_view> lines = split_lines(text);
   auto bad = [&](size_t index, std::string message) {
@@ -238,7 +249,8 @@ Result<EnvList> parse_key_value_file(std::string_view text, std::string_view wha
   return out;
 }
 
-std::vector<std::string> parse_path_file(std::string_view text) {
+std::vector<std::string> parse_path_file(std::string_view raw) {
+  const std::string text = to_valid_utf8(raw);
   std::vector<std::string> out;
   for (std::string_view line : split_lines(text)) {
     if (!line.empty()) out.emplace_back(line);

@@ -1,7 +1,9 @@
 #pragma once
 // What a step tells the runner: workflow commands on stdout
 // ("::error file=a.c,line=3::msg") and the $GITHUB_OUTPUT, $GITHUB_ENV and
-// $GITHUB_PATH files it writes.
+// $GITHUB_PATH files it writes. What these give back is text: bytes that are
+// not UTF-8 come back as U+FFFD (one per ill-formed sequence), as GitHub's
+// runner decodes them, so step outputs and env values are always UTF-8.
 #include <optional>
 #include <string>
 #include <string_view>

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/utf8.hpp"
+
 namespace lockstep::pipeline {
 
 std::string WorkflowError::first_line() const {
@@ -12,7 +14,10 @@ std::string WorkflowError::first_line() const {
   }
   out += ": ";
   out += message;
-  return out;
+  // A value quoted in the message may hold a line break (an escape in a
+  // quoted YAML string) or bytes from yaml-cpp's own messages that are not
+  // UTF-8: the first line stays one line of text.
+  return printable(out);
 }
 
 std::string WorkflowError::render() const {

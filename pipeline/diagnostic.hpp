@@ -27,7 +27,8 @@ struct WorkflowError {
   std::string message;
   std::string source_line;  // the quoted line; empty: no quote
 
-  // "file:line:col: message" (or "file: message" without a location).
+  // "file:line:col: message" (or "file: message" without a location), as
+  // printable() (common/utf8.hpp) makes it: one line of UTF-8 text.
   std::string first_line() const;
   // first_line() plus the quoted source line and the caret line, when known.
   std::string render() const;

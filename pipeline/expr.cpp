@@ -2,6 +2,7 @@
 // syntax checks used at parse time.
 #include "pipeline/expr.hpp"
 
+#include "common/utf8.hpp"
 #include "pipeline/expr_ast.hpp"
 #include "pipeline/expr_eval.hpp"
 
@@ -13,7 +14,7 @@ namespace {
 constexpr size_t kQuoteMax = 100;
 
 Error invalid(std::string_view text, const Error& why) {
-  std::string quoted(text.substr(0, kQuoteMax));
+  std::string quoted(utf8_prefix(text, kQuoteMax));
   if (text.size() > kQuoteMax) quoted += "...";
   return Error("invalid expression '" + quoted + "': " + why.message(), 0, ErrorKind::kWorkflow);
 }

@@ -1,6 +1,8 @@
 // The built-in functions of GitHub Actions expressions.
 #include <cctype>
 
+#include "common/json.hpp"
+#include "common/utf8.hpp"
 #include "pipeline/expr_eval.hpp"
 
 namespace lockstep::pipeline::expr {
@@ -17,7 +19,7 @@ bool icontains(std::string_view hay, std::string_view needle) {
 
 std::string quote_short(std::string_view s) {
   constexpr size_t kMax = 40;
-  std::string out = "'" + std::string(s.substr(0, kMax));
+  std::string out = "'" + std::string(utf8_prefix(s, kMax));
   if (s.size() > kMax) out += "...";
   return out + "'";
 }
@@ -95,9 +97,16 @@ Result<Ref> call_function(const std::string& name, const std::vector<Ref>& args,
     }
     return Ref::own(std::move(out));
   }
-  if (name == "tojson") return Ref::own(args[0].value().dump(2));
+  // Strings are UTF-8 (readers and step outputs see to it); should one not
+  // be, toJSON writes U+FFFD rather than fail the expression.
+  if (name == "tojson")
+    return Ref::own(args[0].value().dump(2, ' ', false, Value::error_handler_t::replace));
   if (name == "fromjson") {
     std::string text = str(args[0]);
+    if (json_nesting_exceeds(text))
+      return fail("fromJSON(): " + quote_short(text) + " nests deeper than " +
+                      std::to_string(kMaxJsonDepth) + " levels",
+                  ErrorKind::kWorkflow);
     Value parsed = Value::parse(text, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded()) {
       return fail("fromJSON(): " + quote_short(text) + " is not valid JSON", ErrorKind::kWorkflow);

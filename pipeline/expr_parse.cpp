@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "common/utf8.hpp"
 #include "pipeline/diagnostic.hpp"
 #include "pipeline/expr_ast.hpp"
 
@@ -238,9 +239,12 @@ class Lexer {
       default:
         break;
     }
-    return fail(
-        "unexpected character '" + std::string(1, c) + "' at position " + std::to_string(pos_ + 1),
-        ErrorKind::kWorkflow);
+    // The whole character, not its first byte: the message stays UTF-8.
+    unsigned char lead = static_cast<unsigned char>(c);
+    size_t len = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return fail("unexpected character '" + to_valid_utf8(s_.substr(pos_, len)) + "' at position " +
+                    std::to_string(pos_ + 1),
+                ErrorKind::kWorkflow);
   }
 
   std::string_view s_;

@@ -155,8 +155,8 @@ EvalContext instance_context(const EvalContext& base, const JobInstance& inst, s
   c["github"]["job"] = job.id;
   // A called job reads its call's inputs; the run's own jobs the base's.
   if (inst.scope) c["inputs"] = inst.scope->inputs;
-  c["matrix"] = inst.matrix.is_object() && !inst.matrix.empty() ? Value::parse(inst.matrix.dump())
-                                                                : Value::object();
+  c["matrix"] =
+      inst.matrix.is_object() && !inst.matrix.empty() ? Value(inst.matrix) : Value::object();
   c["strategy"] = {{"fail-fast", job.strategy.fail_fast != "false"},
                    {"job-index", static_cast<int64_t>(index)},
                    {"job-total", static_cast<int64_t>(total)},

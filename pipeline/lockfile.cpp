@@ -9,7 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/utf8.hpp"
 #include "pipeline/diagnostic.hpp"
+#include "pipeline/yaml_documents.hpp"
 
 namespace lockstep::pipeline {
 
@@ -84,6 +86,8 @@ class Reader {
     } catch (const YAML::Exception& e) {
       return fail_at(0, 0, std::string("cannot read: ") + e.what());
     }
+    if (auto m = find_scalar_not_utf8(root))
+      return fail_at(m->line + 1, m->column + 1, kNotUtf8AfterEscapes);
     size_t first = text_.find_first_not_of(" \t\r\n");
     if (first == std::string_view::npos) return fail_at(1, 1, "empty lock file");
     if (!root.IsMap() || text_[first] != '{') return error(root, "expected a JSON object");
@@ -381,7 +385,16 @@ std::string serialize_lockfile(const Lockfile& in) {
 }
 
 Result<Lockfile> parse_lockfile(std::string_view text, const std::string& file) {
-  return Reader(text, file).run();
+  LS_TRY(check_yaml_text(text, file, ErrorKind::kWorkflow));
+  // The reader checks node types before it reads them; this keeps any other
+  // yaml-cpp exception from escaping as a crash.
+  try {
+    return Reader(text, file).run();
+  } catch (const YAML::Exception& e) {
+    WorkflowError err{file, e.mark.is_null() ? 0 : e.mark.line + 1,
+                      e.mark.is_null() ? 0 : e.mark.column + 1, "cannot read: " + e.msg, ""};
+    return fail(Error(err.first_line(), 0, ErrorKind::kWorkflow));
+  }
 }
 
 std::vector<std::string> lock_differences(const Lockfile& old, const Lockfile& now) {

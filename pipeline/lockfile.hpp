@@ -7,9 +7,10 @@
 // list sorted: the same resolution gives the same bytes, and a change shows
 // as a small diff. See docs/lockfile.md.
 //
-// Reading is strict: a schema newer than kLockSchema is refused ("written by
-// a newer lockstep"), unknown keys, missing keys, malformed digests and
-// commits are errors, and every error is one line "file:line:col: message".
+// Reading is strict: text that is not UTF-8 and a schema newer than
+// kLockSchema ("written by a newer lockstep") are refused, unknown keys,
+// missing keys, malformed digests and commits are errors, and every error is
+// one line "file:line:col: message".
 #include <map>
 #include <string>
 #include <string_view>

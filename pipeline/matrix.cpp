@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "common/json.hpp"
+#include "common/utf8.hpp"
 #include "pipeline/diagnostic.hpp"
 #include "pipeline/expr_ast.hpp"
 
@@ -10,13 +12,17 @@ namespace lockstep::pipeline {
 namespace {
 
 constexpr size_t kGitHubMatrixCap = 256;
+// lockstep runs matrices above GitHub's cap, up to this many combinations.
+// The product is checked before it is built: a few bytes of YAML can name
+// billions, which would take every byte of memory to list.
+constexpr size_t kMaxCombinations = 65536;
 
 tl::unexpected<Error> bad(std::string message) {
   return fail(std::move(message), ErrorKind::kWorkflow);
 }
 
 OrderedValue to_ordered(const Value& v) {
-  return OrderedValue::parse(v.dump());
+  return OrderedValue(v);
 }
 
 // A scalar as an expression value, for GitHub's loose equality.
@@ -68,9 +74,13 @@ Result<OrderedValue> evaluate_ordered(const std::string& text, const EvalContext
     auto arg = expr::eval(*(*root)->kids[0], ctx);
     if (!arg) return note(std::move(arg.error()));
     std::string json = to_display_string(*arg);
+    if (json_nesting_exceeds(json))
+      return note(Error(
+          "fromJSON(): the JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels", 0,
+          ErrorKind::kWorkflow));
     OrderedValue parsed = OrderedValue::parse(json, nullptr, false);
     if (parsed.is_discarded()) {
-      std::string shown = json.substr(0, 40) + (json.size() > 40 ? "..." : "");
+      std::string shown = std::string(utf8_prefix(json, 40)) + (json.size() > 40 ? "..." : "");
       return note(Error("fromJSON(): '" + shown + "' is not valid JSON", 0, ErrorKind::kWorkflow));
     }
     return parsed;
@@ -243,6 +253,13 @@ Result<Expansion> expand(const OrderedValue& declared, const EvalContext& ctx,
     }
   }
 
+  size_t total = axes.empty() ? 0 : 1;
+  for (const auto& v : axis_values)
+    total = total > kMaxCombinations / v.size() ? kMaxCombinations + 1 : total * v.size();
+  if (total + include.size() > kMaxCombinations)
+    return bad("the matrix has more than " + std::to_string(kMaxCombinations) +
+               " combinations; lockstep runs at most that many (GitHub: 256)");
+
   // Cartesian product, first axis slowest; exclude drops a combination that
   // matches every value of an entry.
   std::vector<OrderedValue> product;
@@ -319,7 +336,7 @@ Result<std::string> display_name(const Job& job, const OrderedValue& combination
                                  const OrderedValue& name_values, const EvalContext& ctx) {
   if (has_expression(job.name)) {
     EvalContext with_matrix = ctx;
-    with_matrix.contexts["matrix"] = Value::parse(combination.dump());
+    with_matrix.contexts["matrix"] = Value(combination);
     return interpolate(job.name, with_matrix);
   }
   std::string base = job.name.empty() ? job.id : job.name;

@@ -14,7 +14,9 @@
 // by leaf for objects and arrays.
 // A matrix (or an axis, include or exclude) may be a ${{ }} expression such
 // as fromJSON(needs.setup.outputs.matrix); it is evaluated first. GitHub caps
-// a matrix at 256 jobs; lockstep warns above that and runs them all.
+// a matrix at 256 jobs; lockstep warns above that and runs them all, up to
+// 65536 (the product of the axes plus the includes; more is an error, found
+// before any combination is made).
 #include <string>
 #include <vector>
 

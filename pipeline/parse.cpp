@@ -8,9 +8,11 @@
 #include <set>
 #include <sstream>
 
+#include "common/utf8.hpp"
 #include "pipeline/diagnostic.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/parse_internal.hpp"
+#include "pipeline/yaml_documents.hpp"
 
 namespace lockstep::pipeline {
 
@@ -313,7 +315,7 @@ Result<Workflow> WorkflowParser::run() {
   wf_.source = std::string(source_);
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(std::string(source_));
+    docs = load_yaml_documents(std::string(source_));
   } catch (const YAML::ParserException& e) {
     SourceLoc at = e.mark.is_null() ? SourceLoc{} : SourceLoc{e.mark.line + 1, e.mark.column + 1};
     return error(at, "malformed YAML: " + e.msg);
@@ -326,6 +328,8 @@ Result<Workflow> WorkflowParser::run() {
                                    " YAML documents; a workflow is one");
   }
   const YAML::Node& root = docs[0];
+  if (auto m = find_scalar_not_utf8(root))
+    return error(SourceLoc{m->line + 1, m->column + 1}, kNotUtf8AfterEscapes);
   null_loc_ = {1, 1};
   LS_TRY(expect_map(root, "the workflow"));
   const std::string where = "the workflow";
@@ -389,6 +393,10 @@ Result<Workflow> WorkflowParser::run() {
 }  // namespace detail
 
 Result<Workflow> parse_workflow(std::string_view yaml, const std::string& file) {
+  // yaml-cpp passes bytes through (and reads text with a NUL near its start
+  // as UTF-16): without this, a key or value that is not UTF-8 would reach
+  // nlohmann::json (the matrix, expressions) and throw there.
+  LS_TRY(check_yaml_text(yaml, file, ErrorKind::kWorkflow));
   // The parser checks node types before it indexes them; this is the
   // backstop that keeps a yaml-cpp exception from escaping as a crash.
   try {

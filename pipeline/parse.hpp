@@ -28,7 +28,9 @@ inline const std::vector<std::string_view> kBuiltinActions = {
     "actions/checkout",   "actions/cache",           "actions/cache/restore",
     "actions/cache/save", "actions/upload-artifact", "actions/download-artifact"};
 
-// `file` is used in messages (and stored in Workflow::file) as given.
+// `file` is used in messages (and stored in Workflow::file) as given. Text
+// that is not UTF-8, or holds a control character YAML does not allow, is
+// refused first: "ci.yml:7:5: invalid UTF-8 (byte 0xC1)".
 Result<Workflow> parse_workflow(std::string_view yaml, const std::string& file);
 
 // Reads the file and parses it; messages name the path as given.

@@ -4,10 +4,12 @@
 // composite action's steps.
 #include <charconv>
 
+#include "common/utf8.hpp"
 #include "pipeline/diagnostic.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/parse.hpp"
 #include "pipeline/parse_internal.hpp"
+#include "pipeline/yaml_documents.hpp"
 
 namespace lockstep::pipeline::detail {
 
@@ -203,6 +205,8 @@ Result<ActionManifest> WorkflowParser::action() {
     SourceLoc at = e.mark.is_null() ? SourceLoc{} : SourceLoc{e.mark.line + 1, e.mark.column + 1};
     return error(at, "malformed YAML: " + e.msg);
   }
+  if (auto m = find_scalar_not_utf8(root))
+    return error(SourceLoc{m->line + 1, m->column + 1}, kNotUtf8AfterEscapes);
   null_loc_ = {1, 1};
   if (root.IsNull()) return error(SourceLoc{1, 1}, "the action's metadata is empty");
   LS_TRY(expect_map(root, "the action's metadata"));
@@ -247,6 +251,9 @@ Result<ActionManifest> WorkflowParser::action() {
 namespace lockstep::pipeline {
 
 Result<ActionManifest> parse_action(std::string_view yaml, const std::string& file) {
+  // As for workflows: an action's metadata comes from another repository,
+  // and a key or value that is not UTF-8 must not reach nlohmann::json.
+  LS_TRY(check_yaml_text(yaml, file, ErrorKind::kWorkflow));
   try {
     return detail::WorkflowParser(yaml, file).action();
   } catch (const YAML::Exception& e) {

@@ -3,7 +3,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/fs.hpp"
+#include "common/utf8.hpp"
 #include "pipeline/diagnostic.hpp"
+#include "pipeline/yaml_documents.hpp"
 
 namespace lockstep::pipeline {
 
@@ -21,6 +23,9 @@ class ConfigReader {
       return fail(workflow_error(file_, source_, {e.mark.line + 1, e.mark.column + 1},
                                  "invalid YAML: " + e.msg));
     }
+    if (auto m = find_scalar_not_utf8(root))
+      return fail(
+          workflow_error(file_, source_, {m->line + 1, m->column + 1}, kNotUtf8AfterEscapes));
     ProjectConfig cfg;
     cfg.file = file_;
     if (root.IsNull()) return cfg;
@@ -145,7 +150,15 @@ class ConfigReader {
 }  // namespace
 
 Result<ProjectConfig> parse_project_config(std::string_view yaml, const std::string& file) {
-  return ConfigReader(yaml, file).run();
+  LS_TRY(check_yaml_text(yaml, file, ErrorKind::kWorkflow));
+  // The reader checks node types before it reads them; this keeps any other
+  // yaml-cpp exception from escaping as a crash.
+  try {
+    return ConfigReader(yaml, file).run();
+  } catch (const YAML::Exception& e) {
+    SourceLoc at = e.mark.is_null() ? SourceLoc{} : SourceLoc{e.mark.line + 1, e.mark.column + 1};
+    return fail(workflow_error(file, yaml, at, "invalid YAML: " + e.msg));
+  }
 }
 
 Result<ProjectConfig> load_project_config(const std::filesystem::path& path) {

@@ -18,7 +18,8 @@
 //   state-dir: /var/lib/lockstep   # LOCKSTEP_HOME and --state-dir win
 //
 // Errors are kWorkflow with file:line:col and the quoted line, as the
-// workflow parser reports them; unknown keys get a did-you-mean. See
+// workflow parser reports them; unknown keys get a did-you-mean. Text that
+// is not UTF-8 is refused first, in one line (common/utf8.hpp). See
 // docs/config.md.
 #include <filesystem>
 #include <map>

@@ -61,7 +61,7 @@ std::string names_of(const std::vector<std::string>& names, const std::string& n
 // A value as YAML typed it: a string that is one ${{ }} keeps the
 // expression's type; other strings with expressions are interpolated.
 Result<Value> evaluate_typed(const OrderedValue& v, const EvalContext& ctx) {
-  if (!v.is_string()) return Value::parse(v.dump());
+  if (!v.is_string()) return Value(v);
   const std::string& text = v.get_ref<const std::string&>();
   if (!has_expression(text)) return Value(text);
   LS_TRY_ASSIGN(auto parts, expr::split_template(text));
@@ -248,7 +248,7 @@ class GraphLoader {
       }
       LS_TRY(check_contexts(value, loc, "input '" + key + "' in 'with'", false));
       if (!is_expression_value(value)) {
-        auto typed = to_input_type(*in, name, Value::parse(value.dump()));
+        auto typed = to_input_type(*in, name, Value(value));
         if (!typed) return at(loc, std::string(typed.error().message()));
       }
     }

@@ -172,8 +172,8 @@ Result<CredentialStore> CredentialStore::load(const std::filesystem::path& path)
   for (const auto& [key, entry] : auths->items()) {
     if (!entry.is_object()) continue;
     Credentials c;
-    if (auto a = entry.find("auth"); a != entry.end() && a->is_string() && !a->empty()) {
-      auto decoded = base64_decode(a->get<std::string>());
+    if (std::string auth = json_string(entry, "auth"); !auth.empty()) {
+      auto decoded = base64_decode(auth);
       size_t colon = decoded ? decoded->find(':') : std::string::npos;
       if (colon == std::string::npos)
         return fail(ctx + ": 'auth' for " + key + " is not base64 of user:password",
@@ -181,8 +181,8 @@ Result<CredentialStore> CredentialStore::load(const std::filesystem::path& path)
       c.username = decoded->substr(0, colon);
       c.password = decoded->substr(colon + 1);
     } else {
-      c.username = entry.value("username", "");
-      c.password = entry.value("password", "");
+      c.username = json_string(entry, "username");
+      c.password = json_string(entry, "password");
     }
     if (c.username.empty()) continue;
     store.add(key, std::move(c));

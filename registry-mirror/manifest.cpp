@@ -23,9 +23,9 @@ Result<Descriptor> parse_descriptor(const Json& j, std::string_view where) {
   d.size = size->get<uint64_t>();
   if (auto p = j.find("platform"); p != j.end() && p->is_object()) {
     cache::Platform pl;
-    pl.os = p->value("os", "");
-    pl.architecture = p->value("architecture", "");
-    pl.variant = p->value("variant", "");
+    pl.os = json_string(*p, "os");
+    pl.architecture = json_string(*p, "architecture");
+    pl.variant = json_string(*p, "variant");
     d.platform = pl;
   }
   return d;

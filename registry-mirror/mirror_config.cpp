@@ -7,6 +7,9 @@
 #include <set>
 #include <thread>
 
+#include "common/fs.hpp"
+#include "common/utf8.hpp"
+
 namespace lockstep::registry {
 namespace {
 
@@ -102,18 +105,19 @@ Status parse_listen(std::string_view s, MirrorConfig& cfg) {
 
 Status load_mirror_config(const std::filesystem::path& file, MirrorConfig& cfg) {
   const std::string where = file.filename().string();
+  auto text = read_file(file);
+  if (!text) return fail(std::move(text.error()).context("read mirror config " + file.string()));
+  LS_TRY(check_yaml_text(*text, where, ErrorKind::kUsage));
   YAML::Node root;
   try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::BadFile&) {
-    return fail(Error::from_errno("read mirror config " + file.string(), ENOENT));
+    root = YAML::Load(*text);
   } catch (const YAML::Exception& e) {
-    return fail(where + ":" + std::to_string(e.mark.line + 1) + ":" +
-                    std::to_string(e.mark.column + 1) + ": " + e.msg,
+    return fail(printable(where + ":" + std::to_string(e.mark.line + 1) + ":" +
+                          std::to_string(e.mark.column + 1) + ": " + e.msg),
                 ErrorKind::kUsage);
   }
   auto err = [&](const std::string& key, const std::string& msg) {
-    return fail(where + ": " + key + ": " + msg, ErrorKind::kUsage);
+    return fail(printable(where + ": " + key + ": " + msg), ErrorKind::kUsage);
   };
   try {
     if (!root || root.IsNull()) return {};
@@ -185,8 +189,8 @@ Status load_mirror_config(const std::filesystem::path& file, MirrorConfig& cfg) 
       }
     }
   } catch (const YAML::Exception& e) {
-    return fail(where + ":" + std::to_string(e.mark.line + 1) + ":" +
-                    std::to_string(e.mark.column + 1) + ": " + e.msg,
+    return fail(printable(where + ":" + std::to_string(e.mark.line + 1) + ":" +
+                          std::to_string(e.mark.column + 1) + ": " + e.msg),
                 ErrorKind::kUsage);
   }
   return {};

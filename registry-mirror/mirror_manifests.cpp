@@ -23,6 +23,21 @@ std::string strip_params(std::string v) {
   return v;
 }
 
+// RFC 6838's restricted-name characters around one '/': the media type is
+// stored, written into the tag record (JSON) and sent back as Content-Type.
+bool valid_media_type(std::string_view mt) {
+  size_t slash = mt.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == mt.size() || mt.size() > 255)
+    return false;
+  for (size_t i = 0; i < mt.size(); ++i) {
+    char c = mt[i];
+    bool name = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                std::string_view("!#$&-^_.+").find(c) != std::string_view::npos;
+    if (!name && i != slash) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void map_upstream_failure(long status, const std::string& unknown_code, const std::string& what,
@@ -79,9 +94,9 @@ std::optional<ManifestCache::TagRecord> ManifestCache::tag_record(const std::str
   if (!text) return std::nullopt;
   auto j = parse_json(*text, "tag record");
   if (!j || !j->is_object()) return std::nullopt;
-  auto d = Digest::parse(j->value("digest", ""));
+  auto d = Digest::parse(json_string(*j, "digest"));
   if (!d) return std::nullopt;
-  TagRecord r{*d, j->value("media_type", ""), j->value("checked", int64_t{0})};
+  TagRecord r{*d, json_string(*j, "media_type"), json_int(*j, "checked")};
   tags_[key] = r;
   return r;
 }
@@ -234,7 +249,13 @@ ManifestAnswer ManifestCache::fetch(Upstream& up, const std::string& repo,
   std::string mt = strip_params(resp->header("content-type").value_or(""));
   if (mt.empty() || mt == "application/json" || mt == "text/plain") {
     auto j = parse_json(resp->body, "manifest");
-    if (j && j->is_object()) mt = j->value("mediaType", std::string(media::kOciManifest));
+    if (j && j->is_object()) mt = json_string(*j, "mediaType", std::string(media::kOciManifest));
+  }
+  if (!valid_media_type(mt)) {
+    a.status = 502;
+    a.code = "MANIFEST_INVALID";
+    a.message = what + ": upstream sent an invalid media type";
+    return a;
   }
   auto stored = store_.blobs().put(resp->body);
   if (stored) {

@@ -1,6 +1,8 @@
 #include "registry-mirror/mirror_route.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
 
 #include "common/json.hpp"
 
@@ -49,7 +51,65 @@ bool looks_like_registry(std::string_view component) {
   return component.find_first_of(".:") != std::string_view::npos || component == "localhost";
 }
 
+// The first byte of `s` that is not printable ASCII.
+std::optional<size_t> non_ascii(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x21 || c > 0x7E) return i;
+  }
+  return std::nullopt;
+}
+
+std::string hex_byte(char c) {
+  static const char* digits = "0123456789ABCDEF";
+  unsigned char b = static_cast<unsigned char>(c);
+  return std::string("0x") + digits[b >> 4] + digits[b & 15];
+}
+
+Route bad_request(std::string code, std::string message) {
+  Route r;
+  r.endpoint = Endpoint::kBadRequest;
+  r.error_code = std::move(code);
+  r.error_message = std::move(message);
+  return r;
+}
+
 }  // namespace
+
+bool valid_tag(std::string_view tag) {
+  if (tag.empty() || tag.size() > 128) return false;
+  auto word = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  if (!word(tag[0])) return false;
+  for (char c : tag)
+    if (!word(c) && c != '.' && c != '-') return false;
+  return true;
+}
+
+bool valid_digest_syntax(std::string_view reference) {
+  // algorithm: [a-z0-9]+ ([+._-] [a-z0-9]+)* ; encoded: [a-zA-Z0-9=_-]+
+  size_t colon = reference.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == reference.size()) return false;
+  std::string_view alg = reference.substr(0, colon), enc = reference.substr(colon + 1);
+  auto lower_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  bool after_separator = true;
+  for (char c : alg) {
+    if (lower_alnum(c)) {
+      after_separator = false;
+    } else if (c == '+' || c == '.' || c == '_' || c == '-') {
+      if (after_separator) return false;
+      after_separator = true;
+    } else {
+      return false;
+    }
+  }
+  if (after_separator) return false;
+  for (char c : enc)
+    if (!lower_alnum(c) && !(c >= 'A' && c <= 'Z') && c != '=' && c != '_' && c != '-')
+      return false;
+  return true;
+}
 
 bool valid_repo_name(std::string_view repo) {
   if (repo.empty() || repo.size() > 255) return false;
@@ -69,6 +129,11 @@ bool valid_repo_name(std::string_view repo) {
 }
 
 Route route_request(std::string_view target, const RouteTable& table) {
+  if (auto at = non_ascii(target))
+    return bad_request("NAME_INVALID",
+                       "the request target holds byte " + hex_byte(target[*at]) + " at offset " +
+                           std::to_string(*at) +
+                           ": it must be printable ASCII (percent-encode the rest)");
   Route r;
   std::string_view path = target, query;
   if (auto q = target.find('?'); q != std::string_view::npos) {
@@ -85,6 +150,9 @@ Route route_request(std::string_view target, const RouteTable& table) {
       std::string_view kv = query.substr(start, amp - start);
       if (kv.rfind("ns=", 0) == 0) {
         ns = percent_decode(kv.substr(3));
+        if (auto at = non_ascii(ns))
+          return bad_request("NAME_INVALID", "?ns= holds byte " + hex_byte(ns[*at]) +
+                                                 ": a registry name is printable ASCII");
       } else if (!kv.empty()) {
         if (!rest.empty()) rest += '&';
         rest += kv;
@@ -155,6 +223,13 @@ Route route_request(std::string_view target, const RouteTable& table) {
     r.endpoint = Endpoint::kNotFound;
     return r;
   }
+  if (r.endpoint == Endpoint::kManifest && !valid_tag(r.reference) &&
+      !valid_digest_syntax(r.reference)) {
+    bool digest_like = r.reference.find(':') != std::string::npos;
+    return bad_request(
+        digest_like ? "DIGEST_INVALID" : "TAG_INVALID",
+        std::string(digest_like ? "invalid digest '" : "invalid tag '") + r.reference + "'");
+  }
   if (r.endpoint == Endpoint::kManifest || r.endpoint == Endpoint::kBlob) {
     if (r.reference.rfind("sha256:", 0) == 0) {
       auto d = Digest::parse(r.reference);
@@ -164,11 +239,39 @@ Route route_request(std::string_view target, const RouteTable& table) {
   return r;
 }
 
+bool parse_byte_range(std::string_view v, uint64_t total, uint64_t& first, uint64_t& last) {
+  if (v.rfind("bytes=", 0) != 0 || total == 0) return false;
+  v.remove_prefix(6);
+  auto dash = v.find('-');
+  if (dash == std::string_view::npos) return false;
+  std::string_view a = v.substr(0, dash), b = v.substr(dash + 1);
+  auto num = [](std::string_view s, uint64_t& out) {
+    if (s.empty()) return false;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();  // digits only, no overflow
+  };
+  if (a.empty()) {
+    uint64_t n = 0;
+    if (!num(b, n) || n == 0) return false;
+    first = n >= total ? 0 : total - n;
+    last = total - 1;
+    return true;
+  }
+  if (!num(a, first) || first >= total) return false;
+  if (b.empty()) {
+    last = total - 1;
+  } else if (!num(b, last) || last < first) {
+    return false;
+  }
+  last = std::min(last, total - 1);
+  return true;
+}
+
 std::string error_body(std::string_view code, std::string_view message, std::string_view detail) {
   Json e = {{"code", code}, {"message", message}};
   if (!detail.empty()) e["detail"] = detail;
   Json doc = {{"errors", Json::array({e})}};
-  return doc.dump();
+  return doc.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace lockstep::registry

@@ -9,6 +9,7 @@
 // or by a prefix that looks like one ("quay.io", "host:5000", "localhost"),
 // is refused (404), never sent to the default: that would answer for one
 // registry with another's content.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,7 @@ enum class Endpoint {
   kBlob,         // /v2/<name>/blobs/<digest>
   kTagsList,     // /v2/<name>/tags/list
   kUnsupported,  // a valid API path the mirror does not serve (uploads, ...)
+  kBadRequest,   // refused before anything is looked up (Route::error_code, error_message)
   kNotFound,     // anything else
 };
 
@@ -40,6 +42,9 @@ struct Route {
   // The registry ("?ns=" or path prefix) no upstream serves (endpoint is
   // kNotFound).
   std::string unknown_registry;
+  // kBadRequest: the distribution-spec error code and a message (400).
+  std::string error_code;
+  std::string error_message;
 };
 
 struct RouteTable {
@@ -54,7 +59,23 @@ struct RouteTable {
 };
 
 // Parses a request target ("/v2/a/b/manifests/latest?ns=docker.io").
+// Refused (kBadRequest), so that no request byte reaches a file name, a JSON
+// document or a message unchecked: a target with a byte that is not printable
+// ASCII (a URI is ASCII; anything else is percent-encoded), a "?ns=" that
+// decodes to one, and a manifest reference that is neither a tag nor a digest
+// (it names the tag's record file: "../" must never get there).
 Route route_request(std::string_view target, const RouteTable& table);
+
+// The distribution spec's grammar: a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127};
+// a digest is algorithm ":" encoded ("sha256:<hex>", "sha512:...").
+bool valid_tag(std::string_view tag);
+bool valid_digest_syntax(std::string_view reference);
+
+// A Range header value, "bytes=a-b", "bytes=a-" or "bytes=-n" (one range,
+// decimal digits only), against a blob of `total` bytes: the inclusive
+// [first, last] to send, last clamped to the end. False when malformed or
+// unsatisfiable (the caller answers 416).
+bool parse_byte_range(std::string_view value, uint64_t total, uint64_t& first, uint64_t& last);
 
 // True for a repository name the distribution spec accepts.
 bool valid_repo_name(std::string_view repo);

@@ -73,38 +73,6 @@ std::string rfc3339_now() {
   return buf;
 }
 
-// "bytes=a-b", "bytes=a-", "bytes=-n" (one range); false when unsatisfiable
-// or malformed.
-bool parse_range(std::string_view v, uint64_t total, uint64_t& first, uint64_t& last) {
-  if (v.rfind("bytes=", 0) != 0 || total == 0) return false;
-  v.remove_prefix(6);
-  if (v.find(',') != std::string_view::npos) return false;
-  auto dash = v.find('-');
-  if (dash == std::string_view::npos) return false;
-  std::string a(v.substr(0, dash)), b(v.substr(dash + 1));
-  auto num = [](const std::string& s, uint64_t& out) {
-    if (s.empty()) return false;
-    char* end = nullptr;
-    out = std::strtoull(s.c_str(), &end, 10);
-    return end && *end == '\0';
-  };
-  if (a.empty()) {
-    uint64_t n = 0;
-    if (!num(b, n) || n == 0) return false;
-    first = n >= total ? 0 : total - n;
-    last = total - 1;
-    return true;
-  }
-  if (!num(a, first) || first >= total) return false;
-  if (b.empty()) {
-    last = total - 1;
-  } else if (!num(b, last) || last < first) {
-    return false;
-  }
-  last = std::min(last, total - 1);
-  return true;
-}
-
 }  // namespace
 
 struct MirrorServer::Impl {
@@ -156,7 +124,9 @@ struct MirrorServer::Impl {
               {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()},
               {"cache", o.cache}};
     if (!o.upstream.empty()) j["upstream"] = o.upstream;
-    std::string line = j.dump() + "\n";
+    // The target is logged as received; bytes that are not UTF-8 (refused
+    // with 400, but logged) are written as U+FFFD, never thrown on.
+    std::string line = j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
     std::lock_guard lock(log_mu);
     std::fwrite(line.data(), 1, line.size(), access_log);
     std::fflush(access_log);
@@ -220,8 +190,8 @@ struct MirrorServer::Impl {
     uint64_t first = 0, last = total ? total - 1 : 0;
     bool partial = false;
     if (auto r = req.find(http::field::range); r != req.end()) {
-      if (!parse_range(std::string_view(r->value().data(), r->value().size()), total, first,
-                       last)) {
+      if (!parse_byte_range(std::string_view(r->value().data(), r->value().size()), total, first,
+                            last)) {
         std::vector<std::pair<std::string, std::string>> extra;
         extra.emplace_back(std::string("Content-Range"), "bytes */" + std::to_string(total));
         co_return co_await send_error(sock, req, 416, "BLOB_UNKNOWN",
@@ -430,6 +400,8 @@ struct MirrorServer::Impl {
         if (!get_or_head) break;
         co_return co_await send_text(sock, req, 200, "text/plain; version=0.0.4", metrics.render(),
                                      {}, o);
+      case Endpoint::kBadRequest:
+        co_return co_await send_error(sock, req, 400, r.error_code, r.error_message, o);
       case Endpoint::kNotFound:
         if (!r.unknown_registry.empty())
           co_return co_await send_error(sock, req, 404, "NAME_UNKNOWN",

@@ -164,9 +164,9 @@ Result<cache::ImageRecord> RegistryClient::pull(const Reference& ref,
   LS_TRY_ASSIGN(Json config, parse_json(config_bytes, "config " + manifest.config.digest.str()));
   if (!index_digest && config.is_object() && config.contains("architecture")) {
     cache::Platform have;
-    have.os = config.value("os", "linux");
-    have.architecture = config.value("architecture", "");
-    have.variant = config.value("variant", "");
+    have.os = json_string(config, "os", "linux");
+    have.architecture = json_string(config, "architecture");
+    have.variant = json_string(config, "variant");
     if (!platform_matches(platform, have))
       return fail("image " + ref.familiar() + " is for " + platform_string(have) + " only, not " +
                       platform_string(platform) + " (use --platform " + platform_string(have) + ")",

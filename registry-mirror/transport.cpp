@@ -205,7 +205,7 @@ Error Transport::http_error(std::string_view what, const HttpResponse& resp) {
   if (auto j = parse_json(resp.body, "error body"); j && j->is_object()) {
     if (auto errs = j->find("errors"); errs != j->end() && errs->is_array() && !errs->empty()) {
       const auto& e = (*errs)[0];
-      if (e.is_object()) detail = e.value("code", "") + ": " + e.value("message", "");
+      if (e.is_object()) detail = json_string(e, "code") + ": " + json_string(e, "message");
     }
   }
   std::string msg = std::string(what) + ": HTTP " + std::to_string(resp.status);

@@ -1,5 +1,7 @@
 // The lockstep program: parses the verb and hands off to runner/.
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -24,9 +26,50 @@ void print_help() {
       "                 $XDG_DATA_HOME/lockstep or ~/.local/share/lockstep otherwise)\n");
 }
 
+// The last resort. Every input has its own one-line error; an exception that
+// still escapes a verb (from yaml-cpp, nlohmann::json or the standard
+// library) is a bug in lockstep, reported as one line with exit code 70
+// (EX_SOFTWARE) instead of an abort and a core dump. One thrown on another
+// thread ends up in std::terminate: the same line, and _Exit, since the other
+// threads may still be using what exit() would destroy.
+constexpr int kInternalError = 70;
+
+void internal_error(const char* what) {
+  std::fprintf(stderr, "lockstep: error: internal: %s\n", what);
+}
+
+[[noreturn]] void on_terminate() {
+  const char* what = "terminated";
+  std::string text;
+  if (auto e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      text = ex.what();
+      what = text.c_str();
+    } catch (...) {
+      what = "an exception of unknown type";
+    }
+  }
+  internal_error(what);
+  std::_Exit(kInternalError);
+}
+
+int run_verb(const lockstep::runner::Verb& v, std::vector<std::string> args) {
+  try {
+    return v.fn(std::move(args));
+  } catch (const std::exception& e) {
+    internal_error(e.what());
+  } catch (...) {
+    internal_error("an exception of unknown type");
+  }
+  return kInternalError;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::set_terminate(on_terminate);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
     print_help();
@@ -43,7 +86,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> names;
   for (const auto& v : lockstep::runner::verbs()) {
-    if (verb == v.name) return v.fn({args.begin() + 1, args.end()});
+    if (verb == v.name) return run_verb(v, {args.begin() + 1, args.end()});
     names.push_back(v.name);
   }
   std::string hint = lockstep::runner::closest_match(verb, names);

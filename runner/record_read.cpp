@@ -4,6 +4,8 @@
 #include <system_error>
 
 #include "common/fs.hpp"
+#include "common/json.hpp"
+#include "common/utf8.hpp"
 
 namespace lockstep::runner {
 
@@ -12,7 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 
 tl::unexpected<Error> bad(const std::string& what, const std::string& message) {
-  return fail(what + ": " + message, ErrorKind::kUsage);
+  return fail(printable(what + ": " + message), ErrorKind::kUsage);
 }
 
 // "line 3, column 7" for a byte offset (1-based, as nlohmann reports it).
@@ -41,6 +43,11 @@ std::string parse_reason(const std::string& what) {
 }  // namespace
 
 Result<RecordJson> parse_record(std::string_view text, const std::string& what) {
+  // nlohmann refuses it too, but quoting the bad bytes back in its message.
+  LS_TRY(check_utf8(text, what, ErrorKind::kUsage));
+  if (json_nesting_exceeds(text))
+    return bad(what,
+               "invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   RecordJson doc;
   try {
     doc = RecordJson::parse(text);
@@ -48,6 +55,8 @@ Result<RecordJson> parse_record(std::string_view text, const std::string& what) 
     bool truncated = e.byte >= text.size();
     return bad(what, std::string(truncated ? "truncated JSON" : "invalid JSON") + " at " +
                          position(text, e.byte) + ": " + parse_reason(e.what()));
+  } catch (const nlohmann::json::exception& e) {  // a number too large for a double
+    return bad(what, std::string("invalid JSON: ") + e.what());
   }
   if (!doc.is_object()) return bad(what, "not a run record (expected a JSON object)");
   const RecordJson& schema = member(doc, "schema");

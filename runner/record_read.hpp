@@ -28,7 +28,8 @@ struct LoadedRecord {
 // Parses and validates record text. `what` names the record in errors
 // ("record /x/record.json: ..."). Checks the schema version and the shape
 // readers rely on (run_id, jobs as an array of objects with a name); keys it
-// does not know are kept and ignored. Errors are one line, kind kUsage.
+// does not know are kept and ignored. Errors are one line, kind kUsage
+// ("x/record.json:3:18: invalid UTF-8 (byte 0xC1)" for text that is not UTF-8).
 Result<RecordJson> parse_record(std::string_view text, const std::string& what);
 
 // Reads `file` and parses it as above.

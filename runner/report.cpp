@@ -4,6 +4,7 @@
 
 #include "common/fs.hpp"
 #include "common/json.hpp"
+#include "common/utf8.hpp"
 
 namespace lockstep::runner {
 
@@ -59,7 +60,9 @@ void print_summary(Console& console, const RunSummary& run, const MatrixFormatte
   console.plain(out);
 }
 
-std::string xml_escape(std::string_view s) {
+std::string xml_escape(std::string_view raw) {
+  // The document says encoding="UTF-8": log bytes that are not become U+FFFD.
+  const std::string s = to_valid_utf8(raw);
   std::string out;
   for (char c : s) {
     switch (c) {

@@ -25,7 +25,8 @@ using MatrixFormatter = std::function<std::string(const pipeline::OrderedValue&)
 void print_summary(Console& console, const RunSummary& run, const MatrixFormatter& matrix);
 std::string format_duration(std::chrono::milliseconds d);
 // & < > " ' escaped; control characters XML 1.0 forbids (all below 0x20 but
-// tab, newline and carriage return) become '?'.
+// tab, newline and carriage return) become '?'; bytes that are not UTF-8
+// become U+FFFD.
 std::string xml_escape(std::string_view s);
 
 // One testsuite per job, one testcase per job instance and per step; a

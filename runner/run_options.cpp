@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "common/fs.hpp"
+#include "common/utf8.hpp"
 #include "runner/project.hpp"
 #include "runner/pull.hpp"
 
@@ -11,6 +12,9 @@ namespace lockstep::runner {
 
 Result<std::pair<std::string, std::string>> split_key_value(const std::string& s,
                                                             const char* option, const char* form) {
+  // Values become the job's env, secrets and hashes, which are text; the
+  // message names the byte, never the value (it may be a secret).
+  LS_TRY(check_utf8(s, std::string("--") + option, ErrorKind::kUsage));
   auto eq = s.find('=');
   if (eq == std::string::npos || eq == 0)
     return fail(std::string("--") + option + " '" + s + "': expected " + form, ErrorKind::kUsage);
@@ -86,6 +90,7 @@ bool is_blank(char c) {
 }  // namespace
 
 Result<pipeline::EnvList> parse_dotenv(std::string_view text, const std::string& file) {
+  LS_TRY(check_utf8(text, file, ErrorKind::kUsage));
   std::string src(text);
   // CRLF files: line ends are line ends, in quoted values too.
   std::erase(src, '\r');

@@ -14,7 +14,8 @@
 namespace lockstep::runner {
 
 // "KEY=VALUE" of --option; "--env 'x': expected KEY=VALUE" otherwise
-// (`form` names the shape in the message).
+// (`form` names the shape in the message). Text that is not UTF-8 is
+// refused naming the byte, not the value: "--secret:1:7: invalid UTF-8 (byte 0xC1)".
 Result<std::pair<std::string, std::string>> split_key_value(const std::string& s,
                                                             const char* option,
                                                             const char* form = "KEY=VALUE");
@@ -45,7 +46,8 @@ Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& m
 // \a \b \f \v \\ \" \' (any other backslash stays); a value in 'single
 // quotes' may span lines and is taken as written. No ${VAR} expansion. The
 // last of two lines with one KEY wins. Errors are one line,
-// "FILE:LINE: what" (LINE where the entry starts for an unclosed quote).
+// "FILE:LINE: what" (LINE where the entry starts for an unclosed quote);
+// text that is not UTF-8 is refused first ("FILE:3:7: invalid UTF-8 (byte 0xC1)").
 Result<pipeline::EnvList> parse_dotenv(std::string_view text, const std::string& file);
 // parse_dotenv of a file; a read error names `--option`.
 Result<pipeline::EnvList> read_dotenv_file(const std::string& file, const char* option);

@@ -77,6 +77,8 @@ test_packages=(
   # bench/rootless: rootless `podman run` as the peer of rootless lockstep
   # (podman's rootless setup wants slirp4netns even for --network=none)
   podman slirp4netns
+  # scripts/fuzz.sh: libFuzzer and the ASan/UBSan runtimes for clang-14
+  libclang-rt-14-dev
 )
 
 packages=("${build_packages[@]}" "${example_packages[@]}")

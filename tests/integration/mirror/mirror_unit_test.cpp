@@ -97,6 +97,50 @@ TEST(MirrorRoute, SpecialEndpointsAndInvalidNames) {
   EXPECT_EQ(route_request("/other", table()).endpoint, Endpoint::kNotFound);
 }
 
+TEST(MirrorRoute, BadBytesAndReferencesAreRefusedBeforeRouting) {
+  Route r = route_request("/v2/o\xC1/manifests/v1", table());
+  EXPECT_EQ(r.endpoint, Endpoint::kBadRequest);
+  EXPECT_EQ(r.error_code, "NAME_INVALID");
+  EXPECT_EQ(r.error_message,
+            "the request target holds byte 0xC1 at offset 5: it must be printable ASCII "
+            "(percent-encode the rest)");
+  r = route_request("/v2/app/manifests/v1?ns=%C1", table());
+  EXPECT_EQ(r.endpoint, Endpoint::kBadRequest);
+  EXPECT_EQ(r.error_code, "NAME_INVALID");
+  r = route_request("/v2/app/manifests/../../../tmp/x", table());
+  EXPECT_EQ(r.endpoint, Endpoint::kBadRequest);
+  EXPECT_EQ(r.error_code, "TAG_INVALID");
+  EXPECT_EQ(r.error_message, "invalid tag '../../../tmp/x'");
+  r = route_request("/v2/app/manifests/sha256:../x", table());
+  EXPECT_EQ(r.error_code, "DIGEST_INVALID");
+  EXPECT_EQ(route_request("/v2/app/manifests/v1.2_rc-3", table()).endpoint, Endpoint::kManifest);
+  EXPECT_EQ(route_request("/v2/app/manifests/sha512:AbC=_-", table()).endpoint,
+            Endpoint::kManifest);
+  EXPECT_FALSE(valid_tag(std::string(129, 'a')));
+  EXPECT_FALSE(valid_tag(".hidden"));
+  EXPECT_FALSE(valid_digest_syntax("sha256+:abc"));
+}
+
+TEST(MirrorRoute, RangesAreOneRangeOfDecimalDigitsWithinTheBlob) {
+  uint64_t first = 0, last = 0;
+  ASSERT_TRUE(parse_byte_range("bytes=10-19", 100, first, last));
+  EXPECT_EQ(first, 10u);
+  EXPECT_EQ(last, 19u);
+  ASSERT_TRUE(parse_byte_range("bytes=90-500", 100, first, last));
+  EXPECT_EQ(last, 99u);
+  ASSERT_TRUE(parse_byte_range("bytes=-30", 100, first, last));
+  EXPECT_EQ(first, 70u);
+  ASSERT_TRUE(parse_byte_range("bytes=5-", 100, first, last));
+  EXPECT_EQ(last, 99u);
+  EXPECT_FALSE(parse_byte_range("bytes=100-", 100, first, last));
+  EXPECT_FALSE(parse_byte_range("bytes=1-2,4-5", 100, first, last));
+  EXPECT_FALSE(parse_byte_range("bytes= 1-2", 100, first, last));
+  EXPECT_FALSE(parse_byte_range("bytes=+1-2", 100, first, last));
+  EXPECT_FALSE(parse_byte_range("bytes=5-3", 100, first, last));
+  EXPECT_FALSE(parse_byte_range("bytes=99999999999999999999-", 100, first, last));
+  EXPECT_FALSE(parse_byte_range("bytes=0-1", 0, first, last));
+}
+
 TEST(MirrorConfig, DurationsAndSizes) {
   EXPECT_EQ(*parse_duration("30s"), std::chrono::seconds(30));
   EXPECT_EQ(*parse_duration("5m"), std::chrono::seconds(300));

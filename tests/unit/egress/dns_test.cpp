@@ -76,6 +76,22 @@ TEST(Dns, ErrorReplyKeepsIdAndQuestion) {
   EXPECT_TRUE(a->addresses.empty());
 }
 
+TEST(Dns, ErrorReplyToAQuestionPointingPastItselfIsFormerrWithoutIt) {
+  // Found by fuzzing: the reply kept the pointer but not what it points at,
+  // so the reply did not parse.
+  std::string q = {0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+  q += {static_cast<char>(0xc0), 18, 0, 1, 0, 1};  // name at 18, type A, class IN
+  q += name_bytes("x.test");
+  ASSERT_TRUE(parse_dns_question(q));
+  std::string r = dns_error_reply(q, 2);
+  ASSERT_EQ(r.size(), 12u);
+  auto a = parse_dns_answer(r);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->rcode, 1);
+  EXPECT_EQ(static_cast<uint8_t>(r[1]), 7);
+  EXPECT_EQ(r[5], 0);  // no question
+}
+
 TEST(Dns, NameserversOfResolvConf) {
   EXPECT_EQ(parse_nameservers("# c\nsearch x\nnameserver 10.0.0.53\nnameserver fe80::1%eth0\n"
                               "options ndots:2\n"),

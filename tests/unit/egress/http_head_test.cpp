@@ -32,6 +32,15 @@ TEST(HttpHead, ConnectTargetsNeedAPort) {
   EXPECT_FALSE(parse_target("http://user@files.test/", false));
 }
 
+TEST(HttpHead, TargetsArePrintableAscii) {
+  // The URL goes into the job's record and hashes as text.
+  EXPECT_TRUE(parse_target("http://files.test/a%C1", false));
+  EXPECT_FALSE(parse_target("http://files.test/a\xC1", false));
+  EXPECT_FALSE(parse_target("http://fi\xC3\xA9les.test/", false));
+  EXPECT_FALSE(parse_target("files.test\x7F:443", true));
+  EXPECT_FALSE(parse_target(std::string_view("http://files.test/\0", 19), false));
+}
+
 TEST(HttpHead, ResponseStatusAndHeaders) {
   auto r = parse_response_head("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n");
   ASSERT_TRUE(r);

@@ -261,5 +261,17 @@ jobs:
             "job runs)");
 }
 
+TEST(ActionManifest, TextThatIsNotUtf8IsRefusedInOneLine) {
+  // Metadata comes from another repository: a stray byte must not reach
+  // nlohmann::json (inputs become the job's env and the record).
+  EXPECT_EQ(action_error("name: a\ninputs:\n  w\xC1ho: {}\nruns: {using: node20, main: i.js}\n"),
+            "o/r@v1/action.yml:3:4: invalid UTF-8 (byte 0xC1)");
+  EXPECT_EQ(action_error("name: \"a\\_b\"\nruns: {using: node20, main: i.js}\n"),
+            "o/r@v1/action.yml:1:7: this string is not UTF-8 after its escapes: lockstep cannot "
+            "read \\N and \\_ (write \\u0085 and \\u00A0)");
+  EXPECT_EQ(action_error(std::string("name: a") + '\0' + "\nruns: {using: node20, main: i.js}\n"),
+            "o/r@v1/action.yml:1:8: control character U+0000 is not allowed in YAML");
+}
+
 }  // namespace
 }  // namespace lockstep::pipeline

@@ -129,6 +129,21 @@ TEST(GithubFiles, Path) {
             (std::vector<std::string>{"/opt/a/bin", "/opt/b bin"}));
 }
 
+TEST(GithubFiles, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  // As GitHub's runner decodes these files: outputs and env are text.
+  auto r = parse_key_value_file("a=x\xC1y\nb<<E\n\xFF\nE\n", "GITHUB_OUTPUT");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, (EnvList{{"a", "x\xEF\xBF\xBDy"}, {"b", "\xEF\xBF\xBD"}}));
+  EXPECT_EQ(parse_key_value_file("\xC1oops\n", "GITHUB_ENV").error().message(),
+            "GITHUB_ENV line 1: invalid line '\xEF\xBF\xBDoops' (expected NAME=VALUE or "
+            "NAME<<DELIMITER)");
+  EXPECT_EQ(parse_path_file("/opt/\xC1\n"), (std::vector<std::string>{"/opt/\xEF\xBF\xBD"}));
+  auto c = parse_command("::warning file=a\xC1::m\xC1");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->property("file"), "a\xEF\xBF\xBD");
+  EXPECT_EQ(c->message, "m\xEF\xBF\xBD");
+}
+
 }  // namespace
 }  // namespace lockstep::pipeline
 

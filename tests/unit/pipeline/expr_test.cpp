@@ -59,6 +59,16 @@ TEST(ExprSyntax, ErrorsArePinned) {
   EXPECT_EQ(eval_error("a == 1"), "invalid expression 'a == 1': unknown context 'a'");
   EXPECT_EQ(eval_error("matrix.os = 1"),
             "invalid expression 'matrix.os = 1': unexpected character '=' at position 11");
+  // Found by fuzzing: the message quoted the first byte of a two-byte
+  // character, which is not UTF-8 on its own. Long expressions are cut
+  // between characters too.
+  std::string euros;
+  for (int i = 0; i < 40; ++i) euros += "\xE2\x82\xAC";  // 120 bytes
+  EXPECT_EQ(eval_error("'a" + euros + "' ="), "invalid expression ''a" + euros.substr(0, 96) +
+                                                  "...': unexpected character '=' at "
+                                                  "position 125");
+  EXPECT_EQ(eval_error("a \xC6\x96 b"),
+            "invalid expression 'a \xC6\x96 b': unexpected character '\xC6\x96' at position 3");
   EXPECT_EQ(
       eval_error("\"x\""),
       "invalid expression '\"x\"': unexpected '\"' at position 1 (strings use single quotes)");
@@ -473,6 +483,19 @@ TEST(ExprConversions, DisplayStringsAndLooseEqual) {
   EXPECT_TRUE(loose_equal(Value(14), Value("14")));
   EXPECT_TRUE(loose_equal(Value::parse("[1]"), Value::parse("[1]")));
   EXPECT_FALSE(loose_equal(Value::parse("[1]"), Value(1)));
+}
+
+TEST(ExprFunctions, ToJsonNeverThrowsAndFromJsonRefusesDeepNesting) {
+  EvalContext ctx = context();
+  ctx.contexts["steps"]["build"]["outputs"]["raw"] = "a\xC1";  // should never happen; no abort
+  EXPECT_EQ(eval("toJSON(steps.build.outputs.raw)", ctx), Value("\"a\xEF\xBF\xBD\""));
+  std::string deep(600, '[');
+  deep += std::string(600, ']');
+  EXPECT_EQ(eval_error("fromJSON('" + deep + "')"),
+            "fromJSON(): '" + deep.substr(0, 40) + "...' nests deeper than 512 levels");
+  std::string ok(500, '[');
+  ok += std::string(500, ']');
+  EXPECT_TRUE(eval("fromJSON('" + ok + "')").is_array());
 }
 
 }  // namespace

@@ -277,5 +277,28 @@ jobs:
                  }));
 }
 
+TEST(Lockfile, TextThatIsNotUtf8IsRefusedInOneLine) {
+  std::string text = serialize_lockfile(sample());
+  text.insert(text.find("\"lockstep\": \"") + 13, "\xC1");
+  EXPECT_EQ(parse_error(text), "lockstep.lock:3:16: invalid UTF-8 (byte 0xC1)");
+  // Found by fuzzing: a value with an escaped line break made a message of
+  // two lines.
+  std::string err = parse_error(
+      "{\"schema\": \"lockstep.lock/v1\", \"lockstep\": \"1\",\n"
+      " \"workflow\": {\"path\": \"ci.yml\", \"digest\": \"sha128:a\\nb\"}}");
+  EXPECT_EQ(err,
+            "lockstep.lock:2:43: workflow digest 'sha128:a\\nb' is not a sha256:<64 hex> digest");
+  // Found by fuzzing: yaml-cpp writes \N as the single byte 0x85, which then
+  // made writing the lock throw.
+  text = serialize_lockfile(sample());
+  text.insert(text.find("\"lockstep\": \"") + 13, "\\N");
+  EXPECT_EQ(parse_error(text),
+            "lockstep.lock:3:15: this string is not UTF-8 after its escapes: lockstep cannot "
+            "read \\N and \\_ (write \\u0085 and \\u00A0)");
+  // An escape that makes a lone surrogate is refused by the YAML reader itself.
+  err = parse_error("{\"schema\": \"\\ud800\"}");
+  EXPECT_EQ(err.rfind("lockstep.lock:1:", 0), 0u) << err;
+}
+
 }  // namespace
 }  // namespace lockstep::pipeline

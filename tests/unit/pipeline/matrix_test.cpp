@@ -328,6 +328,30 @@ TEST(Matrix, WarnsAbove256ButExpandsAll) {
   EXPECT_TRUE(warnings.empty());  // 17 x 15 = 255
 }
 
+TEST(MatrixErrors, TooManyCombinationsAreRefusedBeforeAnyIsMade) {
+  // Eight short axes name 10^8 combinations: listing them would take every
+  // byte of memory. The product is checked first.
+  std::string axes;
+  for (char c = 'a'; c <= 'h'; ++c)
+    axes += std::string("        ") + c + ": [0,1,2,3,4,5,6,7,8,9]\n";
+  EXPECT_EQ(expand_error(axes),
+            "ci.yml:6:9: the matrix has more than 65536 combinations; lockstep runs at most that "
+            "many (GitHub: 256) (job 'test')");
+  std::string values = "[";
+  for (int i = 0; i < 256; ++i) values += (i ? "," : "") + std::to_string(i);
+  values += "]";
+  OrderedValue m = OrderedValue::parse("{\"a\":" + values + ",\"b\":" + values + "}");
+  auto all = expand_matrix(m, {});
+  ASSERT_TRUE(all) << all.error().message();
+  EXPECT_EQ(all->size(), 65536u);
+  m["include"] = OrderedValue::parse(R"([{"a": "new"}])");
+  auto more = expand_matrix(m, {});
+  ASSERT_FALSE(more);
+  EXPECT_EQ(more.error().message(),
+            "the matrix has more than 65536 combinations; lockstep runs at most that many "
+            "(GitHub: 256)");
+}
+
 TEST(MatrixErrors, EmptyIncludeOrExcludeEntries) {
   EXPECT_EQ(expand_error("        os: [a]\n        include:\n          - {}\n"),
             "ci.yml:6:9: an entry of matrix 'include' is empty (job 'test')");

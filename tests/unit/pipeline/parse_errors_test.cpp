@@ -430,5 +430,49 @@ TEST(ParseErrors, ContainerOptionsAreChecked) {
             "ci.yml:6:16: unknown option '--privileged' in container options");
 }
 
+TEST(ParseErrors, TextThatIsNotUtf8IsRefusedInOneLine) {
+  // A matrix key with a stray byte used to reach nlohmann::json and abort.
+  auto r = parse_workflow(
+      "jobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix:\n        o\xC1s: [1]\n"
+      "    steps: [{run: x}]\n",
+      "ci.yml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow);
+  EXPECT_EQ(r.error().message(), "ci.yml:6:10: invalid UTF-8 (byte 0xC1)");  // no quoted line
+  EXPECT_EQ(parse_error("name: caf\xE9\njobs: {}\n"), "ci.yml:1:10: invalid UTF-8 (byte 0xE9)");
+  EXPECT_EQ(parse_error("jobs: {}\n# \xED\xA0\x80\n"), "ci.yml:2:3: invalid UTF-8 (byte 0xED)");
+  EXPECT_EQ(parse_error(std::string_view("\xFF\xFEj\0o\0", 6)),
+            "ci.yml:1:1: invalid UTF-8 (byte 0xFF; the file looks like UTF-16)");
+  // Found by fuzzing: yaml-cpp reads text with a NUL among its first bytes
+  // as UTF-16, which made UTF-8 input into scalars that are not.
+  EXPECT_EQ(parse_error(std::string_view("\x14\0v:\n \x0e\0\0\0\x1e[0, 2]{|\n", 20)),
+            "ci.yml:1:1: control character U+0014 is not allowed in YAML");
+  EXPECT_EQ(parse_error(std::string_view("jobs:\0\n", 7)),
+            "ci.yml:1:6: control character U+0000 is not allowed in YAML");
+  // Found by fuzzing: yaml-cpp writes the escapes \N and \_ as single bytes.
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix:\n"
+                        "        \"o\\Ns\": [1]\n    steps: [{run: x}]\n"),
+            "ci.yml:6:9: this string is not UTF-8 after its escapes: lockstep cannot read \\N and "
+            "\\_ (write \\u0085 and \\u00A0)");
+  EXPECT_TRUE(
+      parse_workflow("name: \"\\u0085 \\L \\x41\"\njobs:\n  a:\n    runs-on: x\n"
+                     "    steps: [{run: x}]\n",
+                     "ci.yml"));
+  // UTF-8 text, and a byte order mark, are fine.
+  EXPECT_TRUE(
+      parse_workflow("\xEF\xBB\xBFname: caf\xC3\xA9\njobs:\n  a:\n    runs-on: x\n"
+                     "    steps: [{run: echo \xE2\x82\xAC}]\n",
+                     "ci.yml"));
+}
+
+TEST(ParseErrors, AStrayCommaIsAnErrorNotAnEndlessLoop) {
+  // Found by fuzzing: yaml-cpp's LoadAll never returned on these, making
+  // one empty document after another until memory ran out.
+  EXPECT_EQ(parse_error(",obs:\n  a:\n    runs-on: x\n    steps: [{run: x}]\n"),
+            "ci.yml:1:1: malformed YAML: unexpected ',' outside a flow sequence or mapping");
+  EXPECT_EQ(parse_error("{jobs: {a: {runs-on: x, steps: [{run: x}]}}},\n"),
+            "ci.yml:1:45: malformed YAML: unexpected ',' outside a flow sequence or mapping");
+}
+
 }  // namespace
 }  // namespace lockstep::pipeline

@@ -79,5 +79,24 @@ TEST(ProjectConfig, ErrorQuotesTheLine) {
   EXPECT_NE(r.error().message().find("1 | mirror: x"), std::string::npos) << r.error().message();
 }
 
+TEST(ProjectConfig, MessagesAreOneLineOfText) {
+  // Found by fuzzing: yaml-cpp names an unknown escape by its first byte,
+  // which is not UTF-8 on its own.
+  EXPECT_EQ(config_error("mirror: \"\\\xC3\xA9\"\n"),
+            ".lockstep.yml:1:12: invalid YAML: unknown escape character: \xEF\xBF\xBD");
+  EXPECT_EQ(config_error("runs-on:\n  x: \"a\\_b\"\n"),
+            ".lockstep.yml:2:6: this string is not UTF-8 after its escapes: lockstep cannot read "
+            "\\N and \\_ (write \\u0085 and \\u00A0)");
+  EXPECT_EQ(config_error("mirror: \"a\\nb\"\n"),
+            ".lockstep.yml:1:9: 'mirror' must be an http:// or https:// URL, got 'a\\nb'");
+}
+
+TEST(ProjectConfig, TextThatIsNotUtf8IsRefusedInOneLine) {
+  auto r = parse_project_config("mirror: http://m\xC1\n", ".lockstep.yml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), ".lockstep.yml:1:17: invalid UTF-8 (byte 0xC1)");
+  EXPECT_EQ(r.error().kind(), ErrorKind::kWorkflow);
+}
+
 }  // namespace
 }  // namespace lockstep::pipeline

@@ -68,5 +68,14 @@ TEST(Dotenv, ErrorsNameFileAndLine) {
             "vars.env:1: invalid name 'MY KEY' (names are letters, digits, '_', '.' and '-')");
 }
 
+TEST(Dotenv, TextThatIsNotUtf8IsRefusedWithoutQuotingIt) {
+  EXPECT_EQ(error_of("A=1\nTOKEN=s3cr\xC1t\n"), "vars.env:2:11: invalid UTF-8 (byte 0xC1)");
+  auto kv = split_key_value("TOKEN=s3cr\xC1t", "secret");
+  ASSERT_FALSE(kv);
+  EXPECT_EQ(kv.error().message(), "--secret:1:11: invalid UTF-8 (byte 0xC1)");
+  EXPECT_EQ(kv.error().kind(), ErrorKind::kUsage);
+  EXPECT_TRUE(split_key_value("NAME=caf\xC3\xA9", "env"));
+}
+
 }  // namespace
 }  // namespace lockstep::runner

@@ -8,6 +8,7 @@
 #include "common/fs.hpp"
 #include "runner/html_report.hpp"
 #include "runner/provenance.hpp"
+#include "runner/report.hpp"
 #include "tests/support/run_record_fixture.hpp"
 
 namespace lockstep::runner {
@@ -197,6 +198,12 @@ TEST(HtmlReport, VerifyRecordShowsVerdictAndDifferences) {
   EXPECT_NE(html.find("<span class=\"badge failure\">not-reproducible</span>"), std::string::npos);
   EXPECT_NE(html.find("byte 1234: 0x31 vs 0x32"), std::string::npos);
   EXPECT_NE(html.find(testing::fake_digest("2")), std::string::npos);
+}
+
+TEST(JunitReport, EscapingKeepsTheDocumentUtf8) {
+  // A step's log tail is whatever bytes the step printed.
+  EXPECT_EQ(xml_escape("a\xC1<b\x01"), "a\xEF\xBF\xBD&lt;b?");
+  EXPECT_EQ(xml_escape("caf\xC3\xA9 & \"x\""), "caf\xC3\xA9 &amp; &quot;x&quot;");
 }
 
 }  // namespace

@@ -42,6 +42,18 @@ TEST(RecordRead, InvalidJsonNamesLineAndColumn) {
       << r.error().message();
 }
 
+TEST(RecordRead, HugeNumbersAndDeepNestingAreOneLineErrors) {
+  // Found by fuzzing (in parse_json): nlohmann throws out_of_range, not
+  // parse_error, for a number too large for a double.
+  auto r = parse_record("{\"schema\": 4E00002082961640}", "f.json");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message().rfind("f.json: invalid JSON: ", 0), 0u) << r.error().message();
+  std::string deep = std::string(600, '[') + std::string(600, ']');
+  r = parse_record(deep, "f.json");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "f.json: invalid JSON: nested deeper than 512 levels");
+}
+
 TEST(RecordRead, RefusesWhatIsNotARecord) {
   auto r = parse_record("[1,2]", "a");
   ASSERT_FALSE(r);
