@@ -14,6 +14,8 @@ find_package(Boost 1.74 REQUIRED)
 pkg_check_modules(LIBGIT2 REQUIRED IMPORTED_TARGET libgit2)
 pkg_check_modules(LIBSECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(LIBZSTD REQUIRED IMPORTED_TARGET libzstd)
+# lockstep server: PostgreSQL's client library (libpq-dev).
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 # The tests' framework only when the tests are built (the quick start and
 # packaging build lockstep alone, without libgtest-dev installed).
 if(LOCKSTEP_BUILD_TESTS)

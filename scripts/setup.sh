@@ -38,10 +38,13 @@ build_packages=(
   libboost-dev libgit2-dev libyaml-cpp-dev libseccomp-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libarchive-dev libssl-dev libsqlite3-dev libexpected-dev
   libcurl4-openssl-dev libzstd-dev zlib1g-dev libcap-dev
+  # lockstep server: PostgreSQL's client library
+  libpq-dev
 )
 # What running the quick-start example needs beyond that: busybox-static for
 # its image (scripts/busybox-rootfs.sh), CA certificates for pulls over HTTPS.
-example_packages=(busybox-static ca-certificates)
+# lockstep server without --db starts its own PostgreSQL 15 (initdb, pg_ctl).
+example_packages=(busybox-static ca-certificates postgresql)
 # The test suite, the benchmarks and packaging, on top of both lists above.
 test_packages=(
   # formatting checks, git repositories made by the tests, the tests themselves
