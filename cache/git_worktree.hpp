@@ -27,6 +27,11 @@ struct CommitFacts {
 };
 Result<CommitFacts> commit_facts(const std::filesystem::path& repo, const std::string& commit);
 
+// The URL of the remote of the repository at `path` (a working tree, found
+// upwards like git does, or a bare repository): `origin`, else the only
+// remote. Empty when there is no remote, or several and none is `origin`.
+Result<std::string> remote_url(const std::filesystem::path& path);
+
 // Finds the repository containing `path` (searching upwards like git does).
 // kNotFound when `path` is not inside a git working tree.
 Result<LocalRepoState> inspect_worktree(const std::filesystem::path& path);
@@ -37,6 +42,14 @@ Result<LocalRepoState> inspect_worktree(const std::filesystem::path& path);
 // are not). Empty when the tree is clean. Applying it to a checkout of HEAD
 // reproduces the working tree's content.
 Result<std::string> dirty_patch(const std::filesystem::path& path);
+
+// The bytes of `path` (relative to the repository root, '/'-separated) in
+// `commit`, read from any repository that has it (working tree or bare
+// mirror); with `patch` (a dirty_patch()), as the patch leaves it. kNotFound
+// when the commit has no such file (or the patch deletes it).
+Result<std::string> read_committed_file(const std::filesystem::path& repo,
+                                        const std::string& commit, const std::string& path,
+                                        const std::string& patch = "");
 
 // Applies a patch made by dirty_patch() to the working tree of the
 // repository at `workdir` (the index is left alone). Fails, changing

@@ -13,6 +13,8 @@ find_package(tl-expected REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 pkg_check_modules(LIBGIT2 REQUIRED IMPORTED_TARGET libgit2)
 pkg_check_modules(LIBSECCOMP REQUIRED IMPORTED_TARGET libseccomp)
+# nftables rules of the egress network (Debian libnftables-dev): the library behind nft(8)
+pkg_check_modules(LIBNFTABLES REQUIRED IMPORTED_TARGET libnftables)
 pkg_check_modules(LIBZSTD REQUIRED IMPORTED_TARGET libzstd)
 # lockstep server: PostgreSQL's client library (libpq-dev).
 pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,7 @@ extern char** environ;
 namespace lockstep {
 
 Result<CommandOutput> run_command(const std::vector<std::string>& argv,
-                                  const std::vector<std::string>& extra_env) {
+                                  const std::vector<std::string>& extra_env, int netns_fd) {
   if (argv.empty()) return fail("run_command: empty argv", ErrorKind::kUsage);
   int out_pipe[2], err_pipe[2], exec_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return fail_errno("pipe");
@@ -65,6 +66,12 @@ Result<CommandOutput> run_command(const std::vector<std::string>& argv,
     ::dup2(out_w.get(), 1);
     ::dup2(err_w.get(), 2);
     int err = ENOENT;
+    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) {
+      err = errno;
+      ssize_t ignored = ::write(exec_w.get(), &err, sizeof err);
+      (void)ignored;
+      ::_exit(127);
+    }
     for (auto& c : candidates) {
       ::execve(c.c_str(), args.data(), envp.data());
       if (errno != ENOENT) err = errno;

@@ -19,7 +19,10 @@ struct CommandOutput {
 // /dev/null and the caller's environment plus `extra_env` ("K=V", later
 // entries win). Fails only when the program could not be started; its exit
 // code is data.
+// `netns_fd` (>= 0): the program runs in that network namespace (setns
+// before exec).
 Result<CommandOutput> run_command(const std::vector<std::string>& argv,
-                                  const std::vector<std::string>& extra_env = {});
+                                  const std::vector<std::string>& extra_env = {},
+                                  int netns_fd = -1);
 
 }  // namespace lockstep

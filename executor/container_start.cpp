@@ -19,6 +19,7 @@
 #include "executor/child_util.hpp"
 #include "executor/container.hpp"
 #include "executor/init.hpp"
+#include "executor/network.hpp"
 #include "executor/rootfs.hpp"
 #include "executor/state.hpp"
 
@@ -331,6 +332,14 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
       break;
     case NetworkMode::kContainer: {
       LS_TRY_ASSIGN(netns, open_container_netns(spec.network.container));
+      break;
+    }
+    case NetworkMode::kEgress: {
+      if (!spec.network.ns)
+        return fail("container " + spec.id + ": network egress without a namespace",
+                    ErrorKind::kUsage);
+      netns = UniqueFd(::fcntl(spec.network.ns->fd(), F_DUPFD_CLOEXEC, 0));
+      if (!netns) return fail_errno("duplicate the network namespace fd");
       break;
     }
   }

@@ -12,6 +12,7 @@
 #include "common/fs.hpp"
 #include "executor/child_util.hpp"
 #include "executor/container.hpp"
+#include "executor/network.hpp"
 #include "executor/state.hpp"
 
 namespace lockstep::executor {
@@ -156,6 +157,8 @@ Status reap_stale(const std::filesystem::path& state_dir) {
     if (::unlink(file.c_str()) != 0 && errno != ENOENT) keep(fail_errno("remove " + file.string()));
   }
   for (const auto& dir : orphan_dirs) keep(remove_tree(dir));
+  // Egress networks of dead runners (their containers are gone by now).
+  keep(reap_stale_networks());
   if (!result) return fail(std::move(result.error()).context("reap stale containers"));
   return {};
 }

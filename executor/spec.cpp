@@ -10,6 +10,8 @@ std::string to_string(const Network& n) {
       return "host";
     case NetworkMode::kContainer:
       return "container:" + n.container;
+    case NetworkMode::kEgress:
+      return "egress";
   }
   return "none";
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,7 +18,9 @@ namespace lockstep::executor {
 
 // Bumped whenever a change to the executor could change what a job observes
 // (mount layout, default capabilities, seccomp defaults, injected env).
-inline constexpr int kProtocolVersion = 1;
+// 2: the egress network (own namespace with NAT, /etc/resolv.conf and proxy
+// variables written by lockstep).
+inline constexpr int kProtocolVersion = 2;
 
 struct BindMount {
   std::filesystem::path source;  // host path
@@ -25,10 +28,17 @@ struct BindMount {
   bool read_only = true;
 };
 
-enum class NetworkMode { kNone, kHost, kContainer };
+class NetworkNamespace;  // executor/network.hpp
+
+// kNone: a namespace of its own with only loopback. kHost: the host's.
+// kContainer: another live container's (services and sibling containers of
+// a job). kEgress: a namespace made by an EgressFabric (executor/network.hpp),
+// joined like kContainer; the spec holds it alive.
+enum class NetworkMode { kNone, kHost, kContainer, kEgress };
 struct Network {
   NetworkMode mode = NetworkMode::kNone;
-  std::string container;  // for kContainer: id of a live container to join
+  std::string container;                       // for kContainer: id of a live container to join
+  std::shared_ptr<const NetworkNamespace> ns;  // for kEgress
 };
 std::string to_string(const Network& n);
 

@@ -107,8 +107,11 @@ Json job_document(const JobEnvInputs& in) {
   std::vector<EnvMount> sorted = in.mounts;
   std::sort(sorted.begin(), sorted.end(),
             [](const EnvMount& a, const EnvMount& b) { return a.target < b.target; });
-  for (const auto& m : sorted)
-    mounts.push_back({{"target", m.target}, {"read_only", m.read_only}, {"kind", m.kind}});
+  for (const auto& m : sorted) {
+    Json mount = {{"target", m.target}, {"read_only", m.read_only}, {"kind", m.kind}};
+    if (!m.name.empty()) mount["name"] = m.name;
+    mounts.push_back(std::move(mount));
+  }
   Json limits = Json::object();
   limits["memory_bytes"] = in.memory_bytes ? Json(*in.memory_bytes) : Json(nullptr);
   limits["cpus_milli"] = in.cpus_milli ? Json(*in.cpus_milli) : Json(nullptr);
@@ -131,6 +134,13 @@ Json job_document(const JobEnvInputs& in) {
                     {"executor_protocol", in.executor_protocol},
                     {"default_shell", in.shell_default}};
   if (!in.user_namespace.empty()) d["container"]["user_namespace"] = in.user_namespace;
+  if (in.network == "egress") {
+    std::vector<std::string> allow = in.egress_allow;
+    if (allow.empty()) allow = {"*"};
+    std::sort(allow.begin(), allow.end());
+    allow.erase(std::unique(allow.begin(), allow.end()), allow.end());
+    d["container"]["egress_allow"] = allow;
+  }
   d["reproducibility"] = {
       {"source_date_epoch", in.source_date_epoch}, {"tz", in.tz}, {"locale", in.locale}};
   d["timeouts"] = {{"job_ms", in.job_timeout_ms}};
@@ -160,6 +170,7 @@ Json job_document(const JobEnvInputs& in) {
     for (const auto& [k, v] : in.actions) actions[k] = v;
     d["actions"] = actions;
   }
+  if (!in.call.is_null()) d["workflow_call"] = without_floats(in.call);
   return d;
 }
 
@@ -220,6 +231,25 @@ std::string redact_secrets(std::string text, const std::map<std::string, std::st
       pos += repl.size();
     }
   }
+  // A line of a multi-line secret on its own (a step echoed one line of a
+  // key): replaced as the log masks it.
+  std::vector<std::string> lines;
+  for (const auto& [name, value] : by_len) {
+    if (value.find_first_of("\r\n") == std::string::npos) continue;
+    for (size_t start = 0; start <= value.size();) {
+      size_t end = value.find_first_of("\r\n", start);
+      if (end == std::string::npos) end = value.size();
+      std::string line = value.substr(start, end - start);
+      size_t b = line.find_first_not_of(" \t"), e = line.find_last_not_of(" \t");
+      if (b != std::string::npos) lines.push_back(line.substr(b, e - b + 1));
+      start = end + 1;
+    }
+  }
+  std::sort(lines.begin(), lines.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& line : lines)
+    for (size_t pos = 0; (pos = text.find(line, pos)) != std::string::npos; pos += 3)
+      text.replace(pos, line.size(), "***");
   return text;
 }
 

@@ -19,7 +19,8 @@
 namespace lockstep::pipeline {
 
 // Bumped whenever the document's shape or meaning changes.
-inline constexpr int kEnvHashSchema = 1;
+// 2: container.network may be "egress", with container.egress_allow.
+inline constexpr int kEnvHashSchema = 2;
 
 // Variables whose values identify a run rather than define it. Their names
 // are hashed, their values are not (a replay restores the recorded values).
@@ -28,7 +29,10 @@ bool is_run_identity_var(const std::string& name);
 struct EnvMount {
   std::string target;  // container path only: host paths differ per host
   bool read_only = true;
-  std::string kind;  // "workspace", "home", "hosts", "volume"
+  // "workspace", "home", "hosts", "runtime", "toolcache", "volume" (a host
+  // bind of container.volumes), "named-volume", "anonymous-volume"
+  std::string kind;
+  std::string name;  // a named volume's name (else empty: not in the document)
 };
 
 struct EnvService {
@@ -72,7 +76,9 @@ struct JobEnvInputs {
   uint32_t umask = 022;
   std::string hostname;
   std::string domainname;
-  std::string network;  // none | host
+  std::string network;  // egress | none | host
+  // For egress: the allow-list as written (empty: every public address).
+  std::vector<std::string> egress_allow;
   // "0:100000:65536" (uid map; the gid map when it differs: "uid ... gid ..."),
   // empty: the host's user namespace (then not in the document at all).
   std::string user_namespace;
@@ -101,6 +107,10 @@ struct JobEnvInputs {
   // actions/checkout of other repositories or refs, resolved before the job
   // started: "url@ref" -> commit (empty: none; then not in the document).
   std::map<std::string, std::string> checkouts;
+  // A job of a called workflow: workflow_call.hpp's call_document() (the
+  // workflow file, its repository and commit, the callers, the inputs).
+  // Null: a job of the run's own workflow (then not in the document).
+  Json call;
 };
 
 struct StepEnvInputs {
@@ -141,7 +151,8 @@ Result<Digest> hash_document(const Json& doc);
 std::string keyed_hash(std::string_view key, std::string_view value);
 
 // Replaces every occurrence of each secret value in `text` with
-// "${{ secrets.NAME }}" (longest values first).
+// "${{ secrets.NAME }}" (longest values first), then each line of a
+// multi-line secret that is still there with "***" (as logs mask them).
 std::string redact_secrets(std::string text, const std::map<std::string, std::string>& secrets);
 
 // JSON values with floats turned into their text (matrix values from YAML

@@ -7,6 +7,7 @@
 #include "pipeline/action.hpp"
 #include "pipeline/matrix.hpp"
 #include "pipeline/parse.hpp"
+#include "pipeline/workflow_call.hpp"
 
 namespace lockstep::pipeline {
 
@@ -20,7 +21,7 @@ constexpr std::array<std::string_view, 6> kKnownBeforeRun = {"github", "inputs",
 // instance stands for a matrix made from needs outputs, so matrix and
 // strategy are not known either.
 Status evaluate_input(InputUse& use, std::string& out, const std::string& text,
-                      const EvalContext& ctx, bool matrix_from_needs) {
+                      const EvalContext& ctx, bool matrix_from_needs, bool inputs_unknown) {
   use.text = text;
   if (!has_expression(text)) {
     out = text;
@@ -34,6 +35,10 @@ Status evaluate_input(InputUse& use, std::string& out, const std::string& text,
     }
     if (matrix_from_needs && (c == "matrix" || c == "strategy")) {
       use.unlockable = "reads '" + c + "', made from needs outputs at run time";
+      return {};
+    }
+    if (inputs_unknown && c == "inputs") {
+      use.unlockable = "reads 'inputs', given from needs outputs at run time";
       return {};
     }
   }
@@ -50,10 +55,13 @@ Status collect_one(const JobInstance& inst, const EvalContext& ctx,
                    const std::map<std::string, std::string>& platforms,
                    std::vector<InputUse>& out) {
   const Job& job = *inst.job;
-  const bool dynamic = inst.matrix.is_null() && matrix_depends_on_needs(job);
-  auto evaluate_into = [dynamic](InputUse& use, std::string& o, const std::string& text,
-                                 const EvalContext& c) {
-    return evaluate_input(use, o, text, c, dynamic);
+  // A stand-in (null matrix): its matrix is made at run time.
+  const bool dynamic = is_stand_in(inst);
+  // A called job whose inputs come from needs outputs.
+  const bool inputs_unknown = inst.scope && !inst.scope->inputs_known;
+  auto evaluate_into = [dynamic, inputs_unknown](InputUse& use, std::string& o,
+                                                 const std::string& text, const EvalContext& c) {
+    return evaluate_input(use, o, text, c, dynamic, inputs_unknown);
   };
   auto base_use = [&](InputUse::Kind kind, std::string what) {
     InputUse u;
@@ -87,6 +95,8 @@ Status collect_one(const JobInstance& inst, const EvalContext& ctx,
   for (const auto& svc : job.services) {
     InputUse u = base_use(InputUse::Kind::kImage, "service '" + svc.name + "'");
     LS_TRY(evaluate_into(u, u.reference, svc.container.image, ctx));
+    // An image that evaluates to nothing: the service is not started.
+    if (u.unlockable.empty() && u.reference.empty()) continue;
     out.push_back(std::move(u));
   }
   for (size_t i = 0; i < job.steps.size(); ++i) {
@@ -143,6 +153,8 @@ EvalContext instance_context(const EvalContext& base, const JobInstance& inst, s
   Value& c = ctx.contexts;
   const Job& job = *inst.job;
   c["github"]["job"] = job.id;
+  // A called job reads its call's inputs; the run's own jobs the base's.
+  if (inst.scope) c["inputs"] = inst.scope->inputs;
   c["matrix"] = inst.matrix.is_object() && !inst.matrix.empty() ? Value::parse(inst.matrix.dump())
                                                                 : Value::object();
   c["strategy"] = {{"fail-fast", job.strategy.fail_fast != "false"},
@@ -157,32 +169,36 @@ EvalContext instance_context(const EvalContext& base, const JobInstance& inst, s
 Result<std::vector<InputUse>> collect_instance_inputs(
     const std::vector<JobInstance>& instances, const EvalContext& base,
     const std::map<std::string, std::string>& platforms) {
-  std::map<std::string, size_t> total, seen;
-  for (const auto& inst : instances) ++total[inst.job->id];
+  // Matrix positions count per job of each call (a called workflow's job
+  // ids are its own).
+  std::map<std::pair<const CallScope*, std::string>, size_t> total, seen;
+  for (const auto& inst : instances) ++total[{inst.scope.get(), inst.job->id}];
   std::vector<InputUse> out;
   for (const auto& inst : instances) {
-    const std::string& id = inst.job->id;
-    EvalContext ctx = instance_context(base, inst, seen[id]++, total[id]);
+    const std::pair<const CallScope*, std::string> key{inst.scope.get(), inst.job->id};
+    EvalContext ctx = instance_context(base, inst, seen[key]++, total[key]);
     LS_TRY(collect_one(inst, ctx, platforms, out));
   }
   return out;
 }
 
 Result<std::vector<InputUse>> collect_inputs(const Workflow& wf, const EvalContext& base,
-                                             const std::map<std::string, std::string>& platforms) {
-  std::vector<InputUse> out;
+                                             const std::map<std::string, std::string>& platforms,
+                                             const CallGraph* calls) {
+  std::vector<JobInstance> instances;
   for (const auto& job : wf.jobs) {
-    std::vector<JobInstance> instances;
     if (matrix_depends_on_needs(job)) {
       // One stand-in: what does not read the matrix is locked as usual.
       instances.push_back({&job, OrderedValue(), job.id});
-    } else {
-      LS_TRY_ASSIGN(instances, expand_job(wf, job, base));
+      continue;
     }
-    LS_TRY_ASSIGN(std::vector<InputUse> uses, collect_instance_inputs(instances, base, platforms));
-    for (auto& u : uses) out.push_back(std::move(u));
+    LS_TRY_ASSIGN(auto mine, expand_job(wf, job, base));
+    for (auto& i : mine) instances.push_back(std::move(i));
   }
-  return out;
+  if (calls) {
+    LS_TRY_ASSIGN(instances, preview_instances(instances, wf, *calls, base));
+  }
+  return collect_instance_inputs(instances, base, platforms);
 }
 
 }  // namespace lockstep::pipeline

@@ -19,6 +19,8 @@
 
 namespace lockstep::pipeline {
 
+struct CallGraph;
+
 struct InputUse {
   // kAction: `uses: owner/repo[/path]@ref` of a step (reference
   // "owner/repo", ref the ref); actions inside composite actions are found
@@ -40,7 +42,8 @@ struct InputUse {
 const char* to_string(InputUse::Kind kind);
 
 // The pre-run evaluation context of one instance: `base` (github, inputs,
-// vars) plus matrix, strategy and runner, as the runner builds them.
+// vars) plus matrix, strategy and runner, as the runner builds them; a
+// called job's inputs are its call's.
 EvalContext instance_context(const EvalContext& base, const JobInstance& instance, size_t index,
                              size_t total);
 
@@ -49,8 +52,12 @@ EvalContext instance_context(const EvalContext& base, const JobInstance& instanc
 // once, as a stand-in instance (null matrix), and its inputs that read
 // `matrix` or `strategy` come back unlockable. `platforms` maps runs-on
 // labels to images.
+// `calls`: the reusable workflows the jobs call (workflow_call.hpp); their
+// jobs' inputs are collected per calling instance, with the inputs it passes
+// (a call whose inputs read needs: those reading inputs are unlockable).
 Result<std::vector<InputUse>> collect_inputs(const Workflow& wf, const EvalContext& base,
-                                             const std::map<std::string, std::string>& platforms);
+                                             const std::map<std::string, std::string>& platforms,
+                                             const CallGraph* calls = nullptr);
 
 // The inputs of given instances (as expand_job made them; a stand-in for a
 // matrix from needs outputs has a null matrix).

@@ -52,6 +52,12 @@ Lockfile sorted(Lockfile lock) {
   std::sort(lock.sources.begin(), lock.sources.end(), [](const auto& a, const auto& b) {
     return std::tie(a.url, a.ref) < std::tie(b.url, b.ref);
   });
+  for (auto& f : lock.fetches) {
+    std::sort(f.jobs.begin(), f.jobs.end());
+    f.jobs.erase(std::unique(f.jobs.begin(), f.jobs.end()), f.jobs.end());
+  }
+  std::sort(lock.fetches.begin(), lock.fetches.end(),
+            [](const auto& a, const auto& b) { return a.url < b.url; });
   auto key = [](const UnlockableInput& u) { return std::tie(u.job, u.kind, u.text, u.reason); };
   std::sort(lock.unlockable.begin(), lock.unlockable.end(),
             [&](const auto& a, const auto& b) { return key(a) < key(b); });
@@ -103,7 +109,7 @@ class Reader {
     if (lock.schema >= 2) {
       LS_TRY(keys(root,
                   {"schema", "lockstep", "workflow", "images", "sources", "actions", "node-runtime",
-                   "unlockable"},
+                   "unlockable", "fetches"},
                   {"schema", "lockstep", "workflow"}, "the lock"));
     } else {
       LS_TRY(keys(root, {"schema", "lockstep", "workflow", "images", "sources", "unlockable"},
@@ -211,6 +217,20 @@ class Reader {
         lock.unlockable.push_back(std::move(u));
       }
     }
+    if (const YAML::Node fetches = root["fetches"]) {
+      LS_TRY(seq(fetches, "'fetches'"));
+      for (const auto& n : fetches) {
+        LS_TRY(keys(n, {"url", "sha256", "jobs"}, {"url", "sha256"}, "a fetch"));
+        LockedFetch f;
+        LS_TRY_ASSIGN(f.url, string(n["url"], "fetch url"));
+        LS_TRY_ASSIGN(f.sha256, digest(n["sha256"], "fetch sha256"));
+        if (n["jobs"]) {
+          LS_TRY_ASSIGN(f.jobs, strings(n["jobs"], "'jobs'"));
+        }
+        if (lock.find_fetch(f.url)) return error(n["url"], "fetch '" + f.url + "' is listed twice");
+        lock.fetches.push_back(std::move(f));
+      }
+    }
     return lock;
   }
 
@@ -284,6 +304,12 @@ const LockedAction* Lockfile::find_action(std::string_view repository, std::stri
   return nullptr;
 }
 
+const LockedFetch* Lockfile::find_fetch(std::string_view url) const {
+  for (const auto& f : fetches)
+    if (f.url == url) return &f;
+  return nullptr;
+}
+
 const LockedSource* Lockfile::workflow_source() const {
   for (const auto& s : sources)
     if (s.workflow_repository) return &s;
@@ -339,6 +365,17 @@ std::string serialize_lockfile(const Lockfile& in) {
     for (const auto& u : lock.unlockable)
       un.push_back({{"kind", u.kind}, {"text", u.text}, {"job", u.job}, {"reason", u.reason}});
     j["unlockable"] = std::move(un);
+  }
+  if (!lock.fetches.empty()) {
+    OJson fetches = OJson::array();
+    for (const auto& f : lock.fetches) {
+      OJson e;
+      e["url"] = f.url;
+      e["sha256"] = f.sha256;
+      e["jobs"] = f.jobs;
+      fetches.push_back(std::move(e));
+    }
+    j["fetches"] = std::move(fetches);
   }
   return j.dump(2) + "\n";
 }

@@ -20,7 +20,7 @@
 namespace lockstep::pipeline {
 
 inline constexpr std::string_view kLockSchemaPrefix = "lockstep.lock/v";
-// v2 added `actions` and `node-runtime`; v1 files are still read.
+// v2 added `actions`, `node-runtime` and `fetches`; v1 files are still read.
 inline constexpr int kLockSchemaVersion = 2;
 
 struct LockedImage {
@@ -63,6 +63,14 @@ struct UnlockableInput {
   std::string reason;
 };
 
+// A download pinned by `lockstep lock --fetches RUN` (docs/network.md): the
+// body lockstep's proxy recorded for a URL in that run.
+struct LockedFetch {
+  std::string url;
+  std::string sha256;             // "sha256:<64 hex>"
+  std::vector<std::string> jobs;  // display names of the jobs that fetched it
+};
+
 struct Lockfile {
   int schema = kLockSchemaVersion;
   std::string lockstep_version;
@@ -75,11 +83,13 @@ struct Lockfile {
   // The digest of lockstep's Node.js runtime (runner/node_runtime.hpp) when
   // any job uses actions; empty otherwise.
   std::string node_runtime;
+  std::vector<LockedFetch> fetches;  // sorted by URL; not part of staleness
 
   const LockedImage* find_image(std::string_view reference) const;
   const LockedSource* find_source(std::string_view url, std::string_view ref) const;
   const LockedSource* workflow_source() const;
   const LockedAction* find_action(std::string_view repository, std::string_view ref) const;
+  const LockedFetch* find_fetch(std::string_view url) const;
 };
 
 // "linux/amd64": the platform every lock resolves.

@@ -1,6 +1,7 @@
 #include "pipeline/matrix.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "pipeline/diagnostic.hpp"
 #include "pipeline/expr_ast.hpp"
@@ -16,47 +17,6 @@ tl::unexpected<Error> bad(std::string message) {
 
 OrderedValue to_ordered(const Value& v) {
   return OrderedValue::parse(v.dump());
-}
-
-// Evaluates a string that may be "${{ expr }}" (value kept with its type),
-// text with embedded expressions (a string), or plain text. fromJSON(...) at
-// the top is parsed keeping the key order of the JSON text, since the order
-// of matrix keys is what orders the axes and the display names.
-Result<OrderedValue> evaluate_ordered(const std::string& text, const EvalContext& ctx) {
-  if (!has_expression(text)) return OrderedValue(text);
-  LS_TRY_ASSIGN(auto parts, expr::split_template(text));
-  bool whole = parts.size() == 1 && parts[0].is_expression;
-  if (!whole) {
-    LS_TRY_ASSIGN(std::string s, interpolate(text, ctx));
-    return OrderedValue(std::move(s));
-  }
-  std::string_view body = parts[0].text;
-  auto root = expr::parse(body);
-  if (root && (*root)->kind == expr::NodeKind::kCall && (*root)->name == "fromjson") {
-    LS_TRY_ASSIGN(Value arg, expr::eval(*(*root)->kids[0], ctx));
-    std::string json = to_display_string(arg);
-    OrderedValue parsed = OrderedValue::parse(json, nullptr, false);
-    if (parsed.is_discarded()) {
-      std::string shown = json.substr(0, 40) + (json.size() > 40 ? "..." : "");
-      return bad("fromJSON(): '" + shown + "' is not valid JSON");
-    }
-    return parsed;
-  }
-  LS_TRY_ASSIGN(Value v, evaluate(body, ctx));
-  return to_ordered(v);
-}
-
-// Expressions inside values (e.g. an axis element "${{ github.ref }}").
-Result<OrderedValue> evaluate_deep(const OrderedValue& v, const EvalContext& ctx) {
-  if (v.is_string()) return evaluate_ordered(v.get<std::string>(), ctx);
-  if (v.is_array() || v.is_object()) {
-    OrderedValue out = v;
-    for (auto it = out.begin(); it != out.end(); ++it) {
-      LS_TRY_ASSIGN(*it, evaluate_deep(*it, ctx));
-    }
-    return out;
-  }
-  return v;
 }
 
 // A scalar as an expression value, for GitHub's loose equality.
@@ -75,6 +35,99 @@ Value scalar_value(const OrderedValue& v) {
     default:
       return nullptr;
   }
+}
+
+// The expression a matrix evaluation failed in (its text as written), so
+// that the error can point at it.
+struct Failed {
+  std::string text;
+};
+
+// Evaluates a string that may be "${{ expr }}" (value kept with its type),
+// text with embedded expressions (a string), or plain text. fromJSON(...) at
+// the top is parsed keeping the key order of the JSON text, since the order
+// of matrix keys is what orders the axes and the display names.
+Result<OrderedValue> evaluate_ordered(const std::string& text, const EvalContext& ctx,
+                                      Failed* failed = nullptr) {
+  if (!has_expression(text)) return OrderedValue(text);
+  auto note = [&](Error e) {
+    if (failed && failed->text.empty()) failed->text = text;
+    return fail(std::move(e));
+  };
+  auto parts = expr::split_template(text);
+  if (!parts) return note(std::move(parts.error()));
+  bool whole = parts->size() == 1 && (*parts)[0].is_expression;
+  if (!whole) {
+    auto s = interpolate(text, ctx);
+    if (!s) return note(std::move(s.error()));
+    return OrderedValue(std::move(*s));
+  }
+  std::string_view body = (*parts)[0].text;
+  auto root = expr::parse(body);
+  if (root && (*root)->kind == expr::NodeKind::kCall && (*root)->name == "fromjson") {
+    auto arg = expr::eval(*(*root)->kids[0], ctx);
+    if (!arg) return note(std::move(arg.error()));
+    std::string json = to_display_string(*arg);
+    OrderedValue parsed = OrderedValue::parse(json, nullptr, false);
+    if (parsed.is_discarded()) {
+      std::string shown = json.substr(0, 40) + (json.size() > 40 ? "..." : "");
+      return note(Error("fromJSON(): '" + shown + "' is not valid JSON", 0, ErrorKind::kWorkflow));
+    }
+    return parsed;
+  }
+  auto v = evaluate(body, ctx);
+  if (!v) return note(std::move(v.error()));
+  return to_ordered(*v);
+}
+
+// A mapping key: itself, or the string its expression evaluates to (a
+// number or boolean as text); a sequence, a mapping or nothing is an error.
+Result<std::string> evaluate_key(const std::string& key, const EvalContext& ctx, Failed* failed) {
+  if (!has_expression(key)) return key;
+  LS_TRY_ASSIGN(OrderedValue v, evaluate_ordered(key, ctx, failed));
+  auto refuse = [&](const std::string& why) {
+    if (failed && failed->text.empty()) failed->text = key;
+    return bad("the key '" + key + "' " + why);
+  };
+  if (v.is_array() || v.is_object())
+    return refuse("evaluates to a " + std::string(v.is_array() ? "sequence" : "mapping") +
+                  "; a key is a string");
+  std::string s = to_display_string(scalar_value(v));
+  if (s.empty()) return refuse("evaluates to an empty string");
+  return s;
+}
+
+// Expressions inside values (e.g. an axis element "${{ github.ref }}") and
+// keys, as GitHub's template reader evaluates them: a key that holds an
+// expression becomes the string it evaluates to; a sequence item that
+// evaluates to a sequence is spliced into its parent sequence.
+Result<OrderedValue> evaluate_deep(const OrderedValue& v, const EvalContext& ctx,
+                                   Failed* failed = nullptr) {
+  if (v.is_string()) return evaluate_ordered(v.get<std::string>(), ctx, failed);
+  if (v.is_array()) {
+    OrderedValue out = OrderedValue::array();
+    for (const auto& e : v) {
+      LS_TRY_ASSIGN(OrderedValue item, evaluate_deep(e, ctx, failed));
+      if (e.is_string() && item.is_array())
+        for (auto& x : item) out.push_back(std::move(x));
+      else
+        out.push_back(std::move(item));
+    }
+    return out;
+  }
+  if (v.is_object()) {
+    OrderedValue out = OrderedValue::object();
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      LS_TRY_ASSIGN(std::string key, evaluate_key(it.key(), ctx, failed));
+      if (out.contains(key)) {
+        if (failed && failed->text.empty()) failed->text = it.key();
+        return bad("duplicate key '" + key + "' (from '" + it.key() + "')");
+      }
+      LS_TRY_ASSIGN(out[key], evaluate_deep(it.value(), ctx, failed));
+    }
+    return out;
+  }
+  return v;
 }
 
 // An include/exclude filter matches as GitHub evaluates it: every leaf of the
@@ -130,7 +183,7 @@ struct Expansion {
 };
 
 Result<Expansion> expand(const OrderedValue& declared, const EvalContext& ctx,
-                         std::vector<std::string>* warnings) {
+                         std::vector<std::string>* warnings, Failed* failed = nullptr) {
   Expansion out;
   if (declared.is_null()) {
     out.combinations.push_back(OrderedValue::object());
@@ -139,7 +192,7 @@ Result<Expansion> expand(const OrderedValue& declared, const EvalContext& ctx,
   }
   OrderedValue matrix = declared;
   if (matrix.is_string()) {
-    LS_TRY_ASSIGN(matrix, evaluate_ordered(matrix.get<std::string>(), ctx));
+    LS_TRY_ASSIGN(matrix, evaluate_ordered(matrix.get<std::string>(), ctx, failed));
   }
   if (!matrix.is_object()) {
     return bad("the matrix must be a mapping, got " + std::string(matrix.type_name()));
@@ -147,9 +200,14 @@ Result<Expansion> expand(const OrderedValue& declared, const EvalContext& ctx,
   std::vector<std::string> axes;
   std::vector<OrderedValue> axis_values;
   OrderedValue include = OrderedValue::array(), exclude = OrderedValue::array();
+  std::set<std::string> seen_keys;
   for (auto it = matrix.begin(); it != matrix.end(); ++it) {
-    const std::string& key = it.key();
-    LS_TRY_ASSIGN(OrderedValue v, evaluate_deep(it.value(), ctx));
+    LS_TRY_ASSIGN(std::string key, evaluate_key(it.key(), ctx, failed));
+    if (!seen_keys.insert(key).second) {
+      if (failed && failed->text.empty()) failed->text = it.key();
+      return bad("duplicate matrix key '" + key + "' (from '" + it.key() + "')");
+    }
+    LS_TRY_ASSIGN(OrderedValue v, evaluate_deep(it.value(), ctx, failed));
     if (key == "include" || key == "exclude") {
       if (!v.is_array()) {
         return bad("matrix '" + key + "' must be a sequence of mappings, got " +
@@ -318,9 +376,16 @@ Result<std::vector<JobInstance>> expand_job(const Workflow& wf, const Job& job,
                                             const EvalContext& ctx,
                                             std::vector<std::string>* warnings) {
   std::vector<std::string> local_warnings;
-  auto combos = expand(job.strategy.matrix, ctx, &local_warnings);
+  Failed failed;
+  auto combos = expand(job.strategy.matrix, ctx, &local_warnings, &failed);
   if (!combos) {
     SourceLoc at = job.strategy.matrix_loc.line ? job.strategy.matrix_loc : job.loc;
+    // At the expression (value or key) that failed, when there was one.
+    for (const ExprSite& site : job.expressions)
+      if (site.in_matrix && !failed.text.empty() && site.text == failed.text) {
+        at = site.loc;
+        break;
+      }
     // A matrix made from needs outputs cannot be known before those jobs ran;
     // say so, since the evaluation error alone ("'' is not valid JSON") puzzles.
     std::string which =

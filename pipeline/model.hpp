@@ -3,6 +3,7 @@
 // Actions workflow bytes. Plain data; strings that may hold ${{ }} expressions
 // are kept unevaluated (they are evaluated per job instance, with its contexts).
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -90,6 +91,48 @@ struct Strategy {
   SourceLoc matrix_loc;  // of the matrix: value
 };
 
+// `jobs.<id>.uses`: the job calls a reusable workflow instead of running
+// steps (pipeline/workflow_call.hpp). Values keep their YAML type (a string,
+// boolean or number) and may be expressions.
+struct JobCall {
+  std::string uses;  // as written
+  SourceLoc uses_loc;
+  std::vector<std::pair<std::string, OrderedValue>> with;  // declaration order
+  std::vector<SourceLoc> with_locs;                        // of each key, parallel to `with`
+  bool inherit_secrets = false;                            // `secrets: inherit`
+  EnvList secrets;                                         // name -> value (expressions)
+  std::vector<SourceLoc> secret_locs;                      // parallel to `secrets`
+};
+
+// `on.workflow_call` of a reusable workflow.
+enum class InputType { kString, kBoolean, kNumber };
+struct WorkflowInput {
+  std::string name;
+  InputType type = InputType::kString;
+  bool required = false;
+  // A string (may hold expressions over github, inputs and vars), boolean or
+  // number; none: false, 0 or "" by type.
+  std::optional<OrderedValue> default_value;
+  SourceLoc loc;          // of the name
+  SourceLoc default_loc;  // of the default
+};
+struct WorkflowSecret {
+  std::string name;
+  bool required = false;
+  SourceLoc loc;
+};
+struct WorkflowOutput {
+  std::string name;
+  std::string value;  // an expression over github, inputs, vars and jobs
+  SourceLoc loc;
+};
+struct WorkflowCallTrigger {
+  std::vector<WorkflowInput> inputs;  // declaration order
+  std::vector<WorkflowSecret> secrets;
+  std::vector<WorkflowOutput> outputs;
+  SourceLoc loc;
+};
+
 struct Job {
   std::string id;
   std::string name;  // may contain expressions; empty: id
@@ -105,6 +148,7 @@ struct Job {
   std::map<std::string, std::string> outputs;
   RunDefaults defaults;
   std::vector<Step> steps;
+  std::optional<JobCall> call;  // set: the job calls a reusable workflow (no steps)
   SourceLoc loc;
   std::vector<SourceLoc> needs_locs;  // parallel to needs
   // Every string of the job that holds an expression, and every if:, in
@@ -121,13 +165,21 @@ struct Workflow {
   std::string run_name;             // run-name: (display only; may hold expressions)
   std::vector<IgnoredKey> ignored;  // accepted but not acted on
   std::string source;               // the workflow text, to quote lines in later errors
+  // `on: workflow_call` (as a string, in a list, or a mapping): the workflow
+  // may be called by another one.
+  std::optional<WorkflowCallTrigger> workflow_call;
 };
+
+// One call of a reusable workflow (pipeline/workflow_call.hpp).
+struct CallScope;
 
 // One job x one matrix combination.
 struct JobInstance {
   const Job* job = nullptr;
-  OrderedValue matrix;       // object: axis -> value, declaration order
-  std::string display_name;  // "build (gcc, Release)"
+  OrderedValue matrix;       // object: axis -> value, declaration order; null: a stand-in
+  std::string display_name;  // "build (gcc, Release)"; "call (linux) / test" in a called workflow
+  // The call the job belongs to; null: a job of the run's own workflow.
+  std::shared_ptr<const CallScope> scope;
 };
 
 }  // namespace lockstep::pipeline

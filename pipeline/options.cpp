@@ -135,11 +135,11 @@ Status apply(ContainerOptions& o, const OptSpec& spec, const std::string& v) {
       return {};
     }
     case Opt::kNetwork:
-      if (v != "none" && v != "host") {
+      if (v != "none" && v != "host" && v != "egress" && v != "bridge") {
         return bad("unsupported network '" + v +
-                   "' for '--network' (lockstep supports none and host)");
+                   "' for '--network' (lockstep supports egress, none and host)");
       }
-      o.network = v;
+      o.network = v == "bridge" ? "egress" : v;  // docker's name for the same
       return {};
     case Opt::kUser:
       if (v.empty()) return invalid("a user such as 1000:1000");

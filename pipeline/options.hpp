@@ -27,15 +27,16 @@ struct ContainerOptions {
   std::optional<int64_t> memory_bytes;       // --memory / -m
   std::optional<int64_t> memory_swap_bytes;  // --memory-swap; -1 = unlimited
   std::optional<int64_t> pids_limit;         // --pids-limit; <= 0 = unlimited
-  std::optional<std::string> network;        // --network: "none" or "host"
-  std::optional<std::string> user;           // --user / -u: "uid[:gid]" or a name
-  std::optional<std::string> workdir;        // --workdir / -w
-  std::optional<std::string> hostname;       // --hostname / -h
-  std::optional<std::string> entrypoint;     // --entrypoint
-  EnvList env;                               // --env / -e K=V, in order
-  std::vector<std::string> cap_add;          // --cap-add, upper case, no CAP_ prefix
-  std::vector<std::string> cap_drop;         // --cap-drop
-  HealthCheck health;                        // --health-*
+  std::optional<std::string>
+      network;  // --network: "egress" (also docker's "bridge"), "none" or "host"
+  std::optional<std::string> user;        // --user / -u: "uid[:gid]" or a name
+  std::optional<std::string> workdir;     // --workdir / -w
+  std::optional<std::string> hostname;    // --hostname / -h
+  std::optional<std::string> entrypoint;  // --entrypoint
+  EnvList env;                            // --env / -e K=V, in order
+  std::vector<std::string> cap_add;       // --cap-add, upper case, no CAP_ prefix
+  std::vector<std::string> cap_drop;      // --cap-drop
+  HealthCheck health;                     // --health-*
 };
 
 // Parses the options text. Errors (kWorkflow, no location) name the option:

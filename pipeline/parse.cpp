@@ -116,6 +116,7 @@ Status WorkflowParser::check_keys(const YAML::Node& map, const Keys& known, cons
     const YAML::Node k = it->first;
     if (!k.IsScalar()) return error(k, "expected a string key in " + where + ", got " + kind_of(k));
     const std::string& key = k.Scalar();
+    if (has_expression(key)) return unsupported_key(k, where);
     if (!seen.insert(key).second) return error(k, "duplicate key '" + key + "' in " + where);
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     if (std::find(unsupported.begin(), unsupported.end(), key) != unsupported.end()) {
@@ -125,6 +126,13 @@ Status WorkflowParser::check_keys(const YAML::Node& map, const Keys& known, cons
     return error(k, "unknown key '" + key + "' in " + where + did_you_mean(key, cands));
   }
   return {};
+}
+
+tl::unexpected<Error> WorkflowParser::unsupported_key(const YAML::Node& key,
+                                                      const std::string& where) const {
+  // GitHub evaluates such a key; lockstep does so in strategy.matrix only.
+  return error(key, "an expression as a key ('" + key.Scalar() + "') in " + where +
+                        " is not supported by lockstep (only in strategy.matrix)");
 }
 
 Status WorkflowParser::expect_map(const YAML::Node& n, const std::string& what) const {
@@ -187,6 +195,7 @@ Result<EnvList> WorkflowParser::env_map(const YAML::Node& n, const std::string& 
     null_loc_ = loc(it->first);
     if (!it->first.IsScalar()) return error(it->first, "expected a string key in " + what);
     const std::string key = it->first.Scalar();
+    if (has_expression(key)) return unsupported_key(it->first, what);
     if (!seen.insert(key).second) return error(it->first, "duplicate key '" + key + "' in " + what);
     std::string value;
     if (!it->second.IsNull()) {
@@ -268,6 +277,8 @@ Result<OrderedValue> WorkflowParser::to_value(const YAML::Node& n, const std::st
         if (!it->first.IsScalar()) return error(it->first, "expected a string key in " + what);
         const std::string key = it->first.Scalar();
         if (out.contains(key)) return error(it->first, "duplicate key '" + key + "' in " + what);
+        // A key may be an expression: evaluated with the values.
+        LS_TRY(check_expr(it->first, key, "a key in " + what, false, sites));
         LS_TRY_ASSIGN(out[key], to_value(it->second, what, sites));
       }
       return out;
@@ -346,8 +357,11 @@ Result<Workflow> WorkflowParser::run() {
       has_jobs = true;
     } else if (key == "permissions" || key == "concurrency") {
       wf_.ignored.push_back({key, where, loc(it->first)});
+    } else if (key == "on") {
+      // Events are ignored (lockstep runs what it is asked to run), except
+      // workflow_call: its inputs, secrets and outputs.
+      LS_TRY(on_trigger(v));
     }
-    // `on` is accepted and ignored: lockstep runs what it is asked to run.
   }
   if (!has_jobs) return error(SourceLoc{1, 1}, "the workflow has no 'jobs'");
   null_loc_ = loc(jobs_key);

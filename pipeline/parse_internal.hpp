@@ -38,6 +38,9 @@ class WorkflowParser {
   // mapping for messages.
   Status check_keys(const YAML::Node& map, const Keys& known, const Keys& unsupported,
                     const std::string& where) const;
+  // "an expression as a key ... is not supported by lockstep": `key` holds
+  // ${{ }} where lockstep does not evaluate keys (everywhere but the matrix).
+  tl::unexpected<Error> unsupported_key(const YAML::Node& key, const std::string& where) const;
 
   // Typed reads; `what` names the value ("'run' in step 2 of job 'build'").
   Status expect_map(const YAML::Node& n, const std::string& what) const;
@@ -77,6 +80,14 @@ class WorkflowParser {
                                   bool service, std::vector<std::string>* ports);
   Result<Strategy> strategy(Job& job, const YAML::Node& n, const std::string& where);
   Result<OrderedValue> matrix(Job& job, const YAML::Node& n, const std::string& where);
+
+  // parse_call.cpp: a job with `uses:` (the parts it shares with other jobs
+  // go through job_entry), and `on.workflow_call`.
+  Result<Job> call_job(Job job, const YAML::Node& key, const YAML::Node& n);
+  Status on_trigger(const YAML::Node& n);
+  Status call_inputs(WorkflowCallTrigger& t, const YAML::Node& n);
+  Status call_secrets(WorkflowCallTrigger& t, const YAML::Node& n);
+  Status call_outputs(WorkflowCallTrigger& t, const YAML::Node& n);
 
   // parse_action.cpp
   Status action_inputs(ActionManifest& a, const YAML::Node& n);

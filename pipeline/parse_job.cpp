@@ -16,11 +16,18 @@ Result<Job> WorkflowParser::job(const std::string& id, const YAML::Node& key, co
   job.loc = loc(key);
   const std::string where = "job '" + id + "'";
   LS_TRY(expect_map(n, where));
+  if (n["uses"]) return call_job(std::move(job), key, n);
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const YAML::Node k = it->first;
+    if (k.IsScalar() && (k.Scalar() == "with" || k.Scalar() == "secrets"))
+      return error(k, "'" + k.Scalar() + "' in " + where +
+                          " belongs to a job that calls a reusable workflow (with 'uses')");
+  }
   LS_TRY(check_keys(n,
                     {"name", "needs", "if", "runs-on", "container", "services", "strategy", "env",
                      "timeout-minutes", "continue-on-error", "outputs", "defaults", "steps",
                      "permissions", "concurrency"},
-                    {"environment", "uses", "with", "secrets"}, where));
+                    {"environment"}, where));
   for (auto it = n.begin(); it != n.end(); ++it) {
     null_loc_ = loc(it->first);
     LS_TRY(job_entry(job, where, it->first.Scalar(), it->first, it->second));
@@ -59,6 +66,7 @@ Status WorkflowParser::job_entry(Job& job, const std::string& where, const std::
     for (auto it = v.begin(); it != v.end(); ++it) {
       null_loc_ = loc(it->first);
       if (!it->first.IsScalar()) return error(it->first, "expected a service name in " + what);
+      if (has_expression(it->first.Scalar())) return unsupported_key(it->first, what);
       ServiceDecl s;
       s.name = it->first.Scalar();
       for (const auto& other : job.services) {
@@ -309,6 +317,8 @@ Result<OrderedValue> WorkflowParser::matrix(Job& job, const YAML::Node& n,
     const std::string key = it->first.Scalar();
     if (!seen.insert(key).second)
       return error(it->first, "duplicate key '" + key + "' in " + where);
+    // An axis named by an expression: evaluated with the matrix.
+    LS_TRY(check_expr(it->first, key, "a key of " + where, false, sites));
     const YAML::Node v = it->second;
     const bool special = key == "include" || key == "exclude";
     const std::string what = special ? "'" + key + "' of " + where : "matrix axis '" + key + "'";

@@ -60,13 +60,16 @@ class ConfigReader {
           if (url.empty()) return error(p.second, "owner '" + owner + "' maps to no URL");
           cfg.action_owners[owner] = url;
         }
+      } else if (key == "egress") {
+        LS_TRY(egress(v, cfg));
       } else if (key == "state-dir") {
         LS_TRY_ASSIGN(cfg.state_dir, scalar(v, "'state-dir'"));
         if (cfg.state_dir.empty()) return error(v, "'state-dir' is empty");
       } else {
-        return error(kv.first, "unknown key '" + key + "'" +
-                                   did_you_mean(key, {"runs-on", "defaults", "mirror", "userns",
-                                                      "actions-url", "actions", "state-dir"}));
+        return error(kv.first,
+                     "unknown key '" + key + "'" +
+                         did_you_mean(key, {"runs-on", "defaults", "mirror", "userns",
+                                            "actions-url", "actions", "state-dir", "egress"}));
       }
     }
     return cfg;
@@ -94,6 +97,33 @@ class ConfigReader {
       text += (text.empty() ? "" : " ") + one;
     }
     cfg.default_options = text;
+    return {};
+  }
+
+  Status egress(const YAML::Node& n, ProjectConfig& cfg) const {
+    if (!n.IsMap()) return error(n, "'egress' must be a mapping");
+    for (const auto& kv : n) {
+      LS_TRY_ASSIGN(std::string key, scalar(kv.first, "a key"));
+      if (key == "unpinned") {
+        LS_TRY_ASSIGN(cfg.egress_unpinned, scalar(kv.second, "'egress.unpinned'"));
+        if (cfg.egress_unpinned != "record" && cfg.egress_unpinned != "refuse")
+          return error(kv.second, "'egress.unpinned' must be record or refuse, got '" +
+                                      cfg.egress_unpinned + "'");
+        continue;
+      }
+      if (key != "allow")
+        return error(kv.first, "unknown key '" + key + "' in 'egress'" +
+                                   did_you_mean(key, {"allow", "unpinned"}));
+      if (!kv.second.IsSequence()) return error(kv.second, "'egress.allow' must be a list");
+      for (const auto& item : kv.second) {
+        LS_TRY_ASSIGN(std::string text, scalar(item, "an egress.allow entry"));
+        auto e = parse_egress_allow(text);
+        if (!e) return error(item, e.error().message());
+        cfg.egress_allow.push_back(std::move(*e));
+      }
+      if (cfg.egress_allow.empty())
+        return error(kv.second, "'egress.allow' is empty (write \"*\" for every public address)");
+    }
     return {};
   }
 

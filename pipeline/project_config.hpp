@@ -7,7 +7,9 @@
 //     memory: 1g
 //     cpus: 2
 //     pids-limit: 512
-//     network: none          # none or host
+//     network: none          # egress (the default), none or host
+//   egress:
+//     allow: [files.example.com, "*.pypi.org", "10.1.0.0/16:5432"]
 //   mirror: http://127.0.0.1:5000
 //   userns: true             # as run --userns
 //   actions-url: https://git.example.com   # where OWNER/REPO@REF actions come from
@@ -23,8 +25,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.hpp"
+#include "pipeline/egress_allow.hpp"
 #include "pipeline/options.hpp"
 
 namespace lockstep::pipeline {
@@ -43,6 +47,11 @@ struct ProjectConfig {
   std::string actions_url;  // base of OWNER/REPO (URL or directory)
   std::map<std::string, std::string> action_owners;  // owner -> base
   std::string state_dir;
+  // egress.allow; empty: every public address (as if ["*"]).
+  std::vector<EgressAllowEntry> egress_allow;
+  // egress.unpinned: what `run --frozen` does with a plain-HTTP download
+  // lockstep.lock does not pin: "record" (the default) or "refuse".
+  std::string egress_unpinned = "record";
 };
 
 Result<ProjectConfig> parse_project_config(std::string_view yaml, const std::string& file);

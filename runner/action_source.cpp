@@ -57,12 +57,14 @@ ActionSources::ActionSources(fs::path state_dir, ActionsConfig config,
       replay_pins_(std::move(replay_pins)),
       frozen_(frozen) {}
 
-Result<ResolvedRepository> ActionSources::resolve(const pipeline::ActionRef& ref) {
+Result<ResolvedRepository> ActionSources::resolve(const pipeline::ActionRef& ref,
+                                                  const std::string& what) {
   std::lock_guard lk(mu_);
-  return resolve_locked(ref);
+  return resolve_locked(ref, what);
 }
 
-Result<ResolvedRepository> ActionSources::resolve_locked(const pipeline::ActionRef& ref) {
+Result<ResolvedRepository> ActionSources::resolve_locked(const pipeline::ActionRef& ref,
+                                                         const std::string& what) {
   std::string key = ref.repository() + "@" + ref.ref;
   if (auto it = by_key_.find(key); it != by_key_.end()) return it->second;
 
@@ -101,9 +103,9 @@ Result<ResolvedRepository> ActionSources::resolve_locked(const pipeline::ActionR
     if (!updated) {
       // Offline with a mirror from an earlier run: use it, and say so.
       auto existing = mirrors.open(out.url);
-      if (!existing) return fail(std::move(updated.error()).context("action '" + key + "'"));
-      std::fprintf(stderr, "lockstep: warning: action '%s': %s; using the mirror as it is\n",
-                   key.c_str(), std::string(updated.error().message()).c_str());
+      if (!existing) return fail(std::move(updated.error()).context(what + " '" + key + "'"));
+      std::fprintf(stderr, "lockstep: warning: %s '%s': %s; using the mirror as it is\n",
+                   what.c_str(), key.c_str(), std::string(updated.error().message()).c_str());
       mirror = std::move(*existing);
     } else {
       mirror = std::move(*updated);
@@ -112,7 +114,7 @@ Result<ResolvedRepository> ActionSources::resolve_locked(const pipeline::ActionR
   }
   if (!wanted.empty()) {
     if (!mirrors.has_commit(out.url, wanted))
-      return fail("action '" + key + "': " + out.url + " has no commit " + wanted +
+      return fail(what + " '" + key + "': " + out.url + " has no commit " + wanted +
                       (pinned.empty() ? ""
                                       : " (pinned by " +
                                             std::string(replay_pins_.count(key) ? "the recorded run"
@@ -122,7 +124,7 @@ Result<ResolvedRepository> ActionSources::resolve_locked(const pipeline::ActionR
     out.commit = wanted;
   } else {
     auto r = mirrors.resolve(mirror, ref.ref);
-    if (!r) return fail(std::move(r.error()).context("action '" + key + "'"));
+    if (!r) return fail(std::move(r.error()).context(what + " '" + key + "'"));
     out.commit = *r;
   }
   out.pinned = !pinned.empty();
@@ -173,6 +175,11 @@ Result<std::string> ActionSources::resolve_checkout(const std::string& url_in,
   }
   LS_TRY_ASSIGN(std::string commit, mirrors.resolve(mirror, ref.empty() ? "HEAD" : ref));
   return checkouts_[key] = commit;
+}
+
+bool ActionSources::pinned(const pipeline::ActionRef& ref) const {
+  return replay_pins_.count(ref.repository() + "@" + ref.ref) ||
+         (lock_ && lock_->find_action(ref.repository(), ref.ref));
 }
 
 std::vector<ResolvedRepository> ActionSources::resolved() const {

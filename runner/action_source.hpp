@@ -70,8 +70,10 @@ class ActionSources {
                 bool frozen);
 
   // A repository reference (kind kRepository) to its commit and files.
-  // Thread-safe; each repository is fetched at most once per run.
-  Result<ResolvedRepository> resolve(const pipeline::ActionRef& ref);
+  // Thread-safe; each repository is fetched at most once per run. `what`
+  // names the reference in messages ("action 'owner/repo@v1': ...").
+  Result<ResolvedRepository> resolve(const pipeline::ActionRef& ref,
+                                     const std::string& what = "action");
 
   // resolve() plus the action's metadata (at ref.path), cached per run.
   Result<ResolvedAction> resolve_action(const pipeline::ActionRef& ref);
@@ -81,13 +83,17 @@ class ActionSources {
   // actions from the same repository).
   Result<std::string> resolve_checkout(const std::string& url, const std::string& ref);
 
+  // Whether a replay or lockstep.lock pins `ref` (a repository reference).
+  bool pinned(const pipeline::ActionRef& ref) const;
+
   // Every reference resolved so far, by key, for the record and the lock.
   std::vector<ResolvedRepository> resolved() const;
 
   const ActionsConfig& config() const { return config_; }
 
  private:
-  Result<ResolvedRepository> resolve_locked(const pipeline::ActionRef& ref);
+  Result<ResolvedRepository> resolve_locked(const pipeline::ActionRef& ref,
+                                            const std::string& what = "action");
 
   std::filesystem::path state_dir_;
   ActionsConfig config_;

@@ -8,6 +8,7 @@
 #include "cache/depcache.hpp"
 #include "cache/gc.hpp"
 #include "cache/image_store.hpp"
+#include "cache/volumes.hpp"
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
 
@@ -21,7 +22,22 @@ const char* kUsage =
     "  ls       images in the store, least recently used first, with size and last use\n"
     "  du       disk used by blobs, unpacked layers and temporary files\n"
     "  gc       remove what no image references; --max-size SIZE also evicts least\n"
-    "           recently used images until the store fits (never one a job is using)\n";
+    "           recently used images until the store fits (never one a job is using);\n"
+    "           named volumes unused for --volume-max-age (default 30d)\n";
+
+// "30d", "12h", "90m", "45s" or "0"; a bare number is days.
+Result<std::chrono::seconds> parse_age(const std::string& text) {
+  size_t digits = text.find_first_not_of("0123456789");
+  std::string unit = digits == std::string::npos ? "d" : text.substr(digits);
+  std::string number = text.substr(0, digits);
+  static const std::pair<const char*, int64_t> kUnits[] = {
+      {"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}};
+  if (!number.empty() && number.size() < 9)
+    for (const auto& [u, secs] : kUnits)
+      if (unit == u) return std::chrono::seconds(std::stoll(number) * secs);
+  return fail("--volume-max-age '" + text + "': expected a duration such as 30d, 12h or 0",
+              ErrorKind::kUsage);
+}
 
 std::string when(const std::optional<std::chrono::system_clock::time_point>& t) {
   if (!t) return "never";
@@ -80,22 +96,31 @@ int cache_du(const std::vector<std::string>& args) {
   uint64_t dep_bytes = 0;
   for (const auto& e : *entries) dep_bytes += e.size;
   std::printf("deps    %6zu  %s\n", entries->size(), cache::format_size(dep_bytes).c_str());
+  // Named volumes of container.volumes, kept across runs.
+  auto volumes = cache::VolumeStore(state_dir()).list();
+  if (!volumes) return report_error(volumes.error());
+  uint64_t volume_bytes = 0;
+  for (const auto& v : *volumes) volume_bytes += v.bytes;
+  std::printf("volumes %6zu  %s\n", volumes->size(), cache::format_size(volume_bytes).c_str());
   std::printf("total           %s (%llu bytes)\n", cache::format_size(u->total()).c_str(),
               static_cast<unsigned long long>(u->total()));
   return 0;
 }
 
 int cache_gc(const std::vector<std::string>& args) {
-  CommandLine cli(
-      "lockstep cache gc [--max-size SIZE]",
-      "Removes blobs and unpacked layers that no image references. With\n"
-      "--max-size, evicts whole images, least recently used first, until blobs\n"
-      "and layers fit in SIZE (e.g. 500M, 20G). Images held by running jobs stay.\n"
-      "Artifacts past their retention-days are removed; with --max-deps-size,\n"
-      "dependency caches are evicted least recently used first.",
-      {{"max-size", 0, true, false, "SIZE", "size to shrink the store to"},
-       {"max-deps-size", 0, true, false, "SIZE",
-        "evict dependency caches (actions/cache), least recently used first, to SIZE"}});
+  CommandLine cli("lockstep cache gc [--max-size SIZE]",
+                  "Removes blobs and unpacked layers that no image references. With\n"
+                  "--max-size, evicts whole images, least recently used first, until blobs\n"
+                  "and layers fit in SIZE (e.g. 500M, 20G). Images held by running jobs stay.\n"
+                  "Artifacts past their retention-days are removed; with --max-deps-size,\n"
+                  "dependency caches are evicted least recently used first. Named volumes\n"
+                  "(container.volumes NAME:/path) no job has used for --volume-max-age are\n"
+                  "removed; a volume a job is using stays.",
+                  {{"max-size", 0, true, false, "SIZE", "size to shrink the store to"},
+                   {"max-deps-size", 0, true, false, "SIZE",
+                    "evict dependency caches (actions/cache), least recently used first, to SIZE"},
+                   {"volume-max-age", 0, true, false, "AGE",
+                    "remove named volumes unused for longer than AGE (30d, 12h, 0; default 30d)"}});
   if (CommandLine::wants_help(args)) {
     std::fputs(cli.help().c_str(), stdout);
     return 0;
@@ -115,6 +140,12 @@ int cache_gc(const std::vector<std::string>& args) {
     if (!n) return report_error(n.error());
     max_deps = *n;
   }
+  std::chrono::seconds volume_age = std::chrono::hours(24 * 30);
+  if (auto s = parsed->get("volume-max-age")) {
+    auto age = parse_age(*s);
+    if (!age) return report_error(age.error());
+    volume_age = *age;
+  }
   cache::ImageStore store(state_dir());
   auto rep = cache::collect_garbage(store, opts);
   if (!rep) return report_error(rep.error());
@@ -132,6 +163,11 @@ int cache_gc(const std::vector<std::string>& args) {
   if (!pruned) return report_error(pruned.error());
   for (const auto& a : *pruned)
     std::printf("expired artifact %s of run %s\n", a.name.c_str(), a.run_id.c_str());
+  auto volumes = cache::VolumeStore(state_dir()).remove_unused(volume_age);
+  if (!volumes) return report_error(volumes.error());
+  for (const auto& v : *volumes)
+    std::printf("removed volume %s (%s, last used %s)\n", v.name.c_str(),
+                cache::format_size(v.bytes).c_str(), when(v.last_use).c_str());
   if (max_deps) {
     auto evicted = cache::DepCache(state_dir()).evict_to(*max_deps);
     if (!evicted) return report_error(evicted.error());

@@ -1,5 +1,7 @@
 #include "runner/cmd_diff.hpp"
 
+#include "runner/fetch_view.hpp"
+
 #include <cstdio>
 #include <map>
 #include <set>
@@ -194,6 +196,7 @@ void diff_job_outputs(const std::string& who, const RecordJson& ja, const Record
   diff_json(member(ja, "outputs"), member(jb, "outputs"), "outputs", c);
   for (const auto& x : c) d.outputs.push_back(line(who, x));
   diff_artifacts(who, member(ja, "artifacts"), member(jb, "artifacts"), d);
+  diff_fetches(who, ja, jb, d.outputs);
 }
 
 std::vector<std::string> split_lines(const std::string& s) {

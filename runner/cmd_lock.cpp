@@ -16,15 +16,19 @@
 #include "pipeline/lock_inputs.hpp"
 #include "pipeline/lockfile.hpp"
 #include "pipeline/parse.hpp"
+#include "pipeline/workflow_call.hpp"
 #include "registry-mirror/client.hpp"
 #include "registry-mirror/reference.hpp"
 #include "runner/action_source.hpp"
 #include "runner/cli.hpp"
+#include "runner/fetch_view.hpp"
+#include "runner/github_context.hpp"
 #include "runner/node_runtime.hpp"
 #include "runner/project.hpp"
 #include "runner/pull.hpp"
 #include "runner/run_options.hpp"
 #include "runner/version.hpp"
+#include "runner/workflow_source.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -34,8 +38,9 @@ namespace {
 const CommandLine& command_line() {
   static const CommandLine cl(
       "lockstep lock [WORKFLOW] [options]",
-      "Resolves every image (job containers, services, runs-on mappings) and every\n"
-      "actions/checkout ref of WORKFLOW to digests and commits, and writes them to\n"
+      "Resolves every image (job containers, services, runs-on mappings), every\n"
+      "actions/checkout ref and every action and reusable workflow repository of\n"
+      "WORKFLOW (and of the workflows it calls) to digests and commits, and writes them to\n"
       "lockstep.lock at the repository root (next to the workflow outside a\n"
       "repository). WORKFLOW defaults to the only file in .github/workflows/.",
       {
@@ -50,6 +55,8 @@ const CommandLine& command_line() {
            "then mirror: in .lockstep.yml)"},
           {"actions-url", 0, true, false, "URL",
            "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
+          {"fetches", 0, true, false, "RUN",
+           "pin every download RUN recorded through lockstep's proxy (URL -> sha256)"},
           {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
   return cl;
@@ -63,16 +70,31 @@ struct LockOptions {
   std::string mirror;  // normalized URL
   ActionsConfig actions;
   bool actions_url_given = false;
+  std::string fetches_run;  // --fetches RUN
 };
 
 // Every action repository the workflow uses, also inside composite actions
-// (read from their metadata), at the commit its ref names now; and the
-// Node.js runtime when any job runs actions.
-Status lock_actions(const LockOptions& o, const pipeline::Workflow& wf,
+// (read from their metadata) and in the reusable workflows it calls, and
+// every reusable workflow's repository, at the commit its ref names now;
+// and the Node.js runtime when any job runs actions.
+Status lock_actions(const LockOptions& o, ActionSources& sources, const pipeline::Workflow& wf,
+                    const pipeline::CallGraph& calls,
                     const std::map<std::string, std::vector<std::string>>& top,
                     pipeline::Lockfile& lock) {
-  ActionSources sources(o.state_dir, o.actions, nullptr, {}, false);
   std::map<std::string, pipeline::LockedAction> by_key;
+  // Reusable workflows' repositories (resolved as they were read).
+  std::map<std::string, std::string> urls;
+  for (const auto& r : sources.resolved()) urls[r.key] = r.url;
+  for (const auto& [job, cw] : calls.callee) {
+    if (cw->repository.empty()) continue;
+    std::string key = cw->repository + "@" + cw->ref;
+    auto& la = by_key[key];
+    la.repository = cw->repository;
+    la.ref = cw->ref;
+    la.commit = cw->commit;
+    la.url = urls[key];
+    la.jobs.push_back(job->id);
+  }
   std::function<Status(const std::string&, const std::vector<std::string>&, int)> visit =
       [&](const std::string& uses, const std::vector<std::string>& jobs, int depth) -> Status {
     if (depth > 9)
@@ -98,13 +120,16 @@ Status lock_actions(const LockOptions& o, const pipeline::Workflow& wf,
   };
   for (const auto& [uses, jobs] : top) LS_TRY(visit(uses, jobs, 0));
   for (auto& [k, a] : by_key) lock.actions.push_back(std::move(a));
-  bool any = !lock.actions.empty();
-  for (const auto& job : wf.jobs)
-    for (const auto& s : job.steps)
-      if (s.uses)
-        if (auto ref = pipeline::parse_action_ref(*s.uses);
-            ref && ref->kind == pipeline::ActionRef::Kind::kLocal)
-          any = true;
+  bool any = !top.empty();
+  std::vector<const pipeline::Workflow*> workflows = {&wf};
+  for (const auto& cw : calls.workflows) workflows.push_back(&cw->workflow);
+  for (const auto* w : workflows)
+    for (const auto& job : w->jobs)
+      for (const auto& s : job.steps)
+        if (s.uses)
+          if (auto ref = pipeline::parse_action_ref(*s.uses);
+              ref && ref->kind == pipeline::ActionRef::Kind::kLocal)
+            any = true;
   if (any) {
     LS_TRY_ASSIGN(NodeRuntime node, prepare_node_runtime(o.state_dir));
     lock.node_runtime = node.digest;
@@ -130,6 +155,7 @@ Result<LockOptions> parse_options(const std::vector<std::string>& args) {
     o.actions_url_given = true;
   }
   o.state_dir = p.get("state-dir").value_or("");
+  o.fetches_run = p.get("fetches").value_or("");
   return o;
 }
 
@@ -221,24 +247,26 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
     return fail(std::move(st.error()).context("inspect the repository of " + o.workflow.string()));
   }
 
+  // The github context `run` evaluates the same expressions with; a lock
+  // has no run, so no run id.
+  GithubContextInput gin;
+  gin.workflow = wf.name.empty() ? o.workflow.filename().string() : wf.name;
+  gin.branch = own_branch;
+  gin.sha = own_commit;
+  if (!own_url.empty()) gin.dir_name = fs::path(own_url).filename().string();
+  gin.identity = repository_identity(own_url, gin.dir_name);
   pipeline::EvalContext base;
-  std::string name = own_url.empty() ? "workspace" : fs::path(own_url).filename().string();
-  base.contexts["github"] = {
-      {"workflow", wf.name.empty() ? o.workflow.filename().string() : wf.name},
-      {"repository", "local/" + name},
-      {"repository_owner", "local"},
-      {"ref", own_branch.empty() ? "" : "refs/heads/" + own_branch},
-      {"ref_name", own_branch},
-      {"sha", own_commit},
-      {"event_name", "push"},
-      {"server_url", "https://github.com"},
-      {"workspace", "/__w/" + name + "/" + name},
-      {"event", pipeline::Value::object()},
-  };
+  base.contexts["github"] = github_context(gin);
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
+  // Every reusable workflow the jobs call, read as a run reads them.
+  ActionSources sources(o.state_dir, o.actions, nullptr, {}, false);
+  WorkflowFiles files(o.state_dir, sources, OwnRepository{own_url, own_commit, ""}, o.workflow,
+                      false);
+  LS_TRY_ASSIGN(pipeline::CallGraph calls,
+                pipeline::load_call_graph(wf, files.loader(), files.root_identity()));
   LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,
-                pipeline::collect_inputs(wf, base, with_hosted_defaults(o.platforms)));
+                pipeline::collect_inputs(wf, base, with_hosted_defaults(o.platforms), &calls));
 
   std::map<std::string, std::vector<std::string>> images;  // reference -> instances
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> checkouts;
@@ -292,7 +320,7 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
     if (!r) return fail(std::move(r.error()).context("lock checkout of '" + url + "'"));
     lock.sources.push_back({url, ref, r->commit, false, jobs});
   }
-  LS_TRY(lock_actions(o, wf, actions, lock));
+  LS_TRY(lock_actions(o, sources, wf, calls, actions, lock));
   return lock;
 }
 
@@ -315,6 +343,21 @@ int cmd_lock(const std::vector<std::string>& args) {
 
   auto now = resolve_lock(*o, lock_path);
   if (!now) return report_error(now.error());
+  // Pinned fetches come from runs, not from resolving: a lock keeps its own,
+  // --fetches RUN adds (and re-pins) what RUN downloaded.
+  if (auto text = read_file(lock_path)) {
+    if (auto old = pipeline::parse_lockfile(*text, lock_path.string())) now->fetches = old->fetches;
+  }
+  if (!o->fetches_run.empty()) {
+    auto rec = load_record(o->fetches_run, o->state_dir);
+    if (!rec) return report_error(rec.error());
+    auto pins = pinned_fetches(rec->doc);
+    if (!pins) return report_error(pins.error());
+    for (auto& p : *pins) {
+      std::erase_if(now->fetches, [&](const auto& f) { return f.url == p.url; });
+      now->fetches.push_back(std::move(p));
+    }
+  }
   std::string bytes = pipeline::serialize_lockfile(*now);
 
   if (o->check) {
@@ -339,8 +382,8 @@ int cmd_lock(const std::vector<std::string>& args) {
     return 1;
   }
   if (auto w = write_file_atomic(lock_path, bytes); !w) return report_error(w.error());
-  std::printf("wrote %s (%zu images, %zu sources, %zu actions)\n", lock_path.c_str(),
-              now->images.size(), now->sources.size(), now->actions.size());
+  std::printf("wrote %s (%zu images, %zu sources, %zu actions, %zu fetches)\n", lock_path.c_str(),
+              now->images.size(), now->sources.size(), now->actions.size(), now->fetches.size());
   return 0;
 }
 

@@ -13,12 +13,14 @@
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
+#include "runner/fetch_view.hpp"
 #include "runner/pull.hpp"
 #include "runner/record.hpp"
 #include "runner/record_read.hpp"
 #include "runner/replay_plan.hpp"
 #include "runner/run.hpp"
 #include "runner/run_options.hpp"
+#include "runner/workflow_source.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -56,11 +58,12 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
       for (const auto& s : j["services"])
         if (!json_string(s, "manifest_digest").empty())
           p.image_pins[json_string(s, "image")] = json_string(s, "manifest_digest");
-    // Actions at the commits they ran, Docker actions' images by digest.
+    // Actions and reusable workflows at the commits they ran, Docker
+    // actions' images by digest.
     if (j.contains("inputs") && j["inputs"].is_array())
       for (const auto& in : j["inputs"]) {
         std::string kind = json_string(in, "kind");
-        if (kind == "action")
+        if (kind == "action" || kind == "workflow")
           p.action_pins[json_string(in, "reference")] = json_string(in, "resolved");
         else if (kind == "runtime")
           p.node_runtime = json_string(in, "resolved");
@@ -82,9 +85,14 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
       return fail("job '" + name + "' was skipped in run " + json_string(r, "run_id") +
                       ": there is nothing to replay",
                   ErrorKind::kUsage);
-    job_ids.insert(json_string(j, "id"));
+    // A job of a called workflow runs through its outermost calling job
+    // (the whole call runs again; only the selected job is compared).
+    const bool called = j.contains("call") && j["call"].is_object() &&
+                        j["call"].contains("callers") && j["call"]["callers"].is_array() &&
+                        !j["call"]["callers"].empty() && j["call"]["callers"][0].is_string();
+    job_ids.insert(called ? j["call"]["callers"][0].get<std::string>() : json_string(j, "id"));
     p.selected.push_back(name);
-    if (job_filter == name && j.contains("matrix") && j["matrix"].is_object())
+    if (!called && job_filter == name && j.contains("matrix") && j["matrix"].is_object())
       for (auto it = j["matrix"].begin(); it != j["matrix"].end(); ++it)
         p.matrix_filter.emplace_back(
             it.key(), it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
@@ -102,6 +110,10 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
                 ErrorKind::kNotFound);
   }
   p.job_ids.assign(job_ids.begin(), job_ids.end());
+  // What the recorded jobs downloaded is served again from the content
+  // store: the same bytes, without the network.
+  if (auto pins = pinned_fetches(rec.doc))
+    for (const auto& f : *pins) p.fetch_pins[f.url] = f.sha256;
   if (r.contains("options") && r["options"].is_object()) {
     const auto& o = r["options"];
     if (o.contains("env") && o["env"].is_object())
@@ -113,6 +125,11 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
       for (auto it = o["platforms"].begin(); it != o["platforms"].end(); ++it)
         p.platforms[it.key()] = it.value().get<std::string>();
     if (o.contains("userns") && o["userns"].is_boolean()) p.userns = o["userns"].get<bool>();
+    if (o.contains("network") && o["network"].is_string())
+      p.network = o["network"].get<std::string>();
+    if (o.contains("egress_allow") && o["egress_allow"].is_array())
+      for (const auto& e : o["egress_allow"])
+        if (e.is_string()) p.egress_allow.push_back(e.get<std::string>());
     if (job_filter.empty() && o.contains("jobs") && o["jobs"].is_array() && !o["jobs"].empty()) {
       p.job_ids.clear();
       for (const auto& id : o["jobs"]) p.job_ids.push_back(id.get<std::string>());
@@ -132,6 +149,10 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
   if (r.contains("run_identity") && r["run_identity"].is_object())
     p.run_identity = r["run_identity"];
   p.workflow_text = r["workflow"]["text"].get<std::string>();
+  if (r["workflow"].contains("called_files") && r["workflow"]["called_files"].is_object())
+    for (auto it = r["workflow"]["called_files"].begin(); it != r["workflow"]["called_files"].end();
+         ++it)
+      if (it.value().is_string()) p.called_files[it.key()] = it.value().get<std::string>();
   p.workflow_path = json_string(r["workflow"], "path", "workflow.yml");
   return p;
 }
@@ -175,6 +196,18 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
   fs::path wf = scratch / fs::path(p.workflow_path).filename();
   if (wf.filename().empty()) wf = scratch / "workflow.yml";
   LS_TRY(write_file_atomic(wf, p.workflow_text));
+  // Reusable workflows the run read from plain files, where the copy finds
+  // them again (relative to the project directory; see workflow_source.hpp).
+  for (const auto& [path, text] : p.called_files) {
+    fs::path rel = fs::path(path).lexically_normal();
+    if (rel.is_absolute() || rel.empty() || *rel.begin() == "..")
+      return fail("record: called workflow path '" + path + "' leaves the project directory",
+                  ErrorKind::kUsage);
+    fs::path to = WorkflowFiles::project_root(wf) / rel;
+    std::error_code ec;
+    fs::create_directories(to.parent_path(), ec);
+    LS_TRY(write_file_atomic(to, text));
+  }
   o.workflow = wf;
   o.state_dir = state;
   o.jobs = p.job_ids;
@@ -182,10 +215,16 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
   o.env = p.env;
   o.platforms = p.platforms;
   o.userns = p.userns;
+  o.network = p.network;
+  for (const auto& text : p.egress_allow) {
+    LS_TRY_ASSIGN(auto e, pipeline::parse_egress_allow(text));
+    o.egress_allow.push_back(std::move(e));
+  }
   ex.workflow_display = p.workflow_path;
   ex.image_pins = p.image_pins;
   ex.action_pins = p.action_pins;
   ex.node_runtime_pin = p.node_runtime;
+  ex.fetch_pins = p.fetch_pins;
   ex.run_identity = p.run_identity;
   if (!p.source_commit.empty()) {
     ex.source_url = p.source_url;
@@ -216,7 +255,7 @@ const CommandLine& replay_cl() {
        {"shell", 0, false, false, "",
         "open a shell in the job's container where it stopped or failed"},
        {"secret", 's', true, true, "KEY=VALUE", "a secret the run used"},
-       {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
+       {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
        {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
        {"actions-url", 0, true, false, "URL",

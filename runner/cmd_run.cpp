@@ -6,6 +6,7 @@
 
 #include "common/fs.hpp"
 #include "common/paths.hpp"
+#include "pipeline/options.hpp"
 #include "runner/cli.hpp"
 #include "runner/commands.hpp"
 #include "runner/project.hpp"
@@ -30,8 +31,10 @@ const CommandLine& command_line() {
           {"list", 0, false, false, "", "print the expanded jobs and exit"},
           {"dry-run", 0, false, false, "", "print the plan (jobs, images, order) and exit"},
           {"env", 'e', true, true, "KEY=VALUE", "set an environment variable for every job"},
+          {"env-file", 0, true, true, "FILE",
+           "read environment variables from FILE (dotenv syntax)"},
           {"secret", 's', true, true, "KEY=VALUE", "provide a secret (masked in all output)"},
-          {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
+          {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
           {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
           {"report", 0, true, true, "KIND=FILE", "write a report: junit=FILE or json=FILE"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
@@ -47,6 +50,8 @@ const CommandLine& command_line() {
           {"userns", 0, false, false, "",
            "run every job and service in its own user namespace (root inside is host uid "
            "100000)"},
+          {"network", 0, true, false, "MODE",
+           "egress (default), none or host, for jobs whose options do not say"},
           {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
           {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
       });
@@ -82,6 +87,10 @@ Result<RunOptions> parse_options(const Args& args) {
   o.lock_file = p.get("lock").value_or("");
   o.frozen = p.has("frozen");
   o.userns = p.has("userns");
+  if (auto n = p.get("network")) {
+    LS_TRY_ASSIGN(auto parsed, pipeline::parse_container_options("--network " + *n));
+    o.network = *parsed.network;
+  }
   // .lockstep.yml: below the command line.
   LS_TRY_ASSIGN(pipeline::ProjectConfig config,
                 load_config_for(o.workflow, p.get("config").value_or("")));

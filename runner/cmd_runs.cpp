@@ -14,6 +14,7 @@
 #include "registry-mirror/mirror_config.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
+#include "runner/fetch_view.hpp"
 #include "runner/node_runtime.hpp"
 #include "runner/record.hpp"
 #include "runner/record_read.hpp"
@@ -164,6 +165,7 @@ int runs_show(const Args& args) {
         std::printf("      %s\n", str_or(s, "reason").c_str());
     }
     for (const auto& s : member(j, "post_steps")) stage(s);
+    for (const auto& line : fetch_lines(j)) std::printf("  %s\n", line.c_str());
     for (const auto& a : member(j, "artifacts"))
       std::printf("  artifact %s %s (%lld bytes)\n", str_or(a, "name").c_str(),
                   str_or(a, "digest").c_str(), int_or(a, "size"));
@@ -218,12 +220,13 @@ int runs_export(const Args& args) {
       if (str_or(in, "kind") == "image" && !str_or(in, "resolved").empty())
         images.emplace(str_or(in, "resolved"), str_or(in, "reference"));
   }
-  // The code of every action the run used, by commit: a replay elsewhere
-  // needs no access to the action repositories.
+  // The code of every action and reusable workflow the run used, by commit:
+  // a replay elsewhere needs no access to their repositories.
   std::set<std::string> commits;
   for (const auto& j : member(rec->doc, "jobs"))
     for (const auto& in : member(j, "inputs"))
-      if (str_or(in, "kind") == "action" && !str_or(in, "resolved").empty())
+      if ((str_or(in, "kind") == "action" || str_or(in, "kind") == "workflow") &&
+          !str_or(in, "resolved").empty())
         commits.insert(str_or(in, "resolved"));
   cache::GitTrees trees(state_dir());
   for (const auto& c : commits) {

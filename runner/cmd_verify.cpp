@@ -13,6 +13,7 @@
 #include "runner/artifact_compare.hpp"
 #include "runner/cli.hpp"
 #include "runner/cmd_records.hpp"
+#include "runner/fetch_view.hpp"
 #include "runner/project.hpp"
 #include "runner/provenance.hpp"
 #include "runner/record.hpp"
@@ -124,9 +125,10 @@ const CommandLine& verify_cl() {
        {"job", 0, true, true, "ID", "only this job (and what it needs); repeatable"},
        {"matrix", 0, true, true, "KEY=VALUE", "only matrix combinations with this value"},
        {"env", 'e', true, true, "KEY=VALUE", "set an environment variable for every job"},
+       {"env-file", 0, true, true, "FILE", "read environment variables from FILE (dotenv syntax)"},
        {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
        {"secret", 's', true, true, "KEY=VALUE", "provide a secret"},
-       {"secret-file", 0, true, true, "FILE", "read KEY=VALUE secrets from FILE"},
+       {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
        {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
        {"actions-url", 0, true, false, "URL",
@@ -266,10 +268,20 @@ int cmd_verify(const Args& args) {
 
   auto outcome = compare_builds(state, records);
   if (!outcome) return report_error(outcome.error());
+  // A build that fetched what no pin vouches for may not build the same
+  // tomorrow, whatever today's comparison says.
+  std::set<std::string> unpinned;
+  for (const auto& rec : records)
+    for (auto& u : unpinned_fetches(RecordJson::parse(rec.dump()))) unpinned.insert(u);
+  if (!unpinned.empty() && !outcome->lines.empty())
+    outcome->lines[0] += " (not hermetic: " + std::to_string(unpinned.size()) + " unpinned fetch" +
+                         (unpinned.size() == 1 ? "" : "es") + ", first " + *unpinned.begin() + ")";
   Json verify = {{"runs", static_cast<int64_t>(runs)},
                  {"varied", *vary},
                  {"verdict", outcome->verdict},
                  {"differences", outcome->differences},
+                 {"hermetic", unpinned.empty()},
+                 {"unpinned", std::vector<std::string>(unpinned.begin(), unpinned.end())},
                  {"builds", Json::array()}};
   for (size_t b = 0; b < records.size(); ++b)
     verify["builds"].push_back({{"run", static_cast<int64_t>(b + 1)},

@@ -193,18 +193,28 @@ Result<BuiltImage> build_dockerfile_action(ImageResolver& images, const Dockerfi
   std::vector<std::string> storage = {"--root",           (tmp.path() / "root").string(),
                                       "--runroot",        (tmp.path() / "run").string(),
                                       "--storage-driver", "vfs"};
-  // RUN steps run chrooted in buildah's own network namespace: a new, empty
-  // one (util-linux unshare) for "none", the host's for "host". Nothing is
+  // RUN steps run chrooted in buildah's network namespace: a new, empty one
+  // (util-linux unshare) for "none", the host's for "host", the job's for
+  // "egress" (names through its DNS stub, HTTP(S) through its recording
+  // proxy, so what the build fetched is in the job's record). Nothing is
   // pulled: the bases are archives.
   std::vector<std::string> bud;
-  if (req.network != "host") bud = {"unshare", "--net", "--"};
+  if (req.network == "none") bud = {"unshare", "--net", "--"};
   bud.push_back("buildah");
   bud.insert(bud.end(), storage.begin(), storage.end());
   // Flags as --name=value: several of buildah's take an optional value.
   bud.insert(bud.end(), {"bud", "--quiet", "--isolation=chroot", "--pull=never", "--network=host",
                          "--timestamp=" + std::to_string(req.timestamp), "--file=" + file.string(),
-                         "--tag=lockstep-build:latest", req.context.string()});
-  LS_TRY_ASSIGN(CommandOutput built, run_command(bud, {"BUILDAH_LAYERS=false"}));
+                         "--tag=lockstep-build:latest"});
+  if (req.network == "egress") {
+    bud.push_back("--dns=127.0.0.53");
+    // Docker predefines these build arguments: RUN sees them without ARG.
+    for (const auto& [name, value] : req.proxy_env)
+      bud.push_back("--build-arg=" + name + "=" + value);
+  }
+  bud.push_back(req.context.string());
+  LS_TRY_ASSIGN(CommandOutput built, run_command(bud, {"BUILDAH_LAYERS=false"},
+                                                 req.network == "egress" ? req.netns_fd : -1));
   if (built.exit_code != 0) {
     std::string tail = built.err.empty() ? built.out : built.err;
     while (!tail.empty() && tail.back() == '\n') tail.pop_back();

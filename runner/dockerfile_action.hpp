@@ -5,7 +5,8 @@
 // Every `FROM` image resolves as job images do (local store, registry,
 // pull-through mirror, lockstep.lock, a replay's pins) and reaches buildah as
 // an OCI archive, so the build never pulls by itself; RUN instructions get
-// the job's network mode (none, or host). The build is rootless-friendly
+// the job's network: none, host, or the job's own egress namespace with its
+// DNS stub and recording proxy. The build is rootless-friendly
 // (chroot isolation, vfs storage in a scratch dir that is removed) and its
 // timestamps are fixed (--timestamp, from SOURCE_DATE_EPOCH). The image is
 // tagged localhost/lockstep-actions/<name>:<key>, the key a digest of the
@@ -28,7 +29,11 @@ struct DockerfileBuild {
   std::string dockerfile;         // relative to `context` ("Dockerfile")
   std::string name;               // for the tag and messages ("octo/lint")
   std::string context_id;         // "commit:<40 hex>/<path>", or empty: hash the context's files
-  std::string network = "none";   // "none" or "host"
+  std::string network = "none";   // "none", "host" or "egress"
+  // egress: the job's network namespace (an open fd) and its proxy variables,
+  // which RUN instructions get as build arguments (Docker predefines them).
+  int netns_fd = -1;
+  std::map<std::string, std::string> proxy_env;
   int64_t timestamp = 0;          // SOURCE_DATE_EPOCH of the run
   std::filesystem::path scratch;  // where buildah's storage and archives go
   // Resolves a FROM reference to an image in the store (the job's pins apply).

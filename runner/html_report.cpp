@@ -1,5 +1,7 @@
 #include "runner/html_report.hpp"
 
+#include "runner/fetch_view.hpp"
+
 #include "runner/report.hpp"
 
 #include <algorithm>
@@ -229,7 +231,7 @@ std::string render_job(const RecordJson& job, size_t i, const std::filesystem::p
     for (auto it = outputs.begin(); it != outputs.end(); ++it)
       out += row("output " + it.key(), "<code>" + e(scalar(it.value())) + "</code>");
   out += "</table>\n" + render_steps(job, run_dir) + render_services(job, run_dir) +
-         render_artifacts(job) + "</section>\n";
+         render_fetches_html(job) + render_artifacts(job) + "</section>\n";
   return out;
 }
 

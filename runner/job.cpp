@@ -127,10 +127,12 @@ Status JobExecution::apply_parsed_options(const pipeline::ContainerOptions& o,
       spec.network.mode = executor::NetworkMode::kNone;
     else if (*o.network == "host")
       spec.network.mode = executor::NetworkMode::kHost;
+    else if (*o.network == "egress")
+      spec.network.mode = executor::NetworkMode::kEgress;
     else
-      return fail(
-          "container options: --network '" + *o.network + "' is not supported (use none or host)",
-          ErrorKind::kUnsupported);
+      return fail("container options: --network '" + *o.network +
+                      "' is not supported (use egress, none or host)",
+                  ErrorKind::kUnsupported);
   }
   if (o.user) spec.user = *o.user;
   if (o.workdir) spec.workdir = *o.workdir;

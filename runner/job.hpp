@@ -23,6 +23,8 @@
 
 namespace lockstep::runner {
 
+class RunNetwork;  // runner/network.hpp
+
 struct StepReport {
   std::string name;
   std::string id;
@@ -45,9 +47,9 @@ struct ServiceReport {
 // Docker action), an actions/checkout, an action repository or lockstep's
 // Node.js runtime, and whether lockstep.lock (or a replay) pinned it.
 struct ResolvedInput {
-  std::string kind;  // "image", "checkout", "action" or "runtime"
+  std::string kind;  // "image", "checkout", "action", "workflow" or "runtime"
   // image reference as written; checkout "URL@REF" (REF "HEAD" when none);
-  // action "owner/repo@ref"; runtime "node v20.20.2"
+  // action and workflow "owner/repo@ref"; runtime "node v20.20.2"
   std::string reference;
   std::string resolved;  // manifest digest or commit
   bool pinned = false;   // taken from lockstep.lock
@@ -75,6 +77,12 @@ struct JobReport {
   std::chrono::system_clock::time_point started_at{};
   std::vector<ServiceReport> services;
   std::vector<std::string> artifacts;  // names uploaded by this job
+  // Network egress: {"dns": [...], "connections": [...], "fetches": [...]}
+  // (docs/network.md); null otherwise.
+  Json egress;
+  // A job of a called workflow: pipeline::call_document() of its call (the
+  // workflow file and commit, the calling jobs, the inputs); null otherwise.
+  Json call;
 };
 
 // What every job of one run shares. Owned by the run; outlives all jobs.
@@ -104,6 +112,9 @@ struct RunShared {
   // .lockstep.yml defaults (docker syntax), applied below container.options.
   std::string default_options;
   executor::Executor* executor = nullptr;
+  // The egress network of the run (made on first use); null: egress is
+  // refused.
+  RunNetwork* network = nullptr;
   ImageResolver* images = nullptr;
   Console* console = nullptr;
   Masker* masker = nullptr;

@@ -275,6 +275,11 @@ Result<std::string> JobExecution::docker_action_image(const JobAction& a, const 
   req.name = repo ? a.ref.name() : "local/" + fs::path(a.ref.local).filename().string();
   if (repo) req.context_id = "commit:" + a.resolved.repo.commit + "/" + a.ref.path;
   req.network = spec_copy_.network.mode == executor::NetworkMode::kHost ? "host" : "none";
+  if (net_.egress && net_.ns) {
+    req.network = "egress";
+    req.netns_fd = net_.ns->fd();
+    req.proxy_env = net_.egress->env();
+  }
   req.timestamp = run_.source_date_epoch;
   req.scratch = run_.state_dir / "tmp" / "builds";
   req.resolve_base = [this](const std::string& ref) -> Result<PreparedImage> {
@@ -609,7 +614,6 @@ Result<executor::ProcessResult> JobExecution::run_docker(
     if (c == '.') c = '_';
   spec.layers = prepared->layer_dirs;
   spec.hostname = spec_copy_.hostname;
-  spec.network = {executor::NetworkMode::kContainer, spec_copy_.id};
   spec.mounts = {{workspace_host_, "/github/workspace", false},
                  {home_host_, "/github/home", false},
                  {temp_host_, "/github/file_commands", false},
@@ -620,6 +624,7 @@ Result<executor::ProcessResult> JobExecution::run_docker(
   spec.user_namespace = run_.userns;
   spec.limits = spec_copy_.limits;
   spec.workdir = "/github/workspace";
+  join_job_network(spec, spec_copy_.id, true);
 
   // Entry point and arguments: the stage's entrypoint, else `with:
   // entrypoint`, else runs.entrypoint, else the image's; `with: args` (split

@@ -19,13 +19,14 @@ Status add_layer(const pipeline::EnvList& list, pipeline::EvalContext& ctx,
 
 }  // namespace
 
-Status JobEnv::build(const RunShared& run, const pipeline::Job& job, pipeline::EvalContext& ctx) {
+Status JobEnv::build(const RunShared& run, const pipeline::Workflow& wf, const pipeline::Job& job,
+                     pipeline::EvalContext& ctx) {
   ctx.contexts["env"] = pipeline::Value::object();
   for (const auto& [k, v] : run.default_env) {
     base_[k] = v;
     ctx.contexts["env"][k] = v;
   }
-  LS_TRY(add_layer(run.workflow->env, ctx, base_, "workflow"));
+  LS_TRY(add_layer(wf.env, ctx, base_, "workflow"));
   LS_TRY(add_layer(job.env, ctx, base_, "job '" + job.id + "'"));
   for (const auto& [k, v] : run.extra_env) {
     base_[k] = v;

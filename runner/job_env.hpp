@@ -22,8 +22,10 @@ class JobEnv {
  public:
   using Map = std::map<std::string, std::string>;
 
-  // Evaluates workflow env, job env and --env into the base; sets ctx's env.
-  Status build(const RunShared& run, const pipeline::Job& job, pipeline::EvalContext& ctx);
+  // Evaluates the env of `wf` (the job's own workflow: a called workflow's,
+  // not its caller's), job env and --env into the base; sets ctx's env.
+  Status build(const RunShared& run, const pipeline::Workflow& wf, const pipeline::Job& job,
+               pipeline::EvalContext& ctx);
 
   // What a step's `env` context holds: every layer above the injected
   // variables, the step's own env evaluated. Sets ctx's env to it (for the
@@ -44,7 +46,11 @@ class JobEnv {
 
   // From $GITHUB_ENV and $GITHUB_PATH of a finished step.
   void set(const std::string& key, const std::string& value) { exported_[key] = value; }
-  void add_path(const std::string& dir) { path_prepend_.insert(path_prepend_.begin(), dir); }
+  // As GitHub's runner: a directory added again moves to the front.
+  void add_path(const std::string& dir) {
+    std::erase(path_prepend_, dir);
+    path_prepend_.insert(path_prepend_.begin(), dir);
+  }
 
   // The evaluated env of a composite action step, for the steps inside it.
   void push_overrides(Map env) { overrides_.push_back(std::move(env)); }

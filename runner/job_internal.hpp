@@ -7,17 +7,21 @@
 #include <mutex>
 #include <set>
 
+#include "cache/volumes.hpp"
 #include "common/fs.hpp"
 #include "pipeline/commands.hpp"
 #include "pipeline/env_hash.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/options.hpp"
+#include "pipeline/workflow_call.hpp"
 #include "runner/action_source.hpp"
 #include "runner/actions.hpp"
 #include "runner/container_config.hpp"
+#include "runner/hash_files.hpp"
 #include "runner/job.hpp"
 #include "runner/job_env.hpp"
 #include "runner/lock_use.hpp"
+#include "runner/network.hpp"
 #include "runner/node_runtime.hpp"
 #include "runner/services.hpp"
 
@@ -154,6 +158,7 @@ class JobExecution {
       : run_(run),
         inst_(inst),
         job_(*inst.job),
+        wf_(pipeline::workflow_of(inst, *run.workflow)),
         index_(index),
         pos_(pos),
         needed_(needed),
@@ -170,8 +175,14 @@ class JobExecution {
       if (auto r = remove_tree(temp_host_); !r && log_)
         log_->note("remove " + temp_host_.string() + ": " + r.error().message());
     }
+    release_volumes();
     o.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
+    // What goes into the record and reports holds no secret: a reason may
+    // quote a command or an error that carried one.
+    o.reason = run_.masker->mask(o.reason);
+    for (auto* list : {&report_.steps, &report_.pre_steps, &report_.post_steps})
+      for (auto& st : *list) st.reason = run_.masker->mask(st.reason);
     report_.outcome = o;
     return o;
   }
@@ -217,7 +228,7 @@ class JobExecution {
     ctx_.status = pipeline::JobStatus::kSuccess;
     if (token_.cancelled()) return {JobResult::kCancelled, "cancelled", {}, false};
 
-    auto env = job_env_.build(run_, job_, ctx_);
+    auto env = job_env_.build(run_, wf_, job_, ctx_);
     if (!env) return failure(env.error().message());
 
     auto timeout =
@@ -243,6 +254,11 @@ class JobExecution {
     auto stopped =
         container_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
     container_.reset();
+    // A download that broke its pin is the reason, even when the step that
+    // got the proxy's refusal failed first.
+    if (auto n = finish_network();
+        !n && (result.result == JobResult::kSuccess || result.result == JobResult::kFailure))
+      result = failure(n.error().message());
     disorder_.unmount();
     if (!stopped && result.result == JobResult::kSuccess)
       return failure("stop container: " + stopped.error().message());
@@ -250,10 +266,12 @@ class JobExecution {
     if (result.result == JobResult::kSuccess || result.result == JobResult::kFailure) {
       for (const auto& [name, text] : job_.outputs) {
         auto v = pipeline::interpolate(text, ctx_);
-        if (v)
-          report_.outputs[name] = *v;
-        else
+        if (!v)
           log_->note("output '" + name + "': " + std::string(first_line_of(v.error())));
+        else if (run_.masker->mask(*v) != *v)  // as GitHub's runner: never passed on
+          log_->note("warning: Skip output '" + name + "' since it may contain secret.");
+        else
+          report_.outputs[name] = *v;
       }
     }
     return result;
@@ -293,12 +311,13 @@ class JobExecution {
     c["github"]["workspace"] = croot_ + "/" + run_.repo_name + "/" + run_.repo_name;
     Value secrets = Value::object();
     for (const auto& [k, v] : run_.secrets) secrets[k] = v;
-    c["secrets"] = secrets;
+    // A called workflow's jobs see the inputs and secrets their call passed.
+    c["secrets"] = inst_.scope ? inst_.scope->secrets : secrets;
     // As on GitHub, github.token is the GITHUB_TOKEN secret (given with
     // --secret GITHUB_TOKEN=...; empty without one).
     c["github"]["token"] =
         run_.secrets.count("GITHUB_TOKEN") ? run_.secrets.at("GITHUB_TOKEN") : "";
-    c["inputs"] = Value::object();
+    c["inputs"] = inst_.scope ? inst_.scope->inputs : Value::object();
     c["vars"] = Value::object();
     c["steps"] = Value::object();
     c["job"] = {{"status", "success"}};
@@ -353,9 +372,13 @@ class JobExecution {
     }
     workspace_ = croot_ + "/" + run_.repo_name + "/" + run_.repo_name;
     bash_ = image_has_bash(prepared.layer_dirs);
+    ctx_.hash_files = [this](const std::vector<std::string>& patterns) {
+      return hash_workspace_files(workspace_host_, patterns);
+    };
 
     executor::ContainerSpec spec;
     spec.id = "ls-" + run_.run_id + "-" + std::to_string(index_ + 1);
+    spec.network.mode = executor::NetworkMode::kEgress;  // unless options say otherwise
     spec.layers = prepared.layer_dirs;
     if (run_.vary.reverse_dir_order) {
       LS_TRY(disorder_.mount(w, job_dir / "w-view"));
@@ -370,13 +393,15 @@ class JobExecution {
       if (e.rfind("PATH=", 0) == 0) default_path_ = e.substr(5);
     spec.user = user_from_config(prepared.record.config_json);
     spec.workdir = workspace_;
+    LS_TRY(choose_services());
     std::vector<std::string> service_names;
-    for (const auto& svc : job_.services) service_names.push_back(svc.name);
+    for (const auto& svc : services_to_start_) service_names.push_back(svc.decl->name);
     LS_TRY(write_file(job_dir / "hosts", hosts_file(service_names)));
     spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
     LS_TRY(apply_container_options(spec));
     spec.user_namespace = run_.userns;
     apply_variation(spec);
+    LS_TRY(attach_network(job_dir, spec));
     LS_TRY(prepare_actions(spec));
     LS_TRY(prepare_checkouts());
     report_.network = executor::to_string(spec.network);
@@ -389,56 +414,13 @@ class JobExecution {
     container_ = std::move(*c);
     executor::Container* raw = container_.get();
     token_.on_cancel([raw] { raw->cancel(std::chrono::seconds(5)); });
-    return start_services(job_dir, spec.id);
+    LS_TRY(start_services(job_dir, spec.id));
+    return set_job_context(spec.id);
   }
 
   // Services join the job container's network namespace; the job waits
-  // until every one is healthy.
-  Status start_services(const fs::path& job_dir, const std::string& job_container_id) {
-    for (const auto& decl : job_.services) {
-      auto svc = std::make_unique<Service>();
-      svc->name = decl.name;
-      LS_TRY_ASSIGN(svc->image,
-                    eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
-      ImagePin pin = replay_pin(svc->image);
-      LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
-      LS_TRY(verify_image_pin(pin, svc->image, img.record));
-      svc->image_digest = img.record.manifest.str();
-      report_.inputs.push_back({"image", svc->image, svc->image_digest, !pin.locked.empty()});
-      svc->log_file = job_dir / ("service-" + slug(decl.name) + ".log");
-      report_.services.push_back({decl.name, svc->image, svc->image_digest, svc->log_file});
-      executor::ContainerSpec spec;
-      spec.id = job_container_id + "-svc-" + slug(decl.name);
-      spec.layers = img.layer_dirs;
-      spec.hostname = decl.name;
-      spec.network = {executor::NetworkMode::kContainer, job_container_id};
-      spec.mounts.push_back({job_dir / "hosts", "/etc/hosts", true});
-      spec.env = env_from_config(img.record.config_json);
-      spec.user = user_from_config(img.record.config_json);
-      spec.user_namespace = run_.userns;
-      std::vector<std::string> env;
-      for (const auto& [k, v] : decl.container.env) {
-        LS_TRY_ASSIGN(std::string val,
-                      eval_string(v, ctx_, "service '" + decl.name + "' env " + k));
-        env.push_back(k + "=" + val);
-      }
-      LS_TRY_ASSIGN(std::string options, eval_string(decl.container.options, ctx_,
-                                                     "service '" + decl.name + "' options"));
-      if (!options.empty()) {
-        LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(options));
-        apply_resource_options(o, spec.limits);
-        for (const auto& [k, v] : o.env) env.push_back(k + "=" + v);
-      }
-      LS_TRY_ASSIGN(HealthPolicy health, health_policy(img.record.config_json, options));
-      log_->note("service " + decl.name + ": starting " + svc->image);
-      LS_TRY(svc->start(*run_.executor, spec, service_argv(img.record.config_json, options), env));
-      Service* raw = svc.get();
-      services_.push_back(std::move(svc));
-      LS_TRY(raw->wait_healthy(health));
-      log_->note("service " + decl.name + ": healthy");
-    }
-    return {};
-  }
+  // until every one is healthy (job_services.cpp).
+  Status start_services(const fs::path& job_dir, const std::string& job_container_id);
 
   void stop_services() {
     for (auto& s : services_) s->stop();
@@ -459,21 +441,7 @@ class JobExecution {
     }
     for (const auto& vol : decl.volumes) {
       LS_TRY_ASSIGN(std::string v, eval_string(vol, ctx_, "container volume"));
-      auto colon = v.find(':');
-      if (colon == std::string::npos || v[0] != '/')
-        return fail("container volume '" + v + "': expected /host/path:/container/path[:ro]",
-                    ErrorKind::kWorkflow);
-      executor::BindMount m{v.substr(0, colon), v.substr(colon + 1), false};
-      if (auto c2 = m.target.find(':'); c2 != std::string::npos) {
-        std::string mode = m.target.substr(c2 + 1);
-        m.target = m.target.substr(0, c2);
-        if (mode == "ro")
-          m.read_only = true;
-        else if (mode != "rw")
-          return fail("container volume '" + v + "': unknown mode '" + mode + "'",
-                      ErrorKind::kWorkflow);
-      }
-      spec.mounts.push_back(std::move(m));
+      LS_TRY(add_volume(v, spec));
     }
     if (decl.options.empty()) return {};
     LS_TRY_ASSIGN(std::string text, eval_string(decl.options, ctx_, "container options"));
@@ -482,6 +450,42 @@ class JobExecution {
   }
 
   Status apply_parsed_options(const pipeline::ContainerOptions& o, executor::ContainerSpec& spec);
+
+  // The egress network (job_network.cpp): joins `spec` to a new namespace
+  // when its mode is egress; finish_network() puts the fetch record in the
+  // report.
+  Status attach_network(const fs::path& job_dir, executor::ContainerSpec& spec);
+  // A sibling of the job container (a service, a Docker action) in the job's
+  // network: its namespace, the job's /etc/resolv.conf and, for steps
+  // (`proxy_env`), the proxy variables.
+  void join_job_network(executor::ContainerSpec& spec, const std::string& job_container_id,
+                        bool proxy_env);
+  Status finish_network();
+  RunNetwork::Job net_;
+
+  // Services, volumes and the `job` context (job_services.cpp).
+  // The services whose image does not evaluate to "" (GitHub's way to leave
+  // a service out, e.g. per matrix entry), images evaluated, in order.
+  struct ChosenService {
+    const pipeline::ServiceDecl* decl;
+    std::string image;
+  };
+  std::vector<ChosenService> services_to_start_;
+  Status choose_services();
+  static std::string service_container_id(const std::string& job_container_id,
+                                          const std::string& name);
+  // job.container.{id,network} and job.services.<id>.{id,network,ports}.
+  Status set_job_context(const std::string& job_container_id);
+  // One `container.volumes` entry, as docker -v reads it: a host bind
+  // (/host:/path), a named volume (NAME:/path) or an anonymous one (/path).
+  Status add_volume(const std::string& text, executor::ContainerSpec& spec);
+  // Named volumes held while the job runs; anonymous ones removed after it.
+  void release_volumes();
+  std::vector<cache::VolumeUse> volume_uses_;
+  std::vector<fs::path> anonymous_volumes_;
+  // Container path -> ("named-volume", NAME) or ("anonymous-volume", ""),
+  // for the environment hash's mounts.
+  std::map<std::string, std::pair<std::string, std::string>> volume_kinds_;
 
   // Environment hashes and the run record (job_record.cpp).
   void apply_variation(executor::ContainerSpec& spec);
@@ -594,6 +598,7 @@ class JobExecution {
   RunShared& run_;
   const pipeline::JobInstance& inst_;
   const pipeline::Job& job_;
+  const pipeline::Workflow& wf_;  // the job's own workflow (a called one's, for called jobs)
   size_t index_;
   MatrixPosition pos_;
   const std::vector<const JobReport*>& needed_;

@@ -136,7 +136,12 @@ void DisorderMount::unmount() {
 }
 
 std::string JobExecution::secret_free(const std::string& text) const {
-  return pipeline::redact_secrets(text, run_.secrets);
+  if (!inst_.scope) return pipeline::redact_secrets(text, run_.secrets);
+  // A called job: also what its call made of them, under the names it sees.
+  std::map<std::string, std::string> secrets = run_.secrets;
+  for (auto it = inst_.scope->secrets.begin(); it != inst_.scope->secrets.end(); ++it)
+    if (it.value().is_string()) secrets[it.key()] = it.value().get<std::string>();
+  return pipeline::redact_secrets(text, secrets);
 }
 
 void JobExecution::apply_variation(executor::ContainerSpec& spec) {
@@ -191,27 +196,42 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.source_commit = run_.source_commit;
   in.source_tree = run_.source_tree;
   if (!run_.dirty_patch.empty()) in.dirty_patch_digest = sha256_of(run_.dirty_patch).str();
-  in.declared = pipeline::declared_job(*run_.workflow, job_);
+  in.declared = pipeline::declared_job(wf_, job_);
+  // A called job: which workflow file (and commit) it came from, through
+  // which calls, with which inputs.
+  if (inst_.scope) in.call = pipeline::call_document(*inst_.scope);
   // The container's environment and the job's base environment (what every
   // step starts from; each step's full environment is in its document).
   for (const auto& [k, v] : env_map(spec.env)) in.env["container:" + k] = secret_free(v);
   for (const auto& [k, v] : job_env_.base()) in.env[k] = secret_free(v);
-  for (const auto& [k, v] : run_.secrets) in.secrets[k] = pipeline::keyed_hash(run_.secret_key, v);
+  if (inst_.scope) {  // the secrets its call passed
+    for (auto it = inst_.scope->secrets.begin(); it != inst_.scope->secrets.end(); ++it)
+      in.secrets[it.key()] = pipeline::keyed_hash(
+          run_.secret_key, it.value().is_string() ? it.value().get<std::string>() : "");
+  } else {
+    for (const auto& [k, v] : run_.secrets)
+      in.secrets[k] = pipeline::keyed_hash(run_.secret_key, v);
+  }
   in.workdir = spec.workdir;
   for (const auto& m : spec.mounts) {
     std::string kind = m.target == croot_                ? "workspace"
                        : m.target == chome_              ? "home"
                        : m.target == "/etc/hosts"        ? "hosts"
+                       : m.target == "/etc/resolv.conf"  ? "resolv.conf"
                        : m.target == kNodeMount          ? "runtime"
                        : m.target == kContainerToolCache ? "toolcache"
                                                          : "volume";
-    in.mounts.push_back({m.target, m.read_only, kind});
+    std::string name;
+    if (auto v = volume_kinds_.find(m.target); v != volume_kinds_.end())
+      std::tie(kind, name) = v->second;
+    in.mounts.push_back({m.target, m.read_only, kind, name});
   }
   in.user = spec.user;
   in.umask = spec.umask;
   in.hostname = spec.hostname;
   in.domainname = spec.domainname;
   in.network = executor::to_string(spec.network);
+  if (run_.network) in.egress_allow = run_.network->allow_text();
   if (spec.user_namespace) in.user_namespace = describe_user_namespace(*spec.user_namespace);
   in.memory_bytes = spec.limits.memory_bytes;
   if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);
@@ -231,11 +251,11 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.tz = get("TZ");
   in.locale = get("LANG");
   in.job_timeout_ms = job_timeout_.count();
-  for (const auto& decl : job_.services) {
+  for (const auto& chosen : services_to_start_) {
+    const pipeline::ServiceDecl& decl = *chosen.decl;
     pipeline::EnvService s;
     s.name = decl.name;
-    LS_TRY_ASSIGN(s.image,
-                  eval_string(decl.container.image, ctx_, "service '" + decl.name + "' image"));
+    s.image = chosen.image;
     ImagePin pin = replay_pin(s.image);  // as start_services resolves it
     LS_TRY_ASSIGN(PreparedImage img, run_.images->get(pin.lookup));
     LS_TRY(verify_image_pin(pin, s.image, img.record));

@@ -23,6 +23,17 @@ constexpr const char* kDisabledCommand =
     "https://github.blog/changelog/2020-10-01-github-actions-deprecating-set-env-and-add-path-"
     "commands/";
 
+// As .NET's bool.TryParse, which GitHub's runner reads the variable with:
+// "true" in any case, blanks around it allowed.
+bool parses_as_true(std::string v) {
+  const char* ws = " \t\r\n";
+  size_t b = v.find_first_not_of(ws);
+  if (b == std::string::npos) return false;
+  v = v.substr(b, v.find_last_not_of(ws) - b + 1);
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v == "true";
+}
+
 std::string with_command(const char* fmt, const std::string& command) {
   std::string s = fmt;
   s.replace(s.find("%s"), 2, command);
@@ -223,8 +234,7 @@ Result<executor::ProcessResult> JobExecution::run_script(const pipeline::Step& s
   if (gh.contains("action_path") && gh["action_path"].is_string())
     injected["GITHUB_ACTION_PATH"] = gh["action_path"].get<std::string>();
   io.allow_unsecure = env.count("ACTIONS_ALLOW_UNSECURE_COMMANDS") &&
-                      (env["ACTIONS_ALLOW_UNSECURE_COMMANDS"] == "true" ||
-                       env["ACTIONS_ALLOW_UNSECURE_COMMANDS"] == "True");
+                      parses_as_true(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"]);
   std::vector<std::string> penv = job_env_.process_env(std::move(env), injected, default_path_);
   LS_TRY_ASSIGN(std::string script, eval_string(*step.run, ctx_, what + " run"));
 
@@ -233,7 +243,7 @@ Result<executor::ProcessResult> JobExecution::run_script(const pipeline::Step& s
   bool nested = composite_depth_ > 0;
   std::string shell = step.shell;
   if (shell.empty() && !nested)
-    shell = !job_.defaults.shell.empty() ? job_.defaults.shell : run_.workflow->defaults.shell;
+    shell = !job_.defaults.shell.empty() ? job_.defaults.shell : wf_.defaults.shell;
   LS_TRY_ASSIGN(shell, eval_string(shell, ctx_, what + " shell"));
   std::string script_name = "step_" + io.tag + pipeline::script_extension(shell);
   LS_TRY(write_file(temp_host_ / script_name, script, 0755));
@@ -243,7 +253,7 @@ Result<executor::ProcessResult> JobExecution::run_script(const pipeline::Step& s
   std::string wd = step.working_directory;
   if (wd.empty() && !nested)
     wd = !job_.defaults.working_directory.empty() ? job_.defaults.working_directory
-                                                  : run_.workflow->defaults.working_directory;
+                                                  : wf_.defaults.working_directory;
   LS_TRY_ASSIGN(wd, eval_string(wd, ctx_, what + " working-directory"));
   if (wd.empty())
     wd = workspace_;
@@ -401,6 +411,7 @@ std::map<std::string, std::string> JobExecution::injected_env(const std::string&
       {"GITHUB_JOB", job_.id},
       {"GITHUB_ACTION", action_id},
       {"GITHUB_REPOSITORY", gs("repository")},
+      {"GITHUB_REPOSITORY_OWNER", gs("repository_owner")},
       {"GITHUB_SHA", gs("sha")},
       {"GITHUB_REF", gs("ref")},
       {"GITHUB_EVENT_NAME", gs("event_name")},

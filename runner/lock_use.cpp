@@ -60,7 +60,8 @@ Result<std::optional<pipeline::Lockfile>> load_run_lock(const fs::path& workflow
 Status check_frozen(const pipeline::Lockfile& lock, const std::vector<pipeline::JobInstance>& plan,
                     const pipeline::EvalContext& base,
                     const std::map<std::string, std::string>& platforms,
-                    const std::string& source_url, const std::string& stale) {
+                    const std::string& source_url, const std::string& stale,
+                    const std::set<std::string>& workflow_pins) {
   LS_TRY_ASSIGN(std::vector<pipeline::InputUse> uses,
                 pipeline::collect_instance_inputs(plan, base, platforms));
   std::vector<std::string> problems;
@@ -110,7 +111,8 @@ Status check_frozen(const pipeline::Lockfile& lock, const std::vector<pipeline::
     if (!used_images.count(i.reference))
       problems.push_back("image '" + i.reference + "' is pinned but no longer used");
   for (const auto& a : lock.actions)
-    if (!used_actions.count(a.repository + "@" + a.ref) && !a.jobs.empty())
+    if (!used_actions.count(a.repository + "@" + a.ref) &&
+        !workflow_pins.count(a.repository + "@" + a.ref) && !a.jobs.empty())
       problems.push_back("action '" + a.repository + "@" + a.ref +
                          "' is pinned but no longer used by a step of the workflow");
   for (const auto& src : lock.sources)

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,10 +38,14 @@ Result<std::optional<pipeline::Lockfile>> load_run_lock(const std::filesystem::p
 // of this workflow, and this is what to say about it, "lockstep.lock does
 // not match ci.yml: run 'lockstep lock'") makes it an error in any case,
 // listing each input not pinned and each pin no longer used.
+// `workflow_pins`: the "owner/repo@ref" pins the run's reusable workflows
+// use (pinned already, or they could not have been read), so that they do
+// not count as pins no longer used.
 Status check_frozen(const pipeline::Lockfile& lock, const std::vector<pipeline::JobInstance>& plan,
                     const pipeline::EvalContext& base,
                     const std::map<std::string, std::string>& platforms,
-                    const std::string& source_url, const std::string& stale = "");
+                    const std::string& source_url, const std::string& stale = "",
+                    const std::set<std::string>& workflow_pins = {});
 
 // How a job asks the image resolver for `reference`: by the locked manifest
 // digest when the lock pins it, else by the reference itself.

@@ -6,13 +6,37 @@
 
 namespace lockstep::runner {
 
+namespace {
+
+std::string_view trimmed(std::string_view s) {
+  const char* ws = " \t\r\n\f\v";
+  size_t b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+}  // namespace
+
 void Masker::add(std::string secret) {
   // Masking a one-character "secret" would garble every line; GitHub masks
   // any non-empty value, but a single space or newline is never a secret.
-  if (secret.empty() || secret.find_first_not_of(" \t\r\n") == std::string::npos) return;
+  if (trimmed(secret).empty()) return;
+  // As GitHub's runner: the value, the value trimmed, and each of its lines
+  // trimmed, since a step's output reaches the log one line at a time.
+  std::vector<std::string> values = {secret, std::string(trimmed(secret))};
+  if (secret.find_first_of("\r\n") != std::string::npos) {
+    for (size_t start = 0; start <= secret.size();) {
+      size_t end = secret.find_first_of("\r\n", start);
+      if (end == std::string::npos) end = secret.size();
+      std::string_view line = trimmed(std::string_view(secret).substr(start, end - start));
+      if (!line.empty()) values.emplace_back(line);
+      start = end + 1;
+    }
+  }
   std::lock_guard lk(mu_);
-  if (std::find(secrets_.begin(), secrets_.end(), secret) != secrets_.end()) return;
-  secrets_.push_back(std::move(secret));
+  for (auto& v : values)
+    if (std::find(secrets_.begin(), secrets_.end(), v) == secrets_.end())
+      secrets_.push_back(std::move(v));
   std::stable_sort(secrets_.begin(), secrets_.end(),
                    [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }

@@ -15,6 +15,9 @@ namespace lockstep::runner {
 // replaced first so that a secret containing another is masked whole.
 class Masker {
  public:
+  // Registers the value, the value trimmed and, for a multi-line value,
+  // each of its lines trimmed (GitHub's runner does the same for secrets
+  // and ::add-mask::): a value that is only blanks is no secret.
   void add(std::string secret);
   std::string mask(std::string_view text) const;
 

@@ -185,6 +185,7 @@ Json job_record(const JobReport& r, size_t index, const fs::path& run_dir,
     platform = json_str(r.env_doc["image"], "platform");
   j["image"] = {{"ref", r.image}, {"manifest_digest", r.image_digest}, {"platform", platform}};
   j["network"] = r.network;
+  if (!r.egress.is_null()) j["egress"] = r.egress;
   j["started_at"] = rfc3339(r.started_at);
   j["duration_ms"] = static_cast<int64_t>(r.outcome.duration.count());
   j["usage"] = {{"peak_memory_bytes", static_cast<int64_t>(r.usage.peak_memory_bytes)},
@@ -260,6 +261,7 @@ Json job_record(const JobReport& r, size_t index, const fs::path& run_dir,
                       {"resolved", in.resolved},
                       {"pinned", in.pinned}});
   j["inputs"] = inputs;
+  if (!r.call.is_null()) j["call"] = r.call;
   return j;
 }
 
@@ -293,6 +295,11 @@ Json build_record(const RecordInput& in) {
                    {"digest", sha256_of(in.workflow_text).str()},
                    {"file", "workflow.yml"},
                    {"text", in.workflow_text}};
+  if (!in.called_files.empty()) {
+    Json files = Json::object();
+    for (const auto& [path, text] : in.called_files) files[path] = text;
+    r["workflow"]["called_files"] = files;
+  }
   if (in.lock_path)
     r["lock"] = {{"path", in.lock_path->string()}, {"digest", sha256_of(in.lock_text).str()}};
   else

@@ -28,6 +28,9 @@ struct RecordInput {
   std::filesystem::path workflow_path;
   std::string workflow_name;
   std::string workflow_text;
+  // Reusable workflows read from plain files (the workflow is outside any
+  // repository): path under the project directory -> text.
+  std::map<std::string, std::string> called_files;
   std::optional<std::filesystem::path> lock_path;
   std::string lock_text;
   // Source (empty url: not run from a repository).

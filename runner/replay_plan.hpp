@@ -17,16 +17,20 @@ namespace lockstep::runner {
 struct ReplayPlan {
   Json record;
   std::string workflow_text, workflow_path;
-  std::vector<std::string> selected;  // display names to compare
-  std::vector<std::string> job_ids;   // --job for the run
+  std::map<std::string, std::string> called_files;  // reusable workflows read from files
+  std::vector<std::string> selected;                // display names to compare
+  std::vector<std::string> job_ids;                 // --job for the run
   std::vector<std::pair<std::string, std::string>> matrix_filter;
   pipeline::EnvList env;
   std::vector<std::string> secret_names;
   std::map<std::string, std::string> platforms;
-  bool userns = false;  // the run used --userns
+  bool userns = false;                    // the run used --userns
+  std::string network;                    // --network of the recorded run
+  std::vector<std::string> egress_allow;  // .lockstep.yml egress.allow it ran with
   std::map<std::string, std::string> image_pins;
   std::map<std::string, std::string> action_pins;  // "owner/repo@ref" -> commit
   std::string node_runtime;                        // digest of the Node.js runtime the run used
+  std::map<std::string, std::string> fetch_pins;   // URL -> sha256 the run received
   std::map<std::string, Json> expected_docs;
   std::string source_url, source_commit, source_ref, source_patch;
   Json run_identity = Json::object();

@@ -25,7 +25,14 @@ void print_summary(Console& console, const RunSummary& run, const MatrixFormatte
   std::vector<Row> rows{{"JOB", "MATRIX", "RESULT", "DURATION", "REASON"}};
   size_t passed = 0;
   for (const auto& j : *run.jobs) {
-    rows.push_back({j.job_id, matrix(j.matrix), to_string(j.outcome.result),
+    // A called workflow's job is named through its calls, as GitHub shows
+    // it: "call (linux) / build".
+    std::string job = j.job_id;
+    if (j.call.is_object()) {
+      auto slash = j.display_name.rfind(" / ");
+      if (slash != std::string::npos) job = j.display_name.substr(0, slash + 3) + j.job_id;
+    }
+    rows.push_back({job, matrix(j.matrix), to_string(j.outcome.result),
                     format_duration(j.outcome.duration), j.outcome.reason});
     if (j.outcome.result == JobResult::kSuccess) ++passed;
   }

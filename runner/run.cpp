@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <deque>
 #include <random>
 #include <set>
 #include <thread>
@@ -19,21 +18,26 @@
 #include "common/fs.hpp"
 #include "common/json.hpp"
 #include "executor/executor.hpp"
+#include "pipeline/diagnostic.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/graph.hpp"
 #include "pipeline/matrix.hpp"
-#include "pipeline/options.hpp"
 #include "pipeline/parse.hpp"
+#include "pipeline/workflow_call.hpp"
 #include "runner/action_source.hpp"
 #include "runner/cli.hpp"
+#include "runner/github_context.hpp"
 #include "runner/job.hpp"
 #include "runner/lock_use.hpp"
+#include "runner/network.hpp"
 #include "runner/project.hpp"
 #include "runner/provenance.hpp"
 #include "runner/pull.hpp"
 #include "runner/record.hpp"
 #include "runner/report.hpp"
+#include "runner/run_plan.hpp"
 #include "runner/scheduler.hpp"
+#include "runner/workflow_source.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -133,15 +137,6 @@ Result<std::set<std::string>> select_jobs(const pipeline::Workflow& wf,
   return out;
 }
 
-bool matrix_matches(const pipeline::OrderedValue& m,
-                    const std::vector<std::pair<std::string, std::string>>& filter) {
-  for (const auto& [k, v] : filter) {
-    if (!m.is_object() || !m.contains(k)) return false;
-    if (pipeline::to_display_string(pipeline::Value::parse(m[k].dump())) != v) return false;
-  }
-  return true;
-}
-
 // The workflow's own repository: --repo/--ref, else the git working tree the
 // workflow file lives in (at HEAD), else none.
 struct Source {
@@ -149,6 +144,7 @@ struct Source {
   std::string name = "workspace";
   std::string warning;  // said once the run is sure to go ahead
   int64_t commit_time = 0;
+  RepositoryIdentity identity = local_identity("workspace");
 };
 
 // The commit's tree and time, from the working tree or the bare mirror.
@@ -188,6 +184,15 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
     s.ref = ex->source_ref.value_or("");
     if (ex->run_identity.contains("repository_name"))
       s.name = ex->run_identity["repository_name"].get<std::string>();
+    s.identity = local_identity(s.name);
+    auto recorded = [&](const char* key, std::string& into) {
+      if (ex->run_identity.contains(key) && ex->run_identity[key].is_string())
+        into = ex->run_identity[key].get<std::string>();
+    };
+    recorded("repository", s.identity.repository);
+    recorded("repository_owner", s.identity.owner);
+    recorded("server_url", s.identity.server_url);
+    recorded("repository_url", s.identity.clone_url);
     return s;
   }
   if (!opt.repo.empty()) {
@@ -200,6 +205,7 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
     std::string base = fs::path(opt.repo).filename().string();
     if (base.size() > 4 && base.ends_with(".git")) base.resize(base.size() - 4);
     if (!base.empty()) s.name = base;
+    s.identity = repository_identity(opt.repo, s.name);
     return s;
   }
   fs::path dir = fs::absolute(opt.workflow).parent_path();
@@ -214,6 +220,7 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
   s.commit = st->head_commit;
   s.ref = st->branch;
   s.name = st->root.filename().string();
+  s.identity = repository_identity(st->root.string(), s.name);
   if (st->dirty) {
     if (opt.dirty) {
       LS_TRY_ASSIGN(s.patch, cache::dirty_patch(st->root));
@@ -255,27 +262,41 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   auto identity = [&](const char* key, const std::string& dflt) {
     return ex->run_identity.contains(key) ? ex->run_identity[key].get<std::string>() : dflt;
   };
-  pipeline::Value github = {
-      {"workflow", wf->name.empty() ? opt.workflow.filename().string() : wf->name},
-      {"run_id", identity("GITHUB_RUN_ID", run_id)},
-      {"run_number", identity("GITHUB_RUN_NUMBER", "1")},
-      {"run_attempt", identity("GITHUB_RUN_ATTEMPT", "1")},
-      {"event_name", "push"},
-      {"actor", "lockstep"},
-      {"repository", "local/" + source->name},
-      {"repository_owner", "local"},
-      {"ref", source->ref.empty() ? "" : "refs/heads/" + source->ref},
-      {"ref_name", source->ref},
-      {"sha", source->commit},
-      {"server_url", "https://github.com"},
-      {"workspace", "/__w/" + source->name + "/" + source->name},
-      {"event", pipeline::Value::object()},
-  };
+  GithubContextInput gin;
+  gin.workflow = wf->name.empty() ? opt.workflow.filename().string() : wf->name;
+  gin.run_id = identity("GITHUB_RUN_ID", run_id);
+  gin.run_number = identity("GITHUB_RUN_NUMBER", "1");
+  gin.run_attempt = identity("GITHUB_RUN_ATTEMPT", "1");
+  gin.branch = source->ref;
+  gin.sha = source->commit;
+  gin.dir_name = source->name;
+  gin.identity = source->identity;
+  pipeline::Value github = github_context(gin);
   pipeline::EvalContext base;
   base.contexts["github"] = github;
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
   std::vector<std::string> warnings;
+
+  // Reusable workflows: every one the jobs call, read (remote ones fetched
+  // once, through the same sources as actions) and checked before any job
+  // starts.
+  ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, ex->action_pins,
+                        opt.frozen);
+  WorkflowFiles workflow_files(opt.state_dir, actions,
+                               OwnRepository{source->url, source->commit, source->patch},
+                               opt.workflow, opt.frozen);
+  auto calls = pipeline::load_call_graph(*wf, workflow_files.loader(),
+                                         workflow_files.root_identity(), &warnings);
+  if (!calls && opt.frozen && stale_lock)  // say first why the lock does not pin it
+    return report_error(
+        Error((opt.lock_file.empty() ? std::string("lockstep.lock") : opt.lock_file.string()) +
+                  " does not match " + opt.workflow.string() +
+                  ": run 'lockstep lock'\nlockstep: error:   " +
+                  std::string(pipeline::first_line(calls.error())),
+              0, ErrorKind::kUsage));
+  if (!calls) return report_error(calls.error());
+
   // A matrix made from the outputs of the jobs it needs is expanded once
   // they ran: until then the job stands in the plan as one placeholder.
   std::vector<pipeline::JobInstance> expanded;
@@ -294,7 +315,8 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     std::fprintf(stderr, "lockstep: note: %s:%d:%d: '%s' in %s is accepted and ignored locally\n",
                  wf->file.c_str(), ig.loc.line, ig.loc.column, ig.key.c_str(), ig.where.c_str());
 
-  // Selection: --job (with what it needs) and --matrix.
+  // Selection: --job (with what it needs) and --matrix. A calling job is
+  // selected by its id; the jobs it calls run with it.
   std::set<std::string> selected;
   if (!opt.jobs.empty()) {
     auto s = select_jobs(*wf, opt.jobs);
@@ -302,34 +324,45 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     selected = *s;
   }
   std::vector<pipeline::JobInstance> plan;
-  std::map<std::string, size_t> per_job_total;
   for (auto& inst : *instances) {
     if (!selected.empty() && !selected.count(inst.job->id)) continue;
     bool wanted_job = opt.jobs.empty() ||
                       std::find(opt.jobs.begin(), opt.jobs.end(), inst.job->id) != opt.jobs.end();
     if (wanted_job && !inst.matrix.is_null() && !matrix_matches(inst.matrix, opt.matrix_filter))
       continue;
-    ++per_job_total[inst.job->id];
     plan.push_back(std::move(inst));
   }
   if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");
+  // Every instance as far as the run can know it before it starts: calls
+  // replaced by the jobs they call.
+  auto preview = [&] { return pipeline::preview_instances(plan, *wf, *calls, base); };
   // Before any job starts: every input pinned, or nothing runs (a matrix
-  // from needs outputs is checked through its stand-in instance).
-  if (opt.frozen)
+  // from needs outputs is checked through its stand-in instance; the called
+  // workflows' repositories were checked as they were read).
+  if (opt.frozen) {
+    auto all = preview();
+    if (!all) return report_error(all.error());
+    std::set<std::string> workflow_pins;
+    for (const auto& cw : calls->workflows)
+      if (!cw->repository.empty()) workflow_pins.insert(cw->repository + "@" + cw->ref);
     if (auto f = check_frozen(
-            **lock, plan, base, platforms, source->url,
+            **lock, *all, base, platforms, source->url,
             stale_lock
                 ? (opt.lock_file.empty() ? std::string("lockstep.lock") : opt.lock_file.string()) +
                       " does not match " + opt.workflow.string() + ": run 'lockstep lock'"
-                : "");
+                : "",
+            workflow_pins);
         !f)
       return report_error(f.error());
+  }
 
   if (!source->warning.empty())
     std::fprintf(stderr, "lockstep: warning: %s\n", source->warning.c_str());
 
   if (opt.list || opt.dry_run) {
-    for (const auto& inst : plan) {
+    auto all = preview();
+    if (!all) return report_error(all.error());
+    for (const auto& inst : *all) {
       std::string line = inst.display_name;
       if (opt.dry_run) {
         std::string image = inst.job->container ? inst.job->container->image : "(runs-on)";
@@ -360,13 +393,26 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
 
   Masker masker;
   for (const auto& [k, v] : opt.secrets) masker.add(v);
+  pipeline::Value run_secrets = pipeline::Value::object();
+  for (const auto& [k, v] : opt.secrets) run_secrets[k] = v;
   Console console(stdout, Console::stdout_is_tty());
   cache::ImageStore store(opt.state_dir);
   ImageResolver images(store, make_pull_fn(store, opt.insecure_registries, opt.mirror));
-  auto exec = executor::make_linux_executor(opt.state_dir);
+  std::unique_ptr<executor::Executor> linux_executor;
+  executor::Executor* exec = ex->executor;
+  if (!exec) {
+    linux_executor = executor::make_linux_executor(opt.state_dir);
+    exec = linux_executor.get();
+  }
+  RunNetworkOptions net;
+  net.allow = opt.egress_allow;
+  net.state_dir = opt.state_dir;
+  if (*lock)
+    for (const auto& f : (*lock)->fetches) net.pins[f.url] = f.sha256;
+  for (const auto& [url, sha] : ex->fetch_pins) net.pins[url] = sha;
+  net.refuse_unpinned = opt.frozen && opt.egress_unpinned == "refuse";
+  RunNetwork network(std::move(net));  // outlives every job
 
-  ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, ex->action_pins,
-                        opt.frozen);
   NodeRuntimeOnce node_runtime(opt.state_dir, ex->node_runtime_pin);
   RunShared shared;
   shared.actions = &actions;
@@ -378,7 +424,9 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   shared.workflow = &*wf;
   shared.lock = *lock ? &**lock : nullptr;
   shared.default_options = opt.default_options;
-  shared.executor = exec.get();
+  if (!opt.network.empty()) shared.default_options += " --network " + opt.network;
+  shared.network = &network;
+  shared.executor = exec;
   shared.images = &images;
   shared.console = &console;
   shared.masker = &masker;
@@ -412,113 +460,23 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   Budget budget = host_budget();
   if (opt.max_jobs) budget.max_jobs = *opt.max_jobs;
 
-  // One schedule. A job whose matrix comes from needs outputs has a stand-in
-  // that is expanded into its instances as soon as its own needs ended, while
-  // unrelated jobs keep running; what needs it waits for all its instances.
-  // Schedule index == index in instances_run/reports_run: deques, so the
-  // references running jobs hold stay valid as expansions append.
-  std::mutex run_mu;  // guards the containers below once the schedule runs
-  std::deque<pipeline::JobInstance> instances_run;
-  std::deque<JobReport> reports_run;
-  std::deque<MatrixPosition> positions;
-  std::map<std::string, std::vector<size_t>> by_job;  // job id -> its instances' indices
-  std::map<size_t, std::vector<size_t>> became;       // stand-in -> the instances it became
-  std::map<std::string, size_t> seen;
-  auto is_stand_in = [](const pipeline::JobInstance& inst) {
-    return inst.matrix.is_null() && pipeline::matrix_depends_on_needs(*inst.job);
-  };
-  auto add_instance = [&](pipeline::JobInstance inst) {
-    const std::string id = inst.job->id;
-    bool stand_in = is_stand_in(inst);
-    instances_run.push_back(std::move(inst));
-    reports_run.emplace_back();
-    positions.push_back(stand_in ? MatrixPosition{}
-                                 : MatrixPosition{seen[id]++, per_job_total[id]});
-    by_job[id].push_back(instances_run.size() - 1);
-    return instances_run.size() - 1;
-  };
-  auto schedule_entry = [&](size_t i) {
-    const auto& job = *instances_run[i].job;
-    ScheduledJob sj;
-    for (const auto& n : job.needs)
-      if (auto it = by_job.find(n); it != by_job.end())
-        sj.needs.insert(sj.needs.end(), it->second.begin(), it->second.end());
-    sj.group = job.id;
-    sj.fail_fast = job.strategy.fail_fast != "false";
-    sj.max_parallel = job.strategy.max_parallel.value_or(0);
-    sj.expands = is_stand_in(instances_run[i]);
-    // Reserve what the job's limits ask for, when they are plain text.
-    if (job.container && !pipeline::has_expression(job.container->options)) {
-      if (auto o = pipeline::parse_container_options(job.container->options)) {
-        if (o->cpus_milli) sj.cpu_millis = static_cast<uint64_t>(*o->cpus_milli);
-        if (o->memory_bytes) sj.memory_bytes = static_cast<uint64_t>(*o->memory_bytes);
-      }
-    }
-    return sj;
-  };
-  // The reports of every instance of the jobs `job` needs, complete once the
-  // scheduler lets it start: a needed instance that never ran (cancelled,
-  // skipped, a stand-in that settled) gets its row and the scheduler's
-  // outcome here.
-  auto needed_reports = [&](const pipeline::Job& job, const std::vector<JobOutcome>& outcomes) {
-    std::vector<const JobReport*> needed;
-    for (const auto& n : job.needs) {
-      auto it = by_job.find(n);
-      if (it == by_job.end()) continue;
-      for (size_t d : it->second) {
-        JobReport& r = reports_run[d];
-        if (r.display_name.empty() && d < outcomes.size()) {
-          r.job_id = instances_run[d].job->id;
-          r.display_name = instances_run[d].display_name;
-          r.matrix = instances_run[d].matrix;
-          r.outcome = outcomes[d];
-        }
-        needed.push_back(&r);
-      }
-    }
-    return needed;
-  };
-  for (auto& inst : plan) add_instance(std::move(inst));
-  std::vector<ScheduledJob> sched;
-  for (size_t i = 0; i < instances_run.size(); ++i) sched.push_back(schedule_entry(i));
-
-  // A stand-in whose needs ended: its instances, or why it runs none.
-  ExpandFn expand = [&](size_t i, size_t, const std::vector<JobOutcome>& done) -> Expansion {
-    std::lock_guard lk(run_mu);
-    const auto& job = *instances_run[i].job;
-    auto needed = needed_reports(job, done);
-    for (const JobReport* r : needed) {
-      const auto& o = r->outcome;
-      if (o.result != JobResult::kSuccess &&
-          !(o.result == JobResult::kFailure && o.continue_on_error))
-        return {{}, JobOutcome{JobResult::kSkipped, "a job it needs did not succeed", {}, false}};
-    }
-    pipeline::EvalContext ctx = base;
-    ctx.contexts["needs"] = needs_context(needed);
-    std::vector<std::string> w;
-    auto more = pipeline::expand_job(*wf, job, ctx, &w);
-    for (const auto& x : w) std::fprintf(stderr, "lockstep: warning: %s\n", x.c_str());
-    if (!more) {
-      std::string why = more.error().message();
-      why = why.substr(0, why.find('\n'));
-      return {{}, JobOutcome{JobResult::kFailure, "matrix: " + why, {}, false}};
-    }
-    bool wanted_job =
-        opt.jobs.empty() || std::find(opt.jobs.begin(), opt.jobs.end(), job.id) != opt.jobs.end();
-    std::vector<pipeline::JobInstance> chosen;
-    for (auto& inst : *more)
-      if (!wanted_job || matrix_matches(inst.matrix, opt.matrix_filter))
-        chosen.push_back(std::move(inst));
-    per_job_total[job.id] = chosen.size();
-    by_job[job.id].clear();  // from now on the job is its instances
-    became[i].clear();
-    Expansion e;
-    for (auto& inst : chosen) {
-      size_t k = add_instance(std::move(inst));
-      became[i].push_back(k);
-      e.jobs.push_back(schedule_entry(k));
-    }
-    return e;
+  // One schedule: stand-ins (matrices from needs outputs, calls of reusable
+  // workflows) are expanded as soon as their own needs ended, while
+  // unrelated jobs keep running (runner/run_plan.hpp).
+  RunPlan::Context plan_ctx;
+  plan_ctx.workflow = &*wf;
+  plan_ctx.calls = &*calls;
+  plan_ctx.base = base;
+  plan_ctx.secrets = run_secrets;
+  plan_ctx.jobs = opt.jobs;
+  plan_ctx.matrix_filter = opt.matrix_filter;
+  plan_ctx.masker = &masker;
+  plan_ctx.console = &console;
+  plan_ctx.actions = &actions;
+  RunPlan run_plan(std::move(plan_ctx), std::move(plan));
+  std::vector<ScheduledJob> sched = run_plan.schedule();
+  ExpandFn expand = [&](size_t i, size_t, const std::vector<JobOutcome>& done) {
+    return run_plan.expand(i, done);
   };
 
   CancelToken global;
@@ -529,45 +487,13 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     outcomes = run_schedule(
         sched, budget,
         [&](size_t i, const std::vector<JobOutcome>& done, CancelToken& token) {
-          const pipeline::JobInstance* inst;
-          JobReport* report;
-          MatrixPosition pos;
-          std::vector<const JobReport*> needed;
-          {
-            std::lock_guard lk(run_mu);
-            inst = &instances_run[i];
-            report = &reports_run[i];
-            pos = positions[i];
-            needed = needed_reports(*inst->job, done);
-          }
-          return run_job(shared, *inst, i, pos, needed, token, *report);
+          RunPlan::Start s = run_plan.start(i, done);
+          return run_job(shared, *s.instance, i, s.position, s.needed, token, *s.report);
         },
         global, expand);
     interrupted = signals.interrupted();
   }
-  // Every instance gets a report row in plan order, a stand-in's instances
-  // in its place; jobs that never started (skipped, cancelled) too.
-  std::vector<JobReport> reports;
-  std::set<size_t> children;
-  for (const auto& [stand_in, kids] : became) children.insert(kids.begin(), kids.end());
-  auto emit = [&](size_t i) {
-    JobReport& r = reports_run[i];
-    if (r.display_name.empty()) {
-      r.job_id = instances_run[i].job->id;
-      r.display_name = instances_run[i].display_name;
-      r.matrix = instances_run[i].matrix;
-    }
-    r.outcome = outcomes[i];
-    reports.push_back(std::move(r));
-  };
-  for (size_t i = 0; i < reports_run.size(); ++i) {
-    if (children.count(i)) continue;
-    if (auto it = became.find(i); it != became.end()) {
-      for (size_t k : it->second) emit(k);
-      continue;
-    }
-    emit(i);
-  }
+  std::vector<JobReport> reports = run_plan.reports(outcomes);
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
   // What could not be written is reported, and the run then exits
@@ -603,6 +529,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     rec.workflow_path = ex->workflow_display.empty() ? opt.workflow : ex->workflow_display;
     rec.workflow_name = wf->name;
     rec.workflow_text = wf->source;
+    rec.called_files = workflow_files.files_read();
     if (*lock) {
       rec.lock_path = opt.lock_file.empty() ? default_lock_path(opt.workflow) : opt.lock_file;
       rec.lock_text = pipeline::serialize_lockfile(**lock);
@@ -628,10 +555,18 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
                    {"matrix", matrix},
                    {"until", ex->until_step},
                    {"userns", opt.userns}};
+    if (!opt.network.empty()) rec.options["network"] = opt.network;
+    Json allow = Json::array();
+    for (const auto& e : opt.egress_allow) allow.push_back(e.text);
+    rec.options["egress_allow"] = allow;
     rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
                         {"GITHUB_RUN_NUMBER", github["run_number"]},
                         {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},
-                        {"repository_name", source->name}};
+                        {"repository_name", source->name},
+                        {"repository", source->identity.repository},
+                        {"repository_owner", source->identity.owner},
+                        {"server_url", source->identity.server_url},
+                        {"repository_url", source->identity.clone_url}};
     rec.secret_key_id = sha256_of(shared.secret_key).hex().substr(0, 16);
     rec.jobs = &reports;
     rec.run_dir = run_dir;

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "common/json.hpp"
+#include "executor/executor.hpp"
+#include "pipeline/egress_allow.hpp"
 #include "pipeline/model.hpp"
 #include "runner/action_source.hpp"
 #include "runner/job.hpp"
@@ -45,11 +47,21 @@ struct RunOptions {
   bool actions_url_given = false;  // --actions-url (wins over .lockstep.yml)
   // .lockstep.yml defaults (docker syntax).
   std::string default_options;
+  // --network MODE: above .lockstep.yml defaults, below a job's own options.
+  std::string network;
+  // .lockstep.yml egress.allow (empty: every public address).
+  std::vector<pipeline::EgressAllowEntry> egress_allow;
+  // .lockstep.yml egress.unpinned: with --frozen, "refuse" refuses plain-HTTP
+  // downloads lockstep.lock does not pin; "record" (the default) records them.
+  std::string egress_unpinned = "record";
   std::filesystem::path state_dir;
 };
 
 // What `replay` and `verify` add to a run, and what a run hands back to them.
 struct RunExtras {
+  // Tests: the executor jobs run with (default: the Linux one). The
+  // scheduler and step logic are tested through a stand-in without root.
+  executor::Executor* executor = nullptr;
   std::string kind = "run";  // run | replay | verify (the record's kind, the builder id)
   std::string replay_of;
   std::filesystem::path workflow_display;          // the original path, when running from a copy
@@ -57,6 +69,7 @@ struct RunExtras {
   std::map<std::string, std::string> image_pins;   // reference -> manifest digest
   std::map<std::string, std::string> action_pins;  // "owner/repo@ref" -> commit
   std::string node_runtime_pin;  // the recorded runtime's digest, used when present
+  std::map<std::string, std::string> fetch_pins;  // URL -> sha256 the recorded run received
   std::string until_step;
   bool shell = false;
   Json run_identity;  // {"GITHUB_RUN_ID": ..., "GITHUB_RUN_NUMBER": ...} to restore

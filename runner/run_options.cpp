@@ -1,5 +1,6 @@
 #include "runner/run_options.hpp"
 
+#include <cctype>
 #include <cstdlib>
 
 #include "common/fs.hpp"
@@ -29,6 +30,11 @@ Status add_selection_options(const ParsedArgs& p, RunOptions& o) {
   for (const auto& m : p.all("matrix")) {
     LS_TRY_ASSIGN(auto kv, split_key_value(m, "matrix"));
     o.matrix_filter.push_back(kv);
+  }
+  // --env-file first: --env sets what a file also sets.
+  for (const auto& f : p.all("env-file")) {
+    LS_TRY_ASSIGN(pipeline::EnvList vars, read_dotenv_file(f, "env-file"));
+    for (auto& kv : vars) o.env.push_back(std::move(kv));
   }
   for (const auto& e : p.all("env")) {
     LS_TRY_ASSIGN(auto kv, split_key_value(e, "env"));
@@ -67,25 +73,149 @@ Result<std::string> mirror_option(const ParsedArgs& p) {
   return std::string();
 }
 
-Result<std::map<std::string, std::string>> read_secret_file(const std::string& f) {
-  std::map<std::string, std::string> out;
-  auto text = read_file(f);
-  if (!text)
-    return fail(std::move(text.error()).context("--secret-file").set_kind(ErrorKind::kUsage));
-  size_t pos = 0, lineno = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? text->size() : nl + 1;
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
-    auto eq = line.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return fail(f + ":" + std::to_string(lineno) + ": expected KEY=VALUE", ErrorKind::kUsage);
-    out[line.substr(0, eq)] = line.substr(eq + 1);
+namespace {
+
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+}
+
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+}  // namespace
+
+Result<pipeline::EnvList> parse_dotenv(std::string_view text, const std::string& file) {
+  std::string src(text);
+  // CRLF files: line ends are line ends, in quoted values too.
+  std::erase(src, '\r');
+  pipeline::EnvList out;
+  size_t pos = 0, line = 1;
+  auto error = [&](size_t at_line, const std::string& what) {
+    return fail(file + ":" + std::to_string(at_line) + ": " + what, ErrorKind::kUsage);
+  };
+  auto skip_blanks = [&] {
+    while (pos < src.size() && is_blank(src[pos])) ++pos;
+  };
+  while (pos < src.size()) {
+    const size_t start_line = line;
+    skip_blanks();
+    if (pos >= src.size()) break;
+    if (src[pos] == '\n' || src[pos] == '#') {  // blank line, comment
+      size_t nl = src.find('\n', pos);
+      pos = nl == std::string::npos ? src.size() : nl + 1;
+      ++line;
+      continue;
+    }
+    if (src.compare(pos, 7, "export ") == 0 || src.compare(pos, 7, "export\t") == 0) {
+      pos += 7;
+      skip_blanks();
+    }
+    size_t name_start = pos;
+    while (pos < src.size() && is_name_char(src[pos])) ++pos;
+    std::string name = src.substr(name_start, pos - name_start);
+    skip_blanks();
+    if (name.empty() || pos >= src.size() || src[pos] != '=') {
+      size_t nl = src.find('\n', name_start);
+      std::string shown = src.substr(name_start, nl == std::string::npos ? nl : nl - name_start);
+      if (shown.find('=') != std::string::npos && !name.empty())
+        return error(start_line, "invalid name '" + shown.substr(0, shown.find('=')) +
+                                     "' (names are letters, digits, '_', '.' and '-')");
+      return error(start_line, "expected KEY=VALUE");
+    }
+    ++pos;  // '='
+    skip_blanks();
+    std::string value;
+    char quote = pos < src.size() ? src[pos] : '\0';
+    if (quote == '"' || quote == '\'') {
+      ++pos;
+      bool closed = false;
+      while (pos < src.size()) {
+        char c = src[pos++];
+        if (c == quote) {
+          closed = true;
+          break;
+        }
+        if (c == '\n') ++line;
+        if (c == '\\' && quote == '"' && pos < src.size()) {
+          char e = src[pos++];
+          switch (e) {
+            case 'n':
+              value += '\n';
+              break;
+            case 'r':
+              value += '\r';
+              break;
+            case 't':
+              value += '\t';
+              break;
+            case 'a':
+              value += '\a';
+              break;
+            case 'b':
+              value += '\b';
+              break;
+            case 'f':
+              value += '\f';
+              break;
+            case 'v':
+              value += '\v';
+              break;
+            case '\\':
+            case '"':
+            case '\'':
+              value += e;
+              break;
+            default:  // not an escape: kept as written
+              value += '\\';
+              value += e;
+              if (e == '\n') ++line;
+          }
+          continue;
+        }
+        value += c;
+      }
+      if (!closed)
+        return error(start_line, std::string("the value of ") + name + " opens a " +
+                                     (quote == '"' ? "double" : "single") +
+                                     "-quoted string that never closes");
+      skip_blanks();
+      if (pos < src.size() && src[pos] != '\n' && src[pos] != '#')
+        return error(line, "unexpected text after the closing quote of " + name);
+    } else {
+      // Unquoted: to the end of the line; " #" starts a comment.
+      size_t v_start = pos;
+      while (pos < src.size() && src[pos] != '\n' &&
+             !(src[pos] == '#' && pos > v_start && is_blank(src[pos - 1])))
+        ++pos;
+      value = src.substr(v_start, pos - v_start);
+      while (!value.empty() && is_blank(value.back())) value.pop_back();
+    }
+    size_t nl = src.find('\n', pos);
+    pos = nl == std::string::npos ? src.size() : nl + 1;
+    ++line;
+    bool replaced = false;
+    for (auto& [k, v] : out)
+      if (k == name) {
+        v = value;  // the last one wins, as in a shell
+        replaced = true;
+      }
+    if (!replaced) out.emplace_back(std::move(name), std::move(value));
   }
   return out;
+}
+
+Result<pipeline::EnvList> read_dotenv_file(const std::string& f, const char* option) {
+  auto text = read_file(f);
+  if (!text)
+    return fail(
+        std::move(text.error()).context(std::string("--") + option).set_kind(ErrorKind::kUsage));
+  return parse_dotenv(*text, f);
+}
+
+Result<std::map<std::string, std::string>> read_secret_file(const std::string& f) {
+  LS_TRY_ASSIGN(pipeline::EnvList list, read_dotenv_file(f, "secret-file"));
+  return std::map<std::string, std::string>(list.begin(), list.end());
 }
 
 Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& mirror) {
@@ -113,6 +243,8 @@ Status apply_project_config(const pipeline::ProjectConfig& config, RunOptions& o
   LS_TRY(apply_config_mirror(config, o.mirror));
   o.userns = o.userns || config.userns;
   o.default_options = config.default_options;
+  o.egress_allow = config.egress_allow;
+  o.egress_unpinned = config.egress_unpinned;
   return {};
 }
 

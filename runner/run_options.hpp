@@ -23,7 +23,7 @@ Result<std::pair<std::string, std::string>> split_key_value(const std::string& s
 // .github/workflows/.
 Result<std::filesystem::path> workflow_argument(const ParsedArgs& p);
 
-// --job, --matrix, --env, --platform.
+// --job, --matrix, --env-file, --env, --platform.
 Status add_selection_options(const ParsedArgs& p, RunOptions& o);
 
 // --secret, --secret-file, --insecure-registry, --mirror (else
@@ -37,8 +37,18 @@ Result<std::string> mirror_option(const ParsedArgs& p);
 // and the environment win).
 Status apply_config_mirror(const pipeline::ProjectConfig& config, std::string& mirror);
 
-// KEY=VALUE lines ('#' comments, blank lines and CRLF allowed), as
-// --secret-file reads them; a bad line is "FILE:N: expected KEY=VALUE".
+// Variables in dotenv syntax, as --secret-file and --env-file read them:
+// KEY=VALUE lines (an optional `export ` before KEY; blank lines, `#`
+// comment lines, ` #` comments after an unquoted value and CRLF allowed);
+// an unquoted value is the rest of the line without surrounding blanks; a
+// value in "double quotes" may span lines and knows the escapes \n \r \t
+// \a \b \f \v \\ \" \' (any other backslash stays); a value in 'single
+// quotes' may span lines and is taken as written. No ${VAR} expansion. The
+// last of two lines with one KEY wins. Errors are one line,
+// "FILE:LINE: what" (LINE where the entry starts for an unclosed quote).
+Result<pipeline::EnvList> parse_dotenv(std::string_view text, const std::string& file);
+// parse_dotenv of a file; a read error names `--option`.
+Result<pipeline::EnvList> read_dotenv_file(const std::string& file, const char* option);
 Result<std::map<std::string, std::string>> read_secret_file(const std::string& file);
 
 // `actions-url` and `actions:` of .lockstep.yml (relative directories are

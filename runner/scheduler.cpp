@@ -155,15 +155,32 @@ class Run {
     to_cancel_.clear();
   }
 
+  // fail-fast: a failed job cancels its group's other jobs, and every
+  // stand-in it was expanded from whose job is fail-fast cancels its own
+  // group's (a failure in a called workflow cancels the other calls of the
+  // calling job's matrix, as on GitHub).
   void fail_fast_locked(size_t failed) {
-    const auto& g = jobs_[failed].group;
-    std::string reason = "cancelled: a sibling job failed (fail-fast)";
-    for (size_t j = 0; j < jobs_.size(); ++j) {
-      if (j == failed || jobs_[j].group != g || jobs_[j].expands) continue;
-      if (state_[j] == State::kPending)
-        finish_locked(j, {JobResult::kCancelled, reason, {}, false});
-      else if (state_[j] == State::kRunning)
-        tokens_[j]->cancel();
+    const std::string reason = "cancelled: a sibling job failed (fail-fast)";
+    if (jobs_[failed].fail_fast) cancel_group_locked(failed, reason);
+    for (size_t p = parent_[failed]; p != kNone; p = parent_[p])
+      if (jobs_[p].fail_fast) cancel_group_locked(p, reason);
+  }
+
+  void cancel_group_locked(size_t member, const std::string& reason) {
+    const std::string g = jobs_[member].group;
+    for (size_t j = 0; j < jobs_.size(); ++j)
+      if (j != member && jobs_[j].group == g) cancel_tree_locked(j, reason);
+  }
+
+  // Cancels a job, or everything a stand-in became that has not ended.
+  void cancel_tree_locked(size_t j, const std::string& reason) {
+    if (state_[j] == State::kPending) {
+      finish_locked(j, {JobResult::kCancelled, reason, {}, false});
+    } else if (state_[j] == State::kRunning) {
+      tokens_[j]->cancel();
+    } else if (state_[j] == State::kExpanded) {
+      for (size_t c = 0; c < jobs_.size(); ++c)
+        if (parent_[c] == j && state_[c] != State::kDone) cancel_tree_locked(c, reason);
     }
   }
 
@@ -171,7 +188,9 @@ class Run {
   void expand_locked(size_t i) {
     Expansion e = expand_ ? expand_(i, jobs_.size(), outcomes_) : Expansion{{}, JobOutcome{}};
     if (e.outcome) {
+      bool failed = e.outcome->result == JobResult::kFailure && !e.outcome->continue_on_error;
       finish_locked(i, std::move(*e.outcome));
+      if (failed) fail_fast_locked(i);
       return;
     }
     if (e.jobs.empty()) {
@@ -224,7 +243,7 @@ class Run {
           if (state_[i] == State::kRunning) {
             bool failed = o.result == JobResult::kFailure && !o.continue_on_error;
             finish_locked(i, std::move(o));
-            if (failed && jobs_[i].fail_fast) fail_fast_locked(i);
+            if (failed) fail_fast_locked(i);
           }
           dispatch_locked(pool);
           cv_.notify_all();

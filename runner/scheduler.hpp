@@ -53,6 +53,10 @@ struct ScheduledJob {
   // what needs it waits for all of them. Reserves nothing.
   bool expands = false;
 };
+// fail-fast: a job that fails (without continue-on-error) cancels the
+// pending and running jobs of its group when its own fail_fast is set, and
+// for every stand-in it was expanded from whose fail_fast is set, that
+// stand-in's group too (a stand-in's jobs are cancelled in its place).
 
 // What a stand-in became: jobs appended to the schedule (their indices start
 // at the `first` passed to the ExpandFn; `needs` index the whole schedule),

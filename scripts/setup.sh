@@ -38,6 +38,8 @@ build_packages=(
   libboost-dev libgit2-dev libyaml-cpp-dev libseccomp-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libarchive-dev libssl-dev libsqlite3-dev libexpected-dev
   libcurl4-openssl-dev libzstd-dev zlib1g-dev libcap-dev
+  # the egress network: NAT and isolation rules through libnftables, nft(8) to inspect them
+  nftables libnftables-dev
   # lockstep server: PostgreSQL's client library
   libpq-dev
 )
@@ -61,6 +63,9 @@ test_packages=(
   # JavaScript actions: the host's node, bundled with its libraries for jobs;
   # Docker actions built from their Dockerfile
   nodejs patchelf buildah
+  # the egress tests: the job image's curl, wget and git (tests/support/
+  # nettools-rootfs.sh), the test internet's CA (openssl)
+  curl wget openssl
   # the package test: dpkg-shlibdeps (dpkg-dev, from build-essential) computes
   # the .deb's dependencies; `man -w lockstep` finds the installed man page
   dpkg-dev man-db
@@ -68,6 +73,8 @@ test_packages=(
   # (image by mmdebstrap into ext2 via genext2fs, an initramfs by cpio from
   # modules that kmod's modprobe resolves, booted by QEMU)
   qemu-system-x86 mmdebstrap genext2fs cpio kmod
+  # the compatibility suite prints a unified diff when a transcript differs
+  diffutils
 )
 
 packages=("${build_packages[@]}" "${example_packages[@]}")

@@ -122,7 +122,7 @@ TEST_F(RecordTest, EveryRunIsRecordedWithHashesAndShownByRunsAndLogs) {
   EXPECT_EQ(h.rfind("sha256:", 0), 0u);
   EXPECT_EQ(one["env_doc"]["env"]["GREETING"], "hello");
   EXPECT_EQ(one["env_doc"]["matrix"]["word"], "one");
-  EXPECT_EQ(one["env_doc"]["container"]["network"], "none");
+  EXPECT_EQ(one["env_doc"]["container"]["network"], "egress");  // the default
   EXPECT_EQ(one["image"]["platform"], "linux/amd64");
   EXPECT_NE(job(rec, "build (two)")["env_hash"], h);
   ASSERT_EQ(one["steps"].size(), 3u);

@@ -92,6 +92,22 @@ TEST(EnvHash, EverySingleInputChangesTheHashAndTheDifferenceNamesIt) {
   }
 }
 
+TEST(EnvHash, EgressJobsCarryTheirAllowListInAnyOrder) {
+  JobEnvInputs a = sample();
+  a.network = "egress";
+  EXPECT_EQ(job_document(a)["container"]["egress_allow"], Json::array({"*"}));
+  EXPECT_FALSE(job_document(sample())["container"].contains("egress_allow"));
+  JobEnvInputs b = a, c = a;
+  b.egress_allow = {"files.test", "10.1.0.0/16:5432"};
+  c.egress_allow = {"10.1.0.0/16:5432", "files.test"};
+  EXPECT_EQ(hash_of(b), hash_of(c));
+  EXPECT_NE(hash_of(a), hash_of(b));
+  auto diffs = json_differences(job_document(a), job_document(b));
+  ASSERT_FALSE(diffs.empty());
+  EXPECT_EQ(diffs[0].substr(0, diffs[0].find(':')).rfind("container.egress_allow", 0), 0u)
+      << diffs[0];
+}
+
 TEST(EnvHash, RunIdentityValuesAreNotHashedButTheirNamesAre) {
   JobEnvInputs a = sample(), b = sample();
   a.env["GITHUB_RUN_ID"] = "20261128-100000-aaaa";

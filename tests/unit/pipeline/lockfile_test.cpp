@@ -167,6 +167,29 @@ TEST(Lockfile, BadValuesNameTheirLine) {
       << err;
 }
 
+TEST(Lockfile, PinnedFetchesRoundTripSortedAndRefuseADigestThatIsNotHex) {
+  Lockfile l = sample();
+  l.fetches = {{"http://files.test/b.tar", kD2, {"build"}}, {"http://files.test/a.tar", kD1, {}}};
+  std::string text = serialize_lockfile(l);
+  EXPECT_LT(text.find("a.tar"), text.find("b.tar"));
+  auto back = parse_lockfile(text, "lockstep.lock");
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_NE(back->find_fetch("http://files.test/b.tar"), nullptr);
+  EXPECT_EQ(back->find_fetch("http://files.test/b.tar")->sha256, kD2);
+  EXPECT_EQ(back->find_fetch("http://files.test/c.tar"), nullptr);
+  // Without fetches the key is not written at all.
+  EXPECT_EQ(serialize_lockfile(sample()).find("fetches"), std::string::npos);
+
+  std::string bad = text;
+  bad.replace(bad.find(kD2, bad.find("fetches")), kD2.size(), "sha256:" + std::string(64, 'z'));
+  std::string err = parse_error(bad);
+  EXPECT_NE(err.find("fetch sha256 'sha256:" + std::string(64, 'z') +
+                     "' is not a sha256:<64 hex> digest"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(err.substr(0, 14), "lockstep.lock:");
+}
+
 TEST(Lockfile, DifferencesOneLineEach) {
   Lockfile old = sample();
   Lockfile now = sample();

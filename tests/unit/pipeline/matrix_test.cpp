@@ -254,6 +254,57 @@ TEST(Matrix, NewIncludeCombinationsPutAxisKeysFirst) {
       (Combos{R"({"os":"a"})", R"({"os":"b","color":"red"})"}));
 }
 
+// GitHub's template reader: a key that is an expression is the string it
+// evaluates to, at every level of the matrix.
+TEST(Matrix, ExpressionKeysAreEvaluated) {
+  EvalContext ctx;
+  ctx.contexts["vars"] = Value::parse(R"({"axis":"os","n":2})");
+  EXPECT_EQ(expand(R"(        ${{ vars.axis }}: [a, b]
+        include:
+          - ${{ vars.axis }}: b
+            "${{ format('{0}tra', 'ex') }}": 1
+          - os: c
+            v${{ vars.n }}: {"${{ vars.axis }}-nested": true}
+)",
+                   ctx),
+            (Combos{R"({"os":"a"})", R"({"os":"b","extra":1})",
+                    R"({"os":"c","v2":{"os-nested":true}})"}));
+}
+
+// ... and a sequence item that evaluates to a sequence is spliced into its
+// parent: in an axis, in include, and deeper.
+TEST(Matrix, SequenceItemsThatEvaluateToSequencesAreSpliced) {
+  EvalContext ctx;
+  ctx.contexts["vars"] =
+      Value::parse(R"({"more":"[\"b\", \"c\"]","inc":"[{\"os\": \"x\"}, {\"os\": \"y\"}]"})");
+  EXPECT_EQ(expand(R"(        os: [a, "${{ fromJSON(vars.more) }}"]
+        include:
+          - "${{ fromJSON(vars.inc) }}"
+          - os: a
+            flags: [-O2, "${{ fromJSON('[\"-g\", \"-Wall\"]') }}", "${{ 'not-a-list' }}"]
+)",
+                   ctx),
+            (Combos{R"({"os":"a","flags":["-O2","-g","-Wall","not-a-list"]})", R"({"os":"b"})",
+                    R"({"os":"c"})", R"({"os":"x"})", R"({"os":"y"})"}));
+}
+
+TEST(MatrixErrors, KeyExpressionsAreCheckedWhereTheyAre) {
+  EvalContext ctx;
+  ctx.contexts["vars"] = Value::parse(R"({"list":"[1]","empty":"","axis":"os"})");
+  EXPECT_EQ(expand_error("        os: [a]\n        ${{ fromJSON(vars.list) }}: [b]\n", ctx),
+            "ci.yml:7:9: the key '${{ fromJSON(vars.list) }}' evaluates to a sequence; a key is a "
+            "string (job 'test')");
+  EXPECT_EQ(expand_error("        os: [a]\n        ${{ vars.axis }}: [b]\n", ctx),
+            "ci.yml:7:9: duplicate matrix key 'os' (from '${{ vars.axis }}') (job 'test')");
+  EXPECT_EQ(expand_error("        os: [a]\n        include:\n          - x${{ vars.empty }}: 1\n"
+                         "            ${{ vars.empty }}: 2\n",
+                         ctx),
+            "ci.yml:9:13: the key '${{ vars.empty }}' evaluates to an empty string (job 'test')");
+  EXPECT_EQ(
+      expand_error("        os: [a]\n        include:\n          - ${{ fromJSON('x') }}: 1\n", ctx),
+      "ci.yml:8:13: fromJSON(): 'x' is not valid JSON (job 'test')");
+}
+
 TEST(Matrix, NullMatrixIsOneEmptyCombination) {
   auto combos = expand_matrix(OrderedValue(), {});
   ASSERT_TRUE(combos);
@@ -296,8 +347,9 @@ TEST(MatrixErrors, AreLocatedAtTheMatrix) {
             "ci.yml:6:9: matrix axis 'os' has no values (job 'test')");
   EXPECT_EQ(expand_error("        os: ${{ fromJSON(vars.str) }}\n", ctx),
             "ci.yml:6:9: matrix axis 'os' must be a sequence, got string (job 'test')");
+  // An evaluation error points at the expression that failed.
   EXPECT_EQ(expand_error("        os: ${{ fromJSON(vars.missing) }}\n", ctx),
-            "ci.yml:6:9: fromJSON(): '' is not valid JSON (job 'test')");
+            "ci.yml:6:13: fromJSON(): '' is not valid JSON (job 'test')");
   auto wf = parse_workflow(
       "jobs:\n  t:\n    runs-on: x\n    strategy:\n      matrix: ${{ fromJSON(vars.obj) }}\n"
       "    steps: [{run: x}]\n",

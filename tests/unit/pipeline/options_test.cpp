@@ -76,8 +76,11 @@ TEST(ContainerOptions, ErrorsNameTheOption) {
             "invalid value '1q' for '--memory': expected a size such as 512m or 1g");
   EXPECT_EQ(err("--pids-limit many"),
             "invalid value 'many' for '--pids-limit': expected an integer");
-  EXPECT_EQ(err("--network bridge"),
-            "unsupported network 'bridge' for '--network' (lockstep supports none and host)");
+  EXPECT_EQ(
+      err("--network overlay"),
+      "unsupported network 'overlay' for '--network' (lockstep supports egress, none and host)");
+  EXPECT_EQ(ok("--network bridge").network, "egress");
+  EXPECT_EQ(ok("--network egress").network, "egress");
   EXPECT_EQ(err("--env NOVALUE"), "invalid value 'NOVALUE' for '--env': expected NAME=VALUE");
   EXPECT_EQ(err("--workdir src"), "invalid value 'src' for '--workdir': expected an absolute path");
   EXPECT_EQ(err("--health-interval 10"),

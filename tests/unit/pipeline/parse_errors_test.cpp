@@ -16,6 +16,31 @@ std::string parse_error(std::string_view yaml) {
   return std::string(first_line(r.error()));
 }
 
+// GitHub evaluates expressions in mapping keys; lockstep in the matrix only,
+// and says so everywhere else rather than take the text as a name.
+TEST(ParseErrors, ExpressionKeysOutsideTheMatrix) {
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n    env:\n      ${{ matrix.k }}: v\n"
+                        "    steps: [{run: x}]\n"),
+            "ci.yml:5:7: an expression as a key ('${{ matrix.k }}') in 'env' in job 'a' is not "
+            "supported by lockstep (only in strategy.matrix)");
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: o/r@v1\n"
+                        "        with:\n          ${{ 'x' }}: 1\n"),
+            "ci.yml:7:11: an expression as a key ('${{ 'x' }}') in 'with' in step 1 of job 'a' is "
+            "not supported by lockstep (only in strategy.matrix)");
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n    ${{ 'steps' }}: [{run: x}]\n"),
+            "ci.yml:4:5: an expression as a key ('${{ 'steps' }}') in job 'a' is not supported by "
+            "lockstep (only in strategy.matrix)");
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n    services:\n      ${{ 'db' }}:\n"
+                        "        image: x\n    steps: [{run: x}]\n"),
+            "ci.yml:5:7: an expression as a key ('${{ 'db' }}') in 'services' in job 'a' is not "
+            "supported by lockstep (only in strategy.matrix)");
+  // A key of the matrix is checked like any expression.
+  EXPECT_EQ(parse_error("jobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix:\n"
+                        "        ${{ 'os' ) }}: [a]\n    steps: [{run: x}]\n")
+                .substr(0, 12),
+            "ci.yml:6:9: ");
+}
+
 TEST(ParseErrors, UnknownKeysEverywhere) {
   EXPECT_EQ(parse_error("on: push\njob:\n  a: {}\n"),
             "ci.yml:2:1: unknown key 'job' in the workflow (did you mean 'jobs'?)");
@@ -71,16 +96,12 @@ TEST(ParseErrors, UnsupportedKeysAreNamed) {
             "ci.yml:4:5: 'environment' in job 'deploy' is not supported by lockstep");
   EXPECT_EQ(parse_error(R"(jobs:
   call:
-    uses: octo/repo/.github/workflows/build.yml@main
-)"),
-            "ci.yml:3:5: 'uses' in job 'call' is not supported by lockstep");
-  EXPECT_EQ(parse_error(R"(jobs:
-  call:
     runs-on: x
     secrets: inherit
     steps: [{run: x}]
 )"),
-            "ci.yml:4:5: 'secrets' in job 'call' is not supported by lockstep");
+            "ci.yml:4:5: 'secrets' in job 'call' belongs to a job that calls a reusable "
+            "workflow (with 'uses')");
   EXPECT_EQ(parse_error(R"(jobs:
   a:
     runs-on: x

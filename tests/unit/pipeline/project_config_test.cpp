@@ -58,9 +58,9 @@ TEST(ProjectConfig, ErrorsAreLocated) {
       config_error("defaults:\n  memory: lots\n"),
       ".lockstep.yml:2:11: defaults.memory: invalid value 'lots' for '--memory': expected a size "
       "such as 512m or 1g");
-  EXPECT_EQ(config_error("defaults:\n  network: bridge\n"),
-            ".lockstep.yml:2:12: defaults.network: unsupported network 'bridge' for '--network' "
-            "(lockstep supports none and host)");
+  EXPECT_EQ(config_error("defaults:\n  network: overlay\n"),
+            ".lockstep.yml:2:12: defaults.network: unsupported network 'overlay' for '--network' "
+            "(lockstep supports egress, none and host)");
   EXPECT_EQ(config_error("runs-on: [a, b]\n"),
             ".lockstep.yml:1:10: 'runs-on' must map labels to images");
   EXPECT_EQ(config_error("userns: yes please\n"),

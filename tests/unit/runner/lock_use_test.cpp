@@ -202,6 +202,38 @@ TEST_F(LockUseTest, FrozenWithAStaleLockNamesEveryInputItDoesNotPinAndEveryUnuse
   EXPECT_FALSE(stale);
 }
 
+// A reusable workflow's repository is pinned under `actions` too: a stale
+// lock does not call its pin unused when the run's calls use it.
+TEST_F(LockUseTest, FrozenWithAStaleLockKeepsThePinsOfReusableWorkflows) {
+  fs::path wf = setup(kWorkflow,
+                      {image("alpine:3.18", kD1), image("alpine:3.19", kD2),
+                       image("localhost/busybox:1.35", kD1, "local")},
+                      {{"https://example.com/lib.git", "v1", kC1, false, {}}});
+  ASSERT_TRUE(write_file(wf, std::string(kWorkflow) + "# edited\n"));
+  bool stale = false;
+  auto lock = load_run_lock(wf, "", true, &stale);
+  ASSERT_TRUE(lock && lock->has_value()) << (lock ? "" : lock.error().message());
+  ASSERT_TRUE(stale);
+  pipeline::Lockfile l = **lock;
+  l.actions.push_back({"octo/shared", "v1", kC1, "", {"call"}});
+  auto parsed = pipeline::load_workflow(wf);
+  ASSERT_TRUE(parsed);
+  pipeline::EvalContext base;
+  base.contexts["github"] = pipeline::Value::object();
+  auto plan = pipeline::expand_jobs(*parsed, base);
+  ASSERT_TRUE(plan);
+  const std::map<std::string, std::string> platforms = {
+      {"ubuntu-latest", "localhost/busybox:1.35"}};
+  auto used = check_frozen(l, *plan, base, platforms, root().string(), "stale", {"octo/shared@v1"});
+  ASSERT_FALSE(used);
+  EXPECT_EQ(used.error().message(), "stale");
+  auto unused = check_frozen(l, *plan, base, platforms, root().string(), "stale");
+  ASSERT_FALSE(unused);
+  EXPECT_EQ(unused.error().message(),
+            "stale\nlockstep: error:   action 'octo/shared@v1' is pinned but no longer used by a "
+            "step of the workflow");
+}
+
 TEST_F(LockUseTest, LockOfAnotherWorkflowOrContent) {
   fs::path wf = setup(kWorkflow, {});
   // Changed after locking.

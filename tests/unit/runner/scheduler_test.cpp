@@ -376,5 +376,50 @@ TEST(Scheduler, GlobalCancelEndsExpandedJobsAndTheirStandIn) {
   EXPECT_EQ(started.load(), 1);
 }
 
+// Two calls of a workflow (a calling job's matrix): a failure inside one
+// cancels the other call's jobs through the callers' fail-fast group, also
+// when the failed job's own strategy is not fail-fast; an unrelated job runs.
+TEST(Scheduler, FailureInsideAStandInCancelsItsFailFastSiblingsJobs) {
+  std::vector<ScheduledJob> jobs(3);
+  jobs[0].expands = jobs[1].expands = true;
+  jobs[0].group = jobs[1].group = "call";
+  jobs[2].group = "other";
+  Gate gate;
+  std::atomic<int> started{0};
+  CancelToken global;
+  auto out = run_schedule(
+      jobs, {4, 0, 0},
+      [&](size_t i, const std::vector<JobOutcome>&, CancelToken& t) -> JobOutcome {
+        ++started;
+        if (i == 2) return ok();
+        if (i == 4) return {JobResult::kSkipped, "a job it needs did not succeed", {}, false};
+        if (i == 3) {  // the first call's job fails once the other call's job runs
+          while (started < 3) std::this_thread::sleep_for(1ms);
+          return {JobResult::kFailure, "exit code 1", {}, false};
+        }
+        if (!gate.wait(t)) return {JobResult::kCancelled, "cancelled", {}, false};
+        return ok();
+      },
+      global,
+      [](size_t i, size_t, const std::vector<JobOutcome>&) {
+        Expansion e;
+        e.jobs.resize(2);
+        e.jobs[0].group = "inner-" + std::to_string(i) + "-a";
+        e.jobs[0].fail_fast = false;
+        e.jobs[1].group = "inner-" + std::to_string(i) + "-b";
+        e.jobs[1].needs = {i == 0 ? size_t{3} : size_t{5}};
+        return e;
+      });
+  ASSERT_EQ(out.size(), 7u);
+  EXPECT_EQ(out[2].result, JobResult::kSuccess);
+  EXPECT_EQ(out[3].result, JobResult::kFailure);
+  EXPECT_EQ(out[4].result, JobResult::kSkipped);    // needs the failed job (its own call)
+  EXPECT_EQ(out[5].result, JobResult::kCancelled);  // running in the other call: cancelled
+  EXPECT_EQ(out[6].result, JobResult::kCancelled);  // pending in the other call
+  EXPECT_EQ(out[6].reason, "cancelled: a sibling job failed (fail-fast)");
+  EXPECT_EQ(out[0].result, JobResult::kFailure);
+  EXPECT_EQ(out[1].result, JobResult::kCancelled);
+}
+
 }  // namespace
 }  // namespace lockstep::runner

@@ -1,0 +1,235 @@
+// The egress network against its peers, in network namespaces run.sh made
+// (this program runs in the "host" one; the origin server is in "world"):
+//   start:      container start with network egress (namespace, veth, rules,
+//               and the job's DNS stub/proxy) against network none, medians
+//   throughput: one large download with curl in a container: host network
+//               vs egress through lockstep's recording proxy (body hashed and
+//               kept in the content store) vs egress direct (NAT only)
+//   pinned:     the same file served by the proxy from the content store (a
+//               pinned fetch) vs from the origin
+//
+// Usage: bench_network --rootfs DIR --state DIR --url URL [--runs N] [--downloads N]
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cache/blob_store.hpp"
+#include "common/digest.hpp"
+#include "egress/job_egress.hpp"
+#include "egress/service.hpp"
+#include "executor/executor.hpp"
+#include "executor/network.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace lockstep;
+using namespace lockstep::executor;
+
+double ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+struct Args {
+  std::string rootfs, state, url;
+  int runs = 50;
+  int downloads = 3;
+};
+
+ContainerSpec spec_for(const Args& a, const std::string& id) {
+  ContainerSpec s;
+  s.id = id;
+  s.layers = {a.rootfs};
+  return s;
+}
+
+// Seconds curl took for the body, from its own timing (connect included).
+double download(Container& c, const std::string& url, bool proxy) {
+  ProcessSpec p;
+  p.argv = {"curl", "-sS", "-o", "/dev/null", "-w", "%{time_total} %{size_download}\n", url};
+  if (!proxy) p.argv.insert(p.argv.begin() + 1, {"--noproxy", "*"});
+  std::string out;
+  auto r = c.exec(p, [&](Stream s, std::string_view line, auto) {
+    if (s == Stream::kStdout)
+      out = line;
+    else
+      std::fprintf(stderr, "  curl: %.*s\n", static_cast<int>(line.size()), line.data());
+  });
+  if (!r || !r->ok()) return -1;
+  return std::strtod(out.c_str(), nullptr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--rootfs")
+      a.rootfs = v;
+    else if (k == "--state")
+      a.state = v;
+    else if (k == "--url")
+      a.url = v;
+    else if (k == "--runs")
+      a.runs = std::stoi(v);
+    else if (k == "--downloads")
+      a.downloads = std::stoi(v);
+  }
+  if (a.rootfs.empty() || a.state.empty() || a.url.empty()) {
+    std::fprintf(stderr, "usage: bench_network --rootfs DIR --state DIR --url URL [--runs N]\n");
+    return 2;
+  }
+  auto exec = make_linux_executor(a.state);
+  auto fabric = EgressFabric::create({});
+  if (!fabric) {
+    std::fprintf(stderr, "bench_network: %s\n", fabric.error().message().c_str());
+    return 1;
+  }
+  auto service = egress::make_service();
+  if (!service) {
+    std::fprintf(stderr, "bench_network: %s\n", service.error().message().c_str());
+    return 1;
+  }
+
+  // ---- start: none vs egress, interleaved ----
+  std::vector<double> none, egress_ns, egress_full;
+  for (int i = 0; i < a.runs; ++i) {
+    {
+      auto t0 = Clock::now();
+      auto c = exec->start(spec_for(a, "bn-none-" + std::to_string(i)));
+      if (!c) return std::fprintf(stderr, "%s\n", c.error().message().c_str()), 1;
+      none.push_back(ms(Clock::now() - t0));
+      (void)(*c)->stop(std::chrono::milliseconds(0));
+    }
+    {
+      auto t0 = Clock::now();
+      auto ns = (*fabric)->create_namespace("bench");
+      if (!ns) return std::fprintf(stderr, "%s\n", ns.error().message().c_str()), 1;
+      ContainerSpec s = spec_for(a, "bn-egress-" + std::to_string(i));
+      s.network = {NetworkMode::kEgress, "", *ns};
+      auto c = exec->start(s);
+      if (!c) return std::fprintf(stderr, "%s\n", c.error().message().c_str()), 1;
+      egress_ns.push_back(ms(Clock::now() - t0));
+      egress::JobEgressOptions o;
+      o.name = "bench";
+      o.ns = *ns;
+      auto j = egress::start_job_egress(**service, std::move(o));
+      if (!j) return std::fprintf(stderr, "%s\n", j.error().message().c_str()), 1;
+      egress_full.push_back(ms(Clock::now() - t0));
+      (void)(*c)->stop(std::chrono::milliseconds(0));
+      (void)(*j)->finish();
+    }
+  }
+  double mn = median(none), me = median(egress_ns), mf = median(egress_full);
+  std::printf("container start, median of %d (ms):\n", a.runs);
+  std::printf("  network none                         %7.2f\n", mn);
+  std::printf("  network egress (namespace, veth)     %7.2f  (+%.2f ms)\n", me, me - mn);
+  std::printf("  egress + DNS stub, proxy, conn. log  %7.2f  (+%.2f ms)\n", mf, mf - mn);
+
+  // ---- throughput ----
+  cache::BlobStore store(a.state);
+  auto host = exec->start([&] {
+    auto s = spec_for(a, "bn-host");
+    s.network.mode = NetworkMode::kHost;
+    return s;
+  }());
+  auto ns = (*fabric)->create_namespace("bench");
+  if (!host || !ns) return std::fprintf(stderr, "bench_network: setup failed\n"), 1;
+  ContainerSpec es = spec_for(a, "bn-egress");
+  es.network = {NetworkMode::kEgress, "", *ns};
+  egress::JobEgressOptions o;
+  o.name = "bench";
+  o.ns = *ns;
+  o.store = &store;
+  auto job = egress::start_job_egress(**service, o);
+  if (!job) return std::fprintf(stderr, "%s\n", job.error().message().c_str()), 1;
+  for (const auto& [k, v] : (*job)->env()) es.env.push_back(k + "=" + v);
+  auto eg = exec->start(es);
+  if (!eg) return std::fprintf(stderr, "%s\n", eg.error().message().c_str()), 1;
+
+  // The same proxy without the content store: hashing only.
+  auto ns3 = (*fabric)->create_namespace("bench-nokeep");
+  if (!ns3) return std::fprintf(stderr, "%s\n", ns3.error().message().c_str()), 1;
+  egress::JobEgressOptions no = o;
+  no.ns = *ns3;
+  no.store = nullptr;
+  auto nj = egress::start_job_egress(**service, no);
+  if (!nj) return std::fprintf(stderr, "%s\n", nj.error().message().c_str()), 1;
+  ContainerSpec ns_spec = spec_for(a, "bn-nokeep");
+  ns_spec.network = {NetworkMode::kEgress, "", *ns3};
+  for (const auto& [k, v] : (*nj)->env()) ns_spec.env.push_back(k + "=" + v);
+  auto nk = exec->start(ns_spec);
+  if (!nk) return std::fprintf(stderr, "%s\n", nk.error().message().c_str()), 1;
+
+  std::map<std::string, std::vector<double>> secs;
+  for (int i = 0; i < a.downloads; ++i) {
+    secs["host"].push_back(download(**host, a.url, false));
+    secs["proxy"].push_back(download(**eg, a.url, true));
+    secs["nokeep"].push_back(download(**nk, a.url, true));
+    secs["raw"].push_back(download(**eg, a.url, false));
+  }
+  (void)(*nj)->finish();
+  (void)(*nk)->stop(std::chrono::milliseconds(0));
+  Json rec = (*job)->finish();
+  (void)(*eg)->stop(std::chrono::milliseconds(0));
+  std::string digest;
+  uint64_t size = 0;
+  for (const auto& f : rec["fetches"])
+    if (f.value("url", "") == a.url && f.contains("sha256")) {
+      digest = f["sha256"].get<std::string>();
+      size = f.value("body_bytes", uint64_t{0});
+    }
+  double mb = static_cast<double>(size) / (1 << 20);
+  auto rate = [&](const std::string& k) { return mb / median(secs[k]); };
+  std::printf("\none download of %.0f MiB, median of %d (MiB/s):\n", mb, a.downloads);
+  std::printf("  host network                         %8.1f\n", rate("host"));
+  std::printf("  egress, recording proxy (kept)       %8.1f  (%.0f%% of host)\n", rate("proxy"),
+              100 * rate("proxy") / rate("host"));
+  std::printf("  egress, recording proxy (hash only)  %8.1f  (%.0f%% of host)\n", rate("nokeep"),
+              100 * rate("nokeep") / rate("host"));
+  std::printf("  egress, direct (NAT)                 %8.1f  (%.0f%% of host)\n", rate("raw"),
+              100 * rate("raw") / rate("host"));
+
+  // ---- pinned: served from the store vs the origin ----
+  auto ns2 = (*fabric)->create_namespace("bench-pinned");
+  if (!ns2 || digest.empty()) return std::fprintf(stderr, "bench_network: no stored body\n"), 1;
+  egress::JobEgressOptions po = o;
+  po.ns = *ns2;
+  po.pins[a.url] = digest;
+  auto pj = egress::start_job_egress(**service, po);
+  if (!pj) return std::fprintf(stderr, "%s\n", pj.error().message().c_str()), 1;
+  ContainerSpec ps = spec_for(a, "bn-pinned");
+  ps.network = {NetworkMode::kEgress, "", *ns2};
+  for (const auto& [k, v] : (*pj)->env()) ps.env.push_back(k + "=" + v);
+  auto pc = exec->start(ps);
+  if (!pc) return std::fprintf(stderr, "%s\n", pc.error().message().c_str()), 1;
+  for (int i = 0; i < a.downloads; ++i) {
+    secs["pinned"].push_back(download(**pc, a.url, true));
+    secs["origin"].push_back(download(**pc, a.url, false));
+  }
+  Json prec = (*pj)->finish();
+  int from_store = 0;
+  for (const auto& f : prec["fetches"]) from_store += f.value("served", "") == "store";
+  (void)(*pc)->stop(std::chrono::milliseconds(0));
+  (void)(*host)->stop(std::chrono::milliseconds(0));
+  std::printf("\npinned fetch, median of %d (MiB/s):\n", a.downloads);
+  std::printf("  origin (nginx, direct)               %8.1f\n", rate("origin"));
+  std::printf(
+      "  content store through the proxy      %8.1f  (%.2fx origin; %d of %d from the store)\n",
+      rate("pinned"), rate("pinned") / rate("origin"), from_store, a.downloads);
+  return 0;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The egress network's benchmark (bench_network.cpp): container start with
+# egress vs none, one 1 GiB download (host vs egress through the recording
+# proxy vs egress direct), and a pinned fetch served from the content store
+# vs the origin. Everything happens in two network namespaces made here
+# ("host" runs the benchmark, "world" runs nginx); nothing leaves the machine.
+# Usage: bench/network/run.sh [BUILD_DIR] [RUNS] [SIZE]   (as root; SIZE: 1G)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$here/build}
+runs=${2:-50}
+size=${3:-1G}
+[ "$(id -u)" = 0 ] || { echo "run.sh: error: run as root" >&2; exit 2; }
+cmake --build "$build" --target bench_network >/dev/null
+bench="$build/bench/network/bench_network"
+
+work=$(mktemp -d /tmp/lockstep-bench-network.XXXXXX)
+h=lsbench-h$$
+w=lsbench-w$$
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  sleep 0.2
+  ip netns del "$h" 2>/dev/null || true
+  ip netns del "$w" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ip netns add "$h"
+ip netns add "$w"
+ip -n "$h" link set lo up
+ip -n "$w" link set lo up
+ip -n "$h" link add up0 type veth peer name wan0 netns "$w"
+ip -n "$h" addr add 203.0.113.2/24 dev up0
+ip -n "$w" addr add 203.0.113.1/24 dev wan0
+ip -n "$w" addr add 198.51.100.10/32 dev lo
+ip -n "$h" link set up0 up
+ip -n "$w" link set wan0 up
+ip -n "$h" route add default via 203.0.113.1
+
+mkdir -p "$work/www"
+truncate -s "$size" "$work/www/big"
+cat > "$work/nginx.conf" <<CONF
+daemon on;
+worker_processes 1;
+user root;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $work/body;
+  proxy_temp_path $work/proxy;
+  fastcgi_temp_path $work/fcgi;
+  sendfile on;
+  server { listen 198.51.100.10:80; root $work/www; }
+}
+CONF
+ip netns exec "$w" /usr/sbin/nginx -p "$work/" -c "$work/nginx.conf"
+bash "$here/tests/support/nettools-rootfs.sh" "$work/rootfs"
+# nsenter, not "ip netns exec": only the network namespace changes (ip netns
+# exec mounts a new /sys, which hides the cgroup hierarchies). The resolver is
+# never asked (the URL is an address).
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) cores)"
+nsenter --net=/run/netns/"$h" "$bench" --rootfs "$work/rootfs" --state "$work/state" \
+  --url http://198.51.100.10/big --runs "$runs"

@@ -1,0 +1,196 @@
+// The engine through a fake executor (tests/support/fake_executor.hpp): if:,
+// needs, outputs, continue-on-error and cancellation, as `lockstep run` does
+// them, without root or containers. Processes run on the host.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "cache/image_store.hpp"
+#include "common/fs.hpp"
+#include "common/json.hpp"
+#include "runner/run.hpp"
+#include "tests/support/fake_executor.hpp"
+
+namespace lockstep::runner {
+namespace {
+namespace fs = std::filesystem;
+
+class EngineFake : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = TempDir::create(fs::temp_directory_path(), "engine-fake-");
+    ASSERT_TRUE(d);
+    dir_.emplace(std::move(*d));
+    // The image's files never matter here: processes run on the host.
+    fs::create_directories(root() / "rootfs" / "bin");
+    cache::ImageStore store(root() / "home");
+    ASSERT_TRUE(store.import_rootfs(root() / "rootfs", "localhost/fake:1"));
+  }
+  fs::path root() const { return dir_->path(); }
+
+  // Runs `yaml`; returns the exit code, the record in `record`.
+  int run(const std::string& yaml, Json* record = nullptr) {
+    fs::path wf = root() / "wf" / "ci.yml";
+    fs::create_directories(wf.parent_path());
+    std::ofstream(wf) << yaml;
+    RunOptions o;
+    o.workflow = wf;
+    o.state_dir = root() / "home";
+    o.network = "none";
+    o.max_jobs = 2;
+    RunExtras ex;
+    ex.executor = &fake_;
+    ex.quiet_summary = true;
+    int rc = run_workflow(o, &ex);
+    if (record) *record = ex.record;
+    return rc;
+  }
+
+  static const Json& job(const Json& rec, const std::string& name) {
+    for (const auto& j : rec["jobs"])
+      if (j["name"] == name) return j;
+    static const Json none;
+    ADD_FAILURE() << "no job " << name << " in " << rec["jobs"].dump();
+    return none;
+  }
+
+  std::optional<TempDir> dir_;
+  testing::FakeExecutor fake_;
+};
+
+TEST_F(EngineFake, StepIfOutputsAndStatusFunctions) {
+  Json rec;
+  int rc = run(R"(on: push
+jobs:
+  a:
+    runs-on: x
+    container: localhost/fake:1
+    outputs:
+      word: ${{ steps.make.outputs.word }}
+    steps:
+      - id: make
+        run: echo "word=hello" >> "$GITHUB_OUTPUT"
+      - if: steps.make.outputs.word == 'hello'
+        run: "true"
+      - if: steps.make.outputs.word != 'hello'
+        run: exit 1
+      - id: broken
+        run: exit 3
+        continue-on-error: true
+      - if: steps.broken.outcome == 'failure' && steps.broken.conclusion == 'success'
+        run: "true"
+      - run: exit 2
+      - if: failure()
+        id: after
+        run: "true"
+      - run: "true"
+)",
+               &rec);
+  EXPECT_EQ(rc, 1);
+  const Json& a = job(rec, "a");
+  EXPECT_EQ(a["result"], "failure");
+  EXPECT_EQ(a["outputs"]["word"], "hello");
+  std::vector<std::string> conclusions;
+  for (const auto& s : a["steps"]) conclusions.push_back(s["conclusion"]);
+  EXPECT_EQ(conclusions, (std::vector<std::string>{"success", "success", "skipped", "success",
+                                                   "success", "failure", "success", "skipped"}));
+  EXPECT_EQ(a["steps"][3]["outcome"], "failure");
+}
+
+TEST_F(EngineFake, NeedsPassesOutputsAndSkipsAfterAFailureUnlessAlways) {
+  Json rec;
+  int rc = run(R"(on: push
+jobs:
+  first:
+    runs-on: x
+    container: localhost/fake:1
+    outputs:
+      n: ${{ steps.s.outputs.n }}
+    steps:
+      - id: s
+        run: echo "n=41" >> "$GITHUB_OUTPUT"
+  second:
+    needs: first
+    runs-on: x
+    container: localhost/fake:1
+    steps:
+      - run: test "${{ needs.first.outputs.n }}" = 41 && exit 5
+  third:
+    needs: second
+    runs-on: x
+    container: localhost/fake:1
+    steps:
+      - run: "true"
+  report:
+    needs: [second, third]
+    if: always()
+    runs-on: x
+    container: localhost/fake:1
+    steps:
+      - run: test "${{ needs.second.result }}/${{ needs.third.result }}" = failure/skipped
+)",
+               &rec);
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(job(rec, "first")["result"], "success");
+  EXPECT_EQ(job(rec, "second")["result"], "failure");
+  EXPECT_EQ(job(rec, "second")["steps"][0]["exit_code"], 5);  // proves the output arrived
+  EXPECT_EQ(job(rec, "third")["result"], "skipped");
+  EXPECT_EQ(job(rec, "report")["result"], "success");
+}
+
+TEST_F(EngineFake, JobContinueOnErrorKeepsTheRunGreenAndDependentsGoOn) {
+  Json rec;
+  int rc = run(R"(on: push
+jobs:
+  flaky:
+    runs-on: x
+    container: localhost/fake:1
+    continue-on-error: true
+    steps:
+      - run: exit 1
+  after:
+    needs: flaky
+    runs-on: x
+    container: localhost/fake:1
+    steps:
+      # A job that may fail counts as succeeded for those that need it.
+      - run: test "${{ needs.flaky.result }}" = success
+)",
+               &rec);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(job(rec, "flaky")["result"], "failure");
+  EXPECT_EQ(job(rec, "after")["result"], "success");
+}
+
+TEST_F(EngineFake, FailFastCancelsTheRunningSiblingAndCleanupStepsRun) {
+  Json rec;
+  int rc = run(R"(on: push
+jobs:
+  m:
+    runs-on: x
+    container: localhost/fake:1
+    strategy:
+      matrix:
+        k: [fails, sleeps]
+    steps:
+      - if: matrix.k == 'fails'
+        run: sleep 1; exit 1
+      - if: matrix.k == 'sleeps'
+        run: sleep 300
+      - if: cancelled()
+        run: "true"
+)",
+               &rec);
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(job(rec, "m (fails)")["result"], "failure");
+  const Json& sleeps = job(rec, "m (sleeps)");
+  EXPECT_EQ(sleeps["result"], "cancelled");
+  // The sleep was stopped (had it run out, its outcome would be success),
+  // and the step for cancelled() ran after it.
+  EXPECT_EQ(sleeps["steps"][1]["outcome"], "cancelled");
+  EXPECT_EQ(sleeps["steps"][2]["conclusion"], "success");
+  EXPECT_EQ(fake_.started().size(), 2u);
+}
+
+}  // namespace
+}  // namespace lockstep::runner
