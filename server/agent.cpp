@@ -154,7 +154,6 @@ class Slot {
   void run() {
     int backoff_ms = 200;
     while (!stop_) {
-      int64_t sent = mono_ns();
       Reply r = client_.post("claim",
                              {{"name", cfg_.name},
                               {"slots", cfg_.slots},
@@ -175,7 +174,7 @@ class Slot {
         continue;
       }
       backoff_ms = 200;
-      run_job(r.body, sent);
+      run_job(r.body);
     }
   }
 
@@ -186,17 +185,34 @@ class Slot {
     for (int i = 0; i < ms / 20 && !stop_; ++i) std::this_thread::sleep_for(20ms);
   }
 
-  void run_job(const json& claim, int64_t claim_sent) {
+  void run_job(const json& claim) {
     int64_t job = claim.value("job", int64_t{0});
     int attempt = claim.value("attempt", 0);
     int64_t renew_ns = claim.value("renew_ms", int64_t{15'000}) * 1'000'000;
     int64_t give_up_ns = claim.value("give_up_ms", int64_t{40'000}) * 1'000'000;
     std::string tag = "job " + std::to_string(job) + " attempt " + std::to_string(attempt);
-    // Measured from the sending of the request the server answered: the
-    // server stored its time later than that.
-    int64_t deadline = claim_sent + give_up_ns;
     fs::path dir =
         cfg_.state_dir / "agent" / "jobs" / (std::to_string(job) + "-" + std::to_string(attempt));
+    // The claim is confirmed before anything of the job runs: until `start`
+    // is acknowledged no lease exists, so nothing may run. The kill deadline
+    // is measured from the sending of the request the server acknowledged:
+    // the server stored its time later than that.
+    int64_t deadline = 0;
+    for (int64_t until = mono_ns() + give_up_ns;;) {
+      if (stop_) return give_back(job, attempt, "agent stopping");
+      int64_t sent = mono_ns();
+      if (sent >= until) return give_back(job, attempt, "could not confirm the claim in time");
+      Reply r = client_.post("start", {{"job", job}, {"attempt", attempt}}, timeout(until));
+      if (r.status == 409) {
+        spdlog::warn("agent: {}: the claim lapsed before it was confirmed (409: {})", tag, r.error);
+        return;
+      }
+      if (r.status == 200) {
+        deadline = sent + give_up_ns;
+        break;
+      }
+      sleep_ms(100);
+    }
     std::error_code ec;
     fs::remove_all(dir, ec);
     fs::create_directories(dir, ec);
@@ -221,7 +237,7 @@ class Slot {
     }
     std::unique_ptr<Supervisor> sup = std::move(*spawned);
     spdlog::info("agent: slot {} runs {}", index_, tag);
-    bool started = false, cancelled = false, truncated = false;
+    bool cancelled = false, truncated = false;
     int64_t sent_bytes = 0;
     int64_t next_renew = mono_ns() + renew_ns;
     auto fenced = [&](const Reply& r) {
@@ -249,11 +265,6 @@ class Slot {
                      5'000);
         cleanup(dir);
         return;
-      }
-      if (!started) {
-        Reply r = client_.post("start", {{"job", job}, {"attempt", attempt}}, timeout(deadline));
-        if (fenced(r)) return cleanup(dir);
-        if (r.status == 200) started = true;
       }
       // Renew.
       if (now >= next_renew) {
@@ -288,7 +299,7 @@ class Slot {
           continue;
         }
       }
-      if (done && started) {
+      if (done) {
         json result = {{"status", "failure"}, {"exit_code", -1}};
         if (auto t = read_file(dir / "result.json")) {
           json j = json::parse(*t, nullptr, false);
