@@ -1,0 +1,94 @@
+#pragma once
+// A whole CI service on loopback for one test: its own PostgreSQL (initdb
+// and pg_ctl in a temp dir, on a free 127.0.0.1 port), a bare git repository
+// with workflows, `lockstep server` and any number of `lockstep agent`s as
+// separate processes with their own state dirs. Everything is stopped and
+// removed when the fixture ends, pass or fail.
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace lockstep::testing {
+
+struct HttpReply {
+  long status = 0;  // 0: no answer
+  std::string body;
+  nlohmann::json json() const;
+};
+
+// A started program whose output goes to a file.
+struct Child {
+  pid_t pid = -1;
+  std::filesystem::path log;
+  bool running() const { return pid > 0; }
+};
+
+// One line of an agent's trace file ("<event> <job> <attempt> <ns>").
+struct TraceEvent {
+  std::string event;
+  int64_t job = 0;
+  int attempt = 0;
+  int64_t ns = 0;
+};
+
+// A file's content ("" when it cannot be read).
+std::string slurp(const std::filesystem::path& p);
+
+class ServerFixture : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts the server (after the database and the repository are set up).
+  void start_server(double lease_seconds = 90);
+  // Starts an agent named `name` with the fake executor; its token is made
+  // on first use.
+  Child& start_agent(const std::string& name, int slots = 1);
+  // SIGTERM, then SIGKILL after a grace period; reaped.
+  void stop_child(Child& c);
+  std::string agent_token(const std::string& name);
+
+  // Commits `files` (path -> content) to `main` of the repository; its sha.
+  std::string commit(const std::map<std::string, std::string>& files);
+  // A GitHub push webhook for `sha`, signed with `secret` (empty: unsigned).
+  HttpReply push_hook(const std::string& delivery, const std::string& sha,
+                      const std::string& secret, const std::string& repo = "o/r",
+                      const std::string& body_override = "");
+  HttpReply get(const std::string& path);
+  // The server's database, for checks the API does not offer.
+  int64_t count(const std::string& table);
+
+  // Polls `what` every 50 ms until true; false when `limit` passes first (a
+  // hang guard, not a timing assertion).
+  static bool eventually(const std::function<bool()>& what,
+                         std::chrono::seconds limit = std::chrono::seconds(60));
+  // The run `id` once it has ended (status success, failure or cancelled).
+  nlohmann::json finished_run(int64_t id);
+  std::vector<TraceEvent> trace() const;
+
+  std::filesystem::path root_;
+  std::string secret_ = "webhook-s3cret";
+  std::string db_url_;
+  uint16_t pg_port_ = 0;
+  uint16_t port_ = 0;
+  Child server_;
+  std::map<std::string, Child> agents_;
+  std::map<std::string, std::string> tokens_;
+  std::string parent_sha_ = "0000000000000000000000000000000000000000";
+
+ private:
+  Child spawn(const std::vector<std::string>& argv, const std::filesystem::path& home,
+              const std::string& log_name);
+  void run_ok(const std::vector<std::string>& argv, const std::filesystem::path& cwd = {});
+  bool pg_started_ = false;
+};
+
+}  // namespace lockstep::testing
