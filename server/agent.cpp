@@ -223,6 +223,8 @@ class Slot {
                  {"secrets", claim.value("secrets", json::object())},
                  {"vars", claim.value("vars", json::object())},
                  {"first_deadline_ns", deadline},
+                 {"executor", cfg_.executor},
+                 {"platforms", cfg_.platforms},
                  {"trace", cfg_.trace.string()}};
     if (auto w = write_file_atomic(dir / "job.json", spec.dump(), 0600); !w) {
       spdlog::error("agent: {}: {}", tag, w.error().message());
@@ -401,8 +403,8 @@ Status run_agent(const AgentConfig& cfg_in, std::atomic<bool>& stop, bool handle
     ::gethostname(host, sizeof host - 1);
     cfg.name = host;
   }
-  if (cfg.executor != "fake")
-    return fail("--executor '" + cfg.executor + "' is not available yet (only 'fake')",
+  if (cfg.executor != "lockstep" && cfg.executor != "fake")
+    return fail("--executor must be 'lockstep' or 'fake', not '" + cfg.executor + "'",
                 ErrorKind::kUsage);
   std::error_code ec;
   fs::path self = fs::read_symlink("/proc/self/exe", ec);

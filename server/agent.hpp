@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 
@@ -17,10 +18,14 @@ struct AgentConfig {
   int slots = 1;
   std::string name;  // shown in the UI; default: the host name
   std::filesystem::path state_dir;
-  // How a job's body runs. "fake" interprets a few step commands itself
-  // (`echo TEXT`, `sleep SECONDS`, `exit CODE`) without containers: for tests
-  // and the dispatch benchmark.
-  std::string executor = "fake";
+  // How a job's body runs. "lockstep" (the default): the job's cell of
+  // `lockstep run` at the planned commit, with this agent's state dir.
+  // "fake" interprets a few step commands itself (`echo TEXT`, `sleep
+  // SECONDS`, `exit CODE`) without containers: for tests and the dispatch
+  // benchmark.
+  std::string executor = "lockstep";
+  // lockstep executor: `--platform LABEL=IMAGE` for every run.
+  std::vector<std::string> platforms;
   // Fake executor only: appends "<event> <job> <attempt> <monotonic ns>" lines
   // (start, alive every 20 ms, end) so tests can check that attempts of a job
   // never overlap.

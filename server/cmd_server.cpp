@@ -277,7 +277,10 @@ int cmd_agent(const runner::Args& args) {
        {"token-file", 0, true, false, "FILE", "read the token from FILE"},
        {"slots", 0, true, false, "N", "jobs at once (default 1)"},
        {"name", 0, true, false, "NAME", "name shown by the server (default: the host name)"},
-       {"executor", 0, true, false, "KIND", "how jobs run: 'fake' (tests and benchmarks)"},
+       {"executor", 0, true, false, "KIND",
+        "how jobs run: 'lockstep' (default: lockstep run of the job's matrix cell) or 'fake' "
+        "(echo, sleep and exit only, without containers: tests and benchmarks)"},
+       {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
        {"trace", 0, true, false, "FILE", "fake executor: append start/alive/end lines to FILE"}});
   if (CommandLine::wants_help(args)) return std::fputs(cli.help().c_str(), stdout), 0;
   auto p = cli.parse(args);
@@ -295,7 +298,8 @@ int cmd_agent(const runner::Args& args) {
   if (cfg.token.empty()) return usage_error("--token (or --token-file) is required");
   if (auto v = p->get("slots")) cfg.slots = std::max(1, std::atoi(v->c_str()));
   cfg.name = p->get("name").value_or("");
-  cfg.executor = p->get("executor").value_or("fake");
+  cfg.executor = p->get("executor").value_or("lockstep");
+  cfg.platforms = p->all("platform");
   cfg.trace = p->get("trace").value_or("");
   log_to_stderr();
   block_stop_signals();

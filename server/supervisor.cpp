@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,9 +16,14 @@
 #include <sstream>
 #include <thread>
 
+#include "cache/git_checkout.hpp"
+#include "cache/git_mirror.hpp"
 #include "common/fd.hpp"
 #include "common/fs.hpp"
+#include "common/paths.hpp"
 #include "server/agent.hpp"
+
+extern char** environ;
 
 namespace lockstep::server {
 
@@ -123,6 +130,172 @@ int fake_body(const Job& job) {
   return 0;
 }
 
+// The process running the job's body under the lockstep executor (0: none
+// yet); the watchdog stops it.
+std::atomic<pid_t> g_child{0};
+
+// Stops the job: the body gets SIGTERM (`lockstep run` then stops its
+// containers and records the run as interrupted), and 2 s later everything
+// left in the supervisor's process group, the supervisor too, gets SIGKILL.
+[[noreturn]] void stop_job(const Job& job, const char* why) {
+  job.mark("killed");
+  job.say(std::string("lockstep: ") + why + "; the job was stopped");
+  if (pid_t c = g_child.load(); c > 0) {
+    ::kill(c, SIGTERM);
+    for (int i = 0; i < 200 && ::kill(c, 0) == 0; ++i) {
+      int st = 0;
+      if (::waitpid(c, &st, WNOHANG) == c) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ::kill(0, SIGKILL);
+  ::_exit(137);
+}
+
+// A matrix value as `--matrix KEY=VALUE` writes it: strings bare, numbers
+// and booleans as JSON. Objects and arrays cannot be selected that way.
+std::optional<std::string> matrix_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number() || v.is_boolean()) return v.dump();
+  return std::nullopt;
+}
+
+// A word for a shell command line: as it is when it is safe, else in single quotes.
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_./:=@+,") == std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The lockstep executor: the job is one cell of `lockstep run`, at the
+// commit the server planned, from the repository's clone URL, with the
+// agent's state dir (images, caches, records). Its output is masked line by
+// line into the spool.
+int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* result) {
+  job.mark("start");
+  const json& plan = job.plan;
+  std::string self = fs::read_symlink("/proc/self/exe").string();
+  // The workflow, its lock and the project's config are read from a
+  // checkout of the commit; the run's source is the repository at that
+  // commit, as the server saw it.
+  cache::GitMirrors mirrors(state_dir());
+  cache::CheckoutRequest co;
+  co.url = plan.value("clone_url", "");
+  co.ref = plan.value("sha", "");
+  co.path = dir / "src";
+  if (auto c = cache::checkout(mirrors, co); !c) {
+    job.say("lockstep: check out " + co.url + " at " + co.ref + ": " + c.error().message());
+    return 2;
+  }
+  std::vector<std::string> argv = {self,
+                                   "run",
+                                   (co.path / plan.value("workflow", "")).string(),
+                                   "--repo",
+                                   plan.value("clone_url", ""),
+                                   "--ref",
+                                   plan.value("sha", ""),
+                                   "--job",
+                                   plan.value("job", ""),
+                                   "--report",
+                                   "json=" + (dir / "report.json").string()};
+  const json matrix = plan.value("matrix", json::object());
+  for (auto it = matrix.begin(); it != matrix.end(); ++it) {
+    auto v = matrix_text(*it);
+    if (!v) {
+      job.say("lockstep: matrix value '" + it.key() +
+              "' is an object or array, which an agent cannot select yet");
+      return 2;
+    }
+    argv.push_back("--matrix");
+    argv.push_back(it.key() + "=" + *v);
+  }
+  for (const auto& p : spec.value("platforms", json::array()))
+    if (p.is_string()) argv.insert(argv.end(), {"--platform", p.get<std::string>()});
+  const json secrets = spec.value("secrets", json::object());
+  if (!secrets.empty()) {
+    std::string env;
+    for (auto it = secrets.begin(); it != secrets.end(); ++it) {
+      std::string v = it->is_string() ? it->get<std::string>() : it->dump();
+      if (v.find('\n') != std::string::npos) {
+        job.say("lockstep: secret " + it.key() + " spans lines, which an agent cannot pass yet");
+        return 2;
+      }
+      env += it.key() + "=" + v + "\n";
+    }
+    if (!write_file_atomic(dir / "secrets.env", env, 0600)) {
+      job.say("lockstep: could not write the job's secrets file");
+      return 2;
+    }
+    argv.insert(argv.end(), {"--secret-file", (dir / "secrets.env").string()});
+  }
+
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return 2;
+  UniqueFd out_r(p[0]), out_w(p[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, out_w.get(), 2);
+  posix_spawn_file_actions_addchdir_np(&fa, co.path.c_str());
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, self.c_str(), &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  out_w.reset();
+  if (rc != 0) {
+    job.say(std::string("lockstep: start lockstep run: ") + std::strerror(rc));
+    return 2;
+  }
+  g_child = pid;
+  std::string pending;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(out_r.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending.append(buf, static_cast<size_t>(n));
+    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+      job.say(pending.substr(0, nl));
+      pending.erase(0, nl + 1);
+    }
+  }
+  if (!pending.empty()) job.say(pending);
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  g_child = 0;
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+
+  // The environment hash and the job's record, from the run's record.
+  auto report_text = read_file(dir / "report.json");
+  json report = report_text ? json::parse(*report_text, nullptr, false) : json();
+  if (report.is_object()) {
+    std::string run_id = report.value("run_id", "");
+    (*result)["run_id"] = run_id;
+    auto rec_text = read_file(state_dir() / "runs" / run_id / "record.json");
+    json rec = rec_text ? json::parse(*rec_text, nullptr, false) : json();
+    if (rec.is_object() && rec.contains("jobs") && rec["jobs"].is_array()) {
+      for (const auto& j : rec["jobs"]) {
+        if (j.value("id", "") != plan.value("job", "")) continue;
+        if (j.value("matrix", json::object()) != matrix) continue;
+        (*result)["env_hash"] = j.value("env_hash", "");
+        (*result)["record"] = {{"run_id", run_id},
+                               {"job", j},
+                               {"replay", "lockstep replay " + run_id + " --job " +
+                                              shell_quote(j.value("name", plan.value("job", "")))}};
+      }
+    }
+  }
+  job.mark("end");
+  return code;
+}
+
 }  // namespace
 
 int run_supervisor(const fs::path& dir) {
@@ -158,25 +331,18 @@ int run_supervisor(const fs::path& dir) {
           deadline = d;
           continue;
         }
-        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-          job.mark("killed");
-          job.say("lockstep: the agent went away; the job was stopped");
-          ::_exit(137);
-        }
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+          stop_job(job, "the agent went away");
       }
-      if (mono_ns() > deadline.load()) {
-        job.mark("killed");
-        job.say("lockstep: the lease could not be renewed in time; the job was stopped");
-        ::_exit(137);
-      }
+      if (mono_ns() > deadline.load()) stop_job(job, "the lease could not be renewed in time");
     }
   }).detach();
 
-  int code = fake_body(job);
-  json result = {{"status", code == 0 ? "success" : "failure"},
-                 {"exit_code", code},
-                 {"env_hash", ""},
-                 {"record", json::object()}};
+  json result = {{"env_hash", ""}, {"record", json::object()}};
+  int code = spec.value("executor", "fake") == "lockstep" ? lockstep_body(job, spec, dir, &result)
+                                                          : fake_body(job);
+  result["status"] = code == 0 ? "success" : "failure";
+  result["exit_code"] = code;
   if (!write_file_atomic(dir / "result.json", result.dump())) return 125;
   return 0;
 }

@@ -233,13 +233,26 @@ std::string ServerFixture::agent_token(const std::string& name) {
   return tokens_[name] = t;
 }
 
-Child& ServerFixture::start_agent(const std::string& name, int slots) {
+void ServerFixture::import_busybox(const std::string& name) {
+  fs::path home = root_ / ("agent-" + name);
+  fs::create_directories(home);
+  fs::path rootfs = root_ / "busybox-rootfs";
+  if (!fs::exists(rootfs))
+    run_ok({"/bin/bash", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/busybox-rootfs.sh",
+            rootfs.string()});
+  auto r = run_process(
+      {LOCKSTEP_BINARY, "image", "import", rootfs.string(), "--tag", "localhost/busybox:test"},
+      {"LOCKSTEP_HOME=" + home.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+Child& ServerFixture::start_agent(const std::string& name, int slots, const std::string& executor) {
   fs::path home = root_ / ("agent-" + name);
   fs::create_directories(home);
   Child c =
       spawn({LOCKSTEP_BINARY, "agent", "--server", "http://127.0.0.1:" + std::to_string(port_),
              "--token", agent_token(name), "--name", name, "--slots", std::to_string(slots),
-             "--executor", "fake", "--trace", (root_ / "trace").string()},
+             "--executor", executor, "--trace", (root_ / "trace").string()},
             home, "agent-" + name + ".log");
   return agents_[name] = c;
 }

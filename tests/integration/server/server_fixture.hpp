@@ -51,7 +51,9 @@ class ServerFixture : public ::testing::Test {
   void start_server(double lease_seconds = 90);
   // Starts an agent named `name` with the fake executor; its token is made
   // on first use.
-  Child& start_agent(const std::string& name, int slots = 1);
+  Child& start_agent(const std::string& name, int slots = 1, const std::string& executor = "fake");
+  // Imports the busybox test image into agent `name`'s state dir (before it starts).
+  void import_busybox(const std::string& name);
   // SIGTERM, then SIGKILL after a grace period; reaped.
   void stop_child(Child& c);
   std::string agent_token(const std::string& name);

@@ -3,6 +3,7 @@
 // agent's job is re-queued after its lease, and bad input is refused.
 #include <signal.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -117,6 +118,77 @@ TEST_F(ServerFixture, SignedPushRunsEveryMatrixCellOnTheAgents) {
   auto ui = get("/");
   EXPECT_EQ(ui.status, 200);
   EXPECT_NE(ui.body.find("<html"), std::string::npos);
+}
+
+// The agent's default executor: each job is its matrix cell of `lockstep
+// run` in a container, at the pushed commit; the secret it references reaches
+// it and is masked before its log leaves the agent.
+TEST_F(ServerFixture, AgentsRunJobsInContainersThroughLockstepRun) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        word: [alpha, beta]
+    steps:
+      - run: echo "cell ${{ matrix.word }} at $GITHUB_SHA"
+      - run: echo "token ${{ secrets.TOKEN }}"
+  check:
+    needs: build
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: test -n "$(cat /etc/hostname)"
+)yml"}});
+  {
+    std::ofstream(root_ / "token-value") << "hunter2-secret\n";
+    auto r = run_process({"/bin/sh", "-c",
+                          std::string("exec ") + LOCKSTEP_BINARY +
+                              " server secret set o/r TOKEN --db \"$0\" < \"$1\"",
+                          db_url_, (root_ / "token-value").string()},
+                         {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  import_busybox("a");
+  import_busybox("b");
+  start_server();
+  start_agent("a", 1, "lockstep");
+  start_agent("b", 1, "lockstep");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
+  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  ASSERT_EQ(run["jobs"].size(), 3u) << run.dump();
+  for (const auto& job : run["jobs"]) {
+    EXPECT_EQ(job.value("status", ""), "success") << job.dump();
+    const json& attempt = job["attempts"][0];
+    // The environment hash and the replay command come from the agent's run record.
+    EXPECT_EQ(attempt.value("env_hash", "").rfind("sha256:", 0), 0u) << attempt.dump();
+    EXPECT_EQ(attempt.value("env_hash", ""), attempt["record"]["job"].value("env_hash", "-"));
+    std::string run_id = attempt["record"].value("run_id", "");
+    EXPECT_FALSE(run_id.empty());
+    EXPECT_EQ(attempt["record"].value("replay", ""),
+              "lockstep replay " + run_id + " --job " +
+                  (job.value("key", "") == "build" ? "'" + job.value("name", "") + "'"
+                                                   : job.value("name", "")));
+    if (job.value("key", "") != "build") continue;
+    // The job replays on its agent's host from that command (given the secret).
+    std::string replay = attempt["record"].value("replay", "");
+    auto rr = run_process(
+        {"/bin/sh", "-c",
+         std::string(LOCKSTEP_BINARY) + replay.substr(std::string("lockstep").size()) +
+             " --secret TOKEN=hunter2-secret"},
+        {"LOCKSTEP_HOME=" + (root_ / ("agent-" + attempt.value("agent", ""))).string()});
+    EXPECT_EQ(rr.exit_code, 0) << replay << ": " << rr.err << rr.out;
+    std::string word = job["matrix"].value("word", "");
+    auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+    EXPECT_NE(log.body.find("cell " + word + " at " + sha), std::string::npos) << log.body;
+    EXPECT_NE(log.body.find("token ***"), std::string::npos) << log.body;
+    EXPECT_EQ(log.body.find("hunter2-secret"), std::string::npos) << log.body;
+  }
 }
 
 TEST_F(ServerFixture, WrongOrMissingSignatureIsRefusedAndNothingIsQueued) {
