@@ -91,6 +91,83 @@ std::vector<pid_t> processes_under(const fs::path& dir) {
 
 }  // namespace
 
+FakeForge::FakeForge(int failures) : failures_(failures) {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::listen(listen_fd_, 16) == 0 &&
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port_ = ntohs(a.sin_port);
+  thread_ = std::thread([this] { serve(); });
+}
+
+FakeForge::~FakeForge() {
+  stop_ = true;
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  if (int c = client_.load(); c >= 0) ::shutdown(c, SHUT_RDWR);
+  thread_.join();
+  ::close(listen_fd_);
+}
+
+std::vector<FakeForge::Call> FakeForge::calls() {
+  std::lock_guard<std::mutex> l(mu_);
+  return calls_;
+}
+
+// One request per connection (the sender closes or reuses; a reused
+// connection gets its next request read the same way).
+void FakeForge::serve() {
+  while (!stop_) {
+    int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (stop_) return;
+      continue;
+    }
+    client_ = c;
+    std::string in;
+    char buf[8192];
+    for (;;) {
+      size_t head_end = in.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        std::string head = in.substr(0, head_end);
+        std::string lower = head;
+        for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        size_t length = 0;
+        if (auto at = lower.find("content-length:"); at != std::string::npos)
+          length = std::stoul(head.substr(at + 15));
+        if (in.size() >= head_end + 4 + length) {
+          Call call;
+          std::istringstream line(head.substr(0, head.find("\r\n")));
+          line >> call.method >> call.path;
+          if (auto at = lower.find("authorization:"); at != std::string::npos)
+            call.authorization = head.substr(at + 15, head.find("\r\n", at) - at - 15);
+          call.body = in.substr(head_end + 4, length);
+          in.erase(0, head_end + 4 + length);
+          {
+            std::lock_guard<std::mutex> l(mu_);
+            call.answered = static_cast<long>(calls_.size()) < failures_ ? 500 : 201;
+            calls_.push_back(call);
+          }
+          std::string reply =
+              call.answered == 500
+                  ? "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+                  : "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}";
+          (void)!::write(c, reply.data(), reply.size());
+          continue;
+        }
+      }
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    client_ = -1;
+    ::close(c);
+  }
+}
+
 json HttpReply::json() const {
   return json::parse(body, nullptr, false);
 }
@@ -291,6 +368,20 @@ HttpReply ServerFixture::push_hook(const std::string& delivery, const std::strin
   if (!secret.empty())
     req.headers.push_back("X-Hub-Signature-256: sha256=" + hmac_sha256_hex(secret, body));
   req.body = body;
+  registry::HttpSession http;
+  auto r = http.perform(req);
+  if (!r) return {};
+  return {r->status, r->body};
+}
+
+HttpReply ServerFixture::post(const std::string& path, const std::optional<std::string>& token) {
+  std::string t = token ? *token : slurp(root_ / "server-home" / "server" / "admin-token");
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  registry::HttpRequest req;
+  req.method = "POST";
+  req.url = "http://127.0.0.1:" + std::to_string(port_) + path;
+  req.headers = {"Authorization: Bearer " + t};
+  req.timeout_ms = 10'000;
   registry::HttpSession http;
   auto r = http.perform(req);
   if (!r) return {};

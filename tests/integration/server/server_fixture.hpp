@@ -6,11 +6,15 @@
 // removed when the fixture ends, pass or fail.
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -42,6 +46,33 @@ struct TraceEvent {
 // A file's content ("" when it cannot be read).
 std::string slurp(const std::filesystem::path& p);
 
+// A forge's commit status API on loopback: records every request and answers
+// 500 to the first `failures` of them, 201 after that.
+class FakeForge {
+ public:
+  struct Call {
+    std::string method, path, authorization, body;
+    long answered = 0;
+  };
+  explicit FakeForge(int failures);
+  ~FakeForge();
+  FakeForge(const FakeForge&) = delete;
+  FakeForge& operator=(const FakeForge&) = delete;
+  uint16_t port() const { return port_; }
+  std::vector<Call> calls();
+
+ private:
+  void serve();
+  int listen_fd_ = -1;
+  std::atomic<int> client_{-1};
+  uint16_t port_ = 0;
+  int failures_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Call> calls_;
+  std::thread thread_;
+};
+
 class ServerFixture : public ::testing::Test {
  protected:
   void SetUp() override;
@@ -65,6 +96,8 @@ class ServerFixture : public ::testing::Test {
                       const std::string& secret, const std::string& repo = "o/r",
                       const std::string& body_override = "");
   HttpReply get(const std::string& path);
+  // A POST to the API with the server's admin token (or `token` when given).
+  HttpReply post(const std::string& path, const std::optional<std::string>& token = std::nullopt);
   // The server's database, for checks the API does not offer.
   int64_t count(const std::string& table);
 

@@ -191,6 +191,96 @@ jobs:
   }
 }
 
+const char* kOneJobWorkflow = R"(name: ci
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo built
+)";
+
+// Commit statuses go to the forge's status API through the outbox: a forge
+// that answers 500 is retried until it accepts, and the last status of the
+// job is success.
+TEST_F(ServerFixture, CommitStatusesReachAForgeThatFailsFirst) {
+  FakeForge forge(/*failures=*/2);
+  std::ofstream(root_ / "status-token") << "forge-token-1";
+  auto add = run_process(
+      {LOCKSTEP_BINARY, "server", "repo", "add", "o/r", "--forge", "github", "--clone-url",
+       (root_ / "repo.git").string(), "--webhook-secret-file", (root_ / "secret").string(),
+       "--status-api", "http://127.0.0.1:" + std::to_string(forge.port()), "--status-token-file",
+       (root_ / "status-token").string(), "--db", db_url_},
+      {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  std::string sha = commit({{".github/workflows/ci.yml", kOneJobWorkflow}});
+  start_server();
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
+  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success");
+  std::vector<std::string> accepted;
+  ASSERT_TRUE(eventually([&] {
+    accepted.clear();
+    for (const auto& c : forge.calls())
+      if (c.answered == 201) accepted.push_back(json::parse(c.body).value("state", ""));
+    return !accepted.empty() && accepted.back() == "success";
+  })) << "statuses accepted: "
+      << accepted.size();
+  auto calls = forge.calls();
+  ASSERT_GE(calls.size(), 4u);  // two refused, then pending and success
+  EXPECT_EQ(calls[0].answered, 500);
+  EXPECT_EQ(calls[1].answered, 500);
+  EXPECT_EQ(accepted, (std::vector<std::string>{"pending", "success"}));
+  for (const auto& c : calls) {
+    EXPECT_EQ(c.method, "POST");
+    EXPECT_EQ(c.path, "/repos/o/r/statuses/" + sha);
+    EXPECT_EQ(c.authorization, "Bearer forge-token-1");
+    EXPECT_EQ(json::parse(c.body).value("context", ""), "lockstep: ci / build");
+  }
+}
+
+// Writes through the API need the admin token; a cancelled running job is
+// stopped on its agent and its run ends cancelled; a re-run is a new run.
+TEST_F(ServerFixture, CancelAndRerunThroughTheApi) {
+  std::string sha = commit({{".github/workflows/ci.yml", R"(name: ci
+on: push
+jobs:
+  long:
+    runs-on: ubuntu-latest
+    steps:
+      - run: sleep 60
+)"}});
+  start_server(/*lease_seconds=*/12);  // a cancel reaches the agent in its next renewal (2 s)
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  int64_t run_id = get("/api/runs").json()[0].value("id", int64_t{0});
+  std::string runs = "/api/runs/" + std::to_string(run_id);
+  EXPECT_EQ(post(runs + "/cancel", std::string("not-the-admin-token")).status, 401);
+  auto c = post(runs + "/cancel");
+  EXPECT_EQ(c.status, 200) << c.body;
+  json run = finished_run(run_id);
+  EXPECT_EQ(run["run"].value("status", ""), "cancelled") << run.dump();
+  EXPECT_EQ(run["jobs"][0].value("status", ""), "cancelled");
+  EXPECT_EQ(run["jobs"][0]["attempts"][0].value("state", ""), "cancelled");
+  auto again = post(runs + "/rerun");
+  ASSERT_EQ(again.status, 201) << again.body;
+  int64_t rerun_id = again.json().value("run", int64_t{0});
+  EXPECT_NE(rerun_id, run_id);
+  auto rerun = get("/api/runs/" + std::to_string(rerun_id)).json();
+  EXPECT_EQ(rerun["run"].value("rerun_of", int64_t{0}), run_id);
+  EXPECT_EQ(rerun["run"].value("sha", ""), sha);
+  ASSERT_EQ(rerun["jobs"].size(), 1u);
+  EXPECT_EQ(post("/api/runs/" + std::to_string(rerun_id) + "/cancel").status, 200);
+  EXPECT_EQ(finished_run(rerun_id)["run"].value("status", ""), "cancelled");
+}
+
 TEST_F(ServerFixture, WrongOrMissingSignatureIsRefusedAndNothingIsQueued) {
   std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
   start_server();
