@@ -291,8 +291,13 @@ void ServerFixture::stop_child(Child& c) {
   c.pid = -1;
 }
 
+void ServerFixture::restart_postgres() {
+  run_ok(as_pg({std::string(kPgBin) + "/pg_ctl", "-D", (root_ / "pg" / "data").string(), "-l",
+                (root_ / "pg" / "log").string(), "-m", "fast", "-w", "-t", "60", "-s", "restart"}));
+}
+
 void ServerFixture::start_server(double lease_seconds) {
-  port_ = free_port();
+  if (port_ == 0) port_ = free_port();
   server_ = spawn({LOCKSTEP_BINARY, "server", "--listen", "127.0.0.1:" + std::to_string(port_),
                    "--db", db_url_, "--lease-seconds", std::to_string(lease_seconds)},
                   root_ / "server-home", "server.log");

@@ -78,8 +78,11 @@ class ServerFixture : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
-  // Starts the server (after the database and the repository are set up).
+  // Starts the server (after the database and the repository are set up);
+  // a second start reuses the first one's port.
   void start_server(double lease_seconds = 90);
+  // Stops and starts the PostgreSQL cluster (fast shutdown: connections cut).
+  void restart_postgres();
   // Starts an agent named `name` with the fake executor; its token is made
   // on first use.
   Child& start_agent(const std::string& name, int slots = 1, const std::string& executor = "fake");

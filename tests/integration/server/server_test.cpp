@@ -281,6 +281,72 @@ jobs:
   EXPECT_EQ(finished_run(rerun_id)["run"].value("status", ""), "cancelled");
 }
 
+const char* kSlowJobWorkflow = R"(name: ci
+on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo before
+          sleep 4
+          echo after
+)";
+
+// All state is in PostgreSQL: a server restarted while a job runs finds the
+// job where it was, and the agent's renewals (retried while the server was
+// away) keep its attempt alive.
+TEST_F(ServerFixture, AServerRestartMidJobLosesNothing) {
+  std::string sha = commit({{".github/workflows/ci.yml", kSlowJobWorkflow}});
+  start_server(/*lease_seconds=*/30);
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  stop_child(server_);
+  start_server(/*lease_seconds=*/30);
+  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  const json& job = run["jobs"][0];
+  ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
+  EXPECT_EQ(job["attempts"][0].value("state", ""), "success");
+  auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+  EXPECT_NE(log.body.find("before\n"), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("after\n"), std::string::npos) << log.body;
+}
+
+// PostgreSQL restarted while a job runs: the server re-opens its
+// connections and the job finishes as its one attempt.
+TEST_F(ServerFixture, APostgresRestartMidJobLosesNothing) {
+  std::string sha = commit({{".github/workflows/ci.yml", kSlowJobWorkflow}});
+  start_server(/*lease_seconds=*/30);
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  restart_postgres();
+  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
+  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  const json& job = run["jobs"][0];
+  ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
+  EXPECT_EQ(job["attempts"][0].value("state", ""), "success");
+  // A push after the restart runs too.
+  std::string sha2 = commit({{"README", "again\n"}});
+  parent_sha_ = sha;
+  ASSERT_EQ(push_hook("delivery-2", sha2, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 2; }));
+  EXPECT_EQ(
+      finished_run(get("/api/runs").json()[0].value("id", int64_t{0}))["run"].value("status", ""),
+      "success");
+}
+
 TEST_F(ServerFixture, WrongOrMissingSignatureIsRefusedAndNothingIsQueued) {
   std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
   start_server();
