@@ -93,10 +93,19 @@ struct Supervisor {
     }
     return exited;
   }
+  // Stops the job: SIGTERM to the supervisor's process group (the job and
+  // everything it started; `lockstep run` stops its containers on it), and
+  // SIGKILL to whatever of the group is left 2 s later.
   void kill_now() {
-    if (pid > 0 && !exited) {
-      ::kill(-pid, SIGKILL);  // its process group: the job and everything it started
-      ::kill(pid, SIGKILL);
+    if (pid <= 0 || exited) return;
+    ::kill(-pid, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      poll_exit();
+      if (::kill(-pid, 0) != 0 && errno == ESRCH) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(-pid, SIGKILL);
+    if (!exited) {
       int st = 0;
       ::waitpid(pid, &st, 0);
       exited = true;

@@ -177,7 +177,12 @@ std::string shell_quote(const std::string& s) {
 int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* result) {
   job.mark("start");
   const json& plan = job.plan;
-  std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::error_code ec;
+  std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+  if (ec) {
+    job.say("lockstep: find the lockstep binary: " + ec.message());
+    return 2;
+  }
   // The workflow, its lock and the project's config are read from a
   // checkout of the commit; the run's source is the repository at that
   // commit, as the server saw it.
