@@ -79,6 +79,7 @@ struct Supervisor {
   UniqueFd deadline_w;
   bool exited = false;
   int wait_status = 0;
+  int64_t grace_ms = 2'000;  // between SIGTERM and SIGKILL
 
   void set_deadline(int64_t ns) {
     if (deadline_w) (void)!::write(deadline_w.get(), &ns, sizeof ns);
@@ -95,11 +96,11 @@ struct Supervisor {
   }
   // Stops the job: SIGTERM to the supervisor's process group (the job and
   // everything it started; `lockstep run` stops its containers on it), and
-  // SIGKILL to whatever of the group is left 2 s later.
+  // SIGKILL to whatever of the group is left `grace_ms` later.
   void kill_now() {
     if (pid <= 0 || exited) return;
     ::kill(-pid, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
+    for (int64_t i = 0; i < grace_ms / 20; ++i) {
       poll_exit();
       if (::kill(-pid, 0) != 0 && errno == ESRCH) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -232,6 +233,10 @@ class Slot {
                  {"secrets", claim.value("secrets", json::object())},
                  {"vars", claim.value("vars", json::object())},
                  {"first_deadline_ns", deadline},
+                 // Time the job gets between SIGTERM and SIGKILL: taken from
+                 // the margin between giving up (4L/9) and the server's
+                 // declaring the attempt lost (L), so never more than L/9.
+                 {"grace_ms", std::min<int64_t>(2'000, give_up_ns / 4'000'000)},
                  {"executor", cfg_.executor},
                  {"platforms", cfg_.platforms},
                  {"trace", cfg_.trace.string()}};
@@ -247,6 +252,7 @@ class Slot {
       return;
     }
     std::unique_ptr<Supervisor> sup = std::move(*spawned);
+    sup->grace_ms = spec.value("grace_ms", int64_t{2'000});
     spdlog::info("agent: slot {} runs {}", index_, tag);
     bool cancelled = false, truncated = false;
     int64_t sent_bytes = 0;

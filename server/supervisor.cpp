@@ -135,14 +135,15 @@ int fake_body(const Job& job) {
 std::atomic<pid_t> g_child{0};
 
 // Stops the job: the body gets SIGTERM (`lockstep run` then stops its
-// containers and records the run as interrupted), and 2 s later everything
-// left in the supervisor's process group, the supervisor too, gets SIGKILL.
-[[noreturn]] void stop_job(const Job& job, const char* why) {
+// containers and records the run as interrupted), and `grace_ms` later
+// everything left in the supervisor's process group, the supervisor too,
+// gets SIGKILL.
+[[noreturn]] void stop_job(const Job& job, const char* why, int64_t grace_ms) {
   job.mark("killed");
   job.say(std::string("lockstep: ") + why + "; the job was stopped");
   if (pid_t c = g_child.load(); c > 0) {
     ::kill(c, SIGTERM);
-    for (int i = 0; i < 200 && ::kill(c, 0) == 0; ++i) {
+    for (int64_t i = 0; i < grace_ms / 10 && ::kill(c, 0) == 0; ++i) {
       int st = 0;
       if (::waitpid(c, &st, WNOHANG) == c) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -325,6 +326,7 @@ int run_supervisor(const fs::path& dir) {
   // Watchdog: fd 3 carries the kill deadline (monotonic ns, 8 bytes per
   // update) from the agent; EOF means the agent is gone.
   std::atomic<int64_t> deadline{spec.value("first_deadline_ns", int64_t{0})};
+  const int64_t grace_ms = spec.value("grace_ms", int64_t{2000});
   std::thread([&] {
     for (;;) {
       pollfd p{3, POLLIN, 0};
@@ -337,9 +339,10 @@ int run_supervisor(const fs::path& dir) {
           continue;
         }
         if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-          stop_job(job, "the agent went away");
+          stop_job(job, "the agent went away", grace_ms);
       }
-      if (mono_ns() > deadline.load()) stop_job(job, "the lease could not be renewed in time");
+      if (mono_ns() > deadline.load())
+        stop_job(job, "the lease could not be renewed in time", grace_ms);
     }
   }).detach();
 
