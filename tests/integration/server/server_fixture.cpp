@@ -238,8 +238,13 @@ void ServerFixture::TearDown() {
   }
   if (root_.empty()) return;
   // Nothing of the test may outlive it: a process left here is a failure.
-  auto left = processes_under(root_);
-  EXPECT_TRUE(left.empty()) << left.size() << " process(es) outlived the test";
+  // (Processes end asynchronously: PostgreSQL's postmaster may still be
+  // exiting when pg_ctl has seen its pid file go.)
+  std::vector<pid_t> left;
+  eventually([&] { return (left = processes_under(root_)).empty(); }, std::chrono::seconds(10));
+  std::string names;
+  for (pid_t p : left) names += " " + slurp("/proc/" + std::to_string(p) + "/comm");
+  EXPECT_TRUE(left.empty()) << left.size() << " process(es) outlived the test:" << names;
   for (pid_t p : left) ::kill(p, SIGKILL);
   std::error_code ec;
   fs::remove_all(root_, ec);
