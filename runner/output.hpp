@@ -17,7 +17,10 @@ class Masker {
  public:
   // Registers the value, the value trimmed and, for a multi-line value,
   // each of its lines trimmed (GitHub's runner does the same for secrets
-  // and ::add-mask::): a value that is only blanks is no secret.
+  // and ::add-mask::): a value that is only blanks is no secret. Each of
+  // those is also masked in the encoded forms GitHub's runner masks (base64
+  // at any alignment, JSON, URI, XML, shell and expression escapes) when
+  // the encoded form is at least 6 characters long.
   void add(std::string secret);
   std::string mask(std::string_view text) const;
 

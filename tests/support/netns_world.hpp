@@ -44,6 +44,10 @@ class NetnsWorld {
           -1,
           []() -> Status {
             LS_TRY(executor::detail::write_sysctl("net/ipv6/conf/default/accept_dad", "0"));
+            // A new namespace starts with the IPv4 settings the host has right
+            // now (net.core.devconf_inherit_init_net=0), and a run on the host
+            // may have forwarding on: start from the kernel's default.
+            LS_TRY(executor::detail::write_sysctl("net/ipv4/ip_forward", "0"));
             LS_TRY_ASSIGN(auto nl, Netlink::open());
             LS_TRY_ASSIGN(int lo, nl.link_index("lo"));
             return nl.set_up(lo);

@@ -224,6 +224,76 @@ jobs:
   EXPECT_TRUE(has(r.out, "Skip output 'leak' since it may contain secret.")) << r.out;
 }
 
+// Nothing under $LOCKSTEP_HOME holds a secret after a run: not the step
+// scripts, env and output files of _temp, the logs, the record, the reports
+// or the step summary; nor the secret's lines or its base64 (both masked in
+// the log, as GitHub's runner masks them).
+TEST_F(SemanticsTest, NoSecretIsLeftAnywhereInTheStateDir) {
+  const std::string token = "tok-9f3c1e7a-\"quoted\"-value";
+  const std::string key_lines[] = {"-----BEGIN TEST KEY-----", "a2V5LWxpbmUtdHdvLW9mLWl0",
+                                   "-----END TEST KEY-----"};
+  home_.write("secrets.env", "KEY=\"" + key_lines[0] + "\n" + key_lines[1] + "\n" + key_lines[2] +
+                                 "\"\nTOKEN='" + token + "'\n");
+  auto json = home_.root() / "report.json";
+  auto junit = home_.root() / "junit.xml";
+  auto wf = home_.write("s.yml", R"WF(on: push
+jobs:
+  s:
+    runs-on: x
+    container: localhost/busybox:test
+    env:
+      JOB_TOKEN: ${{ secrets.TOKEN }}
+    steps:
+      - env:
+          KEY: ${{ secrets.KEY }}
+        run: |
+          echo 'token ${{ secrets.TOKEN }}'
+          printf '%s' "$JOB_TOKEN" | base64
+          printf 'xy%s' "$JOB_TOKEN" | base64
+          echo "$KEY" | base64
+          echo "T=$JOB_TOKEN" >> "$GITHUB_ENV"
+          echo "out=$JOB_TOKEN" >> "$GITHUB_OUTPUT"
+          echo "summary $JOB_TOKEN" >> "$GITHUB_STEP_SUMMARY"
+          echo "$KEY" > key.pem
+      - run: |
+          echo "again $T"
+          cat key.pem
+          rm key.pem
+)WF");
+  auto r =
+      home_.lockstep({"run", wf.string(), "--secret-file", (home_.root() / "secrets.env").string(),
+                      "--report", "junit=" + junit.string(), "--report", "json=" + json.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto b64 = [](const std::string& v) {
+    auto p = run_process({"/bin/sh", "-c", "printf '%s' \"$V\" | base64 -w0"}, {"V=" + v});
+    return p.out;
+  };
+  std::vector<std::string> forms = {token, b64(token), b64("xy" + token).substr(4, 20)};
+  for (const auto& l : key_lines) forms.push_back(l);
+  forms.push_back(
+      b64(key_lines[0] + "\n" + key_lines[1] + "\n" + key_lines[2] + "\n").substr(0, 40));
+  EXPECT_TRUE(has(r.out, "token ***")) << r.out;
+  EXPECT_TRUE(has(r.out, "again ***")) << r.out;
+  int files = 0;
+  for (const auto& form : forms) {
+    ASSERT_GE(form.size(), 8u) << form;
+    EXPECT_FALSE(has(r.out + r.err, form)) << form << " in the output:\n" << r.out;
+    // The state dir, the reports and everything else the test made but the
+    // secrets file itself.
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(home_.root(), ec); !ec && it != fs::end(it);
+         it.increment(ec)) {
+      if (!it->is_regular_file(ec) || it->path() == home_.root() / "secrets.env") continue;
+      ++files;
+      auto text = read_file(it->path());
+      ASSERT_TRUE(text) << it->path();
+      EXPECT_FALSE(has(*text, form)) << form << " in " << it->path();
+    }
+    ASSERT_FALSE(ec) << ec.message();
+  }
+  EXPECT_GT(files, 0);
+}
+
 TEST_F(SemanticsTest, BadEnvFileIsOneLineNamingFileAndLine) {
   auto wf = home_.write("e.yml",
                         "on: push\njobs:\n  e:\n    runs-on: x\n    container: "

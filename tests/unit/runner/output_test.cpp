@@ -37,6 +37,25 @@ TEST(Masker, TrimmedValueIsMasked) {
   EXPECT_EQ(m.mask("value=padded."), "value=***.");
 }
 
+TEST(Masker, EncodedFormsAreMasked) {
+  Masker m;
+  m.add("s3cr3t-v@lue/\"x\"");
+  // base64 of the value at each alignment inside a longer encoded text:
+  // base64("s3cr3t-v@lue/\"x\"") and base64("a" + value), base64("ab" + value).
+  EXPECT_EQ(m.mask("czNjcjN0LXZAbHVlLyJ4Ig=="), "***==");
+  EXPECT_EQ(m.mask("YXMzY3IzdC12QGx1ZS8ieCI="), "YXMz***=");
+  EXPECT_EQ(m.mask("YWJzM2NyM3QtdkBsdWUvIngi"), "YWJz***");
+  // JSON, URI and shell-argument escapes.
+  EXPECT_EQ(m.mask(R"({"t":"s3cr3t-v@lue/\"x\""})"), R"({"t":"***"})");
+  EXPECT_EQ(m.mask("?t=s3cr3t-v%40lue%2F%22x%22&u=1"), "?t=***&u=1");
+  EXPECT_EQ(m.mask(R"(--t "s3cr3t-v@lue/\"x\"")"), R"(--t "***")");
+  // A short value's encodings are not masked on their own: they would hide
+  // unrelated text.
+  Masker shortv;
+  shortv.add("ab");
+  EXPECT_EQ(shortv.mask("YWI= YW Yg"), "YWI= YW Yg");
+}
+
 TEST(Console, PrefixesWholeLines) {
   char* buf = nullptr;
   size_t len = 0;
