@@ -21,6 +21,7 @@
 #include "common/fd.hpp"
 #include "common/fs.hpp"
 #include "common/paths.hpp"
+#include "runner/output.hpp"
 #include "server/agent.hpp"
 
 extern char** environ;
@@ -56,33 +57,16 @@ class LineFile {
   int fd_;
 };
 
-// Replaces every secret value by ***, before anything reaches the spool.
-class Masker {
- public:
-  explicit Masker(std::vector<std::string> values) : values_(std::move(values)) {
-    std::erase_if(values_, [](const std::string& v) { return v.empty(); });
-    std::sort(values_.begin(), values_.end(),
-              [](const auto& a, const auto& b) { return a.size() > b.size(); });
-  }
-  std::string operator()(std::string line) const {
-    for (const auto& v : values_)
-      for (size_t at = line.find(v); at != std::string::npos; at = line.find(v, at + 3))
-        line.replace(at, v.size(), "***");
-    return line;
-  }
-
- private:
-  std::vector<std::string> values_;
-};
-
 struct Job {
   int64_t id = 0;
   int attempt = 0;
   json plan;
   LineFile* log = nullptr;
   LineFile* trace = nullptr;
-  const Masker* mask = nullptr;
-  void say(const std::string& line) const { log->write((*mask)(line) + "\n"); }
+  // Every secret (and its encoded forms, as lockstep run masks them) is
+  // replaced by *** before anything reaches the spool.
+  const runner::Masker* mask = nullptr;
+  void say(const std::string& line) const { log->write(mask->mask(line) + "\n"); }
   void mark(const char* what) const {
     trace->write(std::string(what) + " " + std::to_string(id) + " " + std::to_string(attempt) +
                  " " + std::to_string(mono_ns()) + "\n");
@@ -309,11 +293,10 @@ int run_supervisor(const fs::path& dir) {
   if (!text) return 125;
   json spec = json::parse(*text, nullptr, false);
   if (spec.is_discarded()) return 125;
-  std::vector<std::string> secret_values;
+  runner::Masker mask;
   const json secrets = spec.value("secrets", json::object());
   for (auto it = secrets.begin(); it != secrets.end(); ++it)
-    if (it->is_string()) secret_values.push_back(it->get<std::string>());
-  Masker mask(std::move(secret_values));
+    if (it->is_string()) mask.add(it->get<std::string>());
   LineFile log(dir / "log");
   LineFile trace(spec.value("trace", ""));
   Job job{spec.value("job", int64_t{0}),
