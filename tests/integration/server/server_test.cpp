@@ -347,6 +347,43 @@ TEST_F(ServerFixture, APostgresRestartMidJobLosesNothing) {
       "success");
 }
 
+// The secrets a job references reach its agent only inside that job, and
+// the agent masks them, and their encoded forms, before its log leaves it.
+TEST_F(ServerFixture, SecretsAreMaskedOnTheAgentBeforeTheLogIsSent) {
+  std::string sha = commit({{".github/workflows/ci.yml", R"(on: push
+jobs:
+  uses-it:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo ${{ secrets.TOKEN }}
+          echo plain hunter2-secret and base64 aHVudGVyMi1zZWNyZXQ=
+)"}});
+  std::ofstream(root_ / "token-value") << "hunter2-secret\n";
+  auto set = run_process(
+      {"/bin/sh", "-c",
+       std::string("exec ") + LOCKSTEP_BINARY + " server secret set o/r TOKEN --db \"$0\" < \"$1\"",
+       db_url_, (root_ / "token-value").string()},
+      {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  // The database holds the secret encrypted only.
+  EXPECT_EQ(count("secrets"), 1);
+  EXPECT_EQ(count("secrets WHERE position('hunter2'::bytea IN value_enc) > 0"), 0);
+  start_server();
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
+  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  auto log =
+      get("/api/jobs/" + std::to_string(run["jobs"][0].value("id", int64_t{0})) + "/log?attempt=1");
+  EXPECT_NE(log.body.find("plain *** and base64 ***"), std::string::npos) << log.body;
+  EXPECT_EQ(log.body.find("hunter2"), std::string::npos) << log.body;
+  // The job's plan names the secrets it references, never their values.
+  auto job = get("/api/jobs/" + std::to_string(run["jobs"][0].value("id", int64_t{0}))).json();
+  EXPECT_EQ(job["plan"]["secrets"], json::array({"TOKEN"})) << job.dump();
+}
+
 TEST_F(ServerFixture, WrongOrMissingSignatureIsRefusedAndNothingIsQueued) {
   std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
   start_server();
