@@ -398,6 +398,12 @@ HttpReply ServerFixture::post(const std::string& path, const std::optional<std::
   return {r->status, r->body};
 }
 
+json ServerFixture::runs() {
+  auto r = get("/api/runs");
+  json j = r.json();
+  return r.status == 200 && j.is_array() ? j : json::array();
+}
+
 HttpReply ServerFixture::get(const std::string& path) {
   registry::HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(port_) + path;

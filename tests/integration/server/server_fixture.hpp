@@ -99,6 +99,9 @@ class ServerFixture : public ::testing::Test {
                       const std::string& secret, const std::string& repo = "o/r",
                       const std::string& body_override = "");
   HttpReply get(const std::string& path);
+  // GET /api/runs: the runs, newest first; empty while the server cannot
+  // answer (a 503 while its database restarts).
+  nlohmann::json runs();
   // A POST to the API with the server's admin token (or `token` when given).
   HttpReply post(const std::string& path, const std::optional<std::string>& token = std::nullopt);
   // The server's database, for checks the API does not offer.

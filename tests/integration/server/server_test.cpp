@@ -72,8 +72,8 @@ TEST_F(ServerFixture, SignedPushRunsEveryMatrixCellOnTheAgents) {
   auto r = push_hook("delivery-1", sha, secret_);
   ASSERT_EQ(r.status, 202) << r.body;
 
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  int64_t run_id = get("/api/runs").json()[0].value("id", int64_t{0});
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  int64_t run_id = runs()[0].value("id", int64_t{0});
   json run = finished_run(run_id);
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   EXPECT_EQ(run["run"].value("sha", ""), sha);
@@ -158,8 +158,8 @@ jobs:
   start_agent("a", 1, "lockstep");
   start_agent("b", 1, "lockstep");
   ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   ASSERT_EQ(run["jobs"].size(), 3u) << run.dump();
   for (const auto& job : run["jobs"]) {
@@ -217,8 +217,8 @@ TEST_F(ServerFixture, CommitStatusesReachAForgeThatFailsFirst) {
   start_server();
   start_agent("a");
   ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success");
   std::vector<std::string> accepted;
   ASSERT_TRUE(eventually([&] {
@@ -260,16 +260,16 @@ jobs:
       if (e.event == "start") return true;
     return false;
   }));
-  int64_t run_id = get("/api/runs").json()[0].value("id", int64_t{0});
-  std::string runs = "/api/runs/" + std::to_string(run_id);
-  EXPECT_EQ(post(runs + "/cancel", std::string("not-the-admin-token")).status, 401);
-  auto c = post(runs + "/cancel");
+  int64_t run_id = runs()[0].value("id", int64_t{0});
+  std::string run_path = "/api/runs/" + std::to_string(run_id);
+  EXPECT_EQ(post(run_path + "/cancel", std::string("not-the-admin-token")).status, 401);
+  auto c = post(run_path + "/cancel");
   EXPECT_EQ(c.status, 200) << c.body;
   json run = finished_run(run_id);
   EXPECT_EQ(run["run"].value("status", ""), "cancelled") << run.dump();
   EXPECT_EQ(run["jobs"][0].value("status", ""), "cancelled");
   EXPECT_EQ(run["jobs"][0]["attempts"][0].value("state", ""), "cancelled");
-  auto again = post(runs + "/rerun");
+  auto again = post(run_path + "/rerun");
   ASSERT_EQ(again.status, 201) << again.body;
   int64_t rerun_id = again.json().value("run", int64_t{0});
   EXPECT_NE(rerun_id, run_id);
@@ -308,7 +308,7 @@ TEST_F(ServerFixture, AServerRestartMidJobLosesNothing) {
   }));
   stop_child(server_);
   start_server(/*lease_seconds=*/30);
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   const json& job = run["jobs"][0];
   ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
@@ -331,8 +331,8 @@ TEST_F(ServerFixture, APostgresRestartMidJobLosesNothing) {
     return false;
   }));
   restart_postgres();
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   const json& job = run["jobs"][0];
   ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
@@ -341,10 +341,8 @@ TEST_F(ServerFixture, APostgresRestartMidJobLosesNothing) {
   std::string sha2 = commit({{"README", "again\n"}});
   parent_sha_ = sha;
   ASSERT_EQ(push_hook("delivery-2", sha2, secret_).status, 202);
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 2; }));
-  EXPECT_EQ(
-      finished_run(get("/api/runs").json()[0].value("id", int64_t{0}))["run"].value("status", ""),
-      "success");
+  ASSERT_TRUE(eventually([&] { return runs().size() == 2; }));
+  EXPECT_EQ(finished_run(runs()[0].value("id", int64_t{0}))["run"].value("status", ""), "success");
 }
 
 // The secrets a job references reach its agent only inside that job, and
@@ -372,8 +370,8 @@ jobs:
   start_server();
   start_agent("a");
   ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   auto log =
       get("/api/jobs/" + std::to_string(run["jobs"][0].value("id", int64_t{0})) + "/log?attempt=1");
@@ -423,8 +421,8 @@ TEST_F(ServerFixture, TheSameDeliveryTwiceRunsOnce) {
   auto again = push_hook("delivery-1", sha, secret_);
   EXPECT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(again.json().value("duplicate", ""), "delivery-1");
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success");
   EXPECT_EQ(count("deliveries"), 1);
   EXPECT_EQ(count("runs"), 1);
@@ -438,8 +436,8 @@ TEST_F(ServerFixture, AWorkflowThatDoesNotParseFailsItsRunWithTheLocation) {
                              "      - run: echo\n"}});
   start_server();
   ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = get("/api/runs").json()[0];
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = runs()[0];
   EXPECT_EQ(run.value("status", ""), "failure") << run.dump();
   std::string error = run.value("error", "");
   EXPECT_NE(error.find(".github/workflows/ci.yml:5:5:"), std::string::npos) << error;
@@ -488,8 +486,8 @@ jobs:
     return false;
   }));
   start_agent("b");
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   ASSERT_EQ(run["jobs"].size(), 1u);
   const json& job = run["jobs"][0];
@@ -533,8 +531,8 @@ jobs:
     return false;
   }));
   ::kill(a.pid, SIGCONT);
-  ASSERT_TRUE(eventually([&] { return get("/api/runs").json().size() == 1; }));
-  json run = finished_run(get("/api/runs").json()[0].value("id", int64_t{0}));
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   const json& job = run["jobs"][0];
   ASSERT_EQ(job["attempts"].size(), 2u) << job.dump();
