@@ -45,7 +45,8 @@ TEST(Triggers, EventNamesAsAStringAListOrAMapping) {
 }
 
 TEST(Triggers, BranchFiltersWithGlobsAndNegation) {
-  const std::string wf = "on:\n  push:\n    branches: [main, 'releases/**', '!releases/**-alpha']\n";
+  const std::string wf =
+      "on:\n  push:\n    branches: [main, 'releases/**', '!releases/**-alpha']\n";
   EXPECT_TRUE(runs(wf, push_branch("main")));
   EXPECT_TRUE(runs(wf, push_branch("releases/v1/x")));
   EXPECT_FALSE(runs(wf, push_branch("releases/v1-alpha")));
@@ -81,10 +82,8 @@ TEST(Triggers, PullRequestTypesAndBaseBranches) {
   EXPECT_TRUE(runs("on: pull_request\n", pull_request("main", "opened")));
   EXPECT_TRUE(runs("on:\n  pull_request:\n", pull_request("main", "synchronize")));
   EXPECT_FALSE(runs("on:\n  pull_request:\n", pull_request("main", "closed")));
-  EXPECT_TRUE(
-      runs("on:\n  pull_request:\n    types: [closed]\n", pull_request("main", "closed")));
-  EXPECT_FALSE(
-      runs("on:\n  pull_request:\n    branches: [main]\n", pull_request("dev", "opened")));
+  EXPECT_TRUE(runs("on:\n  pull_request:\n    types: [closed]\n", pull_request("main", "closed")));
+  EXPECT_FALSE(runs("on:\n  pull_request:\n    branches: [main]\n", pull_request("dev", "opened")));
 }
 
 TEST(Triggers, BadFiltersAreWorkflowErrorsWithTheirLocation) {
