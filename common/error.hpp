@@ -19,6 +19,7 @@ enum class ErrorKind {
   kNotFound,     // a named thing does not exist
   kIntegrity,    // digest mismatch, corrupt data
   kUnavailable,  // a remote or resource is down; retrying may help
+  kUnreachable,  // nothing answered at a remote's address (refused, no route, timed out)
   kUnsupported,  // valid request for something lockstep does not do
 };
 
@@ -60,7 +61,9 @@ inline tl::unexpected<Error> fail(std::string message, ErrorKind kind = ErrorKin
 inline tl::unexpected<Error> fail_errno(std::string_view what) {
   return tl::unexpected<Error>(Error::from_errno(what, errno));
 }
-inline tl::unexpected<Error> fail(Error e) { return tl::unexpected<Error>(std::move(e)); }
+inline tl::unexpected<Error> fail(Error e) {
+  return tl::unexpected<Error>(std::move(e));
+}
 
 }  // namespace lockstep
 
@@ -68,13 +71,13 @@ inline tl::unexpected<Error> fail(Error e) { return tl::unexpected<Error>(std::m
 // function. LS_TRY_ASSIGN(var, expr) binds the value.
 #define LS_CONCAT_INNER(a, b) a##b
 #define LS_CONCAT(a, b) LS_CONCAT_INNER(a, b)
-#define LS_TRY(expr)                                                     \
-  do {                                                                   \
-    auto&& ls_try_result_ = (expr);                                      \
+#define LS_TRY(expr)                                                      \
+  do {                                                                    \
+    auto&& ls_try_result_ = (expr);                                       \
     if (!ls_try_result_) return ::tl::unexpected(ls_try_result_.error()); \
   } while (0)
-#define LS_TRY_ASSIGN_IMPL(tmp, var, expr)               \
-  auto tmp = (expr);                                     \
-  if (!tmp) return ::tl::unexpected(tmp.error());        \
+#define LS_TRY_ASSIGN_IMPL(tmp, var, expr)        \
+  auto tmp = (expr);                              \
+  if (!tmp) return ::tl::unexpected(tmp.error()); \
   var = std::move(*tmp)
 #define LS_TRY_ASSIGN(var, expr) LS_TRY_ASSIGN_IMPL(LS_CONCAT(ls_try_, __LINE__), var, expr)

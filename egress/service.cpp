@@ -24,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -956,11 +957,17 @@ class JobEgressImpl final : public JobEgress {
 }  // namespace
 
 Result<std::unique_ptr<Service>> make_service(const std::string& resolv_conf) {
-  auto text = read_file(resolv_conf);
-  if (!text) return fail(std::move(text.error()).context("egress: read the host's resolvers"));
-  auto servers = parse_nameservers(*text);
-  if (servers.empty())
-    return fail("egress: " + resolv_conf + " names no nameserver", ErrorKind::kUnavailable);
+  // As the C library resolves: without the file, or without a nameserver in
+  // it, the host's own 127.0.0.1 (a host with no network at all still gives
+  // its jobs their network; their names of the outside just do not resolve).
+  std::vector<std::string> servers;
+  std::error_code ec;
+  if (std::filesystem::exists(resolv_conf, ec) || ec) {
+    auto text = read_file(resolv_conf);
+    if (!text) return fail(std::move(text.error()).context("egress: read the host's resolvers"));
+    servers = parse_nameservers(*text);
+  }
+  if (servers.empty()) servers.push_back("127.0.0.1");
   return std::unique_ptr<Service>(std::make_unique<ServiceImpl>(std::move(servers)));
 }
 

@@ -82,10 +82,9 @@ Status RegistryClient::Impl::fetch_blob(HttpSession& s, const Reference& repo,
     const HttpResponse* status_resp = nullptr;
     if (!resp) {
       const Error& e = resp.error();
-      if (e.kind() != ErrorKind::kUnavailable || e.message().rfind("cannot reach ", 0) == 0) {
+      if (e.kind() != ErrorKind::kUnavailable) {
         // Errors from the callbacks above already name the blob.
-        if (e.message().rfind(what, 0) == 0 || e.message().rfind("cannot reach ", 0) == 0)
-          return fail(e);
+        if (e.message().rfind(what, 0) == 0 || e.kind() == ErrorKind::kUnreachable) return fail(e);
         return fail(Error(e).context(what));
       }
       retry_reason = resp.error().message();

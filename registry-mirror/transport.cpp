@@ -183,7 +183,7 @@ Result<HttpResponse> Transport::send_with_retries(HttpSession& http, const Refer
 Error Transport::unreachable(const Reference& ref, const Error& transport) const {
   if (!mirror_.empty())
     return Error("cannot reach mirror " + mirror_ + ": " + transport.message(), transport.errnum(),
-                 ErrorKind::kUnavailable);
+                 ErrorKind::kUnreachable);
   bool plain = is_loopback_registry(ref.domain) ||
                std::find(insecure_.begin(), insecure_.end(), ref.domain) != insecure_.end();
   // Over HTTPS the cause may also be a registry that speaks plain HTTP.
@@ -191,12 +191,12 @@ Error Transport::unreachable(const Reference& ref, const Error& transport) const
                    (plain ? " (is it running?)"
                           : " (is it running? it was asked over HTTPS; a plain-HTTP registry "
                             "must be allowed as insecure)"),
-               transport.errnum(), ErrorKind::kUnavailable);
+               transport.errnum(), ErrorKind::kUnreachable);
 }
 
 Error Transport::wrap(const Reference& ref, const Error& e, std::string_view what) const {
+  if (e.kind() == ErrorKind::kUnreachable) return e;
   if (e.kind() != ErrorKind::kUnavailable) return Error(e).context(what);
-  if (e.message().rfind("cannot reach ", 0) == 0) return e;
   return unreachable(ref, e);
 }
 

@@ -144,6 +144,18 @@ std::string closest_match(const std::string& word, const std::vector<std::string
   return best;
 }
 
+Result<long> parse_number(const std::string& value, const std::string& option, long min, long max) {
+  long n = 0;
+  bool ok = !value.empty() && value.size() <= 18 &&
+            std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (ok) n = std::stol(value);
+  if (!ok || n < min || n > max)
+    return fail(option + " '" + value + "': expected a number from " + std::to_string(min) +
+                    " to " + std::to_string(max),
+                ErrorKind::kUsage);
+  return n;
+}
+
 int report_error(const Error& e) {
   std::fprintf(stderr, "lockstep: error: %s\n", e.message().c_str());
   return (e.kind() == ErrorKind::kUsage || e.kind() == ErrorKind::kWorkflow) ? 2 : 1;

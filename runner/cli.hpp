@@ -32,7 +32,7 @@ struct ParsedArgs {
 class CommandLine {
  public:
   CommandLine(std::string usage, std::string summary, std::vector<OptionSpec> options);
-  // `--help`/`-h` anywhere sets help_requested instead of failing.
+  // Callers check wants_help() first: `--help`/`-h` anywhere prints help.
   Result<ParsedArgs> parse(const std::vector<std::string>& args) const;
   std::string help() const;
   static bool wants_help(const std::vector<std::string>& args);
@@ -52,6 +52,10 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 // Prints "lockstep: error: <message>" to stderr (one line) and returns the exit
 // code that fits the error kind: 2 for usage/workflow errors, 1 otherwise.
 int report_error(const Error& e);
+// The one way numbers on the command line are read: decimal digits only (no
+// sign, no spaces, no suffix), from `min` to `max`; otherwise a usage error
+// "OPTION 'VALUE': expected a number from MIN to MAX".
+Result<long> parse_number(const std::string& value, const std::string& option, long min, long max);
 int usage_error(const std::string& message);
 
 }  // namespace lockstep::runner

@@ -85,11 +85,9 @@ int serve(const std::vector<std::string>& args) {
   if (auto v = parsed->get("state")) cfg.state_dir = *v;
   if (auto v = parsed->get("access-log")) cfg.access_log = *v;
   if (auto v = parsed->get("threads")) {
-    try {
-      cfg.threads = static_cast<unsigned>(std::stoul(*v));
-    } catch (const std::exception&) {
-      return usage_error("invalid --threads '" + *v + "'");
-    }
+    auto n = parse_number(*v, "--threads", 1, 1024);
+    if (!n) return report_error(n.error());
+    cfg.threads = static_cast<unsigned>(*n);
   }
   for (const auto& host : parsed->all("insecure-upstream"))
     for (auto& u : cfg.upstreams)

@@ -64,10 +64,7 @@ Result<RunOptions> parse_options(const Args& args) {
   LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
   LS_TRY(add_selection_options(p, o));
   if (auto j = p.get("jobs")) {
-    char* end = nullptr;
-    long n = std::strtol(j->c_str(), &end, 10);
-    if (j->empty() || *end || n < 1 || n > 4096)
-      return fail("--jobs '" + *j + "': expected a number from 1 to 4096", ErrorKind::kUsage);
+    LS_TRY_ASSIGN(long n, parse_number(*j, "--jobs", 1, 4096));
     o.max_jobs = static_cast<size_t>(n);
   }
   o.list = p.has("list");

@@ -44,12 +44,7 @@ std::string human_bytes(long long b) {
 
 // A whole number of at least `min` for `option` (a usage error otherwise).
 Result<size_t> count_value(const std::string& v, const char* option, long min) {
-  char* end = nullptr;
-  long n = std::strtol(v.c_str(), &end, 10);
-  if (v.empty() || *end || n < min)
-    return fail(std::string(option) + ": expected a whole number of at least " +
-                    std::to_string(min) + ", got '" + v + "'",
-                ErrorKind::kUsage);
+  LS_TRY_ASSIGN(long n, parse_number(v, option, min, 1'000'000'000));
   return static_cast<size_t>(n);
 }
 

@@ -154,19 +154,15 @@ int cmd_verify(const Args& args) {
   if (a->positionals.size() > 1) return usage_error("verify takes at most one WORKFLOW or record");
   size_t runs = 2;
   if (auto r = a->get("runs")) {
-    char* end = nullptr;
-    long n = std::strtol(r->c_str(), &end, 10);
-    if (r->empty() || *end || n < 2 || n > 100)
-      return usage_error("--runs '" + *r + "': expected a number from 2 to 100");
-    runs = static_cast<size_t>(n);
+    auto n = parse_number(*r, "--runs", 2, 100);
+    if (!n) return report_error(n.error());
+    runs = static_cast<size_t>(*n);
   }
   DiffoscopeBudget budget;
   if (auto t = a->get("diffoscope-timeout")) {
-    char* end = nullptr;
-    long n = std::strtol(t->c_str(), &end, 10);
-    if (t->empty() || *end || n < 1 || n > 3600)
-      return usage_error("--diffoscope-timeout '" + *t + "': expected seconds from 1 to 3600");
-    budget.seconds = static_cast<int>(n);
+    auto n = parse_number(*t, "--diffoscope-timeout", 1, 3600);
+    if (!n) return report_error(n.error());
+    budget.seconds = static_cast<int>(*n);
   }
   auto vary = parse_vary(a->all("vary"));
   if (!vary) return report_error(vary.error());

@@ -48,7 +48,8 @@ Result<cache::ImageRecord> pull_once(const registry::Reference& ref,
 namespace detail {
 
 bool mirror_unreachable(const Error& e) {
-  return e.kind() == ErrorKind::kUnavailable && e.message().rfind("cannot reach mirror ", 0) == 0;
+  // Through a mirror every request goes to it: nothing answering is the mirror.
+  return e.kind() == ErrorKind::kUnreachable;
 }
 
 Error through_mirror_error(const Error& e, const std::string& mirror, const std::string& domain) {

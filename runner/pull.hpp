@@ -59,8 +59,8 @@ ImageResolver::PullFn make_pull_fn(cache::ImageStore& store,
                                    std::string mirror = {});
 
 namespace detail {
-// Whether `e` says the mirror did not answer at all (Transport::unreachable's
-// wording), as opposed to an answer from it.
+// Whether `e`, from an attempt through the mirror, says the mirror did not
+// answer at all (kUnreachable), as opposed to an answer from it.
 bool mirror_unreachable(const Error& e);
 // `e` with what the mirror means for it appended.
 Error through_mirror_error(const Error& e, const std::string& mirror, const std::string& domain);

@@ -227,7 +227,7 @@ TEST_F(RecordTest, RunsRmAndPruneRemoveRecordLogsRowsAndArtifacts) {
   EXPECT_EQ(r.err, "lockstep: error: runs prune needs --keep N or --older-than\n");
   r = home_.lockstep({"runs", "prune", "--keep", "-1"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "lockstep: error: --keep: expected a whole number of at least 0, got '-1'\n");
+  EXPECT_EQ(r.err, "lockstep: error: --keep '-1': expected a number from 0 to 1000000000\n");
   r = home_.lockstep({"runs", "prune", "--older-than", "soon"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--older-than: invalid duration 'soon'"), std::string::npos) << r.err;

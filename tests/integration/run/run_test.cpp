@@ -96,6 +96,13 @@ TEST_F(RunTest, UsageErrorsExitTwo) {
   auto r = home_.lockstep({"run", "--jobs", "zero", "x.yml"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "lockstep: error: --jobs 'zero': expected a number from 1 to 4096\n");
+  // Every number is read one way: no sign, no wrap-around.
+  r = home_.lockstep({"mirror", "serve", "--threads", "-1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: --threads '-1': expected a number from 1 to 1024\n");
+  r = home_.lockstep({"run", "--jobs", "+2", "x.yml"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: --jobs '+2': expected a number from 1 to 4096\n");
   r = home_.lockstep({"frobnicate"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos);
