@@ -118,7 +118,11 @@ int repo_add(const runner::Args& args) {
   auto token = read_value_file(p->get("status-token-file"));
   if (!token) return report_error(token.error());
   int poll = 0;
-  if (auto s = p->get("poll")) poll = std::atoi(s->c_str());
+  if (auto s = p->get("poll")) {
+    auto n = runner::parse_number(*s, "--poll", 0, 86'400);
+    if (!n) return report_error(n.error());
+    poll = static_cast<int>(*n);
+  }
   auto r = a->conn.exec(
       "INSERT INTO repos (name, forge, clone_url, status_api, poll_seconds) VALUES ($1, $2, $3, "
       "$4, $5) ON CONFLICT (name) DO UPDATE SET forge = excluded.forge, clone_url = "
@@ -231,13 +235,23 @@ int serve(const runner::Args& args) {
   if (auto v = p->get("db")) cfg.db = *v;
   if (auto v = p->get("url")) cfg.public_url = *v;
   if (auto v = p->get("lease-seconds")) {
-    double s = std::atof(v->c_str());
-    if (s < 0.5) return usage_error("--lease-seconds must be at least 0.5");
+    char* end = nullptr;
+    double s = std::strtod(v->c_str(), &end);
+    if (v->empty() || *end != '\0' || !(s >= 0.5 && s <= 86'400))
+      return usage_error("--lease-seconds '" + *v + "': expected seconds from 0.5 to 86400");
     cfg.lease.lease = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
   }
-  if (auto v = p->get("max-log-bytes")) cfg.max_log_bytes = std::atoll(v->c_str());
+  if (auto v = p->get("max-log-bytes")) {
+    auto n = runner::parse_number(*v, "--max-log-bytes", 1024, 1l << 40);
+    if (!n) return report_error(n.error());
+    cfg.max_log_bytes = *n;
+  }
   if (auto v = p->get("admin-token-file")) cfg.admin_token_file = *v;
-  if (auto v = p->get("max-connections")) cfg.max_connections = std::max(4, std::atoi(v->c_str()));
+  if (auto v = p->get("max-connections")) {
+    auto n = runner::parse_number(*v, "--max-connections", 4, 65'536);
+    if (!n) return report_error(n.error());
+    cfg.max_connections = static_cast<size_t>(*n);
+  }
   log_to_stderr();
   block_stop_signals();
   auto server = Server::start(std::move(cfg));
@@ -296,7 +310,11 @@ int cmd_agent(const runner::Args& args) {
     cfg.token = *t;
   }
   if (cfg.token.empty()) return usage_error("--token (or --token-file) is required");
-  if (auto v = p->get("slots")) cfg.slots = std::max(1, std::atoi(v->c_str()));
+  if (auto v = p->get("slots")) {
+    auto n = runner::parse_number(*v, "--slots", 1, 1024);
+    if (!n) return report_error(n.error());
+    cfg.slots = static_cast<int>(*n);
+  }
   cfg.name = p->get("name").value_or("");
   cfg.executor = p->get("executor").value_or("lockstep");
   cfg.platforms = p->all("platform");
