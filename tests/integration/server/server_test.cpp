@@ -79,7 +79,7 @@ TEST_F(ServerFixture, SignedPushRunsEveryMatrixCellOnTheAgents) {
   EXPECT_EQ(run["run"].value("sha", ""), sha);
   ASSERT_EQ(run["jobs"].size(), 7u) << run.dump();  // 2 x 3 cells and the job after them
   std::set<std::string> names, agents;
-  for (const auto& job : run["jobs"]) {
+  for (json job : run["jobs"]) {
     names.insert(job.value("name", ""));
     EXPECT_EQ(job.value("status", ""), "success") << job.dump();
     ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
@@ -94,7 +94,7 @@ TEST_F(ServerFixture, SignedPushRunsEveryMatrixCellOnTheAgents) {
   // The job after the matrix started only once every cell had ended.
   auto events = trace();
   int64_t after_id = 0;
-  for (const auto& job : run["jobs"])
+  for (json job : run["jobs"])
     if (job.value("key", "") == "after") after_id = job.value("id", int64_t{0});
   int64_t after_start = 0, builds_end = 0;
   for (const auto& e : events) {
@@ -162,9 +162,9 @@ jobs:
   json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   ASSERT_EQ(run["jobs"].size(), 3u) << run.dump();
-  for (const auto& job : run["jobs"]) {
+  for (json job : run["jobs"]) {
     EXPECT_EQ(job.value("status", ""), "success") << job.dump();
-    const json& attempt = job["attempts"][0];
+    json attempt = job["attempts"][0];
     // The environment hash and the replay command come from the agent's run record.
     EXPECT_EQ(attempt.value("env_hash", "").rfind("sha256:", 0), 0u) << attempt.dump();
     EXPECT_EQ(attempt.value("env_hash", ""), attempt["record"]["job"].value("env_hash", "-"));
@@ -310,7 +310,7 @@ TEST_F(ServerFixture, AServerRestartMidJobLosesNothing) {
   start_server(/*lease_seconds=*/30);
   json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
-  const json& job = run["jobs"][0];
+  json job = run["jobs"][0];  // a copy: a missing entry is null, not undefined
   ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
   EXPECT_EQ(job["attempts"][0].value("state", ""), "success");
   auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
@@ -334,7 +334,7 @@ TEST_F(ServerFixture, APostgresRestartMidJobLosesNothing) {
   ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
   json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
-  const json& job = run["jobs"][0];
+  json job = run["jobs"][0];
   ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
   EXPECT_EQ(job["attempts"][0].value("state", ""), "success");
   // A push after the restart runs too.
@@ -490,7 +490,7 @@ jobs:
   json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
   ASSERT_EQ(run["jobs"].size(), 1u);
-  const json& job = run["jobs"][0];
+  json job = run["jobs"][0];
   EXPECT_EQ(job.value("attempt", 0), 2);
   ASSERT_EQ(job["attempts"].size(), 2u) << job.dump();
   EXPECT_EQ(job["attempts"][0].value("state", ""), "lost");
@@ -534,7 +534,7 @@ jobs:
   ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
   json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
-  const json& job = run["jobs"][0];
+  json job = run["jobs"][0];
   ASSERT_EQ(job["attempts"].size(), 2u) << job.dump();
   EXPECT_EQ(job["attempts"][0].value("state", ""), "lost");
   EXPECT_EQ(job["attempts"][1].value("agent", ""), "b");
