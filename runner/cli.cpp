@@ -144,6 +144,26 @@ std::string closest_match(const std::string& word, const std::vector<std::string
   return best;
 }
 
+OptionSpec mirror_spec() {
+  return {"mirror",
+          0,
+          true,
+          false,
+          "URL",
+          "reach registries through this pull-through mirror (default: $LOCKSTEP_MIRROR, "
+          "then mirror: in .lockstep.yml)"};
+}
+
+OptionSpec state_dir_spec() {
+  return {"state-dir",
+          0,
+          true,
+          false,
+          "DIR",
+          "lockstep's state (default: $LOCKSTEP_HOME, then /var/lib/lockstep for root, "
+          "~/.local/share/lockstep for other users)"};
+}
+
 Result<long> parse_number(const std::string& value, const std::string& option, long min, long max) {
   long n = 0;
   bool ok = !value.empty() && value.size() <= 18 &&

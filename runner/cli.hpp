@@ -21,6 +21,12 @@ struct OptionSpec {
   std::string help;
 };
 
+// Options several verbs share, each defined once: one name, one help text.
+// --mirror URL: reach registries through this pull-through mirror.
+OptionSpec mirror_spec();
+// --state-dir DIR: lockstep's state directory.
+OptionSpec state_dir_spec();
+
 struct ParsedArgs {
   std::map<std::string, std::vector<std::string>> values;  // option -> values
   std::vector<std::string> positionals;

@@ -29,8 +29,7 @@ int cmd_image_pull(const std::vector<std::string>& args) {
            "platform to pick from a multi-platform image (default linux/amd64)"},
           {"insecure", 0, false, false, "",
            "allow plain HTTP to this registry (loopback registries always use it)"},
-          {"mirror", 0, true, false, "URL",
-           "pull through this registry mirror (default $LOCKSTEP_MIRROR)"},
+          mirror_spec(),
           {"quiet", 'q', false, false, "", "no progress output"},
       });
   if (CommandLine::wants_help(args)) {

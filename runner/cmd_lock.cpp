@@ -50,14 +50,12 @@ const CommandLine& command_line() {
           {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
           {"platform", 'P', true, true, "LABEL=IMAGE", "map runs-on LABEL to IMAGE"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
-          {"mirror", 0, true, false, "URL",
-           "resolve images through this pull-through mirror (default: $LOCKSTEP_MIRROR, "
-           "then mirror: in .lockstep.yml)"},
+          mirror_spec(),
           {"actions-url", 0, true, false, "URL",
            "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
           {"fetches", 0, true, false, "RUN",
            "pin every download RUN recorded through lockstep's proxy (URL -> sha256)"},
-          {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
+          state_dir_spec(),
       });
   return cl;
 }

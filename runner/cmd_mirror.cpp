@@ -24,7 +24,7 @@ constexpr const char* kMirrorHelp =
 int serve(const std::vector<std::string>& args) {
   CommandLine cli(
       "lockstep mirror serve [--config FILE] [--listen ADDR:PORT] [--upstream NAME=URL]... "
-      "[--default-upstream NAME] [--tag-ttl DUR] [--max-size SIZE] [--state DIR] "
+      "[--default-upstream NAME] [--tag-ttl DUR] [--max-size SIZE] [--state-dir DIR] "
       "[--insecure-upstream HOST]...",
       "Serves the read side of the OCI distribution API and pulls through to the upstreams.\n"
       "Clients pick an upstream with ?ns=<registry> (containerd) or a path prefix\n"
@@ -39,7 +39,8 @@ int serve(const std::vector<std::string>& args) {
           {"default-upstream", 0, true, false, "NAME", "upstream for unrouted requests"},
           {"tag-ttl", 0, true, false, "DUR", "re-check tags upstream after DUR (default 5m)"},
           {"max-size", 0, true, false, "SIZE", "evict least recently used blobs above SIZE"},
-          {"state", 0, true, false, "DIR", "store directory (default $LOCKSTEP_HOME)"},
+          state_dir_spec(),
+          {"state", 0, true, false, "DIR", "the same as --state-dir (older spelling)"},
           {"insecure-upstream", 0, true, true, "HOST", "speak plain HTTP to this upstream host"},
           {"access-log", 0, true, false, "FILE", "JSON-lines access log (default stderr)"},
           {"threads", 0, true, false, "N", "HTTP worker threads (default: one per CPU)"},
@@ -82,6 +83,9 @@ int serve(const std::vector<std::string>& args) {
     if (!n) return report_error(n.error());
     cfg.max_size = *n;
   }
+  if (parsed->has("state") && parsed->has("state-dir"))
+    return usage_error("--state and --state-dir are the same option: give one");
+  if (auto v = parsed->get("state-dir")) cfg.state_dir = *v;
   if (auto v = parsed->get("state")) cfg.state_dir = *v;
   if (auto v = parsed->get("access-log")) cfg.access_log = *v;
   if (auto v = parsed->get("threads")) {

@@ -257,10 +257,10 @@ const CommandLine& replay_cl() {
        {"secret", 's', true, true, "KEY=VALUE", "a secret the run used"},
        {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
-       {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
+       mirror_spec(),
        {"actions-url", 0, true, false, "URL",
         "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
-       {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"}});
+       state_dir_spec()});
   return cl;
 }
 

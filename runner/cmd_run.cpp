@@ -38,8 +38,7 @@ const CommandLine& command_line() {
           {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
           {"report", 0, true, true, "KIND=FILE", "write a report: junit=FILE or json=FILE"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
-          {"mirror", 0, true, false, "URL",
-           "pull images through this registry mirror (default $LOCKSTEP_MIRROR)"},
+          mirror_spec(),
           {"actions-url", 0, true, false, "URL",
            "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
           {"repo", 0, true, false, "URL", "run against this repository instead of the current one"},
@@ -53,7 +52,7 @@ const CommandLine& command_line() {
           {"network", 0, true, false, "MODE",
            "egress (default), none or host, for jobs whose options do not say"},
           {"config", 0, true, false, "FILE", "project config (default: .lockstep.yml)"},
-          {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"},
+          state_dir_spec(),
       });
   return cl;
 }

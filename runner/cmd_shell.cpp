@@ -32,8 +32,7 @@ const CommandLine& command_line() {
           {"env", 'e', true, true, "KEY=VALUE", "set an environment variable"},
           {"volume", 'v', true, true, "HOST:CONTAINER[:ro]", "bind-mount a host directory"},
           {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
-          {"mirror", 0, true, false, "URL",
-           "pull the image through this registry mirror (default $LOCKSTEP_MIRROR)"},
+          mirror_spec(),
       });
   return cl;
 }

@@ -130,7 +130,7 @@ const CommandLine& verify_cl() {
        {"secret", 's', true, true, "KEY=VALUE", "provide a secret"},
        {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
        {"insecure-registry", 0, true, true, "HOST", "allow plain HTTP for this registry"},
-       {"mirror", 0, true, false, "URL", "pull images through this registry mirror"},
+       mirror_spec(),
        {"actions-url", 0, true, false, "URL",
         "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
        {"no-diffoscope", 0, false, false, "", "do not run diffoscope on differing files"},
@@ -138,7 +138,7 @@ const CommandLine& verify_cl() {
         "diffoscope's time per differing file (default 20; its report is cut at 64 KiB)"},
        {"userns", 0, false, false, "",
         "build in user namespaces, as 'run --userns' (a record applies its own)"},
-       {"state-dir", 0, true, false, "DIR", "lockstep's state (default: $LOCKSTEP_HOME)"}});
+       state_dir_spec()});
   return cl;
 }
 

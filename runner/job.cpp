@@ -40,18 +40,12 @@ pipeline::Value needs_context(const std::vector<const JobReport*>& needed) {
   std::map<std::string, std::vector<const JobReport*>> by_id;
   for (const JobReport* r : needed) by_id[r->job_id].push_back(r);
   for (const auto& [id, reports] : by_id) {
-    std::string result = "success";
     Value outputs = Value::object();
-    for (const JobReport* r : reports) {
-      if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
-        result = "failure";
-      else if (r->outcome.result == JobResult::kCancelled && result != "failure")
-        result = "cancelled";
-      else if (r->outcome.result == JobResult::kSkipped && result == "success")
-        result = "skipped";
+    for (const JobReport* r : reports)
       for (const auto& [k, v] : r->outputs) outputs[k] = v;
-    }
-    needs[id] = {{"result", result}, {"outputs", outputs}};
+    JobResult result =
+        combined(reports, [](const JobReport* r) -> const JobOutcome& { return r->outcome; });
+    needs[id] = {{"result", to_string(result)}, {"outputs", outputs}};
   }
   return needs;
 }

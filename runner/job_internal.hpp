@@ -121,7 +121,7 @@ class JobLog {
                                     (folded_ == 1 ? " line" : " lines") + ")");
   }
 
-  // The lines logged since `mark` (a previous size of the tail), joined.
+  // The lines logged since the last take_tail(), joined; the tail is emptied.
   std::string take_tail() {
     std::lock_guard lk(mu_);
     std::string s;

@@ -277,17 +277,17 @@ Json build_record(const RecordInput& in) {
   r["finished_at"] = rfc3339(in.finished_at);
   r["duration_ms"] =
       std::chrono::duration_cast<std::chrono::milliseconds>(in.finished_at - in.started_at).count();
-  bool failed = false, cancelled = in.interrupted;
+  JobResult result = JobResult::kSuccess;
   Json jobs = Json::array();
   if (in.jobs) {
     for (size_t i = 0; i < in.jobs->size(); ++i) {
       const auto& jr = (*in.jobs)[i];
-      if (jr.outcome.result == JobResult::kFailure && !jr.outcome.continue_on_error) failed = true;
-      if (jr.outcome.result == JobResult::kCancelled) cancelled = true;
+      result = worse(result, jr.outcome.counted());
       jobs.push_back(job_record(jr, i, in.run_dir, in.state_dir, in.run_id));
     }
   }
-  r["result"] = cancelled ? "cancelled" : failed ? "failure" : "success";
+  // An interrupted run was cancelled whatever its jobs did.
+  r["result"] = in.interrupted ? "cancelled" : to_string(result);
   r["exit_code"] = in.exit_code;
   r["ambient"] = ambient_fingerprint();
   r["workflow"] = {{"path", in.workflow_path.string()},

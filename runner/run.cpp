@@ -512,9 +512,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     exit_code = 130;
   } else {
     for (const auto& r : reports) {
-      if ((r.outcome.result == JobResult::kFailure && !r.outcome.continue_on_error) ||
-          r.outcome.result == JobResult::kCancelled)
-        exit_code = 1;
+      if (r.outcome.failed() || r.outcome.result == JobResult::kCancelled) exit_code = 1;
     }
   }
   {
@@ -589,7 +587,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   if (interrupted) return 130;
   bool any_failed = false;
   for (const auto& r : reports) {
-    if (r.outcome.result == JobResult::kFailure && !r.outcome.continue_on_error) {
+    if (r.outcome.failed()) {
       any_failed = true;
       std::fprintf(stderr, "lockstep: error: job %s: %s\n", r.display_name.c_str(),
                    masker.mask(r.outcome.reason).c_str());

@@ -16,14 +16,20 @@ namespace lockstep::runner {
 namespace {
 
 // What success()/failure() see in a job's if: from the jobs it needs.
+// success() holds only when every one succeeded (a skipped one did not).
 pipeline::JobStatus needs_status(const std::vector<const JobReport*>& needed) {
-  for (const JobReport* r : needed)
-    if (r->outcome.result == JobResult::kCancelled) return pipeline::JobStatus::kCancelled;
-  for (const JobReport* r : needed) {
-    if (r->outcome.result == JobResult::kFailure && !r->outcome.continue_on_error)
+  auto outcome = [](const JobReport* r) -> const JobOutcome& { return r->outcome; };
+  switch (combined(needed, outcome)) {
+    case JobResult::kFailure:
       return pipeline::JobStatus::kFailure;
-    if (r->outcome.result == JobResult::kSkipped) return pipeline::JobStatus::kFailure;
+    case JobResult::kCancelled:
+      return pipeline::JobStatus::kCancelled;
+    case JobResult::kSuccess:
+    case JobResult::kSkipped:
+      break;
   }
+  for (const JobReport* r : needed)
+    if (r->outcome.result == JobResult::kSkipped) return pipeline::JobStatus::kFailure;
   return pipeline::JobStatus::kSuccess;
 }
 
@@ -31,19 +37,7 @@ pipeline::JobStatus needs_status(const std::vector<const JobReport*>& needed) {
 // failed (or was cancelled) when one of its jobs did; jobs its if: skipped do
 // not fail it; it is skipped only when every job was.
 JobResult call_result(const std::vector<const JobReport*>& jobs) {
-  bool failed = false, cancelled = false, ran = false;
-  for (const JobReport* r : jobs) {
-    const auto& o = r->outcome;
-    if (o.result == JobResult::kFailure && !o.continue_on_error)
-      failed = true;
-    else if (o.result == JobResult::kCancelled)
-      cancelled = true;
-    else if (o.result != JobResult::kSkipped)
-      ran = true;
-  }
-  if (failed) return JobResult::kFailure;
-  if (cancelled) return JobResult::kCancelled;
-  return ran ? JobResult::kSuccess : JobResult::kSkipped;
+  return combined(jobs, [](const JobReport* r) -> const JobOutcome& { return r->outcome; });
 }
 
 Expansion settled(JobResult result, std::string reason) {
@@ -202,8 +196,7 @@ Expansion RunPlan::expand_matrix(size_t i, const std::vector<const JobReport*>& 
   const auto& job = *inst.job;
   for (const JobReport* r : need) {
     const auto& o = r->outcome;
-    if (o.result != JobResult::kSuccess &&
-        !(o.result == JobResult::kFailure && o.continue_on_error))
+    if (o.counted() != JobResult::kSuccess)
       return settled(JobResult::kSkipped, "a job it needs did not succeed");
   }
   std::vector<std::string> w;

@@ -12,6 +12,23 @@
 
 namespace lockstep::runner {
 
+JobResult worse(JobResult a, JobResult b) {
+  auto rank = [](JobResult r) {
+    switch (r) {
+      case JobResult::kSkipped:
+        return 0;
+      case JobResult::kSuccess:
+        return 1;
+      case JobResult::kCancelled:
+        return 2;
+      case JobResult::kFailure:
+        return 3;
+    }
+    return 3;
+  };
+  return rank(a) >= rank(b) ? a : b;
+}
+
 const char* to_string(JobResult r) {
   switch (r) {
     case JobResult::kSuccess:
@@ -121,10 +138,7 @@ class Run {
     return n < limit;
   }
 
-  static bool counts_as_success(const JobOutcome& o) {
-    return o.result == JobResult::kSuccess ||
-           (o.result == JobResult::kFailure && o.continue_on_error);
-  }
+  static bool counts_as_success(const JobOutcome& o) { return o.counted() == JobResult::kSuccess; }
 
   void finish_locked(size_t i, JobOutcome o) {
     state_[i] = State::kDone;
@@ -188,7 +202,7 @@ class Run {
   void expand_locked(size_t i) {
     Expansion e = expand_ ? expand_(i, jobs_.size(), outcomes_) : Expansion{{}, JobOutcome{}};
     if (e.outcome) {
-      bool failed = e.outcome->result == JobResult::kFailure && !e.outcome->continue_on_error;
+      bool failed = e.outcome->failed();
       finish_locked(i, std::move(*e.outcome));
       if (failed) fail_fast_locked(i);
       return;
@@ -241,7 +255,7 @@ class Run {
           cpu_used_ -= cpu_of(i);
           mem_used_ -= jobs_[i].memory_bytes;
           if (state_[i] == State::kRunning) {
-            bool failed = o.result == JobResult::kFailure && !o.continue_on_error;
+            bool failed = o.failed();
             finish_locked(i, std::move(o));
             if (failed) fail_fast_locked(i);
           }

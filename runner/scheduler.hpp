@@ -23,7 +23,27 @@ struct JobOutcome {
   std::chrono::milliseconds duration{0};
   // A failure that must not cancel siblings (job continue-on-error).
   bool continue_on_error = false;
+
+  // Whether the job failed the run: a failure without continue-on-error.
+  bool failed() const { return result == JobResult::kFailure && !continue_on_error; }
+  // What it counts as for needs, the run and its exit code: a failure under
+  // continue-on-error counts as a success.
+  JobResult counted() const {
+    return result == JobResult::kFailure && continue_on_error ? JobResult::kSuccess : result;
+  }
 };
+
+// The one ranking of results, where several combine into one (a matrix's
+// instances in needs.<id>.result, a called workflow's jobs, a run): failure
+// over cancelled over success over skipped, as GitHub ranks them.
+JobResult worse(JobResult a, JobResult b);
+// The combined result of `outcomes` (skipped when there are none).
+template <class Range, class Get>
+JobResult combined(const Range& outcomes, Get get) {
+  JobResult r = JobResult::kSkipped;
+  for (const auto& x : outcomes) r = worse(r, get(x).counted());
+  return r;
+}
 
 // Cancellation shared between the scheduler and a running job. The job
 // registers what to do (stop its container); cancel() runs it once.

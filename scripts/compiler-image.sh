@@ -12,7 +12,8 @@
 #
 # Usage:
 #   scripts/compiler-image.sh [--lockstep BIN] [--tag NAME]
-#       imports the image into $LOCKSTEP_HOME (default ~/.local/share/lockstep);
+#       imports the image into $LOCKSTEP_HOME (default /var/lib/lockstep for root,
+#       ~/.local/share/lockstep for other users);
 #       when the tag already names the image these packages give, does
 #       nothing.
 #   scripts/compiler-image.sh --tar OUT

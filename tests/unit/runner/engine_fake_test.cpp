@@ -190,6 +190,8 @@ jobs:
   EXPECT_EQ(sleeps["steps"][1]["outcome"], "cancelled");
   EXPECT_EQ(sleeps["steps"][2]["conclusion"], "success");
   EXPECT_EQ(fake_.started().size(), 2u);
+  // The run failed: a failure outranks the cancellation it caused.
+  EXPECT_EQ(rec["result"], "failure");
 }
 
 }  // namespace

@@ -56,6 +56,23 @@ struct Peak {
   }
 };
 
+TEST(JobOutcome, OneRankingFailureCancelledSuccessSkipped) {
+  using R = JobResult;
+  JobOutcome ok{R::kSuccess, "", {}, false}, failed{R::kFailure, "x", {}, false},
+      tolerated{R::kFailure, "x", {}, true}, cancelled{R::kCancelled, "", {}, false},
+      skipped{R::kSkipped, "", {}, false};
+  EXPECT_TRUE(failed.failed());
+  EXPECT_FALSE(tolerated.failed());
+  EXPECT_EQ(tolerated.counted(), R::kSuccess);
+  auto same = [](const JobOutcome& o) -> const JobOutcome& { return o; };
+  using V = std::vector<JobOutcome>;
+  EXPECT_EQ(combined(V{cancelled, failed, ok}, same), R::kFailure);
+  EXPECT_EQ(combined(V{ok, cancelled, skipped}, same), R::kCancelled);
+  EXPECT_EQ(combined(V{skipped, tolerated}, same), R::kSuccess);
+  EXPECT_EQ(combined(V{skipped, skipped}, same), R::kSkipped);
+  EXPECT_EQ(combined(V{}, same), R::kSkipped);
+}
+
 TEST(Scheduler, RunsDependenciesFirstAndPassesOutcomes) {
   // 0 -> 1 -> 2, and 3 independent.
   std::vector<ScheduledJob> jobs(4);
