@@ -22,6 +22,8 @@ pkg_check_modules(LIBSECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 # nftables rules of the egress network (Debian libnftables-dev): the library behind nft(8)
 pkg_check_modules(LIBNFTABLES REQUIRED IMPORTED_TARGET libnftables)
 pkg_check_modules(LIBZSTD REQUIRED IMPORTED_TARGET libzstd)
+# lockstep server: PostgreSQL's client library (libpq-dev).
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 # The tests' framework only when the tests are built (the quick start and
 # packaging build lockstep alone, without libgtest-dev installed).
 if(LOCKSTEP_BUILD_TESTS)

@@ -132,6 +132,8 @@ Result<HttpResponse> HttpSession::perform(const HttpRequest& req) {
   // A stalled transfer (under 1 byte/s for 60 s) is a transport failure.
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+  // Set on every request: the handle is reused, 0 means no limit.
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req.timeout_ms);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);

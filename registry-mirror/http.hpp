@@ -32,6 +32,9 @@ struct HttpRequest {
   // Largest body collected into HttpResponse::body (non-streamed responses
   // and error bodies); more is an error.
   size_t max_body = 8u << 20;
+  // Whole-request time limit in milliseconds (0: none): for callers that
+  // must act by a deadline (an agent renewing its lease).
+  long timeout_ms = 0;
 };
 
 struct HttpResponse {

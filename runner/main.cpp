@@ -1,4 +1,4 @@
-// The lockstep program: parses the verb and hands off to runner/.
+// The lockstep program: parses the verb and hands off to runner/ (or server/).
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -8,15 +8,27 @@
 #include "runner/cli.hpp"
 #include "runner/commands.hpp"
 #include "runner/version.hpp"
+#include "server/verbs.hpp"
 
 namespace {
+
+// The runner's verbs, then the server's.
+const std::vector<lockstep::runner::Verb>& all_verbs() {
+  static const std::vector<lockstep::runner::Verb> v = [] {
+    auto all = lockstep::runner::verbs();
+    const auto& more = lockstep::server::verbs();
+    all.insert(all.end(), more.begin(), more.end());
+    return all;
+  }();
+  return v;
+}
 
 void print_help() {
   std::printf(
       "usage: lockstep <command> [options]\n\n"
       "Runs GitHub Actions workflows in pinned containers, reproducibly.\n\n"
       "commands:\n");
-  for (const auto& v : lockstep::runner::verbs()) std::printf("  %-10s %s\n", v.name, v.summary);
+  for (const auto& v : all_verbs()) std::printf("  %-10s %s\n", v.name, v.summary);
   std::printf(
       "\noptions:\n"
       "  -h, --help     show this help (also: lockstep <command> --help)\n"
@@ -85,7 +97,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::vector<std::string> names;
-  for (const auto& v : lockstep::runner::verbs()) {
+  for (const auto& v : all_verbs()) {
     if (verb == v.name) return run_verb(v, {args.begin() + 1, args.end()});
     names.push_back(v.name);
   }

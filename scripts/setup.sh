@@ -40,6 +40,8 @@ build_packages=(
   libcurl4-openssl-dev libzstd-dev zlib1g-dev libcap-dev
   # the egress network: NAT and isolation rules through libnftables, nft(8) to inspect them
   nftables libnftables-dev
+  # lockstep server: PostgreSQL's client library
+  libpq-dev
 )
 # What running the quick-start example needs beyond that: busybox-static for
 # its image (scripts/busybox-rootfs.sh), CA certificates for pulls over HTTPS.
@@ -48,6 +50,9 @@ build_packages=(
 example_packages=(busybox-static ca-certificates uidmap)
 # The test suite, the benchmarks and packaging, on top of both lists above.
 test_packages=(
+  # lockstep server without --db starts its own PostgreSQL 15 (initdb,
+  # pg_ctl); its tests start one in a temp dir (docs/server.md)
+  postgresql
   # formatting checks, git repositories made by the tests, the tests themselves
   clang-format git libgtest-dev libgmock-dev
   # runtime tools the tests and benchmarks drive

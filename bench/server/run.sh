@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# lockstep server + agents against `lockstep run` of the same workflow.
+#
+# end to end: a matrix of CELLS jobs that run `true` in the busybox test
+# image, through a signed push webhook, the server (its own PostgreSQL on a
+# loopback port) and 2 agents with the lockstep executor, from the webhook
+# to the run's end; the peer is `lockstep run -j 2` of the same workflow on
+# the same host. Printed: medians over RUNS repeats, the overhead per job of
+# each and their ratio.
+#
+# dispatch: JOBS trivial jobs (the fake executor, `echo`) claimed by 4
+# agents: jobs per second from the webhook to the run's end, and the
+# enqueue-to-claim latency p50/p99 (attempts.claimed_at - jobs.queued_at,
+# both PostgreSQL's clock).
+#
+# Everything listens on 127.0.0.1 and is removed at the end.
+# Usage: bench/server/run.sh [BUILD_DIR] [RUNS] [CELLS] [JOBS]   (as root)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$here/build}" && pwd)
+runs=${2:-3}
+cells=${3:-64}
+jobs=${4:-1000}
+[ "$(id -u)" = 0 ] || { echo "run.sh: error: run as root" >&2; exit 2; }
+cmake --build "$build" --target lockstep >/dev/null
+ls="$build/runner/lockstep"
+pgbin=/usr/lib/postgresql/15/bin
+
+work=$(mktemp -d /tmp/lockstep-bench-server.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -d "$work/pg/data" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate -w -s stop 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# PostgreSQL on a loopback port.
+mkdir -p "$work/pg" && chown postgres: "$work/pg" && chmod 700 "$work/pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg/data" -U lockstep --auth=trust -E UTF8 --locale=C --no-instructions >/dev/null
+pgport=$(free_port)
+printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = ''\nfsync = off\nsynchronous_commit = off\nmax_connections = 200\n" "$pgport" >> "$work/pg/data/postgresql.conf"
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -s start
+psql() { PGCONNECT_TIMEOUT=5 /usr/bin/psql -qtAX "postgresql://lockstep@127.0.0.1:$pgport/$1" -c "$2"; }
+psql postgres "CREATE DATABASE lockstep" >/dev/null
+db="postgresql://lockstep@127.0.0.1:$pgport/lockstep"
+
+# The repository, the server and its admin setup.
+export LOCKSTEP_HOME="$work/server-home"
+git init -q --bare -b main "$work/repo.git"
+git init -q -b main "$work/src"
+printf 'bench-secret' > "$work/secret"
+"$ls" server repo add o/r --forge github --clone-url "$work/repo.git" --webhook-secret-file "$work/secret" --db "$db" >/dev/null
+port=$(free_port)
+"$ls" server --listen "127.0.0.1:$port" --db "$db" >"$work/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
+
+start_agents() {  # N EXECUTOR
+  for i in $(seq "$1"); do
+    local home="$work/agent-$2-$i"
+    mkdir -p "$home"
+    [ "$2" = lockstep ] && LOCKSTEP_HOME="$home" "$ls" image import "$work/busybox-rootfs" --tag localhost/busybox:test >/dev/null
+    local token
+    token=$("$ls" server agent-token add "$2-$i" --db "$db")
+    LOCKSTEP_HOME="$home" "$ls" agent --server "http://127.0.0.1:$port" --token "$token" --name "$2-$i" --executor "$2" >"$home.log" 2>&1 &
+    agent_pids+=($!)
+    pids+=($!)
+  done
+}
+stop_agents() {
+  for p in "${agent_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${agent_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  agent_pids=()
+}
+
+n=0
+push() {  # FILE CONTENT: commits, pushes, waits for the run; sets run_id and elapsed_ms
+  n=$((n + 1))
+  printf '%s' "$2" > "$work/src/$1"
+  git -C "$work/src" add -A
+  git -C "$work/src" -c user.name=b -c user.email=b@example.com commit -qm "bench $n"
+  git -C "$work/src" push -q "$work/repo.git" main
+  local sha body sig t0 id status
+  sha=$(git -C "$work/src" rev-parse HEAD)
+  body="{\"ref\":\"refs/heads/main\",\"before\":\"0000000000000000000000000000000000000000\",\"after\":\"$sha\",\"repository\":{\"full_name\":\"o/r\",\"clone_url\":\"$work/repo.git\"}}"
+  sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac bench-secret | awk '{print $2}')
+  t0=$(now_ms)
+  curl -fs -o /dev/null -H "X-GitHub-Event: push" -H "X-GitHub-Delivery: bench-$n" \
+    -H "X-Hub-Signature-256: sha256=$sig" -d "$body" "http://127.0.0.1:$port/hooks/github"
+  for _ in $(seq 6000); do
+    id=$(psql lockstep "SELECT id FROM runs WHERE sha = '$sha' AND status IN ('success','failure','cancelled')")
+    [ -n "$id" ] && break
+    sleep 0.05
+  done
+  elapsed_ms=$(( $(now_ms) - t0 ))
+  status=$(psql lockstep "SELECT status FROM runs WHERE id = $id")
+  [ "$status" = success ] || { echo "run.sh: error: run $id ended $status" >&2; exit 1; }
+  run_id=$id
+}
+
+bash "$here/scripts/busybox-rootfs.sh" "$work/busybox-rootfs" >/dev/null
+agent_pids=()
+
+# End to end.
+words=$(seq -s, 1 "$cells")
+wf="name: bench
+on: push
+jobs:
+  cell:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        n: [$words]
+    steps:
+      - run: true
+"
+mkdir -p "$work/src/.github/workflows"
+start_agents 2 lockstep
+server_ms=()
+for r in $(seq "$runs"); do
+  push .github/workflows/ci.yml "$wf
+# $r"
+  server_ms+=("$elapsed_ms")
+done
+stop_agents
+export LOCKSTEP_HOME="$work/local-home"
+mkdir -p "$LOCKSTEP_HOME"
+"$ls" image import "$work/busybox-rootfs" --tag localhost/busybox:test >/dev/null
+local_ms=()
+for r in $(seq "$runs"); do
+  t0=$(now_ms)
+  (cd "$work/src" && "$ls" run .github/workflows/ci.yml -j 2 >"$work/local.log" 2>&1) || { echo "run.sh: error: lockstep run failed:" >&2; tail -5 "$work/local.log" >&2; exit 1; }
+  local_ms+=($(( $(now_ms) - t0 )))
+done
+export LOCKSTEP_HOME="$work/server-home"
+s=$(printf '%s\n' "${server_ms[@]}" | median)
+l=$(printf '%s\n' "${local_ms[@]}" | median)
+echo "end to end, $cells cells of 'true' in busybox, median of $runs:"
+awk -v s="$s" -v l="$l" -v c="$cells" 'BEGIN {
+  printf "  server + 2 agents: %.0f ms (%.1f ms per job)\n", s, s / c
+  printf "  lockstep run -j 2: %.0f ms (%.1f ms per job)\n", l, l / c
+  printf "  ratio server / lockstep run: %.2fx\n", s / l }'
+
+# Dispatch: the fake executor, 4 agents.
+dwf="name: dispatch
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        a: [$(seq -s, 1 $(( (jobs + 9) / 10 )))]
+        b: [0,1,2,3,4,5,6,7,8,9]
+    steps:
+      - run: echo ok
+"
+start_agents 4 fake
+push .github/workflows/ci.yml "$dwf"
+id=$run_id
+count=$(psql lockstep "SELECT count(*) FROM jobs WHERE run_id = $id")
+lat=$(psql lockstep "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM (SELECT extract(epoch FROM a.claimed_at - j.queued_at) * 1000 AS ms FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.run_id = $id) x")
+stop_agents
+echo "dispatch, $count jobs of the fake executor on 4 agents:"
+awk -v ms="$elapsed_ms" -v c="$count" -v lat="$lat" 'BEGIN {
+  split(lat, p, " ")
+  printf "  %.0f jobs/s (webhook to run end %.0f ms); enqueue to claim p50 %s ms, p99 %s ms\n", c * 1000 / ms, ms, p[1], p[2] }'

@@ -1,0 +1,460 @@
+#include "server/agent.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/fd.hpp"
+#include "common/fs.hpp"
+#include "registry-mirror/http.hpp"
+#include "server/crypto.hpp"
+
+extern char** environ;
+
+namespace lockstep::server {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+int64_t mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+struct Reply {
+  long status = 0;  // 0: no answer (transport failure)
+  json body;
+  std::string error;
+};
+
+class Client {
+ public:
+  Client(const AgentConfig& cfg) : cfg_(cfg) {}
+  Reply post(const std::string& what, const json& body, long timeout_ms) {
+    return send("/api/agent/" + what, body.dump(), timeout_ms);
+  }
+  Reply send(const std::string& path, const std::string& body, long timeout_ms) {
+    registry::HttpRequest req;
+    req.method = "POST";
+    req.url = cfg_.server + path;
+    req.headers = {"Authorization: Bearer " + cfg_.token, "Content-Type: application/json"};
+    req.body = body;
+    req.timeout_ms = timeout_ms;
+    Reply out;
+    auto r = http_.perform(req);
+    if (!r) {
+      out.error = r.error().message();
+      return out;
+    }
+    out.status = r->status;
+    out.body = json::parse(r->body.empty() ? "{}" : r->body, nullptr, false);
+    if (out.body.is_discarded()) out.body = json::object();
+    if (out.status >= 300)
+      out.error = out.body.value("error", "HTTP " + std::to_string(out.status));
+    return out;
+  }
+
+ private:
+  const AgentConfig& cfg_;
+  registry::HttpSession http_;
+};
+
+// A running supervisor and the pipe that carries its deadline.
+struct Supervisor {
+  pid_t pid = -1;
+  UniqueFd deadline_w;
+  bool exited = false;
+  int wait_status = 0;
+  int64_t grace_ms = 2'000;  // between SIGTERM and SIGKILL
+
+  void set_deadline(int64_t ns) {
+    if (deadline_w) (void)!::write(deadline_w.get(), &ns, sizeof ns);
+  }
+  bool poll_exit() {
+    if (exited) return true;
+    int st = 0;
+    pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) {
+      exited = true;
+      wait_status = st;
+    }
+    return exited;
+  }
+  // Stops the job: SIGTERM to the supervisor's process group (the job and
+  // everything it started; `lockstep run` stops its containers on it), and
+  // SIGKILL to whatever of the group is left `grace_ms` later.
+  void kill_now() {
+    if (pid <= 0 || exited) return;
+    ::kill(-pid, SIGTERM);
+    for (int64_t i = 0; i < grace_ms / 20; ++i) {
+      poll_exit();
+      if (::kill(-pid, 0) != 0 && errno == ESRCH) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(-pid, SIGKILL);
+    if (!exited) {
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+      exited = true;
+      wait_status = st;
+    }
+  }
+  ~Supervisor() { kill_now(); }
+};
+
+Result<std::unique_ptr<Supervisor>> spawn_supervisor(const fs::path& self, const fs::path& dir,
+                                                     int64_t deadline) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
+  UniqueFd r(p[0]);
+  auto sp = std::make_unique<Supervisor>();
+  Supervisor& s = *sp;
+  s.deadline_w.reset(p[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  posix_spawn_file_actions_adddup2(&fa, r.get(), 3);  // dup2 clears close-on-exec
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  std::string err = (dir / "supervisor.err").string();
+  posix_spawn_file_actions_addopen(&fa, 1, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  // Its own session and process group: the agent kills the group, and a
+  // signal to the agent's group does not reach the job.
+  posix_spawnattr_setflags(&at,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  std::string self_s = self.string(), dir_s = dir.string();
+  char* argv[] = {self_s.data(), const_cast<char*>("agent"), const_cast<char*>("--supervise"),
+                  dir_s.data(), nullptr};
+  int rc = posix_spawn(&s.pid, self_s.c_str(), &fa, &at, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (rc != 0) {
+    s.pid = -1;
+    return fail(Error::from_errno("start job supervisor", rc));
+  }
+  s.set_deadline(deadline);
+  return sp;
+}
+
+class Slot {
+ public:
+  Slot(const AgentConfig& cfg, int index, std::atomic<bool>& stop, fs::path self)
+      : cfg_(cfg), index_(index), stop_(stop), self_(std::move(self)), client_(cfg) {}
+
+  void run() {
+    int backoff_ms = 200;
+    while (!stop_) {
+      Reply r = client_.post("claim",
+                             {{"name", cfg_.name},
+                              {"slots", cfg_.slots},
+                              {"version", "lockstep-agent/1"},
+                              {"wait_ms", 5'000}},
+                             30'000);
+      if (r.status == 204) continue;
+      if (r.status == 401) {
+        spdlog::error("agent: the server refused the token: {}", r.error);
+        stop_ = true;
+        fatal = true;
+        return;
+      }
+      if (r.status != 200) {
+        spdlog::warn("agent: claim: {}", r.error);
+        sleep_ms(backoff_ms);
+        backoff_ms = std::min(backoff_ms * 2, 5000);
+        continue;
+      }
+      backoff_ms = 200;
+      run_job(r.body);
+    }
+  }
+
+  bool fatal = false;
+
+ private:
+  void sleep_ms(int ms) {
+    for (int i = 0; i < ms / 20 && !stop_; ++i) std::this_thread::sleep_for(20ms);
+  }
+
+  void run_job(const json& claim) {
+    int64_t job = claim.value("job", int64_t{0});
+    int attempt = claim.value("attempt", 0);
+    int64_t renew_ns = claim.value("renew_ms", int64_t{15'000}) * 1'000'000;
+    int64_t give_up_ns = claim.value("give_up_ms", int64_t{40'000}) * 1'000'000;
+    std::string tag = "job " + std::to_string(job) + " attempt " + std::to_string(attempt);
+    fs::path dir =
+        cfg_.state_dir / "agent" / "jobs" / (std::to_string(job) + "-" + std::to_string(attempt));
+    // The claim is confirmed before anything of the job runs: until `start`
+    // is acknowledged no lease exists, so nothing may run. The kill deadline
+    // is measured from the sending of the request the server acknowledged:
+    // the server stored its time later than that.
+    int64_t deadline = 0;
+    for (int64_t until = mono_ns() + give_up_ns;;) {
+      if (stop_) return give_back(job, attempt, "agent stopping");
+      int64_t sent = mono_ns();
+      if (sent >= until) return give_back(job, attempt, "could not confirm the claim in time");
+      Reply r = client_.post("start", {{"job", job}, {"attempt", attempt}}, timeout(until));
+      if (r.status == 409) {
+        spdlog::warn("agent: {}: the claim lapsed before it was confirmed (409: {})", tag, r.error);
+        return;
+      }
+      if (r.status == 200) {
+        deadline = sent + give_up_ns;
+        break;
+      }
+      sleep_ms(100);
+    }
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir, ec);
+    ::chmod(dir.c_str(), 0700);
+    json spec = {{"job", job},
+                 {"attempt", attempt},
+                 {"plan", claim.value("plan", json::object())},
+                 {"secrets", claim.value("secrets", json::object())},
+                 {"vars", claim.value("vars", json::object())},
+                 {"first_deadline_ns", deadline},
+                 // Time the job gets between SIGTERM and SIGKILL: taken from
+                 // the margin between giving up (4L/9) and the server's
+                 // declaring the attempt lost (L), so never more than L/9.
+                 {"grace_ms", std::min<int64_t>(2'000, give_up_ns / 4'000'000)},
+                 {"executor", cfg_.executor},
+                 {"platforms", cfg_.platforms},
+                 {"trace", cfg_.trace.string()}};
+    if (auto w = write_file_atomic(dir / "job.json", spec.dump(), 0600); !w) {
+      spdlog::error("agent: {}: {}", tag, w.error().message());
+      give_back(job, attempt, "could not write the job's files");
+      return;
+    }
+    auto spawned = spawn_supervisor(self_, dir, deadline);
+    if (!spawned) {
+      spdlog::error("agent: {}: {}", tag, spawned.error().message());
+      give_back(job, attempt, spawned.error().message());
+      return;
+    }
+    std::unique_ptr<Supervisor> sup = std::move(*spawned);
+    sup->grace_ms = spec.value("grace_ms", int64_t{2'000});
+    spdlog::info("agent: slot {} runs {}", index_, tag);
+    bool cancelled = false, truncated = false;
+    int64_t sent_bytes = 0;
+    int64_t next_renew = mono_ns() + renew_ns;
+    auto fenced = [&](const Reply& r) {
+      if (r.status != 409) return false;
+      spdlog::warn("agent: {} was fenced (409: {}); stopping it", tag, r.error);
+      sup->kill_now();
+      return true;
+    };
+    for (;;) {
+      int64_t now = mono_ns();
+      if (now >= deadline) {
+        // Our lease is gone: the supervisor killed the job (or does now).
+        sup->kill_now();
+        spdlog::warn("agent: {}: could not renew the lease in time; job stopped", tag);
+        Reply r = client_.post(
+            "abandon",
+            {{"job", job}, {"attempt", attempt}, {"reason", "lease not renewed in time"}}, 5'000);
+        if (r.status == 409) spdlog::warn("agent: {} was fenced (409: {})", tag, r.error);
+        cleanup(dir);
+        return;
+      }
+      if (stop_) {
+        sup->kill_now();
+        client_.post("abandon", {{"job", job}, {"attempt", attempt}, {"reason", "agent stopping"}},
+                     5'000);
+        cleanup(dir);
+        return;
+      }
+      // Renew.
+      if (now >= next_renew) {
+        int64_t sent = mono_ns();
+        Reply r = client_.post("renew", {{"job", job}, {"attempt", attempt}}, timeout(deadline));
+        if (fenced(r)) return cleanup(dir);
+        if (r.status == 200) {
+          deadline = sent + give_up_ns;
+          sup->set_deadline(deadline);
+          next_renew = sent + renew_ns;
+          if (r.body.value("cancel", false) && !cancelled) {
+            spdlog::info("agent: {} cancelled", tag);
+            cancelled = true;
+            sup->kill_now();
+          }
+        } else {
+          next_renew = mono_ns() + std::min<int64_t>(renew_ns, 500'000'000);
+        }
+      }
+      bool done = sup->poll_exit();
+      // Log: whatever the spool holds beyond what the server has.
+      if (!truncated) {
+        auto st = send_log(dir / "log", job, attempt, &sent_bytes, deadline);
+        if (st == LogSend::kFenced) {
+          spdlog::warn("agent: {} was fenced (409) while sending its log; stopping it", tag);
+          sup->kill_now();
+          return cleanup(dir);
+        }
+        if (st == LogSend::kTooLarge) truncated = true;
+        if (st == LogSend::kFailed) {
+          sleep_ms(100);
+          continue;
+        }
+      }
+      if (done) {
+        json result = {{"status", "failure"}, {"exit_code", -1}};
+        if (auto t = read_file(dir / "result.json")) {
+          json j = json::parse(*t, nullptr, false);
+          if (!j.is_discarded()) result = j;
+        } else if (!cancelled) {
+          result["reason"] = "the job supervisor ended without a result (wait status " +
+                             std::to_string(sup->wait_status) + ")";
+        }
+        if (cancelled) result["status"] = "cancelled";
+        json fin = {{"job", job},
+                    {"attempt", attempt},
+                    {"status", result.value("status", "failure")},
+                    {"exit_code", result.value("exit_code", -1)},
+                    {"env_hash", result.value("env_hash", "")},
+                    {"record", result.value("record", json::object())},
+                    {"reason", result.value("reason", "")},
+                    {"log_bytes", sent_bytes}};
+        if (fin["env_hash"] == "") fin["env_hash"] = sha256_hex(claim.value("plan", json()).dump());
+        Reply r = client_.post("finish", fin, timeout(deadline));
+        if (fenced(r)) return cleanup(dir);
+        if (r.status == 200) {
+          spdlog::info("agent: {} finished: {}", tag, fin["status"].get<std::string>());
+          return cleanup(dir);
+        }
+        sleep_ms(100);  // the server is unreachable or busy: try again
+        continue;
+      }
+      // Wait for the supervisor or the next tick.
+      wait_child(sup->pid, 100);
+    }
+  }
+
+  enum class LogSend { kOk, kFenced, kTooLarge, kFailed };
+
+  LogSend send_log(const fs::path& spool, int64_t job, int attempt, int64_t* sent,
+                   int64_t deadline) {
+    UniqueFd fd(::open(spool.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return LogSend::kOk;
+    std::string buf(256 * 1024, '\0');
+    for (;;) {
+      ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), *sent);
+      if (n <= 0) return LogSend::kOk;
+      Reply r = client_.send("/api/agent/log?job=" + std::to_string(job) + "&attempt=" +
+                                 std::to_string(attempt) + "&offset=" + std::to_string(*sent),
+                             buf.substr(0, static_cast<size_t>(n)), timeout(deadline));
+      if (r.status == 409) return LogSend::kFenced;
+      if (r.status == 413) {
+        *sent = r.body.value("log_bytes", *sent);
+        return LogSend::kTooLarge;
+      }
+      if (r.status == 400 && r.body.contains("log_bytes")) {
+        *sent = r.body.value("log_bytes", *sent);  // the server holds less: resend from there
+        continue;
+      }
+      if (r.status != 200) return LogSend::kFailed;
+      *sent = r.body.value("log_bytes", *sent + n);
+    }
+  }
+
+  // Milliseconds until the deadline, at least 100: no request outlives the lease.
+  static long timeout(int64_t deadline) {
+    return static_cast<long>(std::max<int64_t>(100, (deadline - mono_ns()) / 1'000'000));
+  }
+
+  static void wait_child(pid_t pid, int ms) {
+    int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pfd < 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      return;
+    }
+    UniqueFd owned(pfd);
+    pollfd p{pfd, POLLIN, 0};
+    ::poll(&p, 1, ms);
+  }
+
+  void give_back(int64_t job, int attempt, const std::string& why) {
+    client_.post("abandon", {{"job", job}, {"attempt", attempt}, {"reason", why}}, 5'000);
+  }
+
+  void cleanup(const fs::path& dir) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+
+  const AgentConfig& cfg_;
+  int index_;
+  std::atomic<bool>& stop_;
+  fs::path self_;
+  Client client_;
+};
+
+}  // namespace
+
+Status run_agent(const AgentConfig& cfg_in, std::atomic<bool>& stop, bool handle_signals) {
+  AgentConfig cfg = cfg_in;
+  while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
+  if (cfg.name.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    cfg.name = host;
+  }
+  if (cfg.executor != "lockstep" && cfg.executor != "fake")
+    return fail("--executor must be 'lockstep' or 'fake', not '" + cfg.executor + "'",
+                ErrorKind::kUsage);
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return fail("find the lockstep binary: " + ec.message());
+  fs::create_directories(cfg.state_dir / "agent" / "jobs", ec);
+  if (ec) return fail("create " + (cfg.state_dir / "agent").string() + ": " + ec.message());
+  std::thread sig;
+  if (handle_signals) {
+    sig = std::thread([&stop] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGTERM);
+      sigaddset(&set, SIGINT);
+      timespec ts{0, 100'000'000};
+      while (!stop) {
+        if (sigtimedwait(&set, nullptr, &ts) > 0) {
+          spdlog::info("agent: stopping; running jobs are given back");
+          stop = true;
+        }
+      }
+    });
+  }
+  std::vector<std::unique_ptr<Slot>> slots;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < std::max(1, cfg.slots); ++i) {
+    slots.push_back(std::make_unique<Slot>(cfg, i, stop, self));
+    threads.emplace_back([s = slots.back().get()] { s->run(); });
+  }
+  spdlog::info("agent: {} with {} slot(s) serving {}", cfg.name, cfg.slots, cfg.server);
+  for (auto& t : threads) t.join();
+  stop = true;
+  if (sig.joinable()) sig.join();
+  for (const auto& s : slots)
+    if (s->fatal) return fail("the server refused the agent's token", ErrorKind::kUsage);
+  return {};
+}
+
+}  // namespace lockstep::server

@@ -1,0 +1,302 @@
+#include "server/planner.hpp"
+
+#include <regex>
+#include <set>
+
+#include "cache/git_mirror.hpp"
+#include "pipeline/matrix.hpp"
+#include "pipeline/parse.hpp"
+#include "pipeline/triggers.hpp"
+#include "server/queue.hpp"
+#include "server/repo_git.hpp"
+
+namespace lockstep::server {
+
+using nlohmann::json;
+
+json event_to_json(const HookEvent& ev) {
+  return {{"kind", ev.kind},
+          {"repo", ev.repo},
+          {"clone_url", ev.clone_url},
+          {"ref", ev.ref},
+          {"before", ev.before},
+          {"after", ev.after},
+          {"deleted", ev.deleted},
+          {"number", ev.number},
+          {"action", ev.action},
+          {"base_ref", ev.base_ref},
+          {"base_sha", ev.base_sha},
+          {"head_ref", ev.head_ref},
+          {"head_sha", ev.head_sha},
+          {"head_clone_url", ev.head_clone_url},
+          {"fork", ev.fork}};
+}
+
+HookEvent event_from_json(const json& j) {
+  HookEvent ev;
+  ev.kind = j.value("kind", "");
+  ev.repo = j.value("repo", "");
+  ev.clone_url = j.value("clone_url", "");
+  ev.ref = j.value("ref", "");
+  ev.before = j.value("before", "");
+  ev.after = j.value("after", "");
+  ev.deleted = j.value("deleted", false);
+  ev.number = j.value("number", int64_t{0});
+  ev.action = j.value("action", "");
+  ev.base_ref = j.value("base_ref", "");
+  ev.base_sha = j.value("base_sha", "");
+  ev.head_ref = j.value("head_ref", "");
+  ev.head_sha = j.value("head_sha", "");
+  ev.head_clone_url = j.value("head_clone_url", "");
+  ev.fork = j.value("fork", false);
+  return ev;
+}
+
+Result<bool> store_delivery(pg::Pool& db, int64_t repo_id, const std::string& delivery_id,
+                            const HookEvent& ev) {
+  LS_TRY_ASSIGN(auto c, db.take());
+  LS_TRY_ASSIGN(auto r, c->exec("INSERT INTO deliveries (repo_id, delivery_id, event, payload) "
+                                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
+                                {pg::p(repo_id), pg::p(delivery_id), pg::p(ev.kind),
+                                 pg::p(event_to_json(ev).dump())}));
+  if (!r.empty()) LS_TRY(c->exec("NOTIFY lockstep_deliveries"));
+  return !r.empty();
+}
+
+namespace {
+
+std::set<std::string> secret_names(const pipeline::Job& job) {
+  static const std::regex re(R"(secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*'([^']+)'\s*\]))");
+  std::set<std::string> out;
+  for (const auto& site : job.expressions) {
+    for (std::sregex_iterator it(site.text.begin(), site.text.end(), re), end; it != end; ++it)
+      out.insert((*it)[1].matched ? (*it)[1].str() : (*it)[2].str());
+  }
+  return out;
+}
+
+bool runs_on_failure(const std::string& cond) {
+  return cond.find("always()") != std::string::npos || cond.find("failure()") != std::string::npos;
+}
+
+bool must_not_retry(const pipeline::Job& job) {
+  for (const auto& [k, v] : job.env)
+    if (k == "LOCKSTEP_RETRY" && v == "false") return true;
+  return false;
+}
+
+struct Target {
+  std::string ref, sha, base_sha;
+  pipeline::TriggerEvent trigger;
+  std::string run_key;
+};
+
+// What the event runs on, fetching what it needs into the mirror.
+Result<Target> resolve_target(const cache::GitMirrors& mirrors, const std::string& clone_url,
+                              const HookEvent& ev, std::filesystem::path* mirror_path) {
+  Target t;
+  t.trigger.name = ev.kind;
+  if (ev.kind == "push") {
+    std::vector<std::string> extra;
+    LS_TRY_ASSIGN(auto m, mirrors.update(clone_url, extra));
+    *mirror_path = m.path;
+    t.ref = ev.ref;
+    t.sha = ev.after;
+    if (ev.ref.rfind("refs/tags/", 0) == 0)
+      t.trigger.tag = ev.ref.substr(10);
+    else if (ev.ref.rfind("refs/heads/", 0) == 0)
+      t.trigger.branch = ev.ref.substr(11);
+    LS_TRY_ASSIGN(auto changed, changed_paths(m.path, ev.before, ev.after));
+    t.trigger.paths_known = changed.has_value();
+    if (changed) t.trigger.changed_paths = std::move(*changed);
+    t.run_key = "push:" + ev.ref + ":" + ev.after;
+    return t;
+  }
+  // pull_request: the head commit, a fork's too, is under the base
+  // repository's refs/pull/N/head (GitHub, Gitea and Forgejo keep it there).
+  std::string pull_ref = "refs/pull/" + std::to_string(ev.number) + "/head";
+  LS_TRY_ASSIGN(auto m, mirrors.update(clone_url));
+  *mirror_path = m.path;
+  if (!mirrors.resolve(m, ev.head_sha))
+    LS_TRY(mirrors.update(clone_url, {"+" + pull_ref + ":" + pull_ref}));
+  LS_TRY_ASSIGN(std::string base_sha, mirrors.resolve(m, "refs/heads/" + ev.base_ref));
+  LS_TRY_ASSIGN(t.sha, merge_commit(m.path, base_sha, ev.head_sha));
+  t.base_sha = base_sha;
+  t.ref = "refs/pull/" + std::to_string(ev.number) + "/merge";
+  t.trigger.branch = ev.base_ref;
+  t.trigger.action = ev.action;
+  auto mb = merge_base(m.path, base_sha, ev.head_sha);
+  if (mb) {
+    LS_TRY_ASSIGN(auto changed, changed_paths(m.path, *mb, ev.head_sha));
+    t.trigger.paths_known = changed.has_value();
+    if (changed) t.trigger.changed_paths = std::move(*changed);
+  } else {
+    t.trigger.paths_known = false;
+  }
+  t.run_key = "pr:" + std::to_string(ev.number) + ":" + ev.head_sha + ":" + base_sha;
+  return t;
+}
+
+// One workflow file into a run (or a failed run holding its error).
+NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const Target& t,
+                 const std::string& clone_url, const WorkflowFile& wf_file) {
+  NewRun run;
+  run.repo_id = repo_id;
+  run.delivery = delivery;
+  run.run_key = t.run_key;
+  run.event = ev.kind;
+  run.ref = t.ref;
+  run.sha = t.sha;
+  run.base_sha = t.base_sha;
+  run.fork = ev.fork;
+  run.workflow_file = wf_file.path;
+  auto wf = pipeline::parse_workflow(wf_file.text, wf_file.path);
+  if (!wf) {
+    run.error = wf.error().message();
+    return run;
+  }
+  run.workflow_name = wf->name;
+  pipeline::EvalContext ctx;
+  ctx.contexts["github"] = {
+      {"event_name", ev.kind},   {"ref", t.ref},           {"sha", t.sha}, {"repository", ev.repo},
+      {"base_ref", ev.base_ref}, {"head_ref", ev.head_ref}};
+  for (const auto& job : wf->jobs) {
+    if (pipeline::matrix_depends_on_needs(job)) {
+      run.error = wf_file.path + ": job '" + job.id +
+                  "': a matrix made from another job's outputs is not supported by the server";
+      run.jobs.clear();
+      return run;
+    }
+    auto instances = pipeline::expand_job(*wf, job, ctx);
+    if (!instances) {
+      run.error = instances.error().message();
+      run.jobs.clear();
+      return run;
+    }
+    auto secrets = secret_names(job);
+    for (const auto& inst : *instances) {
+      NewJob j;
+      j.key = job.id;
+      j.name = inst.display_name;
+      j.matrix = json::parse(inst.matrix.is_null() ? "{}" : inst.matrix.dump());
+      j.needs = job.needs;
+      j.retry = !must_not_retry(job);
+      j.run_on_failure = runs_on_failure(job.if_expr);
+      j.plan = {{"repo", ev.repo},
+                {"clone_url", clone_url},
+                {"event", ev.kind},
+                {"ref", t.ref},
+                {"sha", t.sha},
+                {"workflow", wf_file.path},
+                {"job", job.id},
+                {"name", inst.display_name},
+                {"matrix", j.matrix},
+                {"secrets", std::vector<std::string>(secrets.begin(), secrets.end())},
+                {"fork", ev.fork}};
+      json steps = json::array();
+      for (const auto& s : job.steps) {
+        json step = {{"name", s.name}};
+        if (s.run) step["run"] = *s.run;
+        if (s.uses) step["uses"] = *s.uses;
+        steps.push_back(std::move(step));
+      }
+      j.plan["steps"] = std::move(steps);
+      run.jobs.push_back(std::move(j));
+    }
+  }
+  return run;
+}
+
+}  // namespace
+
+Result<bool> Planner::plan_one() {
+  LS_TRY_ASSIGN(auto conn, db_.take());
+  LS_TRY_ASSIGN(auto tx, pg::Tx::begin(*conn));
+  LS_TRY_ASSIGN(auto d, tx.exec("SELECT d.id, d.repo_id, d.payload, r.clone_url FROM deliveries d "
+                                "JOIN repos r ON r.id = d.repo_id WHERE d.state = 'new' "
+                                "ORDER BY d.id FOR UPDATE OF d SKIP LOCKED LIMIT 1"));
+  if (d.empty()) return false;
+  int64_t id = d.i64(0, 0), repo_id = d.i64(0, 1);
+  HookEvent ev = event_from_json(json::parse(d.str(0, 2), nullptr, false));
+  std::string clone_url = d.str(0, 3);
+  auto mark = [&](const char* state, const std::string& error) -> Status {
+    LS_TRY(tx.exec("UPDATE deliveries SET state = $2, error = $3 WHERE id = $1",
+                   {pg::p(id), pg::p(state), pg::p(error)}));
+    return tx.commit();
+  };
+  if ((ev.kind != "push" && ev.kind != "pull_request") || ev.deleted) {
+    LS_TRY(mark("planned", ""));
+    return true;
+  }
+  cache::GitMirrors mirrors(state_dir_);
+  std::filesystem::path mirror;
+  auto target = resolve_target(mirrors, clone_url, ev, &mirror);
+  if (!target) {
+    LS_TRY(mark("failed", target.error().message()));
+    return true;
+  }
+  auto files = workflow_files(mirror, target->sha);
+  if (!files) {
+    LS_TRY(mark("failed", files.error().message()));
+    return true;
+  }
+  for (const auto& f : *files) {
+    auto triggered = pipeline::workflow_triggered(f.text, f.path, target->trigger);
+    NewRun run;
+    if (!triggered) {
+      run = build_run(repo_id, id, ev, *target, clone_url, f);
+      run.jobs.clear();
+      run.error = triggered.error().message();
+    } else if (!*triggered) {
+      continue;
+    } else {
+      run = build_run(repo_id, id, ev, *target, clone_url, f);
+    }
+    LS_TRY(insert_run(tx, run));
+  }
+  LS_TRY(mark("planned", ""));
+  return true;
+}
+
+Result<int> poll_repo(pg::Pool& db, const std::filesystem::path& state_dir, int64_t repo_id) {
+  std::string clone_url, name;
+  {
+    LS_TRY_ASSIGN(auto c, db.take());
+    LS_TRY_ASSIGN(auto r,
+                  c->exec("SELECT clone_url, name FROM repos WHERE id = $1", {pg::p(repo_id)}));
+    if (r.empty()) return 0;
+    clone_url = r.str(0, 0);
+    name = r.str(0, 1);
+  }
+  cache::GitMirrors mirrors(state_dir);
+  LS_TRY_ASSIGN(auto m, mirrors.update(clone_url));
+  LS_TRY_ASSIGN(auto heads, branch_heads(m.path));
+  int found = 0;
+  for (const auto& [ref, sha] : heads) {
+    LS_TRY_ASSIGN(auto c, db.take());
+    LS_TRY_ASSIGN(auto prev, c->exec("SELECT sha FROM poll_heads WHERE repo_id = $1 AND ref = $2",
+                                     {pg::p(repo_id), pg::p(ref)}));
+    std::string before = prev.empty() ? std::string(40, '0') : prev.str(0, 0);
+    if (before == sha) continue;
+    LS_TRY(
+        c->exec("INSERT INTO poll_heads (repo_id, ref, sha) VALUES ($1, $2, $3) "
+                "ON CONFLICT (repo_id, ref) DO UPDATE SET sha = excluded.sha",
+                {pg::p(repo_id), pg::p(ref), pg::p(sha)}));
+    // The first look at a repository only records its heads.
+    if (prev.empty()) continue;
+    HookEvent ev;
+    ev.kind = "push";
+    ev.repo = name;
+    ev.clone_url = clone_url;
+    ev.ref = ref;
+    ev.before = before;
+    ev.after = sha;
+    LS_TRY_ASSIGN(bool fresh, store_delivery(db, repo_id, "poll:" + ref + ":" + sha, ev));
+    if (fresh) ++found;
+  }
+  LS_TRY_ASSIGN(auto c, db.take());
+  LS_TRY(c->exec("UPDATE repos SET last_polled = now() WHERE id = $1", {pg::p(repo_id)}));
+  return found;
+}
+
+}  // namespace lockstep::server

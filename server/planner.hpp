@@ -1,0 +1,43 @@
+#pragma once
+// Turns stored deliveries into runs (docs/server.md, "Webhooks"): fetches the
+// repository into the server's git mirror, builds a pull request's merge
+// commit, reads the workflows at the commit, keeps those whose `on:` matches,
+// expands each into jobs (one per matrix cell) and inserts the run with its
+// jobs and pending statuses, in one transaction with the delivery's new
+// state. A delivery is taken with SKIP LOCKED, so several planners (threads
+// or servers) never plan one twice.
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "server/pg.hpp"
+#include "server/webhook.hpp"
+
+namespace lockstep::server {
+
+nlohmann::json event_to_json(const HookEvent& ev);
+HookEvent event_from_json(const nlohmann::json& j);
+
+class Planner {
+ public:
+  Planner(pg::Pool& db, std::filesystem::path state_dir)
+      : db_(db), state_dir_(std::move(state_dir)) {}
+  // Plans the oldest new delivery; false when there was none.
+  Result<bool> plan_one();
+
+ private:
+  pg::Pool& db_;
+  std::filesystem::path state_dir_;
+};
+
+// Records a delivery (deduplicated by id); true when it was new. The caller
+// wakes the planner.
+Result<bool> store_delivery(pg::Pool& db, int64_t repo_id, const std::string& delivery_id,
+                            const HookEvent& ev);
+
+// The poller's pass over one repository: every branch whose head moved since
+// the last look becomes a push delivery keyed like a webhook's would be.
+Result<int> poll_repo(pg::Pool& db, const std::filesystem::path& state_dir, int64_t repo_id);
+
+}  // namespace lockstep::server

@@ -1,0 +1,12 @@
+#pragma once
+// The server's verbs of the `lockstep` program: `server` (and its admin
+// subcommands) and `agent`.
+#include <vector>
+
+#include "runner/commands.hpp"
+
+namespace lockstep::server {
+
+const std::vector<runner::Verb>& verbs();
+
+}  // namespace lockstep::server

@@ -1,0 +1,557 @@
+// lockstep server and agents on a real PostgreSQL: a signed push runs every
+// matrix cell on the agents, jobs are never run twice at once, a dead
+// agent's job is re-queued after its lease, and bad input is refused.
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "tests/integration/server/server_fixture.hpp"
+#include "tests/support/lockstep_process.hpp"
+
+namespace lockstep::testing {
+namespace {
+
+using nlohmann::json;
+
+const char* kMatrixWorkflow = R"(name: ci
+on:
+  push:
+    branches: [main]
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        os: [linux, bsd]
+        cc: [gcc, clang, tcc]
+    steps:
+      - run: |
+          echo hello from a build
+          sleep 0.3
+  after:
+    needs: build
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo all built
+)";
+
+// The events of each job, by attempt.
+std::map<int64_t, std::map<int, std::vector<TraceEvent>>> by_job(
+    const std::vector<TraceEvent>& events) {
+  std::map<int64_t, std::map<int, std::vector<TraceEvent>>> out;
+  for (const auto& e : events) out[e.job][e.attempt].push_back(e);
+  return out;
+}
+
+// No two attempts of one job were ever alive at the same time: every event
+// of an attempt comes before the start of the next one.
+void expect_no_overlap(const std::vector<TraceEvent>& events) {
+  for (const auto& [job, attempts] : by_job(events)) {
+    int64_t last_end = 0;
+    for (const auto& [attempt, evs] : attempts) {
+      int64_t first = evs.front().ns, last = evs.front().ns;
+      for (const auto& e : evs) {
+        first = std::min(first, e.ns);
+        last = std::max(last, e.ns);
+      }
+      EXPECT_GT(first, last_end) << "attempt " << attempt << " of job " << job
+                                 << " started while an earlier attempt was alive";
+      last_end = last;
+    }
+  }
+}
+
+TEST_F(ServerFixture, SignedPushRunsEveryMatrixCellOnTheAgents) {
+  std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
+  start_server();
+  start_agent("a");
+  start_agent("b");
+  start_agent("c");
+  auto r = push_hook("delivery-1", sha, secret_);
+  ASSERT_EQ(r.status, 202) << r.body;
+
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  int64_t run_id = runs()[0].value("id", int64_t{0});
+  json run = finished_run(run_id);
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  EXPECT_EQ(run["run"].value("sha", ""), sha);
+  ASSERT_EQ(run["jobs"].size(), 7u) << run.dump();  // 2 x 3 cells and the job after them
+  std::set<std::string> names, agents;
+  for (json job : run["jobs"]) {
+    names.insert(job.value("name", ""));
+    EXPECT_EQ(job.value("status", ""), "success") << job.dump();
+    ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
+    EXPECT_EQ(job["attempts"][0].value("state", ""), "success");
+    agents.insert(job["attempts"][0].value("agent", ""));
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"build (linux, gcc)", "build (linux, clang)",
+                                          "build (linux, tcc)", "build (bsd, gcc)",
+                                          "build (bsd, clang)", "build (bsd, tcc)", "after"}));
+  for (const auto& a : agents) EXPECT_TRUE(a == "a" || a == "b" || a == "c") << a;
+
+  // The job after the matrix started only once every cell had ended.
+  auto events = trace();
+  int64_t after_id = 0;
+  for (json job : run["jobs"])
+    if (job.value("key", "") == "after") after_id = job.value("id", int64_t{0});
+  int64_t after_start = 0, builds_end = 0;
+  for (const auto& e : events) {
+    if (e.job == after_id && e.event == "start") after_start = e.ns;
+    if (e.job != after_id && e.event == "end") builds_end = std::max(builds_end, e.ns);
+  }
+  EXPECT_GT(after_start, builds_end);
+  // Each job started exactly once: no agent ran a job another one had.
+  std::map<int64_t, int> starts;
+  for (const auto& e : events)
+    if (e.event == "start") ++starts[e.job];
+  EXPECT_EQ(starts.size(), 7u);
+  for (const auto& [job, n] : starts) EXPECT_EQ(n, 1) << "job " << job;
+
+  // Logs through the API.
+  int64_t first_job = run["jobs"][0].value("id", int64_t{0});
+  auto log = get("/api/jobs/" + std::to_string(first_job) + "/log?attempt=1");
+  EXPECT_EQ(log.status, 200);
+  EXPECT_NE(log.body.find("hello from a build"), std::string::npos) << log.body;
+  // The web UI is served by the server.
+  auto ui = get("/");
+  EXPECT_EQ(ui.status, 200);
+  EXPECT_NE(ui.body.find("<html"), std::string::npos);
+}
+
+// The agent's default executor: each job is its matrix cell of `lockstep
+// run` in a container, at the pushed commit; the secret it references reaches
+// it and is masked before its log leaves the agent.
+TEST_F(ServerFixture, AgentsRunJobsInContainersThroughLockstepRun) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        word: [alpha, beta]
+    steps:
+      - run: echo "cell ${{ matrix.word }} at $GITHUB_SHA"
+      - run: echo "token ${{ secrets.TOKEN }}"
+  check:
+    needs: build
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: test -n "$(cat /etc/hostname)"
+)yml"}});
+  {
+    std::ofstream(root_ / "token-value") << "hunter2-secret\n";
+    auto r = run_process({"/bin/sh", "-c",
+                          std::string("exec ") + LOCKSTEP_BINARY +
+                              " server secret set o/r TOKEN --db \"$0\" < \"$1\"",
+                          db_url_, (root_ / "token-value").string()},
+                         {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  import_busybox("a");
+  import_busybox("b");
+  start_server();
+  start_agent("a", 1, "lockstep");
+  start_agent("b", 1, "lockstep");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  ASSERT_EQ(run["jobs"].size(), 3u) << run.dump();
+  for (json job : run["jobs"]) {
+    EXPECT_EQ(job.value("status", ""), "success") << job.dump();
+    json attempt = job["attempts"][0];
+    // The environment hash and the replay command come from the agent's run record.
+    EXPECT_EQ(attempt.value("env_hash", "").rfind("sha256:", 0), 0u) << attempt.dump();
+    EXPECT_EQ(attempt.value("env_hash", ""), attempt["record"]["job"].value("env_hash", "-"));
+    std::string run_id = attempt["record"].value("run_id", "");
+    EXPECT_FALSE(run_id.empty());
+    EXPECT_EQ(attempt["record"].value("replay", ""),
+              "lockstep replay " + run_id + " --job " +
+                  (job.value("key", "") == "build" ? "'" + job.value("name", "") + "'"
+                                                   : job.value("name", "")));
+    if (job.value("key", "") != "build") continue;
+    // The job replays on its agent's host from that command (given the secret).
+    std::string replay = attempt["record"].value("replay", "");
+    auto rr = run_process(
+        {"/bin/sh", "-c",
+         std::string(LOCKSTEP_BINARY) + replay.substr(std::string("lockstep").size()) +
+             " --secret TOKEN=hunter2-secret"},
+        {"LOCKSTEP_HOME=" + (root_ / ("agent-" + attempt.value("agent", ""))).string()});
+    EXPECT_EQ(rr.exit_code, 0) << replay << ": " << rr.err << rr.out;
+    std::string word = job["matrix"].value("word", "");
+    auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+    EXPECT_NE(log.body.find("cell " + word + " at " + sha), std::string::npos) << log.body;
+    EXPECT_NE(log.body.find("token ***"), std::string::npos) << log.body;
+    EXPECT_EQ(log.body.find("hunter2-secret"), std::string::npos) << log.body;
+  }
+}
+
+const char* kOneJobWorkflow = R"(name: ci
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo built
+)";
+
+// Commit statuses go to the forge's status API through the outbox: a forge
+// that answers 500 is retried until it accepts, and the last status of the
+// job is success.
+TEST_F(ServerFixture, CommitStatusesReachAForgeThatFailsFirst) {
+  FakeForge forge(/*failures=*/2);
+  std::ofstream(root_ / "status-token") << "forge-token-1";
+  auto add = run_process(
+      {LOCKSTEP_BINARY, "server", "repo", "add", "o/r", "--forge", "github", "--clone-url",
+       (root_ / "repo.git").string(), "--webhook-secret-file", (root_ / "secret").string(),
+       "--status-api", "http://127.0.0.1:" + std::to_string(forge.port()), "--status-token-file",
+       (root_ / "status-token").string(), "--db", db_url_},
+      {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  std::string sha = commit({{".github/workflows/ci.yml", kOneJobWorkflow}});
+  start_server();
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success");
+  std::vector<std::string> accepted;
+  ASSERT_TRUE(eventually([&] {
+    accepted.clear();
+    for (const auto& c : forge.calls())
+      if (c.answered == 201) accepted.push_back(json::parse(c.body).value("state", ""));
+    return !accepted.empty() && accepted.back() == "success";
+  })) << "statuses accepted: "
+      << accepted.size();
+  auto calls = forge.calls();
+  ASSERT_GE(calls.size(), 4u);  // two refused, then pending and success
+  EXPECT_EQ(calls[0].answered, 500);
+  EXPECT_EQ(calls[1].answered, 500);
+  EXPECT_EQ(accepted, (std::vector<std::string>{"pending", "success"}));
+  for (const auto& c : calls) {
+    EXPECT_EQ(c.method, "POST");
+    EXPECT_EQ(c.path, "/repos/o/r/statuses/" + sha);
+    EXPECT_EQ(c.authorization, "Bearer forge-token-1");
+    EXPECT_EQ(json::parse(c.body).value("context", ""), "lockstep: ci / build");
+  }
+}
+
+// Writes through the API need the admin token; a cancelled running job is
+// stopped on its agent and its run ends cancelled; a re-run is a new run.
+TEST_F(ServerFixture, CancelAndRerunThroughTheApi) {
+  std::string sha = commit({{".github/workflows/ci.yml", R"(name: ci
+on: push
+jobs:
+  long:
+    runs-on: ubuntu-latest
+    steps:
+      - run: sleep 60
+)"}});
+  start_server(/*lease_seconds=*/12);  // a cancel reaches the agent in its next renewal (2 s)
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  int64_t run_id = runs()[0].value("id", int64_t{0});
+  std::string run_path = "/api/runs/" + std::to_string(run_id);
+  EXPECT_EQ(post(run_path + "/cancel", std::string("not-the-admin-token")).status, 401);
+  auto c = post(run_path + "/cancel");
+  EXPECT_EQ(c.status, 200) << c.body;
+  json run = finished_run(run_id);
+  EXPECT_EQ(run["run"].value("status", ""), "cancelled") << run.dump();
+  EXPECT_EQ(run["jobs"][0].value("status", ""), "cancelled");
+  EXPECT_EQ(run["jobs"][0]["attempts"][0].value("state", ""), "cancelled");
+  auto again = post(run_path + "/rerun");
+  ASSERT_EQ(again.status, 201) << again.body;
+  int64_t rerun_id = again.json().value("run", int64_t{0});
+  EXPECT_NE(rerun_id, run_id);
+  auto rerun = get("/api/runs/" + std::to_string(rerun_id)).json();
+  EXPECT_EQ(rerun["run"].value("rerun_of", int64_t{0}), run_id);
+  EXPECT_EQ(rerun["run"].value("sha", ""), sha);
+  ASSERT_EQ(rerun["jobs"].size(), 1u);
+  EXPECT_EQ(post("/api/runs/" + std::to_string(rerun_id) + "/cancel").status, 200);
+  EXPECT_EQ(finished_run(rerun_id)["run"].value("status", ""), "cancelled");
+}
+
+const char* kSlowJobWorkflow = R"(name: ci
+on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo before
+          sleep 4
+          echo after
+)";
+
+// All state is in PostgreSQL: a server restarted while a job runs finds the
+// job where it was, and the agent's renewals (retried while the server was
+// away) keep its attempt alive.
+TEST_F(ServerFixture, AServerRestartMidJobLosesNothing) {
+  std::string sha = commit({{".github/workflows/ci.yml", kSlowJobWorkflow}});
+  start_server(/*lease_seconds=*/30);
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  stop_child(server_);
+  start_server(/*lease_seconds=*/30);
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  json job = run["jobs"][0];  // a copy: a missing entry is null, not undefined
+  ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
+  EXPECT_EQ(job["attempts"][0].value("state", ""), "success");
+  auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+  EXPECT_NE(log.body.find("before\n"), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("after\n"), std::string::npos) << log.body;
+}
+
+// PostgreSQL restarted while a job runs: the server re-opens its
+// connections and the job finishes as its one attempt.
+TEST_F(ServerFixture, APostgresRestartMidJobLosesNothing) {
+  std::string sha = commit({{".github/workflows/ci.yml", kSlowJobWorkflow}});
+  start_server(/*lease_seconds=*/30);
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  restart_postgres();
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  json job = run["jobs"][0];
+  ASSERT_EQ(job["attempts"].size(), 1u) << job.dump();
+  EXPECT_EQ(job["attempts"][0].value("state", ""), "success");
+  // A push after the restart runs too.
+  std::string sha2 = commit({{"README", "again\n"}});
+  parent_sha_ = sha;
+  ASSERT_EQ(push_hook("delivery-2", sha2, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 2; }));
+  EXPECT_EQ(finished_run(runs()[0].value("id", int64_t{0}))["run"].value("status", ""), "success");
+}
+
+// The secrets a job references reach its agent only inside that job, and
+// the agent masks them, and their encoded forms, before its log leaves it.
+TEST_F(ServerFixture, SecretsAreMaskedOnTheAgentBeforeTheLogIsSent) {
+  std::string sha = commit({{".github/workflows/ci.yml", R"(on: push
+jobs:
+  uses-it:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo ${{ secrets.TOKEN }}
+          echo plain hunter2-secret and base64 aHVudGVyMi1zZWNyZXQ=
+)"}});
+  std::ofstream(root_ / "token-value") << "hunter2-secret\n";
+  auto set = run_process(
+      {"/bin/sh", "-c",
+       std::string("exec ") + LOCKSTEP_BINARY + " server secret set o/r TOKEN --db \"$0\" < \"$1\"",
+       db_url_, (root_ / "token-value").string()},
+      {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  // The database holds the secret encrypted only.
+  EXPECT_EQ(count("secrets"), 1);
+  EXPECT_EQ(count("secrets WHERE position('hunter2'::bytea IN value_enc) > 0"), 0);
+  start_server();
+  start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  auto log =
+      get("/api/jobs/" + std::to_string(run["jobs"][0].value("id", int64_t{0})) + "/log?attempt=1");
+  EXPECT_NE(log.body.find("plain *** and base64 ***"), std::string::npos) << log.body;
+  EXPECT_EQ(log.body.find("hunter2"), std::string::npos) << log.body;
+  // The job's plan names the secrets it references, never their values.
+  auto job = get("/api/jobs/" + std::to_string(run["jobs"][0].value("id", int64_t{0}))).json();
+  EXPECT_EQ(job["plan"]["secrets"], json::array({"TOKEN"})) << job.dump();
+}
+
+TEST_F(ServerFixture, WrongOrMissingSignatureIsRefusedAndNothingIsQueued) {
+  std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
+  start_server();
+  auto wrong = push_hook("delivery-1", sha, "not-the-secret");
+  EXPECT_EQ(wrong.status, 401) << wrong.body;
+  EXPECT_NE(wrong.body.find("X-Hub-Signature-256 does not match the body"), std::string::npos)
+      << wrong.body;
+  auto missing = push_hook("delivery-2", sha, "");
+  EXPECT_EQ(missing.status, 401) << missing.body;
+  EXPECT_EQ(count("deliveries"), 0);
+  EXPECT_EQ(count("runs"), 0);
+  EXPECT_EQ(count("jobs"), 0);
+  // The same delivery, signed: accepted (so the refusals above were the signature's).
+  auto good = push_hook("delivery-1", sha, secret_);
+  EXPECT_EQ(good.status, 202) << good.body;
+  EXPECT_TRUE(eventually([&] { return count("jobs") == 7; }));
+}
+
+TEST_F(ServerFixture, UnknownRepositoryAndMalformedBodyAreRefused) {
+  std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
+  start_server();
+  auto unknown = push_hook("delivery-1", sha, secret_, "someone/else");
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_NE(unknown.body.find("unknown repository 'someone/else'"), std::string::npos);
+  auto malformed = push_hook("delivery-2", sha, secret_, "o/r", "{\"ref\": ");
+  EXPECT_EQ(malformed.status, 400) << malformed.body;
+  EXPECT_EQ(count("deliveries"), 0);
+  EXPECT_EQ(count("runs"), 0);
+}
+
+TEST_F(ServerFixture, TheSameDeliveryTwiceRunsOnce) {
+  std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
+  start_server();
+  start_agent("a", 2);
+  auto first = push_hook("delivery-1", sha, secret_);
+  EXPECT_EQ(first.status, 202) << first.body;
+  auto again = push_hook("delivery-1", sha, secret_);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json().value("duplicate", ""), "delivery-1");
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success");
+  EXPECT_EQ(count("deliveries"), 1);
+  EXPECT_EQ(count("runs"), 1);
+  EXPECT_EQ(count("jobs"), 7);
+}
+
+TEST_F(ServerFixture, AWorkflowThatDoesNotParseFailsItsRunWithTheLocation) {
+  std::string sha = commit({{".github/workflows/ci.yml",
+                             "on: push\njobs:\n  build:\n"
+                             "    runs-on: x\n    step:\n"
+                             "      - run: echo\n"}});
+  start_server();
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = runs()[0];
+  EXPECT_EQ(run.value("status", ""), "failure") << run.dump();
+  std::string error = run.value("error", "");
+  EXPECT_NE(error.find(".github/workflows/ci.yml:5:5:"), std::string::npos) << error;
+  EXPECT_EQ(count("jobs"), 0);
+}
+
+TEST_F(ServerFixture, AnAgentWithAWrongTokenIsRefused) {
+  start_server();
+  auto r = run_process(
+      {LOCKSTEP_BINARY, "agent", "--server", "http://127.0.0.1:" + std::to_string(port_), "--token",
+       "wrong-token", "--executor", "fake"},
+      {"LOCKSTEP_HOME=" + (root_ / "agent-x").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("the server refused the agent's token"), std::string::npos) << r.err;
+}
+
+// An agent killed mid-job: its job's supervisor stops the job, the server
+// declares the attempt lost after the lease and another agent runs it as
+// attempt 2; the two attempts never overlap.
+TEST_F(ServerFixture, AnAgentKilledMidJobHasItsJobRunAgainAfterTheLease) {
+  std::string sha = commit({{".github/workflows/ci.yml", R"(on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo working
+          sleep 2
+)"}});
+  start_server(/*lease_seconds=*/6);
+  Child& a = start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  ::kill(a.pid, SIGKILL);
+  int st = 0;
+  ::waitpid(a.pid, &st, 0);
+  a.pid = -1;
+  // The supervisor of the killed agent's job sees the agent gone and stops.
+  EXPECT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "killed" && e.attempt == 1) return true;
+    return false;
+  }));
+  start_agent("b");
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  ASSERT_EQ(run["jobs"].size(), 1u);
+  json job = run["jobs"][0];
+  EXPECT_EQ(job.value("attempt", 0), 2);
+  ASSERT_EQ(job["attempts"].size(), 2u) << job.dump();
+  EXPECT_EQ(job["attempts"][0].value("state", ""), "lost");
+  EXPECT_EQ(job["attempts"][0].value("agent", ""), "a");
+  EXPECT_EQ(job["attempts"][1].value("state", ""), "success");
+  EXPECT_EQ(job["attempts"][1].value("agent", ""), "b");
+  expect_no_overlap(trace());
+  auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=2");
+  EXPECT_NE(log.body.find("working"), std::string::npos) << log.body;
+}
+
+// An agent frozen past its lease: its supervisor kills the job at the
+// give-up time while the agent cannot act, the job runs again elsewhere, and
+// when the agent resumes its writes for the old attempt are refused (409).
+TEST_F(ServerFixture, AFrozenAgentLosesItsJobAndItsLateWritesAreRefused) {
+  std::string sha = commit({{".github/workflows/ci.yml", R"(on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo working
+          sleep 5
+)"}});
+  start_server(/*lease_seconds=*/6);
+  Child& a = start_agent("a");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start") return true;
+    return false;
+  }));
+  ::kill(a.pid, SIGSTOP);
+  start_agent("b");
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& e : trace())
+      if (e.event == "start" && e.attempt == 2) return true;
+    return false;
+  }));
+  ::kill(a.pid, SIGCONT);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  json job = run["jobs"][0];
+  ASSERT_EQ(job["attempts"].size(), 2u) << job.dump();
+  EXPECT_EQ(job["attempts"][0].value("state", ""), "lost");
+  EXPECT_EQ(job["attempts"][1].value("agent", ""), "b");
+  EXPECT_EQ(job["attempts"][1].value("state", ""), "success");
+  // Attempt 1 was stopped by its supervisor, not left to finish.
+  bool killed = false, ended = false;
+  for (const auto& e : trace()) {
+    if (e.attempt != 1) continue;
+    killed = killed || e.event == "killed";
+    ended = ended || e.event == "end";
+  }
+  EXPECT_TRUE(killed);
+  EXPECT_FALSE(ended);
+  expect_no_overlap(trace());
+  // The resumed agent was told its attempt is no longer current.
+  EXPECT_TRUE(eventually([&] { return slurp(a.log).find("409") != std::string::npos; }));
+}
+
+}  // namespace
+}  // namespace lockstep::testing
