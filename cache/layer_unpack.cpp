@@ -309,7 +309,6 @@ Status apply_owners(const fs::path& dest, const std::vector<DeferredOwner>& owne
       "set the owners of " + dest.string());
 }
 
-
 Result<UnpackResult> unpack_tar_stream_raw(const StreamReader& in, const fs::path& dest,
                                            const UnpackOptions& opts) {
   auto p = std::make_unique<Pipeline>();

@@ -44,7 +44,9 @@ Sha256::~Sha256() = default;
 Sha256::Sha256(Sha256&&) noexcept = default;
 Sha256& Sha256::operator=(Sha256&&) noexcept = default;
 
-void Sha256::update(const void* data, size_t len) { EVP_DigestUpdate(impl_->ctx, data, len); }
+void Sha256::update(const void* data, size_t len) {
+  EVP_DigestUpdate(impl_->ctx, data, len);
+}
 
 Digest Sha256::finish() {
   std::array<uint8_t, 32> raw{};

@@ -88,8 +88,8 @@ int main(int argc, char** argv) {
   std::printf("warm action resolve (mirror current): %.2f ms median of %d (target <= 5 ms)\n",
               median(warm), runs);
   std::printf("pinned action resolve (no fetch):     %.2f ms\n", median(pinned));
-  std::printf("git fetch of the same unchanged repo: %.2f ms (ratio warm/git %.2f)\n",
-              median(git), median(warm) / median(git));
+  std::printf("git fetch of the same unchanged repo: %.2f ms (ratio warm/git %.2f)\n", median(git),
+              median(warm) / median(git));
   fs::remove_all(state);
   return 0;
 }

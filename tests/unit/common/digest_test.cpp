@@ -23,8 +23,7 @@ TEST(Digest, ParseRejectsBadInput) {
   EXPECT_TRUE(Digest::parse("sha256:" + std::string(64, 'a')));
   auto bad = Digest::parse("sha256:ABC");
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().message(),
-            "invalid digest 'sha256:ABC' (expected sha256:<64 hex digits>)");
+  EXPECT_EQ(bad.error().message(), "invalid digest 'sha256:ABC' (expected sha256:<64 hex digits>)");
   EXPECT_FALSE(Digest::parse("md5:" + std::string(64, 'a')));
   EXPECT_FALSE(Digest::parse("sha256:" + std::string(64, 'A')));
 }
