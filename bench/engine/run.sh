@@ -48,24 +48,8 @@ ours_med=$(printf '%s\n' "${ours[@]}" | median)
 
 peer_med=""
 if command -v crun >/dev/null; then
-  # crun refuses the hybrid cgroup layout while cgroup2 still owns hugetlb.
-  if [ -d /sys/fs/cgroup/unified ] && ! mountpoint -q /sys/fs/cgroup/hugetlb 2>/dev/null; then
-    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
-  fi
   bundle="$work/bundle"
-  mkdir -p "$bundle"
-  cp -a "$work/rootfs" "$bundle/rootfs"
-  (cd "$bundle" && crun spec >/dev/null 2>&1)
-  python3 - "$bundle/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
-c["root"]["readonly"] = True
-c["linux"]["namespaces"] = [{"type": t} for t in ["pid", "network", "ipc", "uts", "mount"]]
-json.dump(c, open(p, "w"))
-PY
+  "$here/bench/engine/crun-bundle.sh" "$work/rootfs" "$bundle"
   peer=()
   for _ in $(seq "$repeats"); do
     t0=$(now_ms)
