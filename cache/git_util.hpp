@@ -32,6 +32,10 @@ using RefIter = std::unique_ptr<git_reference_iterator,
                                 Deleter<git_reference_iterator, git_reference_iterator_free>>;
 using Submodule = std::unique_ptr<git_submodule, Deleter<git_submodule, git_submodule_free>>;
 using Config = std::unique_ptr<git_config, Deleter<git_config, git_config_free>>;
+using TreeEntry = std::unique_ptr<git_tree_entry, Deleter<git_tree_entry, git_tree_entry_free>>;
+using Blob = std::unique_ptr<git_blob, Deleter<git_blob, git_blob_free>>;
+using Index = std::unique_ptr<git_index, Deleter<git_index, git_index_free>>;
+using Signature = std::unique_ptr<git_signature, Deleter<git_signature, git_signature_free>>;
 
 // A git_buf that is disposed of on scope exit.
 struct Buf {

@@ -4,33 +4,30 @@
 
 #include <memory>
 
+#include "cache/git_util.hpp"
+
 namespace lockstep::server {
 
 namespace {
 
-template <class T, void (*Free)(T*)>
-struct Del {
-  void operator()(T* p) const { Free(p); }
-};
-using Repo = std::unique_ptr<git_repository, Del<git_repository, git_repository_free>>;
-using Commit = std::unique_ptr<git_commit, Del<git_commit, git_commit_free>>;
-using Tree = std::unique_ptr<git_tree, Del<git_tree, git_tree_free>>;
-using TreeEntry = std::unique_ptr<git_tree_entry, Del<git_tree_entry, git_tree_entry_free>>;
-using Blob = std::unique_ptr<git_blob, Del<git_blob, git_blob_free>>;
-using Diff = std::unique_ptr<git_diff, Del<git_diff, git_diff_free>>;
-using Index = std::unique_ptr<git_index, Del<git_index, git_index_free>>;
-using Sig = std::unique_ptr<git_signature, Del<git_signature, git_signature_free>>;
-using RefIter = std::unique_ptr<git_reference_iterator,
-                                Del<git_reference_iterator, git_reference_iterator_free>>;
-using Ref = std::unique_ptr<git_reference, Del<git_reference, git_reference_free>>;
+using cache::git::Blob;
+using cache::git::Commit;
+using cache::git::Diff;
+using cache::git::Index;
+using cache::git::RefIter;
+using cache::git::Repo;
+using cache::git::Tree;
+using cache::git::TreeEntry;
+using Ref = cache::git::Reference;
+using Sig = cache::git::Signature;
 
-tl::unexpected<Error> git_fail(std::string what) {
-  const git_error* e = git_error_last();
-  return fail(what + ": " + (e && e->message ? e->message : "unknown libgit2 error"));
+// "what: <libgit2's last error>" on one line, as everywhere else.
+tl::unexpected<Error> git_fail(std::string_view what) {
+  return cache::git::fail_git(what, -1);
 }
 
 Result<Repo> open(const std::filesystem::path& p) {
-  git_libgit2_init();  // reference counted; never shut down while others may use it
+  cache::git::ensure_init();
   git_repository* r = nullptr;
   if (git_repository_open_bare(&r, p.c_str()) != 0) return git_fail("open " + p.string());
   return Repo(r);
