@@ -84,14 +84,16 @@ Status JobExecution::start_services(const fs::path& job_dir, const std::string& 
     }
     LS_TRY_ASSIGN(std::string options,
                   eval_string(decl.container.options, ctx_, "service '" + decl.name + "' options"));
+    // The options, parsed once: limits, env, health check and entrypoint.
+    pipeline::ContainerOptions o;
     if (!options.empty()) {
-      LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(options));
+      LS_TRY_ASSIGN(o, pipeline::parse_container_options(options));
       apply_resource_options(o, spec.limits);
       for (const auto& [k, v] : o.env) env.push_back(k + "=" + v);
     }
-    LS_TRY_ASSIGN(HealthPolicy health, health_policy(img.record.config_json, options));
+    HealthPolicy health = health_policy(img.record.config_json, o);
     log_->note("service " + decl.name + ": starting " + svc->image);
-    LS_TRY(svc->start(*run_.executor, spec, service_argv(img.record.config_json, options), env));
+    LS_TRY(svc->start(*run_.executor, spec, service_argv(img.record.config_json, o), env));
     Service* raw = svc.get();
     services_.push_back(std::move(svc));
     LS_TRY(raw->wait_healthy(health));

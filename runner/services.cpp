@@ -34,7 +34,7 @@ std::string hosts_file(const std::vector<std::string>& service_names) {
          "\n";
 }
 
-Result<HealthPolicy> health_policy(const Json& image_config, const std::string& options_text) {
+HealthPolicy health_policy(const Json& image_config, const pipeline::ContainerOptions& o) {
   HealthPolicy p;
   if (const Json* hc = config_field(image_config, "Healthcheck")) {
     auto test = strings_of(hc->contains("Test") ? &(*hc)["Test"] : nullptr);
@@ -52,20 +52,17 @@ Result<HealthPolicy> health_policy(const Json& image_config, const std::string& 
     if (hc->contains("Retries") && (*hc)["Retries"].is_number_integer())
       p.retries = std::max(1, (*hc)["Retries"].get<int>());
   }
-  if (!options_text.empty()) {
-    LS_TRY_ASSIGN(pipeline::ContainerOptions o, pipeline::parse_container_options(options_text));
-    if (o.health.cmd) {
-      if (*o.health.cmd == "none")
-        p.argv.clear();
-      else
-        p.argv = {"/bin/sh", "-c", *o.health.cmd};
-    }
-    if (o.health.interval_ms) p.interval = std::chrono::milliseconds(*o.health.interval_ms);
-    if (o.health.timeout_ms) p.timeout = std::chrono::milliseconds(*o.health.timeout_ms);
-    if (o.health.start_period_ms)
-      p.start_period = std::chrono::milliseconds(*o.health.start_period_ms);
-    if (o.health.retries) p.retries = static_cast<int>(std::max<int64_t>(1, *o.health.retries));
+  if (o.health.cmd) {
+    if (*o.health.cmd == "none")
+      p.argv.clear();
+    else
+      p.argv = {"/bin/sh", "-c", *o.health.cmd};
   }
+  if (o.health.interval_ms) p.interval = std::chrono::milliseconds(*o.health.interval_ms);
+  if (o.health.timeout_ms) p.timeout = std::chrono::milliseconds(*o.health.timeout_ms);
+  if (o.health.start_period_ms)
+    p.start_period = std::chrono::milliseconds(*o.health.start_period_ms);
+  if (o.health.retries) p.retries = static_cast<int>(std::max<int64_t>(1, *o.health.retries));
   return p;
 }
 
@@ -75,15 +72,14 @@ std::pair<std::vector<std::string>, std::vector<std::string>> image_entrypoint_a
           strings_of(config_field(image_config, "Cmd"))};
 }
 
-std::vector<std::string> service_argv(const Json& image_config, const std::string& options_text) {
+std::vector<std::string> service_argv(const Json& image_config,
+                                      const pipeline::ContainerOptions& o) {
   std::vector<std::string> entry = strings_of(config_field(image_config, "Entrypoint"));
   std::vector<std::string> cmd = strings_of(config_field(image_config, "Cmd"));
-  if (!options_text.empty()) {
-    if (auto o = pipeline::parse_container_options(options_text); o && o->entrypoint) {
-      entry = {*o->entrypoint};
-      // As docker: --entrypoint resets the image's Cmd too.
-      cmd.clear();
-    }
+  if (o.entrypoint) {
+    entry = {*o.entrypoint};
+    // As docker: --entrypoint resets the image's Cmd too.
+    cmd.clear();
   }
   entry.insert(entry.end(), cmd.begin(), cmd.end());
   return entry;

@@ -15,6 +15,7 @@
 #include "executor/executor.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/model.hpp"
+#include "pipeline/options.hpp"
 #include "runner/images.hpp"
 
 namespace lockstep::runner {
@@ -58,13 +59,14 @@ class Service {
 std::string hosts_file(const std::vector<std::string>& service_names);
 
 // From the image config's Healthcheck and the --health-* options (options win).
-Result<HealthPolicy> health_policy(const Json& image_config, const std::string& options_text);
+HealthPolicy health_policy(const Json& image_config, const pipeline::ContainerOptions& options);
 
 // The image config's Entrypoint and Cmd.
 std::pair<std::vector<std::string>, std::vector<std::string>> image_entrypoint_and_cmd(
     const Json& image_config);
 
 // Entrypoint + Cmd of the image config, with --entrypoint replacing the first.
-std::vector<std::string> service_argv(const Json& image_config, const std::string& options_text);
+std::vector<std::string> service_argv(const Json& image_config,
+                                      const pipeline::ContainerOptions& options);
 
 }  // namespace lockstep::runner
