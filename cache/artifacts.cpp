@@ -78,9 +78,16 @@ Json to_json(const ArtifactInfo& a) {
               {"files", std::move(files)}};
 }
 
+Result<ArtifactInfo> parse_manifest(std::string_view text, const std::string& what);
+
 Result<ArtifactInfo> read_manifest(const fs::path& path) {
   LS_TRY_ASSIGN(std::string text, read_file(path));
-  LS_TRY_ASSIGN(Json j, parse_json(text, path.string()));
+  return parse_manifest(text, path.string());
+}
+
+Result<ArtifactInfo> parse_manifest(std::string_view text, const std::string& what) {
+  const fs::path path = what;
+  LS_TRY_ASSIGN(Json j, parse_json(text, what));
   ArtifactInfo a;
   try {
     a.run_id = j.at("run_id").get<std::string>();
@@ -296,6 +303,85 @@ Result<UploadResult> ArtifactStore::upload(const UploadRequest& req) const {
   UploadResult r;
   r.artifact = std::move(info);
   return r;
+}
+
+Result<std::string> ArtifactStore::manifest_json(const std::string& run_id,
+                                                 const std::string& name) const {
+  LS_TRY_ASSIGN(ArtifactInfo a, get(run_id, name));
+  return to_json(a).dump();
+}
+
+Status ArtifactStore::put_file(const Digest& d, int fd) const {
+  std::error_code ec;
+  fs::create_directories(root_ / "files", ec);
+  fs::create_directories(root_ / "tmp", ec);
+  std::string tmpl = (root_ / "tmp" / "put-XXXXXX").string();
+  UniqueFd out(::mkostemp(tmpl.data(), O_CLOEXEC));
+  if (!out) return fail_errno("create temp file in " + (root_ / "tmp").string());
+  auto copied = copy_hashing(fd, out.get(), "file " + d.str());
+  if (copied && copied->first != d)
+    copied =
+        fail("file " + d.str() + " arrived with other bytes (sha256 " + copied->first.str() + ")",
+             ErrorKind::kIntegrity);
+  if (copied && ::fchmod(out.get(), 0444) != 0) copied = fail_errno("chmod " + tmpl);
+  if (copied && ::fsync(out.get()) != 0) copied = fail_errno("fsync " + tmpl);
+  if (!copied) {
+    ::unlink(tmpl.c_str());
+    return tl::unexpected(copied.error());
+  }
+  const fs::path dst = file_path(d);
+  if (fs::exists(dst, ec))
+    ::unlink(tmpl.c_str());
+  else if (::rename(tmpl.c_str(), dst.c_str()) != 0)
+    return fail_errno("publish " + dst.string());
+  return fsync_dir(root_ / "files");
+}
+
+Result<ArtifactInfo> ArtifactStore::adopt(const std::string& run_id,
+                                          std::string_view manifest) const {
+  LS_TRY(check_name(run_id, "run id"));
+  LS_TRY_ASSIGN(ArtifactInfo a, parse_manifest(manifest, "artifact manifest"));
+  LS_TRY(check_name(a.name, "artifact name"));
+  uint64_t total = 0;
+  for (const auto& f : a.files) {
+    if (!safe_relpath(f.path))
+      return fail("artifact '" + a.name + "': unsafe path '" + f.path + "'", ErrorKind::kIntegrity);
+    std::error_code ec;
+    auto size = fs::file_size(file_path(f.digest), ec);
+    if (ec)
+      return fail("artifact '" + a.name + "': file " + f.path + " (" + f.digest.str() +
+                      ") is not in the store",
+                  ErrorKind::kNotFound);
+    if (size != f.size)
+      return fail("artifact '" + a.name + "': file " + f.path + " has " + std::to_string(size) +
+                      " bytes in the store, the manifest says " + std::to_string(f.size),
+                  ErrorKind::kIntegrity);
+    total += f.size;
+  }
+  if (artifact_digest(a.files) != a.digest || total != a.size)
+    return fail("artifact '" + a.name + "': its digest or size does not match its files",
+                ErrorKind::kIntegrity);
+  const fs::path run_dir = root_ / "runs" / run_id;
+  const fs::path dst = run_dir / (a.name + ".json");
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) return fail(Error("create " + run_dir.string() + ": " + ec.message(), ec.value()));
+  a.run_id = run_id;
+  static std::atomic<uint64_t> adopted{0};
+  const fs::path staged = run_dir / ("." + a.name + ".json.adopt-" + std::to_string(::getpid()) +
+                                     "-" + std::to_string(adopted.fetch_add(1)));
+  LS_TRY(write_file_atomic(staged, pretty_json(to_json(a))));
+  const int rc = ::link(staged.c_str(), dst.c_str());
+  const int err = errno;
+  ::unlink(staged.c_str());
+  if (rc != 0) {
+    if (err == EEXIST)
+      return fail("artifact '" + a.name + "' already exists in run '" + run_id + "'",
+                  ErrorKind::kUsage);
+    return fail(Error::from_errno("publish " + dst.string(), err));
+  }
+  LS_TRY(fsync_dir(run_dir));
+  return a;
 }
 
 Result<ArtifactInfo> ArtifactStore::download(const std::string& run_id, const std::string& name,

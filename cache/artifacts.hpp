@@ -89,6 +89,16 @@ class ArtifactStore {
   // manifest refers to. Returns the removed artifacts.
   Result<std::vector<ArtifactInfo>> prune(int64_t now_ms) const;
 
+  // Sharing artifacts between hosts (the agents of `lockstep server`): an
+  // artifact's manifest as JSON text; a file's bytes stored by digest (read
+  // from `fd`, refused unless they hash to `d`); and a manifest made
+  // elsewhere published under `run_id` once every file it names is here
+  // with its digest and size and its artifact digest matches its files.
+  // adopt() takes a name once, as upload() does.
+  Result<std::string> manifest_json(const std::string& run_id, const std::string& name) const;
+  Status put_file(const Digest& d, int fd) const;
+  Result<ArtifactInfo> adopt(const std::string& run_id, std::string_view manifest) const;
+
   std::filesystem::path file_path(const Digest& d) const;
   const std::filesystem::path& root() const { return root_; }
 

@@ -156,6 +156,14 @@ struct Job {
   std::vector<ExprSite> expressions;
 };
 
+// The workflow's `concurrency`: runs of one group do not overlap (the
+// server acts on it; one `lockstep run` is one run, so it notes it).
+struct Concurrency {
+  std::string group;               // may hold expressions (github, inputs, vars)
+  std::string cancel_in_progress;  // "true", "false" or an expression
+  SourceLoc loc;
+};
+
 struct Workflow {
   std::string file;  // path as given, for messages
   std::string name;
@@ -168,6 +176,7 @@ struct Workflow {
   // `on: workflow_call` (as a string, in a list, or a mapping): the workflow
   // may be called by another one.
   std::optional<WorkflowCallTrigger> workflow_call;
+  std::optional<Concurrency> concurrency;
 };
 
 // One call of a reusable workflow (pipeline/workflow_call.hpp).

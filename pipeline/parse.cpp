@@ -290,6 +290,37 @@ Result<OrderedValue> WorkflowParser::to_value(const YAML::Node& n, const std::st
   }
 }
 
+// `concurrency: GROUP` or `{group: GROUP, cancel-in-progress: BOOL}`.
+Result<Concurrency> WorkflowParser::concurrency(const YAML::Node& n) const {
+  Concurrency c;
+  c.loc = loc(n);
+  c.cancel_in_progress = "false";
+  if (n.IsScalar()) {
+    LS_TRY_ASSIGN(c.group, scalar(n, "'concurrency'"));
+  } else {
+    LS_TRY(expect_map(n, "'concurrency'"));
+    bool has_group = false;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+      if (key == "group") {
+        LS_TRY_ASSIGN(c.group, scalar(it->second, "'concurrency.group'"));
+        has_group = true;
+      } else if (key == "cancel-in-progress") {
+        LS_TRY_ASSIGN(c.cancel_in_progress,
+                      bool_or_expr(it->second, "'concurrency.cancel-in-progress'",
+                                   "concurrency.cancel-in-progress", nullptr));
+      } else {
+        return error(it->first, "unknown key '" + key +
+                                    "' in 'concurrency' (expected group, cancel-in-progress)");
+      }
+    }
+    if (!has_group) return error(n, "'concurrency' needs a 'group'");
+  }
+  if (c.group.empty()) return error(n, "'concurrency' group is empty");
+  LS_TRY(check_expr(n, c.group, "concurrency group", false, nullptr));
+  return c;
+}
+
 Result<RunDefaults> WorkflowParser::defaults(const YAML::Node& n, const std::string& where) const {
   LS_TRY(expect_map(n, "'defaults' of " + where));
   LS_TRY(check_keys(n, {"run"}, {}, "'defaults' of " + where));
@@ -359,7 +390,10 @@ Result<Workflow> WorkflowParser::run() {
       jobs_key = it->first;
       jobs_value = it->second;
       has_jobs = true;
-    } else if (key == "permissions" || key == "concurrency") {
+    } else if (key == "concurrency") {
+      LS_TRY_ASSIGN(wf_.concurrency, concurrency(v));
+      wf_.ignored.push_back({key, where, loc(it->first)});
+    } else if (key == "permissions") {
       wf_.ignored.push_back({key, where, loc(it->first)});
     } else if (key == "on") {
       // Events are ignored (lockstep runs what it is asked to run), except

@@ -85,6 +85,7 @@ class WorkflowParser {
   // go through job_entry), and `on.workflow_call`.
   Result<Job> call_job(Job job, const YAML::Node& key, const YAML::Node& n);
   Status on_trigger(const YAML::Node& n);
+  Result<Concurrency> concurrency(const YAML::Node& n) const;
   Status call_inputs(WorkflowCallTrigger& t, const YAML::Node& n);
   Status call_secrets(WorkflowCallTrigger& t, const YAML::Node& n);
   Status call_outputs(WorkflowCallTrigger& t, const YAML::Node& n);

@@ -154,6 +154,16 @@ OptionSpec mirror_spec() {
           "then mirror: in .lockstep.yml)"};
 }
 
+OptionSpec server_spec() {
+  return {"server",
+          0,
+          true,
+          false,
+          "URL",
+          "read runs, records and logs from this lockstep server (job ids as JOB "
+          "or JOB:ATTEMPT)"};
+}
+
 OptionSpec state_dir_spec() {
   return {"state-dir",
           0,

@@ -26,6 +26,8 @@ struct OptionSpec {
 OptionSpec mirror_spec();
 // --state-dir DIR: lockstep's state directory.
 OptionSpec state_dir_spec();
+// --server URL: read runs from a lockstep server (runner/server_client.hpp).
+OptionSpec server_spec();
 
 struct ParsedArgs {
   std::map<std::string, std::vector<std::string>> values;  // option -> values

@@ -9,6 +9,7 @@
 #include "common/json.hpp"
 #include "common/paths.hpp"
 #include "runner/cli.hpp"
+#include "runner/server_client.hpp"
 
 namespace lockstep::runner {
 
@@ -344,9 +345,10 @@ int cmd_diff(const std::vector<std::string>& args) {
   const CommandLine cl("lockstep diff <run-a> <run-b>",
                        "Show what differed between two runs: inputs (each job's environment-hash "
                        "document), ambient host facts, then results and artifact digests.\n"
-                       "A run is a run id in the state dir or a path to a record.json.\n"
+                       "A run is a run id in the state dir, a path to a record.json, or with\n"
+                       "--server a job of that server (JOB or JOB:ATTEMPT).\n"
                        "Exit status: 0 nothing differs, 1 something does, 2 bad input.",
-                       {});
+                       {server_spec()});
   if (CommandLine::wants_help(args)) {
     std::fputs(cl.help().c_str(), stdout);
     return 0;
@@ -355,9 +357,16 @@ int cmd_diff(const std::vector<std::string>& args) {
   if (!parsed) return usage_error(parsed.error().message());
   if (parsed->positionals.size() != 2)
     return usage_error("diff takes two runs (usage: lockstep diff <run-a> <run-b>)");
-  auto ra = load_record(parsed->positionals[0], state_dir());
+  std::optional<std::string> server;
+  if (auto s = parsed->get("server")) {
+    auto u = server_url(*s);
+    if (!u) return report_error(u.error());
+    server = *u;
+  }
+  std::optional<ServerRecord> fa, fb;
+  auto ra = load_any_record(parsed->positionals[0], state_dir(), server, fa);
   if (!ra) return usage_error(ra.error().message());
-  auto rb = load_record(parsed->positionals[1], state_dir());
+  auto rb = load_any_record(parsed->positionals[1], state_dir(), server, fb);
   if (!rb) return usage_error(rb.error().message());
 
   RecordDiff d = diff_records(ra->doc, rb->doc);

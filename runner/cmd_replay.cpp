@@ -20,6 +20,7 @@
 #include "runner/replay_plan.hpp"
 #include "runner/run.hpp"
 #include "runner/run_options.hpp"
+#include "runner/server_client.hpp"
 #include "runner/workflow_source.hpp"
 
 namespace lockstep::runner {
@@ -134,6 +135,12 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
       p.job_ids.clear();
       for (const auto& id : o["jobs"]) p.job_ids.push_back(id.get<std::string>());
     }
+    if (o.contains("vars") && o["vars"].is_object())
+      for (auto it = o["vars"].begin(); it != o["vars"].end(); ++it)
+        if (it->is_string()) p.vars[it.key()] = it->get<std::string>();
+    if (o.contains("needs")) {
+      LS_TRY_ASSIGN(p.given_needs, given_needs_from_json(o["needs"], "record options.needs"));
+    }
     if (job_filter.empty() && o.contains("matrix") && o["matrix"].is_object())
       for (auto it = o["matrix"].begin(); it != o["matrix"].end(); ++it)
         p.matrix_filter.emplace_back(it.key(), it.value().get<std::string>());
@@ -212,6 +219,8 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
   o.state_dir = state;
   o.jobs = p.job_ids;
   o.matrix_filter = p.matrix_filter;
+  o.given_needs = p.given_needs;
+  o.vars = p.vars;
   o.env = p.env;
   o.platforms = p.platforms;
   o.userns = p.userns;
@@ -260,6 +269,7 @@ const CommandLine& replay_cl() {
        mirror_spec(),
        {"actions-url", 0, true, false, "URL",
         "fetch OWNER/REPO actions from URL/OWNER/REPO (default: https://github.com)"},
+       server_spec(),
        state_dir_spec()});
   return cl;
 }
@@ -276,10 +286,33 @@ int cmd_replay(const Args& args) {
   if (a->positionals.size() != 1)
     return usage_error("replay takes exactly one run id or record.json");
   fs::path state = a->get("state-dir") ? fs::path(*a->get("state-dir")) : state_dir();
-  auto rec = load_record(a->positionals[0], state);
+  std::optional<std::string> server;
+  if (auto s = a->get("server")) {
+    auto u = server_url(*s);
+    if (!u) return report_error(u.error());
+    server = *u;
+  }
+  std::optional<ServerRecord> fetched;
+  auto rec = load_any_record(a->positionals[0], state, server, fetched);
   if (!rec) return report_error(rec.error());
   auto plan = plan_from_record(*rec, a->get("job").value_or(""), true);
   if (!plan) return report_error(plan.error());
+  // Secrets are in environment documents as HMACs under a key of the state
+  // dir that ran them (docs/environment-hash.md): elsewhere they cannot be
+  // checked, and the hashes could never match.
+  if (!plan->secret_names.empty()) {
+    const std::string recorded = json_string(plan->record, "secret_key_id");
+    auto key = secret_hash_key(state);
+    if (!key) return report_error(key.error());
+    if (!recorded.empty() && sha256_of(*key).hex().substr(0, 16) != recorded)
+      return report_error(Error("run " + json_string(plan->record, "run_id") +
+                                    " used secrets, hashed with the key of the state dir that "
+                                    "ran it (key id " +
+                                    recorded +
+                                    "), which is not this one: replay it there, or "
+                                    "give this host the same key in LOCKSTEP_SECRET_HASH_KEY",
+                                0, ErrorKind::kUsage));
+  }
   // An exported run (lockstep runs export) carries its images.
   auto bundled = import_bundle(rec->dir, state);
   if (!bundled) return report_error(bundled.error());

@@ -27,12 +27,20 @@ const CommandLine& command_line() {
       {
           {"job", 0, true, true, "ID", "run only this job (and the jobs it needs); repeatable"},
           {"matrix", 0, true, true, "KEY=VALUE", "run only matrix combinations with this value"},
+          {"import-artifacts", 0, true, false, "DIR",
+           "artifacts uploaded elsewhere in this run (DIR/<name>.json manifests, their files in "
+           "the state dir), for download-artifact"},
+          {"needs", 0, true, false, "FILE",
+           "results and outputs of jobs --job needs, run elsewhere (the needs context as "
+           "JSON); they are not run"},
           {"jobs", 'j', true, false, "N", "run at most N jobs at once (default: CPU count)"},
           {"list", 0, false, false, "", "print the expanded jobs and exit"},
           {"dry-run", 0, false, false, "", "print the plan (jobs, images, order) and exit"},
           {"env", 'e', true, true, "KEY=VALUE", "set an environment variable for every job"},
           {"env-file", 0, true, true, "FILE",
            "read environment variables from FILE (dotenv syntax)"},
+          {"var", 0, true, true, "KEY=VALUE", "set a configuration variable (vars.KEY)"},
+          {"var-file", 0, true, true, "FILE", "read variables from FILE (dotenv syntax)"},
           {"secret", 's', true, true, "KEY=VALUE", "provide a secret (masked in all output)"},
           {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
           {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
@@ -65,6 +73,21 @@ Result<RunOptions> parse_options(const Args& args) {
   if (auto j = p.get("jobs")) {
     LS_TRY_ASSIGN(long n, parse_number(*j, "--jobs", 1, 4096));
     o.max_jobs = static_cast<size_t>(n);
+  }
+  // --var-file first: --var sets what a file also sets.
+  for (const auto& f : p.all("var-file")) {
+    LS_TRY_ASSIGN(pipeline::EnvList vars, read_dotenv_file(f, "var-file"));
+    for (auto& [k, v] : vars) o.vars[k] = v;
+  }
+  for (const auto& v : p.all("var")) {
+    LS_TRY_ASSIGN(auto kv, split_key_value(v, "var"));
+    o.vars[kv.first] = kv.second;
+  }
+  if (auto d = p.get("import-artifacts")) o.import_artifacts = *d;
+  if (auto f = p.get("needs")) {
+    LS_TRY_ASSIGN(std::string text, read_file(*f));
+    LS_TRY_ASSIGN(Json j, parse_json(text, "--needs " + *f));
+    LS_TRY_ASSIGN(o.given_needs, given_needs_from_json(j, "--needs " + *f));
   }
   o.list = p.has("list");
   o.dry_run = p.has("dry-run");

@@ -19,6 +19,7 @@
 #include "runner/record.hpp"
 #include "runner/record_read.hpp"
 #include "runner/report.hpp"
+#include "runner/server_client.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -48,9 +49,100 @@ Result<size_t> count_value(const std::string& v, const char* option, long min) {
   return static_cast<size_t>(n);
 }
 
+// --server URL, checked; nullopt without it.
+Result<std::optional<std::string>> server_option(const ParsedArgs& p) {
+  auto s = p.get("server");
+  if (!s) return std::optional<std::string>();
+  LS_TRY_ASSIGN(std::string u, server_url(*s));
+  return std::optional<std::string>(u);
+}
+
+std::string json_text(const Json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return "";
+  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+}
+
+// `runs ls --server`: the server's runs, newest first.
+int server_runs_ls(const std::string& server, size_t limit, const std::string& repo) {
+  std::string path = "/api/runs?limit=" + std::to_string(limit);
+  if (!repo.empty()) path += "&repo=" + repo;
+  auto runs = server_get_json(server, path);
+  if (!runs) return report_error(runs.error());
+  if (!runs->is_array() || runs->empty()) {
+    std::printf("no runs on %s\n", server.c_str());
+    return 0;
+  }
+  std::printf("%-6s  %-20s  %-12s  %-9s  %5s  %9s  %-12s  %s\n", "RUN", "REPOSITORY", "EVENT",
+              "STATUS", "JOBS", "DURATION", "COMMIT", "WORKFLOW");
+  for (const auto& r : *runs) {
+    long long total = 0, failed = 0;
+    if (r.contains("jobs") && r["jobs"].is_object())
+      for (auto it = r["jobs"].begin(); it != r["jobs"].end(); ++it) {
+        long long n = it->is_number_integer() ? it->get<long long>() : 0;
+        total += n;
+        if (it.key() == "failure") failed += n;
+      }
+    std::string jobs = std::to_string(total);
+    if (failed) jobs = std::to_string(failed) + "/" + jobs;
+    double secs =
+        r.contains("duration_s") && r["duration_s"].is_number() ? r["duration_s"].get<double>() : 0;
+    std::string wf = json_text(r, "workflow_name");
+    if (wf.empty()) wf = json_text(r, "workflow_file");
+    std::printf(
+        "%-6s  %-20s  %-12s  %-9s  %5s  %9s  %-12s  %s\n", json_text(r, "id").c_str(),
+        json_text(r, "repo").c_str(), json_text(r, "event").c_str(), json_text(r, "status").c_str(),
+        jobs.c_str(),
+        format_duration(std::chrono::milliseconds(static_cast<int64_t>(secs * 1000))).c_str(),
+        json_text(r, "sha").substr(0, 12).c_str(), wf.c_str());
+  }
+  return 0;
+}
+
+// `runs show --server RUN`: the server run, its jobs and attempts, and the
+// command that replays each job here.
+int server_runs_show(const std::string& server, const std::string& id, bool raw) {
+  if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+    return usage_error("runs show --server takes a server run id (a number), not '" + id + "'");
+  auto d = server_get_json(server, "/api/runs/" + id);
+  if (!d) return report_error(d.error());
+  if (raw) {
+    std::printf("%s\n", d->dump(2).c_str());
+    return 0;
+  }
+  const Json& r = (*d)["run"];
+  std::printf("run       %s of %s (%s)\n", json_text(r, "id").c_str(), json_text(r, "repo").c_str(),
+              json_text(r, "event").c_str());
+  std::printf("workflow  %s\n", json_text(r, "workflow_file").c_str());
+  std::printf("commit    %s (%s)\n", json_text(r, "sha").c_str(), json_text(r, "ref").c_str());
+  std::printf("status    %s\n", json_text(r, "status").c_str());
+  if (!json_text(r, "error").empty()) std::printf("error     %s\n", json_text(r, "error").c_str());
+  for (const auto& j : (*d)["jobs"]) {
+    std::printf("\njob %s %s: %s", json_text(j, "id").c_str(), json_text(j, "name").c_str(),
+                json_text(j, "status").c_str());
+    if (!json_text(j, "reason").empty()) std::printf(" (%s)", json_text(j, "reason").c_str());
+    std::printf("\n");
+    for (const auto& a : j["attempts"]) {
+      std::printf("  attempt %s on %s: %s", json_text(a, "attempt").c_str(),
+                  json_text(a, "agent").c_str(), json_text(a, "state").c_str());
+      if (!json_text(a, "env_hash").empty())
+        std::printf(", environment hash %s", json_text(a, "env_hash").c_str());
+      if (!json_text(a, "reason").empty()) std::printf(" (%s)", json_text(a, "reason").c_str());
+      std::printf("\n");
+    }
+    if (!j["attempts"].empty())
+      std::printf("  replay: lockstep replay --server %s %s\n", server.c_str(),
+                  json_text(j, "id").c_str());
+  }
+  return 0;
+}
+
 int runs_ls(const Args& args) {
-  const CommandLine cl("lockstep runs ls [--limit N]", "List recorded runs, newest first.",
-                       {{"limit", 'n', true, false, "N", "at most N runs (default 20)"}});
+  const CommandLine cl(
+      "lockstep runs ls [--limit N] [--server URL [--repo OWNER/NAME]]",
+      "List recorded runs, newest first (a server's runs with --server).",
+      {{"limit", 'n', true, false, "N", "at most N runs (default 20)"},
+       server_spec(),
+       {"repo", 0, true, false, "OWNER/NAME", "with --server: only this repository"}});
   if (CommandLine::wants_help(args)) {
     std::fputs(cl.help().c_str(), stdout);
     return 0;
@@ -64,6 +156,10 @@ int runs_ls(const Args& args) {
     if (!n) return report_error(n.error());
     limit = *n;
   }
+  auto server = server_option(*parsed);
+  if (!server) return report_error(server.error());
+  if (*server) return server_runs_ls(**server, limit, parsed->get("repo").value_or(""));
+  if (parsed->get("repo")) return usage_error("--repo lists a server's runs: add --server URL");
   auto rows = list_runs(state_dir(), limit);
   if (!rows) return report_error(rows.error());
   if (rows->empty()) {
@@ -84,9 +180,12 @@ int runs_ls(const Args& args) {
 }
 
 int runs_show(const Args& args) {
-  const CommandLine cl("lockstep runs show <run | record.json> [--json]",
-                       "Show a recorded run: jobs, environment hashes, steps, artifacts.",
-                       {{"json", 0, false, false, "", "print the whole record"}});
+  const CommandLine cl("lockstep runs show <run | record.json> [--json] [--server URL]",
+                       "Show a recorded run: jobs, environment hashes, steps, artifacts.\n"
+                       "With --server: a server run (its id), its jobs and their attempts; "
+                       "--server URL\nJOB:ATTEMPT (or JOB) shows the record of that job's "
+                       "attempt.",
+                       {{"json", 0, false, false, "", "print the whole record"}, server_spec()});
   if (CommandLine::wants_help(args)) {
     std::fputs(cl.help().c_str(), stdout);
     return 0;
@@ -94,7 +193,13 @@ int runs_show(const Args& args) {
   auto parsed = cl.parse(args);
   if (!parsed) return report_error(parsed.error());
   if (parsed->positionals.size() != 1) return usage_error("runs show takes exactly one run id");
-  auto rec = load_record(parsed->positionals[0], state_dir());
+  auto server = server_option(*parsed);
+  if (!server) return report_error(server.error());
+  const std::string& arg = parsed->positionals[0];
+  if (*server && arg.find(':') == std::string::npos)
+    return server_runs_show(**server, arg, parsed->has("json"));
+  std::optional<ServerRecord> fetched;
+  auto rec = load_any_record(arg, state_dir(), *server, fetched);
   if (!rec) return report_error(rec.error());
   const auto& d = rec->doc;
   if (parsed->has("json")) {
@@ -388,16 +493,33 @@ int cmd_runs(const Args& args) {
 }
 
 int cmd_logs(const Args& args) {
-  const CommandLine cl("lockstep logs <run | record.json> [JOB]",
-                       "Print the logs of a run's jobs (secrets masked). JOB is a job's name, "
-                       "its id (every instance), or its number in the run.",
-                       {{"services", 0, false, false, "", "also print the services' logs"}});
+  const CommandLine cl(
+      "lockstep logs <run | record.json> [JOB] | --server URL JOB[:ATTEMPT]",
+      "Print the logs of a run's jobs (secrets masked). JOB is a job's name, "
+      "its id (every instance), or its number in the run; with --server, a "
+      "server job's id (its newest attempt, or :ATTEMPT).",
+      {{"services", 0, false, false, "", "also print the services' logs"}, server_spec()});
   if (CommandLine::wants_help(args)) {
     std::fputs(cl.help().c_str(), stdout);
     return 0;
   }
   auto parsed = cl.parse(args);
   if (!parsed) return report_error(parsed.error());
+  auto server = server_option(*parsed);
+  if (!server) return report_error(server.error());
+  if (*server) {
+    if (parsed->positionals.size() != 1)
+      return usage_error("usage: lockstep logs --server URL JOB[:ATTEMPT]");
+    auto job = parse_server_job(parsed->positionals[0]);
+    if (!job)
+      return usage_error("logs --server takes a server job id (JOB or JOB:ATTEMPT), not '" +
+                         parsed->positionals[0] + "'");
+    auto text = server_get(**server, "/api/jobs/" + std::to_string(job->job) + "/log" +
+                                         (job->attempt ? job->query() : ""));
+    if (!text) return report_error(text.error());
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return 0;
+  }
   if (parsed->positionals.empty() || parsed->positionals.size() > 2)
     return usage_error("usage: lockstep logs <run> [JOB]");
   auto rec = load_record(parsed->positionals[0], state_dir());

@@ -119,6 +119,7 @@ struct RunShared {
   Console* console = nullptr;
   Masker* masker = nullptr;
   pipeline::Value github = pipeline::Value::object();  // base github context
+  pipeline::Value vars = pipeline::Value::object();    // --var K=V
   pipeline::EnvList extra_env;                         // --env K=V
   std::map<std::string, std::string> secrets;          // --secret, --secret-file
   std::map<std::string, std::string> platforms;        // runs-on label -> image

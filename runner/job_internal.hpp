@@ -318,7 +318,7 @@ class JobExecution {
     c["github"]["token"] =
         run_.secrets.count("GITHUB_TOKEN") ? run_.secrets.at("GITHUB_TOKEN") : "";
     c["inputs"] = inst_.scope ? inst_.scope->inputs : Value::object();
-    c["vars"] = Value::object();
+    c["vars"] = run_.vars;
     c["steps"] = Value::object();
     c["job"] = {{"status", "success"}};
   }

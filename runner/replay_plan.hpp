@@ -21,6 +21,9 @@ struct ReplayPlan {
   std::vector<std::string> selected;                // display names to compare
   std::vector<std::string> job_ids;                 // --job for the run
   std::vector<std::pair<std::string, std::string>> matrix_filter;
+  GivenNeeds given_needs;
+  std::map<std::string, std::string>
+      vars;  // --var of the recorded run  // what the run was given of the jobs it needed (--needs)
   pipeline::EnvList env;
   std::vector<std::string> secret_names;
   std::map<std::string, std::string> platforms;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <thread>
 #include <utility>
 
+#include "cache/artifacts.hpp"
 #include "cache/git_mirror.hpp"
 #include "cache/git_worktree.hpp"
 #include "cache/image_store.hpp"
@@ -111,9 +113,11 @@ std::string matrix_text(const pipeline::OrderedValue& m) {
   return s;
 }
 
-// Jobs selected with --job, plus every job they need, transitively.
+// Jobs selected with --job, plus every job they need, transitively, except
+// those whose results are given (--needs).
 Result<std::set<std::string>> select_jobs(const pipeline::Workflow& wf,
-                                          const std::vector<std::string>& wanted) {
+                                          const std::vector<std::string>& wanted,
+                                          const GivenNeeds& given) {
   std::set<std::string> out;
   std::vector<std::string> todo;
   for (const auto& w : wanted) {
@@ -127,12 +131,20 @@ Result<std::set<std::string>> select_jobs(const pipeline::Workflow& wf,
                       (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
                   ErrorKind::kUsage);
     }
+    if (given.count(w))
+      return fail("--job '" + w + "' is also in --needs: a job is either run or given",
+                  ErrorKind::kUsage);
     todo.push_back(w);
+  }
+  for (const auto& [id, need] : given) {
+    bool found = false;
+    for (const auto& j : wf.jobs) found = found || j.id == id;
+    if (!found) return fail("--needs: '" + id + "' is not a job of " + wf.file, ErrorKind::kUsage);
   }
   while (!todo.empty()) {
     std::string id = todo.back();
     todo.pop_back();
-    if (!out.insert(id).second) continue;
+    if (given.count(id) || !out.insert(id).second) continue;
     for (const auto& j : wf.jobs)
       if (j.id == id)
         for (const auto& n : j.needs) todo.push_back(n);
@@ -239,6 +251,51 @@ Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
 
 }  // namespace
 
+Result<GivenNeeds> given_needs_from_json(const Json& j, const std::string& where) {
+  if (!j.is_object())
+    return fail(where + ": expected an object of job id -> {result, outputs}", ErrorKind::kUsage);
+  GivenNeeds out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string at = where + ": job '" + it.key() + "'";
+    if (!it->is_object()) return fail(at + ": expected {result, outputs}", ErrorKind::kUsage);
+    GivenNeed n;
+    std::string result = it->contains("result") && (*it)["result"].is_string()
+                             ? (*it)["result"].get<std::string>()
+                             : "";
+    bool known = false;
+    for (JobResult r :
+         {JobResult::kSuccess, JobResult::kFailure, JobResult::kCancelled, JobResult::kSkipped})
+      if (result == to_string(r)) {
+        n.result = r;
+        known = true;
+      }
+    if (!known)
+      return fail(at + ": 'result' must be success, failure, cancelled or skipped",
+                  ErrorKind::kUsage);
+    if (it->contains("outputs")) {
+      const Json& o = (*it)["outputs"];
+      if (!o.is_object()) return fail(at + ": 'outputs' must be an object", ErrorKind::kUsage);
+      for (auto ot = o.begin(); ot != o.end(); ++ot) {
+        if (!ot->is_string())
+          return fail(at + ": output '" + ot.key() + "' must be a string", ErrorKind::kUsage);
+        n.outputs[ot.key()] = ot->get<std::string>();
+      }
+    }
+    out[it.key()] = std::move(n);
+  }
+  return out;
+}
+
+Json given_needs_to_json(const GivenNeeds& needs) {
+  Json out = Json::object();
+  for (const auto& [id, n] : needs) {
+    Json outputs = Json::object();
+    for (const auto& [k, v] : n.outputs) outputs[k] = v;
+    out[id] = {{"result", to_string(n.result)}, {"outputs", outputs}};
+  }
+  return out;
+}
+
 int run_workflow(const RunOptions& opt, RunExtras* ex) {
   RunExtras none;
   if (!ex) ex = &none;
@@ -279,6 +336,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   base.contexts["github"] = github;
   base.contexts["inputs"] = pipeline::Value::object();
   base.contexts["vars"] = pipeline::Value::object();
+  for (const auto& [k, v] : opt.vars) base.contexts["vars"][k] = v;
   std::vector<std::string> warnings;
 
   // Reusable workflows: every one the jobs call, read (remote ones fetched
@@ -320,9 +378,12 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
 
   // Selection: --job (with what it needs) and --matrix. A calling job is
   // selected by its id; the jobs it calls run with it.
+  if (!opt.given_needs.empty() && opt.jobs.empty())
+    return usage_error(
+        "--needs gives the results of the jobs --job needs: name the job with --job");
   std::set<std::string> selected;
   if (!opt.jobs.empty()) {
-    auto s = select_jobs(*wf, opt.jobs);
+    auto s = select_jobs(*wf, opt.jobs, opt.given_needs);
     if (!s) return report_error(s.error());
     selected = *s;
   }
@@ -408,6 +469,31 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     }
   }
 
+  // Artifacts uploaded elsewhere in this run (an agent of `lockstep
+  // server` runs one job), taken before anything else of the run exists.
+  if (!opt.import_artifacts.empty()) {
+    cache::ArtifactStore store(opt.state_dir);
+    std::vector<fs::path> manifests;
+    std::error_code dec;
+    for (auto it = fs::directory_iterator(opt.import_artifacts, dec); !dec && it != fs::end(it);
+         it.increment(dec))
+      if (it->path().extension() == ".json") manifests.push_back(it->path());
+    if (dec)
+      return report_error(
+          Error("--import-artifacts " + opt.import_artifacts.string() + ": " + dec.message(), 0,
+                ErrorKind::kUsage));
+    std::sort(manifests.begin(), manifests.end());
+    for (const auto& m : manifests) {
+      auto text = read_file(m);
+      auto adopted = text ? store.adopt(run_id, *text)
+                          : Result<cache::ArtifactInfo>(tl::unexpected(text.error()));
+      if (!adopted) {
+        fs::remove_all(opt.state_dir / "artifacts" / "runs" / run_id, dec);
+        return report_error(std::move(adopted.error()).context("--import-artifacts " + m.string()));
+      }
+    }
+  }
+
   fs::path run_dir = opt.state_dir / "runs" / run_id;
   std::error_code ec;
   fs::create_directories(run_dir.parent_path(), ec);
@@ -460,6 +546,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   shared.console = &console;
   shared.masker = &masker;
   shared.github = github;
+  shared.vars = base.contexts["vars"];
   shared.extra_env = opt.env;
   shared.secrets = opt.secrets;
   shared.platforms = platforms;
@@ -504,6 +591,14 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   plan_ctx.masker = &masker;
   plan_ctx.console = &console;
   plan_ctx.actions = &actions;
+  for (const auto& [id, n] : opt.given_needs) {
+    JobReport r;
+    r.job_id = id;
+    r.display_name = id;
+    r.outcome.result = n.result;
+    r.outputs = n.outputs;
+    plan_ctx.given_needs.emplace(id, std::move(r));
+  }
   RunPlan run_plan(std::move(plan_ctx), std::move(plan));
   std::vector<ScheduledJob> sched = run_plan.schedule();
   ExpandFn expand = [&](size_t i, size_t, const std::vector<JobOutcome>& done) {
@@ -585,6 +680,17 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
                    {"until", ex->until_step},
                    {"userns", opt.userns}};
     if (!opt.network.empty()) rec.options["network"] = opt.network;
+    if (!opt.vars.empty()) {
+      Json vars = Json::object();
+      for (const auto& [k, v] : opt.vars) vars[k] = masker.mask(v);
+      rec.options["vars"] = vars;
+    }
+    if (!opt.given_needs.empty()) {
+      Json given = given_needs_to_json(opt.given_needs);
+      for (auto& [id, n] : given.items())
+        for (auto& [k, v] : n["outputs"].items()) v = masker.mask(v.get<std::string>());
+      rec.options["needs"] = given;
+    }
     Json allow = Json::array();
     for (const auto& e : opt.egress_allow) allow.push_back(e.text);
     rec.options["egress_allow"] = allow;

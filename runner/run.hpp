@@ -19,16 +19,37 @@
 
 namespace lockstep::runner {
 
+// What a job needed ended with elsewhere (an agent of `lockstep server` runs
+// one job; the server hands it the results of the jobs it needs): the
+// `needs.<id>` entry of the expression context.
+struct GivenNeed {
+  JobResult result = JobResult::kSuccess;
+  std::map<std::string, std::string> outputs;
+};
+using GivenNeeds = std::map<std::string, GivenNeed>;
+// From the `needs` context's JSON form ({"build": {"result": "success",
+// "outputs": {...}}}); `where` names the source in errors.
+Result<GivenNeeds> given_needs_from_json(const Json& j, const std::string& where);
+Json given_needs_to_json(const GivenNeeds& needs);
+
 struct RunOptions {
   std::filesystem::path workflow;
-  std::vector<std::string> jobs;                                       // --job ID (empty: all)
-  std::vector<std::pair<std::string, std::string>> matrix_filter;      // --matrix K=V
-  std::optional<size_t> max_jobs;                                      // --jobs N
-  bool list = false;                                                   // --list
-  bool dry_run = false;                                                // --dry-run
-  pipeline::EnvList env;                                               // --env K=V
-  std::map<std::string, std::string> secrets;                          // --secret, --secret-file
-  std::map<std::string, std::string> platforms;                        // --platform LABEL=IMAGE
+  std::vector<std::string> jobs;                                   // --job ID (empty: all)
+  std::vector<std::pair<std::string, std::string>> matrix_filter;  // --matrix K=V
+  // --needs FILE: jobs the selected jobs need, with their results and
+  // outputs; they are not run here.
+  GivenNeeds given_needs;
+  // --import-artifacts DIR: artifact manifests (DIR/<name>.json, their files
+  // already in the state dir's store) uploaded earlier in this run elsewhere;
+  // download-artifact finds them as if uploaded here.
+  std::filesystem::path import_artifacts;
+  std::optional<size_t> max_jobs;                // --jobs N
+  bool list = false;                             // --list
+  bool dry_run = false;                          // --dry-run
+  pipeline::EnvList env;                         // --env K=V
+  std::map<std::string, std::string> vars;       // --var K=V: the `vars` context
+  std::map<std::string, std::string> secrets;    // --secret, --secret-file
+  std::map<std::string, std::string> platforms;  // --platform LABEL=IMAGE
   std::vector<std::pair<std::string, std::filesystem::path>> reports;  // --report kind=FILE
   std::vector<std::string> insecure_registries;                        // --insecure-registry HOST
   std::string mirror;  // --mirror URL, $LOCKSTEP_MIRROR, or mirror: in .lockstep.yml

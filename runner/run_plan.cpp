@@ -167,7 +167,11 @@ std::vector<const JobReport*> RunPlan::needed(const pipeline::JobInstance& inst,
   std::vector<const JobReport*> out;
   for (const auto& n : inst.job->needs) {
     auto it = by_job_.find({inst.scope.get(), n});
-    if (it == by_job_.end()) continue;
+    if (it == by_job_.end()) {
+      if (auto g = ctx_.given_needs.find(n); !inst.scope && g != ctx_.given_needs.end())
+        out.push_back(&g->second);
+      continue;
+    }
     for (size_t d : it->second) out.push_back(report_of(d, outcomes));
   }
   return out;

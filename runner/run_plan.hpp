@@ -46,6 +46,9 @@ class RunPlan {
     Masker* masker = nullptr;  // secrets a call passes are masked
     Console* console = nullptr;
     const ActionSources* actions = nullptr;  // what the workflows' repositories pinned
+    // Jobs of the run's own workflow that ran elsewhere (--needs): what
+    // `needs` sees of them. They are not in the plan.
+    std::map<std::string, JobReport> given_needs;
   };
 
   // `plan`: the selected instances of the run's own jobs, stand-ins included.

@@ -1,6 +1,7 @@
 // Artifacts: content-addressed upload, download, listing and errors.
 #include "cache/artifacts.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -8,7 +9,9 @@
 #include <sstream>
 #include <thread>
 
+#include "common/fd.hpp"
 #include "common/fs.hpp"
+#include "common/json.hpp"
 
 namespace lockstep::cache {
 namespace {
@@ -203,6 +206,69 @@ TEST_F(ArtifactsTest, PruneRemovesExpiredAndUnreferencedFiles) {
   EXPECT_FALSE(fs::exists(store.file_path(o->artifact->files[0].digest)));
   EXPECT_EQ(store.list("run-1")->size(), 1u);
   EXPECT_TRUE(store.download("run-1", "keep", tmp_.path() / "out"));
+}
+
+}  // namespace
+}  // namespace lockstep::cache
+
+namespace lockstep::cache {
+namespace {
+
+// Another host's artifact: its files stored by digest (refused when the
+// bytes do not match), its manifest adopted into a run of this host, then
+// downloaded byte for byte; a manifest naming a missing file, lying about
+// its digest or reaching outside the destination is refused.
+TEST_F(ArtifactsTest, AManifestFromAnotherHostIsAdoptedOnceItsFilesAreHere) {
+  ArtifactStore there(tmp_.path() / "there");
+  auto up = there.upload(request("dist", {"dist/"}));
+  ASSERT_TRUE(up && up->artifact) << (up ? "" : up.error().message());
+  auto manifest = there.manifest_json("run-1", "dist");
+  ASSERT_TRUE(manifest) << manifest.error().message();
+
+  ArtifactStore here(tmp_.path() / "here");
+  auto early = here.adopt("local-run", *manifest);
+  ASSERT_FALSE(early);
+  EXPECT_NE(early.error().message().find("is not in the store"), std::string::npos);
+
+  // Wrong bytes for a digest are refused and leave nothing behind.
+  write(tmp_.path() / "wrong", "not the file");
+  {
+    UniqueFd fd(::open((tmp_.path() / "wrong").c_str(), O_RDONLY | O_CLOEXEC));
+    auto st = here.put_file(up->artifact->files[0].digest, fd.get());
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().message().find("arrived with other bytes"), std::string::npos);
+    EXPECT_FALSE(fs::exists(here.file_path(up->artifact->files[0].digest)));
+  }
+  for (const auto& f : up->artifact->files) {
+    UniqueFd fd(::open(there.file_path(f.digest).c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(here.put_file(f.digest, fd.get()));
+  }
+  auto adopted = here.adopt("local-run", *manifest);
+  ASSERT_TRUE(adopted) << adopted.error().message();
+  EXPECT_EQ(adopted->run_id, "local-run");
+  EXPECT_EQ(adopted->digest, up->artifact->digest);
+  EXPECT_EQ(adopted->job, "build (gcc)");
+  auto again = here.adopt("local-run", *manifest);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message().find("already exists"), std::string::npos);
+  auto got = here.download("local-run", "dist", tmp_.path() / "out");
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(slurp(tmp_.path() / "out" / "bin/tool"), "#!/bin/sh\necho hi\n");
+
+  auto j = Json::parse(*manifest);
+  j["name"] = "liar";
+  j["files"][0]["digest"] = j["files"][1]["digest"];
+  j["files"][0]["size"] = j["files"][1]["size"];
+  auto lie = here.adopt("local-run", j.dump());
+  ASSERT_FALSE(lie);
+  EXPECT_NE(lie.error().message().find("does not match its files"), std::string::npos);
+  j = Json::parse(*manifest);
+  j["name"] = "escape";
+  j["files"][0]["path"] = "../../etc/x";
+  auto escape = here.adopt("local-run", j.dump());
+  ASSERT_FALSE(escape);
+  EXPECT_NE(escape.error().message().find("unsafe path"), std::string::npos);
+  EXPECT_FALSE(here.adopt("local-run", "{not json"));
 }
 
 }  // namespace

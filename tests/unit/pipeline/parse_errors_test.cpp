@@ -476,3 +476,44 @@ TEST(ParseErrors, AStrayCommaIsAnErrorNotAnEndlessLoop) {
 
 }  // namespace
 }  // namespace lockstep::pipeline
+
+namespace lockstep::pipeline {
+namespace {
+
+constexpr const char* kJobs = "jobs:\n  a:\n    runs-on: x\n    steps:\n      - run: make\n";
+
+TEST(ParseErrors, ConcurrencyIsChecked) {
+  auto with = [](const std::string& c) { return "concurrency:" + c + "\n" + kJobs; };
+  EXPECT_EQ(parse_error(with("\n  cancel-in-progress: true")),
+            "ci.yml:2:3: 'concurrency' needs a 'group'");
+  EXPECT_EQ(parse_error(with("\n  group: g\n  queue: max")),
+            "ci.yml:3:3: unknown key 'queue' in 'concurrency' (expected group, "
+            "cancel-in-progress)");
+  EXPECT_EQ(parse_error(with("\n  group: g\n  cancel-in-progress: sometimes")),
+            "ci.yml:3:23: expected true, false or an expression for "
+            "'concurrency.cancel-in-progress', got 'sometimes'");
+  EXPECT_EQ(parse_error(with(" ${{ github.ref")).rfind("ci.yml:1:14: ", 0), 0u);
+  EXPECT_EQ(parse_error(with(" [a, b]")),
+            "ci.yml:1:14: expected a mapping for 'concurrency', got a sequence");
+}
+
+TEST(ParseConcurrency, GroupAndCancelInProgress) {
+  auto wf = parse_workflow(std::string("concurrency: ci-${{ github.ref }}\n") + kJobs, "ci.yml");
+  ASSERT_TRUE(wf) << wf.error().message();
+  ASSERT_TRUE(wf->concurrency);
+  EXPECT_EQ(wf->concurrency->group, "ci-${{ github.ref }}");
+  EXPECT_EQ(wf->concurrency->cancel_in_progress, "false");
+  wf = parse_workflow(std::string("concurrency:\n  group: g\n  cancel-in-progress: ${{ "
+                                  "github.ref != 'refs/heads/main' }}\n") +
+                          kJobs,
+                      "ci.yml");
+  ASSERT_TRUE(wf) << wf.error().message();
+  EXPECT_EQ(wf->concurrency->group, "g");
+  EXPECT_EQ(wf->concurrency->cancel_in_progress, "${{ github.ref != 'refs/heads/main' }}");
+  // Still noted as not acted on by a local run.
+  ASSERT_EQ(wf->ignored.size(), 1u);
+  EXPECT_EQ(wf->ignored[0].key, "concurrency");
+}
+
+}  // namespace
+}  // namespace lockstep::pipeline

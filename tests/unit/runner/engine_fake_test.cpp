@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "cache/image_store.hpp"
 #include "common/fs.hpp"
@@ -28,8 +29,10 @@ class EngineFake : public ::testing::Test {
   }
   fs::path root() const { return dir_->path(); }
 
-  // Runs `yaml`; returns the exit code, the record in `record`.
-  int run(const std::string& yaml, Json* record = nullptr) {
+  // Runs `yaml`; returns the exit code, the record in `record`. `edit`
+  // changes the options first.
+  int run(const std::string& yaml, Json* record = nullptr,
+          const std::function<void(RunOptions&)>& edit = {}) {
     fs::path wf = root() / "wf" / "ci.yml";
     fs::create_directories(wf.parent_path());
     std::ofstream(wf) << yaml;
@@ -38,6 +41,7 @@ class EngineFake : public ::testing::Test {
     o.state_dir = root() / "home";
     o.network = "none";
     o.max_jobs = 2;
+    if (edit) edit(o);
     RunExtras ex;
     ex.executor = &fake_;
     ex.quiet_summary = true;
@@ -192,6 +196,120 @@ jobs:
   EXPECT_EQ(fake_.started().size(), 2u);
   // The run failed: a failure outranks the cancellation it caused.
   EXPECT_EQ(rec["result"], "failure");
+}
+
+}  // namespace
+}  // namespace lockstep::runner
+
+namespace lockstep::runner {
+namespace {
+
+// One job run alone with the results of the jobs it needs given (how an
+// agent of `lockstep server` runs a job): the needed jobs do not run, the
+// given outputs and results are what `needs` and the status functions see,
+// and the record keeps them for replay.
+constexpr const char* kNeedsWorkflow = R"(on: push
+jobs:
+  build:
+    runs-on: x
+    container: localhost/fake:1
+    outputs:
+      v: ${{ steps.s.outputs.v }}
+    steps:
+      - id: s
+        run: echo "v=local" >> "$GITHUB_OUTPUT"
+  lint:
+    runs-on: x
+    container: localhost/fake:1
+    steps:
+      - run: "true"
+  deploy:
+    needs: [build, lint]
+    runs-on: x
+    container: localhost/fake:1
+    steps:
+      - run: test "${{ needs.build.outputs.v }}" = given && exit 7
+  notify:
+    needs: deploy
+    if: failure()
+    runs-on: x
+    container: localhost/fake:1
+    steps:
+      - run: test "${{ needs.deploy.result }}" = failure
+)";
+
+GivenNeeds given(const std::string& text) {
+  auto j = Json::parse(text);
+  auto g = given_needs_from_json(j, "test");
+  EXPECT_TRUE(g) << (g ? "" : g.error().message());
+  return g ? *g : GivenNeeds{};
+}
+
+TEST_F(EngineFake, GivenNeedsRunOnlyTheSelectedJobWithTheirOutputs) {
+  Json rec;
+  int rc = run(kNeedsWorkflow, &rec, [](RunOptions& o) {
+    o.jobs = {"deploy"};
+    o.given_needs = given(R"({"build": {"result": "success", "outputs": {"v": "given"}},
+                              "lint": {"result": "success"}})");
+  });
+  EXPECT_EQ(rc, 1);
+  ASSERT_EQ(rec["jobs"].size(), 1u) << rec["jobs"].dump();
+  EXPECT_EQ(job(rec, "deploy")["steps"][0]["exit_code"], 7);  // the given output arrived
+  EXPECT_EQ(rec["options"]["needs"]["build"]["outputs"]["v"], "given");
+  EXPECT_EQ(rec["options"]["needs"]["lint"]["result"], "success");
+}
+
+TEST_F(EngineFake, GivenNeedsDecideIfAndTheJobsNotGivenStillRun) {
+  // lint is not given: it runs here, build does not.
+  Json rec;
+  int rc = run(kNeedsWorkflow, &rec, [](RunOptions& o) {
+    o.jobs = {"deploy"};
+    o.given_needs = given(R"({"build": {"result": "failure", "outputs": {}}})");
+  });
+  EXPECT_EQ(rc, 0);
+  std::vector<std::string> names;
+  for (const auto& j : rec["jobs"]) names.push_back(j["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"lint", "deploy"}));
+  EXPECT_EQ(job(rec, "deploy")["result"], "skipped");
+
+  // failure() of a job whose need failed elsewhere runs it.
+  rc = run(kNeedsWorkflow, &rec, [](RunOptions& o) {
+    o.jobs = {"notify"};
+    o.given_needs = given(R"({"deploy": {"result": "failure"}})");
+  });
+  EXPECT_EQ(rc, 0);
+  ASSERT_EQ(rec["jobs"].size(), 1u);
+  EXPECT_EQ(job(rec, "notify")["result"], "success");
+}
+
+TEST_F(EngineFake, GivenNeedsBadInputIsRefusedBeforeAnythingRuns) {
+  auto refused = [&](const std::function<void(RunOptions&)>& edit) {
+    return run(kNeedsWorkflow, nullptr, edit);
+  };
+  EXPECT_EQ(
+      refused([](RunOptions& o) { o.given_needs = given(R"({"build": {"result": "success"}})"); }),
+      2)
+      << "--needs without --job";
+  EXPECT_EQ(refused([](RunOptions& o) {
+              o.jobs = {"deploy"};
+              o.given_needs = given(R"({"nosuch": {"result": "success"}})");
+            }),
+            2);
+  EXPECT_EQ(refused([](RunOptions& o) {
+              o.jobs = {"deploy"};
+              o.given_needs = given(R"({"deploy": {"result": "success"}})");
+            }),
+            2);
+  EXPECT_FALSE(fs::exists(root() / "home" / "runs") && !fs::is_empty(root() / "home" / "runs"));
+
+  for (const char* bad : {R"([])", R"({"a": 1})", R"({"a": {"result": "done"}})",
+                          R"({"a": {"result": "success", "outputs": []}})",
+                          R"({"a": {"result": "success", "outputs": {"k": 1}}})"}) {
+    auto g = given_needs_from_json(Json::parse(bad), "needs.json");
+    ASSERT_FALSE(g) << bad;
+    EXPECT_EQ(g.error().message().rfind("needs.json", 0), 0u) << g.error().message();
+    EXPECT_EQ(g.error().message().find('\n'), std::string::npos);
+  }
 }
 
 }  // namespace
