@@ -14,6 +14,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <cstring>
+#include <set>
+
+#include "cache/artifacts.hpp"
+#include "common/digest.hpp"
 #include "common/fd.hpp"
 #include "common/fs.hpp"
 #include "registry-mirror/http.hpp"
@@ -65,6 +70,37 @@ class Client {
     if (out.body.is_discarded()) out.body = json::object();
     if (out.status >= 300)
       out.error = out.body.value("error", "HTTP " + std::to_string(out.status));
+    return out;
+  }
+  // POSTs `path` and writes a 200's body to `fd`.
+  Reply fetch(const std::string& path, int fd, long timeout_ms) {
+    registry::HttpRequest req;
+    req.method = "POST";
+    req.url = cfg_.server + path;
+    req.headers = {"Authorization: Bearer " + cfg_.token};
+    req.timeout_ms = timeout_ms;
+    req.on_data = [fd](const char* p, size_t n) -> Status {
+      while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return fail_errno("write");
+        p += w;
+        n -= static_cast<size_t>(w);
+      }
+      return {};
+    };
+    Reply out;
+    auto r = http_.perform(req);
+    if (!r) {
+      out.error = r.error().message();
+      return out;
+    }
+    out.status = r->status;
+    if (out.status != 200) {
+      auto body = json::parse(r->body.empty() ? "{}" : r->body, nullptr, false);
+      out.error = body.is_object() ? body.value("error", "HTTP " + std::to_string(out.status))
+                                   : "HTTP " + std::to_string(out.status);
+    }
     return out;
   }
 
@@ -227,9 +263,23 @@ class Slot {
     fs::remove_all(dir, ec);
     fs::create_directories(dir, ec);
     ::chmod(dir.c_str(), 0700);
+    // The artifacts earlier jobs of the run uploaded (docs/server.md,
+    // "Artifacts"): their files into this host's store, their manifests for
+    // `lockstep run --import-artifacts`.
+    std::set<std::string> imported;
+    if (std::string why = import_artifacts(claim.value("artifacts", json::array()),
+                                           dir / "artifacts", &imported, deadline);
+        !why.empty()) {
+      spdlog::warn("agent: {}: {}", tag, why);
+      give_back(job, attempt, why);
+      cleanup(dir);
+      return;
+    }
     json spec = {{"job", job},
                  {"attempt", attempt},
+                 {"import_artifacts", imported.empty() ? "" : (dir / "artifacts").string()},
                  {"plan", claim.value("plan", json::object())},
+                 {"needs", claim.value("needs", json::object())},
                  {"secrets", claim.value("secrets", json::object())},
                  {"vars", claim.value("vars", json::object())},
                  {"first_deadline_ns", deadline},
@@ -254,7 +304,7 @@ class Slot {
     std::unique_ptr<Supervisor> sup = std::move(*spawned);
     sup->grace_ms = spec.value("grace_ms", int64_t{2'000});
     spdlog::info("agent: slot {} runs {}", index_, tag);
-    bool cancelled = false, truncated = false;
+    bool cancelled = false, truncated = false, uploaded = false;
     int64_t sent_bytes = 0;
     int64_t next_renew = mono_ns() + renew_ns;
     auto fenced = [&](const Reply& r) {
@@ -326,12 +376,34 @@ class Slot {
                              std::to_string(sup->wait_status) + ")";
         }
         if (cancelled) result["status"] = "cancelled";
+        // What the job uploaded goes to the server before the job ends, so
+        // that the jobs that need it find it.
+        if (!uploaded && !result.value("run_id", std::string()).empty()) {
+          bool was_fenced = false;
+          std::string why = upload_artifacts(result["run_id"].get<std::string>(), imported, job,
+                                             attempt, deadline, &was_fenced);
+          if (was_fenced) {
+            spdlog::warn("agent: {} was fenced (409) while sending its artifacts", tag);
+            return cleanup(dir);
+          }
+          if (!why.empty()) {
+            spdlog::warn("agent: {}: {}", tag, why);
+            if (mono_ns() < deadline && why.find("(retry)") != std::string::npos) {
+              sleep_ms(500);
+              continue;
+            }
+            result["status"] = "failure";
+            result["reason"] = why;
+          }
+          uploaded = true;
+        }
         json fin = {{"job", job},
                     {"attempt", attempt},
                     {"status", result.value("status", "failure")},
                     {"exit_code", result.value("exit_code", -1)},
                     {"env_hash", result.value("env_hash", "")},
                     {"record", result.value("record", json::object())},
+                    {"run_record", result.value("run_record", json())},
                     {"reason", result.value("reason", "")},
                     {"log_bytes", sent_bytes}};
         if (fin["env_hash"] == "") fin["env_hash"] = sha256_hex(claim.value("plan", json()).dump());
@@ -347,6 +419,94 @@ class Slot {
       // Wait for the supervisor or the next tick.
       wait_child(sup->pid, 100);
     }
+  }
+
+  // "" when every artifact in `manifests` is here (files in the store,
+  // manifests written into `into`); else why not.
+  std::string import_artifacts(const json& manifests, const fs::path& into,
+                               std::set<std::string>* names, int64_t deadline) {
+    if (!manifests.is_array() || manifests.empty()) return "";
+    cache::ArtifactStore store(cfg_.state_dir);
+    std::error_code ec;
+    fs::create_directories(into, ec);
+    for (const auto& m : manifests) {
+      const std::string name = m.is_object() ? m.value("name", "") : "";
+      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+        return "the server sent an artifact without a usable name";
+      for (const auto& f : m.value("files", json::array())) {
+        auto d = Digest::parse(f.is_object() ? f.value("digest", "") : "");
+        if (!d) return "artifact '" + name + "': " + std::string(d.error().message());
+        if (fs::exists(store.file_path(*d), ec)) continue;
+        const fs::path part = into / (".part-" + d->hex());
+        UniqueFd out(::open(part.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!out) return "create " + part.string() + ": " + std::strerror(errno);
+        Reply r =
+            client_.fetch("/api/agent/blob-get?sha=" + d->hex(), out.get(), timeout(deadline));
+        if (r.status != 200) {
+          ::unlink(part.c_str());
+          return "fetch file " + d->str() + " of artifact '" + name + "': " + r.error;
+        }
+        ::lseek(out.get(), 0, SEEK_SET);
+        auto put = store.put_file(*d, out.get());
+        ::unlink(part.c_str());
+        if (!put) return "artifact '" + name + "': " + put.error().message();
+      }
+      if (auto w = write_file_atomic(into / (name + ".json"), m.dump()); !w)
+        return w.error().message();
+      names->insert(name);
+    }
+    return "";
+  }
+
+  // Sends the artifacts the run `run_id` uploaded (not those it imported):
+  // the files the server lacks, in chunks, then each manifest. "" when
+  // done; a transport failure or a busy server ends in "(retry)".
+  std::string upload_artifacts(const std::string& run_id, const std::set<std::string>& imported,
+                               int64_t job, int attempt, int64_t deadline, bool* fenced) {
+    cache::ArtifactStore store(cfg_.state_dir);
+    auto list = store.list(run_id);
+    if (!list) return "list the job's artifacts: " + list.error().message();
+    auto failed = [&](const std::string& what, const Reply& r) {
+      if (r.status == 409) *fenced = true;
+      bool again = r.status == 0 || r.status >= 500;
+      return what + ": " + r.error + (again ? " (retry)" : "");
+    };
+    const std::string at = "job=" + std::to_string(job) + "&attempt=" + std::to_string(attempt);
+    for (const auto& a : *list) {
+      if (imported.count(a.name)) continue;
+      json shas = json::array();
+      for (const auto& f : a.files) shas.push_back(f.digest.hex());
+      Reply r = client_.post("blobs-missing", {{"job", job}, {"attempt", attempt}, {"shas", shas}},
+                             timeout(deadline));
+      if (r.status != 200) return failed("send artifact '" + a.name + "'", r);
+      for (const auto& h : r.body.value("missing", json::array())) {
+        const std::string hex = h.is_string() ? h.get<std::string>() : "";
+        auto d = Digest::parse("sha256:" + hex);
+        if (!d) return "the server named a file that is no sha256: " + hex;
+        UniqueFd in(::open(store.file_path(*d).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in) return "open " + store.file_path(*d).string() + ": " + std::strerror(errno);
+        std::string chunk(8 << 20, '\0');
+        int64_t off = 0;
+        for (;;) {
+          ssize_t n = ::pread(in.get(), chunk.data(), chunk.size(), off);
+          if (n < 0) return "read " + store.file_path(*d).string() + ": " + std::strerror(errno);
+          bool last = static_cast<size_t>(n) < chunk.size();
+          Reply u = client_.send("/api/agent/blob?" + at + "&sha=" + hex +
+                                     "&offset=" + std::to_string(off) + (last ? "&last=1" : ""),
+                                 chunk.substr(0, static_cast<size_t>(n)), timeout(deadline));
+          if (u.status != 200) return failed("send file " + d->str(), u);
+          off += n;
+          if (last) break;
+        }
+      }
+      auto manifest = store.manifest_json(run_id, a.name);
+      if (!manifest) return manifest.error().message();
+      Reply m = client_.post(
+          "artifact", {{"job", job}, {"attempt", attempt}, {"manifest", json::parse(*manifest)}},
+          timeout(deadline));
+      if (m.status != 200) return failed("send artifact '" + a.name + "'", m);
+    }
+    return "";
   }
 
   enum class LogSend { kOk, kFenced, kTooLarge, kFailed };

@@ -1,7 +1,16 @@
 // The agent protocol (docs/server.md, "Agent protocol"): claim (long poll),
 // start, renew, log chunks and finish, each fenced by (job, attempt).
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstring>
+#include <filesystem>
+
+#include "common/digest.hpp"
+#include "common/fd.hpp"
+#include "common/fs.hpp"
 #include "server/queue.hpp"
 #include "server/server_impl.hpp"
 
@@ -69,6 +78,8 @@ HttpResponse do_claim(Server::Impl& s, int64_t agent, const json& body) {
                                  {"attempt", (*got)->attempt},
                                  {"run", (*got)->run},
                                  {"plan", (*got)->plan},
+                                 {"needs", (*got)->needs},
+                                 {"artifacts", (*got)->artifacts},
                                  {"secrets", *secrets},
                                  {"vars", vars},
                                  {"lease_ms", lt.lease.count()},
@@ -84,6 +95,147 @@ HttpResponse do_claim(Server::Impl& s, int64_t agent, const json& body) {
   }
 }
 
+// Artifacts (docs/server.md, "Artifacts"): files by sha256 under
+// <state>/server/blobs/, manifests in the artifacts table.
+std::filesystem::path blobs_dir(const Server::Impl& s) {
+  return s.cfg.state_dir / "server" / "blobs";
+}
+
+bool is_sha_hex(const std::string& h) {
+  return h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The attempt is this agent's and live (the fence of every artifact write).
+Result<bool> live_attempt(Server::Impl& s, int64_t agent, int64_t job, int attempt) {
+  LS_TRY_ASSIGN(auto c, s.db->take());
+  LS_TRY_ASSIGN(auto r, c->exec("SELECT 1 FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE "
+                                "a.job_id = $1 AND a.attempt = $2 AND a.agent_id = $3 AND "
+                                "a.state IN ('claimed', 'running') AND j.attempt = a.attempt",
+                                {pg::p(job), pg::p(attempt), pg::p(agent)}));
+  return !r.empty();
+}
+
+// A chunk of a file: appended at `offset` to the attempt's partial copy; the
+// last chunk's file is checked against its sha256 and published.
+HttpResponse put_blob(Server::Impl& s, int64_t agent, const HttpRequest& req) {
+  auto job = parse_id(req.param("job"));
+  auto attempt = parse_id(req.param("attempt"));
+  auto offset = parse_id(req.param("offset"));
+  const std::string sha = req.param("sha");
+  if (!job || !attempt || !offset || !is_sha_hex(sha))
+    return error_response(400, "blob needs job, attempt, offset and sha (64 hex digits)");
+  auto live = live_attempt(s, agent, *job, static_cast<int>(*attempt));
+  if (!live) return error_response(live.error());
+  if (!*live) return stale(*job, static_cast<int>(*attempt));
+  namespace fs = std::filesystem;
+  const fs::path dir = blobs_dir(s);
+  const fs::path done = dir / sha;
+  std::error_code ec;
+  if (fs::exists(done, ec)) return json_response(200, {{"stored", true}});
+  fs::create_directories(dir / "tmp", ec);
+  const fs::path part =
+      dir / "tmp" / (sha + "-" + std::to_string(*job) + "-" + std::to_string(*attempt));
+  UniqueFd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return error_response(500, "open " + part.string() + ": " + std::strerror(errno));
+  // Offset 0 starts the file again (a resend after a failure).
+  if (*offset == 0 && ::ftruncate(fd.get(), 0) != 0)
+    return error_response(500, "truncate " + part.string() + ": " + std::strerror(errno));
+  struct stat st {};
+  ::fstat(fd.get(), &st);
+  if (*offset != st.st_size)
+    return json_response(400, {{"error", "gap in the file"}, {"bytes", st.st_size}});
+  if (::pwrite(fd.get(), req.body.data(), req.body.size(), *offset) !=
+      static_cast<ssize_t>(req.body.size()))
+    return error_response(500, "write " + part.string() + ": " + std::strerror(errno));
+  if (req.param("last") != "1")
+    return json_response(200, {{"bytes", *offset + static_cast<int64_t>(req.body.size())}});
+  // Checked whole before it is published.
+  Sha256 h;
+  {
+    UniqueFd in(::open(part.c_str(), O_RDONLY | O_CLOEXEC));
+    std::string buf(1 << 20, '\0');
+    for (ssize_t n; in && (n = ::read(in.get(), buf.data(), buf.size())) > 0;)
+      h.update(buf.data(), static_cast<size_t>(n));
+  }
+  if (h.finish().hex() != sha) {
+    fs::remove(part, ec);
+    return error_response(422, "file " + sha + " arrived with other bytes");
+  }
+  if (::fsync(fd.get()) != 0 || ::rename(part.c_str(), done.c_str()) != 0)
+    return error_response(500, "store " + done.string() + ": " + std::strerror(errno));
+  return json_response(200, {{"stored", true}});
+}
+
+// A stored file, streamed.
+HttpResponse get_blob(Server::Impl& s, const HttpRequest& req) {
+  const std::string sha = req.param("sha");
+  if (!is_sha_hex(sha)) return error_response(400, "blob-get needs sha (64 hex digits)");
+  auto path = blobs_dir(s) / sha;
+  auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!*fd) return error_response(404, "no file " + sha + " on the server");
+  HttpResponse res;
+  res.content_type = "application/octet-stream";
+  res.stream = [fd](const StreamWrite& write) {
+    std::string buf(1 << 20, '\0');
+    for (;;) {
+      ssize_t n = ::read(fd->get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || !write(std::string_view(buf.data(), static_cast<size_t>(n)))) return;
+    }
+  };
+  return res;
+}
+
+// Which of these files the server lacks.
+HttpResponse missing_blobs(Server::Impl& s, const json& body) {
+  json missing = json::array();
+  std::error_code ec;
+  for (const auto& h : body.value("shas", json::array())) {
+    if (!h.is_string() || !is_sha_hex(h.get<std::string>()))
+      return error_response(400, "shas must be sha256 hex digests");
+    if (!std::filesystem::exists(blobs_dir(s) / h.get<std::string>(), ec)) missing.push_back(h);
+  }
+  return json_response(200, {{"missing", missing}});
+}
+
+// A job's artifact: its manifest, once every file it names is stored. A
+// name is taken once per run; the same artifact again (a resent request)
+// is fine.
+HttpResponse put_artifact(Server::Impl& s, int64_t agent, int64_t job, int attempt,
+                          const json& body) {
+  auto live = live_attempt(s, agent, job, attempt);
+  if (!live) return error_response(live.error());
+  if (!*live) return stale(job, attempt);
+  const json m = body.value("manifest", json());
+  if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("digest") ||
+      !m["digest"].is_string() || !m.contains("files") || !m["files"].is_array())
+    return error_response(400, "artifact needs a manifest with name, digest and files");
+  std::error_code ec;
+  for (const auto& f : m["files"]) {
+    std::string d = f.is_object() ? f.value("digest", "") : "";
+    if (d.rfind("sha256:", 0) != 0 || !is_sha_hex(d.substr(7)))
+      return error_response(400, "artifact file without a sha256 digest");
+    if (!std::filesystem::exists(blobs_dir(s) / d.substr(7), ec))
+      return error_response(400, "artifact file " + d + " is not stored yet");
+  }
+  const std::string name = m["name"].get<std::string>();
+  auto c = s.db->take();
+  if (!c) return error_response(c.error());
+  auto r = (*c)->exec(
+      "WITH ins AS (INSERT INTO artifacts (run_id, name, job_id, attempt, digest, size, "
+      "manifest) SELECT run_id, $2, id, $3, $4, $5, $6 FROM jobs WHERE id = $1 "
+      "ON CONFLICT (run_id, name) DO NOTHING RETURNING 1) "
+      "SELECT (SELECT count(*) FROM ins), a.digest, j.name FROM jobs k JOIN artifacts a ON "
+      "a.run_id = k.run_id AND a.name = $2 JOIN jobs j ON j.id = a.job_id WHERE k.id = $1",
+      {pg::p(job), pg::p(name), pg::p(attempt), pg::p(m["digest"].get<std::string>()),
+       pg::p(m.value("size", int64_t{0})), pg::p(m.dump())});
+  if (!r) return error_response(r.error());
+  if (r->empty() || r->i64(0, 0) == 1) return json_response(200, {{"ok", true}});
+  if (r->str(0, 1) == m["digest"].get<std::string>()) return json_response(200, {{"ok", true}});
+  return error_response(
+      422, "artifact '" + name + "' was already uploaded by job '" + r->str(0, 2) + "'");
+}
+
 }  // namespace
 
 HttpResponse agent_route(Server::Impl& s, const HttpRequest& req) {
@@ -94,6 +246,8 @@ HttpResponse agent_route(Server::Impl& s, const HttpRequest& req) {
   if (!*agent) return error_response(401, "unknown agent token");
   if (req.method != "POST") return error_response(405, "method not allowed");
   std::string what = req.path.substr(std::string("/api/agent/").size());
+  if (what == "blob") return put_blob(s, **agent, req);
+  if (what == "blob-get") return get_blob(s, req);
   if (what == "log") {
     auto job = parse_id(req.param("job"));
     auto attempt = parse_id(req.param("attempt"));
@@ -119,6 +273,7 @@ HttpResponse agent_route(Server::Impl& s, const HttpRequest& req) {
   if (body.is_discarded() || !body.is_object())
     return error_response(400, "body is not a JSON object");
   if (what == "claim") return do_claim(s, **agent, body);
+  if (what == "blobs-missing") return missing_blobs(s, body);
   int64_t job = body.value("job", int64_t{0});
   int attempt = body.value("attempt", 0);
   if (job <= 0 || attempt <= 0) return error_response(400, "request needs job and attempt");
@@ -138,6 +293,7 @@ HttpResponse agent_route(Server::Impl& s, const HttpRequest& req) {
     if (!r) return error_response(r.error());
     return *r == Fence::kOk ? json_response(200, {{"ok", true}}) : stale(job, attempt);
   }
+  if (what == "artifact") return put_artifact(s, **agent, job, attempt, body);
   if (what == "finish") {
     Finish f;
     f.job = job;
@@ -146,6 +302,7 @@ HttpResponse agent_route(Server::Impl& s, const HttpRequest& req) {
     f.exit_code = body.value("exit_code", -1);
     f.env_hash = body.value("env_hash", "");
     f.record = body.value("record", json());
+    f.run_record = body.value("run_record", json());
     f.log_bytes = body.value("log_bytes", int64_t{0});
     f.reason = body.value("reason", "");
     auto r = finish(*s.db, **agent, f);

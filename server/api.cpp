@@ -150,7 +150,14 @@ Result<std::string> read_log(pg::Pool& db, int64_t job, int attempt, int64_t off
 HttpResponse get_log(Server::Impl& s, int64_t job, const HttpRequest& req) {
   auto att = pick_attempt(*s.db, job, req.param("attempt"));
   if (!att) return error_response(att.error());
-  if (!*att) return HttpResponse{200, "text/plain; charset=utf-8", "", {}, {}};
+  if (!*att) {
+    auto c = s.db->take();
+    if (!c) return error_response(c.error());
+    auto j = (*c)->exec("SELECT 1 FROM jobs WHERE id = $1", {pg::p(job)});
+    if (!j) return error_response(j.error());
+    if (j->empty()) return error_response(404, "no job " + std::to_string(job));
+    return HttpResponse{200, "text/plain; charset=utf-8", "", {}, {}};
+  }
   int64_t offset = parse_id(req.param("offset")).value_or(0);
   auto log = read_log(*s.db, job, **att, offset, s.cfg.max_log_bytes);
   if (!log) return error_response(log.error());
@@ -159,6 +166,18 @@ HttpResponse get_log(Server::Impl& s, int64_t job, const HttpRequest& req) {
                       std::move(*log),
                       {{"X-Lockstep-Attempt", std::to_string(**att)}},
                       {}};
+}
+
+// The whole run record of an attempt (the newest, or ?attempt=A).
+HttpResponse get_record(Server::Impl& s, int64_t job, const HttpRequest& req) {
+  auto att = pick_attempt(*s.db, job, req.param("attempt"));
+  if (!att) return error_response(att.error());
+  if (!*att) return error_response(404, "job " + std::to_string(job) + " has no attempt yet");
+  return json_query(*s.db,
+                    "SELECT run_record::text FROM attempts WHERE job_id = $1 AND attempt = $2",
+                    {pg::p(job), pg::p(**att)},
+                    "attempt " + std::to_string(**att) + " of job " + std::to_string(job) +
+                        " has no run record (it did not finish on an agent)");
 }
 
 // Server-Sent Events: each event's id is the offset after its data, so a
@@ -184,12 +203,15 @@ HttpResponse stream_log(Server::Impl& s, int64_t job, const HttpRequest& req) {
         if (!write(ev)) return;
         continue;
       }
-      auto c = s.db->take();
-      if (c) {
-        auto st = (*c)->exec(
+      // The connection goes back to the pool before the wait: an idle
+      // stream must not hold one.
+      Result<pg::Rows> st = fail("no database connection");
+      if (auto c = s.db->take())
+        st = (*c)->exec(
             "SELECT state, log_bytes, log_truncated FROM attempts "
             "WHERE job_id = $1 AND attempt = $2",
             {pg::p(job), pg::p(attempt)});
+      {
         if (st && !st->empty()) {
           std::string state = st->str(0, 0);
           bool live = state == "claimed" || state == "running";
@@ -287,6 +309,7 @@ HttpResponse Server::Impl::route(const HttpRequest& req) {
       if (auto id = parse_id(seg[2])) {
         if (seg.size() == 3) return get_job(*this, *id);
         if (seg.size() == 4 && seg[3] == "log") return get_log(*this, *id, req);
+        if (seg.size() == 4 && seg[3] == "record") return get_record(*this, *id, req);
         if (seg.size() == 5 && seg[3] == "log" && seg[4] == "stream")
           return stream_log(*this, *id, req);
       }

@@ -160,6 +160,33 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
   ctx.contexts["github"] = {
       {"event_name", ev.kind},   {"ref", t.ref},           {"sha", t.sha}, {"repository", ev.repo},
       {"base_ref", ev.base_ref}, {"head_ref", ev.head_ref}};
+  ctx.contexts["github"]["workflow"] = wf->name.empty() ? wf_file.path : wf->name;
+  std::string ref_name = t.ref;  // GitHub: "main", "v1", "7/merge"
+  for (const char* prefix : {"refs/heads/", "refs/tags/", "refs/pull/"})
+    if (ref_name.rfind(prefix, 0) == 0) ref_name = ref_name.substr(std::string(prefix).size());
+  ctx.contexts["github"]["ref_name"] = ref_name;
+  ctx.contexts["inputs"] = pipeline::Value::object();
+  ctx.contexts["vars"] = pipeline::Value::object();
+  if (wf->concurrency) {
+    // The group is evaluated once, as the run is planned (docs/server.md,
+    // "Concurrency").
+    auto where = [&](const std::string& what) {
+      return wf_file.path + ":" + std::to_string(wf->concurrency->loc.line) + ":" +
+             std::to_string(wf->concurrency->loc.column) + ": " + what;
+    };
+    auto group = pipeline::interpolate(wf->concurrency->group, ctx);
+    if (!group) {
+      run.error = where("concurrency group: " + group.error().message());
+      return run;
+    }
+    auto cancel = pipeline::evaluate_if(wf->concurrency->cancel_in_progress, ctx);
+    if (!cancel) {
+      run.error = where("concurrency cancel-in-progress: " + cancel.error().message());
+      return run;
+    }
+    run.concurrency_group = *group;
+    run.cancel_in_progress = *cancel;
+  }
   for (const auto& job : wf->jobs) {
     if (pipeline::matrix_depends_on_needs(job)) {
       run.error = wf_file.path + ": job '" + job.id +
@@ -193,6 +220,13 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
                 {"matrix", j.matrix},
                 {"secrets", std::vector<std::string>(secrets.begin(), secrets.end())},
                 {"fork", ev.fork}};
+      // A pull request runs on its merge commit, which only the server's
+      // mirror holds: the agent makes the same commit from these (merge
+      // commits are deterministic, repo_git.hpp) and checks it is `sha`.
+      if (ev.kind == "pull_request")
+        j.plan["merge"] = {{"base", t.base_sha},
+                           {"head", ev.head_sha},
+                           {"head_ref", "refs/pull/" + std::to_string(ev.number) + "/head"}};
       json steps = json::array();
       for (const auto& s : job.steps) {
         json step = {{"name", s.name}};
@@ -268,6 +302,13 @@ Result<int> poll_repo(pg::Pool& db, const std::filesystem::path& state_dir, int6
     clone_url = r.str(0, 0);
     name = r.str(0, 1);
   }
+  bool first_look = false;
+  {
+    LS_TRY_ASSIGN(auto c, db.take());
+    LS_TRY_ASSIGN(auto r,
+                  c->exec("SELECT last_polled IS NULL FROM repos WHERE id = $1", {pg::p(repo_id)}));
+    first_look = !r.empty() && r.boolean(0, 0);
+  }
   cache::GitMirrors mirrors(state_dir);
   LS_TRY_ASSIGN(auto m, mirrors.update(clone_url));
   LS_TRY_ASSIGN(auto heads, branch_heads(m.path));
@@ -282,8 +323,9 @@ Result<int> poll_repo(pg::Pool& db, const std::filesystem::path& state_dir, int6
         c->exec("INSERT INTO poll_heads (repo_id, ref, sha) VALUES ($1, $2, $3) "
                 "ON CONFLICT (repo_id, ref) DO UPDATE SET sha = excluded.sha",
                 {pg::p(repo_id), pg::p(ref), pg::p(sha)}));
-    // The first look at a repository only records its heads.
-    if (prev.empty()) continue;
+    // The first look at a repository only records its heads; a branch
+    // that appears later is a push of a new branch.
+    if (first_look) continue;
     HookEvent ev;
     ev.kind = "push";
     ev.repo = name;

@@ -72,7 +72,14 @@ bool terminal(const std::string& s) {
 
 // With the run row locked: queues or skips waiting jobs whose needs are
 // done, and sets the run's status. Wakes claimers when it queued anything.
+Status promote_pending(pg::Tx& tx, int64_t repo_id, const std::string& group);
+
 Status settle_run(pg::Tx& tx, int64_t run) {
+  LS_TRY_ASSIGN(auto info, tx.exec("SELECT status, repo_id, concurrency_group FROM runs "
+                                   "WHERE id = $1",
+                                   {pg::p(run)}));
+  // A pending run (its concurrency group is busy) queues nothing yet.
+  const bool pending = !info.empty() && info.str(0, 0) == "pending";
   LS_TRY_ASSIGN(auto rows,
                 tx.exec("SELECT id, job_key, status, needs, plan->>'run_on_failure' FROM jobs "
                         "WHERE run_id = $1 ORDER BY id",
@@ -89,7 +96,7 @@ Status settle_run(pg::Tx& tx, int64_t run) {
   for (int i = 0; i < rows.size(); ++i) {
     std::string st = rows.str(i, 2);
     int64_t id = rows.i64(i, 0);
-    if (st == "waiting") {
+    if (st == "waiting" && !pending) {
       bool ready = true, need_failed = false;
       for (const auto& n : parse_pg_array(rows.str(i, 3))) {
         auto it = by_key.find(n);
@@ -115,14 +122,86 @@ Status settle_run(pg::Tx& tx, int64_t run) {
     if (st == "cancelled") any_cancelled = true;
   }
   if (queued_any) LS_TRY(tx.exec("NOTIFY lockstep_jobs"));
+  // Log followers learn that an attempt ended (their stream then ends).
+  LS_TRY(tx.exec("NOTIFY lockstep_log"));
   if (all_done) {
     const char* st = any_failed ? "failure" : any_cancelled ? "cancelled" : "success";
     LS_TRY(
         tx.exec("UPDATE runs SET status = $2, finished_at = coalesce(finished_at, now()) "
                 "WHERE id = $1 AND status NOT IN ('success', 'failure', 'cancelled')",
                 {pg::p(run), pg::p(st)}));
+    if (!info.empty() && !info.str(0, 2).empty())
+      LS_TRY(promote_pending(tx, info.i64(0, 1), info.str(0, 2)));
   }
   return {};
+}
+
+// One group's runs are decided one transaction at a time.
+Status lock_group(pg::Tx& tx, int64_t repo_id, const std::string& group) {
+  LS_TRY(tx.exec("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))",
+                 {pg::p(group), pg::p(repo_id)}));
+  return {};
+}
+
+// When no run of the group is queued or running, the oldest pending one
+// starts: its jobs without needs are queued. Called as a run of the group
+// ends, and by the reaper for every group with a pending run (a run that
+// became pending while the last busy one was ending, unseen by either).
+Status promote_pending(pg::Tx& tx, int64_t repo_id, const std::string& group) {
+  LS_TRY_ASSIGN(auto busy, tx.exec("SELECT 1 FROM runs WHERE repo_id = $1 AND "
+                                   "concurrency_group = $2 AND status IN ('queued', 'running')",
+                                   {pg::p(repo_id), pg::p(group)}));
+  if (!busy.empty()) return {};
+  LS_TRY_ASSIGN(auto next, tx.exec("UPDATE runs SET status = 'queued' WHERE id = (SELECT id FROM "
+                                   "runs WHERE repo_id = $1 AND concurrency_group = $2 AND "
+                                   "status = 'pending' ORDER BY id LIMIT 1) AND status = "
+                                   "'pending' RETURNING id",
+                                   {pg::p(repo_id), pg::p(group)}));
+  if (next.empty()) return {};
+  return settle_run(tx, next.i64(0, 0));
+}
+
+// Cancels every job of `run` not yet ended (a running one through its
+// agent's next renewal), in the caller's transaction.
+Status cancel_run_in(pg::Tx& tx, int64_t run, const std::string& reason) {
+  LS_TRY_ASSIGN(auto r, tx.exec("UPDATE jobs SET status = 'cancelled', finished_at = now(), "
+                                "reason = $2 WHERE run_id = $1 AND status IN ('waiting', "
+                                "'queued') RETURNING id",
+                                {pg::p(run), pg::p(reason)}));
+  for (int i = 0; i < r.size(); ++i) LS_TRY(add_status(tx, r.i64(i, 0), "error", "cancelled"));
+  LS_TRY(
+      tx.exec("UPDATE jobs SET cancel_requested = true, reason = $2 WHERE run_id = $1 AND "
+              "status IN ('claimed', 'running')",
+              {pg::p(run), pg::p(reason)}));
+  return settle_run(tx, run);
+}
+
+// What `needs` sees of the jobs `keys` of a run that ended: per job, its
+// cells' results combined as runner/scheduler.hpp's combined() does
+// (failure over cancelled over success over skipped) and their outputs from
+// each cell's current attempt's record, later cells winning.
+Result<json> needs_context(pg::Tx& tx, int64_t run, const std::vector<std::string>& keys) {
+  LS_TRY_ASSIGN(auto rows,
+                tx.exec("SELECT j.job_key, j.status, a.record->'job'->'outputs' FROM jobs j "
+                        "LEFT JOIN attempts a ON a.job_id = j.id AND a.attempt = j.attempt "
+                        "WHERE j.run_id = $1 AND j.job_key = ANY($2::text[]) ORDER BY j.id",
+                        {pg::p(run), pg::p(pg_array(keys))}));
+  auto rank = [](const std::string& st) {
+    return st == "failure" ? 3 : st == "cancelled" ? 2 : st == "success" ? 1 : 0;
+  };
+  json out = json::object();
+  for (const auto& k : keys) out[k] = {{"result", "skipped"}, {"outputs", json::object()}};
+  for (int i = 0; i < rows.size(); ++i) {
+    json& n = out[rows.str(i, 0)];
+    std::string st = rows.str(i, 1);
+    if (!terminal(st)) st = "failure";  // never: a job waits for its needs to end
+    if (rank(st) > rank(n["result"].get<std::string>())) n["result"] = st;
+    json outputs = rows.null(i, 2) ? json() : json::parse(rows.str(i, 2), nullptr, false);
+    if (outputs.is_object())
+      for (auto it = outputs.begin(); it != outputs.end(); ++it)
+        if (it->is_string()) n["outputs"][it.key()] = *it;
+  }
+  return out;
 }
 
 Status lock_run(pg::Tx& tx, int64_t run) {
@@ -166,21 +245,44 @@ Status requeue_or_end(pg::Tx& tx, int64_t job, int attempt, bool lapsed) {
 }  // namespace
 
 Result<std::optional<int64_t>> insert_run(pg::Tx& tx, const NewRun& run) {
-  const char* status = run.error.empty() ? "queued" : "failure";
+  std::string status = run.error.empty() ? "queued" : "failure";
+  // A concurrency group: with cancel-in-progress every earlier run of the
+  // group still going is cancelled; without it the run waits as pending
+  // while one is queued or running, and an earlier pending one is cancelled
+  // (GitHub: at most one running and one pending per group).
+  std::vector<int64_t> superseded;
+  const bool grouped = run.error.empty() && !run.concurrency_group.empty();
+  if (grouped) {
+    LS_TRY(lock_group(tx, run.repo_id, run.concurrency_group));
+    LS_TRY_ASSIGN(auto others,
+                  tx.exec("SELECT id, status FROM runs WHERE repo_id = $1 AND "
+                          "concurrency_group = $2 AND status IN ('pending', 'queued', 'running') "
+                          "ORDER BY id",
+                          {pg::p(run.repo_id), pg::p(run.concurrency_group)}));
+    for (int i = 0; i < others.size(); ++i) {
+      if (run.cancel_in_progress || others.str(i, 1) == "pending")
+        superseded.push_back(others.i64(i, 0));
+      else
+        status = "pending";
+    }
+  }
   LS_TRY_ASSIGN(
       auto r,
       tx.exec(
           "INSERT INTO runs (repo_id, delivery_id, run_key, event, ref, sha, base_sha, fork, "
-          "workflow_file, workflow_name, status, error, rerun_of, finished_at) "
+          "workflow_file, workflow_name, status, error, rerun_of, finished_at, "
+          "concurrency_group, concurrency_cancel) "
           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-          "CASE WHEN $11 = 'failure' THEN now() END) "
+          "CASE WHEN $11 = 'failure' THEN now() END, $14, $15) "
           "ON CONFLICT DO NOTHING RETURNING id",
           {pg::p(run.repo_id), run.delivery ? pg::p(*run.delivery) : pg::Param(),
            pg::p(run.run_key), pg::p(run.event), pg::p(run.ref), pg::p(run.sha),
            pg::p(run.base_sha), pg::p(run.fork), pg::p(run.workflow_file), pg::p(run.workflow_name),
-           pg::p(status), pg::p(run.error), run.rerun_of ? pg::p(*run.rerun_of) : pg::Param()}));
+           pg::p(status), pg::p(run.error), run.rerun_of ? pg::p(*run.rerun_of) : pg::Param(),
+           pg::p(run.concurrency_group), pg::p(run.cancel_in_progress)}));
   if (r.empty()) return std::optional<int64_t>();
   int64_t id = r.i64(0, 0);
+  const bool pending = status == "pending";
   if (!run.error.empty()) {
     LS_TRY(
         tx.exec("INSERT INTO status_outbox (repo_id, sha, context, state, description, "
@@ -191,7 +293,7 @@ Result<std::optional<int64_t>> insert_run(pg::Tx& tx, const NewRun& run) {
   }
   bool any_queued = false;
   for (const auto& j : run.jobs) {
-    bool waits = !j.needs.empty();
+    bool waits = pending || !j.needs.empty();
     json plan = j.plan;
     plan["run_on_failure"] = j.run_on_failure;
     LS_TRY_ASSIGN(auto jr,
@@ -205,6 +307,10 @@ Result<std::optional<int64_t>> insert_run(pg::Tx& tx, const NewRun& run) {
     if (!waits) any_queued = true;
   }
   if (any_queued) LS_TRY(tx.exec("NOTIFY lockstep_jobs"));
+  for (int64_t old : superseded)
+    LS_TRY(cancel_run_in(tx, old,
+                         "cancelled: run " + std::to_string(id) + " of concurrency group '" +
+                             run.concurrency_group + "' superseded it"));
   return std::optional<int64_t>(id);
 }
 
@@ -214,7 +320,7 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
     LS_TRY_ASSIGN(auto r, tx.exec("UPDATE jobs SET status = 'claimed', attempt = attempt + 1 "
                                   "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' "
                                   "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) "
-                                  "RETURNING id, attempt, run_id, plan",
+                                  "RETURNING id, attempt, run_id, plan, needs",
                                   {}));
     if (r.empty()) return std::optional<Claim>();
     Claim c;
@@ -222,6 +328,14 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
     c.attempt = static_cast<int>(r.i64(0, 1));
     c.run = r.i64(0, 2);
     c.plan = json::parse(r.str(0, 3), nullptr, false);
+    if (auto needs = parse_pg_array(r.str(0, 4)); !needs.empty()) {
+      LS_TRY_ASSIGN(c.needs, needs_context(tx, c.run, needs));
+    }
+    LS_TRY_ASSIGN(auto arts, tx.exec("SELECT coalesce(json_agg(manifest ORDER BY name), '[]') "
+                                     "FROM artifacts WHERE run_id = $1",
+                                     {pg::p(c.run)}));
+    c.artifacts = json::parse(arts.str(0, 0), nullptr, false);
+    if (!c.artifacts.is_array()) c.artifacts = json::array();
     LS_TRY(
         tx.exec("INSERT INTO attempts (job_id, attempt, agent_id, state) "
                 "VALUES ($1, $2, $3, 'claimed')",
@@ -326,19 +440,26 @@ Result<FinishResult> finish(pg::Pool& db, int64_t agent_id, const Finish& f) {
     if (a.empty()) return FinishResult::kStale;
     if (a.i64(0, 0) < f.log_bytes && !a.boolean(0, 1)) return FinishResult::kLogIncomplete;
     std::string status = f.status;
-    if (status != "success" && status != "failure" && status != "cancelled") status = "failure";
-    if (a.boolean(0, 2) && status != "success") status = "cancelled";
+    if (status != "success" && status != "failure" && status != "cancelled" && status != "skipped")
+      status = "failure";
+    if (a.boolean(0, 2) && status != "success" && status != "skipped") status = "cancelled";
     LS_TRY(tx.exec(
         "UPDATE attempts SET state = $3, finished_at = now(), exit_code = $4, "
-        "env_hash = $5, record = $6, reason = $7 WHERE job_id = $1 AND attempt = $2",
+        "env_hash = $5, record = $6, reason = $7, run_record = $8 WHERE job_id = $1 AND "
+        "attempt = $2",
         {pg::p(f.job), pg::p(f.attempt), pg::p(status), pg::p(f.exit_code), pg::p(f.env_hash),
-         pg::p(f.record.is_null() ? "null" : f.record.dump()), pg::p(f.reason)}));
-    LS_TRY(tx.exec("UPDATE jobs SET status = $2, finished_at = now(), reason = $3 WHERE id = $1",
-                   {pg::p(f.job), pg::p(status), pg::p(f.reason)}));
+         pg::p(f.record.is_null() ? "null" : f.record.dump()), pg::p(f.reason),
+         f.run_record.is_object() ? pg::p(f.run_record.dump()) : pg::Param()}));
+    // A cancelled job keeps the reason it was cancelled for.
+    LS_TRY(
+        tx.exec("UPDATE jobs SET status = $2, finished_at = now(), reason = CASE WHEN "
+                "cancel_requested AND $2 = 'cancelled' AND reason <> '' THEN reason ELSE $3 "
+                "END WHERE id = $1",
+                {pg::p(f.job), pg::p(status), pg::p(f.reason)}));
     LS_TRY(add_status(tx, f.job,
-                      status == "success"     ? "success"
-                      : status == "cancelled" ? "error"
-                                              : "failure",
+                      status == "success" || status == "skipped" ? "success"
+                      : status == "cancelled"                    ? "error"
+                                                                 : "failure",
                       status == "cancelled" ? "cancelled" : status));
     LS_TRY(settle_run(tx, *run));
     return FinishResult::kOk;
@@ -385,6 +506,18 @@ Result<int> reap(pg::Pool& db, const LeaseTimes& t) {
         }));
     if (did) ++ended;
   }
+  std::vector<std::pair<int64_t, std::string>> idle;
+  {
+    LS_TRY_ASSIGN(auto c, db.take());
+    LS_TRY_ASSIGN(auto r,
+                  c->exec("SELECT DISTINCT p.repo_id, p.concurrency_group FROM runs p WHERE "
+                          "p.status = 'pending' AND NOT EXISTS (SELECT 1 FROM runs b WHERE "
+                          "b.repo_id = p.repo_id AND b.concurrency_group = p.concurrency_group "
+                          "AND b.status IN ('queued', 'running'))"));
+    for (int i = 0; i < r.size(); ++i) idle.emplace_back(r.i64(i, 0), r.str(i, 1));
+  }
+  for (const auto& [repo, group] : idle)
+    LS_TRY(pg::in_tx(db, [&](pg::Tx& tx) -> Status { return promote_pending(tx, repo, group); }));
   return ended;
 }
 
@@ -443,8 +576,8 @@ Result<int64_t> rerun(pg::Pool& db, int64_t run) {
   return pg::in_tx(db, [&](pg::Tx& tx) -> Result<int64_t> {
     LS_TRY_ASSIGN(auto r,
                   tx.exec("SELECT repo_id, delivery_id, run_key, event, ref, sha, base_sha, "
-                          "fork, workflow_file, workflow_name, error FROM runs "
-                          "WHERE id = $1",
+                          "fork, workflow_file, workflow_name, error, concurrency_group, "
+                          "concurrency_cancel FROM runs WHERE id = $1",
                           {pg::p(run)}));
     if (r.empty()) return fail("no run " + std::to_string(run), ErrorKind::kNotFound);
     NewRun n;
@@ -459,6 +592,8 @@ Result<int64_t> rerun(pg::Pool& db, int64_t run) {
     n.workflow_file = r.str(0, 8);
     n.workflow_name = r.str(0, 9);
     n.error = r.str(0, 10);
+    n.concurrency_group = r.str(0, 11);
+    n.cancel_in_progress = r.boolean(0, 12);
     n.rerun_of = run;
     LS_TRY_ASSIGN(auto jobs, tx.exec("SELECT job_key, name, matrix, needs, plan, retry FROM jobs "
                                      "WHERE run_id = $1 ORDER BY id",

@@ -48,6 +48,10 @@ struct NewRun {
   bool fork = false;
   std::string workflow_file, workflow_name;
   std::string error;  // a run that failed before any job (workflow error)
+  // The workflow's concurrency group (evaluated) and cancel-in-progress:
+  // empty group, none (docs/server.md, "Concurrency").
+  std::string concurrency_group;
+  bool cancel_in_progress = false;
   std::vector<NewJob> jobs;
   std::optional<int64_t> rerun_of;
 };
@@ -61,6 +65,12 @@ struct Claim {
   int64_t run = 0;
   int attempt = 0;
   nlohmann::json plan;
+  // The `needs` context of the job (runner/run.hpp, GivenNeeds): the result
+  // of each job it needs (over its matrix cells, ranked as `lockstep run`
+  // ranks them) and their outputs; the agent runs the job alone with it.
+  nlohmann::json needs = nlohmann::json::object();
+  // Manifests of the artifacts earlier jobs of the run uploaded.
+  nlohmann::json artifacts = nlohmann::json::array();
 };
 Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id);
 
@@ -87,6 +97,7 @@ struct Finish {
   int exit_code = 0;
   std::string env_hash;
   nlohmann::json record;
+  nlohmann::json run_record;  // the agent's whole record.json (null: none)
   int64_t log_bytes = 0;
   std::string reason;
 };

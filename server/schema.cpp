@@ -144,6 +144,35 @@ CREATE TABLE poll_heads (
   PRIMARY KEY (repo_id, ref)
 );
 )sql",
+    // 2: concurrency groups (docs/server.md, "Concurrency"): a run waits as
+    // 'pending' while another run of its group is queued or running.
+    R"sql(
+ALTER TABLE runs ADD COLUMN concurrency_group text NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN concurrency_cancel boolean NOT NULL DEFAULT false;
+ALTER TABLE runs DROP CONSTRAINT runs_status_check;
+ALTER TABLE runs ADD CONSTRAINT runs_status_check
+  CHECK (status IN ('pending', 'queued', 'running', 'success', 'failure', 'cancelled'));
+CREATE INDEX runs_concurrency ON runs (repo_id, concurrency_group, id)
+  WHERE concurrency_group <> '' AND status IN ('pending', 'queued', 'running');
+-- The whole run record of an attempt (record.json of its agent's run), for
+-- `lockstep replay --server` and friends; attempts.record keeps the job's
+-- entry for the API and the UI.
+ALTER TABLE attempts ADD COLUMN run_record jsonb;
+-- Artifacts a job uploaded, by run and name (a name is taken once per run,
+-- as on GitHub); their files are content-addressed under
+-- <state>/server/blobs/.
+CREATE TABLE artifacts (
+  run_id bigint NOT NULL REFERENCES runs(id),
+  name text NOT NULL,
+  job_id bigint NOT NULL REFERENCES jobs(id),
+  attempt integer NOT NULL,
+  digest text NOT NULL,
+  size bigint NOT NULL,
+  manifest jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, name)
+);
+)sql",
 };
 
 constexpr int kCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);

@@ -23,6 +23,7 @@
 #include "common/paths.hpp"
 #include "runner/output.hpp"
 #include "server/agent.hpp"
+#include "server/repo_git.hpp"
 
 extern char** environ;
 
@@ -176,6 +177,26 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
   co.url = plan.value("clone_url", "");
   co.ref = plan.value("sha", "");
   co.path = dir / "src";
+  if (plan.contains("merge") && plan["merge"].is_object()) {
+    // A pull request: its merge commit, made here as the server made it.
+    const json& mg = plan["merge"];
+    const std::string head_ref = mg.value("head_ref", "");
+    auto m = mirrors.update(co.url, {"+" + head_ref + ":" + head_ref});
+    if (!m) {
+      job.say("lockstep: fetch " + head_ref + " of " + co.url + ": " + m.error().message());
+      return 2;
+    }
+    auto made = merge_commit(m->path, mg.value("base", ""), mg.value("head", ""));
+    if (!made) {
+      job.say("lockstep: make the pull request's merge commit: " + made.error().message());
+      return 2;
+    }
+    if (*made != co.ref) {
+      job.say("lockstep: the pull request's merge commit made here (" + *made +
+              ") is not the server's (" + co.ref + ")");
+      return 2;
+    }
+  }
   if (auto c = cache::checkout(mirrors, co); !c) {
     job.say("lockstep: check out " + co.url + " at " + co.ref + ": " + c.error().message());
     return 2;
@@ -201,6 +222,23 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
     }
     argv.push_back("--matrix");
     argv.push_back(it.key() + "=" + *v);
+  }
+  // The repository's configuration variables (`vars`): not secret.
+  const json vars = spec.value("vars", json::object());
+  for (auto it = vars.begin(); it != vars.end(); ++it)
+    if (it->is_string())
+      argv.insert(argv.end(), {"--var", it.key() + "=" + it->get<std::string>()});
+  // Artifacts earlier jobs of the run uploaded, already in this host's store.
+  if (const std::string arts = spec.value("import_artifacts", ""); !arts.empty())
+    argv.insert(argv.end(), {"--import-artifacts", arts});
+  // The jobs it needs ran elsewhere: their results and outputs, as the
+  // server has them, instead of running them again here.
+  if (const json needs = spec.value("needs", json::object()); !needs.empty()) {
+    if (!write_file_atomic(dir / "needs.json", needs.dump(), 0600)) {
+      job.say("lockstep: could not write the results of the jobs it needs");
+      return 2;
+    }
+    argv.insert(argv.end(), {"--needs", (dir / "needs.json").string()});
   }
   for (const auto& p : spec.value("platforms", json::array()))
     if (p.is_string()) argv.insert(argv.end(), {"--platform", p.get<std::string>()});
@@ -275,6 +313,8 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
         if (j.value("id", "") != plan.value("job", "")) continue;
         if (j.value("matrix", json::object()) != matrix) continue;
         (*result)["env_hash"] = j.value("env_hash", "");
+        (*result)["run_record"] = rec;
+        (*result)["job_result"] = j.value("result", "");
         (*result)["record"] = {{"run_id", run_id},
                                {"job", j},
                                {"replay", "lockstep replay " + run_id + " --job " +
@@ -333,6 +373,8 @@ int run_supervisor(const fs::path& dir) {
   int code = spec.value("executor", "fake") == "lockstep" ? lockstep_body(job, spec, dir, &result)
                                                           : fake_body(job);
   result["status"] = code == 0 ? "success" : "failure";
+  // A job its own if: skipped (with what it needs, the agent decides that).
+  if (code == 0 && result.value("job_result", "") == "skipped") result["status"] = "skipped";
   result["exit_code"] = code;
   if (!write_file_atomic(dir / "result.json", result.dump())) return 125;
   return 0;

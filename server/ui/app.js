@@ -131,7 +131,11 @@ function renderLog(text) {
   return out.join('');
 }
 
-function replayCommand(j) {
+// A finished attempt replays from its record on the server; before that,
+// the job runs again from its commit.
+function replayCommand(j, last) {
+  if (last && last.record && last.record.run_id)
+    return `lockstep replay --server ${location.origin} ${j.id}:${last.attempt}`;
   const m = Object.entries(j.matrix || {}).map(([k, v]) => ` --matrix '${k}=${typeof v === 'string' ? v : JSON.stringify(v)}'`).join('');
   return `git clone ${j.clone_url} src && cd src && git checkout ${j.sha} && lockstep run ${j.workflow_file} --job ${j.key}${m}`;
 }
@@ -144,7 +148,7 @@ async function job(id) {
     <p><a href="#/runs/${j.run_id}">run #${j.run_id}</a> · ${esc(j.repo)} · <code>${esc(j.sha)}</code> · ${esc(j.workflow_file)}</p>
     <p><button id="cancel-job">cancel</button></p>
     ${j.reason ? `<p class="notice">${esc(j.reason)}</p>` : ''}
-    <h3>Replay locally</h3><code class="cmd" id="replay">${esc(replayCommand(j))}</code>
+    <h3>Replay locally</h3><code class="cmd" id="replay">${esc(replayCommand(j, last))}</code>
     <h3>Inputs</h3><table><tr><th>matrix</th><td><code>${esc(JSON.stringify(j.matrix))}</code></td></tr>
       <tr><th>secrets (names)</th><td>${esc((j.plan.secrets || []).join(', '))}</td></tr>
       <tr><th>environment hash</th><td><code id="env-hash">${esc(last ? last.env_hash : '')}</code></td></tr></table>

@@ -384,6 +384,30 @@ HttpReply ServerFixture::push_hook(const std::string& delivery, const std::strin
   return {r->status, r->body};
 }
 
+HttpReply ServerFixture::github_hook(const std::string& event, const std::string& delivery,
+                                     const std::string& body) {
+  registry::HttpRequest req;
+  req.method = "POST";
+  req.url = "http://127.0.0.1:" + std::to_string(port_) + "/hooks/github";
+  req.headers = {"Content-Type: application/json", "X-GitHub-Event: " + event,
+                 "X-GitHub-Delivery: " + delivery,
+                 "X-Hub-Signature-256: sha256=" + hmac_sha256_hex(secret_, body)};
+  req.body = body;
+  registry::HttpSession http;
+  auto r = http.perform(req);
+  if (!r) return {};
+  return {r->status, r->body};
+}
+
+std::string ServerFixture::git(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/bin/git", "-c", "user.name=t", "-c",
+                                   "user.email=t@example.com"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run_process(argv, {}, root_ / "work");
+  EXPECT_EQ(r.exit_code, 0) << "git " << args[0] << ": " << r.err;
+  return r.out;
+}
+
 HttpReply ServerFixture::post(const std::string& path, const std::optional<std::string>& token) {
   std::string t = token ? *token : slurp(root_ / "server-home" / "server" / "admin-token");
   while (!t.empty() && t.back() == '\n') t.pop_back();

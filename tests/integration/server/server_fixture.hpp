@@ -98,6 +98,11 @@ class ServerFixture : public ::testing::Test {
   HttpReply push_hook(const std::string& delivery, const std::string& sha,
                       const std::string& secret, const std::string& repo = "o/r",
                       const std::string& body_override = "");
+  // A GitHub webhook of kind `event` with `body`, signed with the fixture's secret.
+  HttpReply github_hook(const std::string& event, const std::string& delivery,
+                        const std::string& body);
+  // Runs git in the fixture's working tree (its output).
+  std::string git(const std::vector<std::string>& args);
   HttpReply get(const std::string& path);
   // GET /api/runs: the runs, newest first; empty while the server cannot
   // answer (a 503 while its database restarts).

@@ -3,6 +3,9 @@
 // agent's job is re-queued after its lease, and bad input is refused.
 #include <signal.h>
 
+#include <stdlib.h>
+
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -133,15 +136,29 @@ jobs:
     strategy:
       matrix:
         word: [alpha, beta]
+    outputs:
+      made: ${{ steps.make.outputs.made }}
     steps:
       - run: echo "cell ${{ matrix.word }} at $GITHUB_SHA"
       - run: echo "token ${{ secrets.TOKEN }}"
+      - id: make
+        run: echo "made=built-${{ matrix.word }}" >> "$GITHUB_OUTPUT"
+      - run: mkdir -p out && echo "made by ${{ matrix.word }}" > out/file.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: dist-${{ matrix.word }}
+          path: out/
   check:
     needs: build
     runs-on: ubuntu-latest
     container: localhost/busybox:test
     steps:
       - run: test -n "$(cat /etc/hostname)"
+      - uses: actions/download-artifact@v4
+        with:
+          path: got
+      - run: cat got/dist-alpha/file.txt got/dist-beta/file.txt
+      - run: echo "got ${{ needs.build.result }} ${{ needs.build.outputs.made }} ${{ vars.STAGE }}"
 )yml"}});
   {
     std::ofstream(root_ / "token-value") << "hunter2-secret\n";
@@ -151,12 +168,21 @@ jobs:
                           db_url_, (root_ / "token-value").string()},
                          {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_process(
+        {LOCKSTEP_BINARY, "server", "var", "set", "o/r", "STAGE", "staging", "--db", db_url_},
+        {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   import_busybox("a");
   import_busybox("b");
   start_server();
+  // The agents share the key their secrets are hashed under (so that a
+  // job replays on any host given it).
+  const std::string shared_key = "0123456789abcdef0123456789abcdef";
+  ::setenv("LOCKSTEP_SECRET_HASH_KEY", shared_key.c_str(), 1);
   start_agent("a", 1, "lockstep");
   start_agent("b", 1, "lockstep");
+  ::unsetenv("LOCKSTEP_SECRET_HASH_KEY");
   ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
   ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
   json run = finished_run(runs()[0].value("id", int64_t{0}));
@@ -174,14 +200,29 @@ jobs:
               "lockstep replay " + run_id + " --job " +
                   (job.value("key", "") == "build" ? "'" + job.value("name", "") + "'"
                                                    : job.value("name", "")));
-    if (job.value("key", "") != "build") continue;
+    if (job.value("key", "") != "build") {
+      // The jobs it needs ran on other agents (or earlier): their results
+      // and outputs came from the server, and they did not run again here.
+      auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+      EXPECT_TRUE(log.body.find("got success built-alpha staging") != std::string::npos ||
+                  log.body.find("got success built-beta staging") != std::string::npos)
+          << log.body;
+      EXPECT_EQ(log.body.find("cell alpha"), std::string::npos) << log.body;
+      // The artifacts of both cells, from whichever agent made them.
+      EXPECT_NE(log.body.find("made by alpha"), std::string::npos) << log.body;
+      EXPECT_NE(log.body.find("made by beta"), std::string::npos) << log.body;
+      EXPECT_EQ(log.body.find("cell beta"), std::string::npos) << log.body;
+      EXPECT_EQ(attempt["record"]["job"]["name"], "check");
+      continue;
+    }
     // The job replays on its agent's host from that command (given the secret).
     std::string replay = attempt["record"].value("replay", "");
-    auto rr = run_process(
-        {"/bin/sh", "-c",
-         std::string(LOCKSTEP_BINARY) + replay.substr(std::string("lockstep").size()) +
-             " --secret TOKEN=hunter2-secret"},
-        {"LOCKSTEP_HOME=" + (root_ / ("agent-" + attempt.value("agent", ""))).string()});
+    auto rr =
+        run_process({"/bin/sh", "-c",
+                     std::string(LOCKSTEP_BINARY) + replay.substr(std::string("lockstep").size()) +
+                         " --secret TOKEN=hunter2-secret"},
+                    {"LOCKSTEP_HOME=" + (root_ / ("agent-" + attempt.value("agent", ""))).string(),
+                     "LOCKSTEP_SECRET_HASH_KEY=" + shared_key});
     EXPECT_EQ(rr.exit_code, 0) << replay << ": " << rr.err << rr.out;
     std::string word = job["matrix"].value("word", "");
     auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
@@ -189,6 +230,106 @@ jobs:
     EXPECT_NE(log.body.find("token ***"), std::string::npos) << log.body;
     EXPECT_EQ(log.body.find("hunter2-secret"), std::string::npos) << log.body;
   }
+
+  // The CLI reads the server: runs, a run's jobs, a job's log, a record
+  // replayed on another host (a state dir of its own) and two cells diffed.
+  const std::string url = "http://127.0.0.1:" + std::to_string(port_);
+  const std::vector<std::string> cli_env = {"LOCKSTEP_HOME=" + (root_ / "agent-cli").string()};
+  import_busybox("cli");
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), LOCKSTEP_BINARY);
+    return run_process(args, cli_env);
+  };
+  auto ls = cli({"runs", "ls", "--server", url});
+  EXPECT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find(sha.substr(0, 12)), std::string::npos) << ls.out;
+  std::string run_id = std::to_string(runs()[0].value("id", int64_t{0}));
+  auto show = cli({"runs", "show", "--server", url, run_id});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  std::vector<int64_t> build_jobs;
+  for (json job : run["jobs"])
+    if (job.value("key", "") == "build") build_jobs.push_back(job.value("id", int64_t{0}));
+  ASSERT_EQ(build_jobs.size(), 2u);
+  const std::string first = std::to_string(build_jobs[0]);
+  EXPECT_NE(show.out.find("replay: lockstep replay --server " + url + " " + first),
+            std::string::npos)
+      << show.out;
+  auto logs = cli({"logs", "--server", url, first + ":1"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_NE(logs.out.find("token ***"), std::string::npos) << logs.out;
+  // Its secrets were hashed under the agents' shared key: elsewhere only
+  // with the same key.
+  auto foreign = cli({"replay", "--server", url, first, "--secret", "TOKEN=hunter2-secret"});
+  EXPECT_EQ(foreign.exit_code, 2) << foreign.err << foreign.out;
+  EXPECT_NE(foreign.err.find("LOCKSTEP_SECRET_HASH_KEY"), std::string::npos) << foreign.err;
+  auto replay = run_process(
+      {LOCKSTEP_BINARY, "replay", "--server", url, first, "--secret", "TOKEN=hunter2-secret"},
+      {cli_env[0], "LOCKSTEP_SECRET_HASH_KEY=" + shared_key});
+  EXPECT_EQ(replay.exit_code, 0) << replay.err << replay.out;
+  auto diff = cli({"diff", "--server", url, first, std::to_string(build_jobs[1])});
+  EXPECT_EQ(diff.exit_code, 1) << diff.err << diff.out;  // the matrix cells differ
+  EXPECT_NE(diff.out.find("beta"), std::string::npos) << diff.out;
+  auto same = cli({"diff", "--server", url, first, first + ":1"});
+  EXPECT_EQ(same.exit_code, 0) << same.err << same.out;
+  // Bad input: one line each.
+  auto missing = cli({"logs", "--server", url, "999999"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("404"), std::string::npos) << missing.err;
+  auto bad = cli({"runs", "ls", "--server", "ftp://x"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+}
+
+// A pull request runs on the merge of its head into the base branch, a commit
+// only the server's mirror has: the agent makes the same commit itself, and
+// the job sees both sides' files and that commit as GITHUB_SHA.
+TEST_F(ServerFixture, APullRequestRunsOnItsMergeCommitOnAnAgent) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  std::string base = commit({{".github/workflows/ci.yml", R"yml(on: pull_request
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/checkout@v4
+      - run: cat base.txt feature.txt && echo "at $GITHUB_SHA"
+)yml"},
+                             {"base.txt", "from base\n"}});
+  // The head: a branch pushed only as the pull request's ref; then main
+  // moves on, so the merge is a commit of its own.
+  git({"checkout", "-q", "-b", "feature"});
+  std::ofstream(root_ / "work" / "feature.txt") << "from feature\n";
+  git({"add", "feature.txt"});
+  git({"commit", "-q", "-m", "feature"});
+  std::string head = git({"rev-parse", "HEAD"}).substr(0, 40);
+  git({"push", "-q", (root_ / "repo.git").string(), "HEAD:refs/pull/7/head"});
+  git({"checkout", "-q", "main"});
+  std::string base2 = commit({{"base.txt", "from base, later\n"}});
+  ASSERT_NE(base2, base);
+  import_busybox("a");
+  start_server();
+  start_agent("a", 1, "lockstep");
+  json body = {
+      {"action", "opened"},
+      {"number", 7},
+      {"pull_request",
+       {{"number", 7},
+        {"base", {{"ref", "main"}, {"sha", base2}}},
+        {"head", {{"ref", "feature"}, {"sha", head}, {"repo", {{"full_name", "o/r"}}}}}}},
+      {"repository", {{"full_name", "o/r"}, {"clone_url", (root_ / "repo.git").string()}}}};
+  ASSERT_EQ(github_hook("pull_request", "pr-1", body.dump()).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  ASSERT_EQ(run["jobs"].size(), 1u) << run.dump();
+  json job = run["jobs"][0];
+  auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+  EXPECT_EQ(job.value("status", ""), "success") << job.dump() << log.body;
+  std::string merge = run["run"].value("sha", "");
+  EXPECT_NE(merge, head);
+  EXPECT_NE(merge, base2);
+  EXPECT_NE(log.body.find("from base, later"), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("from feature"), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("at " + merge), std::string::npos) << log.body;
 }
 
 const char* kOneJobWorkflow = R"(name: ci
