@@ -232,9 +232,19 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
 
 Result<Fence> start_attempt(pg::Pool& db, int64_t agent_id, int64_t job, int attempt) {
   return pg::in_tx(db, [&](pg::Tx& tx) -> Result<Fence> {
-    LS_TRY_ASSIGN(auto run, run_of_job(tx, job));
-    if (!run) return Fence::kStale;
-    LS_TRY(lock_run(tx, *run));
+    LS_TRY_ASSIGN(auto r, tx.exec("SELECT j.run_id, r.status = 'queued' FROM jobs j "
+                                  "JOIN runs r ON r.id = j.run_id WHERE j.id = $1",
+                                  {pg::p(job)}));
+    if (r.empty()) return Fence::kStale;
+    int64_t run = r.i64(0, 0);
+    // Only the first start of a run changes the run (it becomes running), and
+    // only then is its row locked, first, in the order of every transaction
+    // that changes a run. A run leaves 'queued' once and never returns to it,
+    // and nothing decided under the run's lock (settle_run) depends on
+    // whether a job is claimed or running, so later starts lock just their
+    // attempt and job rows and never wait behind a finish of the same run.
+    bool first = r.boolean(0, 1);
+    if (first) LS_TRY(lock_run(tx, run));
     LS_TRY_ASSIGN(auto a, tx.exec("UPDATE attempts SET state = 'running', started_at = now(), "
                                   "renewed_at = now() WHERE job_id = $1 AND attempt = $2 AND "
                                   "agent_id = $3 AND state = 'claimed'",
@@ -242,10 +252,11 @@ Result<Fence> start_attempt(pg::Pool& db, int64_t agent_id, int64_t job, int att
     if (a.affected() == 0) return Fence::kStale;
     LS_TRY(tx.exec("UPDATE jobs SET status = 'running' WHERE id = $1 AND attempt = $2",
                    {pg::p(job), pg::p(attempt)}));
-    LS_TRY(
-        tx.exec("UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) "
-                "WHERE id = $1 AND status = 'queued'",
-                {pg::p(*run)}));
+    if (first)
+      LS_TRY(
+          tx.exec("UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) "
+                  "WHERE id = $1 AND status = 'queued'",
+                  {pg::p(run)}));
     return Fence::kOk;
   });
 }
