@@ -227,6 +227,7 @@ for i in $(seq "$pickups"); do
 done
 last=$run_id
 stop_agents
+[ "$pickups" -gt 0 ] || first=$((last + 1))  # none: an empty range
 pick_sql="$from WHERE j.run_id BETWEEN $first AND $last"
 pick_start=$(p50p99 "SELECT extract(epoch FROM a.started_at - $queued) * 1000 AS ms $pick_sql")
 pick_claim=$(p50p99 "SELECT extract(epoch FROM a.claimed_at - $queued) * 1000 AS ms $pick_sql")
