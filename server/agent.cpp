@@ -319,6 +319,9 @@ Result<std::unique_ptr<Supervisor>> spawn_supervisor(Launcher& launcher, const f
   s.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, s.pid, 0)));
   if (!s.pidfd) {
     auto e = fail_errno("pidfd_open of the job supervisor");
+    // Not reaped yet, so both ids are still its own (it may not have made
+    // its process group yet).
+    ::kill(s.pid, SIGKILL);
     ::kill(-s.pid, SIGKILL);
     s.exited = true;
     s.wait_status = launcher.reap(s.pid);
