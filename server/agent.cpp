@@ -3,7 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -23,8 +26,6 @@
 #include "common/fs.hpp"
 #include "registry-mirror/http.hpp"
 #include "server/crypto.hpp"
-
-extern char** environ;
 
 namespace lockstep::server {
 
@@ -109,9 +110,197 @@ class Client {
   registry::HttpSession http_;
 };
 
+// Forks the job supervisors. It is forked from the agent before the agent
+// starts any thread, so it is single-threaded and a fork of it is as safe as
+// a new process; that fork costs about a millisecond where an exec of the
+// lockstep binary costs about ten (it maps some sixty libraries), the largest
+// cost of a short job. Requests come over a SOCK_SEQPACKET socket: spawn DIR
+// (with the read end of the deadline pipe, SCM_RIGHTS), answered with the
+// supervisor's pid; reap PID once the agent saw it exit, answered with its
+// wait status. Until reaped a supervisor stays a zombie, so its pid and
+// process group id are not reused while the agent may still signal them. The
+// launcher ends when the agent's end of the socket closes (the agent exited
+// or died); a supervisor still sees its deadline pipe close then, as before.
+class Launcher {
+ public:
+  static Result<std::unique_ptr<Launcher>> start();
+  ~Launcher() {
+    sock_.reset();
+    int st = 0;
+    if (pid_ > 0) ::waitpid(pid_, &st, 0);
+  }
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
+
+  // A supervisor for the job in `dir` with `deadline_r` as its fd 3.
+  Result<pid_t> spawn(const fs::path& dir, int deadline_r) {
+    Request req{'s', 0, {}};
+    std::string d = dir.string();
+    if (d.size() >= sizeof req.dir) return fail("job directory path too long: " + d);
+    std::memcpy(req.dir, d.c_str(), d.size() + 1);
+    LS_TRY_ASSIGN(Reply rep, call(req, deadline_r));
+    if (rep.err) return fail(Error::from_errno("start job supervisor", rep.err));
+    return static_cast<pid_t>(rep.value);
+  }
+  // The wait status of a supervisor that has exited (its pidfd is readable).
+  int reap(pid_t pid) {
+    Request req{'r', pid, {}};
+    auto rep = call(req, -1);
+    return rep ? rep->value : -1;
+  }
+
+ private:
+  struct Request {
+    char op;  // 's' spawn, 'r' reap
+    int32_t pid;
+    char dir[4096];
+  };
+  struct Reply {
+    int32_t value;  // pid or wait status
+    int32_t err;    // errno of a failed fork
+  };
+  Launcher(UniqueFd sock, pid_t pid) : sock_(std::move(sock)), pid_(pid) {}
+
+  Result<Reply> call(const Request& req, int fd) {
+    std::lock_guard lk(mu_);
+    iovec iov{const_cast<Request*>(&req), sizeof req};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0) {
+      m.msg_control = ctl;
+      m.msg_controllen = sizeof ctl;
+      cmsghdr* c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t n;
+    do n = ::sendmsg(sock_.get(), &m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof req)) return fail_errno("job supervisor launcher");
+    Reply rep{};
+    do n = ::recv(sock_.get(), &rep, sizeof rep, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof rep))
+      return fail(n < 0 ? Error::from_errno("job supervisor launcher", errno)
+                        : Error("the job supervisor launcher is gone"));
+    return rep;
+  }
+
+  [[noreturn]] static void serve(int sock);
+  [[noreturn]] static void supervise(const char* dir, int deadline_r);
+
+  std::mutex mu_;
+  UniqueFd sock_;
+  pid_t pid_ = -1;
+};
+
+Result<std::unique_ptr<Launcher>> Launcher::start() {
+  // fork() is safe only while this process has one thread.
+  std::error_code ec;
+  auto tasks = std::distance(fs::directory_iterator("/proc/self/task", ec), {});
+  if (ec || tasks != 1)
+    return fail("the job supervisor launcher must start before any other thread");
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return fail_errno("socketpair");
+  UniqueFd mine(sv[0]), theirs(sv[1]);
+  std::fflush(nullptr);  // nothing buffered is written twice
+  pid_t agent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return fail_errno("fork the job supervisor launcher");
+  if (pid == 0) {
+    mine.reset();
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != agent) ::_exit(0);
+    serve(theirs.release());
+  }
+  return std::unique_ptr<Launcher>(new Launcher(std::move(mine), pid));
+}
+
+void Launcher::serve(int sock) {
+  // Only the socket (as fd 3) and the standard fds stay open.
+  if (sock != 3) {
+    ::dup2(sock, 3);
+    ::close(sock);
+    sock = 3;
+  }
+  ::syscall(SYS_close_range, 4, ~0U, 0);
+  for (;;) {
+    Request req{};
+    iovec iov{&req, sizeof req};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    ssize_t n = ::recvmsg(sock, &m, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ::_exit(0);  // the agent is gone
+    int fd = -1;
+    if (cmsghdr* c = CMSG_FIRSTHDR(&m); c && c->cmsg_type == SCM_RIGHTS)
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    Reply rep{};
+    if (req.op == 's' && fd >= 0) {
+      req.dir[sizeof req.dir - 1] = 0;
+      pid_t c = ::fork();
+      if (c == 0) {
+        ::close(sock);
+        supervise(req.dir, fd);
+      }
+      if (c < 0)
+        rep.err = errno;
+      else
+        rep.value = c;
+    } else if (req.op == 'r') {
+      int st = 0;
+      while (::waitpid(req.pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      rep.value = st;
+    } else {
+      rep.err = EINVAL;
+    }
+    if (fd >= 0) ::close(fd);
+    (void)!::send(sock, &rep, sizeof rep, MSG_NOSIGNAL);
+  }
+}
+
+void Launcher::supervise(const char* dir, int deadline_r) {
+  // What the exec'd supervisor had: its own session and process group (the
+  // agent kills the group; a signal to the agent's group does not reach the
+  // job), no signal blocked, every disposition the default, stdin
+  // /dev/null, stdout and stderr to supervisor.err, the deadline on fd 3.
+  ::setsid();
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+  ::dup2(deadline_r, 3);
+  ::close(deadline_r);
+  int in = ::open("/dev/null", O_RDONLY);
+  ::dup2(in, 0);
+  ::close(in);
+  std::string err = std::string(dir) + "/supervisor.err";
+  int out = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  ::dup2(out, 1);
+  ::dup2(out, 2);
+  ::close(out);
+  ::syscall(SYS_close_range, 4, ~0U, 0);
+  int rc = run_supervisor(dir);
+  std::fflush(nullptr);
+  ::_exit(rc);
+}
+
 // A running supervisor and the pipe that carries its deadline.
 struct Supervisor {
+  Launcher* launcher = nullptr;
   pid_t pid = -1;
+  UniqueFd pidfd;
   UniqueFd deadline_w;
   bool exited = false;
   int wait_status = 0;
@@ -120,16 +309,7 @@ struct Supervisor {
   void set_deadline(int64_t ns) {
     if (deadline_w) (void)!::write(deadline_w.get(), &ns, sizeof ns);
   }
-  bool poll_exit() {
-    if (exited) return true;
-    int st = 0;
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) {
-      exited = true;
-      wait_status = st;
-    }
-    return exited;
-  }
+  bool poll_exit() { return wait_exit(0); }
   // Stops the job: SIGTERM to the supervisor's process group (the job and
   // everything it started; `lockstep run` stops its containers on it), and
   // SIGKILL to whatever of the group is left `grace_ms` later.
@@ -142,51 +322,46 @@ struct Supervisor {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ::kill(-pid, SIGKILL);
-    if (!exited) {
-      int st = 0;
-      ::waitpid(pid, &st, 0);
-      exited = true;
-      wait_status = st;
-    }
+    wait_exit(-1);
   }
   ~Supervisor() { kill_now(); }
+
+ private:
+  // Within `ms` (-1: until it does) the supervisor exits; then it is reaped.
+  bool wait_exit(int ms) {
+    if (exited) return true;
+    pollfd p{pidfd.get(), POLLIN, 0};
+    int r;
+    do r = ::poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    if (r > 0) {
+      wait_status = launcher->reap(pid);
+      exited = true;
+    }
+    return exited;
+  }
 };
 
-Result<std::unique_ptr<Supervisor>> spawn_supervisor(const fs::path& self, const fs::path& dir,
+Result<std::unique_ptr<Supervisor>> spawn_supervisor(Launcher& launcher, const fs::path& dir,
                                                      int64_t deadline) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
   UniqueFd r(p[0]);
   auto sp = std::make_unique<Supervisor>();
   Supervisor& s = *sp;
+  s.launcher = &launcher;
   s.deadline_w.reset(p[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&at);
-  posix_spawn_file_actions_adddup2(&fa, r.get(), 3);  // dup2 clears close-on-exec
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  std::string err = (dir / "supervisor.err").string();
-  posix_spawn_file_actions_addopen(&fa, 1, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  // Its own session and process group: the agent kills the group, and a
-  // signal to the agent's group does not reach the job.
-  posix_spawnattr_setflags(&at,
-                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  std::string self_s = self.string(), dir_s = dir.string();
-  char* argv[] = {self_s.data(), const_cast<char*>("agent"), const_cast<char*>("--supervise"),
-                  dir_s.data(), nullptr};
-  int rc = posix_spawn(&s.pid, self_s.c_str(), &fa, &at, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (rc != 0) {
-    s.pid = -1;
-    return fail(Error::from_errno("start job supervisor", rc));
+  LS_TRY_ASSIGN(s.pid, launcher.spawn(dir, r.get()));
+  s.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, s.pid, 0)));
+  if (!s.pidfd) {
+    auto e = fail_errno("pidfd_open of the job supervisor");
+    // Not reaped yet, so both ids are still its own (it may not have made
+    // its process group yet).
+    ::kill(s.pid, SIGKILL);
+    ::kill(-s.pid, SIGKILL);
+    s.exited = true;
+    s.wait_status = launcher.reap(s.pid);
+    return e;
   }
   s.set_deadline(deadline);
   return sp;
@@ -194,8 +369,8 @@ Result<std::unique_ptr<Supervisor>> spawn_supervisor(const fs::path& self, const
 
 class Slot {
  public:
-  Slot(const AgentConfig& cfg, int index, std::atomic<bool>& stop, fs::path self)
-      : cfg_(cfg), index_(index), stop_(stop), self_(std::move(self)), client_(cfg) {}
+  Slot(const AgentConfig& cfg, int index, std::atomic<bool>& stop, Launcher& launcher)
+      : cfg_(cfg), index_(index), stop_(stop), launcher_(launcher), client_(cfg) {}
 
   void run() {
     int backoff_ms = 200;
@@ -295,7 +470,7 @@ class Slot {
       give_back(job, attempt, "could not write the job's files");
       return;
     }
-    auto spawned = spawn_supervisor(self_, dir, deadline);
+    auto spawned = spawn_supervisor(launcher_, dir, deadline);
     if (!spawned) {
       spdlog::error("agent: {}: {}", tag, spawned.error().message());
       give_back(job, attempt, spawned.error().message());
@@ -564,7 +739,7 @@ class Slot {
   const AgentConfig& cfg_;
   int index_;
   std::atomic<bool>& stop_;
-  fs::path self_;
+  Launcher& launcher_;
   Client client_;
 };
 
@@ -582,10 +757,10 @@ Status run_agent(const AgentConfig& cfg_in, std::atomic<bool>& stop, bool handle
     return fail("--executor must be 'lockstep' or 'fake', not '" + cfg.executor + "'",
                 ErrorKind::kUsage);
   std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return fail("find the lockstep binary: " + ec.message());
   fs::create_directories(cfg.state_dir / "agent" / "jobs", ec);
   if (ec) return fail("create " + (cfg.state_dir / "agent").string() + ": " + ec.message());
+  // Before any thread starts (see Launcher).
+  LS_TRY_ASSIGN(auto launcher, Launcher::start());
   std::thread sig;
   if (handle_signals) {
     sig = std::thread([&stop] {
@@ -605,7 +780,7 @@ Status run_agent(const AgentConfig& cfg_in, std::atomic<bool>& stop, bool handle
   std::vector<std::unique_ptr<Slot>> slots;
   std::vector<std::thread> threads;
   for (int i = 0; i < std::max(1, cfg.slots); ++i) {
-    slots.push_back(std::make_unique<Slot>(cfg, i, stop, self));
+    slots.push_back(std::make_unique<Slot>(cfg, i, stop, *launcher));
     threads.emplace_back([s = slots.back().get()] { s->run(); });
   }
   spdlog::info("agent: {} with {} slot(s) serving {}", cfg.name, cfg.slots, cfg.server);

@@ -58,10 +58,15 @@ HttpResponse do_claim(Server::Impl& s, int64_t agent, const json& body) {
   int64_t wait_ms =
       std::clamp<int64_t>(body.value("wait_ms", int64_t{25'000}), 0, s.cfg.claim_wait.count());
   {
+    // At most once a second per agent (unless its slots or version changed):
+    // an UPDATE that changes no row writes nothing, so a busy agent's claims
+    // do not each wait for a commit of their own.
     auto c = s.db->take();
     if (c)
       (void)(*c)->exec(
-          "UPDATE agents SET last_seen = now(), slots = $2, version = $3 WHERE id = $1",
+          "UPDATE agents SET last_seen = now(), slots = $2, version = $3 WHERE id = $1 AND "
+          "(last_seen IS NULL OR last_seen < now() - interval '1 second' OR slots <> $2 OR "
+          "version <> $3)",
           {pg::p(agent), pg::p(body.value("slots", int64_t{1})), pg::p(body.value("version", ""))});
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);

@@ -95,6 +95,7 @@ Conn& Conn::operator=(Conn&& o) noexcept {
     if (c_) PQfinish(c_);
     c_ = o.c_;
     o.c_ = nullptr;
+    prepared_ = std::move(o.prepared_);
   }
   return *this;
 }
@@ -114,8 +115,21 @@ Result<Rows> Conn::exec(std::string_view sql, const std::vector<Param>& params) 
   values.reserve(params.size());
   for (const auto& v : params) values.push_back(v ? v->c_str() : nullptr);
   std::string text(sql);
-  pg_result* raw = PQexecParams(c_, text.c_str(), static_cast<int>(values.size()), nullptr,
-                                values.data(), nullptr, nullptr, 0);
+  auto it = prepared_.find(text);
+  if (it == prepared_.end() && prepared_.size() < kMaxPrepared) {
+    std::string name = "ls" + std::to_string(prepared_.size());
+    LS_TRY(result(
+        PQprepare(c_, name.c_str(), text.c_str(), static_cast<int>(values.size()), nullptr)));
+    it = prepared_.emplace(std::move(text), std::move(name)).first;
+  }
+  if (it == prepared_.end())
+    return result(PQexecParams(c_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0));
+  return result(PQexecPrepared(c_, it->second.c_str(), static_cast<int>(values.size()),
+                               values.data(), nullptr, nullptr, 0));
+}
+
+Result<Rows> Conn::result(pg_result* raw) {
   if (!raw) return fail(conn_error(c_, "database"));
   ExecStatusType st = PQresultStatus(raw);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Rows(raw);

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/error.hpp"
@@ -81,12 +82,15 @@ class Conn {
   // conninfo: "postgres://..." or "host=... dbname=...".
   static Result<Conn> connect(const std::string& conninfo);
   Conn() = default;
-  Conn(Conn&& o) noexcept : c_(o.c_) { o.c_ = nullptr; }
+  Conn(Conn&& o) noexcept : c_(o.c_), prepared_(std::move(o.prepared_)) { o.c_ = nullptr; }
   Conn& operator=(Conn&& o) noexcept;
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
   ~Conn();
 
+  // Each distinct SQL text is prepared once per connection (up to
+  // kMaxPrepared of them) and executed by name afterwards: PostgreSQL parses
+  // and plans it once, not on every call.
   Result<Rows> exec(std::string_view sql, const std::vector<Param>& params = {});
   // Several statements without parameters (migrations).
   Status exec_script(std::string_view sql);
@@ -97,8 +101,11 @@ class Conn {
   Result<std::vector<Notification>> wait_notifications(std::chrono::milliseconds timeout);
 
  private:
+  static constexpr size_t kMaxPrepared = 512;
   explicit Conn(pg_conn* c) : c_(c) {}
+  Result<Rows> result(pg_result* raw);
   pg_conn* c_ = nullptr;
+  std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
 };
 
 // BEGIN on construction; ROLLBACK on destruction unless commit() succeeded.

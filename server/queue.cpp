@@ -75,6 +75,15 @@ bool terminal(const std::string& s) {
 Status promote_pending(pg::Tx& tx, int64_t repo_id, const std::string& group);
 
 Status settle_run(pg::Tx& tx, int64_t run) {
+  // Log followers learn that an attempt ended (their stream then ends).
+  LS_TRY(tx.exec("NOTIFY lockstep_log"));
+  // Most calls change nothing: no job waits and some still run. Counting says
+  // so without reading every job's needs and plan.
+  LS_TRY_ASSIGN(auto counts, tx.exec("SELECT count(*) FILTER (WHERE status = 'waiting'), "
+                                     "count(*) FILTER (WHERE status NOT IN ('success', 'failure', "
+                                     "'cancelled', 'skipped')) FROM jobs WHERE run_id = $1",
+                                     {pg::p(run)}));
+  if (counts.i64(0, 0) == 0 && counts.i64(0, 1) > 0) return {};
   LS_TRY_ASSIGN(auto info, tx.exec("SELECT status, repo_id, concurrency_group FROM runs "
                                    "WHERE id = $1",
                                    {pg::p(run)}));
@@ -122,8 +131,6 @@ Status settle_run(pg::Tx& tx, int64_t run) {
     if (st == "cancelled") any_cancelled = true;
   }
   if (queued_any) LS_TRY(tx.exec("NOTIFY lockstep_jobs"));
-  // Log followers learn that an attempt ended (their stream then ends).
-  LS_TRY(tx.exec("NOTIFY lockstep_log"));
   if (all_done) {
     const char* st = any_failed ? "failure" : any_cancelled ? "cancelled" : "success";
     LS_TRY(
@@ -346,9 +353,19 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
 
 Result<Fence> start_attempt(pg::Pool& db, int64_t agent_id, int64_t job, int attempt) {
   return pg::in_tx(db, [&](pg::Tx& tx) -> Result<Fence> {
-    LS_TRY_ASSIGN(auto run, run_of_job(tx, job));
-    if (!run) return Fence::kStale;
-    LS_TRY(lock_run(tx, *run));
+    LS_TRY_ASSIGN(auto r, tx.exec("SELECT j.run_id, r.status = 'queued' FROM jobs j "
+                                  "JOIN runs r ON r.id = j.run_id WHERE j.id = $1",
+                                  {pg::p(job)}));
+    if (r.empty()) return Fence::kStale;
+    int64_t run = r.i64(0, 0);
+    // Only the first start of a run changes the run (it becomes running), and
+    // only then is its row locked, first, in the order of every transaction
+    // that changes a run. A run leaves 'queued' once and never returns to it,
+    // and nothing decided under the run's lock (settle_run) depends on
+    // whether a job is claimed or running, so later starts lock just their
+    // attempt and job rows and never wait behind a finish of the same run.
+    bool first = r.boolean(0, 1);
+    if (first) LS_TRY(lock_run(tx, run));
     LS_TRY_ASSIGN(auto a, tx.exec("UPDATE attempts SET state = 'running', started_at = now(), "
                                   "renewed_at = now() WHERE job_id = $1 AND attempt = $2 AND "
                                   "agent_id = $3 AND state = 'claimed'",
@@ -356,10 +373,11 @@ Result<Fence> start_attempt(pg::Pool& db, int64_t agent_id, int64_t job, int att
     if (a.affected() == 0) return Fence::kStale;
     LS_TRY(tx.exec("UPDATE jobs SET status = 'running' WHERE id = $1 AND attempt = $2",
                    {pg::p(job), pg::p(attempt)}));
-    LS_TRY(
-        tx.exec("UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) "
-                "WHERE id = $1 AND status = 'queued'",
-                {pg::p(*run)}));
+    if (first)
+      LS_TRY(
+          tx.exec("UPDATE runs SET status = 'running', started_at = coalesce(started_at, now()) "
+                  "WHERE id = $1 AND status = 'queued'",
+                  {pg::p(run)}));
     return Fence::kOk;
   });
 }
