@@ -19,10 +19,12 @@
 namespace lockstep::executor::detail {
 
 struct RootfsStep {
-  enum Kind { kMount, kBind, kMknod, kSymlink };
+  enum Kind { kMount, kBind, kMknod, kSymlink, kAppend };
   Kind kind = kMount;
   std::string target;  // relative to the new root, no leading '/': "dev/pts"
-  std::string source;  // kMount: fs source; kBind: host path; kSymlink: link text
+  // kMount: fs source; kBind: host path; kSymlink: link text; kAppend: the
+  // text appended
+  std::string source;
   std::string fstype;
   std::string data;
   unsigned long flags = 0;
