@@ -15,6 +15,7 @@
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "egress/policy.hpp"
+#include "egress/tls_inspect.hpp"
 #include "executor/network.hpp"
 
 namespace lockstep::egress {
@@ -44,6 +45,11 @@ struct JobEgressOptions {
   // inside the job's namespace, as if there were no proxy (tools that ignore
   // NO_PROXY still reach their services). They are not fetches.
   std::vector<std::string> local_names;
+  // HTTPS inspection (egress.inspect): CONNECT tunnels are opened with this
+  // run's CA and each request in them recorded like a plain-HTTP fetch
+  // (docs/network.md, "Inspecting HTTPS"). Null: tunnels are relayed as
+  // bytes.
+  std::shared_ptr<Inspection> inspection;
 };
 
 class JobEgress {

@@ -37,6 +37,7 @@
 #include "egress/dns.hpp"
 #include "egress/http_head.hpp"
 #include "egress/job_egress.hpp"
+#include "egress/tls_tunnel.hpp"
 
 namespace lockstep::egress {
 namespace asio = boost::asio;
@@ -549,6 +550,21 @@ class JobEgressImpl final : public JobEgress {
       rec["refused"] = refused;
       add_fetch(std::move(rec));
       co_await reply_error(r, 403, "Forbidden", "refused " + what);
+      co_return;
+    }
+    if (connect && o_.inspection) {
+      // The origin is connected when a request in the tunnel needs it.
+      detail::TunnelJob job;
+      job.inspection = o_.inspection.get();
+      job.store = o_.store;
+      job.pins = &o_.pins;
+      job.refuse_unpinned = o_.refuse_unpinned;
+      job.add_fetch = [this](Json f) { add_fetch(std::move(f)); };
+      job.violation = [this](const std::string& why) { violation(why); };
+      job.note = [this](const std::string& line) { note(line); };
+      job.now = [] { return timestamp(Clock::now()); };
+      co_await detail::run_inspected_tunnel(r->client, r->upstream, *t, std::move(targets), rest,
+                                            std::move(job));
       co_return;
     }
     // Every allowed address in the resolver's order until one answers.
