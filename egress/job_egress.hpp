@@ -57,6 +57,10 @@ class JobEgress {
   virtual ~JobEgress() = default;
   // The variables a job gets so that tools use the proxy.
   virtual std::map<std::string, std::string> env() const = 0;
+  // The same for clients that cannot trust the run's CA (a Dockerfile's RUN
+  // steps): under inspection a port (3129) whose tunnels are relayed as
+  // bytes, as without it; else env().
+  virtual std::map<std::string, std::string> opaque_env() const = 0;
   // /etc/resolv.conf for the job.
   virtual std::string resolv_conf() const = 0;
   // Stops listening, reads the final byte counts and returns the record:

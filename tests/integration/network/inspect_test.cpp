@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
 #include "common/digest.hpp"
 #include "egress_fixture.hpp"
@@ -205,6 +206,46 @@ TEST_F(InspectTest, PinnedHttpsFetchesAreCheckedAndServedFromTheStore) {
   EXPECT_EQ(f[0]["pinned"], true);
   EXPECT_EQ(f[0]["sha256"], v1);
   EXPECT_EQ(keys_on_disk(r.out), std::vector<std::string>{});
+}
+
+// A Docker action: its image build cannot trust the run's CA, so its
+// tunnels stay opaque (CONNECT, as without inspection); the action's
+// container does, and its requests are inspected.
+TEST_F(InspectTest, DockerActionsBuildThroughOpaqueTunnelsAndRunInspected) {
+  if (::access("/usr/bin/buildah", X_OK) != 0) GTEST_SKIP() << "needs buildah";
+  inspect(true);
+  auto action = home_.root() / "forge" / "octo" / "fetcher";
+  fs::create_directories(action);
+  fs::copy_file(world_->ca(), action / "ca.pem");
+  std::ofstream(action / "action.yml")
+      << "name: fetcher\nruns:\n  using: docker\n  image: Dockerfile\n";
+  std::ofstream(action / "Dockerfile")
+      << "FROM localhost/net:test\nCOPY ca.pem /ca.pem\n"
+         "RUN curl -fsS --cacert /ca.pem -o /fetched https://files.test/hello.txt\n"
+         "ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo built with: $(cat /fetched); echo ran with: "
+         "$(curl -fsS https://files.test/hello.txt)\"]\n";
+  for (std::vector<std::string> a : {std::vector<std::string>{"init", "-q", "-b", "main"},
+                                     {"add", "-A"},
+                                     {"commit", "-qm", "f"},
+                                     {"tag", "v1"}}) {
+    a.insert(a.begin(),
+             {"/usr/bin/git", "-C", action.string(), "-c", "user.name=t", "-c", "user.email=t@e"});
+    ASSERT_EQ(run_process(a).exit_code, 0);
+  }
+  auto r = run(job_head("      - uses: octo/fetcher@v1\n"),
+               {"--actions-url", (home_.root() / "forge").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "built with: hello from the test internet")) << r.out;
+  EXPECT_TRUE(has(r.out, "ran with: hello from the test internet")) << r.out;
+  json rec = record();
+  int opaque = 0, inspected = 0;
+  for (const auto& f : rec["jobs"][0]["egress"]["fetches"]) {
+    EXPECT_FALSE(f.contains("error")) << f.dump();
+    if (f["kind"] == "connect" && f["host"] == "files.test") ++opaque;
+    if (member(f, "url") == "https://files.test/hello.txt" && f["status"] == 200) ++inspected;
+  }
+  EXPECT_EQ(opaque, 1) << rec["jobs"][0]["egress"].dump(2);
+  EXPECT_EQ(inspected, 1) << rec["jobs"][0]["egress"].dump(2);
 }
 
 TEST_F(InspectTest, BadInspectSettingsAreOneLineAndNothingRuns) {
