@@ -90,6 +90,7 @@ TEST_F(InspectTest, HttpsRequestsAreRecordedByUrlStatusAndDigest) {
   inspect(true);
   auto r = run(job_head(R"WF(      - run: echo "https $(curl -fsS https://files.test/hello.txt)"
       - run: echo "missing $(curl -sS -o /dev/null -w '%{http_code}' https://files.test/missing.txt)"
+      - run: echo "h2 $(curl -fsS --http2 -w ' %{http_version}' https://files.test/hello.txt | tr -d '\n')"
       - run: git clone -q https://files.test/repo.git /tmp/r && echo "git $(cat /tmp/r/README)"
       - run: echo "vars $SSL_CERT_FILE $CURL_CA_BUNDLE $GIT_SSL_CAINFO $REQUESTS_CA_BUNDLE $NODE_EXTRA_CA_CERTS"
       - run: echo "bundle $(grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt) $(grep -c 'BEGIN CERTIFICATE' /usr/local/share/ca-certificates/lockstep-run-ca.crt)"
@@ -99,12 +100,14 @@ TEST_F(InspectTest, HttpsRequestsAreRecordedByUrlStatusAndDigest) {
   const std::string b = "/etc/ssl/certs/ca-certificates.crt";
   for (const std::string& line : std::vector<std::string>{
            "https hello from the test internet", "missing 404", "git cloned through the proxy",
+           // Offered h2 and HTTP/1.1, curl gets HTTP/1.1.
+           "h2 hello from the test internet 1.1",
            "vars " + b + " " + b + " " + b + " " + b + " " + b, "bundle 1 1"})
     EXPECT_TRUE(has(r.out, line)) << line << "\n" << r.out;
 
   std::string hello_sha = sha256_of("hello from the test internet\n").str();
   auto hello = fetches("https://files.test/hello.txt");
-  ASSERT_EQ(hello.size(), 1u) << record()["jobs"][0]["egress"].dump(2);
+  ASSERT_EQ(hello.size(), 2u) << record()["jobs"][0]["egress"].dump(2);
   EXPECT_EQ(hello[0]["kind"], "http");
   EXPECT_EQ(hello[0]["method"], "GET");
   EXPECT_EQ(hello[0]["status"], 200);
@@ -206,6 +209,13 @@ TEST_F(InspectTest, PinnedHttpsFetchesAreCheckedAndServedFromTheStore) {
   EXPECT_EQ(f[0]["pinned"], true);
   EXPECT_EQ(f[0]["sha256"], v1);
   EXPECT_EQ(keys_on_disk(r.out), std::vector<std::string>{});
+
+  // replay serves the recorded bytes, inspecting as the run did (the
+  // environment hash has it), with the origin still down.
+  auto replay = world_->lockstep(home_, {"replay", home_.run_ids().back()});
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_TRUE(has(replay.out, "1 of 1 environment hashes match the record")) << replay.out;
+  EXPECT_TRUE(has(replay.out, "] version one")) << replay.out;
 }
 
 // A Docker action: its image build cannot trust the run's CA, so its
