@@ -151,6 +151,30 @@ int open_beneath(int rootfd, const char* rel, bool dir) noexcept {
   }
 }
 
+// Copies the first of s.seed that exists into `fd`; 0 or -1 with errno.
+int copy_seed(int rootfd, const RootfsStep& s, int fd) noexcept {
+  constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  for (const auto& from : s.seed) {
+    int in = openat2_resolve(rootfd, from.c_str(), O_RDONLY | O_CLOEXEC, kInRoot);
+    if (in < 0) continue;
+    char buf[8192];
+    for (;;) {
+      ssize_t n = ::read(in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (::write(fd, buf, static_cast<size_t>(n)) != n) {
+        int e = errno;
+        ::close(in);
+        errno = e ? e : EIO;
+        return -1;
+      }
+    }
+    ::close(in);
+    return 0;
+  }
+  return 0;
+}
+
 // Appends s.source to s.target, following the image's symlinks inside the
 // root only; a missing file is created in the directory its path resolves
 // to (missing directories are made without following any symlink).
@@ -174,6 +198,12 @@ int append_step(int rootfd, const RootfsStep& s, int* step) noexcept {
     int e = errno;
     ::close(d);
     errno = e;
+    if (fd >= 0 && copy_seed(rootfd, s, fd) != 0) {
+      e = errno;
+      ::close(fd);
+      *step = kFailStep;
+      return e;
+    }
   }
   if (fd < 0) return errno;
   *step = kFailStep;
@@ -355,6 +385,10 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
     s.kind = RootfsStep::kAppend;
     LS_TRY_ASSIGN(s.target, relative_target(a.path));
     s.source = a.text;
+    for (const auto& from : a.seed) {
+      LS_TRY_ASSIGN(std::string rel, relative_target(from));
+      s.seed.push_back(std::move(rel));
+    }
     st.push_back(std::move(s));
   }
   for (const auto& m : spec.mounts) {

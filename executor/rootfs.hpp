@@ -36,6 +36,9 @@ struct RootfsStep {
   // sends a detached copy of `source` that is moved onto the target (the
   // container's root could not bind-mount host paths itself).
   int tree = -1;
+  // kAppend: what a missing target starts as (relative paths, the first
+  // that exists).
+  std::vector<std::string> seed;
 };
 
 // A detached mount the runner makes for a container in a user namespace

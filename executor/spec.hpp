@@ -31,10 +31,13 @@ struct BindMount {
 // Text appended to a file of the container's rootfs when it is made (the
 // write lands in the container's own overlay upper dir, never in the image).
 // Symlinks of the image are followed inside the rootfs; a missing file is
-// created (0644, with its directories).
+// created (0644, with its directories), holding first the content of the
+// first of `seed` that exists (another distribution's name for the same
+// file).
 struct FileAppend {
   std::string path;  // absolute path inside the container
   std::string text;
+  std::vector<std::string> seed;  // absolute paths inside the container
 };
 
 class NetworkNamespace;  // executor/network.hpp

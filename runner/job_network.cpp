@@ -38,8 +38,13 @@ Status JobExecution::attach_network(const fs::path& job_dir, executor::Container
 // from, all naming that bundle (the image's certificates plus the CA).
 void JobExecution::add_run_ca(executor::ContainerSpec& spec) const {
   if (net_.ca_pem.empty()) return;
-  spec.appends.push_back({kJobCaBundle, "\n" + net_.ca_pem});
-  spec.appends.push_back({kJobCaFile, net_.ca_pem});
+  // An image whose bundle has another name (RHEL and Fedora, openSUSE,
+  // Alpine's cert.pem) gets the one named here made from it.
+  spec.appends.push_back(
+      {kJobCaBundle,
+       "\n" + net_.ca_pem,
+       {"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"}});
+  spec.appends.push_back({kJobCaFile, net_.ca_pem, {}});
   for (const char* k : {"SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE",
                         "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"})
     spec.env.push_back(std::string(k) + "=" + kJobCaBundle);
