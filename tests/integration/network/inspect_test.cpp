@@ -140,8 +140,11 @@ TEST_F(InspectTest, AnOriginThatDoesNotVerifyFailsTheRequestNamingWhy) {
   // The test CA is not in the host's trust store: without egress.ca the
   // origin's certificate has no known issuer.
   inspect(false);
-  auto r = run(
-      job_head("      - run: curl -sS -w 'code %{http_code}\\n' https://files.test/hello.txt\n"));
+  auto r = run(job_head(
+      "      - run: curl -sS -w 'code %{http_code}\\n' https://files.test/hello.txt\n"
+      // Plain HTTP through a CONNECT tunnel (curl -p): not TLS, so not
+      // carried under inspection.
+      "      - run: curl -sS -p http://files.test:443/hello.txt || echo \"plain failed\"\n"));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   std::string why =
       "the certificate of files.test does not verify: unable to get local issuer "
@@ -152,6 +155,14 @@ TEST_F(InspectTest, AnOriginThatDoesNotVerifyFailsTheRequestNamingWhy) {
   ASSERT_EQ(f.size(), 1u) << record()["jobs"][0]["egress"].dump(2);
   EXPECT_EQ(f[0]["error"], why);
   EXPECT_FALSE(f[0].contains("sha256"));
+  EXPECT_TRUE(has(r.out, "plain failed")) << r.out;
+  int not_tls = 0;
+  json rec = record();
+  for (const auto& e : rec["jobs"][0]["egress"]["fetches"])
+    not_tls +=
+        e["kind"] == "connect" && e["host"] == "files.test" &&
+        member(e, "error") == "the job sent something other than TLS through an inspected tunnel";
+  EXPECT_EQ(not_tls, 1) << rec["jobs"][0]["egress"].dump(2);
   auto log = read_file(home_.latest_record().parent_path() / "jobs" / "1-j" / "log.txt");
   ASSERT_TRUE(log);
   EXPECT_TRUE(has(*log, "egress: https://files.test/hello.txt: " + why)) << *log;
