@@ -164,6 +164,7 @@ std::string origin_request(const RequestHead& req, const Target& t) {
 bool ChunkedDecoder::feed(std::string_view d,
                           const std::function<void(std::string_view)>& content) {
   size_t i = 0;
+  used_ = 0;
   while (i < d.size()) {
     char c = d[i];
     switch (state_) {
@@ -217,6 +218,7 @@ bool ChunkedDecoder::feed(std::string_view d,
         if (c == '\n') {
           if (trailer_line_.empty() || trailer_line_ == "\r") {
             state_ = State::kDone;
+            used_ = i;
             return true;
           }
           trailer_line_.clear();
@@ -225,11 +227,13 @@ bool ChunkedDecoder::feed(std::string_view d,
         }
         break;
       case State::kDone:
+        used_ = i;
         return true;
       case State::kBad:
         return false;
     }
   }
+  used_ = i;
   return state_ != State::kBad;
 }
 

@@ -52,11 +52,15 @@ class ChunkedDecoder {
   // Returns false once the framing is invalid (then nothing more is decoded).
   bool feed(std::string_view data, const std::function<void(std::string_view)>& content);
   bool done() const { return state_ == State::kDone; }
+  // How many bytes of the last feed() belonged to the body (all of them
+  // unless it ended within them).
+  size_t used() const { return used_; }
 
  private:
   enum class State { kSize, kSizeExt, kSizeLf, kData, kDataCr, kDataLf, kTrailer, kDone, kBad };
   State state_ = State::kSize;
   uint64_t left_ = 0;
+  size_t used_ = 0;
   bool size_digits_ = false;
   std::string trailer_line_;
 };

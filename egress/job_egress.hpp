@@ -15,6 +15,7 @@
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "egress/policy.hpp"
+#include "egress/tls_inspect.hpp"
 #include "executor/network.hpp"
 
 namespace lockstep::egress {
@@ -44,6 +45,11 @@ struct JobEgressOptions {
   // inside the job's namespace, as if there were no proxy (tools that ignore
   // NO_PROXY still reach their services). They are not fetches.
   std::vector<std::string> local_names;
+  // HTTPS inspection (egress.inspect): CONNECT tunnels are opened with this
+  // run's CA and each request in them recorded like a plain-HTTP fetch
+  // (docs/network.md, "Inspecting HTTPS"). Null: tunnels are relayed as
+  // bytes.
+  std::shared_ptr<Inspection> inspection;
 };
 
 class JobEgress {
@@ -51,6 +57,10 @@ class JobEgress {
   virtual ~JobEgress() = default;
   // The variables a job gets so that tools use the proxy.
   virtual std::map<std::string, std::string> env() const = 0;
+  // The same for clients that cannot trust the run's CA (a Dockerfile's RUN
+  // steps): under inspection a port (3129) whose tunnels are relayed as
+  // bytes, as without it; else env().
+  virtual std::map<std::string, std::string> opaque_env() const = 0;
   // /etc/resolv.conf for the job.
   virtual std::string resolv_conf() const = 0;
   // Stops listening, reads the final byte counts and returns the record:

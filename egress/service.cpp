@@ -37,6 +37,7 @@
 #include "egress/dns.hpp"
 #include "egress/http_head.hpp"
 #include "egress/job_egress.hpp"
+#include "egress/tls_tunnel.hpp"
 
 namespace lockstep::egress {
 namespace asio = boost::asio;
@@ -46,6 +47,9 @@ using tcp = asio::ip::tcp;
 using udp = asio::ip::udp;
 using Clock = std::chrono::system_clock;
 using boost::system::error_code;
+
+// The proxy port whose CONNECT tunnels are never inspected.
+constexpr uint16_t kOpaqueProxyPort = 3129;
 
 std::vector<std::string> parse_nameservers(const std::string& text) {
   std::vector<std::string> out;
@@ -158,6 +162,7 @@ class JobEgressImpl final : public JobEgress {
         dns_(strand_),
         dns_tcp_(strand_),
         acceptor_(strand_),
+        opaque_acceptor_(strand_),
         ct_(strand_) {}
   ~JobEgressImpl() override { (void)finish(); }
 
@@ -184,6 +189,16 @@ class JobEgressImpl final : public JobEgress {
     if (!ec) acceptor_.bind({addr, executor::kEgressProxyPort}, ec);
     if (!ec) acceptor_.listen(128, ec);
     if (ec) return fail("proxy for " + o_.name + ": " + ec.message());
+    if (o_.inspection) {
+      // Under inspection, a second port whose tunnels stay opaque, for
+      // clients that cannot be given the run's CA (image builds).
+      LS_TRY_ASSIGN(UniqueFd fd, o_.ns->socket(AF_INET, SOCK_STREAM, 0));
+      opaque_acceptor_.assign(tcp::v4(), fd.release(), ec);
+      if (!ec) opaque_acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) opaque_acceptor_.bind({addr, kOpaqueProxyPort}, ec);
+      if (!ec) opaque_acceptor_.listen(128, ec);
+      if (ec) return fail("proxy for " + o_.name + ": " + ec.message());
+    }
     sockaddr_nl sa{};
     sa.nl_family = AF_NETLINK;
     sa.nl_groups =
@@ -196,14 +211,21 @@ class JobEgressImpl final : public JobEgress {
     if (ec) return fail("connection log for " + o_.name + ": " + ec.message());
     spawn(dns_loop());
     spawn(dns_tcp_loop());
-    spawn(proxy_loop());
+    spawn(proxy_loop(acceptor_, o_.inspection != nullptr));
+    if (o_.inspection) spawn(proxy_loop(opaque_acceptor_, false));
     spawn(ct_loop());
     return {};
   }
 
   std::map<std::string, std::string> env() const override {
-    std::string proxy = std::string("http://") + executor::kEgressServiceAddress + ":" +
-                        std::to_string(executor::kEgressProxyPort);
+    return proxy_env(executor::kEgressProxyPort);
+  }
+  std::map<std::string, std::string> opaque_env() const override {
+    return proxy_env(o_.inspection ? kOpaqueProxyPort : executor::kEgressProxyPort);
+  }
+  static std::map<std::string, std::string> proxy_env(uint16_t port) {
+    std::string proxy =
+        std::string("http://") + executor::kEgressServiceAddress + ":" + std::to_string(port);
     std::string no_proxy = "localhost,127.0.0.1,::1";
     return {{"HTTP_PROXY", proxy},  {"HTTPS_PROXY", proxy}, {"http_proxy", proxy},
             {"https_proxy", proxy}, {"NO_PROXY", no_proxy}, {"no_proxy", no_proxy}};
@@ -225,6 +247,7 @@ class JobEgressImpl final : public JobEgress {
       dns_.close(ec);
       dns_tcp_.close(ec);
       acceptor_.close(ec);
+      opaque_acceptor_.close(ec);
       ct_.close(ec);
       for (auto& w : relays_)
         if (auto r = w.lock()) {
@@ -427,17 +450,18 @@ class JobEgressImpl final : public JobEgress {
 
   // ---- proxy ----
 
-  awaitable<void> proxy_loop() {
+  // `inspect`: CONNECT tunnels of this port are inspected.
+  awaitable<void> proxy_loop(tcp::acceptor& acceptor, bool inspect) {
     for (;;) {
       error_code ec;
-      tcp::socket s = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      tcp::socket s = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       if (ec) continue;
       auto r = std::make_shared<Relay>(strand_);
       r->client = std::move(s);
       relays_.push_back(r);
       std::erase_if(relays_, [](const std::weak_ptr<Relay>& w) { return w.expired(); });
-      spawn(proxy_session(r));
+      spawn(proxy_session(r, inspect));
     }
   }
 
@@ -454,7 +478,7 @@ class JobEgressImpl final : public JobEgress {
     r->client.shutdown(tcp::socket::shutdown_both, ec);
   }
 
-  awaitable<void> proxy_session(std::shared_ptr<Relay> r) {
+  awaitable<void> proxy_session(std::shared_ptr<Relay> r, bool inspect) {
     std::string buf;
     std::vector<char> chunk(16384);
     size_t end = std::string::npos;
@@ -549,6 +573,21 @@ class JobEgressImpl final : public JobEgress {
       rec["refused"] = refused;
       add_fetch(std::move(rec));
       co_await reply_error(r, 403, "Forbidden", "refused " + what);
+      co_return;
+    }
+    if (connect && inspect) {
+      // The origin is connected when a request in the tunnel needs it.
+      detail::TunnelJob job;
+      job.inspection = o_.inspection.get();
+      job.store = o_.store;
+      job.pins = &o_.pins;
+      job.refuse_unpinned = o_.refuse_unpinned;
+      job.add_fetch = [this](Json f) { add_fetch(std::move(f)); };
+      job.violation = [this](const std::string& why) { violation(why); };
+      job.note = [this](const std::string& line) { note(line); };
+      job.now = [] { return timestamp(Clock::now()); };
+      co_await detail::run_inspected_tunnel(r->client, r->upstream, *t, std::move(targets), rest,
+                                            std::move(job));
       co_return;
     }
     // Every allowed address in the resolver's order until one answers.
@@ -937,6 +976,7 @@ class JobEgressImpl final : public JobEgress {
   udp::socket dns_;
   tcp::acceptor dns_tcp_;
   tcp::acceptor acceptor_;
+  tcp::acceptor opaque_acceptor_;  // under inspection only
   asio::posix::stream_descriptor ct_;
   UniqueFd ct_dump_fd_;
   std::vector<std::weak_ptr<Relay>> relays_;  // strand only

@@ -151,7 +151,81 @@ int open_beneath(int rootfd, const char* rel, bool dir) noexcept {
   }
 }
 
+// Copies the first of s.seed that exists into `fd`; 0 or -1 with errno.
+int copy_seed(int rootfd, const RootfsStep& s, int fd) noexcept {
+  constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  for (const auto& from : s.seed) {
+    int in = openat2_resolve(rootfd, from.c_str(), O_RDONLY | O_CLOEXEC, kInRoot);
+    if (in < 0) continue;
+    char buf[8192];
+    for (;;) {
+      ssize_t n = ::read(in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (::write(fd, buf, static_cast<size_t>(n)) != n) {
+        int e = errno;
+        ::close(in);
+        errno = e ? e : EIO;
+        return -1;
+      }
+    }
+    ::close(in);
+    return 0;
+  }
+  return 0;
+}
+
+// Appends s.source to s.target, following the image's symlinks inside the
+// root only; a missing file is created in the directory its path resolves
+// to (missing directories are made without following any symlink).
+int append_step(int rootfd, const RootfsStep& s, int* step) noexcept {
+  constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  *step = kFailTarget;
+  int fd = openat2_resolve(rootfd, s.target.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC, kInRoot);
+  if (fd < 0 && errno == ENOENT) {
+    // No allocation here (the child of a threaded parent): split in a copy.
+    char dir[PATH_MAX];
+    if (s.target.size() >= sizeof dir) return ENAMETOOLONG;
+    std::memcpy(dir, s.target.c_str(), s.target.size() + 1);
+    char* slash = std::strrchr(dir, '/');
+    const char* base = slash ? slash + 1 : dir;
+    if (slash) *slash = '\0';
+    const char* parent = slash ? dir : ".";
+    int d = openat2_resolve(rootfd, parent, O_PATH | O_DIRECTORY | O_CLOEXEC, kInRoot);
+    if (d < 0 && errno == ENOENT) d = open_beneath(rootfd, parent, true);
+    if (d < 0) return errno;
+    fd = ::openat(d, base, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int e = errno;
+    ::close(d);
+    errno = e;
+    if (fd >= 0 && copy_seed(rootfd, s, fd) != 0) {
+      e = errno;
+      ::close(fd);
+      *step = kFailStep;
+      return e;
+    }
+  }
+  if (fd < 0) return errno;
+  *step = kFailStep;
+  const char* p = s.source.data();
+  size_t left = s.source.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      ::close(fd);
+      return e;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return 0;
+}
+
 int run_step(int rootfd, const RootfsStep& s, const int* tree_fds, int* step) noexcept {
+  if (s.kind == RootfsStep::kAppend) return append_step(rootfd, s, step);
   if (s.kind == RootfsStep::kMknod) {
     *step = kFailStep;
     if (::mknodat(rootfd, s.target.c_str(), s.mode, s.dev) != 0 && errno != EEXIST) return errno;
@@ -304,6 +378,19 @@ Result<RootfsPlan> build_rootfs_plan(const ContainerSpec& spec, const RootfsDirs
         mount_step("sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
   }
 
+  // Before the bind mounts: an append lands in the rootfs, never in a host
+  // file mounted over it.
+  for (const auto& a : spec.appends) {
+    RootfsStep s;
+    s.kind = RootfsStep::kAppend;
+    LS_TRY_ASSIGN(s.target, relative_target(a.path));
+    s.source = a.text;
+    for (const auto& from : a.seed) {
+      LS_TRY_ASSIGN(std::string rel, relative_target(from));
+      s.seed.push_back(std::move(rel));
+    }
+    st.push_back(std::move(s));
+  }
   for (const auto& m : spec.mounts) {
     LS_TRY_ASSIGN(std::string rel, relative_target(m.target));
     struct stat sb;
@@ -520,11 +607,13 @@ std::string describe_rootfs_failure(const RootfsPlan& plan, int step, int detail
     case kFailOpenRoot:
       return "open " + plan.rootfs_dir;
     case kFailTarget:
+      if (s && s->kind == RootfsStep::kAppend) return "open /" + s->target + " to append to it";
       return "create mount point /" + (s ? s->target : std::string("?"));
     case kFailStep:
       if (s == nullptr) return "prepare rootfs";
       if (s->kind == RootfsStep::kMknod) return "create device /" + s->target;
       if (s->kind == RootfsStep::kSymlink) return "create symlink /" + s->target;
+      if (s->kind == RootfsStep::kAppend) return "append to /" + s->target;
       if (s->kind == RootfsStep::kBind) return "bind mount " + s->source + " on /" + s->target;
       return "mount /" + s->target + " (" + s->fstype + ")";
     case kFailRemountRo:

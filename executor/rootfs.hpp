@@ -19,10 +19,12 @@
 namespace lockstep::executor::detail {
 
 struct RootfsStep {
-  enum Kind { kMount, kBind, kMknod, kSymlink };
+  enum Kind { kMount, kBind, kMknod, kSymlink, kAppend };
   Kind kind = kMount;
   std::string target;  // relative to the new root, no leading '/': "dev/pts"
-  std::string source;  // kMount: fs source; kBind: host path; kSymlink: link text
+  // kMount: fs source; kBind: host path; kSymlink: link text; kAppend: the
+  // text appended
+  std::string source;
   std::string fstype;
   std::string data;
   unsigned long flags = 0;
@@ -34,6 +36,9 @@ struct RootfsStep {
   // sends a detached copy of `source` that is moved onto the target (the
   // container's root could not bind-mount host paths itself).
   int tree = -1;
+  // kAppend: what a missing target starts as (relative paths, the first
+  // that exists).
+  std::vector<std::string> seed;
 };
 
 // A detached mount the runner makes for a container in a user namespace

@@ -28,6 +28,18 @@ struct BindMount {
   bool read_only = true;
 };
 
+// Text appended to a file of the container's rootfs when it is made (the
+// write lands in the container's own overlay upper dir, never in the image).
+// Symlinks of the image are followed inside the rootfs; a missing file is
+// created (0644, with its directories), holding first the content of the
+// first of `seed` that exists (another distribution's name for the same
+// file).
+struct FileAppend {
+  std::string path;  // absolute path inside the container
+  std::string text;
+  std::vector<std::string> seed;  // absolute paths inside the container
+};
+
 class NetworkNamespace;  // executor/network.hpp
 
 // kNone: a namespace of its own with only loopback. kHost: the host's.
@@ -85,6 +97,7 @@ struct ContainerSpec {
   // these with a fresh upper dir.
   std::vector<std::filesystem::path> layers;
   std::vector<BindMount> mounts;
+  std::vector<FileAppend> appends;  // done before the bind mounts
   std::string hostname = "lockstep";
   std::string domainname;  // UTS domain name (`domainname`); empty: none
   Network network;

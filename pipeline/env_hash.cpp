@@ -141,6 +141,7 @@ Json job_document(const JobEnvInputs& in) {
     std::sort(allow.begin(), allow.end());
     allow.erase(std::unique(allow.begin(), allow.end()), allow.end());
     d["container"]["egress_allow"] = allow;
+    if (in.egress_inspect) d["container"]["egress_inspect"] = true;
   }
   d["reproducibility"] = {
       {"source_date_epoch", in.source_date_epoch}, {"tz", in.tz}, {"locale", in.locale}};

@@ -79,6 +79,9 @@ struct JobEnvInputs {
   std::string network;  // egress | none | host
   // For egress: the allow-list as written (empty: every public address).
   std::vector<std::string> egress_allow;
+  // For egress: HTTPS inspection (a CA of the run in the job's trust
+  // stores); only in the document when true.
+  bool egress_inspect = false;
   // "0:100000:65536" (uid map; the gid map when it differs: "uid ... gid ..."),
   // empty: the host's user namespace (then not in the document at all).
   std::string user_namespace;

@@ -107,6 +107,7 @@ class ConfigReader {
 
   Status egress(const YAML::Node& n, ProjectConfig& cfg) const {
     if (!n.IsMap()) return error(n, "'egress' must be a mapping");
+    YAML::Node ca_node;
     for (const auto& kv : n) {
       LS_TRY_ASSIGN(std::string key, scalar(kv.first, "a key"));
       if (key == "unpinned") {
@@ -116,9 +117,33 @@ class ConfigReader {
                                       cfg.egress_unpinned + "'");
         continue;
       }
+      if (key == "inspect") {
+        LS_TRY_ASSIGN(std::string b, scalar(kv.second, "'egress.inspect'"));
+        if (b != "true" && b != "false")
+          return error(kv.second, "'egress.inspect' must be true or false, got '" + b + "'");
+        cfg.egress_inspect = b == "true";
+        continue;
+      }
+      if (key == "ca") {
+        ca_node = kv.second;
+        if (kv.second.IsSequence()) {
+          for (const auto& item : kv.second) {
+            LS_TRY_ASSIGN(std::string f, scalar(item, "an egress.ca file"));
+            if (f.empty()) return error(item, "'egress.ca' names an empty file name");
+            cfg.egress_ca.push_back(f);
+          }
+          if (cfg.egress_ca.empty()) return error(kv.second, "'egress.ca' is empty");
+        } else {
+          LS_TRY_ASSIGN(std::string f,
+                        scalar(kv.second, "'egress.ca' (a file or a list of files)"));
+          if (f.empty()) return error(kv.second, "'egress.ca' is empty");
+          cfg.egress_ca.push_back(f);
+        }
+        continue;
+      }
       if (key != "allow")
         return error(kv.first, "unknown key '" + key + "' in 'egress'" +
-                                   did_you_mean(key, {"allow", "unpinned"}));
+                                   did_you_mean(key, {"allow", "unpinned", "inspect", "ca"}));
       if (!kv.second.IsSequence()) return error(kv.second, "'egress.allow' must be a list");
       for (const auto& item : kv.second) {
         LS_TRY_ASSIGN(std::string text, scalar(item, "an egress.allow entry"));
@@ -129,6 +154,9 @@ class ConfigReader {
       if (cfg.egress_allow.empty())
         return error(kv.second, "'egress.allow' is empty (write \"*\" for every public address)");
     }
+    // The proxy verifies origins itself only when it inspects.
+    if (!cfg.egress_ca.empty() && !cfg.egress_inspect)
+      return error(ca_node, "'egress.ca' applies only with 'egress.inspect: true'");
     return {};
   }
 

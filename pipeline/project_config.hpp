@@ -10,6 +10,8 @@
 //     network: none          # egress (the default), none or host
 //   egress:
 //     allow: [files.example.com, "*.pypi.org", "10.1.0.0/16:5432"]
+//     inspect: true          # HTTPS by URL and sha256, through a per-run CA
+//     ca: certs/corp-ca.pem  # (or a list) roots for origins besides the host's
 //   mirror: http://127.0.0.1:5000
 //   userns: true             # as run --userns
 //   actions-url: https://git.example.com   # where OWNER/REPO@REF actions come from
@@ -53,6 +55,12 @@ struct ProjectConfig {
   // egress.unpinned: what `run --frozen` does with a plain-HTTP download
   // lockstep.lock does not pin: "record" (the default) or "refuse".
   std::string egress_unpinned = "record";
+  // egress.inspect: the proxy opens HTTPS with a CA made for the run and
+  // records each request (docs/network.md, "Inspecting HTTPS").
+  bool egress_inspect = false;
+  // egress.ca: PEM files of roots the proxy trusts for origins, besides the
+  // host's trust store, as written (relative to the file's directory).
+  std::vector<std::string> egress_ca;
 };
 
 Result<ProjectConfig> parse_project_config(std::string_view yaml, const std::string& file);

@@ -131,6 +131,11 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
     if (o.contains("egress_allow") && o["egress_allow"].is_array())
       for (const auto& e : o["egress_allow"])
         if (e.is_string()) p.egress_allow.push_back(e.get<std::string>());
+    if (o.contains("egress_inspect") && o["egress_inspect"].is_boolean())
+      p.egress_inspect = o["egress_inspect"].get<bool>();
+    if (o.contains("egress_ca") && o["egress_ca"].is_array())
+      for (const auto& e : o["egress_ca"])
+        if (e.is_string()) p.egress_ca.push_back(e.get<std::string>());
     if (job_filter.empty() && o.contains("jobs") && o["jobs"].is_array() && !o["jobs"].empty()) {
       p.job_ids.clear();
       for (const auto& id : o["jobs"]) p.job_ids.push_back(id.get<std::string>());
@@ -229,6 +234,8 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
     LS_TRY_ASSIGN(auto e, pipeline::parse_egress_allow(text));
     o.egress_allow.push_back(std::move(e));
   }
+  o.egress_inspect = p.egress_inspect;
+  o.egress_ca.assign(p.egress_ca.begin(), p.egress_ca.end());
   ex.workflow_display = p.workflow_path;
   ex.image_pins = p.image_pins;
   ex.action_pins = p.action_pins;

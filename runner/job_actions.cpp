@@ -278,7 +278,7 @@ Result<std::string> JobExecution::docker_action_image(const JobAction& a, const 
   if (net_.egress && net_.ns) {
     req.network = "egress";
     req.netns_fd = net_.ns->fd();
-    req.proxy_env = net_.egress->env();
+    req.proxy_env = net_.egress->opaque_env();  // the build does not trust the run's CA
   }
   req.timestamp = run_.source_date_epoch;
   req.scratch = run_.state_dir / "tmp" / "builds";

@@ -461,6 +461,7 @@ class JobExecution {
   void join_job_network(executor::ContainerSpec& spec, const std::string& job_container_id,
                         bool proxy_env);
   Status finish_network();
+  void add_run_ca(executor::ContainerSpec& spec) const;
   RunNetwork::Job net_;
 
   // Services, volumes and the `job` context (job_services.cpp).

@@ -29,7 +29,25 @@ Status JobExecution::attach_network(const fs::path& job_dir, executor::Container
       for (const auto& svc : job_.services) v += "," + svc.name;
     spec.env.push_back(k + "=" + v);
   }
+  add_run_ca(spec);
   return {};
+}
+
+// Under inspection: the run's CA in the container's bundle (its own overlay
+// upper dir: the image is untouched) and the variables tools read a bundle
+// from, all naming that bundle (the image's certificates plus the CA).
+void JobExecution::add_run_ca(executor::ContainerSpec& spec) const {
+  if (net_.ca_pem.empty()) return;
+  // An image whose bundle has another name (RHEL and Fedora, openSUSE,
+  // Alpine's cert.pem) gets the one named here made from it.
+  spec.appends.push_back(
+      {kJobCaBundle,
+       "\n" + net_.ca_pem,
+       {"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"}});
+  spec.appends.push_back({kJobCaFile, net_.ca_pem, {}});
+  for (const char* k : {"SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE",
+                        "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"})
+    spec.env.push_back(std::string(k) + "=" + kJobCaBundle);
 }
 
 void JobExecution::join_job_network(executor::ContainerSpec& spec,
@@ -42,6 +60,7 @@ void JobExecution::join_job_network(executor::ContainerSpec& spec,
     for (const char* k :
          {"HTTP_PROXY=", "HTTPS_PROXY=", "http_proxy=", "https_proxy=", "NO_PROXY=", "no_proxy="})
       if (e.rfind(k, 0) == 0) spec.env.push_back(e);
+  add_run_ca(spec);
 }
 
 Status JobExecution::finish_network() {

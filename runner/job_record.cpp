@@ -252,6 +252,7 @@ Status JobExecution::compute_job_hash(const executor::ContainerSpec& spec,
   in.domainname = spec.domainname;
   in.network = executor::to_string(spec.network);
   if (run_.network) in.egress_allow = run_.network->allow_text();
+  if (run_.network) in.egress_inspect = run_.network->inspects();
   if (spec.user_namespace) in.user_namespace = describe_user_namespace(*spec.user_namespace);
   in.memory_bytes = spec.limits.memory_bytes;
   if (spec.limits.cpus) in.cpus_milli = std::llround(*spec.limits.cpus * 1000);

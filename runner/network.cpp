@@ -29,7 +29,8 @@ egress::Policy egress_policy(const std::vector<pipeline::EgressAllowEntry>& allo
 RunNetwork::RunNetwork(RunNetworkOptions options)
     : o_(std::move(options)), policy_(egress_policy(o_.allow)), store_(o_.state_dir) {}
 
-// Jobs' services end before the service threads, namespaces before the fabric.
+// Jobs' services end before the service threads, namespaces before the
+// fabric. The CA's key goes last (it was only ever in memory).
 RunNetwork::~RunNetwork() {
   service_.reset();
   fabric_.reset();
@@ -52,6 +53,10 @@ Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
     if (!service_) {
       LS_TRY_ASSIGN(service_, egress::make_service());
     }
+    if (o_.inspect && !inspection_) {
+      LS_TRY_ASSIGN(inspection_,
+                    egress::Inspection::create("lockstep run " + o_.run_id + " CA", o_.ca_files));
+    }
     fabric = fabric_.get();
     service = service_.get();
     if (!fabric->has_uplink() && !uplink_noted_) {
@@ -73,6 +78,8 @@ Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
   o.pins = o_.pins;
   o.refuse_unpinned = o_.refuse_unpinned;
   o.local_names = std::move(local_names);
+  o.inspection = inspection_;
+  if (inspection_) j.ca_pem = inspection_->ca_pem();
   LS_TRY_ASSIGN(j.egress, egress::start_job_egress(*service, std::move(o)));
   return j;
 }

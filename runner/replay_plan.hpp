@@ -30,6 +30,8 @@ struct ReplayPlan {
   bool userns = false;                    // the run used --userns
   std::string network;                    // --network of the recorded run
   std::vector<std::string> egress_allow;  // .lockstep.yml egress.allow it ran with
+  bool egress_inspect = false;            // ... and egress.inspect, egress.ca
+  std::vector<std::string> egress_ca;
   std::map<std::string, std::string> image_pins;
   std::map<std::string, std::string> action_pins;  // "owner/repo@ref" -> commit
   std::string node_runtime;                        // digest of the Node.js runtime the run used

@@ -526,6 +526,9 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     for (const auto& f : (*lock)->fetches) net.pins[f.url] = f.sha256;
   for (const auto& [url, sha] : ex->fetch_pins) net.pins[url] = sha;
   net.refuse_unpinned = opt.frozen && opt.egress_unpinned == "refuse";
+  net.inspect = opt.egress_inspect;
+  net.ca_files = opt.egress_ca;
+  net.run_id = run_id;
   RunNetwork network(std::move(net));  // outlives every job
 
   NodeRuntimeOnce node_runtime(opt.state_dir, ex->node_runtime_pin);
@@ -694,6 +697,12 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     Json allow = Json::array();
     for (const auto& e : opt.egress_allow) allow.push_back(e.text);
     rec.options["egress_allow"] = allow;
+    if (opt.egress_inspect) {
+      rec.options["egress_inspect"] = true;
+      Json ca = Json::array();
+      for (const auto& f : opt.egress_ca) ca.push_back(f.string());
+      rec.options["egress_ca"] = ca;
+    }
     rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
                         {"GITHUB_RUN_NUMBER", github["run_number"]},
                         {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},

@@ -75,6 +75,9 @@ struct RunOptions {
   // .lockstep.yml egress.unpinned: with --frozen, "refuse" refuses plain-HTTP
   // downloads lockstep.lock does not pin; "record" (the default) records them.
   std::string egress_unpinned = "record";
+  // .lockstep.yml egress.inspect and egress.ca (absolute paths).
+  bool egress_inspect = false;
+  std::vector<std::filesystem::path> egress_ca;
   std::filesystem::path state_dir;
 };
 

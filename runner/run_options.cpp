@@ -1,7 +1,10 @@
 #include "runner/run_options.hpp"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/fs.hpp"
 #include "common/utf8.hpp"
@@ -250,6 +253,18 @@ Status apply_project_config(const pipeline::ProjectConfig& config, RunOptions& o
   o.default_options = config.default_options;
   o.egress_allow = config.egress_allow;
   o.egress_unpinned = config.egress_unpinned;
+  o.egress_inspect = config.egress_inspect;
+  for (const auto& f : config.egress_ca) {
+    std::filesystem::path p(f);
+    if (p.is_relative() && !config.file.empty())
+      p = std::filesystem::absolute(config.file).parent_path() / p;
+    o.egress_ca.push_back(p.lexically_normal());
+    // Checked before anything runs; what the file holds, when the CA is made.
+    if (::access(o.egress_ca.back().c_str(), R_OK) != 0)
+      return fail(config.file + ": egress.ca: read " + o.egress_ca.back().string() + ": " +
+                      std::strerror(errno),
+                  ErrorKind::kUsage);
+  }
   return {};
 }
 

@@ -7,8 +7,13 @@
 //               kept in the content store) vs egress direct (NAT only)
 //   pinned:     the same file served by the proxy from the content store (a
 //               pinned fetch) vs from the origin
+//   https:      the same download over HTTPS (with --https-url and the
+//               origin's CA): host network vs a CONNECT tunnel through the
+//               proxy vs the proxy inspecting it (egress.inspect: TLS ended
+//               and opened again, body hashed and kept)
 //
 // Usage: bench_network --rootfs DIR --state DIR --url URL [--runs N] [--downloads N]
+//                      [--https-url URL --ca PEM]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,7 +49,7 @@ double median(std::vector<double> v) {
 }
 
 struct Args {
-  std::string rootfs, state, url;
+  std::string rootfs, state, url, https_url, ca;
   int runs = 50;
   int downloads = 3;
 };
@@ -57,10 +62,12 @@ ContainerSpec spec_for(const Args& a, const std::string& id) {
 }
 
 // Seconds curl took for the body, from its own timing (connect included).
-double download(Container& c, const std::string& url, bool proxy) {
+double download(Container& c, const std::string& url, bool proxy,
+                std::vector<std::string> extra = {}) {
   ProcessSpec p;
   p.argv = {"curl", "-sS", "-o", "/dev/null", "-w", "%{time_total} %{size_download}\n", url};
   if (!proxy) p.argv.insert(p.argv.begin() + 1, {"--noproxy", "*"});
+  p.argv.insert(p.argv.begin() + 1, extra.begin(), extra.end());
   std::string out;
   auto r = c.exec(p, [&](Stream s, std::string_view line, auto) {
     if (s == Stream::kStdout)
@@ -88,6 +95,10 @@ int main(int argc, char** argv) {
       a.runs = std::stoi(v);
     else if (k == "--downloads")
       a.downloads = std::stoi(v);
+    else if (k == "--https-url")
+      a.https_url = v;
+    else if (k == "--ca")
+      a.ca = v;
   }
   if (a.rootfs.empty() || a.state.empty() || a.url.empty()) {
     std::fprintf(stderr, "usage: bench_network --rootfs DIR --state DIR --url URL [--runs N]\n");
@@ -231,5 +242,60 @@ int main(int argc, char** argv) {
   std::printf(
       "  content store through the proxy      %8.1f  (%.2fx origin; %d of %d from the store)\n",
       rate("pinned"), rate("pinned") / rate("origin"), from_store, a.downloads);
+  if (a.https_url.empty()) return 0;
+
+  // ---- HTTPS: direct, an opaque tunnel, an inspected one ----
+  auto inspection = egress::Inspection::create("lockstep bench CA", {a.ca});
+  if (!inspection) return std::fprintf(stderr, "%s\n", inspection.error().message().c_str()), 1;
+  auto with_ca = [&](ContainerSpec s) {
+    s.mounts.push_back({a.ca, "/bench-ca.pem", true});
+    return s;
+  };
+  auto hh = exec->start([&] {
+    auto s = with_ca(spec_for(a, "bn-https-host"));
+    s.network.mode = NetworkMode::kHost;
+    return s;
+  }());
+  auto nt = (*fabric)->create_namespace("bench-tunnel");
+  auto ni = (*fabric)->create_namespace("bench-inspect");
+  if (!hh || !nt || !ni) return std::fprintf(stderr, "bench_network: https setup failed\n"), 1;
+  egress::JobEgressOptions to = o, io = o;
+  to.ns = *nt;
+  io.ns = *ni;
+  io.inspection = *inspection;
+  auto tj = egress::start_job_egress(**service, to);
+  auto ij = egress::start_job_egress(**service, io);
+  if (!tj || !ij) return std::fprintf(stderr, "bench_network: https proxies failed\n"), 1;
+  ContainerSpec ts = with_ca(spec_for(a, "bn-https-tunnel"));
+  ts.network = {NetworkMode::kEgress, "", *nt};
+  for (const auto& [k, v] : (*tj)->env()) ts.env.push_back(k + "=" + v);
+  ContainerSpec is = spec_for(a, "bn-https-inspect");
+  is.network = {NetworkMode::kEgress, "", *ni};
+  for (const auto& [k, v] : (*ij)->env()) is.env.push_back(k + "=" + v);
+  is.appends.push_back({"/etc/ssl/certs/ca-certificates.crt", (*inspection)->ca_pem()});
+  is.env.push_back("CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt");
+  auto tc = exec->start(ts);
+  auto ic = exec->start(is);
+  if (!tc || !ic) return std::fprintf(stderr, "bench_network: https containers failed\n"), 1;
+  for (int i = 0; i < a.downloads; ++i) {
+    secs["https-host"].push_back(download(**hh, a.https_url, false, {"--cacert", "/bench-ca.pem"}));
+    secs["https-tunnel"].push_back(
+        download(**tc, a.https_url, true, {"--cacert", "/bench-ca.pem"}));
+    secs["https-inspect"].push_back(download(**ic, a.https_url, true));
+  }
+  Json irec = (*ij)->finish();
+  (void)(*tj)->finish();
+  int recorded = 0;
+  for (const auto& f : irec["fetches"]) recorded += f.contains("sha256") && f["sha256"] == digest;
+  (void)(*hh)->stop(std::chrono::milliseconds(0));
+  (void)(*tc)->stop(std::chrono::milliseconds(0));
+  (void)(*ic)->stop(std::chrono::milliseconds(0));
+  std::printf("\none HTTPS download of %.0f MiB, median of %d (MiB/s):\n", mb, a.downloads);
+  std::printf("  host network                         %8.1f\n", rate("https-host"));
+  std::printf("  egress, CONNECT tunnel (bytes only)  %8.1f  (%.0f%% of host)\n",
+              rate("https-tunnel"), 100 * rate("https-tunnel") / rate("https-host"));
+  std::printf("  egress, inspected (hashed, kept)     %8.1f  (%.0f%% of host; %d of %d recorded)\n",
+              rate("https-inspect"), 100 * rate("https-inspect") / rate("https-host"), recorded,
+              a.downloads);
   return 0;
 }

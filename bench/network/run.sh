@@ -2,7 +2,8 @@
 # The egress network's benchmark (bench_network.cpp): container start with
 # egress vs none, one 1 GiB download (host vs egress through the recording
 # proxy vs egress direct), and a pinned fetch served from the content store
-# vs the origin. Everything happens in two network namespaces made here
+# vs the origin; the same download over HTTPS (host vs a CONNECT tunnel vs
+# egress.inspect). Everything happens in two network namespaces made here
 # ("host" runs the benchmark, "world" runs nginx); nothing leaves the machine.
 # Usage: bench/network/run.sh [BUILD_DIR] [RUNS] [SIZE]   (as root; SIZE: 1G)
 set -euo pipefail
@@ -54,8 +55,23 @@ http {
   fastcgi_temp_path $work/fcgi;
   sendfile on;
   server { listen 198.51.100.10:80; root $work/www; }
+  server {
+    listen 198.51.100.10:443 ssl;
+    ssl_certificate $work/srv.pem;
+    ssl_certificate_key $work/srv.key;
+    root $work/www;
+  }
 }
 CONF
+# The origin's own CA and a certificate for its address.
+(cd "$work" &&
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+    -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null &&
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key \
+    -out srv.csr -subj /CN=198.51.100.10 2>/dev/null &&
+  printf 'subjectAltName=IP:198.51.100.10\n' > ext &&
+  openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 \
+    -extfile ext 2>/dev/null)
 ip netns exec "$w" /usr/sbin/nginx -p "$work/" -c "$work/nginx.conf"
 bash "$here/tests/support/nettools-rootfs.sh" "$work/rootfs"
 # nsenter, not "ip netns exec": only the network namespace changes (ip netns
@@ -63,4 +79,5 @@ bash "$here/tests/support/nettools-rootfs.sh" "$work/rootfs"
 # never asked (the URL is an address).
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) cores)"
 nsenter --net=/run/netns/"$h" "$bench" --rootfs "$work/rootfs" --state "$work/state" \
-  --url http://198.51.100.10/big --runs "$runs"
+  --url http://198.51.100.10/big --runs "$runs" \
+  --https-url https://198.51.100.10/big --ca "$work/ca.pem"

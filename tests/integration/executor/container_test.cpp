@@ -200,6 +200,42 @@ TEST_F(ExecutorTest, BindMountsReadWriteAndReadOnly) {
   EXPECT_FALSE(fs::exists(ro / "new"));
 }
 
+// Appends land in the container's own upper dir: the layer and a host file
+// bind-mounted on the same path are untouched; the image's symlinks are
+// followed inside the rootfs; a missing file is made with its directories,
+// from its seed when it has one.
+TEST_F(ExecutorTest, AppendsWriteTheContainersOwnCopy) {
+  fs::create_directories(layer() / "etc/pki/certs");
+  std::ofstream(layer() / "etc/pki/certs/bundle.pem") << "image\n";
+  fs::create_directories(layer() / "etc/ssl");
+  fs::create_directory_symlink("/etc/pki/certs", layer() / "etc/ssl/certs");
+  fs::create_directory_symlink("/", layer() / "up");
+  fs::path host = base() / "host.txt";
+  std::ofstream(host) << "host\n";
+  ContainerSpec s = spec();
+  fs::create_directories(layer() / "etc/pki/tls");
+  std::ofstream(layer() / "etc/pki/tls/ca-bundle.crt") << "roots\n";
+  s.appends = {{"/etc/ssl/certs/bundle.pem", "added\n", {"/etc/pki/tls/ca-bundle.crt"}},
+               {"/etc/other/ca.crt", "run\n", {"/etc/none.pem", "/etc/pki/tls/ca-bundle.crt"}},
+               {"/usr/local/share/new/ca.crt", "made\n"},
+               {"/mnt/host.txt", "never\n"},
+               {"/up/etc/escape.txt", "inside\n"}};
+  s.mounts = {{host, "/mnt/host.txt", false}};
+  auto c = start(s);
+  ASSERT_TRUE(c);
+  Output o = sh(*c,
+                "cat /etc/pki/certs/bundle.pem /usr/local/share/new/ca.crt /mnt/host.txt "
+                "/etc/escape.txt /etc/other/ca.crt");
+  // A file that exists is not seeded; a missing one starts as its seed.
+  EXPECT_EQ(o.out_text(), "image\nadded\nmade\nhost\ninside\nroots\nrun");
+  EXPECT_TRUE(o.result.ok());
+  auto layer_text = read_file(layer() / "etc/pki/certs/bundle.pem");
+  EXPECT_EQ(layer_text.value_or(""), "image\n");
+  EXPECT_EQ(read_file(host).value_or(""), "host\n");
+  EXPECT_FALSE(fs::exists("/etc/escape.txt"));
+  EXPECT_FALSE(fs::exists(layer() / "usr/local/share/new"));
+}
+
 TEST_F(ExecutorTest, BindMountTargetSymlinkCannotEscapeTheRootfs) {
   fs::create_directory_symlink("/etc", layer() / "escape");
   fs::path src = base() / "src";

@@ -9,62 +9,11 @@
 #include <fstream>
 #include <regex>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include "common/digest.hpp"
-#include "common/fs.hpp"
-#include "world.hpp"
+#include "egress_fixture.hpp"
 
 namespace lockstep::testing {
 namespace {
-using nlohmann::json;
-
-bool has(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
-
-class EgressRunTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "needs root: network namespaces, nftables, containers";
-    world_ = std::make_unique<World>(home_.root() / "world");
-    ASSERT_TRUE(world_->ok()) << world_->error();
-    auto rootfs = home_.root() / "net-rootfs";
-    auto b = run_process({"/bin/bash",
-                          std::string(LOCKSTEP_SOURCE_DIR) + "/tests/support/nettools-rootfs.sh",
-                          rootfs.string()});
-    ASSERT_EQ(b.exit_code, 0) << b.err;
-    auto r = home_.lockstep({"image", "import", rootfs.string(), "--tag", "localhost/net:test"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  void TearDown() override {
-    if (world_) {
-      EXPECT_EQ(world_->leftovers(), std::vector<std::string>{});
-      EXPECT_EQ(world_->forwarding(), "0");
-    }
-    world_.reset();
-  }
-
-  ProcessOutput run(const std::string& workflow, std::vector<std::string> extra = {}) {
-    auto wf = home_.write("wf/ci.yml", workflow);
-    std::vector<std::string> args = {"run", wf.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return world_->lockstep(home_, args);
-  }
-  json record() {
-    auto text = read_file(home_.latest_record());
-    return text ? json::parse(*text) : json();
-  }
-  static std::string job_head(const std::string& steps) {
-    return "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    container:\n      image: "
-           "localhost/net:test\n    steps:\n" +
-           steps;
-  }
-
-  LockstepHome home_;
-  std::unique_ptr<World> world_;
-};
 
 TEST_F(EgressRunTest, DownloadsOverHttpHttpsAndGitAreRecorded) {
   std::string ca = world_->ca().string();
@@ -84,12 +33,15 @@ jobs:
       - run: echo "raw $(curl -fsS --noproxy '*' http://files.test/hello.txt)"
       - run: echo "raw6 $(curl -fsS --noproxy '*' -g 'http://[2001:db8:100::10]/hello.txt')"
       - run: cat /etc/resolv.conf; echo "proxy $HTTP_PROXY"
+      - run: echo "bundle ${SSL_CERT_FILE:-unset} $(test -e /etc/ssl/certs/ca-certificates.crt && echo present || echo absent)"
 )WF");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   for (const char* line : {"curl hello from the test internet", "wget hello from the test internet",
                            "https hello from the test internet", "git cloned through the proxy",
                            "raw hello from the test internet", "raw6 hello from the test internet",
-                           "nameserver 127.0.0.53", "proxy http://127.0.0.53:3128"})
+                           "nameserver 127.0.0.53", "proxy http://127.0.0.53:3128",
+                           // Without egress.inspect nothing of the run CA.
+                           "bundle unset absent"})
     EXPECT_TRUE(has(r.out, line)) << line << "\n" << r.out;
 
   json job = record()["jobs"][0];
@@ -111,6 +63,8 @@ jobs:
       EXPECT_GT(f["bytes_out"].get<int64_t>(), 0);
     }
   }
+  for (const auto& f : eg["fetches"])  // HTTPS is CONNECT only
+    EXPECT_FALSE(member(f, "url").starts_with("https://")) << f.dump();
   EXPECT_EQ(http, 2) << eg.dump(2);     // curl and wget
   EXPECT_EQ(connect, 2) << eg.dump(2);  // curl and git
   int raw = 0, raw6 = 0;

@@ -66,5 +66,26 @@ TEST(HttpHead, ChunkedBodyDecodesAcrossAnySplit) {
   EXPECT_FALSE(bad.feed("zz\r\n", [](std::string_view) {}));
 }
 
+// What follows a body in the same read (the next request on a kept-alive
+// connection) is not the body's: used() says where the body ended.
+TEST(HttpHead, ChunkedBodySaysWhereItEnded) {
+  std::string body = "3\r\nabc\r\n0\r\n\r\n";
+  std::string next = "GET /next HTTP/1.1\r\n\r\n";
+  for (size_t split = 0; split <= body.size(); ++split) {
+    ChunkedDecoder d;
+    std::string out;
+    auto sink = [&](std::string_view c) { out += c; };
+    std::string first = body.substr(0, split), rest = body.substr(split) + next;
+    ASSERT_TRUE(d.feed(first, sink));
+    EXPECT_EQ(d.used(), first.size());
+    if (!d.done()) {
+      ASSERT_TRUE(d.feed(rest, sink));
+      EXPECT_EQ(rest.substr(d.used()), next) << split;
+    }
+    EXPECT_TRUE(d.done());
+    EXPECT_EQ(out, "abc");
+  }
+}
+
 }  // namespace
 }  // namespace lockstep::egress

@@ -41,6 +41,22 @@ TEST(RootfsPlan, WithoutUserNamespaceUsesHostPathsAndDeviceNodes) {
   EXPECT_EQ(find(*p, "work")->tree, -1);
 }
 
+TEST(RootfsPlan, AppendsComeBeforeTheBindMounts) {
+  ContainerSpec s = base_spec();
+  s.appends = {{"/etc/ssl/certs/ca-certificates.crt", "pem", {"/etc/pki/ca-bundle.crt"}}};
+  auto p = build_rootfs_plan(s, dirs());
+  ASSERT_TRUE(p) << p.error().message();
+  const RootfsStep* a = find(*p, "etc/ssl/certs/ca-certificates.crt");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->kind, RootfsStep::kAppend);
+  EXPECT_EQ(a->source, "pem");
+  EXPECT_EQ(a->seed, std::vector<std::string>{"etc/pki/ca-bundle.crt"});
+  EXPECT_LT(a, find(*p, "work"));
+  EXPECT_LT(a, find(*p, "etc/passwd"));
+  s.appends = {{"relative", "x"}};
+  EXPECT_FALSE(build_rootfs_plan(s, dirs()));
+}
+
 TEST(RootfsPlan, UserNamespaceSendsLayersMountsAndDevicesAsTrees) {
   ContainerSpec s = base_spec();
   s.user_namespace = UserNamespace{{{0, 100000, 65536}}, {{0, 100000, 65536}}, false};

@@ -42,6 +42,20 @@ state-dir: /var/tmp/ls
   EXPECT_TRUE(c->userns);
 }
 
+TEST(ProjectConfig, ReadsEgressInspection) {
+  auto c = parse_project_config("egress:\n  inspect: true\n  ca: [a.pem, /etc/corp.pem]\n",
+                                ".lockstep.yml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_TRUE(c->egress_inspect);
+  EXPECT_EQ(c->egress_ca, (std::vector<std::string>{"a.pem", "/etc/corp.pem"}));
+  c = parse_project_config("egress:\n  ca: a.pem\n  inspect: true\n", ".lockstep.yml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->egress_ca, std::vector<std::string>{"a.pem"});
+  c = parse_project_config("egress:\n  allow: [\"*\"]\n", ".lockstep.yml");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->egress_inspect);  // off unless asked for
+}
+
 TEST(ProjectConfig, EmptyFileIsNoSettings) {
   auto c = parse_project_config("", ".lockstep.yml");
   ASSERT_TRUE(c);
@@ -69,6 +83,16 @@ TEST(ProjectConfig, ErrorsAreLocated) {
             ".lockstep.yml:1:1: unknown key 'usrns' (did you mean 'userns'?)");
   EXPECT_EQ(config_error("mirror: 127.0.0.1:5000\n"),
             ".lockstep.yml:1:9: 'mirror' must be an http:// or https:// URL, got '127.0.0.1:5000'");
+  EXPECT_EQ(config_error("egress:\n  inspect: yes please\n"),
+            ".lockstep.yml:2:12: 'egress.inspect' must be true or false, got 'yes please'");
+  EXPECT_EQ(config_error("egress:\n  inspct: true\n"),
+            ".lockstep.yml:2:3: unknown key 'inspct' in 'egress' (did you mean 'inspect'?)");
+  EXPECT_EQ(config_error("egress:\n  inspect: true\n  ca: {a: b}\n"),
+            ".lockstep.yml:3:7: 'egress.ca' (a file or a list of files) must be a string");
+  EXPECT_EQ(config_error("egress:\n  inspect: true\n  ca: []\n"),
+            ".lockstep.yml:3:7: 'egress.ca' is empty");
+  EXPECT_EQ(config_error("egress:\n  ca: corp.pem\n"),
+            ".lockstep.yml:2:7: 'egress.ca' applies only with 'egress.inspect: true'");
   std::string bad = config_error("runs-on:\n  x: [\n");
   EXPECT_EQ(bad.rfind(".lockstep.yml:", 0), 0u) << bad;
 }
