@@ -44,6 +44,12 @@ struct JobEgressOptions {
   // inside the job's namespace, as if there were no proxy (tools that ignore
   // NO_PROXY still reach their services). They are not fetches.
   std::vector<std::string> local_names;
+  // Without root only a process of the job's user namespace may send
+  // requests to the kernel of its network namespace: this sends `request`
+  // (NETLINK_NETFILTER) from there and returns the socket to read the
+  // replies from (executor::rootless_netlink_request). Unset: the
+  // connection log's own socket sends it.
+  std::function<Result<UniqueFd>(const std::string& request)> netlink_request;
 };
 
 class JobEgress {

@@ -1,18 +1,12 @@
 // A job's network: the egress namespace its container and services join,
 // the variables and /etc/resolv.conf that point tools at lockstep's DNS stub
 // and proxy, and what the job fetched, for the record.
-#include "common/userns.hpp"
 #include "runner/job_internal.hpp"
 
 namespace lockstep::runner::detail {
 
 Status JobExecution::attach_network(const fs::path& job_dir, executor::ContainerSpec& spec) {
   if (spec.network.mode != executor::NetworkMode::kEgress) return {};
-  if (running_rootless())
-    return fail(
-        "the egress network needs root; without root run with --network none or --network "
-        "host (docs/rootless.md)",
-        ErrorKind::kUnsupported);
   if (!run_.network) return fail("network egress is not available in this run");
   JobLog* log = log_.get();
   std::vector<std::string> services;
