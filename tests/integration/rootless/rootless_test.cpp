@@ -580,6 +580,25 @@ TEST_F(RootlessEgress, TheHostMetadataAndPrivateRangesAreRefusedAtOnce) {
   EXPECT_EQ(world_->served("/"), 0);  // nothing reached the private server
 }
 
+TEST_F(RootlessEgress, TheAllowListOpensNamesAndPrivateRangesAndClosesTheRest) {
+  write(".lockstep.yml", "egress:\n  allow:\n    - files.test:80\n    - 10.77.0.0/16:80\n");
+  auto wf = write("allow.yml", job(R"WF(      - run: |
+          echo "named $(curl -fsS --noproxy '*' http://files.test/hello.txt)"
+          echo "range $(curl -fsS --noproxy '*' http://10.77.0.10/hello.txt)"
+          rc=0; curl -sS --noproxy '*' --max-time 60 http://198.51.100.20/hello.txt 2>&1 || rc=$?; echo "other rc=$rc"
+          echo "proxy $(curl -sS http://other.test/hello.txt)"
+)WF"));
+  auto r = in_world({"run", wf.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("named hello from the test internet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("range hello from the test internet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("other rc=7"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("proxy lockstep egress: refused other.test:80 (198.51.100.20: not in "
+                       "egress.allow)"),
+            std::string::npos)
+      << r.out;
+}
+
 TEST_F(RootlessEgress, ASigkilledRunnerLeavesNoHelperOrSlirp4netns) {
   auto wf = write("slow.yml", job("      - run: echo started; sleep 600\n"));
   auto r = in_world({"run", wf.string()}, {"/usr/bin/timeout", "-s", "KILL", "8"});
