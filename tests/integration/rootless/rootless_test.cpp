@@ -477,8 +477,8 @@ class RootlessEgress : public Rootless {
 TEST_F(RootlessEgress, IsTheDefaultAndRecordsFetchesWithTheirDigests) {
   auto wf =
       write("fetch.yml", job(R"WF(      - run: echo "proxy $(curl -fsS http://files.test/hello.txt)"
-      - run: echo "raw $(curl -fsS --noproxy '*' http://files.test/hello.txt)"
       - run: cat /etc/resolv.conf; echo "via $HTTP_PROXY"
+      - run: echo "raw $(curl -fsS --noproxy '*' http://files.test/hello.txt)"
 )WF"));
   auto r = in_world({"run", wf.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -500,7 +500,9 @@ TEST_F(RootlessEgress, IsTheDefaultAndRecordsFetchesWithTheirDigests) {
       EXPECT_TRUE(f["address"] == kWorldServer4 || f["address"] == kWorldServer6) << f.dump();
     }
   EXPECT_EQ(fetches, 1) << eg.dump(2);
-  // The job's own connection, from the connection tracking of its namespace.
+  // The job's own connection, from the connection tracking of its namespace
+  // (the last step's: its byte counts come from the table's final dump,
+  // which the helper asks for).
   int raw = 0;
   for (const auto& c : eg["connections"]) {
     EXPECT_FALSE(c.contains("refused")) << c.dump();
