@@ -424,12 +424,14 @@ class RootlessEgress : public Rootless {
     Rootless::TearDown();
   }
 
-  // lockstep as the test's user in the world's host namespace.
-  ProcessOutput in_world(std::vector<std::string> args, std::vector<std::string> wrapper = {}) {
+  // lockstep as the test's user in the world's host namespace, with `tun`
+  // (default: tun_) as its /dev/net/tun.
+  ProcessOutput in_world(std::vector<std::string> args, std::vector<std::string> wrapper = {},
+                         fs::path tun = {}) {
     std::vector<std::string> argv = {"/bin/sh",
                                      "-c",
                                      "mount --bind \"$0\" /dev/net/tun && exec \"$@\"",
-                                     tun_.string(),
+                                     (tun.empty() ? tun_ : tun).string(),
                                      "/usr/bin/setpriv",
                                      "--reuid=" + std::to_string(user_->uid()),
                                      "--regid=" + std::to_string(user_->gid()),
@@ -599,6 +601,20 @@ TEST_F(RootlessEgress, TheAllowListOpensNamesAndPrivateRangesAndClosesTheRest) {
                        "egress.allow)"),
             std::string::npos)
       << r.out;
+}
+
+TEST_F(RootlessEgress, ATunDeviceTheUserCannotOpenIsOneLineSayingWhatToDo) {
+  fs::path closed = tmp_.root() / "tun-0600";
+  ASSERT_EQ(::mknod(closed.c_str(), S_IFCHR | 0600, makedev(10, 200)), 0) << std::strerror(errno);
+  auto r = in_world({"run", write("one.yml", job("      - run: echo hi\n")).string()}, {}, closed);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("lockstep: error: job j: network egress without root needs /dev/net/tun "
+                       "readable and writable by the user, for slirp4netns (mode 0600); as root "
+                       "run 'chmod 0666 /dev/net/tun' (what Debian's udev sets), or run with "
+                       "--network none or --network host\n"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out.find("] hi"), std::string::npos) << r.out;
 }
 
 TEST_F(RootlessEgress, ASigkilledRunnerLeavesNoHelperOrSlirp4netns) {
