@@ -57,6 +57,11 @@ namespace lockstep::executor {
 namespace {
 
 constexpr const char* kTunDevice = "/dev/net/tun";
+// tap0's MTU, and so the jobs' (the fabric gives its bridge and veths its
+// uplink's): slirp4netns handles every packet in userspace, so fewer, larger
+// ones carry a job's own connections about 4x faster than at 1500 (what
+// rootless podman chooses too). Beyond slirp4netns the host's MTU applies.
+constexpr int kRootlessMtu = 65520;
 constexpr size_t kMaxMessage = 1 << 16;
 constexpr int kMaxFds = 8;
 
@@ -415,10 +420,10 @@ class RootlessFabric final : public EgressFabric {
   bool ipv6_, uplink_;
 };
 
-// What the host offers: the MTU of its default route's interface (0: no
-// IPv4 default route) and its own addresses.
+// What the host offers: whether it has an IPv4 default route, and its own
+// addresses.
 struct HostView {
-  int mtu = 0;
+  bool uplink = false;
   std::vector<std::string> addresses;
 };
 
@@ -426,12 +431,8 @@ Result<HostView> host_view() {
   HostView v;
   LS_TRY_ASSIGN(auto nl, detail::Netlink::open());
   LS_TRY_ASSIGN(auto routes, nl.routes(AF_INET));
-  int oif = 0;
   for (const auto& r : routes)
-    if (r.dst.prefix == 0) oif = r.oif;
-  LS_TRY_ASSIGN(auto links, nl.links());
-  for (const auto& l : links)
-    if (oif != 0 && l.index == oif) v.mtu = l.mtu > 0 ? l.mtu : 1500;
+    if (r.dst.prefix == 0) v.uplink = true;
   for (int family : {AF_INET, AF_INET6}) {
     LS_TRY_ASSIGN(auto addrs, nl.addresses(family));
     for (const auto& a : addrs) v.addresses.push_back(a.address());
@@ -549,8 +550,8 @@ Result<std::unique_ptr<EgressFabric>> rootless_egress_fabric(const EgressPolicy&
     return what(Error(ready->body.is_object() && ready->body.contains("error")
                           ? ready->body["error"].get<std::string>()
                           : "the helper process ended"));
-  const int mtu = host->mtu > 0 ? host->mtu : 1500;
-  if (auto s = start_slirp(*link, userns, ready->fds[0].get(), mtu); !s) return what(s.error());
+  if (auto s = start_slirp(*link, userns, ready->fds[0].get(), kRootlessMtu); !s)
+    return what(s.error());
   ready->fds.clear();
   Json cidrs = Json::array();
   for (const auto& c : policy.cidrs) cidrs.push_back({c.cidr, c.port});
@@ -560,7 +561,7 @@ Result<std::unique_ptr<EgressFabric>> rootless_egress_fabric(const EgressPolicy&
                           {"deny", host->addresses}});
   if (!info) return what(info.error());
   return std::unique_ptr<EgressFabric>(
-      std::make_unique<RootlessFabric>(link, info->body, host->mtu > 0));
+      std::make_unique<RootlessFabric>(link, info->body, host->uplink));
 }
 
 Result<UniqueFd> rootless_netlink_request(const NetworkNamespace& ns, int protocol,

@@ -169,7 +169,10 @@ int main(int argc, char** argv) {
     return s;
   }());
   auto ns = (*fabric)->create_namespace("bench");
-  if (!host || !ns) return std::fprintf(stderr, "bench_network: setup failed\n"), 1;
+  if (!host || !ns)
+    return std::fprintf(stderr, "bench_network: %s\n",
+                        (!host ? host.error() : ns.error()).message().c_str()),
+           1;
   ContainerSpec es = spec_for(a, "bn-egress");
   es.network = {NetworkMode::kEgress, "", *ns};
   egress::JobEgressOptions o = job_options(*ns);
