@@ -1,6 +1,7 @@
 // A job's network: the egress namespace its container and services join,
 // the variables and /etc/resolv.conf that point tools at lockstep's DNS stub
 // and proxy, and what the job fetched, for the record.
+#include "common/userns.hpp"
 #include "runner/job_internal.hpp"
 
 namespace lockstep::runner::detail {
@@ -29,6 +30,13 @@ Status JobExecution::attach_network(const fs::path& job_dir, executor::Container
 void JobExecution::join_job_network(executor::ContainerSpec& spec,
                                     const std::string& job_container_id, bool proxy_env) {
   spec.network = {executor::NetworkMode::kContainer, job_container_id, nullptr};
+  // Without root the runner may not open the namespaces of the job's
+  // container (its init is not dumpable, in the user namespace): the egress
+  // namespace, or the host's, is joined directly; it is the same network.
+  if (running_rootless() && net_.ns)
+    spec.network = {executor::NetworkMode::kEgress, "", net_.ns};
+  else if (running_rootless() && spec_copy_.network.mode == executor::NetworkMode::kHost)
+    spec.network = {executor::NetworkMode::kHost, "", nullptr};
   if (!net_.egress) return;
   spec.mounts.push_back({job_dir_ / "resolv.conf", "/etc/resolv.conf", true});
   if (!proxy_env) return;

@@ -603,6 +603,51 @@ TEST_F(RootlessEgress, TheAllowListOpensNamesAndPrivateRangesAndClosesTheRest) {
       << r.out;
 }
 
+TEST_F(RootlessEgress, ServicesAreReachedByNameAndLocalhostOnEgressAndHost) {
+  fs::path rootfs = tmp_.root() / "web-rootfs";
+  ASSERT_EQ(
+      run_process({"/bin/bash", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/busybox-rootfs.sh",
+                   rootfs.string()})
+          .exit_code,
+      0);
+  fs::create_directories(rootfs / "www");
+  std::ofstream(rootfs / "www" / "index.html") << "served by the service\n";
+  fs::path layout = tmp_.root() / "web-layout";
+  auto m = run_process({"/usr/bin/python3",
+                        std::string(LOCKSTEP_SOURCE_DIR) + "/tests/support/make_oci_image.py",
+                        rootfs.string(), layout.string(), "--cmd",
+                        R"(["httpd", "-f", "-p", "8080", "-h", "/www"])"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  chown_tree(layout);
+  auto i = as_user({"image", "import", layout.string(), "--tag", "localhost/web:test"});
+  ASSERT_EQ(i.exit_code, 0) << i.out << i.err;
+  auto wf = write("svc.yml", R"WF(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/net:test
+    services:
+      web:
+        image: localhost/web:test
+        options: --health-cmd "wget -q -O /dev/null http://127.0.0.1:8080/" --health-interval 200ms --health-retries 20
+    steps:
+      - run: |
+          echo "localhost: $(curl -fsS http://localhost:8080/)"
+          echo "by name: $(curl -fsS http://web:8080/)"
+)WF");
+  // (none: not yet without root, the runner may not open the job
+  // container's own namespace.)
+  for (const char* mode : {"egress", "host"}) {
+    auto r = in_world({"run", wf.string(), "--network", mode});
+    ASSERT_EQ(r.exit_code, 0) << mode << "\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("localhost: served by the service"), std::string::npos) << mode << "\n"
+                                                                                 << r.out;
+    EXPECT_NE(r.out.find("by name: served by the service"), std::string::npos) << mode << "\n"
+                                                                               << r.out;
+    EXPECT_EQ(latest_record()["jobs"][0]["network"], mode);
+  }
+}
+
 TEST_F(RootlessEgress, ATunDeviceTheUserCannotOpenIsOneLineSayingWhatToDo) {
   fs::path closed = tmp_.root() / "tun-0600";
   ASSERT_EQ(::mknod(closed.c_str(), S_IFCHR | 0600, makedev(10, 200)), 0) << std::strerror(errno);
