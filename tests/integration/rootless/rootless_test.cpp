@@ -648,6 +648,26 @@ jobs:
   }
 }
 
+TEST_F(RootlessEgress, AReplayServesTheRecordedBytesWithTheServerDown) {
+  auto wf =
+      write("pin.yml",
+            job(R"WF(      - run: curl -fsS http://files.test/hello.txt > got.txt && cat got.txt
+)WF"));
+  auto r = in_world({"run", wf.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  latest_record();
+  std::string recorded = last_run_.filename().string();
+  world_->stop_nginx();
+  auto replay = in_world({"replay", recorded});
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find("] hello from the test internet"), std::string::npos) << replay.out;
+  EXPECT_NE(replay.out.find("1 of 1 environment hashes match the record"), std::string::npos)
+      << replay.out << replay.err;
+  auto f = latest_record()["jobs"][0]["egress"]["fetches"][0];
+  EXPECT_EQ(f["served"], "store") << f.dump();
+  EXPECT_EQ(f["sha256"], sha256_of("hello from the test internet\n").str());
+}
+
 TEST_F(RootlessEgress, ATunDeviceTheUserCannotOpenIsOneLineSayingWhatToDo) {
   fs::path closed = tmp_.root() / "tun-0600";
   ASSERT_EQ(::mknod(closed.c_str(), S_IFCHR | 0600, makedev(10, 200)), 0) << std::strerror(errno);
