@@ -684,7 +684,7 @@ TEST_F(RootlessEgress, ATunDeviceTheUserCannotOpenIsOneLineSayingWhatToDo) {
 
 TEST_F(RootlessEgress, ASigkilledRunnerLeavesNoHelperOrSlirp4netns) {
   auto wf = write("slow.yml", job("      - run: echo started; sleep 600\n"));
-  auto r = in_world({"run", wf.string()}, {"/usr/bin/timeout", "-s", "KILL", "8"});
+  auto r = in_world({"run", wf.string()}, {"/usr/bin/timeout", "-s", "KILL", "15"});
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   ASSERT_NE(r.out.find("started"), std::string::npos) << r.out << r.err;
   // The helper and slirp4netns saw the runner's end close, the job's init
