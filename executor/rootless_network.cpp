@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -260,6 +261,10 @@ Status enter_router(int userns, bool subordinate) {
 }
 
 [[noreturn]] void helper_main(int sock, int userns, bool subordinate) noexcept {
+  // Named for ps(1); and no process of the user namespace (the jobs'
+  // included) may ptrace the root of it.
+  ::prctl(PR_SET_NAME, "lockstep-net", 0, 0, 0);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // Only the socketpair stays open: the runner's other descriptors (pipes of
   // containers that end when the runner closes them) must not live on here.
   int fds[2] = {sock, userns};
@@ -440,10 +445,13 @@ Result<HostView> host_view() {
   return v;
 }
 
-// slirp4netns on the router's tap0, in the host's network namespace (this
-// process's), joining the user and network namespaces through the
-// descriptors it inherits. Ready when it writes to --ready-fd.
-Status start_slirp(Link& link, int userns, int router, int mtu) {
+// slirp4netns on the router's tap0: in the host's network namespace (this
+// process's), so that it connects from the host, but root of the user
+// namespace, so that it may enter the router's (through the descriptor it
+// inherits) and confine itself (--enable-sandbox: an empty root and no
+// capability but CAP_NET_BIND_SERVICE; --enable-seccomp): it parses every
+// packet a job sends. Ready when it writes to --ready-fd.
+Status start_slirp(Link& link, int userns, bool subordinate, int router, int mtu) {
   int exit_pipe[2], ready_pipe[2];
   if (::pipe2(exit_pipe, O_CLOEXEC) != 0 || ::pipe2(ready_pipe, O_CLOEXEC) != 0)
     return fail_errno("pipe");
@@ -451,18 +459,18 @@ Status start_slirp(Link& link, int userns, int router, int mtu) {
       ready_w(ready_pipe[1]);
   UniqueFd log(::memfd_create("slirp4netns-stderr", MFD_CLOEXEC));
   if (!log) return fail_errno("memfd_create");
-  // fds 3..6 in the child, in this order.
+  // fds 3..5 in the child, in this order.
   std::vector<std::string> args = {kSlirp4netns,
                                    "--configure",
                                    "--mtu=" + std::to_string(mtu),
                                    "--disable-host-loopback",
                                    "--cidr=" + std::string(kRootlessSlirpCidr),
+                                   "--enable-sandbox",
                                    "--enable-seccomp",
                                    "--exit-fd=3",
                                    "--ready-fd=4",
-                                   "--userns-path=/proc/self/fd/5",
                                    "--netns-type=path",
-                                   "/proc/self/fd/6",
+                                   "/proc/self/fd/5",
                                    "tap0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -471,12 +479,20 @@ Status start_slirp(Link& link, int userns, int router, int mtu) {
   pid_t pid = ::fork();
   if (pid < 0) return fail_errno("fork for slirp4netns");
   if (pid == 0) {
-    int keep[4] = {exit_r.get(), ready_w.get(), userns, router};
+    int keep[3] = {exit_r.get(), ready_w.get(), router};
     int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     ::dup2(devnull, 0);
     ::dup2(devnull, 1);
     ::dup2(log.get(), 2);
-    if (detail::keep_only_fds(keep, 4) != 0) ::_exit(126);
+    // Raw system calls, as in enter_router().
+    if (::setns(userns, CLONE_NEWUSER) != 0 ||
+        (subordinate && ::syscall(SYS_setgroups, 0, nullptr) != 0) ||
+        ::syscall(SYS_setresgid, 0, 0, 0) != 0 || ::syscall(SYS_setresuid, 0, 0, 0) != 0) {
+      static const char msg[] = "cannot become root of the user namespace\n";
+      (void)detail::write_all(2, msg, sizeof msg - 1);
+      ::_exit(126);
+    }
+    if (detail::keep_only_fds(keep, 3) != 0) ::_exit(126);
     for (int fd : keep) ::fcntl(fd, F_SETFD, 0);
     ::execve(argv[0], argv.data(), envp);
     ::_exit(127);
@@ -550,7 +566,8 @@ Result<std::unique_ptr<EgressFabric>> rootless_egress_fabric(const EgressPolicy&
     return what(Error(ready->body.is_object() && ready->body.contains("error")
                           ? ready->body["error"].get<std::string>()
                           : "the helper process ended"));
-  if (auto s = start_slirp(*link, userns, ready->fds[0].get(), kRootlessMtu); !s)
+  if (auto s = start_slirp(*link, userns, mapping.subordinate, ready->fds[0].get(), kRootlessMtu);
+      !s)
     return what(s.error());
   ready->fds.clear();
   Json cidrs = Json::array();
