@@ -50,6 +50,12 @@ struct JobEgressOptions {
   // (docs/network.md, "Inspecting HTTPS"). Null: tunnels are relayed as
   // bytes.
   std::shared_ptr<Inspection> inspection;
+  // Without root only a process of the job's user namespace may send
+  // requests to the kernel of its network namespace: this sends `request`
+  // (NETLINK_NETFILTER) from there and returns the socket to read the
+  // replies from (executor::rootless_netlink_request). Unset: the
+  // connection log's own socket sends it.
+  std::function<Result<UniqueFd>(const std::string& request)> netlink_request;
 };
 
 class JobEgress {

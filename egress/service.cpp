@@ -203,7 +203,13 @@ class JobEgressImpl final : public JobEgress {
     sa.nl_family = AF_NETLINK;
     sa.nl_groups =
         NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_UPDATE | NF_NETLINK_CONNTRACK_DESTROY;
-    if (::bind(ct_fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    // A socket that comes subscribed (made by a process allowed to, as
+    // without root) is not bound again: only such a process may.
+    sockaddr_nl cur{};
+    socklen_t len = sizeof cur;
+    bool subscribed = ::getsockname(ct_fd.get(), reinterpret_cast<sockaddr*>(&cur), &len) == 0 &&
+                      (cur.nl_groups & sa.nl_groups) == sa.nl_groups;
+    if (!subscribed && ::bind(ct_fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
       return fail_errno("connection log for " + o_.name);
     int size = 4 << 20;
     (void)::setsockopt(ct_fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
@@ -944,13 +950,19 @@ class JobEgressImpl final : public JobEgress {
 
   // Connections still in the table: their counts so far.
   void dump_conntrack() {
-    if (!ct_dump_fd_) return;
     std::string req = ct_dump_request(1);
-    sockaddr_nl sa{};
-    sa.nl_family = AF_NETLINK;
-    if (::sendto(ct_dump_fd_.get(), req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&sa),
-                 sizeof sa) < 0)
-      return;
+    if (o_.netlink_request) {
+      auto fd = o_.netlink_request(req);
+      if (!fd) return;
+      ct_dump_fd_ = std::move(*fd);
+    } else {
+      if (!ct_dump_fd_) return;
+      sockaddr_nl sa{};
+      sa.nl_family = AF_NETLINK;
+      if (::sendto(ct_dump_fd_.get(), req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&sa),
+                   sizeof sa) < 0)
+        return;
+    }
     std::vector<char> buf(1 << 16);
     for (;;) {
       ssize_t n = ::recv(ct_dump_fd_.get(), buf.data(), buf.size(), 0);

@@ -338,10 +338,6 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
                       ": without root a container maps the user's own ids and subordinate "
                       "ranges (executor::rootless_user_namespace()), not another mapping",
                   ErrorKind::kUsage);
-    if (spec.network.mode == NetworkMode::kEgress)
-      return fail("container " + spec.id +
-                      ": the egress network needs root; use network none or host without it",
-                  ErrorKind::kUnsupported);
     LS_TRY_ASSIGN(host, rootless_host());
     LS_TRY_ASSIGN(userns_fd, rootless_userns_fd());
   }

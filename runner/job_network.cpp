@@ -8,11 +8,6 @@ namespace lockstep::runner::detail {
 
 Status JobExecution::attach_network(const fs::path& job_dir, executor::ContainerSpec& spec) {
   if (spec.network.mode != executor::NetworkMode::kEgress) return {};
-  if (running_rootless())
-    return fail(
-        "the egress network needs root; without root run with --network none or --network "
-        "host (docs/rootless.md)",
-        ErrorKind::kUnsupported);
   if (!run_.network) return fail("network egress is not available in this run");
   JobLog* log = log_.get();
   std::vector<std::string> services;
@@ -53,6 +48,13 @@ void JobExecution::add_run_ca(executor::ContainerSpec& spec) const {
 void JobExecution::join_job_network(executor::ContainerSpec& spec,
                                     const std::string& job_container_id, bool proxy_env) {
   spec.network = {executor::NetworkMode::kContainer, job_container_id, nullptr};
+  // Without root the runner may not open the namespaces of the job's
+  // container (its init is not dumpable, in the user namespace): the egress
+  // namespace, or the host's, is joined directly; it is the same network.
+  if (running_rootless() && net_.ns)
+    spec.network = {executor::NetworkMode::kEgress, "", net_.ns};
+  else if (running_rootless() && spec_copy_.network.mode == executor::NetworkMode::kHost)
+    spec.network = {executor::NetworkMode::kHost, "", nullptr};
   if (!net_.egress) return;
   spec.mounts.push_back({job_dir_ / "resolv.conf", "/etc/resolv.conf", true});
   if (!proxy_env) return;

@@ -1,5 +1,10 @@
 #include "runner/network.hpp"
 
+#include <linux/netlink.h>
+
+#include "common/userns.hpp"
+#include "executor/rootless.hpp"
+
 namespace lockstep::runner {
 
 egress::Policy egress_policy(const std::vector<pipeline::EgressAllowEntry>& allow) {
@@ -48,7 +53,10 @@ Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
   {
     std::lock_guard lk(mu_);
     if (!fabric_) {
-      LS_TRY_ASSIGN(fabric_, executor::EgressFabric::create(policy_.net));
+      // Without root: the same fabric in a namespace of the user's, out
+      // through slirp4netns (docs/rootless.md).
+      LS_TRY_ASSIGN(fabric_, running_rootless() ? executor::rootless_egress_fabric(policy_.net)
+                                                : executor::EgressFabric::create(policy_.net));
     }
     if (!service_) {
       LS_TRY_ASSIGN(service_, egress::make_service());
@@ -80,6 +88,10 @@ Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
   o.local_names = std::move(local_names);
   o.inspection = inspection_;
   if (inspection_) j.ca_pem = inspection_->ca_pem();
+  if (running_rootless())
+    o.netlink_request = [ns](const std::string& request) {
+      return executor::rootless_netlink_request(*ns, NETLINK_NETFILTER, request);
+    };
   LS_TRY_ASSIGN(j.egress, egress::start_job_egress(*service, std::move(o)));
   return j;
 }

@@ -46,8 +46,9 @@ build_packages=(
 # What running the quick-start example needs beyond that: busybox-static for
 # its image (scripts/busybox-rootfs.sh), CA certificates for pulls over HTTPS.
 # uidmap: newuidmap/newgidmap map an ordinary user's /etc/subuid and
-# /etc/subgid ranges into the user namespace of rootless runs (docs/rootless.md).
-example_packages=(busybox-static ca-certificates uidmap)
+# /etc/subgid ranges into the user namespace of rootless runs; slirp4netns is
+# the way out of the egress network of rootless runs (docs/rootless.md).
+example_packages=(busybox-static ca-certificates uidmap slirp4netns)
 # The test suite, the benchmarks and packaging, on top of both lists above.
 test_packages=(
   # lockstep server without --db starts its own PostgreSQL 15 (initdb,

@@ -5,6 +5,9 @@
 # vs the origin; the same download over HTTPS (host vs a CONNECT tunnel vs
 # egress.inspect). Everything happens in two network namespaces made here
 # ("host" runs the benchmark, "world" runs nginx); nothing leaves the machine.
+# Then the same as an ordinary user (docs/rootless.md: the fabric in the
+# helper's namespace, out through slirp4netns), as a user made here with a
+# subordinate range and removed at the end; ROOTLESS=0 leaves that out.
 # Usage: bench/network/run.sh [BUILD_DIR] [RUNS] [SIZE]   (as root; SIZE: 1G)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +21,10 @@ bench="$build/bench/network/bench_network"
 work=$(mktemp -d /tmp/lockstep-bench-network.XXXXXX)
 h=lsbench-h$$
 w=lsbench-w$$
+user="lsbnet$$"
+created_user=0
 cleanup() {
+  [ "$created_user" = 1 ] && userdel -f "$user" 2>/dev/null || true
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
   sleep 0.2
   ip netns del "$h" 2>/dev/null || true
@@ -81,3 +87,23 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) cores)"
 nsenter --net=/run/netns/"$h" "$bench" --rootfs "$work/rootfs" --state "$work/state" \
   --url http://198.51.100.10/big --runs "$runs" \
   --https-url https://198.51.100.10/big --ca "$work/ca.pem"
+
+[ "${ROOTLESS:-1}" = 1 ] || exit 0
+# An ordinary user with a subordinate range; in a mount namespace of its own
+# it gets a /dev/net/tun it may open (Debian's udev makes the device 0666, a
+# host without udev leaves it 0600; the host's node is not touched).
+useradd -M -d "$work" -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$user"
+created_user=1
+first=$((3000000 + ($$ % 1000) * 65536))
+usermod --add-subuids "$first-$((first + 65535))" --add-subgids "$first-$((first + 65535))" "$user"
+chmod 755 "$work"
+mknod -m 0666 "$work/tun" c 10 200
+mkdir "$work/state-user"
+chown "$(id -u "$user"):$(id -g "$user")" "$work/state-user"
+echo
+echo "without root:"
+nsenter --net=/run/netns/"$h" unshare --mount --propagation slave \
+  sh -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$work/tun" \
+  setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups -- \
+  env HOME="$work" "$bench" --rootfs "$work/rootfs" --state "$work/state-user" \
+  --url http://198.51.100.10/big --runs "$runs"

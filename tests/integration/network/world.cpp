@@ -222,16 +222,21 @@ pid_t World::start_lockstep(const LockstepHome& home, std::vector<std::string> a
 
 ProcessOutput World::lockstep(const LockstepHome& home, std::vector<std::string> args,
                               std::vector<std::string> env) {
-  int out[2], err[2];
-  ProcessOutput r;
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) return r;
   args.insert(args.begin(), LOCKSTEP_BINARY);
   std::vector<std::string> full = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"",
                                    home.root().string()};
   full.insert(full.end(), args.begin(), args.end());
   env.push_back("LOCKSTEP_HOME=" + home.home().string());
+  return run_in_host(full, env);
+}
+
+ProcessOutput World::run_in_host(const std::vector<std::string>& argv,
+                                 const std::vector<std::string>& env) {
+  int out[2], err[2];
+  ProcessOutput r;
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) return r;
   pid_t pid =
-      net_.spawn(net_.host_fd(), full, env, (dir_ / "resolv.conf").string(), out[1], err[1]);
+      net_.spawn(net_.host_fd(), argv, env, (dir_ / "resolv.conf").string(), out[1], err[1]);
   ::close(out[1]);
   ::close(err[1]);
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};

@@ -44,6 +44,10 @@ class World {
   // resolving through the world's DNS.
   ProcessOutput lockstep(const LockstepHome& home, std::vector<std::string> args,
                          std::vector<std::string> env = {});
+  // `argv` in the host namespace with the world's resolver, `env` added to
+  // the test's environment; its output once it ended.
+  ProcessOutput run_in_host(const std::vector<std::string>& argv,
+                            const std::vector<std::string>& env = {});
   // The same, started and left running: the pid, and a pipe of its stdout.
   pid_t start_lockstep(const LockstepHome& home, std::vector<std::string> args, int* out_fd);
 

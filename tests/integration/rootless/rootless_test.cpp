@@ -1,20 +1,31 @@
 // Rootless runs end to end: each test (as root) creates an ordinary user with
 // subordinate id ranges, drives the real binary as that user through
-// setpriv(1), and removes the user again, pass or fail.
+// setpriv(1), and removes the user again, pass or fail. The egress tests run
+// it inside the network tests' own "internet" (tests/integration/network).
+#include <arpa/inet.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/digest.hpp"
 #include "common/fs.hpp"
+#include "tests/integration/network/world.hpp"
 #include "tests/support/lockstep_process.hpp"
 
 namespace lockstep::testing {
@@ -185,26 +196,6 @@ TEST_F(Rootless, HelloRunsAndItsRecordReplaysInTheUsersStateDir) {
        it.increment(ec))
     if (it->path().filename().string()[0] != '.') ++left;  // .mnt is lockstep's own
   EXPECT_EQ(left, 0u);
-}
-
-TEST_F(Rootless, TheEgressNetworkIsRefusedInOneLineNamingTheWayOut) {
-  import_image("localhost/busybox:1.35", false);
-  if (HasFatalFailure()) return;
-  auto wf = write("one.yml", R"(name: one
-on: push
-jobs:
-  a:
-    runs-on: ubuntu-latest
-    container: localhost/busybox:1.35
-    steps:
-      - run: echo hi
-)");
-  auto r = as_user({"run", wf.string()});
-  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  EXPECT_NE(r.err.find("lockstep: error: job a: the egress network needs root; without root run "
-                       "with --network none or --network host"),
-            std::string::npos)
-      << r.err;
 }
 
 TEST_F(Rootless, EscapeProbesThatMountUnshareOrLoadBpfAreRefused) {
@@ -397,6 +388,313 @@ jobs:
   std::regex one(R"(\] +0 +)" + std::to_string(user_->uid()) + R"( +1\n)");
   EXPECT_TRUE(std::regex_search(r.out, one)) << r.out;
   EXPECT_EQ(count(r.out, "] uid_map"), 0);
+}
+
+// The egress network without root: the user's runner in the host namespace
+// of a test-made internet (files.test at 198.51.100.10, a private server at
+// 10.77.0.10, 169.254.169.254), going out through slirp4netns.
+class RootlessEgress : public Rootless {
+ protected:
+  void SetUp() override {
+    Rootless::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_TRUE(fs::exists("/usr/bin/slirp4netns")) << "install Debian's slirp4netns";
+    world_ = std::make_unique<World>(tmp_.root() / "world");
+    ASSERT_TRUE(world_->ok()) << world_->error();
+    // slirp4netns opens /dev/net/tun as the user: Debian's udev makes it
+    // 0666, a host without udev leaves it 0600. The runner gets a node of
+    // mode 0666 over it in its own mount namespace; the host's stays as is.
+    tun_ = tmp_.root() / "tun";
+    ASSERT_EQ(::mknod(tun_.c_str(), S_IFCHR | 0666, makedev(10, 200)), 0) << std::strerror(errno);
+    ASSERT_EQ(::chmod(tun_.c_str(), 0666), 0);
+    fs::path rootfs = tmp_.root() / "net-rootfs";
+    auto b = run_process({"/bin/bash",
+                          std::string(LOCKSTEP_SOURCE_DIR) + "/tests/support/nettools-rootfs.sh",
+                          rootfs.string()});
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    ::chmod(rootfs.c_str(), 0755);
+    auto r = as_user({"image", "import", rootfs.string(), "--tag", "localhost/net:test"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  void TearDown() override {
+    if (world_) {
+      EXPECT_EQ(processes_of(user_->uid()), 0) << "the user's processes outlived the run";
+    }
+    world_.reset();
+    Rootless::TearDown();
+  }
+
+  // lockstep as the test's user in the world's host namespace, with `tun`
+  // (default: tun_) as its /dev/net/tun.
+  ProcessOutput in_world(std::vector<std::string> args, std::vector<std::string> wrapper = {},
+                         fs::path tun = {}) {
+    std::vector<std::string> argv = {"/bin/sh",
+                                     "-c",
+                                     "mount --bind \"$0\" /dev/net/tun && exec \"$@\"",
+                                     (tun.empty() ? tun_ : tun).string(),
+                                     "/usr/bin/setpriv",
+                                     "--reuid=" + std::to_string(user_->uid()),
+                                     "--regid=" + std::to_string(user_->gid()),
+                                     "--clear-groups",
+                                     "--",
+                                     "/usr/bin/env",
+                                     "HOME=" + home().string(),
+                                     "LOCKSTEP_HOME=",
+                                     "XDG_DATA_HOME=",
+                                     "USER=",
+                                     "LOGNAME=",
+                                     "/bin/sh",
+                                     "-c",
+                                     "cd \"$0\" && exec \"$@\"",
+                                     home().string()};
+    argv.insert(argv.end(), wrapper.begin(), wrapper.end());
+    argv.push_back(LOCKSTEP_BINARY);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return world_->run_in_host(argv);
+  }
+
+  nlohmann::json latest_record() {
+    std::vector<std::string> runs;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state() / "runs", ec))
+      runs.push_back(e.path().filename().string());
+    std::sort(runs.begin(), runs.end());
+    if (runs.empty()) return {};
+    last_run_ = state() / "runs" / runs.back();
+    auto text = read_file(last_run_ / "record.json");
+    return text ? nlohmann::json::parse(*text) : nlohmann::json();
+  }
+
+  static std::string job(const std::string& steps) {
+    return "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    container: "
+           "localhost/net:test\n    steps:\n" +
+           steps;
+  }
+
+  std::unique_ptr<World> world_;
+  fs::path tun_;
+  fs::path last_run_;
+};
+
+TEST_F(RootlessEgress, IsTheDefaultAndRecordsFetchesWithTheirDigests) {
+  auto wf =
+      write("fetch.yml", job(R"WF(      - run: echo "proxy $(curl -fsS http://files.test/hello.txt)"
+      - run: cat /etc/resolv.conf; echo "via $HTTP_PROXY"
+      - run: echo "raw $(curl -fsS --noproxy '*' http://files.test/hello.txt)"
+)WF"));
+  auto r = in_world({"run", wf.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (const char* line : {"proxy hello from the test internet", "raw hello from the test internet",
+                           "nameserver 127.0.0.53", "via http://127.0.0.53:3128"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+
+  auto job = latest_record()["jobs"][0];
+  EXPECT_EQ(job["network"], "egress");
+  const auto& eg = job["egress"];
+  std::string hello = sha256_of("hello from the test internet\n").str();
+  int fetches = 0;
+  for (const auto& f : eg["fetches"])
+    if (f["kind"] == "http" && f["url"] == "http://files.test/hello.txt") {
+      ++fetches;
+      EXPECT_EQ(f["status"], 200) << f.dump();
+      EXPECT_EQ(f["sha256"], hello) << f.dump();
+      // The proxy connects from the host: either of the name's addresses.
+      EXPECT_TRUE(f["address"] == kWorldServer4 || f["address"] == kWorldServer6) << f.dump();
+    }
+  EXPECT_EQ(fetches, 1) << eg.dump(2);
+  // The job's own connection, from the connection tracking of its namespace
+  // (the last step's: its byte counts come from the table's final dump,
+  // which the helper asks for).
+  int raw = 0;
+  for (const auto& c : eg["connections"]) {
+    EXPECT_FALSE(c.contains("refused")) << c.dump();
+    if (c["proto"] != "tcp" || c["address"] != kWorldServer4 || c["port"] != 80) continue;
+    ++raw;
+    EXPECT_EQ(c["host"], "files.test");
+    EXPECT_GT(c["bytes_in"].get<int64_t>(), 29) << c.dump();
+    EXPECT_TRUE(c.contains("ended")) << c.dump();
+  }
+  EXPECT_EQ(raw, 1) << eg.dump(2);
+  auto show = as_user({"runs", "show", last_run_.filename().string()});
+  EXPECT_NE(show.out.find("fetch GET http://files.test/hello.txt  200 " + hello), std::string::npos)
+      << show.out;
+}
+
+TEST_F(RootlessEgress, TheHostMetadataAndPrivateRangesAreRefusedAtOnce) {
+  // A server on every address of the host namespace, its loopback included.
+  UniqueFd server;
+  world_->net().in_host([&] {
+    server = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(server.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(8081);
+    if (::bind(server.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(server.get(), 8) != 0)
+      server.reset();
+  });
+  ASSERT_TRUE(server);
+  // 10.213.255.2 is slirp4netns's way to the host's loopback.
+  auto wf = write("refuse.yml", job(R"WF(      - run: |
+          for u in http://169.254.169.254/ http://10.213.255.2:8081/ http://203.0.113.2:8081/ http://10.77.0.10/; do
+            t0=$(date +%s); rc=0; curl -sS --noproxy '*' --max-time 60 "$u" 2>&1 || rc=$?
+            echo "rc=$rc took=$(( $(date +%s) - t0 ))"
+          done
+          echo "proxy: $(curl -sS http://169.254.169.254/latest/meta-data)"
+          echo "proxy to the host: $(curl -sS http://203.0.113.2:8081/)"
+)WF"));
+  auto r = in_world({"run", wf.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // curl's 7: could not connect (refused); a timeout would be 28.
+  std::regex rc(R"(rc=(\d+) took=(\d+))");
+  int n = 0;
+  for (auto it = std::sregex_iterator(r.out.begin(), r.out.end(), rc); it != std::sregex_iterator();
+       ++it, ++n) {
+    EXPECT_EQ((*it)[1], "7") << r.out;
+    EXPECT_LE(std::stoi((*it)[2]), 1) << r.out;
+  }
+  EXPECT_EQ(n, 4) << r.out;
+  EXPECT_NE(r.out.find("proxy: lockstep egress: refused 169.254.169.254:80 (169.254.169.254: "
+                       "link-local 169.254.0.0/16)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("proxy to the host: lockstep egress: refused 203.0.113.2:8081 "
+                       "(203.0.113.2: the host's own address)"),
+            std::string::npos)
+      << r.out;
+  pollfd p{server.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "a job reached the host's server";
+
+  auto eg = latest_record()["jobs"][0]["egress"];
+  auto log = read_file(last_run_ / "jobs" / "1-j" / "log.txt");
+  ASSERT_TRUE(log);
+  for (const char* line :
+       {"egress: refused tcp connection to 169.254.169.254:80 (link-local 169.254.0.0/16)",
+        "egress: refused tcp connection to 10.213.255.2:8081 (lockstep's job network "
+        "10.213.0.0/16)",
+        "egress: refused tcp connection to 203.0.113.2:8081 (the host's own address)",
+        "egress: refused tcp connection to 10.77.0.10:80 (private range 10.0.0.0/8, not in "
+        "egress.allow)"})
+    EXPECT_NE(log->find(line), std::string::npos) << line << "\n" << *log;
+  int refused = 0;
+  for (const auto& c : eg["connections"])
+    if (c.contains("refused")) ++refused;
+  EXPECT_EQ(refused, 4) << eg.dump(2);
+  EXPECT_EQ(world_->served("/"), 0);  // nothing reached the private server
+}
+
+TEST_F(RootlessEgress, TheAllowListOpensNamesAndPrivateRangesAndClosesTheRest) {
+  write(".lockstep.yml", "egress:\n  allow:\n    - files.test:80\n    - 10.77.0.0/16:80\n");
+  auto wf = write("allow.yml", job(R"WF(      - run: |
+          echo "named $(curl -fsS --noproxy '*' http://files.test/hello.txt)"
+          echo "range $(curl -fsS --noproxy '*' http://10.77.0.10/hello.txt)"
+          rc=0; curl -sS --noproxy '*' --max-time 60 http://198.51.100.20/hello.txt 2>&1 || rc=$?; echo "other rc=$rc"
+          echo "proxy $(curl -sS http://other.test/hello.txt)"
+)WF"));
+  auto r = in_world({"run", wf.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("named hello from the test internet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("range hello from the test internet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("other rc=7"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("proxy lockstep egress: refused other.test:80 (198.51.100.20: not in "
+                       "egress.allow)"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST_F(RootlessEgress, ServicesAreReachedByNameAndLocalhostOnEgressAndHost) {
+  fs::path rootfs = tmp_.root() / "web-rootfs";
+  ASSERT_EQ(
+      run_process({"/bin/bash", std::string(LOCKSTEP_SOURCE_DIR) + "/scripts/busybox-rootfs.sh",
+                   rootfs.string()})
+          .exit_code,
+      0);
+  fs::create_directories(rootfs / "www");
+  std::ofstream(rootfs / "www" / "index.html") << "served by the service\n";
+  fs::path layout = tmp_.root() / "web-layout";
+  auto m = run_process({"/usr/bin/python3",
+                        std::string(LOCKSTEP_SOURCE_DIR) + "/tests/support/make_oci_image.py",
+                        rootfs.string(), layout.string(), "--cmd",
+                        R"(["httpd", "-f", "-p", "8080", "-h", "/www"])"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  chown_tree(layout);
+  auto i = as_user({"image", "import", layout.string(), "--tag", "localhost/web:test"});
+  ASSERT_EQ(i.exit_code, 0) << i.out << i.err;
+  auto wf = write("svc.yml", R"WF(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/net:test
+    services:
+      web:
+        image: localhost/web:test
+        options: --health-cmd "wget -q -O /dev/null http://127.0.0.1:8080/" --health-interval 200ms --health-retries 20
+    steps:
+      - run: |
+          echo "localhost: $(curl -fsS http://localhost:8080/)"
+          echo "by name: $(curl -fsS http://web:8080/)"
+)WF");
+  // (none: not yet without root, the runner may not open the job
+  // container's own namespace.)
+  for (const char* mode : {"egress", "host"}) {
+    auto r = in_world({"run", wf.string(), "--network", mode});
+    ASSERT_EQ(r.exit_code, 0) << mode << "\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("localhost: served by the service"), std::string::npos) << mode << "\n"
+                                                                                 << r.out;
+    EXPECT_NE(r.out.find("by name: served by the service"), std::string::npos) << mode << "\n"
+                                                                               << r.out;
+    EXPECT_EQ(latest_record()["jobs"][0]["network"], mode);
+  }
+}
+
+TEST_F(RootlessEgress, AReplayServesTheRecordedBytesWithTheServerDown) {
+  auto wf =
+      write("pin.yml",
+            job(R"WF(      - run: curl -fsS http://files.test/hello.txt > got.txt && cat got.txt
+)WF"));
+  auto r = in_world({"run", wf.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  latest_record();
+  std::string recorded = last_run_.filename().string();
+  world_->stop_nginx();
+  auto replay = in_world({"replay", recorded});
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find("] hello from the test internet"), std::string::npos) << replay.out;
+  EXPECT_NE(replay.out.find("1 of 1 environment hashes match the record"), std::string::npos)
+      << replay.out << replay.err;
+  auto f = latest_record()["jobs"][0]["egress"]["fetches"][0];
+  EXPECT_EQ(f["served"], "store") << f.dump();
+  EXPECT_EQ(f["sha256"], sha256_of("hello from the test internet\n").str());
+}
+
+TEST_F(RootlessEgress, ATunDeviceTheUserCannotOpenIsOneLineSayingWhatToDo) {
+  fs::path closed = tmp_.root() / "tun-0600";
+  ASSERT_EQ(::mknod(closed.c_str(), S_IFCHR | 0600, makedev(10, 200)), 0) << std::strerror(errno);
+  auto r = in_world({"run", write("one.yml", job("      - run: echo hi\n")).string()}, {}, closed);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("lockstep: error: job j: network egress without root needs /dev/net/tun "
+                       "readable and writable by the user, for slirp4netns (mode 0600); as root "
+                       "run 'chmod 0666 /dev/net/tun' (what Debian's udev sets), or run with "
+                       "--network none or --network host\n"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out.find("] hi"), std::string::npos) << r.out;
+}
+
+TEST_F(RootlessEgress, ASigkilledRunnerLeavesNoHelperOrSlirp4netns) {
+  auto wf = write("slow.yml", job("      - run: echo started; sleep 600\n"));
+  auto r = in_world({"run", wf.string()}, {"/usr/bin/timeout", "-s", "KILL", "15"});
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  ASSERT_NE(r.out.find("started"), std::string::npos) << r.out << r.err;
+  // The helper and slirp4netns saw the runner's end close, the job's init
+  // its control pipe.
+  for (int i = 0; i < 100 && processes_of(user_->uid()) > 0; ++i) ::usleep(50000);
+  EXPECT_EQ(processes_of(user_->uid()), 0);
+  r = in_world({"run", write("next.yml", job("      - run: echo next\n")).string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("cleaning up after an earlier run"), std::string::npos) << r.err;
+  // TearDown: no process of the user is left.
 }
 
 }  // namespace
