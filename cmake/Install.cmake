@@ -94,8 +94,9 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # verify: diffoscope explains differing files, disorderfs varies directory
 # order; JavaScript actions: node and patchelf make lockstep's Node.js runtime;
 # ca-certificates for pulls over HTTPS; busybox-static makes the quick-start
-# image.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates, diffoscope-minimal, disorderfs, nodejs, patchelf, buildah")
+# image; without root, uidmap maps the user's subordinate ranges and
+# slirp4netns carries the egress network (docs/rootless.md).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates, diffoscope-minimal, disorderfs, nodejs, patchelf, buildah, uidmap, slirp4netns")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "bash-completion, busybox-static")
 # Same files, same package: staged files get the SOURCE_DATE_EPOCH mtime.
 set(CPACK_PRE_BUILD_SCRIPTS ${PROJECT_SOURCE_DIR}/cmake/PackageMtimes.cmake)
