@@ -9,6 +9,19 @@
 // process then takes its credentials, umask, working dir, rlimits,
 // capabilities, no_new_privs and seccomp filter, closes every inherited
 // descriptor and execs. Failures before exec come back as a ChildReport.
+//
+// Both children share the runner's memory (clone with CLONE_VM|CLONE_VFORK on
+// stacks of their own, as posix_spawn does): a fork of the runner, a large
+// multi-threaded process with hundreds of mappings, costs ~1 ms to copy its
+// page tables and as much again in copy-on-write faults and in tearing the
+// copy down, twice per step. The calling thread sleeps until the process has
+// exec'd or failed. The runner is made non-dumpable for that (the mm's flag
+// is what it shares with the children): between joining the container's pid
+// namespace and execve, the process holds the runner's memory, and a
+// non-dumpable mm is what keeps the container's processes from ptrace()ing
+// or reading /proc/<pid>/mem of it. A container in a user namespace (rootless
+// runs included) is joined by forked children instead: the kernel lets only
+// a process that shares its mm with nobody enter a user namespace.
 #include <sys/types.h>
 
 #include <memory>
@@ -66,8 +79,14 @@ struct SpawnFds {
   size_t n_ns_fds = 0;
 };
 
-// Child entry of the intermediate process.
-[[noreturn]] void exec_intermediate_main(const ExecPlan& plan, SpawnFds fds) noexcept;
+// Starts the intermediate process (a child of the caller) and returns its pid
+// and, in *pidfd, a pidfd of it; -1 with errno when it could not be cloned.
+// With shared memory (see above) the intermediate has exec'd the process or
+// failed by the time this returns.
+pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd) noexcept;
+
+// Whether start_exec_intermediate() clones without copying the runner's memory.
+bool exec_shares_memory(const ExecPlan& plan) noexcept;
 
 enum ExecFailure {
   kExecFds = 200,
