@@ -95,7 +95,7 @@ class LinuxContainer final : public Container {
   std::filesystem::path state_file_;  // <containers>/<id>.json
   std::filesystem::path dir_;         // <containers>/<id>/ (upper dir on disk only)
   Cgroup cgroup_;
-  // cgroup.procs of every hierarchy, open for children to join with "0".
+  // Cgroup::join_files(), open for children to join with "0".
   std::vector<UniqueFd> cgroup_procs_;
   std::vector<int> cgroup_procs_raw_;
   std::shared_ptr<const Confinement> confinement_;

@@ -448,8 +448,7 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   }
   auto t_net = now();
   LS_TRY_ASSIGN(c->cgroup_, Cgroup::create(spec.id, spec.limits));
-  for (const auto& d : c->cgroup_.dirs()) {
-    fs::path procs = d / "cgroup.procs";
+  for (const fs::path& procs : c->cgroup_.join_files()) {
     UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) return fail_errno("open " + procs.string());
     c->cgroup_procs_raw_.push_back(fd.get());

@@ -2,7 +2,7 @@
 // Running a process inside a live container (docker exec semantics).
 //
 // The runner clones an intermediate child, which joins the container's
-// cgroup (writing to cgroup.procs files the runner opened) and, being
+// cgroup (writing "0" to its Cgroup::join_files(), opened by the runner) and, being
 // single-threaded (so setns of a mount namespace works), every namespace of
 // the container through the init's pidfd and clones the real process with CLONE_PARENT, so that the
 // process is the runner's own child inside the container's pid namespace. The
@@ -66,7 +66,7 @@ Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpe
 
 // Descriptors the intermediate child gets (all owned by the caller).
 struct SpawnFds {
-  const int* cgroup_procs;  // the container's cgroup.procs files
+  const int* cgroup_procs;  // the container's Cgroup::join_files()
   size_t n_cgroup_procs;
   int init_pidfd;
   int report_write;
