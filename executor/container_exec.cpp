@@ -140,7 +140,8 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
   fds.ns_fds = ns_fds.data();
   fds.n_ns_fds = ns_fds.size();
   int mid_pidfd_raw = -1;
-  pid_t mid = start_exec_intermediate(plan, fds, &mid_pidfd_raw);
+  ChildStacks stacks;  // released after the reports' EOF, below
+  pid_t mid = start_exec_intermediate(plan, fds, &mid_pidfd_raw, stacks);
   if (mid < 0) return fail_errno("start a process in container " + spec_.id);
   UniqueFd mid_pidfd(mid_pidfd_raw);
   report.second.reset();

@@ -248,7 +248,12 @@ bool exec_shares_memory(const ExecPlan& plan) noexcept {
   return !plan.rootless && !plan.user_namespace;
 }
 
-pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd) noexcept {
+ChildStacks::~ChildStacks() {
+  if (mem_ != nullptr) ::munmap(mem_, len_);
+}
+
+pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd,
+                              ChildStacks& stacks) noexcept {
   if (!exec_shares_memory(plan)) {
     pid_t pid = clone3_fork(0, pidfd);
     if (pid == 0) intermediate_main(plan, fds, nullptr);
@@ -264,14 +269,12 @@ pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pi
   void* mem =
       ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (mem == MAP_FAILED) return -1;
+  stacks.mem_ = mem;
+  stacks.len_ = len;
   char* base = static_cast<char*>(mem);
   if (::mprotect(base, page, PROT_NONE) != 0 ||
-      ::mprotect(base + page + kChildStack, page, PROT_NONE) != 0) {
-    int e = errno;
-    ::munmap(mem, len);
-    errno = e;
+      ::mprotect(base + page + kChildStack, page, PROT_NONE) != 0)
     return -1;
-  }
   IntermediateArgs a{&plan, &fds, base + len};
   // The children start with every signal blocked: a handler of the runner
   // must never run on their stacks, in our memory. The process unblocks them
@@ -284,8 +287,6 @@ pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pi
                       CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, pidfd);
   int e = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  // Both children have exec'd or exited: nothing runs on these stacks.
-  ::munmap(mem, len);
   errno = e;
   return pid;
 }

@@ -79,11 +79,31 @@ struct SpawnFds {
   size_t n_ns_fds = 0;
 };
 
+// The stacks of children that share our memory (see above), unmapped on
+// destruction.
+class ChildStacks {
+ public:
+  ChildStacks() = default;
+  ~ChildStacks();
+  ChildStacks(const ChildStacks&) = delete;
+  ChildStacks& operator=(const ChildStacks&) = delete;
+
+ private:
+  friend pid_t start_exec_intermediate(const ExecPlan&, const SpawnFds&, int*,
+                                       ChildStacks&) noexcept;
+  void* mem_ = nullptr;
+  size_t len_ = 0;
+};
+
 // Starts the intermediate process (a child of the caller) and returns its pid
 // and, in *pidfd, a pidfd of it; -1 with errno when it could not be cloned.
-// With shared memory (see above) the intermediate has exec'd the process or
-// failed by the time this returns.
-pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd) noexcept;
+// With shared memory the intermediate has exec'd the process or failed by
+// the time this returns, and `stacks` holds their stacks: destroy it only
+// after EOF on the report pipe (both exec'd or exited), since an
+// intermediate killed from outside ends the wait while the process it
+// started may still run on its stack.
+pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd,
+                              ChildStacks& stacks) noexcept;
 
 // Whether start_exec_intermediate() clones without copying the runner's memory.
 bool exec_shares_memory(const ExecPlan& plan) noexcept;
