@@ -605,8 +605,18 @@ class LinuxExecutor final : public Executor {
     return std::unique_ptr<Container>(std::move(c));
   }
 
+  Status retire(std::unique_ptr<Container> c, std::chrono::milliseconds grace) override {
+    auto* lc = dynamic_cast<LinuxContainer*>(c.get());
+    if (lc == nullptr) return c->stop(grace);
+    lc->kill_processes(grace);
+    (void)c.release();
+    stops_.add(std::unique_ptr<LinuxContainer>(lc));
+    return {};
+  }
+
  private:
   fs::path state_dir_;
+  BackgroundStops stops_;  // last: destroyed (and waited for) first
 };
 
 }  // namespace
