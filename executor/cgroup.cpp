@@ -157,6 +157,12 @@ std::vector<fs::path> Cgroup::dirs() const {
   return out;
 }
 
+std::vector<fs::path> Cgroup::join_files() const {
+  std::vector<fs::path> out;
+  for (const fs::path& d : dirs()) out.push_back(d / (roots_.is_v2() ? "cgroup.procs" : "tasks"));
+  return out;
+}
+
 Status Cgroup::attach(pid_t pid) {
   if (!valid()) return fail("attach to a removed cgroup");
   const std::string p = std::to_string(pid);

@@ -37,7 +37,8 @@ int make_channel(int fds[2]) noexcept;
 int send_byte(int fd, char c) noexcept;
 
 // Moves the calling process into a cgroup by writing "0" to each of its
-// cgroup.procs files (one per v1 hierarchy; one on v2), opened by the parent.
+// Cgroup::join_files() (one per v1 hierarchy; one on v2), opened by the parent.
+// The caller must be single-threaded (on v1 they move one thread).
 // Cheaper than the parent attaching the child's pid: no round trip. 0 or errno.
 int join_cgroup(const int* procs_fds, size_t n) noexcept;
 

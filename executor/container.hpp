@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/fd.hpp"
@@ -35,6 +36,10 @@ class LinuxContainer final : public Container {
   void cancel(std::chrono::milliseconds grace) override;
   Status stop(std::chrono::milliseconds grace) override;
   ResourceUsage usage() const override;
+
+  // The first half of Executor::retire(): every process but the init is
+  // killed and reaped (cancel() when an exec runs). stop() does the rest.
+  void kill_processes(std::chrono::milliseconds grace);
 
   pid_t init_pid() const { return init_pid_; }
   // An O_PATH descriptor of the container's "/" (/proc/<init>/root as root;
@@ -95,7 +100,7 @@ class LinuxContainer final : public Container {
   std::filesystem::path state_file_;  // <containers>/<id>.json
   std::filesystem::path dir_;         // <containers>/<id>/ (upper dir on disk only)
   Cgroup cgroup_;
-  // cgroup.procs of every hierarchy, open for children to join with "0".
+  // Cgroup::join_files(), open for children to join with "0".
   std::vector<UniqueFd> cgroup_procs_;
   std::vector<int> cgroup_procs_raw_;
   std::shared_ptr<const Confinement> confinement_;
@@ -115,6 +120,26 @@ class LinuxContainer final : public Container {
   std::set<std::shared_ptr<ExecTicket>> execs_;
   uint64_t cancel_generation_ = 0;
   bool stopped_ = false;
+};
+
+// The second half of Executor::retire(): stop() of retired containers on a
+// thread of its own, started on first use. The destructor waits for every
+// one handed over.
+class BackgroundStops {
+ public:
+  BackgroundStops() = default;
+  ~BackgroundStops();
+  BackgroundStops(const BackgroundStops&) = delete;
+  BackgroundStops& operator=(const BackgroundStops&) = delete;
+  void add(std::unique_ptr<LinuxContainer> c);
+
+ private:
+  void loop();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<LinuxContainer>> queue_;
+  bool done_ = false;
+  std::thread thread_;
 };
 
 // Live containers of this process by id, for NetworkMode::kContainer.

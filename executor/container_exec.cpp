@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "executor/child_util.hpp"
 #include "executor/container.hpp"
@@ -139,35 +140,49 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
   fds.ns_fds = ns_fds.data();
   fds.n_ns_fds = ns_fds.size();
   int mid_pidfd_raw = -1;
-  pid_t mid = clone3_fork(0, &mid_pidfd_raw);
-  if (mid < 0) return fail_errno("fork to exec in container " + spec_.id);
-  if (mid == 0) exec_intermediate_main(plan, fds);
+  ChildStacks stacks;  // released after the reports' EOF, below
+  pid_t mid = start_exec_intermediate(plan, fds, &mid_pidfd_raw, stacks);
+  if (mid < 0) return fail_errno("start a process in container " + spec_.id);
   UniqueFd mid_pidfd(mid_pidfd_raw);
   report.second.reset();
 
-  ChildReport r{};
-  ssize_t n = read_full(report.first.get(), &r, sizeof r);
+  // Reports until EOF (the process exec'd: the pipe is CLOEXEC, or it and
+  // the intermediate exited): the process's pid from the intermediate and
+  // the first failure of either. A forked process's failure comes after
+  // its pid, one that shared our memory failed before it.
+  std::optional<pid_t> pid;
+  std::optional<ChildReport> failed;
+  for (;;) {
+    ChildReport r{};
+    if (read_full(report.first.get(), &r, sizeof r) != static_cast<ssize_t>(sizeof r)) break;
+    if (r.kind == kReportPid && !pid)
+      pid = static_cast<pid_t>(r.value);
+    else if (r.kind == kReportError && !failed)
+      failed = r;
+  }
   (void)wait_pidfd(mid_pidfd.get());
-  if (n != static_cast<ssize_t>(sizeof r))
-    return fail("exec " + plan.argv_store[0] + " in container " + spec_.id +
-                ": the helper process died");
-  if (r.kind == kReportError)
-    return fail(Error::from_errno(
-        "exec in container " + spec_.id + ": " + describe_exec_failure(plan, r.step, r.detail),
-        r.err));
   Spawned sp;
-  sp.pid = static_cast<pid_t>(r.value);
-  sp.pidfd = UniqueFd(pidfd_open(sp.pid));
-  if (!sp.pidfd) return fail_errno("pidfd_open for exec in container " + spec_.id);
-  // EOF: the process exec'd (the pipe is CLOEXEC). A report: it failed.
-  n = read_full(report.first.get(), &r, sizeof r);
-  if (n == static_cast<ssize_t>(sizeof r) && r.kind == kReportError) {
+  if (pid) {
+    sp.pid = *pid;
+    // Our child (CLONE_PARENT): its pid is not reused before we reap it.
+    sp.pidfd = UniqueFd(pidfd_open(sp.pid));
+    if (!sp.pidfd) return fail_errno("pidfd_open for exec in container " + spec_.id);
+  }
+  if (failed && !pid)  // the intermediate's (it reports no pid then)
+    return fail(Error::from_errno("exec in container " + spec_.id + ": " +
+                                      describe_exec_failure(plan, failed->step, failed->detail),
+                                  failed->err));
+  if (failed) {  // the process's, before its execve
     (void)wait_pidfd(sp.pidfd.get());
-    Error e = Error::from_errno(describe_exec_failure(plan, r.step, r.detail), r.err);
-    if (r.step == kExecExecve && (r.err == ENOENT || r.err == EACCES))
+    Error e =
+        Error::from_errno(describe_exec_failure(plan, failed->step, failed->detail), failed->err);
+    if (failed->step == kExecExecve && (failed->err == ENOENT || failed->err == EACCES))
       e.set_kind(ErrorKind::kNotFound);
     return fail(std::move(e).context("container " + spec_.id));
   }
+  if (!pid)
+    return fail("exec " + plan.argv_store[0] + " in container " + spec_.id +
+                ": the helper process died");
   return sp;
 }
 

@@ -444,8 +444,7 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
   }
   auto t_net = now();
   LS_TRY_ASSIGN(c->cgroup_, Cgroup::create(spec.id, spec.limits));
-  for (const auto& d : c->cgroup_.dirs()) {
-    fs::path procs = d / "cgroup.procs";
+  for (const fs::path& procs : c->cgroup_.join_files()) {
     UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) return fail_errno("open " + procs.string());
     c->cgroup_procs_raw_.push_back(fd.get());
@@ -602,8 +601,18 @@ class LinuxExecutor final : public Executor {
     return std::unique_ptr<Container>(std::move(c));
   }
 
+  Status retire(std::unique_ptr<Container> c, std::chrono::milliseconds grace) override {
+    auto* lc = dynamic_cast<LinuxContainer*>(c.get());
+    if (lc == nullptr) return c->stop(grace);
+    lc->kill_processes(grace);
+    (void)c.release();
+    stops_.add(std::unique_ptr<LinuxContainer>(lc));
+    return {};
+  }
+
  private:
   fs::path state_dir_;
+  BackgroundStops stops_;  // last: destroyed (and waited for) first
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -39,6 +40,51 @@ Status LinuxContainer::stop(std::chrono::milliseconds grace) {
     stopped_ = true;
   }
   return teardown();
+}
+
+void LinuxContainer::kill_processes(std::chrono::milliseconds grace) {
+  bool busy;
+  {
+    std::lock_guard lock(mu_);
+    busy = !execs_.empty();
+  }
+  if (busy)
+    cancel(grace);  // ends with kill_all_processes()
+  else
+    kill_all_processes();
+}
+
+BackgroundStops::~BackgroundStops() {
+  {
+    std::lock_guard lock(mu_);
+    done_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void BackgroundStops::add(std::unique_ptr<LinuxContainer> c) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(c));
+    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+  }
+  cv_.notify_all();
+}
+
+void BackgroundStops::loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return done_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // done_ and nothing left
+    std::unique_ptr<LinuxContainer> c = std::move(queue_.front());
+    queue_.erase(queue_.begin());
+    lock.unlock();
+    if (auto s = c->stop(std::chrono::milliseconds(0)); !s)
+      std::fprintf(stderr, "lockstep: warning: %s\n", s.error().message().c_str());
+    c.reset();
+    lock.lock();
+  }
 }
 
 // Order matters: the init takes every process of its pid namespace with it

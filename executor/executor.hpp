@@ -33,6 +33,19 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual Result<std::unique_ptr<Container>> start(const ContainerSpec& spec) = 0;
+
+  // Stops `c` as Container::stop() does, but returns once every process of
+  // the container but its init is dead (SIGTERM first, SIGKILL after `grace`
+  // when an exec still runs). The init's exit, in which the kernel tears the
+  // container's namespaces down (an RCU grace period: 10-30 ms measured on
+  // a loaded host, longer than the rest of a job), and the removal of its
+  // cgroup and state then happen on a thread of the executor, which prints
+  // their failures on stderr; the executor's destructor waits for them. A
+  // failure returned here is the container's stop() failure. By default
+  // stop() itself, in the caller.
+  virtual Status retire(std::unique_ptr<Container> c, std::chrono::milliseconds grace) {
+    return c->stop(grace);
+  }
 };
 
 // The Linux implementation. state_dir holds per-container state so that a

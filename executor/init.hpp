@@ -39,7 +39,7 @@ struct InitPlan {
   std::string domainname;    // the UTS (NIS) domain name; empty: left as "(none)"
   bool loopback_up = false;  // a new network namespace: bring `lo` up
   bool new_cgroup_ns = true;
-  // cgroup.procs files of the container's cgroup (owned by the caller).
+  // Cgroup::join_files() of the container's cgroup, open (owned by the caller).
   std::vector<int> cgroup_procs;
   // A user namespace: before setting up the rootfs the init waits on the
   // control channel for the runner to write its id maps and send the

@@ -1,9 +1,11 @@
 #include "executor/spawn.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -159,10 +161,39 @@ Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpe
   return p;
 }
 
-void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
+namespace {
+
+// The process's own stack when it shares the runner's memory: enough for
+// process_main (a few hundred bytes of frames; the kernel copies argv and
+// envp at execve).
+constexpr size_t kChildStack = 64 * 1024;
+
+struct StepArgs {
+  const ExecPlan* plan;
+  int report;
+  int stdio[3];
+};
+
+[[noreturn]] void step_main(const StepArgs& a) noexcept {
+  // Move the report pipe to 3 and stdio to 0..2 (in process_main).
+  int moved[4] = {a.report, a.stdio[0], a.stdio[1], a.stdio[2]};
+  if (int e = keep_only_fds(moved, 4); e != 0) child_fail(a.report, kExecFds, e);
+  int std_fds[3] = {moved[1], moved[2], moved[3]};
+  process_main(*a.plan, moved[0], std_fds);
+}
+
+int step_entry(void* arg) {
+  step_main(*static_cast<const StepArgs*>(arg));
+}
+
+// step_stack: the top of the process's stack when it shares our memory;
+// nullptr: it is a fork.
+[[noreturn]] void intermediate_main(const ExecPlan& plan, const SpawnFds& f,
+                                    char* step_stack) noexcept {
   // Until exec, we are a copy of the runner: nothing in the container may
-  // ptrace us or open our /proc/<pid>/exe.
-  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // ptrace us or open our /proc/<pid>/exe. (Sharing the runner's memory, the
+  // runner already made that mm non-dumpable.)
+  if (step_stack == nullptr) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (int e = join_cgroup(f.cgroup_procs, f.n_cgroup_procs); e != 0)
     child_fail(f.report_write, kExecCgroup, e);
   // Rootless: joined before the descriptors are closed (they are CLOEXEC
@@ -184,19 +215,80 @@ void exec_intermediate_main(const ExecPlan& plan, SpawnFds f) noexcept {
   }
   if (f.n_ns_fds == 0 && ::setns(init_pidfd, ns) != 0) child_fail(report, kExecSetns, errno);
   ::close(init_pidfd);
-  pid_t pid = clone3_fork(CLONE_PARENT, nullptr);
-  if (pid < 0) child_fail(report, kExecClone, errno);
-  if (pid == 0) {
-    // Move the report pipe to 3 and stdio to 0..2 (below).
-    int stdio[3] = {fds[2], fds[3], fds[4]};
-    int moved[4] = {report, stdio[0], stdio[1], stdio[2]};
-    if (int e = keep_only_fds(moved, 4); e != 0) child_fail(report, kExecFds, e);
-    int std_fds[3] = {moved[1], moved[2], moved[3]};
-    process_main(plan, moved[0], std_fds);
+  StepArgs a{&plan, report, {fds[2], fds[3], fds[4]}};
+  pid_t pid;
+  if (step_stack != nullptr) {
+    // Returns once the process has exec'd or exited. A failure it reported
+    // is in the pipe before our pid report; the runner reads both.
+    pid = ::clone(step_entry, step_stack, CLONE_VM | CLONE_VFORK | CLONE_PARENT, &a);
+  } else {
+    pid = clone3_fork(CLONE_PARENT, nullptr);
+    if (pid == 0) step_main(a);
   }
+  if (pid < 0) child_fail(report, kExecClone, errno);
   ChildReport r{kReportPid, 0, 0, -1, pid, 0, 0};
   (void)write_all(report, &r, sizeof r);
   ::_exit(0);
+}
+
+struct IntermediateArgs {
+  const ExecPlan* plan;
+  const SpawnFds* fds;
+  char* step_stack;
+};
+
+int intermediate_entry(void* arg) {
+  const auto* a = static_cast<const IntermediateArgs*>(arg);
+  intermediate_main(*a->plan, *a->fds, a->step_stack);
+}
+
+}  // namespace
+
+bool exec_shares_memory(const ExecPlan& plan) noexcept {
+  return !plan.rootless && !plan.user_namespace;
+}
+
+ChildStacks::~ChildStacks() {
+  if (mem_ != nullptr) ::munmap(mem_, len_);
+}
+
+pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd,
+                              ChildStacks& stacks) noexcept {
+  if (!exec_shares_memory(plan)) {
+    pid_t pid = clone3_fork(0, pidfd);
+    if (pid == 0) intermediate_main(plan, fds, nullptr);
+    return pid;
+  }
+  // See spawn.hpp. Once set, for the life of the runner: another thread's
+  // exec may be between its setns and its execve at any time.
+  if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 && ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    return -1;
+  // Two stacks, each above a guard page: [guard][intermediate][guard][process].
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t len = 2 * (page + kChildStack);
+  void* mem =
+      ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (mem == MAP_FAILED) return -1;
+  stacks.mem_ = mem;
+  stacks.len_ = len;
+  char* base = static_cast<char*>(mem);
+  if (::mprotect(base, page, PROT_NONE) != 0 ||
+      ::mprotect(base + page + kChildStack, page, PROT_NONE) != 0)
+    return -1;
+  IntermediateArgs a{&plan, &fds, base + len};
+  // The children start with every signal blocked: a handler of the runner
+  // must never run on their stacks, in our memory. The process unblocks them
+  // after resetting every disposition (process_main).
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  // CLONE_PIDFD: the pidfd is stored through the parent_tid argument.
+  pid_t pid = ::clone(intermediate_entry, base + page + kChildStack,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, pidfd);
+  int e = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = e;
+  return pid;
 }
 
 std::string describe_exec_failure(const ExecPlan& plan, int step, int detail) {

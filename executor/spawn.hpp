@@ -2,13 +2,26 @@
 // Running a process inside a live container (docker exec semantics).
 //
 // The runner clones an intermediate child, which joins the container's
-// cgroup (writing to cgroup.procs files the runner opened) and, being
+// cgroup (writing "0" to its Cgroup::join_files(), opened by the runner) and, being
 // single-threaded (so setns of a mount namespace works), every namespace of
 // the container through the init's pidfd and clones the real process with CLONE_PARENT, so that the
 // process is the runner's own child inside the container's pid namespace. The
 // process then takes its credentials, umask, working dir, rlimits,
 // capabilities, no_new_privs and seccomp filter, closes every inherited
 // descriptor and execs. Failures before exec come back as a ChildReport.
+//
+// Both children share the runner's memory (clone with CLONE_VM|CLONE_VFORK on
+// stacks of their own, as posix_spawn does): a fork of the runner, a large
+// multi-threaded process with hundreds of mappings, costs ~1 ms to copy its
+// page tables and as much again in copy-on-write faults and in tearing the
+// copy down, twice per step. The calling thread sleeps until the process has
+// exec'd or failed. The runner is made non-dumpable for that (the mm's flag
+// is what it shares with the children): between joining the container's pid
+// namespace and execve, the process holds the runner's memory, and a
+// non-dumpable mm is what keeps the container's processes from ptrace()ing
+// or reading /proc/<pid>/mem of it. A container in a user namespace (rootless
+// runs included) is joined by forked children instead: the kernel lets only
+// a process that shares its mm with nobody enter a user namespace.
 #include <sys/types.h>
 
 #include <memory>
@@ -53,7 +66,7 @@ Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpe
 
 // Descriptors the intermediate child gets (all owned by the caller).
 struct SpawnFds {
-  const int* cgroup_procs;  // the container's cgroup.procs files
+  const int* cgroup_procs;  // the container's Cgroup::join_files()
   size_t n_cgroup_procs;
   int init_pidfd;
   int report_write;
@@ -66,8 +79,34 @@ struct SpawnFds {
   size_t n_ns_fds = 0;
 };
 
-// Child entry of the intermediate process.
-[[noreturn]] void exec_intermediate_main(const ExecPlan& plan, SpawnFds fds) noexcept;
+// The stacks of children that share our memory (see above), unmapped on
+// destruction.
+class ChildStacks {
+ public:
+  ChildStacks() = default;
+  ~ChildStacks();
+  ChildStacks(const ChildStacks&) = delete;
+  ChildStacks& operator=(const ChildStacks&) = delete;
+
+ private:
+  friend pid_t start_exec_intermediate(const ExecPlan&, const SpawnFds&, int*,
+                                       ChildStacks&) noexcept;
+  void* mem_ = nullptr;
+  size_t len_ = 0;
+};
+
+// Starts the intermediate process (a child of the caller) and returns its pid
+// and, in *pidfd, a pidfd of it; -1 with errno when it could not be cloned.
+// With shared memory the intermediate has exec'd the process or failed by
+// the time this returns, and `stacks` holds their stacks: destroy it only
+// after EOF on the report pipe (both exec'd or exited), since an
+// intermediate killed from outside ends the wait while the process it
+// started may still run on its stack.
+pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd,
+                              ChildStacks& stacks) noexcept;
+
+// Whether start_exec_intermediate() clones without copying the runner's memory.
+bool exec_shares_memory(const ExecPlan& plan) noexcept;
 
 enum ExecFailure {
   kExecFds = 200,

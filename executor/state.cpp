@@ -23,16 +23,13 @@ Status write_state(const fs::path& file, const ContainerState& s, bool exclusive
             {"init_pid", s.init_pid},
             {"init_start", s.init_start}};
   std::string text = j.dump() + "\n";
-  fs::path tmp = file.parent_path() / ("." + file.filename().string() + ".tmp");
-  const fs::path& target = exclusive ? file : tmp;
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
-  UniqueFd fd(::open(target.c_str(), flags, 0644));
-  if (!fd) return fail_errno("create " + target.string());
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-    return fail_errno("write " + target.string());
-  fd.reset();
-  if (!exclusive && ::rename(tmp.c_str(), file.c_str()) != 0)
-    return fail_errno("rename into " + file.string());
+  int flags = O_WRONLY | O_CLOEXEC | (exclusive ? O_CREAT | O_EXCL : 0);
+  UniqueFd fd(::open(file.c_str(), flags, 0644));
+  if (!fd) return fail_errno((exclusive ? "create " : "open ") + file.string());
+  if (::pwrite(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+    return fail_errno("write " + file.string());
+  if (!exclusive && ::ftruncate(fd.get(), static_cast<off_t>(text.size())) != 0)
+    return fail_errno("truncate " + file.string());
   return {};
 }
 

@@ -251,8 +251,10 @@ class JobExecution {
       result.reason += " (the container ran out of memory)";
     token_.on_cancel(nullptr);
     stop_services();
-    auto stopped =
-        container_->stop(std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
+    // Returns once the job's processes are dead; the rest of the teardown
+    // (the init's exit, the cgroup) overlaps the next job (executor.hpp).
+    auto stopped = run_.executor->retire(
+        std::move(container_), std::chrono::duration_cast<std::chrono::milliseconds>(kStopGrace));
     container_.reset();
     // A download that broke its pin is the reason, even when the step that
     // got the proxy's refusal failed first.

@@ -47,6 +47,42 @@ TEST_F(ExecutorTest, UpperDirOnDiskLeavesNothing) {
   EXPECT_EQ(count_entries(state() / "containers"), 0u);
 }
 
+// Processes on the host whose command line is exactly `argv`.
+size_t count_processes_running(const std::vector<std::string>& argv) {
+  std::string want;
+  for (const auto& a : argv) want += a + '\0';
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    auto text = read_file(e.path() / "cmdline");  // gone meanwhile: not counted
+    if (text && *text == want) ++n;
+  }
+  return n;
+}
+
+TEST_F(ExecutorTest, RetireReturnsWithTheProcessesDeadAndTheExecutorRemovesTheRest) {
+  size_t mounts = count_mounts();
+  const std::string marker = "7357" + std::to_string(::getpid());
+  for (int i = 0; i < 20; ++i) {
+    auto c = start(spec("r" + std::to_string(i)));
+    ASSERT_TRUE(c);
+    Output o = sh(*c, "setsid sleep " + marker + " </dev/null >/dev/null 2>&1 & echo ok");
+    ASSERT_EQ(o.out_text(), "ok");
+    // The shell may return before its child has exec'd sleep.
+    for (int t = 0; t < 200 && count_processes_running({"sleep", marker}) == 0; ++t)
+      std::this_thread::sleep_for(milliseconds(10));
+    ASSERT_EQ(count_processes_running({"sleep", marker}), 1u);
+    ASSERT_TRUE(executor_->retire(std::move(c), milliseconds(100)));
+    // Back in the caller: the container's processes are gone already.
+    EXPECT_EQ(count_processes_running({"sleep", marker}), 0u);
+  }
+  // The executor waits for the rest: inits, cgroups, state files.
+  executor_.reset();
+  EXPECT_EQ(count_mounts(), mounts);
+  EXPECT_EQ(count_entries(state() / "containers"), 0u);
+  EXPECT_EQ(count_cgroups_with_prefix(prefix_), 0u);
+  EXPECT_EQ(count_children(::getpid()), 0u);
+}
+
 TEST_F(ExecutorTest, DestructorStopsAContainerWithADaemon) {
   {
     auto c = start(spec());
