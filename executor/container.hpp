@@ -132,9 +132,14 @@ class BackgroundStops {
   BackgroundStops(const BackgroundStops&) = delete;
   BackgroundStops& operator=(const BackgroundStops&) = delete;
   void add(std::unique_ptr<LinuxContainer> c);
+  // Waits until every container added so far is torn down; how many could
+  // not be (each was warned about on stderr as it happened).
+  size_t drain();
 
  private:
   void loop();
+  size_t busy_ = 0;      // containers being torn down now
+  size_t failures_ = 0;  // teardowns that failed, since the last drain()
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<LinuxContainer>> queue_;

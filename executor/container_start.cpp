@@ -610,6 +610,13 @@ class LinuxExecutor final : public Executor {
     return {};
   }
 
+  Status settle() override {
+    if (size_t n = stops_.drain())
+      return fail(std::to_string(n) + " job container(s) could not be torn down completely " +
+                  "(see the warnings above)");
+    return {};
+  }
+
  private:
   fs::path state_dir_;
   BackgroundStops stops_;  // last: destroyed (and waited for) first

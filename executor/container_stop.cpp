@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <utility>
 
 #include "common/fs.hpp"
 #include "common/userns.hpp"
@@ -79,12 +80,25 @@ void BackgroundStops::loop() {
     if (queue_.empty()) return;  // done_ and nothing left
     std::unique_ptr<LinuxContainer> c = std::move(queue_.front());
     queue_.erase(queue_.begin());
+    ++busy_;
     lock.unlock();
-    if (auto s = c->stop(std::chrono::milliseconds(0)); !s)
+    bool failed = false;
+    if (auto s = c->stop(std::chrono::milliseconds(0)); !s) {
       std::fprintf(stderr, "lockstep: warning: %s\n", s.error().message().c_str());
+      failed = true;
+    }
     c.reset();
     lock.lock();
+    --busy_;
+    if (failed) ++failures_;
+    cv_.notify_all();
   }
+}
+
+size_t BackgroundStops::drain() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+  return std::exchange(failures_, 0);
 }
 
 // Order matters: the init takes every process of its pid namespace with it

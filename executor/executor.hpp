@@ -46,6 +46,10 @@ class Executor {
   virtual Status retire(std::unique_ptr<Container> c, std::chrono::milliseconds grace) {
     return c->stop(grace);
   }
+  // Waits for the teardown of every container retired so far; an error
+  // when one of them could not be torn down completely (what was left is
+  // reaped by the next lockstep command, as after a killed runner).
+  virtual Status settle() { return {}; }
 };
 
 // The Linux implementation. state_dir holds per-container state so that a

@@ -622,6 +622,14 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
         global, expand);
     interrupted = signals.interrupted();
   }
+  // Job containers are torn down behind the jobs (Executor::retire): the
+  // run waits for that here, and a container not torn down completely fails
+  // the run (nothing may be left behind).
+  bool teardown_failed = false;
+  if (auto settled = exec->settle(); !settled) {
+    report_error(std::move(settled.error()).context("after the jobs"));
+    teardown_failed = true;
+  }
   std::vector<JobReport> reports = run_plan.reports(outcomes);
   RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
   if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
@@ -643,6 +651,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     for (const auto& r : reports) {
       if (r.outcome.failed() || r.outcome.result == JobResult::kCancelled) exit_code = 1;
     }
+    if (teardown_failed) exit_code = 1;
   }
   {
     RecordInput rec;
@@ -740,7 +749,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     }
     if (r.outcome.result == JobResult::kCancelled) any_failed = true;
   }
-  return any_failed ? 1 : unrecorded ? kExitNotRecorded : 0;
+  return any_failed || teardown_failed ? 1 : unrecorded ? kExitNotRecorded : 0;
 }
 
 }  // namespace lockstep::runner

@@ -1,7 +1,8 @@
 #pragma once
 // One `lockstep run`: workflow -> job instances -> scheduled containers ->
 // summary and reports. The exit code follows the CLI contract: 0 all jobs
-// passed, 1 a job failed, 2 usage or workflow error, 4 every job passed but
+// passed, 1 a job failed (or a job's container could not be torn down
+// completely), 2 usage or workflow error, 4 every job passed but
 // the run record, a report or the provenance could not be written, 130
 // interrupted.
 #include <filesystem>

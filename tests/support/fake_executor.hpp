@@ -156,10 +156,17 @@ class FakeExecutor : public executor::Executor {
     std::lock_guard lk(mu_);
     return started_;
   }
+  // What settle() answers: a teardown that failed behind the jobs.
+  void fail_teardown(std::string why) { teardown_error_ = std::move(why); }
+  Status settle() override {
+    if (teardown_error_.empty()) return {};
+    return fail(teardown_error_);
+  }
 
  private:
   mutable std::mutex mu_;
   std::vector<std::string> started_;
+  std::string teardown_error_;
 };
 
 }  // namespace lockstep::testing

@@ -314,3 +314,29 @@ TEST_F(EngineFake, GivenNeedsBadInputIsRefusedBeforeAnythingRuns) {
 
 }  // namespace
 }  // namespace lockstep::runner
+
+namespace lockstep::runner {
+namespace {
+
+// A job container torn down behind its job (Executor::retire) that could
+// not be torn down completely fails the run, though every job passed.
+TEST_F(EngineFake, ATeardownThatFailsBehindTheJobsFailsTheRun) {
+  const std::string yaml =
+      "on: push\njobs:\n  a:\n    runs-on: x\n    container: localhost/fake:1\n"
+      "    steps:\n      - run: \"true\"\n";
+  Json rec;
+  EXPECT_EQ(run(yaml, &rec), 0);
+  fake_.fail_teardown("cgroup lockstep/x: Device or resource busy");
+  ::testing::internal::CaptureStderr();
+  int rc = run(yaml, &rec);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(job(rec, "a")["result"], "success");
+  EXPECT_EQ(rec["exit_code"], 1);
+  EXPECT_NE(err.find("after the jobs: cgroup lockstep/x: Device or resource busy"),
+            std::string::npos)
+      << err;
+}
+
+}  // namespace
+}  // namespace lockstep::runner
