@@ -136,6 +136,26 @@ fs::path common_root(const std::vector<PathPattern>& patterns) {
   return out.empty() ? fs::path("/") : out;
 }
 
+// Publishes `info` as run_dir/<name>.json with link(): exactly one of
+// several publishers of a name succeeds (a staged name unique to this call:
+// threads share the pid and the clock). false: the name was taken.
+Result<bool> publish_manifest(const fs::path& run_dir, const ArtifactInfo& info) {
+  static std::atomic<uint64_t> published{0};
+  const fs::path manifest = run_dir / (info.name + ".json");
+  const fs::path staged = run_dir / ("." + info.name + ".json.tmp-" + std::to_string(::getpid()) +
+                                     "-" + std::to_string(published.fetch_add(1)));
+  LS_TRY(write_file_atomic(staged, pretty_json(to_json(info))));
+  const int rc = ::link(staged.c_str(), manifest.c_str());
+  const int err = errno;
+  ::unlink(staged.c_str());
+  if (rc != 0) {
+    if (err == EEXIST) return false;
+    return fail(Error::from_errno("publish " + manifest.string(), err));
+  }
+  LS_TRY(fsync_dir(run_dir));
+  return true;
+}
+
 bool safe_relpath(const std::string& rel) {
   if (rel.empty() || rel[0] == '/') return false;
   for (const auto& c : fs::path(rel))
@@ -286,20 +306,9 @@ Result<UploadResult> ArtifactStore::upload(const UploadRequest& req) const {
   info.expires_ms =
       req.retention_days > 0 ? info.created_ms + int64_t{req.retention_days} * 86400000 : 0;
 
-  // Publish with link(): exactly one upload of a name succeeds.
-  // A name unique to this upload (threads share the pid and the clock).
-  static std::atomic<uint64_t> uploads{0};
-  const fs::path staged = run_dir / ("." + req.name + ".json.tmp-" + std::to_string(::getpid()) +
-                                     "-" + std::to_string(uploads.fetch_add(1)));
-  LS_TRY(write_file_atomic(staged, pretty_json(to_json(info))));
-  const int rc = ::link(staged.c_str(), manifest.c_str());
-  const int err = errno;
-  ::unlink(staged.c_str());
-  if (rc != 0) {
-    if (err == EEXIST) return clash();
-    return fail(Error::from_errno("publish " + manifest.string(), err));
-  }
-  LS_TRY(fsync_dir(run_dir));
+  // Exactly one upload of a name succeeds.
+  LS_TRY_ASSIGN(bool published, publish_manifest(run_dir, info));
+  if (!published) return clash();
   UploadResult r;
   r.artifact = std::move(info);
   return r;
@@ -362,25 +371,14 @@ Result<ArtifactInfo> ArtifactStore::adopt(const std::string& run_id,
     return fail("artifact '" + a.name + "': its digest or size does not match its files",
                 ErrorKind::kIntegrity);
   const fs::path run_dir = root_ / "runs" / run_id;
-  const fs::path dst = run_dir / (a.name + ".json");
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec) return fail(Error("create " + run_dir.string() + ": " + ec.message(), ec.value()));
   a.run_id = run_id;
-  static std::atomic<uint64_t> adopted{0};
-  const fs::path staged = run_dir / ("." + a.name + ".json.adopt-" + std::to_string(::getpid()) +
-                                     "-" + std::to_string(adopted.fetch_add(1)));
-  LS_TRY(write_file_atomic(staged, pretty_json(to_json(a))));
-  const int rc = ::link(staged.c_str(), dst.c_str());
-  const int err = errno;
-  ::unlink(staged.c_str());
-  if (rc != 0) {
-    if (err == EEXIST)
-      return fail("artifact '" + a.name + "' already exists in run '" + run_id + "'",
-                  ErrorKind::kUsage);
-    return fail(Error::from_errno("publish " + dst.string(), err));
-  }
-  LS_TRY(fsync_dir(run_dir));
+  LS_TRY_ASSIGN(bool published, publish_manifest(run_dir, a));
+  if (!published)
+    return fail("artifact '" + a.name + "' already exists in run '" + run_id + "'",
+                ErrorKind::kUsage);
   return a;
 }
 

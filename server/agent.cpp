@@ -55,31 +55,12 @@ class Client {
   }
   Reply send(const std::string& path, const std::string& body, long timeout_ms) {
     registry::HttpRequest req;
-    req.method = "POST";
-    req.url = cfg_.server + path;
-    req.headers = {"Authorization: Bearer " + cfg_.token, "Content-Type: application/json"};
     req.body = body;
-    req.timeout_ms = timeout_ms;
-    Reply out;
-    auto r = http_.perform(req);
-    if (!r) {
-      out.error = r.error().message();
-      return out;
-    }
-    out.status = r->status;
-    out.body = json::parse(r->body.empty() ? "{}" : r->body, nullptr, false);
-    if (out.body.is_discarded()) out.body = json::object();
-    if (out.status >= 300)
-      out.error = out.body.value("error", "HTTP " + std::to_string(out.status));
-    return out;
+    return perform(path, std::move(req), timeout_ms);
   }
   // POSTs `path` and writes a 200's body to `fd`.
   Reply fetch(const std::string& path, int fd, long timeout_ms) {
     registry::HttpRequest req;
-    req.method = "POST";
-    req.url = cfg_.server + path;
-    req.headers = {"Authorization: Bearer " + cfg_.token};
-    req.timeout_ms = timeout_ms;
     req.on_data = [fd](const char* p, size_t n) -> Status {
       while (n > 0) {
         ssize_t w = ::write(fd, p, n);
@@ -90,6 +71,17 @@ class Client {
       }
       return {};
     };
+    return perform(path, std::move(req), timeout_ms);
+  }
+
+ private:
+  // POSTs `req` to `path` with the agent's token; a JSON answer in `body`
+  // (empty when streamed), the server's error text for a status of 300 on.
+  Reply perform(const std::string& path, registry::HttpRequest req, long timeout_ms) {
+    req.method = "POST";
+    req.url = cfg_.server + path;
+    req.headers = {"Authorization: Bearer " + cfg_.token, "Content-Type: application/json"};
+    req.timeout_ms = timeout_ms;
     Reply out;
     auto r = http_.perform(req);
     if (!r) {
@@ -97,15 +89,13 @@ class Client {
       return out;
     }
     out.status = r->status;
-    if (out.status != 200) {
-      auto body = json::parse(r->body.empty() ? "{}" : r->body, nullptr, false);
-      out.error = body.is_object() ? body.value("error", "HTTP " + std::to_string(out.status))
-                                   : "HTTP " + std::to_string(out.status);
-    }
+    out.body = json::parse(r->body.empty() ? "{}" : r->body, nullptr, false);
+    if (!out.body.is_object()) out.body = json::object();
+    if (out.status >= 300)
+      out.error = out.body.value("error", "HTTP " + std::to_string(out.status));
     return out;
   }
 
- private:
   const AgentConfig& cfg_;
   registry::HttpSession http_;
 };

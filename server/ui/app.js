@@ -168,6 +168,7 @@ async function job(id) {
   stream.addEventListener('end', e => {
     const d = JSON.parse(e.data);
     stream.close();
+    logEl.innerHTML = renderLog(text);  // the whole log, whether or not a frame came
     document.getElementById('log-state').innerHTML = `attempt ${badge(d.state)}` +
       (d.truncated ? ` <span class="notice" id="log-truncated">log truncated at ${d.log_bytes} bytes (over the size limit)</span>` : '');
     if (['claimed', 'running'].includes(j.status)) refresh = setTimeout(route, 500);

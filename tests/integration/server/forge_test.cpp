@@ -22,15 +22,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const char* kPushWorkflow = R"(name: ci
-on: push
-jobs:
-  build:
-    runs-on: ubuntu-latest
-    steps:
-      - run: echo built
-)";
-
 class ForgeTest : public ServerFixture {
  protected:
   // Another repository of the same bare repository, for `forge`.
@@ -121,7 +112,7 @@ class ForgeTest : public ServerFixture {
 TEST_F(ForgeTest, GiteaAndGitLabPushesAreVerifiedAndRun) {
   add_repo("g/tea", "gitea");
   add_repo("g/lab", "gitlab");
-  std::string sha = commit({{".github/workflows/ci.yml", kPushWorkflow}});
+  std::string sha = commit({{".github/workflows/ci.yml", kOneJobWorkflow}});
   start_server();
   start_agent("a");
   const std::string clone = (root_ / "repo.git").string();
@@ -178,7 +169,7 @@ TEST_F(ForgeTest, GiteaAndGitLabPushesAreVerifiedAndRun) {
 // however many times it looks.
 TEST_F(ForgeTest, ThePollerRunsEveryMovedBranchHeadOnce) {
   add_repo("p/oll", "github", 1);
-  commit({{".github/workflows/ci.yml", kPushWorkflow}});
+  commit({{".github/workflows/ci.yml", kOneJobWorkflow}});
   start_server();
   start_agent("a");
   // The first look records the heads there are: nothing runs for them.

@@ -36,6 +36,16 @@ struct Child {
 };
 
 // One line of an agent's trace file ("<event> <job> <attempt> <ns>").
+// A workflow of one job, `echo built`, run on every push.
+inline constexpr const char* kOneJobWorkflow = R"(name: ci
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo built
+)";
+
 struct TraceEvent {
   std::string event;
   int64_t job = 0;

@@ -332,15 +332,6 @@ jobs:
   EXPECT_NE(log.body.find("at " + merge), std::string::npos) << log.body;
 }
 
-const char* kOneJobWorkflow = R"(name: ci
-on: push
-jobs:
-  build:
-    runs-on: ubuntu-latest
-    steps:
-      - run: echo built
-)";
-
 // Commit statuses go to the forge's status API through the outbox: a forge
 // that answers 500 is retried until it accepts, and the last status of the
 // job is success.
