@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -301,6 +302,22 @@ bool same_map(const std::vector<IdMapping>& a, const std::vector<IdMapping>& b) 
   ::_exit(0);
 }
 
+struct InitArgs {
+  const InitPlan* plan;
+  int ctl_fd;
+  int report_fd;
+  int netns_fd;
+};
+
+int init_entry(void* arg) {
+  const auto* a = static_cast<const InitArgs*>(arg);
+  container_init_main(*a->plan, a->ctl_fd, a->report_fd, a->netns_fd);
+}
+
+// The stack of an init that shares the runner's memory until its exec: the
+// rootfs setup's deepest frames take a few KiB.
+constexpr size_t kInitStack = 256 * 1024;
+
 }  // namespace
 
 Result<UniqueFd> open_container_netns(const std::string& id) {
@@ -451,6 +468,7 @@ Result<std::unique_ptr<LinuxContainer>> LinuxContainer::start(const fs::path& st
     c->cgroup_procs_.push_back(std::move(fd));
   }
   plan.cgroup_procs = c->cgroup_procs_raw_;
+  LS_TRY_ASSIGN(plan.program_fd, init_program_fd());
   auto t_clone = now();
   c->timings_.cgroup = t_clone - t_net;
 
@@ -482,11 +500,40 @@ Status LinuxContainer::start_init(InitPlan& plan, uint64_t flags, UniqueFd netns
       return fail_errno("join the network of container " + spec.network.container);
   }
   int pidfd = -1;
-  pid_t pid = clone3_fork(flags, &pidfd);
-  const int clone_errno = errno;
-  if (pid == 0)
-    container_init_main(plan, ctl.first.get(), report.second.get(),
-                        netns && !join_here ? netns.get() : -1);
+  pid_t pid;
+  int clone_errno;
+  InitArgs args{&plan, ctl.first.get(), report.second.get(),
+                netns && !join_here ? netns.get() : -1};
+  if (!spec.user_namespace) {
+    // The child shares our memory until it execs the init program: no copy
+    // of the runner per container. This thread waits meanwhile (CLONE_VFORK);
+    // the child runs on a stack of its own with every signal blocked, so no
+    // handler of the runner runs on it.
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t len = page + kInitStack;
+    void* mem = ::mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED) return fail_errno("map the stack of the init of container " + spec.id);
+    if (::mprotect(mem, page, PROT_NONE) != 0) {
+      ::munmap(mem, len);
+      return fail_errno("guard the stack of the init of container " + spec.id);
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = ::clone(init_entry, static_cast<char*>(mem) + len,
+                  static_cast<int>(flags) | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args,
+                  &pidfd);
+    clone_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ::munmap(mem, len);
+  } else {
+    // The runner writes the id maps of the user namespace while the child
+    // waits for them: it cannot share our memory and stop us (a fork).
+    pid = clone3_fork(flags, &pidfd);
+    clone_errno = errno;
+    if (pid == 0) container_init_main(plan, args.ctl_fd, args.report_fd, args.netns_fd);
+  }
   if (join_here && ::setns(own_netns.get(), CLONE_NEWNET) != 0) {
     // This thread would go on in a container's network: nothing it does
     // afterwards could be trusted.

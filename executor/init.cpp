@@ -5,18 +5,22 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <cstring>
 
 #include "executor/child_util.hpp"
+#include "executor/init_program/blob.hpp"
 
 namespace lockstep::executor::detail {
 namespace {
@@ -118,64 +122,20 @@ int send_root(int ctl_fd) noexcept {
   return e;
 }
 
-void reap_all() noexcept {
-  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-  }
-}
-
-// SIGKILL every process of the namespace and wait until init has no child
-// left. Forks racing with kill(-1) fail (their parent has SIGKILL pending), so
-// no process survives; processes that are the runner's children (exec'd
-// steps) are killed too and reaped by the runner.
-void kill_all_and_reap() noexcept {
-  ::kill(-1, SIGKILL);
-  for (;;) {
-    pid_t p = ::waitpid(-1, nullptr, 0);
-    if (p > 0) continue;
-    if (errno == EINTR) continue;
-    break;  // ECHILD
-  }
-  ::kill(-1, SIGKILL);
-  reap_all();
-}
-
-[[noreturn]] void init_loop(int ctl_fd, int report_fd, int sig_fd) noexcept {
-  struct pollfd pfd[2];
-  pfd[0].fd = ctl_fd;
-  pfd[0].events = POLLIN;
-  pfd[1].fd = sig_fd;
-  pfd[1].events = POLLIN;
-  for (;;) {
-    pfd[0].revents = pfd[1].revents = 0;
-    if (::poll(pfd, 2, -1) < 0) continue;
-    if (pfd[1].revents & POLLIN) {
-      struct signalfd_siginfo si[8];
-      ssize_t n = ::read(sig_fd, si, sizeof si);
-      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof si[0]); ++i) {
-        int sig = static_cast<int>(si[i].ssi_signo);
-        if (sig == SIGTERM || sig == SIGINT) ::kill(-1, sig);
-      }
-      reap_all();
-    }
-    if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      char cmd;
-      ssize_t n = ::read(ctl_fd, &cmd, 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {  // the runner is gone or stopping us
-        ::kill(-1, SIGKILL);
-        ::_exit(0);
-      }
-      if (cmd == kCtlTerm) {
-        ::kill(-1, SIGTERM);
-      } else if (cmd == kCtlKill) {
-        ::kill(-1, SIGKILL);
-      } else if (cmd == kCtlKillWait) {
-        kill_all_and_reap();
-        char ack = kAck;
-        (void)write_all(report_fd, &ack, 1);
-      }
-    }
-  }
+// "<v>" in decimal into buf (at least 24 bytes), without allocating.
+void format_i64(int64_t v, char* buf) noexcept {
+  char tmp[24];
+  int n = 0;
+  bool neg = v < 0;
+  uint64_t u = neg ? static_cast<uint64_t>(-(v + 1)) + 1 : static_cast<uint64_t>(v);
+  do {
+    tmp[n++] = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  int i = 0;
+  if (neg) buf[i++] = '-';
+  while (n > 0) buf[i++] = tmp[--n];
+  buf[i] = '\0';
 }
 
 }  // namespace
@@ -190,14 +150,15 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
     child_fail(report_fd, kInitCgroup, e);
   if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0)
     child_fail(report_fd, kInitCgroupNs, errno);
-  int fds[3] = {ctl_fd, report_fd, netns_fd};
-  int nfds = netns_fd >= 0 ? 3 : 2;
+  int fds[4] = {ctl_fd, report_fd, plan.program_fd, netns_fd};
+  int nfds = netns_fd >= 0 ? 4 : 3;
   // Drop every descriptor inherited from the runner (other containers'
   // control pipes above all) so that only the runner holds our pipe's far end.
   if (int e = keep_only_fds(fds, nfds); e != 0) child_fail(report_fd, kInitFds, e);
   ctl_fd = fds[0];
   report_fd = fds[1];
-  netns_fd = netns_fd >= 0 ? fds[2] : -1;
+  const int program_fd = fds[2];
+  netns_fd = netns_fd >= 0 ? fds[3] : -1;
 
   if (netns_fd >= 0) {
     if (::setns(netns_fd, CLONE_NEWNET) != 0) child_fail(report_fd, kInitJoinNetns, errno);
@@ -228,20 +189,48 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   }
   int64_t mounts_end = monotonic_ns();
 
-  sigset_t all;
-  sigfillset(&all);
-  if (::sigprocmask(SIG_BLOCK, &all, nullptr) != 0) child_fail(report_fd, kInitSignals, errno);
-  sigset_t watched;
-  sigemptyset(&watched);
-  sigaddset(&watched, SIGCHLD);
-  sigaddset(&watched, SIGTERM);
-  sigaddset(&watched, SIGINT);
-  int sig_fd = ::signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sig_fd < 0) child_fail(report_fd, kInitSignals, errno);
+  // pid 1 from here on is the init program (init.hpp). The descriptor of the
+  // program is close-on-exec; the control and report channels are not.
+  char a_ctl[24], a_report[24], a_begin[24], a_end[24];
+  format_i64(ctl_fd, a_ctl);
+  format_i64(report_fd, a_report);
+  format_i64(mounts_begin, a_begin);
+  format_i64(mounts_end, a_end);
+  if (::fcntl(ctl_fd, F_SETFD, 0) != 0 || ::fcntl(report_fd, F_SETFD, 0) != 0 ||
+      ::fcntl(program_fd, F_SETFD, FD_CLOEXEC) != 0)
+    child_fail(report_fd, kInitExec, errno);
+  char name[] = "lockstep-init";
+  char* argv[] = {name, a_ctl, a_report, a_begin, a_end, nullptr};
+  char* envp[] = {nullptr};
+  ::syscall(SYS_execveat, program_fd, "", argv, envp, AT_EMPTY_PATH);
+  child_fail(report_fd, kInitExec, errno);
+}
 
-  ChildReport ok{kReportOk, 0, 0, -1, 0, mounts_begin, mounts_end};
-  if (write_all(report_fd, &ok, sizeof ok) != 0) ::_exit(0);
-  init_loop(ctl_fd, report_fd, sig_fd);
+// The init program writes its report with its own copy of this layout.
+static_assert(sizeof(ChildReport) == 40 && offsetof(ChildReport, mounts_begin_ns) == 24);
+
+Result<int> init_program_fd() {
+  static const Result<int> fd = []() -> Result<int> {
+    // MFD_EXEC (Linux 6.3): executable even where vm.memfd_noexec makes
+    // memfds non-executable by default; older kernels refuse the flag.
+    constexpr unsigned kMfdExec = 0x0010U;
+    int m = ::memfd_create("lockstep-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | kMfdExec);
+    if (m < 0 && errno == EINVAL)
+      m = ::memfd_create("lockstep-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (m < 0) return fail_errno("create the memfd of the container init program");
+    if (int e = write_all(m, kInitProgram, kInitProgramSize); e != 0) {
+      ::close(m);
+      return fail(Error::from_errno("write the container init program", e));
+    }
+    if (::fchmod(m, 0555) != 0 ||
+        ::fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+      int e = errno;
+      ::close(m);
+      return fail(Error::from_errno("seal the container init program", e));
+    }
+    return m;
+  }();
+  return fd;
 }
 
 std::string describe_init_failure(const InitPlan& plan, int step, int detail) {
@@ -268,6 +257,8 @@ std::string describe_init_failure(const InitPlan& plan, int step, int detail) {
       return "clone the init";
     case kInitSendRoot:
       return "send the container's root to the runner";
+    case kInitExec:
+      return "exec the init program";
     default:
       return describe_rootfs_failure(plan.rootfs, step, detail);
   }

@@ -1,37 +1,23 @@
 #pragma once
-// pid 1 of every container. It is the cloned child itself (never an exec of
-// the lockstep binary) and made non-dumpable, so /proc/1/exe cannot be opened
-// from inside the container (CVE-2019-5736). After setting up the container it
-// runs an allocation-free loop: reap zombies, forward SIGTERM/SIGINT to every
-// process of the container, and obey one-byte commands from the runner. When
-// the runner's end of the command pipe closes (stop(), or the runner died) it
-// kills everything and exits, which takes the whole pid namespace with it.
+// pid 1 of every container, in two parts. The child the executor clones sets
+// the container up (cgroup, namespaces, rootfs: container_init_main) and then
+// execs the init program (executor/init_program/, a small static binary kept
+// in a sealed memfd), which stays pid 1 for the container's life: it is never
+// the lockstep binary, and it makes itself non-dumpable at once, so /proc/1/exe
+// cannot be opened from inside the container (CVE-2019-5736) and, sealed, the
+// memfd could not be written anyway. The init program runs an allocation-free
+// loop: reap zombies, forward SIGTERM/SIGINT to every process of the
+// container, and obey one-byte commands from the runner. When the runner's end
+// of the command pipe closes (stop(), or the runner died) it kills everything
+// and exits, which takes the whole pid namespace with it.
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
+#include "executor/init_protocol.hpp"
 #include "executor/rootfs.hpp"
 
 namespace lockstep::executor::detail {
-
-// Commands on the control pipe (runner -> init).
-inline constexpr char kCtlTerm = 'T';      // SIGTERM every other process
-inline constexpr char kCtlKill = 'K';      // SIGKILL every other process
-inline constexpr char kCtlKillWait = 'W';  // SIGKILL all, reap own children, ack
-inline constexpr char kAck = 'k';          // init -> runner, after kCtlKillWait
-
-enum InitFailure {
-  kInitCgroup = 100,
-  kInitFds,
-  kInitCgroupNs,
-  kInitJoinNetns,
-  kInitLoopback,
-  kInitHostname,
-  kInitSignals,
-  kInitTrees,       // receiving the detached mounts (user namespace)
-  kInitJoinUserns,  // rootless: joining the process's user namespace
-  kInitClone,       // rootless: cloning the init from the intermediate
-  kInitSendRoot,    // rootless: sending "/" to the runner
-};
 
 struct InitPlan {
   RootfsPlan rootfs;
@@ -47,10 +33,14 @@ struct InitPlan {
   // then kCtlGo). tree_fds (allocated by the caller, one per tree) receives
   // them.
   int* tree_fds = nullptr;
+  // init_program_fd(): what the child execs once the container is set up.
+  int program_fd = -1;
 };
 
-inline constexpr char kCtlTrees = 'F';  // carries descriptors
-inline constexpr char kCtlGo = 'G';     // every descriptor sent
+// The init program in a sealed memfd, made on first use and kept open (close
+// on exec) for the life of the process.
+Result<int> init_program_fd();
+
 // Rootless: after its mounts the init sends its "/" and these namespaces
 // (in this order, the order an exec joins them: the user namespace first,
 // the mount namespace last); the runner may not open /proc/<init>/ of a
@@ -59,9 +49,11 @@ inline constexpr const char* kRootlessNs[] = {"user", "cgroup", "ipc", "uts", "n
 inline constexpr size_t kRootlessNsCount = sizeof kRootlessNs / sizeof kRootlessNs[0];
 inline constexpr size_t kRootlessNetIndex = 4;
 
-// Child entry after clone3(CLONE_NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET][|NEWUSER]).
-// ctl_fd: read end of the control pipe; report_fd: write end of the report
-// pipe (a ChildReport, then acks); netns_fd: a network namespace to join, or -1.
+// Child entry after clone(CLONE_NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET][|NEWUSER]),
+// a fork or sharing the runner's memory (then until its exec, with every
+// signal blocked). ctl_fd: read end of the control pipe; report_fd: write end
+// of the report pipe (a ChildReport, then acks); netns_fd: a network namespace
+// to join, or -1. Ends in the exec of plan.program_fd; all allocation-free.
 [[noreturn]] void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd,
                                       int netns_fd) noexcept;
 

@@ -406,14 +406,30 @@ TEST_F(ExecutorTest, InitBinaryAndHostFdsAreOutOfReach) {
   Output o = sh(*c, "exec ls /proc/self/fd");
   ::close(leaky);
   EXPECT_EQ(o.out, (std::vector<std::string>{"0", "1", "2", "3"}));  // 3: ls's own dir fd
-  // pid 1 is a copy of the runner: /proc/1/exe would be the runner's binary
-  // (CVE-2019-5736). It is not dumpable, so nothing inside may open it.
+  // pid 1 was exec'd from a memfd of the init program, which made itself not
+  // dumpable: nothing inside may open /proc/1/exe (CVE-2019-5736).
   o = sh(*c, "cat /proc/1/exe > /dev/null; echo > /proc/1/exe; ls -l /proc/1/exe; echo done");
   ASSERT_EQ(o.out.size(), 2u);
   EXPECT_EQ(o.out[0].find("->"), std::string::npos) << o.out[0];  // the link target stays hidden
   EXPECT_EQ(o.out[1], "done");
   EXPECT_EQ(o.err.size(), 3u) << ::testing::PrintToString(o.err);
   for (const auto& e : o.err) EXPECT_NE(e.find("Permission denied"), std::string::npos) << e;
+}
+
+TEST_F(ExecutorTest, Pid1IsTheSmallInitProgramNotACopyOfTheRunner) {
+  auto c = start(spec());
+  ASSERT_TRUE(c);
+  // Its name, its arguments (the control and report channels), and a resident
+  // size a copy of the runner (this test binary: tens of MiB) could not have.
+  Output o = sh(*c,
+                "cat /proc/1/comm; tr '\\0' ' ' < /proc/1/cmdline; echo;"
+                " sed -n 's/^VmRSS:[^0-9]*\\([0-9]*\\) kB/\\1/p' /proc/1/status;"
+                " sed -n 's/^Threads:[^0-9]*//p' /proc/1/status");
+  ASSERT_EQ(o.out.size(), 4u) << ::testing::PrintToString(o.out) << ::testing::PrintToString(o.err);
+  EXPECT_EQ(o.out[0], "lockstep-init");
+  EXPECT_EQ(o.out[1].rfind("lockstep-init ", 0), 0u) << o.out[1];
+  EXPECT_LT(std::stol(o.out[2]), 4096) << "VmRSS of pid 1 in kB";
+  EXPECT_EQ(o.out[3], "1");
 }
 
 }  // namespace
