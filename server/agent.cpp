@@ -455,7 +455,11 @@ class Slot {
                  {"executor", cfg_.executor},
                  {"platforms", cfg_.platforms},
                  {"trace", cfg_.trace.string()}};
-    if (auto w = write_file_atomic(dir / "job.json", spec.dump(), 0600); !w) {
+    // The job's directory holds scratch only (job.json, needs.json,
+    // secrets.env, result.json), written without fsync: if this host
+    // crashes, the lease lapses and the server runs a new attempt, so
+    // nothing in it has to survive a crash.
+    if (auto w = write_file(dir / "job.json", spec.dump(), 0600); !w) {
       spdlog::error("agent: {}: {}", tag, w.error().message());
       give_back(job, attempt, "could not write the job's files");
       return;

@@ -234,7 +234,7 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
   // The jobs it needs ran elsewhere: their results and outputs, as the
   // server has them, instead of running them again here.
   if (const json needs = spec.value("needs", json::object()); !needs.empty()) {
-    if (!write_file_atomic(dir / "needs.json", needs.dump(), 0600)) {
+    if (!write_file(dir / "needs.json", needs.dump(), 0600)) {
       job.say("lockstep: could not write the results of the jobs it needs");
       return 2;
     }
@@ -253,7 +253,7 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
       }
       env += it.key() + "=" + v + "\n";
     }
-    if (!write_file_atomic(dir / "secrets.env", env, 0600)) {
+    if (!write_file(dir / "secrets.env", env, 0600)) {
       job.say("lockstep: could not write the job's secrets file");
       return 2;
     }
@@ -376,7 +376,7 @@ int run_supervisor(const fs::path& dir) {
   // A job its own if: skipped (with what it needs, the agent decides that).
   if (code == 0 && result.value("job_result", "") == "skipped") result["status"] = "skipped";
   result["exit_code"] = code;
-  if (!write_file_atomic(dir / "result.json", result.dump())) return 125;
+  if (!write_file(dir / "result.json", result.dump(), 0600)) return 125;
   return 0;
 }
 
