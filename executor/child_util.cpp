@@ -14,7 +14,7 @@
 
 namespace lockstep::executor::detail {
 
-pid_t clone3_fork(uint64_t flags, int* pidfd) noexcept {
+pid_t clone3_fork(uint64_t flags, int* pidfd, int cgroup_fd) noexcept {
   struct clone_args args;
   std::memset(&args, 0, sizeof args);
   args.flags = flags;
@@ -25,7 +25,104 @@ pid_t clone3_fork(uint64_t flags, int* pidfd) noexcept {
     args.flags |= CLONE_PIDFD;
     args.pidfd = reinterpret_cast<uint64_t>(pidfd);
   }
+  if (cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
   return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+}
+
+}  // namespace lockstep::executor::detail
+
+// The child of a clone3 with a new stack returns from the system call on that
+// stack, with nothing to return to: it must call its function from here.
+// lockstep_clone3_on_stack(args, size, fn, arg): the raw result (pid, or
+// -errno) in the parent; fn(arg) then exit in the child.
+extern "C" long lockstep_clone3_on_stack(void* args, size_t size, int (*fn)(void*), void* arg);
+#if defined(__x86_64__)
+__asm__(
+    ".text\n"
+    ".globl lockstep_clone3_on_stack\n"
+    ".type lockstep_clone3_on_stack, @function\n"
+    "lockstep_clone3_on_stack:\n"
+    "  mov %rdx, %r8\n"  // fn and arg survive the system call in r8, r9
+    "  mov %rcx, %r9\n"
+    "  mov $435, %eax\n"  // __NR_clone3
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jnz 1f\n"
+    "  xor %ebp, %ebp\n"  // the child, on its own stack (16-byte aligned)
+    "  mov %r9, %rdi\n"
+    "  call *%r8\n"
+    "  mov %eax, %edi\n"
+    "  mov $60, %eax\n"  // __NR_exit
+    "  syscall\n"
+    "  hlt\n"
+    "1:\n"
+    "  ret\n"
+    ".size lockstep_clone3_on_stack, .-lockstep_clone3_on_stack\n");
+#define LOCKSTEP_HAVE_CLONE3_ON_STACK 1
+#elif defined(__aarch64__)
+__asm__(
+    ".text\n"
+    ".globl lockstep_clone3_on_stack\n"
+    ".type lockstep_clone3_on_stack, %function\n"
+    "lockstep_clone3_on_stack:\n"
+    "  mov x9, x2\n"
+    "  mov x10, x3\n"
+    "  mov x8, #435\n"  // __NR_clone3
+    "  svc #0\n"
+    "  cbnz x0, 1f\n"
+    "  mov x29, #0\n"
+    "  mov x30, #0\n"
+    "  mov x0, x10\n"
+    "  blr x9\n"
+    "  mov x8, #93\n"  // __NR_exit
+    "  svc #0\n"
+    "  brk #0\n"
+    "1:\n"
+    "  ret\n"
+    ".size lockstep_clone3_on_stack, .-lockstep_clone3_on_stack\n");
+#define LOCKSTEP_HAVE_CLONE3_ON_STACK 1
+#endif
+
+namespace lockstep::executor::detail {
+
+pid_t clone3_on_stack(uint64_t flags, int cgroup_fd, int* pidfd, char* stack, size_t stack_size,
+                      int (*fn)(void*), void* arg) noexcept {
+#ifdef LOCKSTEP_HAVE_CLONE3_ON_STACK
+  struct clone_args args;
+  std::memset(&args, 0, sizeof args);
+  args.flags = flags;
+  args.exit_signal = SIGCHLD;
+  args.stack = reinterpret_cast<uint64_t>(stack);
+  args.stack_size = stack_size;
+  if (pidfd != nullptr) {
+    args.flags |= CLONE_PIDFD;
+    args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  }
+  if (cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
+  long r = lockstep_clone3_on_stack(&args, sizeof args, fn, arg);
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return static_cast<pid_t>(r);
+#else
+  (void)flags, (void)cgroup_fd, (void)pidfd, (void)stack, (void)stack_size, (void)fn, (void)arg;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+bool clone3_unsupported(int err) noexcept {
+  // ENOSYS: no clone3 (before 5.3); E2BIG: a struct clone_args larger than
+  // the kernel knows (CLONE_INTO_CGROUP's field, before 5.7); EINVAL: a flag
+  // it does not know. A real EINVAL comes back again from the fallback.
+  return err == ENOSYS || err == E2BIG || err == EINVAL;
 }
 
 int openat2_resolve(int dirfd, const char* path, int flags, uint64_t resolve,

@@ -13,7 +13,23 @@ namespace lockstep::executor::detail {
 // clone3(2) without a new stack (fork-like). Returns the child's pid in the
 // parent (and its pidfd in *pidfd when pidfd != nullptr), 0 in the child, -1
 // with errno on failure. `flags` are CLONE_* bits; SIGCHLD is the exit signal.
-pid_t clone3_fork(uint64_t flags, int* pidfd) noexcept;
+// cgroup_fd >= 0: CLONE_INTO_CGROUP, the child starts in that cgroup v2
+// (Cgroup::v2_dir_fd()) instead of moving itself in, which on v2 would take
+// the write side of the kernel's threadgroup rwsem (an RCU grace period).
+pid_t clone3_fork(uint64_t flags, int* pidfd, int cgroup_fd = -1) noexcept;
+
+// clone3(2) with a stack of the caller's (for CLONE_VM): the child runs
+// fn(arg) on [stack, stack + stack_size) and exits with its return value.
+// cgroup_fd and pidfd as for clone3_fork; the exit signal is SIGCHLD. Returns
+// the child's pid, or -1 with errno (ENOSYS where this build has no clone3
+// entry for the architecture, or the kernel none).
+pid_t clone3_on_stack(uint64_t flags, int cgroup_fd, int* pidfd, char* stack, size_t stack_size,
+                      int (*fn)(void*), void* arg) noexcept;
+
+// Whether an error of clone3_on_stack() / clone3_fork() with a cgroup means
+// this kernel lacks clone3 or CLONE_INTO_CGROUP (Linux 5.7): then clone and
+// move the child into its cgroup instead.
+bool clone3_unsupported(int err) noexcept;
 
 // openat2(2) with RESOLVE_* flags.
 int openat2_resolve(int dirfd, const char* path, int flags, uint64_t resolve,

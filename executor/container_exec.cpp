@@ -129,6 +129,7 @@ Result<LinuxContainer::Spawned> LinuxContainer::spawn(const ProcessSpec& spec, i
   LS_TRY_ASSIGN(auto report, make_pipe());
   SpawnFds fds{cgroup_procs_raw_.data(),
                cgroup_procs_raw_.size(),
+               cgroup_.v2_dir_fd(),
                init_pidfd_.get(),
                report.second.get(),
                stdin_fd,

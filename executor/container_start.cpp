@@ -521,17 +521,35 @@ Status LinuxContainer::start_init(InitPlan& plan, uint64_t flags, UniqueFd netns
     sigset_t all, old;
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = ::clone(init_entry, static_cast<char*>(mem) + len,
-                  static_cast<int>(flags) | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args,
-                  &pidfd);
-    clone_errno = errno;
+    // On cgroup v2 the child is born in the container's cgroup (Cgroup::join_files()).
+    pid = -1;
+    clone_errno = ENOSYS;
+    if (cgroup_.v2_dir_fd() >= 0) {
+      plan.born_in_cgroup = true;
+      pid = clone3_on_stack(flags | CLONE_VM | CLONE_VFORK, cgroup_.v2_dir_fd(), &pidfd,
+                            static_cast<char*>(mem) + page, kInitStack, init_entry, &args);
+      clone_errno = errno;
+    }
+    if (pid < 0 && clone3_unsupported(clone_errno)) {
+      plan.born_in_cgroup = false;
+      pid = ::clone(init_entry, static_cast<char*>(mem) + len,
+                    static_cast<int>(flags) | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args,
+                    &pidfd);
+      clone_errno = errno;
+    }
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     ::munmap(mem, len);
   } else {
     // The runner writes the id maps of the user namespace while the child
     // waits for them: it cannot share our memory and stop us (a fork).
-    pid = clone3_fork(flags, &pidfd);
+    plan.born_in_cgroup = cgroup_.v2_dir_fd() >= 0;
+    pid = clone3_fork(flags, &pidfd, cgroup_.v2_dir_fd());
     clone_errno = errno;
+    if (pid < 0 && plan.born_in_cgroup && clone3_unsupported(clone_errno)) {
+      plan.born_in_cgroup = false;
+      pid = clone3_fork(flags, &pidfd);
+      clone_errno = errno;
+    }
     if (pid == 0) container_init_main(plan, args.ctl_fd, args.report_fd, args.netns_fd);
   }
   if (join_here && ::setns(own_netns.get(), CLONE_NEWNET) != 0) {

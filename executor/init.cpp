@@ -146,8 +146,10 @@ void container_init_main(const InitPlan& plan, int ctl_fd, int report_fd, int ne
   ::umask(0);
   // Into the container's cgroup before anything else, and root the cgroup
   // namespace there.
-  if (int e = join_cgroup(plan.cgroup_procs.data(), plan.cgroup_procs.size()); e != 0)
-    child_fail(report_fd, kInitCgroup, e);
+  if (!plan.born_in_cgroup) {
+    if (int e = join_cgroup(plan.cgroup_procs.data(), plan.cgroup_procs.size()); e != 0)
+      child_fail(report_fd, kInitCgroup, e);
+  }
   if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0)
     child_fail(report_fd, kInitCgroupNs, errno);
   int fds[4] = {ctl_fd, report_fd, plan.program_fd, netns_fd};

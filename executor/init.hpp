@@ -27,6 +27,8 @@ struct InitPlan {
   bool new_cgroup_ns = true;
   // Cgroup::join_files() of the container's cgroup, open (owned by the caller).
   std::vector<int> cgroup_procs;
+  // Cloned into its cgroup (CLONE_INTO_CGROUP): cgroup_procs is not written.
+  bool born_in_cgroup = false;
   // A user namespace: before setting up the rootfs the init waits on the
   // control channel for the runner to write its id maps and send the
   // detached mounts of rootfs.trees (kCtlTrees messages with SCM_RIGHTS,

@@ -254,8 +254,17 @@ ChildStacks::~ChildStacks() {
 
 pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pidfd,
                               ChildStacks& stacks) noexcept {
+  // Born in the container's cgroup on v2, the intermediate has nothing to join.
+  SpawnFds born = fds;
+  born.n_cgroup_procs = 0;
   if (!exec_shares_memory(plan)) {
-    pid_t pid = clone3_fork(0, pidfd);
+    pid_t pid = -1;
+    if (fds.cgroup_dir >= 0) {
+      pid = clone3_fork(0, pidfd, fds.cgroup_dir);
+      if (pid == 0) intermediate_main(plan, born, nullptr);
+      if (pid > 0 || !clone3_unsupported(errno)) return pid;
+    }
+    pid = clone3_fork(0, pidfd);
     if (pid == 0) intermediate_main(plan, fds, nullptr);
     return pid;
   }
@@ -275,17 +284,27 @@ pid_t start_exec_intermediate(const ExecPlan& plan, const SpawnFds& fds, int* pi
   if (::mprotect(base, page, PROT_NONE) != 0 ||
       ::mprotect(base + page + kChildStack, page, PROT_NONE) != 0)
     return -1;
-  IntermediateArgs a{&plan, &fds, base + len};
+  IntermediateArgs a{&plan, fds.cgroup_dir >= 0 ? &born : &fds, base + len};
   // The children start with every signal blocked: a handler of the runner
   // must never run on their stacks, in our memory. The process unblocks them
   // after resetting every disposition (process_main).
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  // CLONE_PIDFD: the pidfd is stored through the parent_tid argument.
-  pid_t pid = ::clone(intermediate_entry, base + page + kChildStack,
-                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, pidfd);
-  int e = errno;
+  pid_t pid = -1;
+  int e = ENOSYS;
+  if (fds.cgroup_dir >= 0) {
+    pid = clone3_on_stack(CLONE_VM | CLONE_VFORK, fds.cgroup_dir, pidfd, base + page, kChildStack,
+                          intermediate_entry, &a);
+    e = errno;
+  }
+  if (pid < 0 && clone3_unsupported(e)) {
+    a.fds = &fds;
+    // CLONE_PIDFD: the pidfd is stored through the parent_tid argument.
+    pid = ::clone(intermediate_entry, base + page + kChildStack,
+                  CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, pidfd);
+    e = errno;
+  }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   errno = e;
   return pid;

@@ -68,6 +68,9 @@ Result<ExecPlan> make_exec_plan(const ContainerSpec& container, const ProcessSpe
 struct SpawnFds {
   const int* cgroup_procs;  // the container's Cgroup::join_files()
   size_t n_cgroup_procs;
+  // Cgroup::v2_dir_fd(): on v2 the intermediate is cloned into the cgroup
+  // (CLONE_INTO_CGROUP) and writes no cgroup_procs; -1 on v1.
+  int cgroup_dir;
   int init_pidfd;
   int report_write;
   int stdin_fd;
