@@ -42,6 +42,10 @@ class LinuxContainer final : public Container {
   void kill_processes(std::chrono::milliseconds grace);
 
   pid_t init_pid() const { return init_pid_; }
+  // Its network namespace, for a container that joins it (network
+  // container:ID). Without root, the runner may not open /proc/<init>/ns/net
+  // of the non-dumpable init: it uses the descriptor the init sent.
+  Result<UniqueFd> open_network_namespace() const;
   // An O_PATH descriptor of the container's "/" (/proc/<init>/root as root;
   // rootless, a copy of the one its init sent).
   Result<UniqueFd> open_root() const;

@@ -325,7 +325,16 @@ Result<UniqueFd> open_container_netns(const std::string& id) {
   auto it = registry().find(id);
   if (it == registry().end())
     return fail("network container:" + id + ": no such running container", ErrorKind::kNotFound);
-  std::string path = "/proc/" + std::to_string(it->second->init_pid()) + "/ns/net";
+  return it->second->open_network_namespace();
+}
+
+Result<UniqueFd> LinuxContainer::open_network_namespace() const {
+  if (ns_.size() > kRootlessNetIndex) {
+    UniqueFd fd(::fcntl(ns_[kRootlessNetIndex].get(), F_DUPFD_CLOEXEC, 0));
+    if (!fd) return fail_errno("duplicate the network namespace of container " + spec_.id);
+    return fd;
+  }
+  std::string path = "/proc/" + std::to_string(init_pid_) + "/ns/net";
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return fail_errno("open " + path);
   return fd;
