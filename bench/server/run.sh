@@ -24,7 +24,9 @@
 # - pickup: PICKUPS pushes of a one-job workflow, one after the other, each
 #   while every agent is idle in its claim: queued to start p50/p99 (and
 #   queued to claim). This is the delay the dispatch path adds to a job that
-#   has a free slot waiting for it.
+#   has a free slot waiting for it. And, for the same pushes, from the
+#   webhook's send to the job's start: that adds the delivery's handling,
+#   the fetch of the repository and the planning of the run.
 #
 # PostgreSQL runs with its durable defaults (fsync, synchronous_commit), as
 # the server needs them for job state; BENCH_PG_NONDURABLE=1 turns both off
@@ -124,6 +126,7 @@ push() {  # FILE CONTENT: commits, pushes, waits for the run; sets run_id and el
   body="{\"ref\":\"refs/heads/main\",\"before\":\"0000000000000000000000000000000000000000\",\"after\":\"$sha\",\"repository\":{\"full_name\":\"o/r\",\"clone_url\":\"$work/repo.git\"}}"
   sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac bench-secret | awk '{print $2}')
   t0=$(now_ms)
+  push_t0=$t0
   curl -fs -o /dev/null -H "X-GitHub-Event: push" -H "X-GitHub-Delivery: bench-$n" \
     -H "X-Hub-Signature-256: sha256=$sig" -d "$body" "http://127.0.0.1:$port/hooks/github"
   for _ in $(seq 6000); do
@@ -224,6 +227,7 @@ for i in $(seq "$pickups"); do
   push .github/workflows/ci.yml "$pwf# $i
 "
   [ "$first" = 0 ] && first=$run_id
+  echo "$run_id $push_t0" >> "$work/pickup-webhooks"
 done
 last=$run_id
 stop_agents
@@ -232,14 +236,26 @@ pick_sql="$from WHERE j.run_id BETWEEN $first AND $last"
 pick_start=$(p50p99 "SELECT extract(epoch FROM a.started_at - $queued) * 1000 AS ms $pick_sql")
 pick_claim=$(p50p99 "SELECT extract(epoch FROM a.claimed_at - $queued) * 1000 AS ms $pick_sql")
 pick_n=$(psql lockstep "SELECT count(*) $pick_sql")
+# Webhook to first job started: from the moment the signed delivery was sent
+# (this host's clock, as PostgreSQL's) to the job's start.
+pick_hook="- -"
+if [ -s "$work/pickup-webhooks" ]; then
+  pick_hook=$(while read -r rid sent; do
+    started=$(psql lockstep "SELECT round(extract(epoch FROM min(a.started_at)) * 1000) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.run_id = $rid")
+    echo $((started - sent))
+  done < "$work/pickup-webhooks" | sort -n | awk '{a[NR]=$1} END {
+    i50 = int(0.5 * (NR - 1)) + 1; i99 = int(0.99 * (NR - 1)) + 1
+    printf "%.0f %.0f", a[i50], a[i99] }')
+fi
 
 echo "dispatch, fake executor on 4 agents, PostgreSQL $([ "${BENCH_PG_NONDURABLE:-0}" = 1 ] && echo 'without fsync' || echo durable):"
 awk -v ms="$webhook_ms" -v d="$drain_ms" -v c="$count" -v w="$wait_lat" -v ps="$pick_start" \
-  -v pc="$pick_claim" -v pn="$pick_n" 'BEGIN {
-  split(w, W, " "); split(ps, S, " "); split(pc, C, " ")
+  -v pc="$pick_claim" -v pn="$pick_n" -v ph="$pick_hook" 'BEGIN {
+  split(w, W, " "); split(ps, S, " "); split(pc, C, " "); split(ph, H, " ")
   printf "  throughput: %d jobs queued at once: %.0f jobs/s from the first queued to the last finished (%.0f ms); %.0f jobs/s from the webhook to the run end (%.0f ms)\n", c, c * 1000 / d, d, c * 1000 / ms, ms
   printf "  backlog wait (queued to start, behind the other %d): p50 %s ms, p99 %s ms\n", c - 1, W[1], W[2]
-  printf "  pickup with a free slot (queued to start, %d one-job pushes): p50 %s ms, p99 %s ms (queued to claim: p50 %s ms, p99 %s ms)\n", pn, S[1], S[2], C[1], C[2] }'
+  printf "  pickup with a free slot (queued to start, %d one-job pushes): p50 %s ms, p99 %s ms (queued to claim: p50 %s ms, p99 %s ms)\n", pn, S[1], S[2], C[1], C[2]
+  printf "  webhook to first job started (%d pushes, nearest rank): p50 %s ms, p99 %s ms\n", pn, H[1], H[2] }'
 if [ "${BENCH_PG_STATEMENTS:-0}" = 1 ]; then
   echo "statements by total time (ms total, calls, ms mean):"
   psql lockstep "SELECT round(total_exec_time) || ' ' || calls || ' ' || round(mean_exec_time::numeric, 3) || '  ' || left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25" | sed 's/^/  /'
