@@ -156,10 +156,13 @@ class LinuxFabric final : public EgressFabric {
 
   // Namespaces are made ahead, on a thread of their own, so that a job's
   // start does not wait for one: kPool ready, refilled as they are taken.
+  // Only from the second request on: a run of one job (an agent's) would
+  // make two namespaces it never uses and wait for their removal at its end.
   Result<std::shared_ptr<NetworkNamespace>> create_namespace(const std::string& name) override {
     {
       std::lock_guard lk(pool_mu_);
-      if (!refill_.joinable() && !stop_) refill_ = std::thread([this] { refill(); });
+      if (!refill_.joinable() && !stop_ && ++requests_ >= 2)
+        refill_ = std::thread([this] { refill(); });
       if (!pool_.empty()) {
         auto ns = std::move(pool_.front());
         pool_.pop_front();
@@ -291,6 +294,7 @@ class LinuxFabric final : public EgressFabric {
   std::condition_variable pool_cv_;
   std::deque<std::shared_ptr<NetworkNamespace>> pool_;
   bool stop_ = false;
+  size_t requests_ = 0;
   std::thread refill_;
 };
 
