@@ -20,6 +20,7 @@
 #include "runner/replay_plan.hpp"
 #include "runner/run.hpp"
 #include "runner/run_options.hpp"
+#include "runner/secret_key.hpp"
 #include "runner/server_client.hpp"
 #include "runner/workflow_source.hpp"
 
@@ -204,7 +205,7 @@ Result<size_t> import_bundle(const fs::path& record_dir, const fs::path& state) 
 }
 
 Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::path& scratch,
-                          RunOptions& o, RunExtras& ex) {
+                          RunOptions& o, ReplayInputs& ex, RecordSettings& how) {
   fs::path wf = scratch / fs::path(p.workflow_path).filename();
   if (wf.filename().empty()) wf = scratch / "workflow.yml";
   LS_TRY(write_file_atomic(wf, p.workflow_text));
@@ -236,7 +237,7 @@ Status prepare_replay_run(const ReplayPlan& p, const fs::path& state, const fs::
   }
   o.egress_inspect = p.egress_inspect;
   o.egress_ca.assign(p.egress_ca.begin(), p.egress_ca.end());
-  ex.workflow_display = p.workflow_path;
+  how.workflow_display = p.workflow_path;
   ex.image_pins = p.image_pins;
   ex.action_pins = p.action_pins;
   ex.node_runtime_pin = p.node_runtime;
@@ -333,23 +334,25 @@ int cmd_replay(const Args& args) {
   auto scratch = TempDir::create(state / "tmp", "replay");
   if (!scratch) return report_error(scratch.error());
   RunExtras ex;
-  ex.kind = "replay";
-  ex.replay_of = json_string(plan->record, "run_id");
-  ex.expected_docs = plan->expected_docs;
-  ex.until_step = a->get("until").value_or("");
-  ex.shell = a->has("shell");
-  if (auto s = prepare_replay_run(*plan, state, scratch->path(), o, ex); !s)
+  RecordSettings how;
+  how.kind = "replay";
+  how.replay_of = json_string(plan->record, "run_id");
+  ex.replay.expected_docs = plan->expected_docs;
+  ex.replay.until_step = a->get("until").value_or("");
+  ex.replay.shell = a->has("shell");
+  if (auto s = prepare_replay_run(*plan, state, scratch->path(), o, ex.replay, how); !s)
     return report_error(s.error());
   std::fprintf(stderr, "lockstep: replaying %zu job(s) of run %s (commit %s)\n",
-               plan->selected.size(), ex.replay_of.c_str(),
+               plan->selected.size(), how.replay_of.c_str(),
                plan->source_commit.empty() ? "none" : plan->source_commit.substr(0, 12).c_str());
-  int rc = run_workflow(o, &ex);
-  if (ex.record.is_null()) return rc;
+  Json record;
+  int rc = finish_run(o, run_workflow(o, ex), how, &record);
+  if (record.is_null()) return rc;
   // Outputs: the recorded artifact digests against the replay's.
-  auto outcome = compare_replay_outputs(plan->record, ex.record, plan->selected);
+  auto outcome = compare_replay_outputs(plan->record, record, plan->selected);
   for (const auto& line : outcome.lines) std::printf("%s\n", line.c_str());
   if (rc != 0) return rc;
-  if (!ex.until_step.empty()) return 0;
+  if (!ex.replay.until_step.empty()) return 0;
   return outcome.matched ? 0 : 3;
 }
 

@@ -13,6 +13,7 @@
 #include "runner/pull.hpp"
 #include "runner/run.hpp"
 #include "runner/run_options.hpp"
+#include "runner/run_record.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -127,7 +128,7 @@ int cmd_run(const Args& args) {
   }
   auto o = parse_options(args);
   if (!o) return report_error(o.error());
-  return run_workflow(*o);
+  return finish_run(*o, run_workflow(*o), {});
 }
 
 }  // namespace lockstep::runner

@@ -22,6 +22,7 @@
 #include "runner/replay_plan.hpp"
 #include "runner/run.hpp"
 #include "runner/run_options.hpp"
+#include "runner/run_record.hpp"
 #include "runner/verify.hpp"
 
 namespace lockstep::runner {
@@ -255,15 +256,16 @@ int cmd_verify(const Args& args) {
     last_start = std::chrono::steady_clock::now();
     RunOptions o = base;
     RunExtras ex;
-    ex.kind = "verify";
-    ex.write_record = false;
+    RecordSettings how;
+    how.kind = "verify";
+    how.write = false;
     if (plan) {
-      if (auto s = prepare_replay_run(*plan, state, scratch->path(), o, ex); !s)
+      if (auto s = prepare_replay_run(*plan, state, scratch->path(), o, ex.replay, how); !s)
         return report_error(s.error());
       o.userns = o.userns || base.userns;
-      ex.image_pins = plan->image_pins;
-      ex.action_pins = plan->action_pins;
-      ex.node_runtime_pin = plan->node_runtime;
+      ex.replay.image_pins = plan->image_pins;
+      ex.replay.action_pins = plan->action_pins;
+      ex.replay.node_runtime_pin = plan->node_runtime;
       if (!base.jobs.empty()) o.jobs = base.jobs;
       if (!base.matrix_filter.empty()) o.matrix_filter = base.matrix_filter;
       for (const auto& e : base.env) o.env.push_back(e);
@@ -273,9 +275,10 @@ int cmd_verify(const Args& args) {
     ex.env_defaults = v.env;
     std::fprintf(stderr, "lockstep: verify: build %zu of %zu%s\n", b + 1, runs,
                  b == 0 ? " (as 'lockstep run')" : (" (" + v.description.dump() + ")").c_str());
-    int rc = run_workflow(o, &ex);
-    if (ex.record.is_null()) return rc;  // refused before any job ran
-    records.push_back(ex.record);
+    Json record;
+    int rc = finish_run(o, run_workflow(o, ex), how, &record);
+    if (record.is_null()) return rc;  // refused before any job ran
+    records.push_back(std::move(record));
     varied_docs.push_back(v.description);
   }
 

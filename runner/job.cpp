@@ -157,17 +157,4 @@ executor::UserNamespace default_user_namespace() {
   return u;
 }
 
-std::string describe_user_namespace(const executor::UserNamespace& u) {
-  auto map = [](const std::vector<executor::IdMapping>& m) {
-    std::string out;
-    for (const auto& e : m)
-      out += (out.empty() ? "" : ",") + std::to_string(e.container_id) + ":" +
-             std::to_string(e.host_id) + ":" + std::to_string(e.size);
-    return out;
-  };
-  std::string uid = map(u.uid_map), gid = map(u.gid_map);
-  std::string out = uid == gid ? uid : "uid " + uid + " gid " + gid;
-  return u.allow_setgroups ? out : out + " setgroups=deny";
-}
-
 }  // namespace lockstep::runner

@@ -102,6 +102,20 @@ struct HostedLabels {
   std::set<std::string> told;
 };
 
+// Verify: what varies from the defaults in the jobs of one build.
+struct JobVariation {
+  std::string workspace_root;  // instead of /__w
+  std::string hostname;
+  std::string domainname;
+  std::optional<mode_t> umask;
+  std::string home;  // container path of $HOME
+  std::optional<std::pair<uint32_t, uint32_t>> uid_gid;
+  std::string cpuset;
+  // The job's /__w is seen through disorderfs, directory entries in
+  // reverse order.
+  bool reverse_dir_order = false;
+};
+
 struct RunShared {
   std::filesystem::path state_dir;
   std::filesystem::path run_dir;
@@ -152,27 +166,12 @@ struct RunShared {
   bool frozen = false;
   std::string until_step;  // stop before this step (name, id or 1-based index)
   bool shell_at_stop = false;
-  // Verify: what varies from the defaults for this build.
-  struct Variation {
-    std::string workspace_root;  // instead of /__w
-    std::string hostname;
-    std::string domainname;
-    std::optional<mode_t> umask;
-    std::string home;  // container path of $HOME
-    std::optional<std::pair<uint32_t, uint32_t>> uid_gid;
-    std::string cpuset;
-    // The job's /__w is seen through disorderfs, directory entries in
-    // reverse order.
-    bool reverse_dir_order = false;
-  } vary;
+  JobVariation vary;  // verify
 };
 
 // --userns: container ids 0..65535 are host ids 100000..165535, uids and
 // gids alike; supplementary groups allowed.
 executor::UserNamespace default_user_namespace();
-
-// How a mapping is named in the environment hash ("0:100000:65536").
-std::string describe_user_namespace(const executor::UserNamespace& u);
 
 // Where an instance sits among its job's matrix combinations.
 struct MatrixPosition {

@@ -13,32 +13,20 @@
 #include "common/json.hpp"
 #include "runner/job.hpp"
 #include "runner/record_read.hpp"
+#include "runner/run.hpp"
 
 namespace lockstep::runner {
 
 inline constexpr const char* kRecordSchema = "lockstep.run-record/v1";
 
-struct RecordInput {
+// What build_record() makes a record from: the run's facts (run.hpp) and how
+// it ended.
+struct RecordInput : RunFacts {
   std::string run_id;
   std::string kind = "run";  // run | replay | verify
   std::string replay_of;
-  std::chrono::system_clock::time_point started_at, finished_at;
   int exit_code = 0;
   bool interrupted = false;
-  std::filesystem::path workflow_path;
-  std::string workflow_name;
-  std::string workflow_text;
-  // Reusable workflows read from plain files (the workflow is outside any
-  // repository): path under the project directory -> text.
-  std::map<std::string, std::string> called_files;
-  std::optional<std::filesystem::path> lock_path;
-  std::string lock_text;
-  // Source (empty url: not run from a repository).
-  std::string source_url, source_ref, source_commit, source_tree, dirty_patch;
-  int64_t source_commit_time = 0;
-  Json options = Json::object();       // env, secret_names, platforms, jobs, matrix
-  Json run_identity = Json::object();  // GITHUB_RUN_ID etc., restored by a replay
-  std::string secret_key_id;
   const std::vector<JobReport>* jobs = nullptr;
   std::filesystem::path run_dir;
   std::filesystem::path state_dir;
@@ -78,9 +66,5 @@ bool valid_run_id(const std::string& id);
 // first and put back if the database refuses, so a failure leaves the run as
 // it was.
 Status remove_run(const std::filesystem::path& state_dir, const std::string& id);
-
-// The per-state-dir key of secret hashes (created on first use, 0600), or
-// LOCKSTEP_SECRET_HASH_KEY when set.
-Result<std::string> secret_hash_key(const std::filesystem::path& state_dir);
 
 }  // namespace lockstep::runner

@@ -8,9 +8,9 @@
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "pipeline/model.hpp"
-#include "runner/cli.hpp"
 #include "runner/record_read.hpp"
 #include "runner/run.hpp"
+#include "runner/run_record.hpp"
 
 namespace lockstep::runner {
 
@@ -53,10 +53,11 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
 // `lockstep runs export`); returns how many tars there were.
 Result<size_t> import_bundle(const std::filesystem::path& record_dir,
                              const std::filesystem::path& state);
-// Writes the workflow into `scratch` and fills the run's options. Refuses a
-// missing secret the run used.
+// Writes the workflow into `scratch` and fills the run's options, what it
+// is held to and how it is recorded. Refuses a missing secret the run used.
 Status prepare_replay_run(const ReplayPlan& p, const std::filesystem::path& state,
-                          const std::filesystem::path& scratch, RunOptions& o, RunExtras& ex);
+                          const std::filesystem::path& scratch, RunOptions& o, ReplayInputs& replay,
+                          RecordSettings& how);
 
 struct ReplayComparison {
   bool matched = true;

@@ -5,6 +5,7 @@
 #include "common/fs.hpp"
 #include "common/json.hpp"
 #include "common/utf8.hpp"
+#include "pipeline/expr.hpp"
 
 namespace lockstep::runner {
 
@@ -17,6 +18,16 @@ std::string format_duration(std::chrono::milliseconds d) {
     std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(ms / 60000),
                   static_cast<long long>((ms / 1000) % 60));
   return buf;
+}
+
+std::string matrix_text(const pipeline::OrderedValue& m) {
+  if (!m.is_object() || m.empty()) return "-";
+  std::string s;
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    if (!s.empty()) s += ", ";
+    s += it.key() + "=" + pipeline::to_display_string(pipeline::Value::parse(it.value().dump()));
+  }
+  return s;
 }
 
 void print_summary(Console& console, const RunSummary& run, const MatrixFormatter& matrix) {

@@ -23,6 +23,9 @@ struct RunSummary {
 using MatrixFormatter = std::function<std::string(const pipeline::OrderedValue&)>;
 
 void print_summary(Console& console, const RunSummary& run, const MatrixFormatter& matrix);
+// A matrix combination as the summary shows it ("cc=gcc, opt=-O2"); "-" for
+// an instance without one.
+std::string matrix_text(const pipeline::OrderedValue& m);
 std::string format_duration(std::chrono::milliseconds d);
 // & < > " ' escaped; control characters XML 1.0 forbids (all below 0x20 but
 // tab, newline and carriage return) become '?'; bytes that are not UTF-8

@@ -36,12 +36,10 @@
 #include "runner/lock_use.hpp"
 #include "runner/network.hpp"
 #include "runner/project.hpp"
-#include "runner/provenance.hpp"
 #include "runner/pull.hpp"
-#include "runner/record.hpp"
-#include "runner/report.hpp"
 #include "runner/run_plan.hpp"
 #include "runner/scheduler.hpp"
+#include "runner/secret_key.hpp"
 #include "runner/workflow_source.hpp"
 
 namespace lockstep::runner {
@@ -102,16 +100,6 @@ class SignalWatcher {
   std::atomic<bool> done_{false}, interrupted_{false};
   std::thread thread_;
 };
-
-std::string matrix_text(const pipeline::OrderedValue& m) {
-  if (!m.is_object() || m.empty()) return "-";
-  std::string s;
-  for (auto it = m.begin(); it != m.end(); ++it) {
-    if (!s.empty()) s += ", ";
-    s += it.key() + "=" + pipeline::to_display_string(pipeline::Value::parse(it.value().dump()));
-  }
-  return s;
-}
 
 // Jobs selected with --job, plus every job they need, transitively, except
 // those whose results are given (--needs).
@@ -190,9 +178,9 @@ Status add_commit_facts(const RunOptions& opt, Source& s) {
   return {};
 }
 
-Result<Source> resolve_source(const RunOptions& opt, const RunExtras* ex) {
+Result<Source> resolve_source(const RunOptions& opt, const ReplayInputs& replay) {
   Source s;
-  if (ex && ex->source_commit) {  // replay: the recorded source
+  if (const ReplayInputs* ex = &replay; ex->source_commit) {  // replay: the recorded source
     s.url = ex->source_url.value_or("");
     s.commit = *ex->source_commit;
     s.patch = ex->source_patch.value_or("");
@@ -296,9 +284,11 @@ Json given_needs_to_json(const GivenNeeds& needs) {
   return out;
 }
 
-int run_workflow(const RunOptions& opt, RunExtras* ex) {
-  RunExtras none;
-  if (!ex) ex = &none;
+namespace {
+
+// One run into `out`; returns its exit code (RunOutcome::exit_code).
+int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
+  const ReplayInputs* ex = &extras.replay;
   auto started_at = std::chrono::system_clock::now();
   auto wf = pipeline::load_workflow(opt.workflow);
   if (!wf) return report_error(wf.error());
@@ -314,7 +304,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
       with_hosted_defaults(opt.platforms, &hosted.defaulted);
 
   std::string run_id = new_run_id();
-  auto source = resolve_source(opt, ex);
+  auto source = resolve_source(opt, *ex);
   if (!source) return report_error(source.error());
   if (auto f = add_commit_facts(opt, *source); !f)
     return report_error(std::move(f.error()).context("source commit " + source->commit));
@@ -448,7 +438,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   // leaves anything behind.
   std::optional<executor::UserNamespace> rootless_userns;
   bool limits_enforced = true;
-  if (running_rootless() && !ex->executor) {
+  if (running_rootless() && !extras.executor) {
     auto u = executor::rootless_user_namespace();
     if (!u) return report_error(u.error());
     auto host = executor::rootless_host();
@@ -506,7 +496,9 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     std::fprintf(stderr, "lockstep: warning: cleaning up after an earlier run: %s\n",
                  r.error().message().c_str());
 
-  Masker masker;
+  auto masker_owned = std::make_shared<Masker>();
+  out.masker = masker_owned;
+  Masker& masker = *masker_owned;
   for (const auto& [k, v] : opt.secrets) masker.add(v);
   pipeline::Value run_secrets = pipeline::Value::object();
   for (const auto& [k, v] : opt.secrets) run_secrets[k] = v;
@@ -514,7 +506,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   cache::ImageStore store(opt.state_dir);
   ImageResolver images(store, make_pull_fn(store, opt.insecure_registries, opt.mirror));
   std::unique_ptr<executor::Executor> linux_executor;
-  executor::Executor* exec = ex->executor;
+  executor::Executor* exec = extras.executor;
   if (!exec) {
     linux_executor = executor::make_linux_executor(opt.state_dir);
     exec = linux_executor.get();
@@ -563,7 +555,7 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   shared.default_env = {{"SOURCE_DATE_EPOCH", std::to_string(shared.source_date_epoch)},
                         {"TZ", "UTC"},
                         {"LANG", "C.UTF-8"}};
-  for (const auto& [k, v] : ex->env_defaults) shared.default_env[k] = v;
+  for (const auto& [k, v] : extras.env_defaults) shared.default_env[k] = v;
   auto key = secret_hash_key(opt.state_dir);
   if (!key) return report_error(key.error());
   shared.secret_key = *key;
@@ -574,9 +566,9 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
   shared.image_pins = ex->image_pins;
   shared.until_step = ex->until_step;
   shared.shell_at_stop = ex->shell;
-  shared.vary = ex->vary;
-  ex->run_id = run_id;
-  ex->run_dir = run_dir;
+  shared.vary = extras.vary;
+  out.run_id = run_id;
+  out.run_dir = run_dir;
 
   Budget budget = host_budget();
   if (opt.max_jobs) budget.max_jobs = *opt.max_jobs;
@@ -630,126 +622,90 @@ int run_workflow(const RunOptions& opt, RunExtras* ex) {
     report_error(std::move(settled.error()).context("after the jobs"));
     teardown_failed = true;
   }
-  std::vector<JobReport> reports = run_plan.reports(outcomes);
-  RunSummary summary{run_id, wf->name, opt.workflow.string(), &reports, interrupted};
-  if (!ex->quiet_summary) print_summary(console, summary, matrix_text);
-  // What could not be written is reported, and the run then exits
-  // kExitNotRecorded: replay and reports depend on it.
-  bool unrecorded = false;
-  for (const auto& [kind, file] : opt.reports) {
-    auto r =
-        kind == "junit" ? write_junit(file, summary, masker) : write_json(file, summary, masker);
-    if (!r) {
-      report_error(Error(r.error()).context("write the " + kind + " report " + file.string()));
-      unrecorded = true;
-    }
-  }
+  out.ran = true;
+  out.interrupted = interrupted;
+  out.teardown_failed = teardown_failed;
+  out.jobs = run_plan.reports(outcomes);
   int exit_code = 0;
   if (interrupted) {
     exit_code = 130;
   } else {
-    for (const auto& r : reports) {
+    for (const auto& r : out.jobs) {
       if (r.outcome.failed() || r.outcome.result == JobResult::kCancelled) exit_code = 1;
     }
     if (teardown_failed) exit_code = 1;
   }
-  {
-    RecordInput rec;
-    rec.run_id = run_id;
-    rec.kind = ex->kind;
-    rec.replay_of = ex->replay_of;
-    rec.started_at = started_at;
-    rec.finished_at = std::chrono::system_clock::now();
-    rec.exit_code = exit_code;
-    rec.interrupted = interrupted;
-    rec.workflow_path = ex->workflow_display.empty() ? opt.workflow : ex->workflow_display;
-    rec.workflow_name = wf->name;
-    rec.workflow_text = wf->source;
-    rec.called_files = workflow_files.files_read();
-    if (*lock) {
-      rec.lock_path = opt.lock_file.empty() ? default_lock_path(opt.workflow) : opt.lock_file;
-      rec.lock_text = pipeline::serialize_lockfile(**lock);
-    }
-    rec.source_url = source->url;
-    rec.source_ref = source->ref;
-    rec.source_commit = source->commit;
-    rec.source_tree = source->tree;
-    rec.source_commit_time = source->commit_time;
-    rec.dirty_patch = source->patch;
-    Json env = Json::object();
-    for (const auto& [k, v] : opt.env) env[k] = masker.mask(v);
-    Json secret_names = Json::array();
-    for (const auto& [k, v] : opt.secrets) secret_names.push_back(k);
-    Json platforms_json = Json::object();
-    for (const auto& [k, v] : opt.platforms) platforms_json[k] = v;
-    Json matrix = Json::object();
-    for (const auto& [k, v] : opt.matrix_filter) matrix[k] = v;
-    rec.options = {{"env", env},
-                   {"secret_names", secret_names},
-                   {"platforms", platforms_json},
-                   {"jobs", opt.jobs},
-                   {"matrix", matrix},
-                   {"until", ex->until_step},
-                   {"userns", opt.userns}};
-    if (!opt.network.empty()) rec.options["network"] = opt.network;
-    if (!opt.vars.empty()) {
-      Json vars = Json::object();
-      for (const auto& [k, v] : opt.vars) vars[k] = masker.mask(v);
-      rec.options["vars"] = vars;
-    }
-    if (!opt.given_needs.empty()) {
-      Json given = given_needs_to_json(opt.given_needs);
-      for (auto& [id, n] : given.items())
-        for (auto& [k, v] : n["outputs"].items()) v = masker.mask(v.get<std::string>());
-      rec.options["needs"] = given;
-    }
-    Json allow = Json::array();
-    for (const auto& e : opt.egress_allow) allow.push_back(e.text);
-    rec.options["egress_allow"] = allow;
-    if (opt.egress_inspect) {
-      rec.options["egress_inspect"] = true;
-      Json ca = Json::array();
-      for (const auto& f : opt.egress_ca) ca.push_back(f.string());
-      rec.options["egress_ca"] = ca;
-    }
-    rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
-                        {"GITHUB_RUN_NUMBER", github["run_number"]},
-                        {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},
-                        {"repository_name", source->name},
-                        {"repository", source->identity.repository},
-                        {"repository_owner", source->identity.owner},
-                        {"server_url", source->identity.server_url},
-                        {"repository_url", source->identity.clone_url}};
-    rec.secret_key_id = sha256_of(shared.secret_key).hex().substr(0, 16);
-    rec.jobs = &reports;
-    rec.run_dir = run_dir;
-    rec.state_dir = opt.state_dir;
-    rec.verify = ex->verify;
-    ex->record = build_record(rec);
-    if (!ex->write_record) {
-      // verify records its builds together
-    } else if (auto saved = save_record(opt.state_dir, run_dir, ex->record); !saved) {
-      report_error(std::move(saved.error()).context("write the run record of " + run_id));
-      unrecorded = true;
-    } else if (auto prov = write_provenance(ex->record, run_dir / "provenance.json"); !prov) {
-      report_error(std::move(prov.error()).context("write provenance"));
-      unrecorded = true;
-    } else if (!ex->quiet_summary) {
-      std::fprintf(stderr, "lockstep: run %s recorded in %s\n", run_id.c_str(),
-                   (run_dir / "record.json").c_str());
-    }
+  RunFacts& rec = out.facts;
+  rec.started_at = started_at;
+  rec.finished_at = std::chrono::system_clock::now();
+  rec.workflow_path = opt.workflow;
+  rec.workflow_name = wf->name;
+  rec.workflow_text = wf->source;
+  rec.called_files = workflow_files.files_read();
+  if (*lock) {
+    rec.lock_path = opt.lock_file.empty() ? default_lock_path(opt.workflow) : opt.lock_file;
+    rec.lock_text = pipeline::serialize_lockfile(**lock);
   }
-  if (interrupted) return 130;
-  bool any_failed = false;
-  for (const auto& r : reports) {
-    if (r.outcome.failed()) {
-      any_failed = true;
-      std::fprintf(stderr, "lockstep: error: job %s: %s\n", r.display_name.c_str(),
-                   masker.mask(r.outcome.reason).c_str());
-    }
-    if (r.outcome.result == JobResult::kCancelled) any_failed = true;
+  rec.source_url = source->url;
+  rec.source_ref = source->ref;
+  rec.source_commit = source->commit;
+  rec.source_tree = source->tree;
+  rec.source_commit_time = source->commit_time;
+  rec.dirty_patch = source->patch;
+  Json env = Json::object();
+  for (const auto& [k, v] : opt.env) env[k] = masker.mask(v);
+  Json secret_names = Json::array();
+  for (const auto& [k, v] : opt.secrets) secret_names.push_back(k);
+  Json platforms_json = Json::object();
+  for (const auto& [k, v] : opt.platforms) platforms_json[k] = v;
+  Json matrix = Json::object();
+  for (const auto& [k, v] : opt.matrix_filter) matrix[k] = v;
+  rec.options = {{"env", env},
+                 {"secret_names", secret_names},
+                 {"platforms", platforms_json},
+                 {"jobs", opt.jobs},
+                 {"matrix", matrix},
+                 {"until", ex->until_step},
+                 {"userns", opt.userns}};
+  if (!opt.network.empty()) rec.options["network"] = opt.network;
+  if (!opt.vars.empty()) {
+    Json vars = Json::object();
+    for (const auto& [k, v] : opt.vars) vars[k] = masker.mask(v);
+    rec.options["vars"] = vars;
   }
-  return any_failed || teardown_failed ? 1 : unrecorded ? kExitNotRecorded : 0;
+  if (!opt.given_needs.empty()) {
+    Json given = given_needs_to_json(opt.given_needs);
+    for (auto& [id, n] : given.items())
+      for (auto& [k, v] : n["outputs"].items()) v = masker.mask(v.get<std::string>());
+    rec.options["needs"] = given;
+  }
+  Json allow = Json::array();
+  for (const auto& e : opt.egress_allow) allow.push_back(e.text);
+  rec.options["egress_allow"] = allow;
+  if (opt.egress_inspect) {
+    rec.options["egress_inspect"] = true;
+    Json ca = Json::array();
+    for (const auto& f : opt.egress_ca) ca.push_back(f.string());
+    rec.options["egress_ca"] = ca;
+  }
+  rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
+                      {"GITHUB_RUN_NUMBER", github["run_number"]},
+                      {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},
+                      {"repository_name", source->name},
+                      {"repository", source->identity.repository},
+                      {"repository_owner", source->identity.owner},
+                      {"server_url", source->identity.server_url},
+                      {"repository_url", source->identity.clone_url}};
+  rec.secret_key_id = sha256_of(shared.secret_key).hex().substr(0, 16);
+  return exit_code;
+}
+
+}  // namespace
+
+RunOutcome run_workflow(const RunOptions& options, const RunExtras& extras) {
+  RunOutcome out;
+  out.exit_code = run_jobs(options, extras, out);
+  return out;
 }
 
 }  // namespace lockstep::runner

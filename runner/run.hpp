@@ -1,12 +1,11 @@
 #pragma once
 // One `lockstep run`: workflow -> job instances -> scheduled containers ->
-// summary and reports. The exit code follows the CLI contract: 0 all jobs
-// passed, 1 a job failed (or a job's container could not be torn down
-// completely), 2 usage or workflow error, 4 every job passed but
-// the run record, a report or the provenance could not be written, 130
-// interrupted.
+// what happened (RunOutcome). The summary, the reports and the run record
+// are written from that by run_record.hpp.
+#include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "pipeline/model.hpp"
 #include "runner/action_source.hpp"
 #include "runner/job.hpp"
+#include "runner/output.hpp"
 
 namespace lockstep::runner {
 
@@ -82,14 +82,9 @@ struct RunOptions {
   std::filesystem::path state_dir;
 };
 
-// What `replay` and `verify` add to a run, and what a run hands back to them.
-struct RunExtras {
-  // Tests: the executor jobs run with (default: the Linux one). The
-  // scheduler and step logic are tested through a stand-in without root.
-  executor::Executor* executor = nullptr;
-  std::string kind = "run";  // run | replay | verify (the record's kind, the builder id)
-  std::string replay_of;
-  std::filesystem::path workflow_display;          // the original path, when running from a copy
+// What a replay holds the run to (`replay`, and `verify` of a recorded
+// run): the recorded inputs pinned, the recorded environments checked.
+struct ReplayInputs {
   std::map<std::string, Json> expected_docs;       // display name[#step] -> env document
   std::map<std::string, std::string> image_pins;   // reference -> manifest digest
   std::map<std::string, std::string> action_pins;  // "owner/repo@ref" -> commit
@@ -100,19 +95,58 @@ struct RunExtras {
   Json run_identity;  // {"GITHUB_RUN_ID": ..., "GITHUB_RUN_NUMBER": ...} to restore
   // The source to check out instead of the enclosing repository.
   std::optional<std::string> source_url, source_commit, source_patch, source_ref;
-  std::map<std::string, std::string> env_defaults;  // override SOURCE_DATE_EPOCH/TZ/LANG
-  RunShared::Variation vary;
-  Json verify;  // stored in the record (kind verify)
-  bool write_record = true;
-  bool quiet_summary = false;
-  // Out.
-  std::string run_id;
-  std::filesystem::path run_dir;
-  Json record;
 };
 
-inline constexpr int kExitNotRecorded = 4;
+// What `replay` and `verify` add to a run.
+struct RunExtras {
+  // Tests: the executor jobs run with (default: the Linux one). The
+  // scheduler and step logic are tested through a stand-in without root.
+  executor::Executor* executor = nullptr;
+  ReplayInputs replay;
+  // Verify: what this build varies in each job, and the variables every job
+  // starts with (SOURCE_DATE_EPOCH, TZ, LANG) it overrides.
+  JobVariation vary;
+  std::map<std::string, std::string> env_defaults;
+};
 
-int run_workflow(const RunOptions& options, RunExtras* extras = nullptr);
+// What the run record says of a run besides its jobs (record.hpp).
+struct RunFacts {
+  std::chrono::system_clock::time_point started_at, finished_at;
+  std::filesystem::path workflow_path;
+  std::string workflow_name;
+  std::string workflow_text;
+  // Reusable workflows read from plain files (the workflow is outside any
+  // repository): path under the project directory -> text.
+  std::map<std::string, std::string> called_files;
+  std::optional<std::filesystem::path> lock_path;
+  std::string lock_text;
+  // Source (empty url: not run from a repository).
+  std::string source_url, source_ref, source_commit, source_tree, dirty_patch;
+  int64_t source_commit_time = 0;
+  Json options = Json::object();       // env, secret_names, platforms, jobs, matrix (masked)
+  Json run_identity = Json::object();  // GITHUB_RUN_ID etc., restored by a replay
+  std::string secret_key_id;
+};
+
+// What one run did, handed back for the summary, the reports and the record
+// (run_record.hpp). A run that stopped before its jobs (a usage or workflow
+// error, --list, --dry-run) has `ran` false and nothing to record.
+struct RunOutcome {
+  bool ran = false;
+  // 0 every job passed, 1 a job failed or was cancelled (or a container was
+  // not torn down completely), 130 interrupted; before the jobs: 0 or the
+  // error's code.
+  int exit_code = 0;
+  bool interrupted = false;
+  bool teardown_failed = false;
+  std::string run_id;
+  std::filesystem::path run_dir;
+  std::vector<JobReport> jobs;  // in plan order
+  RunFacts facts;
+  // Every secret of the run and every value its steps masked.
+  std::shared_ptr<const Masker> masker;
+};
+
+RunOutcome run_workflow(const RunOptions& options, const RunExtras& extras = {});
 
 }  // namespace lockstep::runner

@@ -22,7 +22,7 @@ const std::vector<std::string>& variation_names();
 Result<std::vector<std::string>> parse_vary(const std::vector<std::string>& specs);
 
 struct BuildVariation {
-  RunShared::Variation shared;
+  JobVariation shared;
   std::map<std::string, std::string> env;  // TZ, LANG
   Json description = Json::object();       // what was varied, for the record
 };
