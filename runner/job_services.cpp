@@ -194,4 +194,9 @@ void JobExecution::release_volumes() {
   anonymous_volumes_.clear();
 }
 
+void JobExecution::stop_services() {
+  for (auto& s : services_) s->stop();
+  services_.clear();
+}
+
 }  // namespace lockstep::runner::detail

@@ -500,4 +500,11 @@ bool JobExecution::handle_command(const pipeline::WorkflowCommand& cmd, StepIo& 
   return false;
 }
 
+executor::ProcessResult JobExecution::stopped_result() {
+  executor::ProcessResult pr;
+  pr.kind = executor::ExitKind::kCancelled;
+  pr.reason = "stopped (--until)";
+  return pr;
+}
+
 }  // namespace lockstep::runner::detail
