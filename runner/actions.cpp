@@ -64,7 +64,7 @@ Result<ActionResult> checkout(ActionEnv& env) {
   LS_TRY(check_inputs(action, env.with,
                       {"repository", "ref", "path", "fetch-depth", "submodules", "clean", "token",
                        "persist-credentials", "lfs", "fetch-tags", "show-progress"}));
-  const RunShared& run = *env.run;
+  const RunContext& run = *env.run;
   cache::CheckoutRequest req;
   auto get = [&](const char* k) {
     auto it = env.with.find(k);

@@ -12,12 +12,12 @@
 
 namespace lockstep::runner {
 
-struct RunShared;
+struct RunContext;
 struct ResolvedInput;
 
 // What a built-in action sees of its job.
 struct ActionEnv {
-  RunShared* run = nullptr;
+  RunContext* run = nullptr;
   std::string job_display;                       // "build (gcc)"
   std::filesystem::path workspace_host;          // the job's $GITHUB_WORKSPACE on the host
   std::string workspace_container;               // the same, as the container sees it

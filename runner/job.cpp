@@ -104,7 +104,7 @@ bool image_has_bash(const std::vector<fs::path>& layers) {
   return false;
 }
 
-JobExecution::JobExecution(RunShared& run, const pipeline::JobInstance& inst, size_t index,
+JobExecution::JobExecution(RunContext& run, const pipeline::JobInstance& inst, size_t index,
                            MatrixPosition pos, const std::vector<const JobReport*>& needed,
                            CancelToken& token, JobReport& report)
     : run_(run),
@@ -277,7 +277,7 @@ void JobExecution::build_base_context() {
 
 }  // namespace detail
 
-JobOutcome run_job(RunShared& run, const pipeline::JobInstance& instance, size_t index,
+JobOutcome run_job(RunContext& run, const pipeline::JobInstance& instance, size_t index,
                    MatrixPosition pos, const std::vector<const JobReport*>& needed,
                    CancelToken& token, JobReport& report) {
   detail::JobExecution e(run, instance, index, pos, needed, token, report);

@@ -85,8 +85,7 @@ struct JobReport {
   Json call;
 };
 
-// What every job of one run shares. Owned by the run; outlives all jobs.
-class ActionSources;
+class ActionSources;  // runner/action_source.hpp
 
 // runs-on labels of GitHub's hosted runners that run in lockstep's stand-in
 // image (project.hpp hosted_label_images()); each is announced once a run.
@@ -116,7 +115,21 @@ struct JobVariation {
   bool reverse_dir_order = false;
 };
 
-struct RunShared {
+// Replay: what each job is held to (run.hpp ReplayInputs, as jobs see it).
+struct JobReplay {
+  // The environment documents each instance (by display name; "NAME#N" for
+  // step N) must arrive at: a job whose hash differs fails before it
+  // starts. Null: none.
+  const std::map<std::string, Json>* expected_docs = nullptr;
+  std::map<std::string, std::string> image_pins;  // reference -> manifest digest
+  std::string until_step;  // stop before this step (name, id or 1-based index)
+  bool shell_at_stop = false;
+};
+
+// The run's context: what every job of one run shares. Owned by the run;
+// outlives all jobs. A replay and a verify build reach the jobs only through
+// `replay` and `vary`.
+struct RunContext {
   std::filesystem::path state_dir;
   std::filesystem::path run_dir;
   std::string run_id;
@@ -155,18 +168,13 @@ struct RunShared {
   // false: the containers get no cgroup (rootless without a delegated
   // cgroup v2 subtree); recorded in the environment hash.
   bool limits_enforced = true;
-  // Replay: the hashes each instance (by display name) must arrive at;
-  // a job whose hash differs fails before it starts.
-  const std::map<std::string, Json>* expected_docs = nullptr;
-  std::map<std::string, std::string> image_pins;  // replay: reference -> manifest digest
   // Actions: where they come from and what they resolved to in this run;
   // lockstep's Node.js runtime, built on first use.
   ActionSources* actions = nullptr;
   NodeRuntimeOnce* node = nullptr;
   bool frozen = false;
-  std::string until_step;  // stop before this step (name, id or 1-based index)
-  bool shell_at_stop = false;
-  JobVariation vary;  // verify
+  JobReplay replay;
+  JobVariation vary;
 };
 
 // --userns: container ids 0..65535 are host ids 100000..165535, uids and
@@ -181,7 +189,7 @@ struct MatrixPosition {
 
 // Runs `instance` (index `index` in the run). `needed` holds the complete
 // reports of every instance of the jobs it needs.
-JobOutcome run_job(RunShared& run, const pipeline::JobInstance& instance, size_t index,
+JobOutcome run_job(RunContext& run, const pipeline::JobInstance& instance, size_t index,
                    MatrixPosition pos, const std::vector<const JobReport*>& needed,
                    CancelToken& token, JobReport& report);
 

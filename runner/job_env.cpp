@@ -19,7 +19,7 @@ Status add_layer(const pipeline::EnvList& list, pipeline::EvalContext& ctx,
 
 }  // namespace
 
-Status JobEnv::build(const RunShared& run, const pipeline::Workflow& wf, const pipeline::Job& job,
+Status JobEnv::build(const RunContext& run, const pipeline::Workflow& wf, const pipeline::Job& job,
                      pipeline::EvalContext& ctx) {
   ctx.contexts["env"] = pipeline::Value::object();
   for (const auto& [k, v] : run.default_env) {

@@ -16,7 +16,7 @@
 
 namespace lockstep::runner {
 
-struct RunShared;
+struct RunContext;
 
 class JobEnv {
  public:
@@ -24,7 +24,7 @@ class JobEnv {
 
   // Evaluates the env of `wf` (the job's own workflow: a called workflow's,
   // not its caller's), job env and --env into the base; sets ctx's env.
-  Status build(const RunShared& run, const pipeline::Workflow& wf, const pipeline::Job& job,
+  Status build(const RunContext& run, const pipeline::Workflow& wf, const pipeline::Job& job,
                pipeline::EvalContext& ctx);
 
   // What a step's `env` context holds: every layer above the injected

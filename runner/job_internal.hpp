@@ -120,7 +120,7 @@ struct DisorderMount {
 // checks, --until and --shell), job_variation.cpp (verify's variations).
 class JobExecution {
  public:
-  JobExecution(RunShared& run, const pipeline::JobInstance& inst, size_t index, MatrixPosition pos,
+  JobExecution(RunContext& run, const pipeline::JobInstance& inst, size_t index, MatrixPosition pos,
                const std::vector<const JobReport*>& needed, CancelToken& token, JobReport& report);
   // Runs the job; its report is complete when this returns.
   JobOutcome run();
@@ -295,7 +295,7 @@ class JobExecution {
   fs::path home_host_;
 
   // What the job was given.
-  RunShared& run_;
+  RunContext& run_;
   const pipeline::JobInstance& inst_;
   const pipeline::Job& job_;
   const pipeline::Workflow& wf_;  // the job's own workflow (a called one's, for called jobs)

@@ -109,12 +109,12 @@ Status JobExecution::compute_step_hash(const pipeline::StepEnvInputs& in, StepRe
 }
 
 Status JobExecution::check_expected(const std::string& key, const Json& doc) {
-  return check_expected_doc(run_.expected_docs, key, doc);
+  return check_expected_doc(run_.replay.expected_docs, key, doc);
 }
 
 ImagePin JobExecution::replay_pin(const std::string& image) const {
-  auto it = run_.image_pins.find(image);
-  if (it == run_.image_pins.end()) return pin_image(run_.lock, image);
+  auto it = run_.replay.image_pins.find(image);
+  if (it == run_.replay.image_pins.end()) return pin_image(run_.lock, image);
   // By digest: from the local store when it is there, else pulled from the
   // reference's registry.
   ImagePin pin{it->second, it->second};
@@ -123,7 +123,7 @@ ImagePin JobExecution::replay_pin(const std::string& image) const {
 }
 
 bool JobExecution::is_until_step(const pipeline::Step& step, size_t i, const StepReport& sr) const {
-  const std::string& u = run_.until_step;
+  const std::string& u = run_.replay.until_step;
   if (u.empty()) return false;
   return u == std::to_string(i + 1) || (!step.id.empty() && u == step.id) || u == sr.name;
 }

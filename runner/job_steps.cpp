@@ -94,7 +94,7 @@ JobOutcome JobExecution::run_steps(const fs::path& job_dir) {
         sr.outcome = sr.conclusion = JobResult::kSkipped;
         sr.reason = "--until";
         log_->note("stopped before step '" + sr.name + "' (--until)");
-        if (run_.shell_at_stop) open_shell();
+        if (run_.replay.shell_at_stop) open_shell();
         for (size_t k = i + 1; k < job_.steps.size(); ++k) report_.steps[k].reason = "--until";
         if (failed) return failure(failure_reason);
         return {JobResult::kSuccess, "stopped before step '" + sr.name + "' (--until)", {}, false};
@@ -129,7 +129,7 @@ JobOutcome JobExecution::run_steps(const fs::path& job_dir) {
       log_->note("step '" + sr.name + "' failed: " + sr.reason +
                  (sr.conclusion == JobResult::kSuccess ? " (continue-on-error)" : ""));
     }
-    if (sr.outcome == JobResult::kFailure && run_.shell_at_stop && !shell_opened_) {
+    if (sr.outcome == JobResult::kFailure && run_.replay.shell_at_stop && !shell_opened_) {
       shell_opened_ = true;
       log_->note("opening a shell at the failed step '" + sr.name + "'");
       open_shell();

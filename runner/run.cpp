@@ -180,17 +180,17 @@ Status add_commit_facts(const RunOptions& opt, Source& s) {
 
 Result<Source> resolve_source(const RunOptions& opt, const ReplayInputs& replay) {
   Source s;
-  if (const ReplayInputs* ex = &replay; ex->source_commit) {  // replay: the recorded source
-    s.url = ex->source_url.value_or("");
-    s.commit = *ex->source_commit;
-    s.patch = ex->source_patch.value_or("");
-    s.ref = ex->source_ref.value_or("");
-    if (ex->run_identity.contains("repository_name"))
-      s.name = ex->run_identity["repository_name"].get<std::string>();
+  if (replay.source_commit) {  // replay: the recorded source
+    s.url = replay.source_url.value_or("");
+    s.commit = *replay.source_commit;
+    s.patch = replay.source_patch.value_or("");
+    s.ref = replay.source_ref.value_or("");
+    if (replay.run_identity.contains("repository_name"))
+      s.name = replay.run_identity["repository_name"].get<std::string>();
     s.identity = local_identity(s.name);
     auto recorded = [&](const char* key, std::string& into) {
-      if (ex->run_identity.contains(key) && ex->run_identity[key].is_string())
-        into = ex->run_identity[key].get<std::string>();
+      if (replay.run_identity.contains(key) && replay.run_identity[key].is_string())
+        into = replay.run_identity[key].get<std::string>();
     };
     recorded("repository", s.identity.repository);
     recorded("repository_owner", s.identity.owner);
@@ -288,7 +288,7 @@ namespace {
 
 // One run into `out`; returns its exit code (RunOutcome::exit_code).
 int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
-  const ReplayInputs* ex = &extras.replay;
+  const ReplayInputs& replay = extras.replay;
   auto started_at = std::chrono::system_clock::now();
   auto wf = pipeline::load_workflow(opt.workflow);
   if (!wf) return report_error(wf.error());
@@ -304,13 +304,13 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
       with_hosted_defaults(opt.platforms, &hosted.defaulted);
 
   std::string run_id = new_run_id();
-  auto source = resolve_source(opt, *ex);
+  auto source = resolve_source(opt, replay);
   if (!source) return report_error(source.error());
   if (auto f = add_commit_facts(opt, *source); !f)
     return report_error(std::move(f.error()).context("source commit " + source->commit));
   // A replay keeps the recorded run identity (GITHUB_RUN_ID, ...).
   auto identity = [&](const char* key, const std::string& dflt) {
-    return ex->run_identity.contains(key) ? ex->run_identity[key].get<std::string>() : dflt;
+    return replay.run_identity.contains(key) ? replay.run_identity[key].get<std::string>() : dflt;
   };
   GithubContextInput gin;
   gin.workflow = wf->name.empty() ? opt.workflow.filename().string() : wf->name;
@@ -332,7 +332,7 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
   // Reusable workflows: every one the jobs call, read (remote ones fetched
   // once, through the same sources as actions) and checked before any job
   // starts.
-  ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, ex->action_pins,
+  ActionSources actions(opt.state_dir, opt.actions, *lock ? &**lock : nullptr, replay.action_pins,
                         opt.frozen);
   WorkflowFiles workflow_files(opt.state_dir, actions,
                                OwnRepository{source->url, source->commit, source->patch},
@@ -516,57 +516,57 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
   net.state_dir = opt.state_dir;
   if (*lock)
     for (const auto& f : (*lock)->fetches) net.pins[f.url] = f.sha256;
-  for (const auto& [url, sha] : ex->fetch_pins) net.pins[url] = sha;
+  for (const auto& [url, sha] : replay.fetch_pins) net.pins[url] = sha;
   net.refuse_unpinned = opt.frozen && opt.egress_unpinned == "refuse";
   net.inspect = opt.egress_inspect;
   net.ca_files = opt.egress_ca;
   net.run_id = run_id;
   RunNetwork network(std::move(net));  // outlives every job
 
-  NodeRuntimeOnce node_runtime(opt.state_dir, ex->node_runtime_pin);
-  RunShared shared;
-  shared.actions = &actions;
-  shared.node = &node_runtime;
-  shared.frozen = opt.frozen;
-  shared.state_dir = opt.state_dir;
-  shared.run_dir = run_dir;
-  shared.run_id = run_id;
-  shared.workflow = &*wf;
-  shared.lock = *lock ? &**lock : nullptr;
-  shared.default_options = opt.default_options;
-  if (!opt.network.empty()) shared.default_options += " --network " + opt.network;
-  shared.network = &network;
-  shared.executor = exec;
-  shared.images = &images;
-  shared.console = &console;
-  shared.masker = &masker;
-  shared.github = github;
-  shared.vars = base.contexts["vars"];
-  shared.extra_env = opt.env;
-  shared.secrets = opt.secrets;
-  shared.platforms = platforms;
-  shared.hosted = &hosted;
-  shared.repo_name = source->name;
-  shared.source_url = source->url;
-  shared.source_commit = source->commit;
-  shared.dirty_patch = source->patch;
-  shared.source_tree = source->tree;
-  if (source->commit_time > 0) shared.source_date_epoch = source->commit_time;
-  shared.default_env = {{"SOURCE_DATE_EPOCH", std::to_string(shared.source_date_epoch)},
-                        {"TZ", "UTC"},
-                        {"LANG", "C.UTF-8"}};
-  for (const auto& [k, v] : extras.env_defaults) shared.default_env[k] = v;
+  NodeRuntimeOnce node_runtime(opt.state_dir, replay.node_runtime_pin);
+  RunContext context;
+  context.actions = &actions;
+  context.node = &node_runtime;
+  context.frozen = opt.frozen;
+  context.state_dir = opt.state_dir;
+  context.run_dir = run_dir;
+  context.run_id = run_id;
+  context.workflow = &*wf;
+  context.lock = *lock ? &**lock : nullptr;
+  context.default_options = opt.default_options;
+  if (!opt.network.empty()) context.default_options += " --network " + opt.network;
+  context.network = &network;
+  context.executor = exec;
+  context.images = &images;
+  context.console = &console;
+  context.masker = &masker;
+  context.github = github;
+  context.vars = base.contexts["vars"];
+  context.extra_env = opt.env;
+  context.secrets = opt.secrets;
+  context.platforms = platforms;
+  context.hosted = &hosted;
+  context.repo_name = source->name;
+  context.source_url = source->url;
+  context.source_commit = source->commit;
+  context.dirty_patch = source->patch;
+  context.source_tree = source->tree;
+  if (source->commit_time > 0) context.source_date_epoch = source->commit_time;
+  context.default_env = {{"SOURCE_DATE_EPOCH", std::to_string(context.source_date_epoch)},
+                         {"TZ", "UTC"},
+                         {"LANG", "C.UTF-8"}};
+  for (const auto& [k, v] : extras.env_defaults) context.default_env[k] = v;
   auto key = secret_hash_key(opt.state_dir);
   if (!key) return report_error(key.error());
-  shared.secret_key = *key;
-  if (opt.userns) shared.userns = default_user_namespace();
-  if (rootless_userns) shared.userns = rootless_userns;
-  shared.limits_enforced = limits_enforced;
-  shared.expected_docs = ex->expected_docs.empty() ? nullptr : &ex->expected_docs;
-  shared.image_pins = ex->image_pins;
-  shared.until_step = ex->until_step;
-  shared.shell_at_stop = ex->shell;
-  shared.vary = extras.vary;
+  context.secret_key = *key;
+  if (opt.userns) context.userns = default_user_namespace();
+  if (rootless_userns) context.userns = rootless_userns;
+  context.limits_enforced = limits_enforced;
+  context.replay.expected_docs = replay.expected_docs.empty() ? nullptr : &replay.expected_docs;
+  context.replay.image_pins = replay.image_pins;
+  context.replay.until_step = replay.until_step;
+  context.replay.shell_at_stop = replay.shell;
+  context.vary = extras.vary;
   out.run_id = run_id;
   out.run_dir = run_dir;
 
@@ -609,7 +609,7 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
         sched, budget,
         [&](size_t i, const std::vector<JobOutcome>& done, CancelToken& token) {
           RunPlan::Start s = run_plan.start(i, done);
-          return run_job(shared, *s.instance, i, s.position, s.needed, token, *s.report);
+          return run_job(context, *s.instance, i, s.position, s.needed, token, *s.report);
         },
         global, expand);
     interrupted = signals.interrupted();
@@ -665,7 +665,7 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
                  {"platforms", platforms_json},
                  {"jobs", opt.jobs},
                  {"matrix", matrix},
-                 {"until", ex->until_step},
+                 {"until", replay.until_step},
                  {"userns", opt.userns}};
   if (!opt.network.empty()) rec.options["network"] = opt.network;
   if (!opt.vars.empty()) {
@@ -696,7 +696,7 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
                       {"repository_owner", source->identity.owner},
                       {"server_url", source->identity.server_url},
                       {"repository_url", source->identity.clone_url}};
-  rec.secret_key_id = sha256_of(shared.secret_key).hex().substr(0, 16);
+  rec.secret_key_id = sha256_of(context.secret_key).hex().substr(0, 16);
   return exit_code;
 }
 
