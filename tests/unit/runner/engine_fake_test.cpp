@@ -9,8 +9,8 @@
 #include "cache/image_store.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
-#include "runner/run.hpp"
-#include "runner/run_record.hpp"
+#include "runner/engine/run.hpp"
+#include "runner/records/run_record.hpp"
 #include "tests/support/fake_executor.hpp"
 
 namespace lockstep::runner {

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "common/fs.hpp"
-#include "runner/job_internal.hpp"
+#include "runner/engine/job_internal.hpp"
 
 namespace lockstep::runner::detail {
 namespace {

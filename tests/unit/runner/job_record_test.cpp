@@ -1,9 +1,9 @@
-// A job's environment hash from what it covers (runner/job_record.hpp): what
+// A job's environment hash from what it covers (runner/engine/job_record.hpp): what
 // the document says of the container and its secrets, and when the hash moves.
 #include <gtest/gtest.h>
 
 #include "pipeline/env_hash.hpp"
-#include "runner/job_record.hpp"
+#include "runner/engine/job_record.hpp"
 
 namespace lockstep::runner {
 namespace {
