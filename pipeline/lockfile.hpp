@@ -81,7 +81,7 @@ struct Lockfile {
   std::vector<LockedSource> sources;
   std::vector<UnlockableInput> unlockable;
   std::vector<LockedAction> actions;
-  // The digest of lockstep's Node.js runtime (runner/node_runtime.hpp) when
+  // The digest of lockstep's Node.js runtime (runner/engine/node_runtime.hpp) when
   // any job uses actions; empty otherwise.
   std::string node_runtime;
   std::vector<LockedFetch> fetches;  // sorted by URL; not part of staleness

@@ -9,7 +9,7 @@
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/paths.hpp"
-#include "runner/cli.hpp"
+#include "runner/cli/cli.hpp"
 #include "server/agent.hpp"
 #include "server/crypto.hpp"
 #include "server/pg.hpp"

@@ -184,7 +184,7 @@ Status cancel_run_in(pg::Tx& tx, int64_t run, const std::string& reason) {
 }
 
 // What `needs` sees of the jobs `keys` of a run that ended: per job, its
-// cells' results combined as runner/scheduler.hpp's combined() does
+// cells' results combined as runner/engine/scheduler.hpp's combined() does
 // (failure over cancelled over success over skipped) and their outputs from
 // each cell's current attempt's record, later cells winning.
 Result<json> needs_context(pg::Tx& tx, int64_t run, const std::vector<std::string>& keys) {

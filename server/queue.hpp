@@ -65,7 +65,7 @@ struct Claim {
   int64_t run = 0;
   int attempt = 0;
   nlohmann::json plan;
-  // The `needs` context of the job (runner/run.hpp, GivenNeeds): the result
+  // The `needs` context of the job (runner/engine/run.hpp, GivenNeeds): the result
   // of each job it needs (over its matrix cells, ranked as `lockstep run`
   // ranks them) and their outputs; the agent runs the job alone with it.
   nlohmann::json needs = nlohmann::json::object();

@@ -21,7 +21,7 @@
 #include "common/fd.hpp"
 #include "common/fs.hpp"
 #include "common/paths.hpp"
-#include "runner/output.hpp"
+#include "runner/engine/output.hpp"
 #include "server/agent.hpp"
 #include "server/repo_git.hpp"
 

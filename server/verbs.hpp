@@ -3,7 +3,7 @@
 // subcommands) and `agent`.
 #include <vector>
 
-#include "runner/commands.hpp"
+#include "runner/cli/commands.hpp"
 
 namespace lockstep::server {
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common/fs.hpp"
-#include "runner/action_source.hpp"
+#include "runner/engine/action_source.hpp"
 
 namespace fs = std::filesystem;
 using lockstep::runner::ActionsConfig;

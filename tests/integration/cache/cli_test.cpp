@@ -15,8 +15,8 @@
 
 #include "common/fs.hpp"
 #include "common/json.hpp"
-#include "runner/cmd_cache.hpp"
-#include "runner/cmd_image_local.hpp"
+#include "runner/verbs/cmd_cache.hpp"
+#include "runner/verbs/cmd_image_local.hpp"
 
 namespace lockstep::runner {
 namespace {

@@ -2,7 +2,7 @@
 #include <cstdlib>
 
 #include "fixture.hpp"
-#include "runner/cmd_image_pull.hpp"
+#include "runner/verbs/cmd_image_pull.hpp"
 
 namespace lockstep::registry::testing {
 namespace {

@@ -9,7 +9,7 @@
 #include <set>
 
 #include "cache/artifacts.hpp"
-#include "runner/artifact_compare.hpp"
+#include "runner/records/artifact_compare.hpp"
 #include "tests/integration/repro/repro_fixture.hpp"
 #include "tests/support/lockstep_process.hpp"
 

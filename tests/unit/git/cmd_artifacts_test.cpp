@@ -1,5 +1,5 @@
 // `lockstep artifacts <run> [--download DIR]` against a real artifact store.
-#include "runner/cmd_artifacts.hpp"
+#include "runner/verbs/cmd_artifacts.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Comparing one artifact across builds: real files in a real ArtifactStore,
 // real compiler output for the ELF section names, the real diffoscope.
-#include "runner/artifact_compare.hpp"
+#include "runner/records/artifact_compare.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

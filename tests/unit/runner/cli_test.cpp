@@ -1,4 +1,4 @@
-#include "runner/cli.hpp"
+#include "runner/cli/cli.hpp"
 
 #include <gtest/gtest.h>
 

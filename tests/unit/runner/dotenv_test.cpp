@@ -1,7 +1,7 @@
 // --secret-file and --env-file: dotenv syntax, and the one-line form.
 #include <gtest/gtest.h>
 
-#include "runner/run_options.hpp"
+#include "runner/verbs/run_options.hpp"
 
 namespace lockstep::runner {
 namespace {

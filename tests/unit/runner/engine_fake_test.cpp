@@ -9,7 +9,8 @@
 #include "cache/image_store.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
-#include "runner/run.hpp"
+#include "runner/engine/run.hpp"
+#include "runner/records/run_record.hpp"
 #include "tests/support/fake_executor.hpp"
 
 namespace lockstep::runner {
@@ -44,10 +45,9 @@ class EngineFake : public ::testing::Test {
     if (edit) edit(o);
     RunExtras ex;
     ex.executor = &fake_;
-    ex.quiet_summary = true;
-    int rc = run_workflow(o, &ex);
-    if (record) *record = ex.record;
-    return rc;
+    RecordSettings how;
+    how.quiet = true;
+    return finish_run(o, run_workflow(o, ex), how, record);
   }
 
   static const Json& job(const Json& rec, const std::string& name) {

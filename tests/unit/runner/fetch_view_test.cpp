@@ -1,6 +1,6 @@
 // The fetch record for people and for pins: runs show lines, diff lines,
 // lock --fetches pins, verify's unpinned list.
-#include "runner/fetch_view.hpp"
+#include "runner/records/fetch_view.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "runner/github_context.hpp"
+#include "runner/engine/github_context.hpp"
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "common/fs.hpp"
-#include "runner/job_internal.hpp"
+#include "runner/engine/job_internal.hpp"
 
 namespace lockstep::runner::detail {
 namespace {
@@ -21,8 +21,6 @@ std::string console_text(FILE* f) {
 
 struct Fixture {
   explicit Fixture(bool tty) : out(std::tmpfile()), console(out, tty) {
-    run.console = &console;
-    run.masker = &masker;
     auto d = TempDir::create(std::filesystem::temp_directory_path(), "fold");
     EXPECT_TRUE(d);
     dir = std::move(*d);
@@ -31,7 +29,6 @@ struct Fixture {
   FILE* out;
   Console console;
   Masker masker;
-  RunShared run;
   TempDir dir;
 };
 
@@ -47,7 +44,7 @@ void log_group(JobLog& log) {
 TEST(GroupFold, OnATerminalAGroupIsOneLineAndTheLogKeepsEverything) {
   Fixture f(true);
   {
-    JobLog log(f.run, "build", f.dir.path() / "log.txt");
+    JobLog log(f.console, f.masker, "build", f.dir.path() / "log.txt");
     log_group(log);
   }
   std::string shown = console_text(f.out);
@@ -65,7 +62,7 @@ TEST(GroupFold, OnATerminalAGroupIsOneLineAndTheLogKeepsEverything) {
 TEST(GroupFold, ElsewhereTheTitleIsALineAndTheLinesFollow) {
   Fixture f(false);
   {
-    JobLog log(f.run, "build", f.dir.path() / "log.txt");
+    JobLog log(f.console, f.masker, "build", f.dir.path() / "log.txt");
     log_group(log);
   }
   std::string shown = console_text(f.out);
@@ -76,7 +73,7 @@ TEST(GroupFold, ElsewhereTheTitleIsALineAndTheLinesFollow) {
 
 TEST(GroupFold, AnUnclosedGroupIsPrintedWhenTheStepEnds) {
   Fixture f(true);
-  JobLog log(f.run, "build", f.dir.path() / "log.txt");
+  JobLog log(f.console, f.masker, "build", f.dir.path() / "log.txt");
   log.begin_group("Never closed");
   log.line(executor::Stream::kStderr, "oops", std::chrono::system_clock::now());
   log.end_group();

@@ -1,4 +1,4 @@
-#include "runner/hash_files.hpp"
+#include "runner/engine/hash_files.hpp"
 
 #include <fstream>
 

@@ -6,7 +6,7 @@
 #include "common/fs.hpp"
 #include "pipeline/matrix.hpp"
 #include "pipeline/parse.hpp"
-#include "runner/lock_use.hpp"
+#include "runner/engine/lock_use.hpp"
 
 namespace lockstep::runner {
 namespace {

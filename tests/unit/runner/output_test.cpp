@@ -1,4 +1,4 @@
-#include "runner/output.hpp"
+#include "runner/engine/output.hpp"
 
 #include <cstdlib>
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "common/fs.hpp"
-#include "runner/project.hpp"
+#include "runner/engine/project.hpp"
 
 namespace lockstep::runner {
 namespace {

@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "common/fs.hpp"
-#include "runner/html_report.hpp"
-#include "runner/provenance.hpp"
-#include "runner/report.hpp"
+#include "runner/records/html_report.hpp"
+#include "runner/records/provenance.hpp"
+#include "runner/records/report.hpp"
 #include "tests/support/run_record_fixture.hpp"
 
 namespace lockstep::runner {

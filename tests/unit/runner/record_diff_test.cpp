@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "common/fs.hpp"
-#include "runner/cmd_diff.hpp"
-#include "runner/record_read.hpp"
+#include "runner/records/record_read.hpp"
+#include "runner/verbs/cmd_diff.hpp"
 #include "tests/support/run_record_fixture.hpp"
 
 namespace lockstep::runner {

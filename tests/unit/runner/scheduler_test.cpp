@@ -1,4 +1,4 @@
-#include "runner/scheduler.hpp"
+#include "runner/engine/scheduler.hpp"
 
 #include <algorithm>
 #include <atomic>
