@@ -133,7 +133,7 @@ gtest "$sec/executor_security_cgroup_v2_test"
 gtest "$sec/executor_security_limits_test"
 gtest "$sec/executor_security_escape_test"
 # Rootless runs in a delegated scope of a user's systemd manager: limits,
-# OOM, reaping and the warning outside such a scope.
+# OOM, reaping, verify, and the warning outside such a scope.
 gtest "$build/tests/integration/rootless/rootless_delegated_test"
 if [ "$suite" = full ]; then
   gtest "$exe/executor_integration_test"
