@@ -63,10 +63,12 @@ function(lockstep_folder_module name)
   lockstep_module(${name} SOURCES ${srcs} DEPS ${M_DEPS})
 endfunction()
 
-# lockstep_test(NAME SOURCES... DEPS ...): one GoogleTest binary whose tests
-# CTest runs one per process (so they run in parallel and fail independently).
+# lockstep_test(NAME SOURCES... DEPS ... [NO_CTEST]): one GoogleTest binary
+# whose tests CTest runs one per process (so they run in parallel and fail
+# independently). NO_CTEST: built, but run only by a script that provides
+# what the test needs (scripts/test-cgroup2-vm.sh).
 function(lockstep_test name)
-  cmake_parse_arguments(T "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "NO_CTEST" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gmock GTest::gtest_main
                         lockstep_warnings lockstep_sanitizers)
@@ -74,6 +76,9 @@ function(lockstep_test name)
   target_compile_definitions(${name} PRIVATE
     LOCKSTEP_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     LOCKSTEP_BINARY="$<TARGET_FILE:lockstep>")
+  if(T_NO_CTEST)
+    return()
+  endif()
   include(GoogleTest)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
 endfunction()

@@ -81,11 +81,15 @@ binaries=("$build/runner/lockstep")
 for t in tests/integration/executor/executor_integration_test \
   tests/integration/executor-security/executor_security_{cgroup_v2,limits,escape,caps,confinement}_test \
   tests/unit/executor-security/executor_security_unit_test \
-  tests/integration/run/run_integration_test bench/executor/bench_executor; do
+  tests/integration/run/run_integration_test tests/integration/rootless/rootless_delegated_test \
+  bench/executor/bench_executor; do
   [ -x "$build/$t" ] && binaries+=("$build/$t")
 done
+# uidmap, dbus and libpam-systemd: the rootless tests run lockstep as an
+# ordinary user under that user's systemd manager (user@UID.service needs the
+# system bus for logind, and pam_systemd for its runtime directory).
 packages=(systemd linux-image-amd64 kmod busybox-static procps python3 crun runc
-  golang-github-containers-common)
+  golang-github-containers-common uidmap dbus libpam-systemd)
 libs=$(ldd "${binaries[@]}" 2>/dev/null | awk '/=> not found/ { print "missing:" $1 } / => \// { print $3 }' | sort -u)
 case "$libs" in *missing:*) die "unresolved libraries: $(echo "$libs" | grep missing: | tr '\n' ' ')" ;; esac
 for lib in $libs; do

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "cache/artifacts.hpp"
@@ -184,13 +185,26 @@ int cmd_verify(const Args& args) {
     }
   }
   // Without root: the FUSE view of the workspace is mounted under /run,
-  // which only root may, and a cpuset needs a cgroup (docs/rootless.md).
+  // which only root may, and a cpuset needs a cgroup that offers the cpuset
+  // controller (a systemd user manager delegates only pids, memory and cpu;
+  // docs/rootless.md).
   if (running_rootless()) {
     auto roots = executor::CgroupRoots::detect();
+    std::string cpus_why;
+    if (!roots || roots->none) {
+      cpus_why = "no cgroup without root and a delegated subtree";
+    } else if (roots->is_v2()) {
+      auto offered = read_file(roots->unified / "cgroup.controllers");
+      std::istringstream in(offered ? *offered : std::string());
+      bool cpuset = false;
+      for (std::string c; in >> c;) cpuset = cpuset || c == "cpuset";
+      if (!cpuset)
+        cpus_why =
+            "the delegated cgroup " + roots->unified.string() + " offers no cpuset controller";
+    }
     for (const auto& [name, why] :
          {std::pair<std::string, std::string>{"dir-order", "its mount needs root"},
-          {"cpus", roots && !roots->none ? std::string()
-                                         : "no cgroup without root and a delegated subtree"}}) {
+          {"cpus", cpus_why}}) {
       auto it = std::find(vary->begin(), vary->end(), name);
       if (it == vary->end() || why.empty()) continue;
       std::fprintf(stderr, "lockstep: warning: verify: %s is not varied without root: %s\n",

@@ -132,6 +132,9 @@ exe=$build/tests/integration/executor
 gtest "$sec/executor_security_cgroup_v2_test"
 gtest "$sec/executor_security_limits_test"
 gtest "$sec/executor_security_escape_test"
+# Rootless runs in a delegated scope of a user's systemd manager: limits,
+# OOM, reaping, verify, and the warning outside such a scope.
+gtest "$build/tests/integration/rootless/rootless_delegated_test"
 if [ "$suite" = full ]; then
   gtest "$exe/executor_integration_test"
   gtest "$sec/executor_security_caps_test"
