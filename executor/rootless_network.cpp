@@ -63,6 +63,10 @@ constexpr const char* kTunDevice = "/dev/net/tun";
 // ones carry a job's own connections about 4x faster than at 1500 (what
 // rootless podman chooses too). Beyond slirp4netns the host's MTU applies.
 constexpr int kRootlessMtu = 65520;
+// slirp4netns's IPv6 network (its defaults): the router's address and the
+// gateway slirp4netns answers as.
+constexpr const char* kSlirpAddress6 = "fd00::100/64";
+constexpr const char* kSlirpGateway6 = "fd00::2";
 constexpr size_t kMaxMessage = 1 << 16;
 constexpr int kMaxFds = 8;
 
@@ -139,10 +143,26 @@ struct Helper {
     return it->second.get();
   }
 
+  // slirp4netns --enable-ipv6 announces its prefix by router advertisement
+  // only, which the router (forwarding) ignores: its address and default
+  // route are set here, as --configure sets IPv4's, before the fabric looks
+  // for an IPv6 default route.
+  static Status configure_slirp_ipv6() {
+    LS_TRY(detail::write_sysctl("net/ipv6/conf/tap0/accept_ra", "0"));
+    LS_TRY_ASSIGN(auto nl, detail::Netlink::open());
+    LS_TRY_ASSIGN(int tap, nl.link_index("tap0"));
+    LS_TRY(nl.add_address(tap, *detail::IpPrefix::parse(kSlirpAddress6), true));
+    LS_TRY_ASSIGN(auto routes, nl.routes(AF_INET6));
+    for (const auto& r : routes)
+      if (r.dst.prefix == 0) return {};
+    return nl.add_default_route(AF_INET6, *detail::IpPrefix::parse(kSlirpGateway6));
+  }
+
   // The fabric as root has it, plus the host's own addresses: slirp4netns
   // connects from the host, so they are refused here as the host's rules
   // refuse them to root's jobs.
   Status make_fabric(const Json& req) {
+    if (req.value("ipv6", false)) LS_TRY(configure_slirp_ipv6());
     EgressPolicy policy;
     policy.any_public = req.at("any_public").get<bool>();
     for (const auto& c : req.at("cidrs"))
@@ -425,10 +445,11 @@ class RootlessFabric final : public EgressFabric {
   bool ipv6_, uplink_;
 };
 
-// What the host offers: whether it has an IPv4 default route, and its own
-// addresses.
+// What the host offers: whether it has an IPv4 and an IPv6 default route,
+// and its own addresses.
 struct HostView {
   bool uplink = false;
+  bool uplink6 = false;
   std::vector<std::string> addresses;
 };
 
@@ -438,6 +459,9 @@ Result<HostView> host_view() {
   LS_TRY_ASSIGN(auto routes, nl.routes(AF_INET));
   for (const auto& r : routes)
     if (r.dst.prefix == 0) v.uplink = true;
+  LS_TRY_ASSIGN(auto routes6, nl.routes(AF_INET6));
+  for (const auto& r : routes6)
+    if (r.dst.prefix == 0) v.uplink6 = true;
   for (int family : {AF_INET, AF_INET6}) {
     LS_TRY_ASSIGN(auto addrs, nl.addresses(family));
     for (const auto& a : addrs) v.addresses.push_back(a.address());
@@ -451,7 +475,7 @@ Result<HostView> host_view() {
 // inherits) and confine itself (--enable-sandbox: an empty root and no
 // capability but CAP_NET_BIND_SERVICE; --enable-seccomp): it parses every
 // packet a job sends. Ready when it writes to --ready-fd.
-Status start_slirp(Link& link, int userns, bool subordinate, int router, int mtu) {
+Status start_slirp(Link& link, int userns, bool subordinate, int router, int mtu, bool ipv6) {
   int exit_pipe[2], ready_pipe[2];
   if (::pipe2(exit_pipe, O_CLOEXEC) != 0 || ::pipe2(ready_pipe, O_CLOEXEC) != 0)
     return fail_errno("pipe");
@@ -472,6 +496,10 @@ Status start_slirp(Link& link, int userns, bool subordinate, int router, int mtu
                                    "--netns-type=path",
                                    "/proc/self/fd/5",
                                    "tap0"};
+  // IPv6 where the host has it: slirp4netns gives the router fd00::100/64
+  // and a default route through its gateway fd00::2, so the fabric there
+  // turns IPv6 on for jobs as root's does.
+  if (ipv6) args.insert(args.begin() + 1, "--enable-ipv6");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -566,13 +594,15 @@ Result<std::unique_ptr<EgressFabric>> rootless_egress_fabric(const EgressPolicy&
     return what(Error(ready->body.is_object() && ready->body.contains("error")
                           ? ready->body["error"].get<std::string>()
                           : "the helper process ended"));
-  if (auto s = start_slirp(*link, userns, mapping.subordinate, ready->fds[0].get(), kRootlessMtu);
+  if (auto s = start_slirp(*link, userns, mapping.subordinate, ready->fds[0].get(), kRootlessMtu,
+                           host->uplink6);
       !s)
     return what(s.error());
   ready->fds.clear();
   Json cidrs = Json::array();
   for (const auto& c : policy.cidrs) cidrs.push_back({c.cidr, c.port});
   auto info = link->call({{"op", "fabric"},
+                          {"ipv6", host->uplink6},
                           {"any_public", policy.any_public},
                           {"cidrs", cidrs},
                           {"deny", host->addresses}});

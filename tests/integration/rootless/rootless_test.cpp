@@ -431,11 +431,13 @@ TEST_F(RootlessEgress, IsTheDefaultAndRecordsFetchesWithTheirDigests) {
       write("fetch.yml", job(R"WF(      - run: echo "proxy $(curl -fsS http://files.test/hello.txt)"
       - run: cat /etc/resolv.conf; echo "via $HTTP_PROXY"
       - run: echo "raw $(curl -fsS --noproxy '*' http://files.test/hello.txt)"
+      - run: echo "raw6 $(curl -fsS --noproxy '*' -g 'http://[2001:db8:100::10]/hello.txt')"
 )WF"));
   auto r = in_world({"run", wf.string()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (const char* line : {"proxy hello from the test internet", "raw hello from the test internet",
-                           "nameserver 127.0.0.53", "via http://127.0.0.53:3128"})
+  for (const char* line :
+       {"proxy hello from the test internet", "raw hello from the test internet",
+        "raw6 hello from the test internet", "nameserver 127.0.0.53", "via http://127.0.0.53:3128"})
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
 
   auto job = latest_record()["jobs"][0];
@@ -455,9 +457,11 @@ TEST_F(RootlessEgress, IsTheDefaultAndRecordsFetchesWithTheirDigests) {
   // The job's own connection, from the connection tracking of its namespace
   // (the last step's: its byte counts come from the table's final dump,
   // which the helper asks for).
-  int raw = 0;
+  int raw = 0, raw6 = 0;
   for (const auto& c : eg["connections"]) {
     EXPECT_FALSE(c.contains("refused")) << c.dump();
+    // IPv6 as root has it: the host has an IPv6 default route.
+    if (c["proto"] == "tcp" && c["address"] == kWorldServer6 && c["port"] == 80) ++raw6;
     if (c["proto"] != "tcp" || c["address"] != kWorldServer4 || c["port"] != 80) continue;
     ++raw;
     EXPECT_EQ(c["host"], "files.test");
@@ -465,6 +469,7 @@ TEST_F(RootlessEgress, IsTheDefaultAndRecordsFetchesWithTheirDigests) {
     EXPECT_TRUE(c.contains("ended")) << c.dump();
   }
   EXPECT_EQ(raw, 1) << eg.dump(2);
+  EXPECT_EQ(raw6, 1) << eg.dump(2);
   auto show = as_user({"runs", "show", last_run_.filename().string()});
   EXPECT_NE(show.out.find("fetch GET http://files.test/hello.txt  200 " + hello), std::string::npos)
       << show.out;
