@@ -21,11 +21,14 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -146,6 +149,8 @@ struct Relay {
   ChunkedDecoder decoder;
   Sha256 sha;
   uint64_t body_bytes = 0;
+  // Content-Length, when the origin sent one (and no chunked encoding).
+  std::optional<uint64_t> content_length;
   // The body as it goes by, kept in the content store (status 200 only);
   // then the store's hash is the body's (`sha` is used without it).
   std::optional<cache::BlobWriter> blob;
@@ -714,7 +719,12 @@ class JobEgressImpl final : public JobEgress {
       if (resp) {
         rec["status"] = resp->status;
         rec["body_bytes"] = r->body_bytes;
-        bool complete = !r->chunked || r->decoder.done();
+        // A body cut short (the origin closed before Content-Length bytes,
+        // or before the last chunk) is recorded with its digest but never
+        // kept as the URL's content.
+        bool complete = r->chunked ? r->decoder.done()
+                                   : !r->content_length || r->body_bytes == *r->content_length;
+        if (!complete) rec["incomplete"] = true;
         if (!r->blob) {
           rec["sha256"] = r->sha.finish().str();
         } else if (auto d = r->blob_ok ? r->blob->commit() : Result<Digest>(fail("write failed"))) {
@@ -871,6 +881,12 @@ class JobEgressImpl final : public JobEgress {
       }
       auto te = header(resp->headers, "transfer-encoding");
       r.chunked = te && te->find("chunked") != std::string::npos;
+      if (auto cl = header(resp->headers, "content-length"); cl && !r.chunked) {
+        char* rest = nullptr;
+        errno = 0;
+        unsigned long long v = std::strtoull(cl->c_str(), &rest, 10);
+        if (errno == 0 && rest != cl->c_str() && *rest == '\0') r.content_length = v;
+      }
       if (o_.store && resp->status == 200 && !r.head_only) {
         auto w = o_.store->writer();
         if (w) r.blob.emplace(std::move(*w));

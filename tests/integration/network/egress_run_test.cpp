@@ -2,12 +2,17 @@
 // HTTPS and git recorded; refusals named and fast; services by name and
 // localhost in every mode; allow-lists; nothing left behind, not even by a
 // killed runner; bad input refused before anything runs.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "common/digest.hpp"
 #include "egress_fixture.hpp"
@@ -123,6 +128,66 @@ TEST_F(EgressRunTest, DockerfileActionBuildFetchesThroughTheJobsNetwork) {
   for (const auto& f : rec["jobs"][0]["egress"]["fetches"])
     fetched = fetched || (f["kind"] == "http" && f["url"] == "http://files.test/hello.txt");
   EXPECT_TRUE(fetched) << rec["jobs"][0]["egress"].dump(2);
+}
+
+// An origin that closes before its Content-Length: the fetch keeps its
+// digest and byte count but is marked incomplete and never stored, so no
+// pin or replay takes a cut body for the URL's content.
+TEST_F(EgressRunTest, ABodyCutShortIsRecordedIncompleteAndNotStored) {
+  const std::string server = R"PY(
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.51.100.10", 8081))
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+    c.close()
+)PY";
+  pid_t origin = world_->net().spawn(world_->net().world_fd(), {"/usr/bin/python3", "-c", server});
+  ASSERT_GT(origin, 0);
+  // The listener is up when a connection from the world succeeds.
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    world_->net().in_world([&] {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(8081);
+      ::inet_pton(AF_INET, "198.51.100.10", &a.sin_addr);
+      up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(fd);
+    });
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(up) << "the truncating origin did not start";
+  auto r = run(R"WF(on: push
+jobs:
+  cut:
+    runs-on: ubuntu-latest
+    container: localhost/net:test
+    steps:
+      - run: curl -sS http://files.test:8081/short -o /tmp/short || echo "curl exit $?"
+)WF");
+  ::kill(origin, SIGKILL);
+  world_->net().wait(origin);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "curl exit 18")) << r.out;  // curl: partial file
+  int seen = 0;
+  const json rec = record();
+  const json& eg = rec["jobs"][0]["egress"];
+  for (const auto& f : eg["fetches"]) {
+    if (f["url"] != "http://files.test:8081/short") continue;
+    ++seen;
+    EXPECT_EQ(f["status"], 200) << f.dump();
+    EXPECT_EQ(f["body_bytes"], 10) << f.dump();
+    EXPECT_EQ(f["sha256"], sha256_of("0123456789").str()) << f.dump();
+    EXPECT_TRUE(f.contains("incomplete") && f["incomplete"] == true) << f.dump();
+    EXPECT_FALSE(f.contains("stored")) << f.dump();
+  }
+  EXPECT_EQ(seen, 1) << eg.dump(2);
 }
 
 TEST_F(EgressRunTest, RefusalsAreImmediateAndNamedInTheLogAndRecord) {
