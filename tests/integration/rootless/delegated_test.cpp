@@ -124,13 +124,7 @@ class Delegated : public ::testing::Test {
   // Bound into the quota job: it says when it runs and waits to be told to end.
   fs::path gate() const { return tmp_.root() / "gate"; }
 
-  void chown_tree(const fs::path& p) const {
-    ASSERT_EQ(::lchown(p.c_str(), user_->uid(), user_->gid()), 0) << p;
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
-         it.increment(ec))
-      ASSERT_EQ(::lchown(it->path().c_str(), user_->uid(), user_->gid()), 0) << it->path();
-  }
+  void chown_tree(const fs::path& p) const { user_->give_tree(p); }
 
   std::vector<std::string> env() const {
     return {"HOME=" + home().string(),  "XDG_RUNTIME_DIR=/run/user/" + uid(),
@@ -181,10 +175,7 @@ class Delegated : public ::testing::Test {
   }
 
   fs::path write(const std::string& name, const std::string& text) {
-    fs::path p = home() / name;
-    std::ofstream(p) << text;
-    chown_tree(p);
-    return p;
+    return user_->write_file(home() / name, text);
   }
 
   // Every `lockstep` cgroup directory under the user's slice: the parents

@@ -56,13 +56,7 @@ class Rootless : public ::testing::Test {
   // The default state dir of the user (no LOCKSTEP_HOME, no XDG_DATA_HOME).
   fs::path state() const { return home() / ".local/share/lockstep"; }
 
-  void chown_tree(const fs::path& p) const {
-    ASSERT_EQ(::lchown(p.c_str(), user_->uid(), user_->gid()), 0) << p;
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
-         it.increment(ec))
-      ASSERT_EQ(::lchown(it->path().c_str(), user_->uid(), user_->gid()), 0) << it->path();
-  }
+  void chown_tree(const fs::path& p) const { user_->give_tree(p); }
 
   // lockstep as the test's user, in its home, with its default state dir;
   // `wrapper` goes before the binary (e.g. timeout(1)).
@@ -93,10 +87,7 @@ class Rootless : public ::testing::Test {
   }
 
   fs::path write(const std::string& name, const std::string& text) {
-    fs::path p = home() / name;
-    std::ofstream(p) << text;
-    chown_tree(p);
-    return p;
+    return user_->write_file(home() / name, text);
   }
 
   LockstepHome tmp_;

@@ -4,8 +4,11 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "tests/support/lockstep_process.hpp"
@@ -54,6 +57,21 @@ class TestUser {
   // Host id of container id 1.
   uint32_t first_subordinate() const { return first_; }
   gid_t gid() const { return gid_; }
+
+  // Makes `p` and everything under it the user's.
+  void give_tree(const std::filesystem::path& p) const {
+    ASSERT_EQ(::lchown(p.c_str(), uid_, gid_), 0) << p;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(p, ec);
+         !ec && it != std::filesystem::end(it); it.increment(ec))
+      ASSERT_EQ(::lchown(it->path().c_str(), uid_, gid_), 0) << it->path();
+  }
+  // Writes `text` to `p`, a file of the user's.
+  std::filesystem::path write_file(const std::filesystem::path& p, const std::string& text) const {
+    std::ofstream(p) << text;
+    give_tree(p);
+    return p;
+  }
 
  private:
   std::string name_;
