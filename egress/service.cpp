@@ -36,6 +36,7 @@
 #include "cache/blob_store.hpp"
 #include "common/digest.hpp"
 #include "common/fs.hpp"
+#include "common/time.hpp"
 #include "egress/conntrack.hpp"
 #include "egress/dns.hpp"
 #include "egress/http_head.hpp"
@@ -72,15 +73,7 @@ std::vector<std::string> parse_nameservers(const std::string& text) {
 namespace {
 
 std::string timestamp(Clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
+  return rfc3339_ms(t);
 }
 
 // Every address of this host's interfaces (numeric).

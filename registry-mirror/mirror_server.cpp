@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "common/json.hpp"
+#include "common/time.hpp"
 #include "registry-mirror/mirror_blobs.hpp"
 #include "registry-mirror/mirror_manifests.hpp"
 #include "registry-mirror/mirror_route.hpp"
@@ -63,14 +64,7 @@ std::vector<std::unique_ptr<asio::io_context>> make_io_contexts(unsigned n) {
 }
 
 std::string rfc3339_now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  tm t{};
-  ::gmtime_r(&ts.tv_sec, &t);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", t.tm_year + 1900,
-                t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000);
-  return buf;
+  return rfc3339_ms(std::chrono::system_clock::now());
 }
 
 }  // namespace

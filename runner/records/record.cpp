@@ -14,6 +14,7 @@
 #include "cache/artifacts.hpp"
 #include "common/digest.hpp"
 #include "common/fs.hpp"
+#include "common/time.hpp"
 #include "runner/cli/version.hpp"
 
 namespace lockstep::runner {
@@ -21,15 +22,7 @@ namespace fs = std::filesystem;
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   if (t.time_since_epoch().count() == 0) return "";
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
+  return rfc3339_ms(t);
 }
 
 namespace {
