@@ -14,17 +14,12 @@
 #include "common/fd.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
+#include "common/time.hpp"
 
 namespace lockstep::cache {
 namespace fs = std::filesystem;
 
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Status check_name(const std::string& name, std::string_view what) {
   if (name.empty() || name == "." || name == ".." ||
@@ -301,7 +296,7 @@ Result<UploadResult> ArtifactStore::upload(const UploadRequest& req) const {
   }
   LS_TRY(fsync_dir(root_ / "files"));
   info.digest = artifact_digest(info.files);
-  info.created_ms = now_ms();
+  info.created_ms = unix_ms();
   info.retention_days = req.retention_days;
   info.expires_ms =
       req.retention_days > 0 ? info.created_ms + int64_t{req.retention_days} * 86400000 : 0;

@@ -9,17 +9,12 @@
 #include "common/fs.hpp"
 #include "common/json.hpp"
 #include "common/lock_file.hpp"
+#include "common/time.hpp"
 
 namespace lockstep::cache {
 namespace fs = std::filesystem;
 
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct Index {
   uint64_t next_seq = 1;
@@ -136,7 +131,7 @@ Status DepCache::restore(const DepCacheEntry& entry, const std::vector<std::stri
   LS_TRY_ASSIGN(LockFile lock, LockFile::acquire(root_ / "index.lock"));
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
   if (auto it = idx.entries.find(entry.key); it != idx.entries.end()) {
-    it->second.last_used_ms = now_ms();
+    it->second.last_used_ms = unix_ms();
     it->second.used_seq = idx.next_seq++;
     LS_TRY(write_index(root_ / "index.json", idx));
   }
@@ -187,7 +182,7 @@ Result<SaveResult> DepCache::save(const std::string& key, const std::vector<std:
   e.digest = info.digest;
   e.size = info.size;
   e.files = members.size();
-  e.created_ms = e.last_used_ms = now_ms();
+  e.created_ms = e.last_used_ms = unix_ms();
   e.seq = idx.next_seq++;
   e.used_seq = e.seq;
   idx.entries[key] = e;

@@ -18,13 +18,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct ReadFree {
+struct ImportReadFree {
   void operator()(archive* a) const { archive_read_free(a); }
 };
-using ReadPtr = std::unique_ptr<archive, ReadFree>;
+using ImportReadPtr = std::unique_ptr<archive, ImportReadFree>;
 
-Result<ReadPtr> open_tar(const fs::path& p) {
-  ReadPtr a(archive_read_new());
+Result<ImportReadPtr> open_tar(const fs::path& p) {
+  ImportReadPtr a(archive_read_new());
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
@@ -117,7 +117,7 @@ Result<ImportSource> detect_import_source(const fs::path& source) {
   if (fs::is_directory(st))
     return fs::exists(source / "oci-layout") ? ImportSource::kOciLayoutDir
                                              : ImportSource::kRootfsDir;
-  LS_TRY_ASSIGN(ReadPtr a, open_tar(source));
+  LS_TRY_ASSIGN(ImportReadPtr a, open_tar(source));
   archive_entry* e;
   bool manifest = false, layout = false, index = false;
   int r;
@@ -153,7 +153,7 @@ Result<std::vector<ImportedImage>> import_oci_layout(ImageStore& store, const fs
 Result<std::vector<ImportedImage>> import_image_archive(ImageStore& store, const fs::path& tar,
                                                         const std::optional<std::string>& tag) {
   LS_TRY_ASSIGN(StoreLock lock, StoreLock::shared(store.state_dir()));
-  LS_TRY_ASSIGN(ReadPtr a, open_tar(tar));
+  LS_TRY_ASSIGN(ImportReadPtr a, open_tar(tar));
   // One pass: every file goes into the blob store (those named by digest are
   // verified), the few small JSON documents are kept in memory.
   std::map<std::string, Digest> files;

@@ -48,6 +48,14 @@ function(lockstep_module name)
   add_library(${name} STATIC ${M_SOURCES})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${M_DEPS} PRIVATE lockstep_warnings lockstep_sanitizers)
+  # Batches of sources compiled as one unit: the headers every file of a
+  # library includes (nlohmann/json, fmt, spdlog, the standard library) are
+  # parsed once per batch instead of once per file. A file that cannot share
+  # a unit sets SKIP_UNITY_BUILD_INCLUSION in its folder's CMakeLists.txt.
+  if(LOCKSTEP_UNITY_BUILD)
+    set_target_properties(${name} PROPERTIES UNITY_BUILD ON
+                          UNITY_BUILD_BATCH_SIZE ${LOCKSTEP_UNITY_BATCH})
+  endif()
 endfunction()
 
 # lockstep_folder_module(NAME DEPS ...): one static library from every .cpp in

@@ -178,4 +178,10 @@ Status remove_tree(const fs::path& path) {
   return {};
 }
 
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
+  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
+}
+
 }  // namespace lockstep

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 
 namespace lockstep {
 
@@ -47,5 +49,8 @@ class TempDir {
 // Removes a tree without following symlinks or crossing mount points; fixes
 // up permissions of read-only directories on the way. Missing is success.
 Status remove_tree(const std::filesystem::path& path);
+
+// A pipe, both ends close-on-exec: {read end, write end}.
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe();
 
 }  // namespace lockstep

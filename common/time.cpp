@@ -17,4 +17,10 @@ std::string rfc3339_ms(std::chrono::system_clock::time_point t) {
   return out;
 }
 
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace lockstep

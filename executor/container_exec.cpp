@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "common/fs.hpp"
 #include "executor/child_util.hpp"
 #include "executor/container.hpp"
 #include "executor/init.hpp"
@@ -19,12 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
-  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
-}
 
 // Waits for a child through its pidfd; returns its siginfo.
 Result<siginfo_t> wait_pidfd(int pidfd) {

@@ -100,12 +100,6 @@ Result<std::pair<UniqueFd, UniqueFd>> make_channel_pair() {
   return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
 }
 
-Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe");
-  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
-}
-
 // ---- user namespaces (docs/containers.md) ----
 
 // The kernel takes at most 340 lines per map.

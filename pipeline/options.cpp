@@ -8,7 +8,7 @@
 namespace lockstep::pipeline {
 namespace {
 
-tl::unexpected<Error> bad(std::string message) {
+tl::unexpected<Error> bad_option(std::string message) {
   return fail(std::move(message), ErrorKind::kWorkflow);
 }
 
@@ -108,7 +108,8 @@ constexpr OptSpec kOptions[] = {
 Status apply(ContainerOptions& o, const OptSpec& spec, const std::string& v) {
   std::string name(spec.long_name);
   auto invalid = [&](std::string_view expected) {
-    return bad("invalid value '" + v + "' for '" + name + "': expected " + std::string(expected));
+    return bad_option("invalid value '" + v + "' for '" + name + "': expected " +
+                      std::string(expected));
   };
   switch (spec.opt) {
     case Opt::kCpus: {
@@ -136,8 +137,8 @@ Status apply(ContainerOptions& o, const OptSpec& spec, const std::string& v) {
     }
     case Opt::kNetwork:
       if (v != "none" && v != "host" && v != "egress" && v != "bridge") {
-        return bad("unsupported network '" + v +
-                   "' for '--network' (lockstep supports egress, none and host)");
+        return bad_option("unsupported network '" + v +
+                          "' for '--network' (lockstep supports egress, none and host)");
       }
       o.network = v == "bridge" ? "egress" : v;  // docker's name for the same
       return {};
@@ -206,12 +207,12 @@ Result<std::vector<std::string>> split_shell_words(std::string_view text) {
     }
     in_word = true;
     if (c == '\\') {
-      if (i + 1 >= text.size()) return bad("a lone '\\' at the end");
+      if (i + 1 >= text.size()) return bad_option("a lone '\\' at the end");
       if (text[i + 1] != '\n') cur += text[i + 1];
       ++i;
     } else if (c == '\'') {
       size_t end = text.find('\'', i + 1);
-      if (end == std::string_view::npos) return bad("unterminated ' quote");
+      if (end == std::string_view::npos) return bad_option("unterminated ' quote");
       cur.append(text.substr(i + 1, end - i - 1));
       i = end;
     } else if (c == '"') {
@@ -224,7 +225,7 @@ Result<std::vector<std::string>> split_shell_words(std::string_view text) {
         }
         cur += text[j];
       }
-      if (j >= text.size()) return bad("unterminated \" quote");
+      if (j >= text.size()) return bad_option("unterminated \" quote");
       i = j;
     } else {
       cur += c;
@@ -244,7 +245,7 @@ Result<int64_t> parse_size(std::string_view text) {
   char* end = nullptr;
   double value = num.empty() ? -1 : std::strtod(num.c_str(), &end);
   if (num.empty() || *end != '\0' || value < 0 || std::count(num.begin(), num.end(), '.') > 1) {
-    return bad("invalid size '" + std::string(text) + "'");
+    return bad_option("invalid size '" + std::string(text) + "'");
   }
   int64_t mult = 1;
   if (!unit.empty()) {
@@ -268,20 +269,20 @@ Result<int64_t> parse_size(std::string_view text) {
         mult = int64_t{1} << 50;
         break;
       default:
-        return bad("invalid size '" + std::string(text) + "'");
+        return bad_option("invalid size '" + std::string(text) + "'");
     }
     std::string_view rest = unit.substr(1);
     if (mult != 1 && !rest.empty() && (rest[0] == 'i' || rest[0] == 'I')) rest.remove_prefix(1);
     if (mult != 1 && !rest.empty() && (rest[0] == 'b' || rest[0] == 'B')) rest.remove_prefix(1);
-    if (!rest.empty()) return bad("invalid size '" + std::string(text) + "'");
+    if (!rest.empty()) return bad_option("invalid size '" + std::string(text) + "'");
   }
   double bytes = value * static_cast<double>(mult);
-  if (bytes >= 9.2e18) return bad("invalid size '" + std::string(text) + "'");
+  if (bytes >= 9.2e18) return bad_option("invalid size '" + std::string(text) + "'");
   return static_cast<int64_t>(bytes);
 }
 
 Result<int64_t> parse_duration_ms(std::string_view text) {
-  auto invalid = [&] { return bad("invalid duration '" + std::string(text) + "'"); };
+  auto invalid = [&] { return bad_option("invalid duration '" + std::string(text) + "'"); };
   if (text.empty()) return invalid();
   if (text == "0") return 0;
   double total = 0;
@@ -321,12 +322,13 @@ Result<int64_t> parse_duration_ms(std::string_view text) {
 
 Result<ContainerOptions> parse_container_options(std::string_view text) {
   auto words = split_shell_words(text);
-  if (!words) return bad(words.error().message() + " in container options");
+  if (!words) return bad_option(words.error().message() + " in container options");
   ContainerOptions out;
   for (size_t i = 0; i < words->size(); ++i) {
     const std::string& w = (*words)[i];
     if (w.size() < 2 || w[0] != '-') {
-      return bad("unexpected argument '" + w + "' in container options (options start with '-')");
+      return bad_option("unexpected argument '" + w +
+                        "' in container options (options start with '-')");
     }
     std::string name = w;
     std::optional<std::string> value;
@@ -339,10 +341,10 @@ Result<ContainerOptions> parse_container_options(std::string_view text) {
     for (const auto& s : kOptions) {
       if (name == s.long_name || (!s.short_name.empty() && name == s.short_name)) spec = &s;
     }
-    if (!spec) return bad("unknown option '" + name + "' in container options");
+    if (!spec) return bad_option("unknown option '" + name + "' in container options");
     if (!value) {
       if (i + 1 >= words->size()) {
-        return bad("option '" + name + "' needs a value");
+        return bad_option("option '" + name + "' needs a value");
       }
       value = (*words)[++i];
     }

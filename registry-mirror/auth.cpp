@@ -5,15 +5,10 @@
 
 #include "common/fs.hpp"
 #include "common/json.hpp"
+#include "common/text.hpp"
 
 namespace lockstep::registry {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool is_token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) ||
@@ -39,7 +34,7 @@ std::vector<Challenge> parse_www_authenticate(std::string_view h) {
     std::string_view scheme = token();
     if (scheme.empty()) break;
     Challenge c;
-    c.scheme = lower(scheme);
+    c.scheme = ascii_lower(scheme);
     // auth-params: name=value or name="quoted", separated by commas. A token
     // followed by a space and another token starts the next challenge.
     while (i < h.size()) {
@@ -64,7 +59,7 @@ std::vector<Challenge> parse_www_authenticate(std::string_view h) {
       } else {
         value = std::string(token());
       }
-      c.params[lower(name)] = value;
+      c.params[ascii_lower(name)] = value;
       skip_ws();
       if (i < h.size() && h[i] == ',') ++i;
     }
@@ -145,7 +140,7 @@ std::string normalize_auth_key(std::string_view key) {
   std::string_view k = key;
   if (size_t p = k.find("://"); p != std::string_view::npos) k = k.substr(p + 3);
   k = k.substr(0, k.find('/'));
-  std::string host = lower(k);
+  std::string host = ascii_lower(k);
   if (host == "index.docker.io" || host == "registry-1.docker.io" || host == "registry.docker.io")
     host = "docker.io";
   return host;

@@ -1,4 +1,5 @@
 #include "registry-mirror/http.hpp"
+#include "common/text.hpp"
 
 #include <curl/curl.h>
 
@@ -12,12 +13,6 @@ namespace {
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 std::string trim(std::string_view s) {
@@ -45,7 +40,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     t->resp->headers.clear();
     t->status_known = false;
   } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-    t->resp->headers.emplace_back(lower(trim(line.substr(0, colon))), trim(line.substr(colon + 1)));
+    t->resp->headers.emplace_back(ascii_lower(trim(line.substr(0, colon))),
+                                  trim(line.substr(colon + 1)));
   }
   return size * n;
 }
@@ -86,7 +82,7 @@ size_t on_write(char* data, size_t size, size_t n, void* user) {
 }  // namespace
 
 std::optional<std::string> HttpResponse::header(std::string_view name) const {
-  std::string n = lower(name);
+  std::string n = ascii_lower(name);
   for (auto it = headers.rbegin(); it != headers.rend(); ++it)
     if (it->first == n) return it->second;
   return std::nullopt;
@@ -179,7 +175,8 @@ std::string url_origin(std::string_view url) {
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     curl_url_get(u, CURLUPART_HOST, &host, 0);
     curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    if (scheme && host) out = lower(scheme) + "://" + lower(host) + ":" + (port ? port : "");
+    if (scheme && host)
+      out = ascii_lower(scheme) + "://" + ascii_lower(host) + ":" + (port ? port : "");
     curl_free(scheme);
     curl_free(host);
     curl_free(port);

@@ -76,17 +76,6 @@ Route bad_request(std::string code, std::string message) {
 
 }  // namespace
 
-bool valid_tag(std::string_view tag) {
-  if (tag.empty() || tag.size() > 128) return false;
-  auto word = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-  };
-  if (!word(tag[0])) return false;
-  for (char c : tag)
-    if (!word(c) && c != '.' && c != '-') return false;
-  return true;
-}
-
 bool valid_digest_syntax(std::string_view reference) {
   // algorithm: [a-z0-9]+ ([+._-] [a-z0-9]+)* ; encoded: [a-zA-Z0-9=_-]+
   size_t colon = reference.find(':');

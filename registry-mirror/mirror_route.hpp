@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/digest.hpp"
+#include "registry-mirror/reference.hpp"
 
 namespace lockstep::registry {
 
@@ -66,9 +67,8 @@ struct RouteTable {
 // (it names the tag's record file: "../" must never get there).
 Route route_request(std::string_view target, const RouteTable& table);
 
-// The distribution spec's grammar: a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127};
-// a digest is algorithm ":" encoded ("sha256:<hex>", "sha512:...").
-bool valid_tag(std::string_view tag);
+// The distribution spec's grammar: a digest is algorithm ":" encoded
+// ("sha256:<hex>", "sha512:..."); a tag: valid_tag (reference.hpp).
 bool valid_digest_syntax(std::string_view reference);
 
 // A Range header value, "bytes=a-b", "bytes=a-" or "bytes=-n" (one range,

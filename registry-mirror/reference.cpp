@@ -1,4 +1,5 @@
 #include "registry-mirror/reference.hpp"
+#include "common/text.hpp"
 
 #include <arpa/inet.h>
 
@@ -15,7 +16,7 @@ bool is_lower_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 bool is_alnum(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0;
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 bool is_word(char c) {
   return is_alnum(c) || c == '_';
@@ -23,12 +24,6 @@ bool is_word(char c) {
 bool has_upper(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // component := [a-z0-9]+ ( ( [._] | __ | -+ ) [a-z0-9]+ )*
 bool valid_path_component(std::string_view c) {
   size_t i = 0;
@@ -111,11 +106,6 @@ bool valid_domain(std::string_view d) {
   return true;
 }
 
-bool valid_tag(std::string_view t) {
-  if (t.empty() || t.size() > kTagLengthMax || !is_word(t.front())) return false;
-  return std::all_of(t.begin(), t.end(), [](char c) { return is_word(c) || c == '.' || c == '-'; });
-}
-
 bool is_hex64(std::string_view s) {
   return s.size() == 64 &&
          std::all_of(s.begin(), s.end(), [](char c) { return is_lower_alnum(c) && c <= 'f'; });
@@ -144,6 +134,11 @@ void split_domain(std::string_view s, std::string& domain, std::string& rest) {
 }
 
 }  // namespace
+
+bool valid_tag(std::string_view t) {
+  if (t.empty() || t.size() > kTagLengthMax || !is_word(t.front())) return false;
+  return std::all_of(t.begin(), t.end(), [](char c) { return is_word(c) || c == '.' || c == '-'; });
+}
 
 Result<Reference> Reference::parse(std::string_view text) {
   auto bad = [&](std::string_view why) {
@@ -186,7 +181,7 @@ Result<Reference> Reference::parse(std::string_view text) {
     ref.tag = tag;
   }
   if (has_upper(path)) {
-    if (valid_path(lower(path))) return bad("repository name must be lowercase");
+    if (valid_path(ascii_lower(path))) return bad("repository name must be lowercase");
   }
   if (!valid_path(path)) {
     if (path.empty() || path.back() == '/' || path.front() == '/')

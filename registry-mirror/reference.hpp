@@ -56,4 +56,7 @@ struct Reference {
 // registries spoken to over plain HTTP without being marked insecure.
 bool is_loopback_registry(std::string_view domain);
 
+// The distribution spec's grammar for a tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}.
+bool valid_tag(std::string_view tag);
+
 }  // namespace lockstep::registry

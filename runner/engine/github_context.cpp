@@ -5,16 +5,11 @@
 #include <vector>
 
 #include "cache/git_worktree.hpp"
+#include "common/text.hpp"
 
 namespace lockstep::runner {
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // "host:port" or "[v6]:port" (credentials already dropped).
 std::pair<std::string, std::string> split_host_port(const std::string& authority) {
@@ -38,7 +33,7 @@ std::optional<RepositoryIdentity> identity_from_remote(std::string_view text) {
   while (!url.empty() && std::isspace(static_cast<unsigned char>(url.back()))) url.pop_back();
   std::string scheme, authority, path;
   if (auto sep = url.find("://"); sep != std::string::npos) {
-    scheme = lower(url.substr(0, sep));
+    scheme = ascii_lower(url.substr(0, sep));
     if (scheme == "git+ssh" || scheme == "ssh+git") scheme = "ssh";
     if (scheme != "https" && scheme != "http" && scheme != "ssh" && scheme != "git")
       return std::nullopt;  // file://, a transport of its own
@@ -60,7 +55,7 @@ std::optional<RepositoryIdentity> identity_from_remote(std::string_view text) {
   }
   if (auto at = authority.rfind('@'); at != std::string::npos) authority.erase(0, at + 1);
   auto [host, port] = split_host_port(authority);
-  host = lower(host);
+  host = ascii_lower(host);
   if (host.empty()) return std::nullopt;
   // A query or fragment is no part of the repository's path.
   if (auto q = path.find_first_of("?#"); q != std::string::npos) path.resize(q);

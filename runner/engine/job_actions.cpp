@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/text.hpp"
 #include "pipeline/action.hpp"
 #include "pipeline/options.hpp"
 #include "runner/engine/dockerfile_action.hpp"
@@ -17,17 +18,12 @@ namespace lockstep::runner::detail {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // A value of `inputs` by name, case-insensitively as GitHub matches them.
 const std::string* find_input(const std::map<std::string, std::string>& inputs,
                               const std::string& name) {
-  std::string want = lower(name);
+  std::string want = ascii_lower(name);
   for (const auto& [k, v] : inputs)
-    if (lower(k) == want) return &v;
+    if (ascii_lower(k) == want) return &v;
   return nullptr;
 }
 
@@ -216,10 +212,10 @@ Result<std::map<std::string, std::string>> JobExecution::action_inputs(
   for (const auto& [k, v] : out) {
     const pipeline::ActionInput* in = nullptr;
     for (const auto& i : m.inputs)
-      if (lower(i.name) == lower(k)) in = &i;
+      if (ascii_lower(i.name) == ascii_lower(k)) in = &i;
     if (!in) {
       bool docker_arg = m.kind == pipeline::ActionKind::kDocker &&
-                        (lower(k) == "args" || lower(k) == "entrypoint");
+                        (ascii_lower(k) == "args" || ascii_lower(k) == "entrypoint");
       if (!docker_arg) unexpected.push_back(k);
     } else if (!in->deprecation.empty()) {
       log_->note("warning: Input '" + k + "' has been deprecated with message: " + in->deprecation);
@@ -440,7 +436,7 @@ Result<executor::ProcessResult> JobExecution::run_node(
     injected["GITHUB_ACTION_REF"] = a.ref.ref;
   }
   io.allow_unsecure = env.count("ACTIONS_ALLOW_UNSECURE_COMMANDS") &&
-                      lower(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"]) == "true";
+                      ascii_lower(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"]) == "true";
   executor::ProcessSpec ps;
   ps.argv = {std::string(kNodeMount) + "/bin/node", a.dir + "/" + script};
   ps.env = job_env_.process_env(std::move(env), injected, default_path_);
@@ -683,7 +679,7 @@ Result<executor::ProcessResult> JobExecution::run_docker(
     injected["GITHUB_ACTION_REF"] = a->ref.ref;
   }
   io.allow_unsecure = env.count("ACTIONS_ALLOW_UNSECURE_COMMANDS") &&
-                      lower(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"]) == "true";
+                      ascii_lower(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"]) == "true";
   executor::ProcessSpec ps;
   ps.argv = std::move(argv);
   // The image's PATH, not the job image's.

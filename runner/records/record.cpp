@@ -337,7 +337,7 @@ Status save_record(const fs::path& state_dir, const fs::path& run_dir, const Jso
         .text(4, json_str(record, "started_at"))
         .integer(5, record.value("duration_ms", int64_t{0}))
         .text(6, json_str(record, "result"))
-        .integer(7, record.value("exit_code", 0))
+        .integer(7, json_int(record, "exit_code"))
         .text(8, commit)
         .text(9, file.string());
     if (run.step() != SQLITE_DONE) {

@@ -35,7 +35,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const CommandLine& command_line() {
+const CommandLine& lock_command_line() {
   static const CommandLine cl(
       "lockstep lock [WORKFLOW] [options]",
       "Resolves every image (job containers, services, runs-on mappings), every\n"
@@ -136,7 +136,7 @@ Status lock_actions(const LockOptions& o, ActionSources& sources, const pipeline
 }
 
 Result<LockOptions> parse_options(const std::vector<std::string>& args) {
-  LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
+  LS_TRY_ASSIGN(ParsedArgs p, lock_command_line().parse(args));
   LockOptions o;
   LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
   o.output = p.get("output").value_or("");
@@ -326,7 +326,7 @@ Result<pipeline::Lockfile> resolve_lock(const LockOptions& o, const fs::path& lo
 
 int cmd_lock(const std::vector<std::string>& args) {
   if (CommandLine::wants_help(args)) {
-    std::fputs(command_line().help().c_str(), stdout);
+    std::fputs(lock_command_line().help().c_str(), stdout);
     return 0;
   }
   auto o = parse_options(args);

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const CommandLine& command_line() {
+const CommandLine& run_command_line() {
   static const CommandLine cl(
       "lockstep run [WORKFLOW] [options]",
       "Runs a GitHub Actions workflow, every job in its own container.\n"
@@ -67,7 +67,7 @@ const CommandLine& command_line() {
 }
 
 Result<RunOptions> parse_options(const Args& args) {
-  LS_TRY_ASSIGN(ParsedArgs p, command_line().parse(args));
+  LS_TRY_ASSIGN(ParsedArgs p, run_command_line().parse(args));
   RunOptions o;
   LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
   LS_TRY(add_selection_options(p, o));
@@ -123,7 +123,7 @@ Result<RunOptions> parse_options(const Args& args) {
 
 int cmd_run(const Args& args) {
   if (CommandLine::wants_help(args)) {
-    std::fputs(command_line().help().c_str(), stdout);
+    std::fputs(run_command_line().help().c_str(), stdout);
     return 0;
   }
   auto o = parse_options(args);

@@ -20,7 +20,7 @@ namespace lockstep::runner {
 
 namespace {
 
-const CommandLine& command_line() {
+const CommandLine& shell_command_line() {
   static const CommandLine cl(
       "lockstep shell IMAGE [options] [-- COMMAND...]",
       "Opens an interactive shell (or COMMAND) in a new container from IMAGE.\n"
@@ -41,10 +41,10 @@ const CommandLine& command_line() {
 
 int cmd_shell(const Args& args) {
   if (CommandLine::wants_help(args)) {
-    std::fputs(command_line().help().c_str(), stdout);
+    std::fputs(shell_command_line().help().c_str(), stdout);
     return 0;
   }
-  auto p = command_line().parse(args);
+  auto p = shell_command_line().parse(args);
   if (!p) return report_error(p.error());
   if (p->positionals.empty()) return usage_error("lockstep shell: missing IMAGE");
   std::string image = p->positionals[0];
