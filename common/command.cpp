@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,7 +16,8 @@ extern char** environ;
 namespace lockstep {
 
 Result<CommandOutput> run_command(const std::vector<std::string>& argv,
-                                  const std::vector<std::string>& extra_env, int netns_fd) {
+                                  const std::vector<std::string>& extra_env, int netns_fd,
+                                  int userns_fd) {
   if (argv.empty()) return fail("run_command: empty argv", ErrorKind::kUsage);
   int out_pipe[2], err_pipe[2], exec_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return fail_errno("pipe");
@@ -66,12 +68,21 @@ Result<CommandOutput> run_command(const std::vector<std::string>& argv,
     ::dup2(out_w.get(), 1);
     ::dup2(err_w.get(), 2);
     int err = ENOENT;
-    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) {
+    auto die = [&] {
       err = errno;
       ssize_t ignored = ::write(exec_w.get(), &err, sizeof err);
       (void)ignored;
       ::_exit(127);
+    };
+    if (userns_fd >= 0) {
+      // Raw system calls: glibc's set*id would wait for the parent's other
+      // threads, which do not exist in this child. setgroups is refused
+      // where the mapping is the user's own id alone: the groups stay.
+      if (::setns(userns_fd, CLONE_NEWUSER) != 0) die();
+      (void)::syscall(SYS_setgroups, 0, nullptr);
+      if (::syscall(SYS_setresgid, 0, 0, 0) != 0 || ::syscall(SYS_setresuid, 0, 0, 0) != 0) die();
     }
+    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) die();
     for (auto& c : candidates) {
       ::execve(c.c_str(), args.data(), envp.data());
       if (errno != ENOENT) err = errno;

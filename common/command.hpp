@@ -20,9 +20,11 @@ struct CommandOutput {
 // entries win). Fails only when the program could not be started; its exit
 // code is data.
 // `netns_fd` (>= 0): the program runs in that network namespace (setns
-// before exec).
+// before exec). `userns_fd` (>= 0): it runs as root (uid and gid 0) of that
+// user namespace, joined first, so that a network namespace the user
+// namespace owns can then be joined without root (rootless_userns_fd()).
 Result<CommandOutput> run_command(const std::vector<std::string>& argv,
-                                  const std::vector<std::string>& extra_env = {},
-                                  int netns_fd = -1);
+                                  const std::vector<std::string>& extra_env = {}, int netns_fd = -1,
+                                  int userns_fd = -1);
 
 }  // namespace lockstep

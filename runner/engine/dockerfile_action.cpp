@@ -10,16 +10,13 @@
 #include "common/digest.hpp"
 #include "common/fs.hpp"
 #include "common/lock_file.hpp"
+#include "common/text.hpp"
+#include "common/userns.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::vector<std::string> words(const std::string& s) {
   std::istringstream in(s);
@@ -54,7 +51,7 @@ Result<std::string> tree_digest(const fs::path& dir) {
 
 std::string tag_name(const std::string& name) {
   std::string out;
-  for (char c : lower(name))
+  for (char c : ascii_lower(name))
     out += (std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' || c == '.' ||
             c == '_')
                ? c
@@ -76,7 +73,7 @@ Result<std::string> rewrite_from_lines(const std::string& dockerfile,
     std::string t = logical;
     size_t b = t.find_first_not_of(" \t");
     std::vector<std::string> w = words(t);
-    if (b == std::string::npos || t[b] == '#' || w.empty() || lower(w[0]) != "from") {
+    if (b == std::string::npos || t[b] == '#' || w.empty() || ascii_lower(w[0]) != "from") {
       out += logical;
       return {};
     }
@@ -94,15 +91,15 @@ Result<std::string> rewrite_from_lines(const std::string& dockerfile,
                   ErrorKind::kWorkflow);
     std::string image = toks[i++];
     std::string alias;
-    if (i + 1 < toks.size() && lower(toks[i]) == "as") alias = toks[i + 1];
+    if (i + 1 < toks.size() && ascii_lower(toks[i]) == "as") alias = toks[i + 1];
     if (image.find('$') != std::string::npos)
       return fail("Dockerfile line " + std::to_string(start) + ": FROM " + image +
                       " uses a build argument, which lockstep does not support in action "
                       "Dockerfiles",
                   ErrorKind::kUnsupported);
-    bool internal = lower(image) == "scratch" ||
-                    std::find(stages.begin(), stages.end(), lower(image)) != stages.end();
-    if (!alias.empty()) stages.push_back(lower(alias));
+    bool internal = ascii_lower(image) == "scratch" ||
+                    std::find(stages.begin(), stages.end(), ascii_lower(image)) != stages.end();
+    if (!alias.empty()) stages.push_back(ascii_lower(alias));
     if (internal) {
       out += logical;
       return {};
@@ -190,6 +187,14 @@ Result<BuiltImage> build_dockerfile_action(ImageResolver& images, const Dockerfi
   fs::path file = tmp.path() / "Dockerfile";
   LS_TRY(write_file(file, rewritten));
   if (req.note) req.note("building " + out.tag + " from " + req.dockerfile);
+  // Without root, buildah runs as root of lockstep's user namespace: the
+  // subordinate ids the image's files belong to are mapped there, and the
+  // job's network namespace (which that user namespace owns) can be joined,
+  // so egress builds fetch through the job's proxy as they do with root.
+  int userns = -1;
+  if (running_rootless()) {
+    LS_TRY_ASSIGN(userns, rootless_userns_fd());
+  }
   std::vector<std::string> storage = {"--root",           (tmp.path() / "root").string(),
                                       "--runroot",        (tmp.path() / "run").string(),
                                       "--storage-driver", "vfs"};
@@ -205,7 +210,7 @@ Result<BuiltImage> build_dockerfile_action(ImageResolver& images, const Dockerfi
   // Flags as --name=value: several of buildah's take an optional value.
   bud.insert(bud.end(), {"bud", "--quiet", "--isolation=chroot", "--pull=never", "--network=host",
                          "--timestamp=" + std::to_string(req.timestamp), "--file=" + file.string(),
-                         "--tag=lockstep-build:latest"});
+                         "--tag=localhost/lockstep-build:latest"});
   if (req.network == "egress") {
     bud.push_back("--dns=127.0.0.53");
     // Docker predefines these build arguments: RUN sees them without ARG.
@@ -213,8 +218,9 @@ Result<BuiltImage> build_dockerfile_action(ImageResolver& images, const Dockerfi
       bud.push_back("--build-arg=" + name + "=" + value);
   }
   bud.push_back(req.context.string());
-  LS_TRY_ASSIGN(CommandOutput built, run_command(bud, {"BUILDAH_LAYERS=false"},
-                                                 req.network == "egress" ? req.netns_fd : -1));
+  LS_TRY_ASSIGN(CommandOutput built,
+                run_command(bud, {"BUILDAH_LAYERS=false"},
+                            req.network == "egress" ? req.netns_fd : -1, userns));
   if (built.exit_code != 0) {
     std::string tail = built.err.empty() ? built.out : built.err;
     while (!tail.empty() && tail.back() == '\n') tail.pop_back();
@@ -225,8 +231,8 @@ Result<BuiltImage> build_dockerfile_action(ImageResolver& images, const Dockerfi
   std::vector<std::string> push = {"buildah"};
   push.insert(push.end(), storage.begin(), storage.end());
   push.insert(push.end(),
-              {"push", "--quiet", "lockstep-build:latest", "oci-archive:" + archive.string()});
-  LS_TRY_ASSIGN(CommandOutput pushed, run_command(push));
+              {"push", "--quiet", "localhost/lockstep-build:latest", "oci-archive:" + archive.string()});
+  LS_TRY_ASSIGN(CommandOutput pushed, run_command(push, {}, -1, userns));
   if (pushed.exit_code != 0) return fail("buildah push: " + pushed.err);
   LS_TRY_ASSIGN(auto imported, cache::import_any(store, archive, out.tag));
   if (imported.empty()) return fail("the built image of " + req.name + " is empty");

@@ -466,6 +466,53 @@ TEST_F(RootlessEgress, IsTheDefaultAndRecordsFetchesWithTheirDigests) {
       << show.out;
 }
 
+// A Docker action built from its Dockerfile without root: buildah runs as
+// root of lockstep's user namespace, in the job's namespace, so RUN fetches
+// through the job's proxy and the fetch is in the job's record, as with root.
+// Under none the build has no network at all.
+TEST_F(RootlessEgress, ADockerfileActionBuildsAndItsFetchIsRecorded) {
+  ASSERT_TRUE(fs::exists("/usr/bin/buildah")) << "install Debian's buildah";
+  fs::path action = home() / "forge" / "octo" / "fetcher";
+  fs::create_directories(action);
+  write("forge/octo/fetcher/action.yml",
+        "name: fetcher\nruns:\n  using: docker\n  image: Dockerfile\n");
+  write("forge/octo/fetcher/Dockerfile",
+        "FROM localhost/net:test\n"
+        "RUN wget -q -O /fetched http://files.test/hello.txt || echo offline > /fetched\n"
+        "ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo built with: $(cat /fetched)\"]\n");
+  for (std::vector<std::string> a :
+       std::vector<std::vector<std::string>>{{"init", "-q", "-b", "main"},
+                                             {"add", "-A"},
+                                             {"commit", "-qm", "fetcher"},
+                                             {"tag", "v1"}}) {
+    a.insert(a.begin(),
+             {"/usr/bin/git", "-C", action.string(), "-c", "user.name=t", "-c", "user.email=t@e"});
+    auto g = run_process(a);
+    ASSERT_EQ(g.exit_code, 0) << g.err;
+  }
+  chown_tree(home() / "forge");
+  auto wf = write("docker.yml", job("      - uses: octo/fetcher@v1\n"));
+  auto r = in_world({"run", wf.string(), "--actions-url", (home() / "forge").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("built with: hello from the test internet"), std::string::npos) << r.out;
+  bool fetched = false;
+  auto eg = latest_record()["jobs"][0]["egress"];
+  for (const auto& f : eg["fetches"])
+    fetched = fetched || (f["kind"] == "http" && f["url"] == "http://files.test/hello.txt");
+  EXPECT_TRUE(fetched) << eg.dump(2);
+
+  // The same action under none: the build's RUN reaches nothing (a new
+  // image: the network is part of the build's identity).
+  r = in_world(
+      {"run", wf.string(), "--actions-url", (home() / "forge").string(), "--network", "none"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("built with: offline"), std::string::npos) << r.out;
+  // Nothing of the builds is left that the user could not remove.
+  auto leftover = run_process({"/usr/bin/find", (state() / "tmp" / "builds").string(), "-mindepth",
+                               "1", "-maxdepth", "1", "-name", "build-*"});
+  EXPECT_EQ(leftover.out, "") << leftover.out;
+}
+
 TEST_F(RootlessEgress, TheHostMetadataAndPrivateRangesAreRefusedAtOnce) {
   // A server on every address of the host namespace, its loopback included.
   UniqueFd server;
