@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <net/if.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -145,13 +147,25 @@ class LinuxFabric final : public EgressFabric {
     pool_cv_.notify_all();
     if (refill_.joinable()) refill_.join();
     pool_.clear();
+    // Kept for the keeper's next job: the bridge and the table stay; closing
+    // the use file lets the next job's process take them over.
+    if (keeper_ > 0 && process_alive(keeper_, keeper_start_)) return;
     auto lock = LockFile::acquire(dir_ / ".lock");
     {
       std::lock_guard lk(core_->mu);
       (void)remove_fabric_objects(core_->key);
     }
     ::unlink((dir_ / (core_->key + ".json")).c_str());
+    if (use_) ::unlink(fabric_use_file(dir_, core_->key).c_str());
     (void)reap_and_list(dir_);
+  }
+
+  // This process uses a fabric it keeps for `keeper` (the lock on its use
+  // file held in `use`).
+  void keep_for(pid_t keeper, uint64_t keeper_start, UniqueFd use) {
+    keeper_ = keeper;
+    keeper_start_ = keeper_start;
+    use_ = std::move(use);
   }
 
   // Namespaces are made ahead, on a thread of their own, so that a job's
@@ -296,7 +310,29 @@ class LinuxFabric final : public EgressFabric {
   bool stop_ = false;
   size_t requests_ = 0;
   std::thread refill_;
+  pid_t keeper_ = 0;
+  uint64_t keeper_start_ = 0;
+  UniqueFd use_;
 };
+
+// Which jobs may take a kept fabric over: those whose policy and host facts
+// would have made the same one.
+std::string kept_policy_key(const EgressPolicy& policy, bool ipv6, int mtu) {
+  std::string k = std::string(policy.any_public ? "public" : "listed") + (ipv6 ? " ipv6" : "") +
+                  " mtu " + std::to_string(mtu);
+  std::vector<std::string> cidrs;
+  for (const auto& c : policy.cidrs) cidrs.push_back(c.cidr + ":" + std::to_string(c.port));
+  std::sort(cidrs.begin(), cidrs.end());
+  for (const auto& c : cidrs) k += " " + c;
+  return k;
+}
+
+// The use file of a fabric, locked; an empty fd when another process holds it.
+UniqueFd lock_use_file(const fs::path& dir, const std::string& key) {
+  UniqueFd use(::open(fabric_use_file(dir, key).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!use || ::flock(use.get(), LOCK_EX | LOCK_NB) != 0) return UniqueFd();
+  return use;
+}
 
 std::string random_key() {
   std::random_device rd;
@@ -308,7 +344,8 @@ std::string random_key() {
 }  // namespace
 }  // namespace detail
 
-Result<std::unique_ptr<EgressFabric>> EgressFabric::create(const EgressPolicy& policy) {
+Result<std::unique_ptr<EgressFabric>> EgressFabric::create(const EgressPolicy& policy,
+                                                           pid_t keeper) {
   using namespace detail;
   for (const auto& c : policy.cidrs)
     if (!IpPrefix::parse(c.cidr))
@@ -335,6 +372,38 @@ Result<std::unique_ptr<EgressFabric>> EgressFabric::create(const EgressPolicy& p
   LS_TRY_ASSIGN(auto links, h.links());
   for (const auto& l : links)
     if (l.index == uplink && l.mtu > 0) core->mtu = l.mtu;
+
+  // A fabric the keeper kept for this policy, which no process uses now.
+  uint64_t keeper_start = keeper > 0 ? process_start_time(keeper).value_or(0) : 0;
+  if (keeper_start == 0) keeper = 0;
+  std::string policy_key = keeper > 0 ? kept_policy_key(policy, core->ipv6, core->mtu) : "";
+  for (const auto& f : live) {
+    if (keeper == 0) break;
+    if (f.keeper_pid != keeper || f.keeper_start != keeper_start || f.policy != policy_key)
+      continue;
+    UniqueFd use = lock_use_file(dir, f.key);
+    if (!use) continue;
+    auto br = h.link_index(bridge_name(f.key));
+    if (!br) continue;  // broken: left to release_kept_networks() or a reaper
+    // Interfaces of an earlier job of the keeper's whose process was killed.
+    for (const auto& l : links)
+      if (l.name.rfind(veth_prefix(f.key), 0) == 0) (void)h.delete_link(l.name);
+    FabricState st = f;
+    st.owner_pid = ::getpid();
+    st.owner_start = process_start_time(st.owner_pid).value_or(0);
+    LS_TRY(rewrite_fabric_state(dir / (f.key + ".json"), st));
+    core->index = f.index;
+    core->subnet4 = subnet4_of(f.index);
+    if (core->ipv6) core->subnet6 = subnet6_of(f.index);
+    for (int i = 2; i < 255; ++i) core->free_hosts.insert(i);
+    core->key = f.key;
+    core->bridge = bridge_name(f.key);
+    core->table = table_name(f.key);
+    core->bridge_index = *br;
+    auto fabric = std::make_unique<LinuxFabric>(core, dir);
+    fabric->keep_for(keeper, keeper_start, std::move(use));
+    return std::unique_ptr<EgressFabric>(std::move(fabric));
+  }
 
   // A subnet no live fabric uses and no route or address of the host overlaps.
   std::set<int> used;
@@ -365,6 +434,9 @@ Result<std::unique_ptr<EgressFabric>> EgressFabric::create(const EgressPolicy& p
   st.owner_pid = ::getpid();
   st.owner_start = process_start_time(st.owner_pid).value_or(0);
   st.index = index;
+  st.keeper_pid = keeper;
+  st.keeper_start = keeper_start;
+  st.policy = policy_key;
   for (int attempt = 0;; ++attempt) {
     st.key = random_key();
     auto w = write_fabric_state(dir / (st.key + ".json"), st);
@@ -376,6 +448,13 @@ Result<std::unique_ptr<EgressFabric>> EgressFabric::create(const EgressPolicy& p
   core->table = table_name(st.key);
   // From here the fabric's destructor removes whatever exists.
   auto fabric = std::make_unique<LinuxFabric>(core, dir);
+  UniqueFd use_for_keep;
+  if (keeper > 0) {
+    // Kept only once it is complete: the keep starts after setup below.
+    UniqueFd use = lock_use_file(dir, st.key);
+    if (!use) return fail("network egress: lock " + fabric_use_file(dir, st.key).string());
+    use_for_keep = std::move(use);
+  }
   auto setup = [&]() -> Status {
     LS_TRY(h.create_bridge(core->bridge, core->mtu));
     LS_TRY_ASSIGN(int br, h.link_index(core->bridge));
@@ -392,6 +471,7 @@ Result<std::unique_ptr<EgressFabric>> EgressFabric::create(const EgressPolicy& p
     lock = LockFile();  // the destructor takes it again
     return fail(std::move(s.error()).context("network egress"));
   }
+  if (keeper > 0) fabric->keep_for(keeper, keeper_start, std::move(use_for_keep));
   return std::unique_ptr<EgressFabric>(std::move(fabric));
 }
 

@@ -65,7 +65,13 @@ class EgressFabric {
  public:
   virtual ~EgressFabric() = default;  // removes the bridge and the table
   // Picks a free subnet, creates the bridge and the table, enables forwarding.
-  static Result<std::unique_ptr<EgressFabric>> create(const EgressPolicy& policy);
+  // With a keeper (a live process, `lockstep agent`, whose jobs each run in a
+  // process of their own): a fabric that keeper kept for this policy and no
+  // other process uses is taken over instead, and at the end the fabric is
+  // kept for the keeper's next job rather than removed (its namespaces are
+  // removed as always). What it keeps is removed by release_kept_networks(),
+  // or by any reaper once the keeper is gone.
+  static Result<std::unique_ptr<EgressFabric>> create(const EgressPolicy& policy, pid_t keeper = 0);
 
   // A new namespace for `name` (for messages), configured and ready.
   virtual Result<std::shared_ptr<NetworkNamespace>> create_namespace(const std::string& name) = 0;
@@ -87,6 +93,10 @@ class EgressFabric {
 // Removes what fabrics of dead lockstep processes left in this network
 // namespace. Safe to call at any time; live fabrics are not touched.
 Status reap_stale_networks();
+
+// Removes the fabrics kept for `keeper` (EgressFabric::create) that no
+// process uses now.
+Status release_kept_networks(pid_t keeper);
 
 // Names of what exists now, for tests and `lockstep` diagnostics: lockstep's
 // interfaces ("lsb-*", "lsv*") and nftables tables ("lockstep_*").

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include "common/fs.hpp"
 #include "common/json.hpp"
+#include "common/lock_file.hpp"
 #include "executor/netlink.hpp"
 #include "executor/network.hpp"
 #include "executor/network_internal.hpp"
@@ -52,12 +54,31 @@ Result<fs::path> host_state_dir() {
   return dir;
 }
 
-Status write_fabric_state(const fs::path& file, const FabricState& s) {
+namespace {
+Json fabric_state_json(const FabricState& s) {
   Json j = {{"key", s.key},
             {"owner_pid", s.owner_pid},
             {"owner_start", s.owner_start},
             {"index", s.index}};
-  std::string text = j.dump() + "\n";
+  if (s.keeper_pid > 0) {
+    j["keeper_pid"] = s.keeper_pid;
+    j["keeper_start"] = s.keeper_start;
+    j["policy"] = s.policy;
+  }
+  return j;
+}
+}  // namespace
+
+fs::path fabric_use_file(const fs::path& dir, const std::string& key) {
+  return dir / (key + ".use");
+}
+
+Status rewrite_fabric_state(const fs::path& file, const FabricState& s) {
+  return write_file_atomic(file, fabric_state_json(s).dump() + "\n");
+}
+
+Status write_fabric_state(const fs::path& file, const FabricState& s) {
+  std::string text = fabric_state_json(s).dump() + "\n";
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return fail_errno("create " + file.string());
   if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
@@ -74,6 +95,9 @@ Result<FabricState> read_fabric_state(const fs::path& file) {
     s.owner_pid = j.at("owner_pid").get<pid_t>();
     s.owner_start = j.at("owner_start").get<uint64_t>();
     s.index = j.at("index").get<int>();
+    s.keeper_pid = j.value("keeper_pid", pid_t{0});
+    s.keeper_start = j.value("keeper_start", uint64_t{0});
+    s.policy = j.value("policy", "");
     return s;
   } catch (const std::exception& e) {
     return fail(file.string() + ": " + e.what(), ErrorKind::kIntegrity);
@@ -114,7 +138,8 @@ Result<std::vector<FabricState>> reap_and_list(const fs::path& dir) {
     if (!name.ends_with(".json") || name == "forwarding.json") continue;
     fs::path file = dir / name;
     auto st = read_fabric_state(file);
-    if (st && process_alive(st->owner_pid, st->owner_start)) {
+    if (st && (process_alive(st->owner_pid, st->owner_start) ||
+               (st->keeper_pid > 0 && process_alive(st->keeper_pid, st->keeper_start)))) {
       live.push_back(*st);
       continue;
     }
@@ -125,6 +150,7 @@ Result<std::vector<FabricState>> reap_and_list(const fs::path& dir) {
       continue;  // keep the file: the next reaper tries again
     }
     ::unlink(file.c_str());
+    ::unlink(fabric_use_file(dir, key).c_str());
   }
   if (live.empty()) LS_TRY(restore_forwarding(dir));
   if (!result) return fail(std::move(result.error()).context("reap stale egress networks"));
@@ -252,6 +278,38 @@ Status reap_stale_networks() {
   LS_TRY_ASSIGN(auto lock, LockFile::acquire(dir / ".lock"));
   LS_TRY_ASSIGN(auto live, reap_and_list(dir));
   (void)live;
+  return {};
+}
+
+Status release_kept_networks(pid_t keeper) {
+  using namespace detail;
+  struct stat st {};
+  if (::stat("/proc/thread-self/ns/net", &st) != 0) return {};
+  fs::path dir = fs::path("/run/lockstep/net") / ("ns-" + std::to_string(st.st_ino));
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return {};
+  LS_TRY_ASSIGN(auto lock, LockFile::acquire(dir / ".lock"));
+  LS_TRY_ASSIGN(auto live, reap_and_list(dir));
+  Status result;
+  bool removed = false;
+  for (const auto& f : live) {
+    if (f.keeper_pid != keeper) continue;
+    UniqueFd use(::open(fabric_use_file(dir, f.key).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!use || ::flock(use.get(), LOCK_EX | LOCK_NB) != 0) continue;  // in use
+    if (auto s = remove_fabric_objects(f.key); !s) {
+      if (result) result = std::move(s);
+      continue;
+    }
+    ::unlink((dir / (f.key + ".json")).c_str());
+    ::unlink(fabric_use_file(dir, f.key).c_str());
+    removed = true;
+  }
+  if (removed) {
+    // Forwarding goes back once no fabric is left.
+    LS_TRY_ASSIGN(auto rest, reap_and_list(dir));
+    (void)rest;
+  }
+  if (!result) return fail(std::move(result.error()).context("remove kept egress networks"));
   return {};
 }
 

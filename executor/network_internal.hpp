@@ -35,7 +35,16 @@ struct FabricState {
   pid_t owner_pid = 0;
   uint64_t owner_start = 0;
   int index = 0;
+  // A fabric kept between the jobs of a keeper (EgressFabric::create): live
+  // while the owner or the keeper is; `policy` says which jobs may take it.
+  pid_t keeper_pid = 0;
+  uint64_t keeper_start = 0;
+  std::string policy;
 };
+// Replaces the state file (a new owner took a kept fabric over).
+Status rewrite_fabric_state(const std::filesystem::path& file, const FabricState& s);
+// "<key>.use": locked (flock) by the process using a kept fabric.
+std::filesystem::path fabric_use_file(const std::filesystem::path& dir, const std::string& key);
 Status write_fabric_state(const std::filesystem::path& file, const FabricState& s);
 Result<FabricState> read_fabric_state(const std::filesystem::path& file);
 

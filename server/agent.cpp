@@ -24,6 +24,7 @@
 #include "common/digest.hpp"
 #include "common/fd.hpp"
 #include "common/fs.hpp"
+#include "executor/network.hpp"
 #include "registry-mirror/http.hpp"
 #include "server/crypto.hpp"
 
@@ -753,6 +754,13 @@ Status run_agent(const AgentConfig& cfg_in, std::atomic<bool>& stop, bool handle
   std::error_code ec;
   fs::create_directories(cfg.state_dir / "agent" / "jobs", ec);
   if (ec) return fail("create " + (cfg.state_dir / "agent").string() + ": " + ec.message());
+  // Each job's `lockstep run` takes over the egress network (bridge, nftables
+  // table) an earlier job of this agent's left, instead of making and
+  // removing its own: that was most of an agent's cost per job
+  // (docs/server.md, "Agents"). Set before any thread starts; every job's
+  // process inherits it.
+  if (cfg.executor == "lockstep")
+    ::setenv("LOCKSTEP_NETWORK_KEEPER", std::to_string(::getpid()).c_str(), 1);
   // Before any thread starts (see Launcher).
   LS_TRY_ASSIGN(auto launcher, Launcher::start());
   std::thread sig;
@@ -781,6 +789,10 @@ Status run_agent(const AgentConfig& cfg_in, std::atomic<bool>& stop, bool handle
   for (auto& t : threads) t.join();
   stop = true;
   if (sig.joinable()) sig.join();
+  if (cfg.executor == "lockstep") {
+    if (auto r = executor::release_kept_networks(::getpid()); !r)
+      spdlog::warn("agent: {}", r.error().message());
+  }
   for (const auto& s : slots)
     if (s->fatal) return fail("the server refused the agent's token", ErrorKind::kUsage);
   return {};

@@ -2,10 +2,26 @@
 
 #include <linux/netlink.h>
 
+#include <cstdlib>
+
 #include "common/userns.hpp"
 #include "executor/rootless.hpp"
 
 namespace lockstep::runner {
+namespace {
+
+// LOCKSTEP_NETWORK_KEEPER: the pid of `lockstep agent`, which runs each job
+// in a process of its own and keeps the egress network between them
+// (EgressFabric::create).
+pid_t network_keeper() {
+  const char* v = ::getenv("LOCKSTEP_NETWORK_KEEPER");
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  long pid = std::strtol(v, &end, 10);
+  return (*end == '\0' && pid > 0 && pid < (1L << 22)) ? static_cast<pid_t>(pid) : 0;
+}
+
+}  // namespace
 
 egress::Policy egress_policy(const std::vector<pipeline::EgressAllowEntry>& allow) {
   using Kind = pipeline::EgressAllowEntry::Kind;
@@ -55,8 +71,9 @@ Result<RunNetwork::Job> RunNetwork::attach(const std::string& name,
     if (!fabric_) {
       // Without root: the same fabric in a namespace of the user's, out
       // through slirp4netns (docs/rootless.md).
-      LS_TRY_ASSIGN(fabric_, running_rootless() ? executor::rootless_egress_fabric(policy_.net)
-                                                : executor::EgressFabric::create(policy_.net));
+      LS_TRY_ASSIGN(fabric_, running_rootless()
+                                 ? executor::rootless_egress_fabric(policy_.net)
+                                 : executor::EgressFabric::create(policy_.net, network_keeper()));
     }
     if (!service_) {
       LS_TRY_ASSIGN(service_, egress::make_service());

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -221,6 +222,98 @@ TEST_F(EgressTest, ManyNamespacesLeaveNothingBehind) {
     }
   });
   EXPECT_EQ(objects(), std::vector<std::string>{});
+}
+
+// A keeper (lockstep agent) keeps the bridge and table between its jobs:
+// the next fabric with the same policy takes them over, one with another
+// policy gets its own, a job reaches the world through the taken-over one,
+// and release_kept_networks removes them (forwarding back off); a fabric
+// kept by a keeper that died is reaped.
+TEST_F(EgressTest, AKeepersFabricIsTakenOverByItsNextJobAndReleased) {
+  TinyHttp world("hello from the world");
+  world_->in_world([&] { ASSERT_TRUE(world.listen(lockstep::testing::kWorldServer4, 8080)); });
+  world.run();
+  const pid_t me = ::getpid();
+  std::string first_bridge;
+  world_->in_host([&] {
+    {
+      auto fabric = EgressFabric::create({}, me);
+      ASSERT_TRUE(fabric) << fabric.error().message();
+      first_bridge = (*fabric)->bridge();
+      auto ns = (*fabric)->create_namespace("job 1");
+      ASSERT_TRUE(ns) << ns.error().message();
+    }
+    auto kept = list_network_objects();
+    ASSERT_TRUE(kept);
+    std::sort(kept->begin(), kept->end());
+    std::vector<std::string> want = {first_bridge, "table lockstep_" + first_bridge.substr(4),
+                                     "table lockstep_guard"};
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(*kept, want);  // the job's veth is gone, bridge and table stay
+    EXPECT_EQ(detail::read_sysctl("net/ipv4/ip_forward").value_or("?"), "1");
+
+    auto again = EgressFabric::create({}, me);
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_EQ((*again)->bridge(), first_bridge);
+    // In use: a second job of the same keeper gets a fabric of its own.
+    auto parallel = EgressFabric::create({}, me);
+    ASSERT_TRUE(parallel) << parallel.error().message();
+    EXPECT_NE((*parallel)->bridge(), first_bridge);
+    EgressPolicy listed;
+    listed.any_public = false;
+    auto other = EgressFabric::create(listed, me);
+    ASSERT_TRUE(other) << other.error().message();
+    EXPECT_NE((*other)->bridge(), first_bridge);
+    EXPECT_NE((*other)->bridge(), (*parallel)->bridge());
+
+    auto ns = (*again)->create_namespace("job 2");
+    ASSERT_TRUE(ns) << ns.error().message();
+    ContainerSpec s = spec("job2");
+    s.network = {NetworkMode::kEgress, "", *ns};
+    auto c = start(s);
+    ASSERT_TRUE(c);
+    Output o = sh(*c, "wget -q -O - http://198.51.100.10:8080/ 2>&1");
+    EXPECT_EQ(o.out_text(), "hello from the world");
+    ASSERT_TRUE(c->stop(milliseconds(0)));
+    ns->reset();
+    again->reset();
+    parallel->reset();
+    other->reset();
+    // Three kept fabrics; none in use.
+    ASSERT_TRUE(release_kept_networks(me));
+  });
+  EXPECT_EQ(objects(), std::vector<std::string>{});
+  EXPECT_EQ(forwarding(), "0");
+
+  // A keeper that died: what it kept is reaped once the job's process that
+  // made it is gone too.
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  pid_t keeper = ::fork();
+  if (keeper == 0) {
+    ::close(ready[1]);
+    char x;
+    (void)::read(ready[0], &x, 1);
+    ::_exit(0);
+  }
+  ::close(ready[0]);
+  pid_t job = ::fork();
+  if (job == 0) {
+    if (::setns(world_->host_fd(), CLONE_NEWNET) != 0) ::_exit(1);
+    auto fabric = EgressFabric::create({}, keeper);
+    ::_exit(fabric ? 0 : 2);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(job, &st, 0), job);
+  EXPECT_EQ(st, 0);
+  EXPECT_EQ(objects().size(), 3u) << ::testing::PrintToString(objects());
+  world_->in_host([&] { ASSERT_TRUE(reap_stale_networks()); });
+  EXPECT_EQ(objects().size(), 3u) << "the keeper lives: " << ::testing::PrintToString(objects());
+  ::close(ready[1]);
+  ::waitpid(keeper, nullptr, 0);
+  world_->in_host([&] { ASSERT_TRUE(reap_stale_networks()); });
+  EXPECT_EQ(objects(), std::vector<std::string>{});
+  EXPECT_EQ(forwarding(), "0");
 }
 
 TEST_F(EgressTest, AKilledOwnersNetworkIsReaped) {

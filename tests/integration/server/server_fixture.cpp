@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "executor/network.hpp"
 #include "registry-mirror/http.hpp"
 #include "server/pg.hpp"
 #include "tests/support/lockstep_process.hpp"
@@ -229,6 +230,10 @@ void ServerFixture::SetUp() {
 
 void ServerFixture::TearDown() {
   for (auto& [name, a] : agents_) stop_child(a);
+  // An agent keeps its jobs' egress network between them and removes it when
+  // it stops; what a SIGKILLed agent kept goes at the next reaper, as after a
+  // killed `lockstep run`.
+  EXPECT_TRUE(executor::reap_stale_networks());
   stop_child(server_);
   if (pg_started_) {
     auto r =
