@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -17,6 +18,7 @@ namespace lockstep::testing {
 namespace {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 const char* kMatrixWorkflow = R"(name: ci
 on:
@@ -278,6 +280,31 @@ jobs:
   auto bad = cli({"runs", "ls", "--server", "ftp://x"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+
+  // Each agent kept one egress network (bridge and table) across its jobs
+  // (one slot: one at a time) and removes it when it stops.
+  auto kept_by = [](pid_t agent) {
+    struct stat st {};
+    if (::stat("/proc/self/ns/net", &st) != 0) return -1;
+    int n = 0;
+    std::error_code ec;
+    fs::path dir = fs::path("/run/lockstep/net") / ("ns-" + std::to_string(st.st_ino));
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      if (e.path().extension() != ".json" || e.path().filename() == "forwarding.json") continue;
+      std::ifstream in(e.path());
+      json j = json::parse(in, nullptr, false);
+      if (j.is_object() && j.value("keeper_pid", 0) == agent) ++n;
+    }
+    return n;
+  };
+  const pid_t a = agents_["a"].pid, b = agents_["b"].pid;
+  EXPECT_LE(kept_by(a), 1);
+  EXPECT_LE(kept_by(b), 1);
+  EXPECT_GE(kept_by(a) + kept_by(b), 1);
+  stop_child(agents_["a"]);
+  stop_child(agents_["b"]);
+  EXPECT_EQ(kept_by(a), 0);
+  EXPECT_EQ(kept_by(b), 0);
 }
 
 // A pull request runs on the merge of its head into the base branch, a commit
