@@ -106,24 +106,55 @@ RepositoryIdentity repository_identity(const std::string& repo_or_url,
 
 pipeline::Value github_context(const GithubContextInput& in) {
   const RepositoryIdentity& id = in.identity;
+  const pipeline::Value& ev = in.event;
+  auto field = [](const pipeline::Value& v, std::initializer_list<const char*> path) {
+    const pipeline::Value* at = &v;
+    for (const char* k : path) {
+      if (!at->is_object() || !at->contains(k)) return std::string();
+      at = &(*at)[k];
+    }
+    if (at->is_string()) return at->get<std::string>();
+    if (at->is_number_integer()) return std::to_string(at->get<int64_t>());
+    return std::string();
+  };
+  std::string ref = in.branch.empty() ? "" : "refs/heads/" + in.branch;
+  std::string ref_name = in.branch, ref_type = in.branch.empty() ? "" : "branch";
+  std::string head_ref, base_ref;
+  if (in.event_name == "pull_request" || in.event_name == "pull_request_target") {
+    std::string number = field(ev, {"number"});
+    if (number.empty()) number = field(ev, {"pull_request", "number"});
+    head_ref = field(ev, {"pull_request", "head", "ref"});
+    base_ref = field(ev, {"pull_request", "base", "ref"});
+    if (!number.empty() && in.event_name == "pull_request") {
+      ref = "refs/pull/" + number + "/merge";
+      ref_name = number + "/merge";
+      ref_type = "branch";
+    } else if (in.event_name == "pull_request_target" && !base_ref.empty()) {
+      ref = "refs/heads/" + base_ref;
+      ref_name = base_ref;
+      ref_type = "branch";
+    }
+  }
   return {
       {"workflow", in.workflow},
       {"run_id", in.run_id},
       {"run_number", in.run_number},
       {"run_attempt", in.run_attempt},
-      {"event_name", "push"},
+      {"event_name", in.event_name},
       {"actor", "lockstep"},
       {"triggering_actor", "lockstep"},
       {"repository", id.repository},
       {"repository_owner", id.owner},
       {"repositoryUrl", id.clone_url},
-      {"ref", in.branch.empty() ? "" : "refs/heads/" + in.branch},
-      {"ref_name", in.branch},
-      {"ref_type", in.branch.empty() ? "" : "branch"},
+      {"ref", ref},
+      {"ref_name", ref_name},
+      {"ref_type", ref_type},
+      {"head_ref", head_ref},
+      {"base_ref", base_ref},
       {"sha", in.sha},
       {"server_url", id.server_url},
       {"workspace", "/__w/" + in.dir_name + "/" + in.dir_name},
-      {"event", pipeline::Value::object()},
+      {"event", in.event.is_object() ? in.event : pipeline::Value::object()},
   };
 }
 

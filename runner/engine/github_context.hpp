@@ -49,6 +49,11 @@ struct GithubContextInput {
   std::string sha;                     // 40 hex; empty without a repository
   std::string dir_name = "workspace";  // names $GITHUB_WORKSPACE (/__w/<dir>/<dir>)
   RepositoryIdentity identity;
+  // github.event_name and github.event. For pull_request and
+  // pull_request_target, ref is refs/pull/N/merge and head_ref and base_ref
+  // come from the payload's pull_request, as on GitHub.
+  std::string event_name = "push";
+  pipeline::Value event = pipeline::Value::object();
 };
 
 // The base `github` context every job of the run starts from.

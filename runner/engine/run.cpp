@@ -321,6 +321,11 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
   gin.sha = source->commit;
   gin.dir_name = source->name;
   gin.identity = source->identity;
+  // A replay keeps the recorded event (a pull request's job replays as one).
+  gin.event_name = identity("event_name", opt.event_name);
+  gin.event = replay.run_identity.contains("event") && replay.run_identity["event"].is_object()
+                  ? replay.run_identity["event"]
+                  : opt.event;
   pipeline::Value github = github_context(gin);
   pipeline::EvalContext base;
   base.contexts["github"] = github;
@@ -688,14 +693,12 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
     for (const auto& f : opt.egress_ca) ca.push_back(f.string());
     rec.options["egress_ca"] = ca;
   }
-  rec.run_identity = {{"GITHUB_RUN_ID", github["run_id"]},
-                      {"GITHUB_RUN_NUMBER", github["run_number"]},
-                      {"GITHUB_RUN_ATTEMPT", github["run_attempt"]},
-                      {"repository_name", source->name},
-                      {"repository", source->identity.repository},
-                      {"repository_owner", source->identity.owner},
-                      {"server_url", source->identity.server_url},
-                      {"repository_url", source->identity.clone_url}};
+  rec.run_identity = {
+      {"GITHUB_RUN_ID", github["run_id"]},           {"GITHUB_RUN_NUMBER", github["run_number"]},
+      {"GITHUB_RUN_ATTEMPT", github["run_attempt"]}, {"repository_name", source->name},
+      {"repository", source->identity.repository},   {"repository_owner", source->identity.owner},
+      {"server_url", source->identity.server_url},   {"repository_url", source->identity.clone_url},
+      {"event_name", github["event_name"]},          {"event", github["event"]}};
   rec.secret_key_id = sha256_of(context.secret_key).hex().substr(0, 16);
   return exit_code;
 }

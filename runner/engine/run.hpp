@@ -44,13 +44,17 @@ struct RunOptions {
   // already in the state dir's store) uploaded earlier in this run elsewhere;
   // download-artifact finds them as if uploaded here.
   std::filesystem::path import_artifacts;
-  std::optional<size_t> max_jobs;                // --jobs N
-  bool list = false;                             // --list
-  bool dry_run = false;                          // --dry-run
-  pipeline::EnvList env;                         // --env K=V
-  std::map<std::string, std::string> vars;       // --var K=V: the `vars` context
-  std::map<std::string, std::string> secrets;    // --secret, --secret-file
-  std::map<std::string, std::string> platforms;  // --platform LABEL=IMAGE
+  std::optional<size_t> max_jobs;           // --jobs N
+  bool list = false;                        // --list
+  bool dry_run = false;                     // --dry-run
+  pipeline::EnvList env;                    // --env K=V
+  std::map<std::string, std::string> vars;  // --var K=V: the `vars` context
+  // --event NAME and --event-file FILE: github.event_name and github.event
+  // (the webhook's payload as GitHub sends it).
+  std::string event_name = "push";
+  Json event = Json::object();
+  std::map<std::string, std::string> secrets;                          // --secret, --secret-file
+  std::map<std::string, std::string> platforms;                        // --platform LABEL=IMAGE
   std::vector<std::pair<std::string, std::filesystem::path>> reports;  // --report kind=FILE
   std::vector<std::string> insecure_registries;                        // --insecure-registry HOST
   std::string mirror;  // --mirror URL, $LOCKSTEP_MIRROR, or mirror: in .lockstep.yml

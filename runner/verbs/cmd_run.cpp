@@ -42,6 +42,10 @@ const CommandLine& run_command_line() {
            "read environment variables from FILE (dotenv syntax)"},
           {"var", 0, true, true, "KEY=VALUE", "set a configuration variable (vars.KEY)"},
           {"var-file", 0, true, true, "FILE", "read variables from FILE (dotenv syntax)"},
+          {"event", 0, true, false, "NAME",
+           "the triggering event, github.event_name (default: push)"},
+          {"event-file", 0, true, false, "FILE",
+           "the event's payload as GitHub sends it, github.event (a JSON object)"},
           {"secret", 's', true, true, "KEY=VALUE", "provide a secret (masked in all output)"},
           {"secret-file", 0, true, true, "FILE", "read secrets from FILE (dotenv syntax)"},
           {"platform", 'P', true, true, "LABEL=IMAGE", "run runs-on LABEL jobs in IMAGE"},
@@ -83,6 +87,22 @@ Result<RunOptions> parse_options(const Args& args) {
   for (const auto& v : p.all("var")) {
     LS_TRY_ASSIGN(auto kv, split_key_value(v, "var"));
     o.vars[kv.first] = kv.second;
+  }
+  if (auto e = p.get("event")) {
+    if (e->empty() || e->find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos)
+      return fail("--event '" + *e + "': an event name is lowercase letters and '_' (push, " +
+                      "pull_request, workflow_dispatch, ...)",
+                  ErrorKind::kUsage);
+    o.event_name = *e;
+  }
+  if (auto f = p.get("event-file")) {
+    LS_TRY_ASSIGN(std::string text, read_file(*f));
+    auto parsed = parse_json(text, "--event-file " + *f);
+    if (!parsed) return fail(parsed.error().message(), ErrorKind::kUsage);
+    Json j = std::move(*parsed);
+    if (!j.is_object())
+      return fail("--event-file " + *f + ": the payload is not a JSON object", ErrorKind::kUsage);
+    o.event = std::move(j);
   }
   if (auto d = p.get("import-artifacts")) o.import_artifacts = *d;
   if (auto f = p.get("needs")) {

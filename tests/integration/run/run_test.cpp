@@ -2,6 +2,8 @@
 // imported by the test into its own LOCKSTEP_HOME.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <regex>
 
 #include "tests/support/lockstep_process.hpp"
@@ -106,6 +108,24 @@ TEST_F(RunTest, UsageErrorsExitTwo) {
   r = home_.lockstep({"frobnicate"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos);
+  // The triggering event: a name as GitHub spells them, a payload that is a
+  // JSON object.
+  r = home_.lockstep({"run", "--event", "Pull-Request", "x.yml"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "lockstep: error: --event 'Pull-Request': an event name is lowercase letters and '_' "
+            "(push, pull_request, workflow_dispatch, ...)\n");
+  auto payload = home_.root() / "event.json";
+  std::ofstream(payload) << "[1, 2]";
+  r = home_.lockstep({"run", "--event-file", payload.string(), "x.yml"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: --event-file " + payload.string() +
+                       ": the payload is not a JSON object\n");
+  std::ofstream(payload) << "{\"number\": ";
+  r = home_.lockstep({"run", "--event-file", payload.string(), "x.yml"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("--event-file " + payload.string()), std::string::npos) << r.err;
 }
 
 TEST_F(RunTest, HelpAndVersion) {
