@@ -15,21 +15,14 @@ namespace lockstep::server {
 using nlohmann::json;
 
 json event_to_json(const HookEvent& ev) {
-  return {{"kind", ev.kind},
-          {"repo", ev.repo},
-          {"clone_url", ev.clone_url},
-          {"ref", ev.ref},
-          {"before", ev.before},
-          {"after", ev.after},
-          {"deleted", ev.deleted},
-          {"number", ev.number},
-          {"action", ev.action},
-          {"base_ref", ev.base_ref},
-          {"base_sha", ev.base_sha},
-          {"head_ref", ev.head_ref},
-          {"head_sha", ev.head_sha},
-          {"head_clone_url", ev.head_clone_url},
-          {"fork", ev.fork}};
+  return {{"kind", ev.kind},           {"repo", ev.repo},
+          {"clone_url", ev.clone_url}, {"ref", ev.ref},
+          {"before", ev.before},       {"after", ev.after},
+          {"deleted", ev.deleted},     {"number", ev.number},
+          {"action", ev.action},       {"base_ref", ev.base_ref},
+          {"base_sha", ev.base_sha},   {"head_ref", ev.head_ref},
+          {"head_sha", ev.head_sha},   {"head_clone_url", ev.head_clone_url},
+          {"fork", ev.fork},           {"head_pull_ref", ev.head_pull_ref}};
 }
 
 HookEvent event_from_json(const json& j) {
@@ -49,6 +42,7 @@ HookEvent event_from_json(const json& j) {
   ev.head_sha = j.value("head_sha", "");
   ev.head_clone_url = j.value("head_clone_url", "");
   ev.fork = j.value("fork", false);
+  ev.head_pull_ref = j.value("head_pull_ref", "");
   return ev;
 }
 
@@ -85,6 +79,25 @@ bool must_not_retry(const pipeline::Job& job) {
   return false;
 }
 
+// github.event for the job: the fields of GitHub's payload a workflow reads
+// most (the ref and commits of a push; a pull request's number, action, head
+// and base), in GitHub's shape whichever forge sent the webhook.
+json event_payload(const HookEvent& ev, const std::string& clone_url, const std::string& base_sha) {
+  json repo = {{"full_name", ev.repo}, {"clone_url", clone_url}};
+  if (ev.kind == "pull_request") {
+    json head = {{"ref", ev.head_ref}, {"sha", ev.head_sha}};
+    if (!ev.head_clone_url.empty()) head["repo"] = {{"clone_url", ev.head_clone_url}};
+    return {{"action", ev.action},
+            {"number", ev.number},
+            {"pull_request",
+             {{"number", ev.number},
+              {"head", head},
+              {"base", {{"ref", ev.base_ref}, {"sha", base_sha}}}}},
+            {"repository", repo}};
+  }
+  return {{"ref", ev.ref}, {"before", ev.before}, {"after", ev.after}, {"repository", repo}};
+}
+
 struct Target {
   std::string ref, sha, base_sha;
   pipeline::TriggerEvent trigger;
@@ -113,8 +126,11 @@ Result<Target> resolve_target(const cache::GitMirrors& mirrors, const std::strin
     return t;
   }
   // pull_request: the head commit, a fork's too, is under the base
-  // repository's refs/pull/N/head (GitHub, Gitea and Forgejo keep it there).
-  std::string pull_ref = "refs/pull/" + std::to_string(ev.number) + "/head";
+  // repository's refs/pull/N/head (GitHub, Gitea and Forgejo keep it there;
+  // GitLab under refs/merge-requests/N/head).
+  std::string pull_ref = ev.head_pull_ref.empty()
+                             ? "refs/pull/" + std::to_string(ev.number) + "/head"
+                             : ev.head_pull_ref;
   LS_TRY_ASSIGN(auto m, mirrors.update(clone_url));
   *mirror_path = m.path;
   if (!mirrors.resolve(m, ev.head_sha))
@@ -226,7 +242,10 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
       if (ev.kind == "pull_request")
         j.plan["merge"] = {{"base", t.base_sha},
                            {"head", ev.head_sha},
-                           {"head_ref", "refs/pull/" + std::to_string(ev.number) + "/head"}};
+                           {"head_ref", ev.head_pull_ref.empty()
+                                            ? "refs/pull/" + std::to_string(ev.number) + "/head"
+                                            : ev.head_pull_ref}};
+      j.plan["event_payload"] = event_payload(ev, clone_url, t.base_sha);
       json steps = json::array();
       for (const auto& s : job.steps) {
         json step = {{"name", s.name}};

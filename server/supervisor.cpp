@@ -212,6 +212,17 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
                                    plan.value("job", ""),
                                    "--report",
                                    "json=" + (dir / "report.json").string()};
+  // The event (github.event_name, github.event) the server planned from.
+  if (const std::string ev = plan.value("event", ""); !ev.empty()) {
+    argv.insert(argv.end(), {"--event", ev});
+    if (plan.contains("event_payload") && plan["event_payload"].is_object()) {
+      if (!write_file(dir / "event.json", plan["event_payload"].dump(), 0600)) {
+        job.say("lockstep: could not write the job's event file");
+        return 2;
+      }
+      argv.insert(argv.end(), {"--event-file", (dir / "event.json").string()});
+    }
+  }
   const json matrix = plan.value("matrix", json::object());
   for (auto it = matrix.begin(); it != matrix.end(); ++it) {
     auto v = matrix_text(*it);

@@ -134,6 +134,7 @@ Result<HookEvent> parse_hook(Forge f, const Headers& h, const json& body) {
       ev.head_ref = oa.value("source_branch", "");
       ev.head_sha = str(oa, {"last_commit", "id"});
       ev.head_clone_url = str(oa, {"source", "git_http_url"});
+      ev.head_pull_ref = "refs/merge-requests/" + std::to_string(ev.number) + "/head";
       ev.fork =
           oa.value("source_project_id", int64_t{0}) != oa.value("target_project_id", int64_t{0});
     } else {

@@ -33,6 +33,10 @@ struct HookEvent {
   std::string action;  // opened, synchronize, reopened, closed, ... (GitHub's words)
   std::string base_ref, base_sha, head_ref, head_sha, head_clone_url;
   bool fork = false;
+  // Where the base repository keeps the head commit, a fork's too:
+  // refs/pull/N/head on GitHub, Gitea and Forgejo (the default when empty),
+  // refs/merge-requests/N/head on GitLab.
+  std::string head_pull_ref;
 };
 
 // The delivery id and event name from the headers; an error when missing.

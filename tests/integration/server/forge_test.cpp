@@ -165,6 +165,79 @@ TEST_F(ForgeTest, GiteaAndGitLabPushesAreVerifiedAndRun) {
   EXPECT_EQ(count("deliveries"), 2);
 }
 
+// A GitLab merge request from a fork: the head commit is under the target
+// project's refs/merge-requests/IID/head (where GitLab keeps it), the job
+// runs on the merge of head into the target branch, and the repository's
+// secrets are withheld as GitHub withholds them from a fork's pull request.
+TEST_F(ForgeTest, AGitLabMergeRequestFromAForkRunsOnItsMergeWithoutSecrets) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  add_repo("g/lab", "gitlab");
+  {
+    std::ofstream(root_ / "token-value") << "fork-must-not-see\n";
+    auto r = run_process({"/bin/sh", "-c",
+                          std::string("exec ") + LOCKSTEP_BINARY +
+                              " server secret set g/lab TOKEN --db \"$0\" < \"$1\"",
+                          db_url_, (root_ / "token-value").string()},
+                         {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  commit({{".github/workflows/ci.yml", R"yml(on: pull_request
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/checkout@v4
+      - run: cat base.txt feature.txt && echo "at $GITHUB_SHA"
+      - run: echo "token [${{ secrets.TOKEN }}] ${{ github.event_name }} ${{ github.base_ref }}<-${{ github.head_ref }}"
+)yml"},
+          {"base.txt", "from base\n"}});
+  git({"checkout", "-q", "-b", "feature"});
+  std::ofstream(root_ / "work" / "feature.txt") << "from the fork\n";
+  git({"add", "feature.txt"});
+  git({"commit", "-q", "-m", "feature"});
+  std::string head = git({"rev-parse", "HEAD"}).substr(0, 40);
+  git({"push", "-q", (root_ / "repo.git").string(), "HEAD:refs/merge-requests/3/head"});
+  git({"checkout", "-q", "main"});
+  std::string base2 = commit({{"base.txt", "from base, later\n"}});
+  import_busybox("a");
+  start_server();
+  start_agent("a", 1, "lockstep");
+  const std::string clone = (root_ / "repo.git").string();
+  std::string mr = json{{"object_kind", "merge_request"},
+                        {"project", {{"path_with_namespace", "g/lab"}, {"git_http_url", clone}}},
+                        {"object_attributes",
+                         {{"iid", 3},
+                          {"action", "open"},
+                          {"target_branch", "main"},
+                          {"source_branch", "feature"},
+                          {"source_project_id", 99},
+                          {"target_project_id", 1},
+                          {"last_commit", {{"id", head}}},
+                          {"source", {{"git_http_url", "http://127.0.0.1:1/fork/lab.git"}}}}}}
+                       .dump();
+  ASSERT_EQ(hook("/hooks/gitlab",
+                 {"X-Gitlab-Event: Merge Request Hook", "X-Gitlab-Event-UUID: mr-1",
+                  "X-Gitlab-Token: " + secret_},
+                 mr)
+                .status,
+            202);
+  ASSERT_TRUE(eventually([&] { return runs_of("g/lab").size() == 1; }));
+  json run = finished_run(runs_of("g/lab")[0].value("id", int64_t{0}));
+  ASSERT_EQ(run["jobs"].size(), 1u) << run.dump();
+  json job = run["jobs"][0];
+  auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+  EXPECT_EQ(job.value("status", ""), "success") << job.dump() << log.body;
+  std::string merge = run["run"].value("sha", "");
+  EXPECT_NE(merge, head);
+  EXPECT_NE(merge, base2);
+  EXPECT_EQ(run["run"].value("event", ""), "pull_request") << run.dump();
+  EXPECT_NE(log.body.find("from base, later"), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("from the fork"), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("at " + merge), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("token [] pull_request main<-feature"), std::string::npos) << log.body;
+}
+
 // No webhook at all: the poller sees a branch head move and runs it once,
 // however many times it looks.
 TEST_F(ForgeTest, ThePollerRunsEveryMovedBranchHeadOnce) {
