@@ -315,6 +315,14 @@ void ServerFixture::start_server(double lease_seconds) {
       << "the server did not come up; its log is in " << server_.log;
 }
 
+void ServerFixture::start_server_without_db(const fs::path& home) {
+  if (port_ == 0) port_ = free_port();
+  server_ = spawn({LOCKSTEP_BINARY, "server", "--listen", "127.0.0.1:" + std::to_string(port_)},
+                  home, "server-solo.log");
+  ASSERT_TRUE(eventually([&] { return get("/api/repos").status == 200; }))
+      << "the server did not come up; its log is in " << server_.log;
+}
+
 std::string ServerFixture::agent_token(const std::string& name) {
   if (auto it = tokens_.find(name); it != tokens_.end()) return it->second;
   auto r = run_process({LOCKSTEP_BINARY, "server", "agent-token", "add", name, "--db", db_url_},

@@ -91,6 +91,8 @@ class ServerFixture : public ::testing::Test {
   // Starts the server (after the database and the repository are set up);
   // a second start reuses the first one's port.
   void start_server(double lease_seconds = 90);
+  // The server with no --db (its own PostgreSQL under `home`), as server_.
+  void start_server_without_db(const std::filesystem::path& home);
   // Stops and starts the PostgreSQL cluster (fast shutdown: connections cut).
   void restart_postgres();
   // Starts an agent named `name` with the fake executor; its token is made

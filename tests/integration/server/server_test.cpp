@@ -307,6 +307,34 @@ jobs:
   EXPECT_EQ(kept_by(b), 0);
 }
 
+// With no --db the server makes and runs a PostgreSQL of its own under its
+// state dir (initdb, pg_ctl; as root, as the postgres user): an admin verb
+// and the server share it, what they wrote survives a restart, and stopping
+// the server stops the database (no postgres process is left).
+TEST_F(ServerFixture, WithoutDbTheServerRunsAPrivatePostgresUnderItsStateDir) {
+  const fs::path home = root_ / "solo-home";
+  const std::vector<std::string> env = {"LOCKSTEP_HOME=" + home.string()};
+  auto add = run_process(
+      {LOCKSTEP_BINARY, "server", "repo", "add", "o/solo", "--forge", "github", "--clone-url",
+       (root_ / "repo.git").string(), "--webhook-secret-file", (root_ / "secret").string()},
+      env);
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  const fs::path cluster = home / "server" / "pg";
+  EXPECT_TRUE(fs::exists(cluster / "PG_VERSION")) << "no cluster under " << cluster;
+  // The admin verb stopped the database it started.
+  EXPECT_FALSE(fs::exists(cluster / "postmaster.pid"));
+  for (int round = 0; round < 2; ++round) {
+    start_server_without_db(home);
+    auto repos = get("/api/repos");
+    EXPECT_NE(repos.body.find("o/solo"), std::string::npos) << round << ": " << repos.body;
+    EXPECT_TRUE(fs::exists(cluster / "postmaster.pid"));
+    stop_child(server_);
+    EXPECT_FALSE(fs::exists(cluster / "postmaster.pid")) << "round " << round;
+    auto left = run_process({"/usr/bin/pgrep", "-f", cluster.string()});
+    EXPECT_EQ(left.out, "") << "a postgres process outlived the server";
+  }
+}
+
 // A pull request runs on the merge of its head into the base branch, a commit
 // only the server's mirror has: the agent makes the same commit itself, and
 // the job sees both sides' files and that commit as GITHUB_SHA.
