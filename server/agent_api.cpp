@@ -11,7 +11,9 @@
 #include "common/digest.hpp"
 #include "common/fd.hpp"
 #include "common/fs.hpp"
+#include "common/lock_file.hpp"
 #include "server/queue.hpp"
+#include "server/retention.hpp"
 #include "server/server_impl.hpp"
 
 namespace lockstep::server {
@@ -136,8 +138,14 @@ HttpResponse put_blob(Server::Impl& s, int64_t agent, const HttpRequest& req) {
   const fs::path dir = blobs_dir(s);
   const fs::path done = dir / sha;
   std::error_code ec;
-  if (fs::exists(done, ec)) return json_response(200, {{"stored", true}});
   fs::create_directories(dir / "tmp", ec);
+  // Shared: the retention sweep removes files only while it holds it alone.
+  auto lock = LockFile::acquire(blobs_lock(dir), true);
+  if (!lock) return error_response(lock.error());
+  if (fs::exists(done, ec)) {
+    ::utimensat(AT_FDCWD, done.c_str(), nullptr, 0);  // taken up again: young
+    return json_response(200, {{"stored", true}});
+  }
   const fs::path part =
       dir / "tmp" / (sha + "-" + std::to_string(*job) + "-" + std::to_string(*attempt));
   UniqueFd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -191,14 +199,19 @@ HttpResponse get_blob(Server::Impl& s, const HttpRequest& req) {
   return res;
 }
 
-// Which of these files the server lacks.
+// Which of these files the server lacks. Those it has are touched: an
+// artifact about to name them keeps them from the retention sweep.
 HttpResponse missing_blobs(Server::Impl& s, const json& body) {
   json missing = json::array();
   std::error_code ec;
+  std::filesystem::create_directories(blobs_dir(s), ec);
+  auto lock = LockFile::acquire(blobs_lock(blobs_dir(s)), true);
+  if (!lock) return error_response(lock.error());
   for (const auto& h : body.value("shas", json::array())) {
     if (!h.is_string() || !is_sha_hex(h.get<std::string>()))
       return error_response(400, "shas must be sha256 hex digests");
-    if (!std::filesystem::exists(blobs_dir(s) / h.get<std::string>(), ec)) missing.push_back(h);
+    const auto path = blobs_dir(s) / h.get<std::string>();
+    if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) missing.push_back(h);
   }
   return json_response(200, {{"missing", missing}});
 }
@@ -216,6 +229,9 @@ HttpResponse put_artifact(Server::Impl& s, int64_t agent, int64_t job, int attem
       !m["digest"].is_string() || !m.contains("files") || !m["files"].is_array())
     return error_response(400, "artifact needs a manifest with name, digest and files");
   std::error_code ec;
+  std::filesystem::create_directories(blobs_dir(s), ec);
+  auto lock = LockFile::acquire(blobs_lock(blobs_dir(s)), true);
+  if (!lock) return error_response(lock.error());
   for (const auto& f : m["files"]) {
     std::string d = f.is_object() ? f.value("digest", "") : "";
     if (d.rfind("sha256:", 0) != 0 || !is_sha_hex(d.substr(7)))
@@ -228,12 +244,16 @@ HttpResponse put_artifact(Server::Impl& s, int64_t agent, int64_t job, int attem
   if (!c) return error_response(c.error());
   auto r = (*c)->exec(
       "WITH ins AS (INSERT INTO artifacts (run_id, name, job_id, attempt, digest, size, "
-      "manifest) SELECT run_id, $2, id, $3, $4, $5, $6 FROM jobs WHERE id = $1 "
+      "manifest, expires_at) SELECT run_id, $2, id, $3, $4, $5, $6, CASE WHEN $7::bigint > 0 "
+      "THEN to_timestamp($7::bigint / 1000.0) END FROM jobs WHERE id = $1 "
       "ON CONFLICT (run_id, name) DO NOTHING RETURNING 1) "
       "SELECT (SELECT count(*) FROM ins), a.digest, j.name FROM jobs k JOIN artifacts a ON "
       "a.run_id = k.run_id AND a.name = $2 JOIN jobs j ON j.id = a.job_id WHERE k.id = $1",
       {pg::p(job), pg::p(name), pg::p(attempt), pg::p(m["digest"].get<std::string>()),
-       pg::p(m.value("size", int64_t{0})), pg::p(m.dump())});
+       pg::p(m.value("size", int64_t{0})), pg::p(m.dump()),
+       pg::p(m.contains("expires_ms") && m["expires_ms"].is_number_integer()
+                 ? m["expires_ms"].get<int64_t>()
+                 : int64_t{0})});
   if (!r) return error_response(r.error());
   if (r->empty() || r->i64(0, 0) == 1) return json_response(200, {{"ok", true}});
   if (r->str(0, 1) == m["digest"].get<std::string>()) return json_response(200, {{"ok", true}});

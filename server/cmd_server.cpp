@@ -14,6 +14,7 @@
 #include "server/crypto.hpp"
 #include "server/pg.hpp"
 #include "server/pg_instance.hpp"
+#include "server/retention.hpp"
 #include "server/schema.hpp"
 #include "server/server.hpp"
 #include "server/server_impl.hpp"
@@ -206,11 +207,42 @@ int secret_set(const runner::Args& args, const char* kind) {
   return 0;
 }
 
+int artifacts_sweep(const runner::Args& args) {
+  CommandLine cli("lockstep server artifacts sweep [--max-days N] [--db URL]",
+                  "Expires the artifacts whose retention ended (and, with --max-days, those "
+                  "older than N days) and removes the files no other artifact names; the "
+                  "server does the same hourly.",
+                  {kDbOption,
+                   {"max-days", 0, true, false, "N",
+                    "also expire artifacts older than N days (default: only their own "
+                    "retention)"}});
+  if (CommandLine::wants_help(args)) return std::fputs(cli.help().c_str(), stdout), 0;
+  auto p = cli.parse(args);
+  if (!p) return report_error(p.error());
+  if (!p->positionals.empty()) return usage_error("server artifacts sweep takes no arguments");
+  int max_days = 0;
+  if (auto v = p->get("max-days")) {
+    auto n = runner::parse_number(*v, "--max-days", 1, 36'500);
+    if (!n) return report_error(n.error());
+    max_days = static_cast<int>(*n);
+  }
+  auto a = admin_db(*p);
+  if (!a) return report_error(a.error());
+  pg::Pool pool(a->db.conninfo, 1);
+  auto r = sweep_artifacts(pool, state_dir() / "server" / "blobs", max_days);
+  if (!r) return report_error(r.error());
+  std::printf("expired %lld artifact(s); removed %lld file(s), %lld bytes\n",
+              static_cast<long long>(r->expired), static_cast<long long>(r->files_removed),
+              static_cast<long long>(r->bytes_removed));
+  return 0;
+}
+
 int serve(const runner::Args& args) {
   CommandLine cli(
       "lockstep server [--listen ADDR:PORT] [--db URL] [--url URL] [options]",
       "Runs the CI server: webhooks, the job queue for agents, the web UI and API.\n"
-      "Subcommands: repo add, agent-token add, secret set, var set (see --help of each).",
+      "Subcommands: repo add, agent-token add, secret set, var set, artifacts sweep (see --help "
+      "of each).",
       {{"listen", 'l', true, false, "ADDR:PORT", "address to listen on (default 127.0.0.1:8080)"},
        kDbOption,
        {"url", 0, true, false, "URL", "the server's public URL, for links in commit statuses"},
@@ -219,13 +251,16 @@ int serve(const runner::Args& args) {
        {"max-log-bytes", 0, true, false, "N", "log size limit per attempt (default 64 MiB)"},
        {"admin-token-file", 0, true, false, "FILE",
         "the token that authorizes writes (default <state>/server/admin-token, made if missing)"},
-       {"max-connections", 0, true, false, "N", "HTTP connections at once (default 256)"}});
+       {"max-connections", 0, true, false, "N", "HTTP connections at once (default 256)"},
+       {"artifact-retention-days", 0, true, false, "N",
+        "expire artifacts older than N days even if their own retention is longer (default: "
+        "their own, upload-artifact's retention-days)"}});
   if (CommandLine::wants_help(args)) return std::fputs(cli.help().c_str(), stdout), 0;
   auto p = cli.parse(args);
   if (!p) return report_error(p.error());
   if (!p->positionals.empty()) {
-    std::string hint =
-        runner::closest_match(p->positionals[0], {"repo", "agent-token", "secret", "var"});
+    std::string hint = runner::closest_match(p->positionals[0],
+                                             {"repo", "agent-token", "secret", "var", "artifacts"});
     return usage_error("unknown command 'lockstep server " + p->positionals[0] + "'" +
                        (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   }
@@ -252,6 +287,11 @@ int serve(const runner::Args& args) {
     if (!n) return report_error(n.error());
     cfg.max_connections = static_cast<size_t>(*n);
   }
+  if (auto v = p->get("artifact-retention-days")) {
+    auto n = runner::parse_number(*v, "--artifact-retention-days", 1, 36'500);
+    if (!n) return report_error(n.error());
+    cfg.artifact_retention_days = static_cast<int>(*n);
+  }
   log_to_stderr();
   block_stop_signals();
   auto server = Server::start(std::move(cfg));
@@ -274,6 +314,11 @@ int cmd_server(const runner::Args& args) {
       if (rest.empty() || rest[0] != "add")
         return usage_error("usage: lockstep server agent-token add NAME");
       return agent_token_add({rest.begin() + 1, rest.end()});
+    }
+    if (sub == "artifacts") {
+      if (rest.empty() || rest[0] != "sweep")
+        return usage_error("usage: lockstep server artifacts sweep [--max-days N]");
+      return artifacts_sweep({rest.begin() + 1, rest.end()});
     }
     if (sub == "secret") return secret_set(rest, "secret");
     if (sub == "var") return secret_set(rest, "var");

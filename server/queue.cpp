@@ -339,7 +339,7 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
       LS_TRY_ASSIGN(c.needs, needs_context(tx, c.run, needs));
     }
     LS_TRY_ASSIGN(auto arts, tx.exec("SELECT coalesce(json_agg(manifest ORDER BY name), '[]') "
-                                     "FROM artifacts WHERE run_id = $1",
+                                     "FROM artifacts WHERE run_id = $1 AND expired_at IS NULL",
                                      {pg::p(c.run)}));
     c.artifacts = json::parse(arts.str(0, 0), nullptr, false);
     if (!c.artifacts.is_array()) c.artifacts = json::array();

@@ -173,6 +173,12 @@ CREATE TABLE artifacts (
   PRIMARY KEY (run_id, name)
 );
 )sql",
+    // 3: artifacts expire (server/retention.hpp): when their own retention
+    // ends, or past the server's maximum age; expired ones stay listed.
+    R"sql(
+ALTER TABLE artifacts ADD COLUMN expires_at timestamptz;
+ALTER TABLE artifacts ADD COLUMN expired_at timestamptz;
+)sql",
 };
 
 constexpr int kCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);

@@ -8,6 +8,7 @@
 #include "common/fs.hpp"
 #include "server/outbox.hpp"
 #include "server/planner.hpp"
+#include "server/retention.hpp"
 #include "server/schema.hpp"
 #include "server/server_impl.hpp"
 
@@ -207,6 +208,19 @@ void Server::Impl::background() {
       auto r = sender.send_due();
       if (!r) spdlog::warn("server: statuses: {}", r.error().message());
       nap(stopping, 250ms);
+    }
+  });
+  // Artifacts' retention: once at start, then hourly.
+  workers.emplace_back([this] {
+    while (!stopping) {
+      auto r =
+          sweep_artifacts(*db, cfg.state_dir / "server" / "blobs", cfg.artifact_retention_days);
+      if (!r)
+        spdlog::warn("server: artifact retention: {}", r.error().message());
+      else if (r->expired > 0 || r->files_removed > 0)
+        spdlog::info("server: artifact retention: {} expired, {} files ({} bytes) removed",
+                     r->expired, r->files_removed, r->bytes_removed);
+      nap(stopping, std::chrono::hours(1));
     }
   });
   // Poller.

@@ -25,6 +25,9 @@ struct ServerConfig {
   std::filesystem::path admin_token_file;  // empty: <state>/server/admin-token
   std::chrono::milliseconds claim_wait{25'000};
   size_t db_connections = 16;
+  // Artifacts older than this many days expire even if their own retention
+  // is longer (0: only their own; server/retention.hpp).
+  int artifact_retention_days = 0;
 };
 
 class Server {

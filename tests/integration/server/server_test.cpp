@@ -1,6 +1,7 @@
 // lockstep server and agents on a real PostgreSQL: a signed push runs every
 // matrix cell on the agents, jobs are never run twice at once, a dead
 // agent's job is re-queued after its lease, and bad input is refused.
+#include <fcntl.h>
 #include <signal.h>
 
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include <map>
 #include <set>
 
+#include "common/digest.hpp"
+#include "server/pg.hpp"
 #include "tests/integration/server/server_fixture.hpp"
 #include "tests/support/lockstep_process.hpp"
 
@@ -333,6 +336,100 @@ TEST_F(ServerFixture, WithoutDbTheServerRunsAPrivatePostgresUnderItsStateDir) {
     auto left = run_process({"/usr/bin/pgrep", "-f", cluster.string()});
     EXPECT_EQ(left.out, "") << "a postgres process outlived the server";
   }
+}
+
+// Artifacts expire when their own retention ends (upload-artifact's
+// retention-days) or past the server's maximum age; an expired one's files
+// go unless an artifact still live names the same bytes.
+TEST_F(ServerFixture, ExpiredArtifactsLoseTheirFilesButSharedOnesStay) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  up:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: mkdir -p k s && echo shared > k/shared.txt && cp k/shared.txt s/ && echo keep-only > k/k.txt && echo short-only > s/s.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: keep
+          path: k/
+      - uses: actions/upload-artifact@v4
+        with:
+          name: short
+          path: s/
+          retention-days: 1
+)yml"}});
+  import_busybox("a");
+  start_server();
+  start_agent("a", 1, "lockstep");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  ASSERT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  ASSERT_EQ(count("artifacts"), 2);
+  auto db = server::pg::Conn::connect(db_url_);
+  ASSERT_TRUE(db) << db.error().message();
+  auto sql = [&](const std::string& q) {
+    auto r = db->exec(q);
+    EXPECT_TRUE(r) << q << ": " << (r ? "" : r.error().message());
+  };
+  // upload-artifact's retention-days: 1 is the short one's end.
+  auto ends = db->exec(
+      "SELECT name FROM artifacts WHERE expires_at BETWEEN now() + interval '23 hours' AND "
+      "now() + interval '25 hours'");
+  ASSERT_TRUE(ends);
+  ASSERT_EQ(ends->size(), 1);
+  EXPECT_EQ(ends->str(0, 0), "short");
+
+  const fs::path blobs = root_ / "server-home" / "server" / "blobs";
+  auto blob = [&](const std::string& text) { return blobs / sha256_of(text).hex(); };
+  ASSERT_TRUE(fs::exists(blob("shared\n")));
+  ASSERT_TRUE(fs::exists(blob("keep-only\n")));
+  ASSERT_TRUE(fs::exists(blob("short-only\n")));
+  // Files are older than the sweep's grace for uploads in flight.
+  auto age = [&] {
+    for (const auto& e : fs::directory_iterator(blobs)) {
+      if (!e.is_regular_file()) continue;
+      timespec old[2] = {{::time(nullptr) - 7200, 0}, {::time(nullptr) - 7200, 0}};
+      ASSERT_EQ(::utimensat(AT_FDCWD, e.path().c_str(), old, 0), 0);
+    }
+  };
+  auto sweep = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {LOCKSTEP_BINARY, "server", "artifacts",
+                                     "sweep",         "--db",   db_url_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run_process(argv, {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+  };
+  age();
+  auto r = sweep({});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "expired 0 artifact(s); removed 0 file(s), 0 bytes\n");
+  sql("UPDATE artifacts SET expires_at = now() - interval '1 minute' WHERE name = 'short'");
+  r = sweep({});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "expired 1 artifact(s); removed 1 file(s), 11 bytes\n");
+  EXPECT_FALSE(fs::exists(blob("short-only\n")));
+  EXPECT_TRUE(fs::exists(blob("shared\n")));  // the live artifact names it too
+  EXPECT_TRUE(fs::exists(blob("keep-only\n")));
+  auto expired = db->exec("SELECT name FROM artifacts WHERE expired_at IS NOT NULL");
+  ASSERT_TRUE(expired);
+  ASSERT_EQ(expired->size(), 1);
+  EXPECT_EQ(expired->str(0, 0), "short");
+
+  // The server's maximum age: the other one, uploaded "three days ago".
+  sql("UPDATE artifacts SET created_at = now() - interval '3 days' WHERE name = 'keep'");
+  r = sweep({"--max-days", "7"});
+  EXPECT_EQ(r.out, "expired 0 artifact(s); removed 0 file(s), 0 bytes\n");
+  r = sweep({"--max-days", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "expired 1 artifact(s); removed 2 file(s), 17 bytes\n");
+  EXPECT_FALSE(fs::exists(blob("shared\n")));
+  EXPECT_FALSE(fs::exists(blob("keep-only\n")));
+  EXPECT_EQ(count("artifacts"), 2);  // listed, as expired
+  r = sweep({"--max-days", "0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lockstep: error: --max-days '0': expected a number from 1 to 36500\n");
 }
 
 // A pull request runs on the merge of its head into the base branch, a commit
