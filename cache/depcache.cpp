@@ -18,11 +18,19 @@ namespace {
 
 struct Index {
   uint64_t next_seq = 1;
-  std::map<std::string, DepCacheEntry> entries;  // by key
+  std::map<std::string, DepCacheEntry> entries;  // by slot(scope, key)
 };
+
+// Where an entry sits in the index: its scope, a separator no key or scope
+// holds, its key; the entries of one scope are then one range of the map,
+// ordered by key, so a restore key's prefix is a range too.
+std::string slot(const std::string& scope, const std::string& key) {
+  return scope + '\x1f' + key;
+}
 
 Json to_json(const DepCacheEntry& e) {
   return Json{{"key", e.key},
+              {"scope", e.scope},
               {"version", e.version},
               {"digest", e.digest.str()},
               {"size", e.size},
@@ -52,7 +60,8 @@ Result<Index> read_index(const fs::path& path) {
       e.last_used_ms = j.at("last_used_ms").get<int64_t>();
       e.seq = j.at("seq").get<uint64_t>();
       e.used_seq = j.value("used_seq", e.seq);
-      idx.entries[e.key] = std::move(e);
+      e.scope = j.value("scope", "");
+      idx.entries[slot(e.scope, e.key)] = std::move(e);
     }
   } catch (const Json::exception& ex) {
     return fail(path.string() + ": malformed cache index: " + ex.what(), ErrorKind::kIntegrity);
@@ -97,25 +106,29 @@ std::string DepCache::version_of(const std::vector<std::string>& paths) {
 
 Result<CacheLookup> DepCache::lookup(const std::string& key,
                                      const std::vector<std::string>& restore_keys,
-                                     const std::string& version) const {
+                                     const std::string& version,
+                                     const std::vector<std::string>& scopes) const {
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
   auto fits = [&](const DepCacheEntry& e) { return version.empty() || e.version == version; };
   CacheLookup out;
-  if (auto it = idx.entries.find(key); it != idx.entries.end() && fits(it->second)) {
-    out.kind = CacheLookup::Kind::kExact;
-    out.entry = it->second;
-    return out;
-  }
-  for (const auto& prefix : restore_keys) {
-    if (prefix.empty()) continue;
-    std::vector<const DepCacheEntry*> candidates;
-    for (auto it = idx.entries.lower_bound(prefix);
-         it != idx.entries.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
-      if (fits(it->second)) candidates.push_back(&it->second);
-    if (const DepCacheEntry* best = newest(candidates)) {
-      out.kind = CacheLookup::Kind::kRestoreKey;
-      out.entry = *best;
+  for (const auto& scope : scopes) {
+    if (auto it = idx.entries.find(slot(scope, key)); it != idx.entries.end() && fits(it->second)) {
+      out.kind = CacheLookup::Kind::kExact;
+      out.entry = it->second;
       return out;
+    }
+    for (const auto& restore : restore_keys) {
+      if (restore.empty()) continue;
+      const std::string prefix = slot(scope, restore);
+      std::vector<const DepCacheEntry*> candidates;
+      for (auto it = idx.entries.lower_bound(prefix);
+           it != idx.entries.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+        if (fits(it->second)) candidates.push_back(&it->second);
+      if (const DepCacheEntry* best = newest(candidates)) {
+        out.kind = CacheLookup::Kind::kRestoreKey;
+        out.entry = *best;
+        return out;
+      }
     }
   }
   return out;
@@ -130,7 +143,7 @@ Status DepCache::restore(const DepCacheEntry& entry, const std::vector<std::stri
   }));
   LS_TRY_ASSIGN(LockFile lock, LockFile::acquire(root_ / "index.lock"));
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
-  if (auto it = idx.entries.find(entry.key); it != idx.entries.end()) {
+  if (auto it = idx.entries.find(slot(entry.scope, entry.key)); it != idx.entries.end()) {
     it->second.last_used_ms = unix_ms();
     it->second.used_seq = idx.next_seq++;
     LS_TRY(write_index(root_ / "index.json", idx));
@@ -139,12 +152,14 @@ Status DepCache::restore(const DepCacheEntry& entry, const std::vector<std::stri
 }
 
 Result<SaveResult> DepCache::save(const std::string& key, const std::vector<std::string>& paths,
-                                  const JobDirs& dirs) const {
+                                  const JobDirs& dirs, const std::string& scope) const {
   if (key.empty()) return fail("cache key is empty", ErrorKind::kUsage);
+  if (key.find('\x1f') != std::string::npos || scope.find('\x1f') != std::string::npos)
+    return fail("cache key or scope holds the control character 0x1f", ErrorKind::kUsage);
   LS_TRY_ASSIGN(auto patterns, resolve_patterns(paths, dirs, /*confine=*/true));
   {
     LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
-    if (auto it = idx.entries.find(key); it != idx.entries.end())
+    if (auto it = idx.entries.find(slot(scope, key)); it != idx.entries.end())
       return SaveResult{it->second, false};
   }
   auto members = collect_members(expand_patterns(patterns), patterns, dirs);
@@ -171,13 +186,14 @@ Result<SaveResult> DepCache::save(const std::string& key, const std::vector<std:
 
   LS_TRY_ASSIGN(LockFile lock, LockFile::acquire(root_ / "index.lock"));
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
-  if (auto it = idx.entries.find(key); it != idx.entries.end()) {
+  if (auto it = idx.entries.find(slot(scope, key)); it != idx.entries.end()) {
     // Another job saved the key while we archived; keys are immutable.
     if (!digest_in_use(idx, info.digest)) (void)::unlink(final_path.c_str());
     return SaveResult{it->second, false};
   }
   DepCacheEntry e;
   e.key = key;
+  e.scope = scope;
   e.version = version_of(paths);
   e.digest = info.digest;
   e.size = info.size;
@@ -185,7 +201,7 @@ Result<SaveResult> DepCache::save(const std::string& key, const std::vector<std:
   e.created_ms = e.last_used_ms = unix_ms();
   e.seq = idx.next_seq++;
   e.used_seq = e.seq;
-  idx.entries[key] = e;
+  idx.entries[slot(scope, key)] = e;
   LS_TRY(write_index(root_ / "index.json", idx));
   return SaveResult{e, true};
 }
@@ -199,17 +215,30 @@ Result<std::vector<DepCacheEntry>> DepCache::list() const {
   return out;
 }
 
-Status DepCache::remove(const std::string& key) const {
+Result<size_t> DepCache::remove_where(
+    const std::function<bool(const DepCacheEntry&)>& which) const {
   LS_TRY_ASSIGN(LockFile lock, LockFile::acquire(root_ / "index.lock"));
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
-  auto it = idx.entries.find(key);
-  if (it == idx.entries.end())
-    return fail("no cache entry with key '" + key + "'", ErrorKind::kNotFound);
-  const Digest d = it->second.digest;
-  idx.entries.erase(it);
+  std::vector<Digest> digests;
+  for (auto it = idx.entries.begin(); it != idx.entries.end();) {
+    if (!which(it->second)) {
+      ++it;
+      continue;
+    }
+    digests.push_back(it->second.digest);
+    it = idx.entries.erase(it);
+  }
+  if (digests.empty()) return size_t{0};
   LS_TRY(write_index(root_ / "index.json", idx));
-  if (!digest_in_use(idx, d) && ::unlink(archive_path(d).c_str()) != 0 && errno != ENOENT)
-    return fail_errno("remove " + archive_path(d).string());
+  for (const auto& d : digests)
+    if (!digest_in_use(idx, d) && ::unlink(archive_path(d).c_str()) != 0 && errno != ENOENT)
+      return fail_errno("remove " + archive_path(d).string());
+  return digests.size();
+}
+
+Status DepCache::remove(const std::string& key) const {
+  LS_TRY_ASSIGN(size_t n, remove_where([&](const DepCacheEntry& e) { return e.key == key; }));
+  if (n == 0) return fail("no cache entry with key '" + key + "'", ErrorKind::kNotFound);
   return {};
 }
 
@@ -220,7 +249,10 @@ Result<std::vector<DepCacheEntry>> DepCache::evict_to(uint64_t max_bytes) const 
   std::vector<DepCacheEntry> removed;
   for (const auto& e : entries) {
     if (total <= max_bytes) break;
-    LS_TRY(remove(e.key));
+    LS_TRY_ASSIGN(size_t n, remove_where([&](const DepCacheEntry& x) {
+                    return x.key == e.key && x.scope == e.scope;
+                  }));
+    (void)n;
     total -= e.size;
     removed.push_back(e);
   }

@@ -1,11 +1,13 @@
 #pragma once
-// The engine of `uses: actions/cache`: dependency caches shared by every job
+// The engine of `uses: actions/cache`: dependency caches of every job
 // on the host, stored content-addressed under <state>/depcache/:
 //   blobs/<sha256>.tar.zst  the archive (pax tar, zstd), named by its digest
 //   index.json              key -> entry, replaced atomically under index.lock
 //
-// Keys are immutable: saving a key that exists stores nothing (as GitHub's
-// cache does). An entry also records a `version` (a digest of the path
+// Entries live in scopes (the run's repository, a pull request's own; see
+// docs/workflows.md, "Cache scopes"); a lookup names the scopes it may see.
+// Keys are immutable within a scope: saving a key that exists stores nothing
+// (as GitHub's cache does). An entry also records a `version` (a digest of the path
 // patterns) and lookups only see entries of the same version, so a cache
 // saved for `~/.npm` never restores into a step that caches `vendor/`.
 //
@@ -26,6 +28,7 @@
 //     evict_to(max_bytes), least recently used first.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +41,9 @@ namespace lockstep::cache {
 
 struct DepCacheEntry {
   std::string key;
+  // Who may see it (docs/actions.md, "Cache scopes"): a key is unique within
+  // its scope; "" is the scope of entries saved before scopes existed.
+  std::string scope;
   std::string version;
   Digest digest;           // of the archive file
   uint64_t size = 0;       // archive bytes
@@ -69,10 +75,12 @@ class DepCache {
   // The version of a list of path patterns (their order matters, as on GitHub).
   static std::string version_of(const std::vector<std::string>& paths);
 
-  // Exact `key` first; then each restore key in order as a prefix, the
-  // newest matching entry winning. An empty version matches any entry.
+  // Scope by scope, in the order given: exact `key` first; then each
+  // restore key in order as a prefix, the newest matching entry winning. An
+  // empty version matches any entry.
   Result<CacheLookup> lookup(const std::string& key, const std::vector<std::string>& restore_keys,
-                             const std::string& version = "") const;
+                             const std::string& version = "",
+                             const std::vector<std::string>& scopes = {""}) const;
 
   // Extracts the entry into the job's workspace and home (mtimes and modes
   // kept, existing files replaced) and records its use. The paths are
@@ -84,12 +92,12 @@ class DepCache {
   // and records it under `key`. Errors: a path outside workspace and home,
   // no file matched (kNotFound).
   Result<SaveResult> save(const std::string& key, const std::vector<std::string>& paths,
-                          const JobDirs& dirs) const;
+                          const JobDirs& dirs, const std::string& scope = "") const;
 
   // Every entry, least recently used first.
   Result<std::vector<DepCacheEntry>> list() const;
-  // Removes an entry (and its archive when no other entry shares it).
-  // kNotFound when there is no such key.
+  // Removes the entries of `key` in every scope (and their archives when no
+  // other entry shares them). kNotFound when there is no such key.
   Status remove(const std::string& key) const;
   // Removes least recently used entries until the archives total at most
   // `max_bytes`; returns the removed entries.
@@ -99,6 +107,8 @@ class DepCache {
   const std::filesystem::path& root() const { return root_; }
 
  private:
+  // Removes the entries `which` selects; how many there were.
+  Result<size_t> remove_where(const std::function<bool(const DepCacheEntry&)>& which) const;
   std::filesystem::path root_;  // <state>/depcache
 };
 

@@ -74,6 +74,29 @@ Result<bool> flag(const std::string& action, const ActionEnv& env, const char* k
 
 // actions/cache (restore now, save after the job when there was no exact
 // hit) and actions/cache/restore (restore only).
+// Where a job's caches are saved and which it may restore (docs/actions.md,
+// "Cache scopes"): its repository's; a pull request's job saves to the pull
+// request's own scope and restores from it first, then from the
+// repository's, so what a pull request (a fork's code) saves never reaches
+// the repository's other runs.
+struct CacheScopes {
+  std::string save;
+  std::vector<std::string> read;
+};
+CacheScopes cache_scopes(const RunContext& run) {
+  auto gs = [&](const char* k) {
+    const auto& g = run.github;
+    return g.is_object() && g.contains(k) && g[k].is_string() ? g[k].get<std::string>()
+                                                              : std::string();
+  };
+  const std::string repo = "repo " + gs("repository");
+  if (gs("event_name") == "pull_request") {
+    std::string pr = repo + " " + gs("ref");
+    return {pr, {pr, repo}};
+  }
+  return {repo, {repo}};
+}
+
 Result<ActionResult> cache_action(ActionEnv& env, bool save_after) {
   const std::string action = save_after ? "actions/cache" : "actions/cache/restore";
   if (save_after) {
@@ -96,8 +119,9 @@ Result<ActionResult> cache_action(ActionEnv& env, bool save_after) {
 
   auto store = std::make_shared<cache::DepCache>(env.run->state_dir);
   std::string version = cache::DepCache::version_of(paths);
+  const CacheScopes scopes = cache_scopes(*env.run);
   LS_TRY_ASSIGN(cache::CacheLookup found,
-                store->lookup(key, lines_of(input(env, "restore-keys")), version));
+                store->lookup(key, lines_of(input(env, "restore-keys")), version, scopes.read));
   ActionResult out;
   out.outputs["cache-hit"] = found.hit() ? "true" : "false";
   out.outputs["cache-primary-key"] = key;
@@ -115,12 +139,12 @@ Result<ActionResult> cache_action(ActionEnv& env, bool save_after) {
   }
   if (!found.hit() && !lookup_only && save_after) {
     auto note = env.note;
-    out.post = [store, key, hpaths, dirs, note](bool job_succeeded) -> Status {
+    out.post = [store, key, hpaths, dirs, note, scope = scopes.save](bool job_succeeded) -> Status {
       if (!job_succeeded) {
         note("cache '" + key + "' not saved: the job did not succeed");
         return {};
       }
-      auto saved = store->save(key, hpaths, dirs);
+      auto saved = store->save(key, hpaths, dirs, scope);
       if (!saved) {
         if (saved.error().kind() == ErrorKind::kNotFound) {
           note("cache '" + key + "' not saved: " + saved.error().message());
@@ -147,7 +171,7 @@ Result<ActionResult> cache_save_action(ActionEnv& env) {
   if (paths.empty()) return fail(action + ": input 'path' is required", ErrorKind::kWorkflow);
   cache::JobDirs dirs{env.workspace_host, env.home_host};
   cache::DepCache store(env.run->state_dir);
-  auto saved = store.save(key, host_paths(env, paths), dirs);
+  auto saved = store.save(key, host_paths(env, paths), dirs, cache_scopes(*env.run).save);
   if (!saved) {
     if (saved.error().kind() == ErrorKind::kNotFound) {
       env.note("cache '" + key + "' not saved: " + saved.error().message());

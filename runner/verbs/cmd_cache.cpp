@@ -89,7 +89,7 @@ int cache_du(const std::vector<std::string>& args) {
   std::printf("layers  %6llu  %s\n", static_cast<unsigned long long>(u->layers),
               cache::format_size(u->layer_bytes).c_str());
   std::printf("tmp             %s\n", cache::format_size(u->tmp_bytes).c_str());
-  // Dependency caches (actions/cache) are shared by every job on the host.
+  // Dependency caches (actions/cache), in scopes by repository and pull request.
   cache::DepCache deps(state_dir());
   auto entries = deps.list();
   if (!entries) return report_error(entries.error());

@@ -233,6 +233,55 @@ jobs:
   EXPECT_TRUE(has(r.out, "hit=false matched=\n") || has(r.out, "hit=false matched=\r")) << r.out;
 }
 
+// A pull request's job restores the repository's caches but saves into a
+// scope of its own: what it saved (a fork's code may have made it) never
+// reaches a push's job, while the same pull request finds it again.
+TEST_F(ActionsTest, APullRequestsCacheNeverReachesTheRepositorysOtherRuns) {
+  auto yaml = [](const std::string& key) {
+    return R"(on: [push, pull_request]
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - id: cache
+        uses: actions/cache@v4
+        with:
+          key: )" +
+           key + R"(
+          restore-keys: deps-
+          path: deps
+      - run: |
+          echo "hit=${{ steps.cache.outputs.cache-hit }} matched=${{ steps.cache.outputs.cache-matched-key }}"
+          mkdir -p deps && echo "made by ${{ github.event_name }}" > deps/lib.txt
+)";
+  };
+  auto event = home_.write("pr.json", R"({"number": 7, "pull_request": {"number": 7,
+      "head": {"ref": "topic"}, "base": {"ref": "main"}}})");
+  const std::vector<std::string> as_pr = {"--event", "pull_request", "--event-file",
+                                          event.string()};
+  auto r = run(yaml("deps-v1"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "saved cache 'deps-v1'")) << r.out;
+  r = run(yaml("deps-v1"), as_pr);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=true matched=deps-v1")) << r.out;
+  r = run(yaml("deps-pr"), as_pr);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=false matched=deps-v1")) << r.out;
+  EXPECT_TRUE(has(r.out, "saved cache 'deps-pr'")) << r.out;
+  // A push does not see it.
+  r = run(yaml("deps-pr"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=false matched=deps-v1")) << r.out;
+  EXPECT_TRUE(has(r.out, "saved cache 'deps-pr'")) << r.out;  // the repository's own now
+  // The pull request finds its own first.
+  r = run(yaml("deps-pr"), as_pr);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=true matched=deps-pr")) << r.out;
+  EXPECT_TRUE(has(r.out, "restored cache 'deps-pr'")) << r.out;
+}
+
 TEST_F(ActionsTest, CachePathOutsideWorkspaceAndHomeIsAnError) {
   auto r = run(R"(on: push
 jobs:

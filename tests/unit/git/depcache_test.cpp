@@ -102,6 +102,59 @@ TEST_F(DepCacheTest, MissSaveHitRestoreIntoAnotherJob) {
   EXPECT_EQ(other->kind, CacheLookup::Kind::kMiss);
 }
 
+// Scopes (docs/actions.md, "Cache scopes"): a key is unique within its
+// scope; a lookup searches its scopes in order, each wholly (exact key, then
+// restore keys) before the next, as GitHub searches the run's branch before
+// the default branch; a scope not listed is never seen.
+TEST_F(DepCacheTest, ScopesAreSearchedInOrderAndOthersAreNeverSeen) {
+  DepCache cache(tmp_.path() / "state");
+  const std::vector<std::string> paths = {"deps"};
+  const std::string version = DepCache::version_of(paths);
+  const std::string repo = "repo o/r", pr = "repo o/r refs/pull/7/merge", other = "repo o/x";
+  write(job1_.workspace / "deps/v", "repository's");
+  ASSERT_TRUE(cache.save("deps-linux-1", paths, job1_, repo));
+  write(job1_.workspace / "deps/v", "pull request's");
+  auto pr_saved = cache.save("deps-linux-1", paths, job1_, pr);  // the same key, its own scope
+  ASSERT_TRUE(pr_saved) << pr_saved.error().message();
+  EXPECT_TRUE(pr_saved->created);
+  write(job1_.workspace / "deps/v", "pull request's newer");
+  ASSERT_TRUE(cache.save("deps-linux-2", paths, job1_, pr));
+
+  auto from_repo = cache.lookup("deps-linux-2", {"deps-linux-"}, version, {repo});
+  ASSERT_TRUE(from_repo);
+  EXPECT_EQ(from_repo->kind, CacheLookup::Kind::kRestoreKey);  // not the pull request's exact key
+  EXPECT_EQ(from_repo->entry->scope, repo);
+  EXPECT_EQ(from_repo->entry->key, "deps-linux-1");
+
+  auto from_pr = cache.lookup("deps-linux-1", {"deps-linux-"}, version, {pr, repo});
+  ASSERT_TRUE(from_pr);
+  EXPECT_EQ(from_pr->kind, CacheLookup::Kind::kExact);
+  EXPECT_EQ(from_pr->entry->scope, pr);
+  ASSERT_TRUE(cache.restore(*from_pr->entry, paths, job2_));
+  EXPECT_EQ(slurp(job2_.workspace / "deps/v"), "pull request's");
+  // A restore key in the first scope wins over the exact key in the next.
+  auto order = cache.lookup("deps-linux-9", {"deps-linux-"}, version, {pr, repo});
+  ASSERT_TRUE(order);
+  EXPECT_EQ(order->kind, CacheLookup::Kind::kRestoreKey);
+  EXPECT_EQ(order->entry->key, "deps-linux-2");
+
+  auto elsewhere = cache.lookup("deps-linux-1", {"deps-"}, version, {other});
+  ASSERT_TRUE(elsewhere);
+  EXPECT_EQ(elsewhere->kind, CacheLookup::Kind::kMiss);
+
+  // remove(key) takes the key out of every scope; the index is still whole.
+  ASSERT_TRUE(cache.remove("deps-linux-1"));
+  auto listed = cache.list();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].key, "deps-linux-2");
+  EXPECT_EQ((*listed)[0].scope, pr);
+  EXPECT_FALSE(
+      cache.save("a\x1f"
+                 "b",
+                 paths, job1_, repo));
+}
+
 TEST_F(DepCacheTest, RestoreKeysArePrefixesNewestFirst) {
   DepCache cache(tmp_.path() / "state");
   const std::vector<std::string> paths = {"deps"};
