@@ -1,4 +1,5 @@
 // The lockstep program: parses the verb and hands off to runner/ (or server/).
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -82,6 +83,12 @@ int run_verb(const lockstep::runner::Verb& v, std::vector<std::string> args) {
 
 int main(int argc, char** argv) {
   std::set_terminate(on_terminate);
+  // A reader that goes away (`lockstep run | head`) must not kill a run
+  // midway, its containers and cgroups left for the next run to reap:
+  // writes to it fail (EPIPE) and the run goes on to its end and its record.
+  // Every process lockstep starts in a container gets SIGPIPE back (the
+  // executor resets every signal before exec).
+  ::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
     print_help();

@@ -128,6 +128,29 @@ TEST_F(RunTest, UsageErrorsExitTwo) {
   EXPECT_NE(r.err.find("--event-file " + payload.string()), std::string::npos) << r.err;
 }
 
+// A reader that closes early (`lockstep run | head -1`): the run still ends
+// as it would have, with its record; its steps still get SIGPIPE (`yes |
+// head` ends).
+TEST_F(RunTest, AReaderThatGoesAwayDoesNotKillTheRun) {
+  auto wf = home_.write("many.yml", R"WF(on: push
+jobs:
+  talk:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: for i in $(seq 1 2000); do echo "line $i of a long log"; done
+      - run: sleep 0.5 && test "$(yes | head -3 | wc -l)" = 3
+)WF");
+  auto r =
+      run_process({"/bin/bash", "-c",
+                   "set -o pipefail; \"$0\" run \"$1\" | head -1; echo \"status ${PIPESTATUS[0]}\"",
+                   LOCKSTEP_BINARY, wf.string()},
+                  {"LOCKSTEP_HOME=" + home_.home().string()});
+  EXPECT_NE(r.out.find("status 0"), std::string::npos) << r.out << r.err;
+  auto ls = home_.lockstep({"runs", "ls"});
+  EXPECT_NE(ls.out.find("success"), std::string::npos) << ls.out << ls.err;
+}
+
 TEST_F(RunTest, HelpAndVersion) {
   auto r = home_.lockstep({"--version"});
   EXPECT_EQ(r.exit_code, 0);
