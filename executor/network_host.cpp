@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "common/fs.hpp"
@@ -265,16 +266,27 @@ Status in_namespace(int netns_fd, const std::function<Status()>& fn, UniqueFd* c
   return result;
 }
 
+namespace {
+// The state dir of this network namespace's fabrics if one ever ran here
+// (host_state_dir() without creating it).
+std::optional<fs::path> existing_state_dir() {
+  struct stat st {};
+  if (::stat("/proc/thread-self/ns/net", &st) != 0) return std::nullopt;
+  fs::path dir = fs::path("/run/lockstep/net") / ("ns-" + std::to_string(st.st_ino));
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return std::nullopt;
+  return dir;
+}
+}  // namespace
+
 }  // namespace detail
 
 Status reap_stale_networks() {
   using namespace detail;
   // Nothing to reap where no fabric ever ran.
-  struct stat st {};
-  if (::stat("/proc/thread-self/ns/net", &st) != 0) return {};
-  fs::path dir = fs::path("/run/lockstep/net") / ("ns-" + std::to_string(st.st_ino));
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return {};
+  auto found = existing_state_dir();
+  if (!found) return {};
+  const fs::path& dir = *found;
   LS_TRY_ASSIGN(auto lock, LockFile::acquire(dir / ".lock"));
   LS_TRY_ASSIGN(auto live, reap_and_list(dir));
   (void)live;
@@ -283,11 +295,9 @@ Status reap_stale_networks() {
 
 Status release_kept_networks(pid_t keeper) {
   using namespace detail;
-  struct stat st {};
-  if (::stat("/proc/thread-self/ns/net", &st) != 0) return {};
-  fs::path dir = fs::path("/run/lockstep/net") / ("ns-" + std::to_string(st.st_ino));
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return {};
+  auto found = existing_state_dir();
+  if (!found) return {};
+  const fs::path& dir = *found;
   LS_TRY_ASSIGN(auto lock, LockFile::acquire(dir / ".lock"));
   LS_TRY_ASSIGN(auto live, reap_and_list(dir));
   Status result;

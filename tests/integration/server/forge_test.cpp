@@ -192,13 +192,7 @@ jobs:
       - run: echo "token [${{ secrets.TOKEN }}] ${{ github.event_name }} ${{ github.base_ref }}<-${{ github.head_ref }}"
 )yml"},
           {"base.txt", "from base\n"}});
-  git({"checkout", "-q", "-b", "feature"});
-  std::ofstream(root_ / "work" / "feature.txt") << "from the fork\n";
-  git({"add", "feature.txt"});
-  git({"commit", "-q", "-m", "feature"});
-  std::string head = git({"rev-parse", "HEAD"}).substr(0, 40);
-  git({"push", "-q", (root_ / "repo.git").string(), "HEAD:refs/merge-requests/3/head"});
-  git({"checkout", "-q", "main"});
+  std::string head = push_pull_head("from the fork\n", "refs/merge-requests/3/head");
   std::string base2 = commit({{"base.txt", "from base, later\n"}});
   import_busybox("a");
   start_server();

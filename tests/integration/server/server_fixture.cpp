@@ -333,6 +333,17 @@ std::string ServerFixture::agent_token(const std::string& name) {
   return tokens_[name] = t;
 }
 
+std::string ServerFixture::push_pull_head(const std::string& text, const std::string& ref) {
+  git({"checkout", "-q", "-b", "feature"});
+  std::ofstream(root_ / "work" / "feature.txt") << text;
+  git({"add", "feature.txt"});
+  git({"commit", "-q", "-m", "feature"});
+  std::string head = git({"rev-parse", "HEAD"}).substr(0, 40);
+  git({"push", "-q", (root_ / "repo.git").string(), "HEAD:" + ref});
+  git({"checkout", "-q", "main"});
+  return head;
+}
+
 void ServerFixture::import_busybox(const std::string& name) {
   fs::path home = root_ / ("agent-" + name);
   fs::create_directories(home);

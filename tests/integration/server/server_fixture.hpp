@@ -106,6 +106,10 @@ class ServerFixture : public ::testing::Test {
 
   // Commits `files` (path -> content) to `main` of the repository; its sha.
   std::string commit(const std::map<std::string, std::string>& files);
+  // A pull request's head: feature.txt holding `text`, committed on a branch
+  // off main and pushed to the bare repository only as `ref` (where the
+  // forge keeps it); the work tree is back on main. Its sha.
+  std::string push_pull_head(const std::string& text, const std::string& ref);
   // A GitHub push webhook for `sha`, signed with `secret` (empty: unsigned).
   HttpReply push_hook(const std::string& delivery, const std::string& sha,
                       const std::string& secret, const std::string& repo = "o/r",

@@ -449,13 +449,7 @@ jobs:
                              {"base.txt", "from base\n"}});
   // The head: a branch pushed only as the pull request's ref; then main
   // moves on, so the merge is a commit of its own.
-  git({"checkout", "-q", "-b", "feature"});
-  std::ofstream(root_ / "work" / "feature.txt") << "from feature\n";
-  git({"add", "feature.txt"});
-  git({"commit", "-q", "-m", "feature"});
-  std::string head = git({"rev-parse", "HEAD"}).substr(0, 40);
-  git({"push", "-q", (root_ / "repo.git").string(), "HEAD:refs/pull/7/head"});
-  git({"checkout", "-q", "main"});
+  std::string head = push_pull_head("from feature\n", "refs/pull/7/head");
   std::string base2 = commit({{"base.txt", "from base, later\n"}});
   ASSERT_NE(base2, base);
   import_busybox("a");
