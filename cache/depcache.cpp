@@ -206,6 +206,30 @@ Result<SaveResult> DepCache::save(const std::string& key, const std::vector<std:
   return SaveResult{e, true};
 }
 
+Status DepCache::adopt(const DepCacheEntry& entry, const fs::path& archive) const {
+  if (entry.key.empty() || entry.key.find('\x1f') != std::string::npos ||
+      entry.scope.find('\x1f') != std::string::npos)
+    return fail("cache entry with an unusable key or scope", ErrorKind::kUsage);
+  std::error_code ec;
+  fs::create_directories(root_ / "blobs", ec);
+  if (ec)
+    return fail(Error("create " + (root_ / "blobs").string() + ": " + ec.message(), ec.value()));
+  const fs::path final_path = archive_path(entry.digest);
+  if (!archive.empty() && archive != final_path) {
+    if (::rename(archive.c_str(), final_path.c_str()) != 0)
+      return fail_errno("publish " + final_path.string());
+    LS_TRY(fsync_dir(root_ / "blobs"));
+  }
+  LS_TRY_ASSIGN(LockFile lock, LockFile::acquire(root_ / "index.lock"));
+  LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
+  if (idx.entries.count(slot(entry.scope, entry.key))) return {};
+  DepCacheEntry e = entry;
+  e.last_used_ms = unix_ms();
+  e.seq = e.used_seq = idx.next_seq++;
+  idx.entries[slot(e.scope, e.key)] = e;
+  return write_index(root_ / "index.json", idx);
+}
+
 Result<std::vector<DepCacheEntry>> DepCache::list() const {
   LS_TRY_ASSIGN(Index idx, read_index(root_ / "index.json"));
   std::vector<DepCacheEntry> out;

@@ -94,6 +94,12 @@ class DepCache {
   Result<SaveResult> save(const std::string& key, const std::vector<std::string>& paths,
                           const JobDirs& dirs, const std::string& scope = "") const;
 
+  // An entry saved elsewhere (a lockstep server's, shared by its agents):
+  // `archive`, a file whose sha256 the caller checked against the entry's
+  // digest, is moved into the store, and the entry joins the index unless
+  // its scope holds the key already.
+  Status adopt(const DepCacheEntry& entry, const std::filesystem::path& archive) const;
+
   // Every entry, least recently used first.
   Result<std::vector<DepCacheEntry>> list() const;
   // Removes the entries of `key` in every scope (and their archives when no

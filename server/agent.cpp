@@ -454,6 +454,9 @@ class Slot {
                  // declaring the attempt lost (L), so never more than L/9.
                  {"grace_ms", std::min<int64_t>(2'000, give_up_ns / 4'000'000)},
                  {"executor", cfg_.executor},
+                 // The server's shared dependency caches (docs/server.md,
+                 // "Caches"), asked by the job with this agent's token.
+                 {"cache_server", {{"url", cfg_.server}, {"token", cfg_.token}}},
                  {"platforms", cfg_.platforms},
                  {"trace", cfg_.trace.string()}};
     // The job's directory holds scratch only (job.json, needs.json,

@@ -261,6 +261,156 @@ HttpResponse put_artifact(Server::Impl& s, int64_t agent, int64_t job, int attem
       422, "artifact '" + name + "' was already uploaded by job '" + r->str(0, 2) + "'");
 }
 
+// Dependency caches (docs/server.md, "Caches"). A job's scopes follow from
+// its run, never from what the agent says: its repository's, and for a pull
+// request its own first (where it also saves), so what a fork's code saves
+// never reaches the repository's other runs.
+struct JobScopes {
+  int64_t repo_id = 0;
+  std::string save;
+  std::vector<std::string> read;
+};
+Result<JobScopes> job_scopes(pg::Conn& c, int64_t job) {
+  LS_TRY_ASSIGN(auto r,
+                c.exec("SELECT r.repo_id, p.name, r.event, r.ref FROM jobs j JOIN runs r ON "
+                       "r.id = j.run_id JOIN repos p ON p.id = r.repo_id WHERE j.id = $1",
+                       {pg::p(job)}));
+  if (r.empty()) return fail("no job " + std::to_string(job), ErrorKind::kNotFound);
+  JobScopes out;
+  out.repo_id = r.i64(0, 0);
+  const std::string repo = "repo " + r.str(0, 1);
+  if (r.str(0, 2) == "pull_request") {
+    out.save = repo + " " + r.str(0, 3);
+    out.read = {out.save, repo};
+  } else {
+    out.save = repo;
+    out.read = {repo};
+  }
+  return out;
+}
+
+// GitHub's limit on a key's length; keys and versions are text without
+// control characters.
+std::string cache_text_error(const std::string& what, const std::string& v, size_t max) {
+  if (v.empty()) return what + " is empty";
+  if (v.size() > max) return what + " is longer than " + std::to_string(max) + " bytes";
+  for (unsigned char ch : v)
+    if (ch < 0x20 || ch == 0x7f) return what + " holds a control character";
+  return "";
+}
+
+constexpr const char* kCacheColumns =
+    "id, key, scope, version, digest, size, files, "
+    "(extract(epoch FROM created_at) * 1000)::bigint";
+
+json cache_entry(const pg::Rows& r) {
+  return {{"key", r.str(0, 1)},       {"scope", r.str(0, 2)}, {"version", r.str(0, 3)},
+          {"digest", r.str(0, 4)},    {"size", r.i64(0, 5)},  {"files", r.i64(0, 6)},
+          {"created_ms", r.i64(0, 7)}};
+}
+
+// Scope by scope: the exact key, then each restore key as a prefix (the
+// newest entry wins), of the same version; as lockstep run's own cache
+// (cache/depcache.hpp) and GitHub's.
+HttpResponse cache_lookup(Server::Impl& s, int64_t agent, int64_t job, int attempt,
+                          const json& body) {
+  auto live = live_attempt(s, agent, job, attempt);
+  if (!live) return error_response(live.error());
+  if (!*live) return stale(job, attempt);
+  const std::string key = body.value("key", ""), version = body.value("version", "");
+  std::vector<std::string> restore;
+  for (const auto& k : body.value("restore_keys", json::array()))
+    if (k.is_string() && !k.get<std::string>().empty()) restore.push_back(k.get<std::string>());
+  for (const auto& [what, v] : std::vector<std::pair<std::string, std::string>>{
+           {"cache key", key}, {"cache version", version}})
+    if (auto why = cache_text_error(what, v, 512); !why.empty()) return error_response(400, why);
+  auto c = s.db->take();
+  if (!c) return error_response(c.error());
+  auto scopes = job_scopes(**c, job);
+  if (!scopes) return error_response(scopes.error());
+  const std::string cols = kCacheColumns;
+  for (const auto& scope : scopes->read) {
+    auto exact = (*c)->exec("SELECT " + cols +
+                                " FROM caches WHERE repo_id = $1 AND scope = $2 AND key = $3 "
+                                "AND version = $4",
+                            {pg::p(scopes->repo_id), pg::p(scope), pg::p(key), pg::p(version)});
+    if (!exact) return error_response(exact.error());
+    std::optional<pg::Rows> found;
+    std::string kind = "exact";
+    if (!exact->empty()) found = std::move(*exact);
+    for (size_t i = 0; !found && i < restore.size(); ++i) {
+      auto m =
+          (*c)->exec("SELECT " + cols +
+                         " FROM caches WHERE repo_id = $1 AND scope = $2 AND "
+                         "starts_with(key, $3) AND version = $4 ORDER BY created_at DESC, "
+                         "id DESC LIMIT 1",
+                     {pg::p(scopes->repo_id), pg::p(scope), pg::p(restore[i]), pg::p(version)});
+      if (!m) return error_response(m.error());
+      if (!m->empty()) {
+        found = std::move(*m);
+        kind = "restore-key";
+      }
+    }
+    if (!found) continue;
+    auto used = (*c)->exec("UPDATE caches SET last_used_at = now() WHERE id = $1",
+                           {pg::p(found->i64(0, 0))});
+    if (!used) return error_response(used.error());
+    return json_response(200, {{"kind", kind}, {"entry", cache_entry(*found)}});
+  }
+  return json_response(200, {{"kind", "miss"}});
+}
+
+// A job's saved cache: its archive is stored already (sent as a blob). A
+// key is taken once per scope; saving it again stores nothing.
+HttpResponse cache_save(Server::Impl& s, int64_t agent, int64_t job, int attempt,
+                        const json& body) {
+  auto live = live_attempt(s, agent, job, attempt);
+  if (!live) return error_response(live.error());
+  if (!*live) return stale(job, attempt);
+  const std::string key = body.value("key", ""), version = body.value("version", "");
+  const std::string digest = body.value("digest", "");
+  for (const auto& [what, v] : std::vector<std::pair<std::string, std::string>>{
+           {"cache key", key}, {"cache version", version}})
+    if (auto why = cache_text_error(what, v, 512); !why.empty()) return error_response(400, why);
+  if (digest.rfind("sha256:", 0) != 0 || !is_sha_hex(digest.substr(7)))
+    return error_response(400, "cache digest must be sha256:<64 hex digits>");
+  const int64_t size = body.value("size", int64_t{-1}), files = body.value("files", int64_t{-1});
+  if (size < 0 || files < 0) return error_response(400, "cache needs size and files");
+  std::error_code ec;
+  std::filesystem::create_directories(blobs_dir(s), ec);
+  auto lock = LockFile::acquire(blobs_lock(blobs_dir(s)), true);
+  if (!lock) return error_response(lock.error());
+  struct stat st {};
+  if (::stat((blobs_dir(s) / digest.substr(7)).c_str(), &st) != 0)
+    return error_response(400, "cache archive " + digest + " is not stored yet");
+  if (st.st_size != size)
+    return error_response(400, "cache archive " + digest + " holds " + std::to_string(st.st_size) +
+                                   " bytes, not " + std::to_string(size));
+  bool created = false;
+  std::string scope;
+  {
+    auto c = s.db->take();
+    if (!c) return error_response(c.error());
+    auto scopes = job_scopes(**c, job);
+    if (!scopes) return error_response(scopes.error());
+    scope = scopes->save;
+    auto r = (*c)->exec(
+        "INSERT INTO caches (repo_id, scope, key, version, digest, size, files, job_id, attempt) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, scope, key) DO "
+        "NOTHING RETURNING id",
+        {pg::p(scopes->repo_id), pg::p(scope), pg::p(key), pg::p(version), pg::p(digest),
+         pg::p(size), pg::p(files), pg::p(job), pg::p(attempt)});
+    if (!r) return error_response(r.error());
+    created = !r->empty();
+  }
+  if (created) {
+    // Over the repository's limit: its least recently used entries go now.
+    auto swept = sweep_caches(*s.db, s.cfg.cache_retention_days, s.cfg.cache_max_bytes);
+    if (!swept) spdlog::warn("server: cache retention: {}", swept.error().message());
+  }
+  return json_response(200, {{"created", created}, {"scope", scope}});
+}
+
 }  // namespace
 
 HttpResponse agent_route(Server::Impl& s, const HttpRequest& req) {
@@ -319,6 +469,8 @@ HttpResponse agent_route(Server::Impl& s, const HttpRequest& req) {
     return *r == Fence::kOk ? json_response(200, {{"ok", true}}) : stale(job, attempt);
   }
   if (what == "artifact") return put_artifact(s, **agent, job, attempt, body);
+  if (what == "cache-lookup") return cache_lookup(s, **agent, job, attempt, body);
+  if (what == "cache-save") return cache_save(s, **agent, job, attempt, body);
   if (what == "finish") {
     Finish f;
     f.job = job;

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cache/gc.hpp"
 #include "common/fs.hpp"
 #include "common/log.hpp"
 #include "common/paths.hpp"
@@ -237,12 +238,92 @@ int artifacts_sweep(const runner::Args& args) {
   return 0;
 }
 
+Result<int64_t> cache_size(const std::string& text, const std::string& option) {
+  auto n = cache::parse_size(text);
+  if (!n || *n < 1)
+    return fail(option + " '" + text + "': expected a size such as 500M or 10G", ErrorKind::kUsage);
+  return static_cast<int64_t>(*n);
+}
+
+// `lockstep server caches ls [REPO]`: the dependency caches the agents
+// share, most recently used first.
+int caches_ls(const runner::Args& args) {
+  CommandLine cli("lockstep server caches ls [REPO] [--db URL]",
+                  "Lists the dependency caches the agents share (of REPO, or of every "
+                  "repository), most recently used first.",
+                  {kDbOption});
+  if (CommandLine::wants_help(args)) return std::fputs(cli.help().c_str(), stdout), 0;
+  auto p = cli.parse(args);
+  if (!p) return report_error(p.error());
+  if (p->positionals.size() > 1) return usage_error("server caches ls takes at most one REPO");
+  auto a = admin_db(*p);
+  if (!a) return report_error(a.error());
+  pg::Conn* c = &a->conn;
+  const std::string repo = p->positionals.empty() ? "" : p->positionals[0];
+  auto r = c->exec(
+      "SELECT p.name, c.scope, c.key, c.size, c.digest, to_char(c.last_used_at AT TIME ZONE "
+      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM caches c JOIN repos p ON p.id = c.repo_id "
+      "WHERE $1 = '' OR p.name = $1 ORDER BY c.last_used_at DESC, c.id DESC",
+      {pg::p(repo)});
+  if (!r) return report_error(r.error());
+  if (!repo.empty() && r->empty()) {
+    auto known = c->exec("SELECT 1 FROM repos WHERE name = $1", {pg::p(repo)});
+    if (known && known->empty()) return usage_error("no repository '" + repo + "' on the server");
+  }
+  std::printf("%-20s %-40s %-32s %10s  %s\n", "REPO", "SCOPE", "KEY", "SIZE", "LAST USED");
+  for (int i = 0; i < r->size(); ++i)
+    std::printf("%-20s %-40s %-32s %10s  %s\n", r->str(i, 0).c_str(), r->str(i, 1).c_str(),
+                r->str(i, 2).c_str(),
+                cache::format_size(static_cast<uint64_t>(r->i64(i, 3))).c_str(),
+                r->str(i, 5).c_str());
+  return 0;
+}
+
+// `lockstep server caches sweep`: what the server does hourly, now.
+int caches_sweep(const runner::Args& args) {
+  CommandLine cli("lockstep server caches sweep [--max-days N] [--max-size SIZE] [--db URL]",
+                  "Removes the dependency caches not used for N days and each repository's "
+                  "least recently used ones beyond SIZE, then the files nothing names any more; "
+                  "the server does the same hourly.",
+                  {kDbOption,
+                   {"max-days", 0, true, false, "N", "unused for N days (default 7)"},
+                   {"max-size", 0, true, false, "SIZE", "per repository (default 10G)"}});
+  if (CommandLine::wants_help(args)) return std::fputs(cli.help().c_str(), stdout), 0;
+  auto p = cli.parse(args);
+  if (!p) return report_error(p.error());
+  if (!p->positionals.empty()) return usage_error("server caches sweep takes no arguments");
+  ServerConfig defaults;
+  int max_days = defaults.cache_retention_days;
+  int64_t max_bytes = defaults.cache_max_bytes;
+  if (auto v = p->get("max-days")) {
+    auto n = runner::parse_number(*v, "--max-days", 1, 36'500);
+    if (!n) return report_error(n.error());
+    max_days = static_cast<int>(*n);
+  }
+  if (auto v = p->get("max-size")) {
+    auto n = cache_size(*v, "--max-size");
+    if (!n) return report_error(n.error());
+    max_bytes = *n;
+  }
+  auto a = admin_db(*p);
+  if (!a) return report_error(a.error());
+  pg::Pool pool(a->db.conninfo, 1);
+  auto cs = sweep_caches(pool, max_days, max_bytes);
+  if (!cs) return report_error(cs.error());
+  auto r = sweep_artifacts(pool, state_dir() / "server" / "blobs", 0);
+  if (!r) return report_error(r.error());
+  std::printf("removed %lld cache(s), %lld bytes; removed %lld file(s), %lld bytes\n",
+              static_cast<long long>(cs->removed), static_cast<long long>(cs->bytes),
+              static_cast<long long>(r->files_removed), static_cast<long long>(r->bytes_removed));
+  return 0;
+}
+
 int serve(const runner::Args& args) {
   CommandLine cli(
       "lockstep server [--listen ADDR:PORT] [--db URL] [--url URL] [options]",
       "Runs the CI server: webhooks, the job queue for agents, the web UI and API.\n"
-      "Subcommands: repo add, agent-token add, secret set, var set, artifacts sweep (see --help "
-      "of each).",
+      "Subcommands: repo add, agent-token add, secret set, var set, artifacts sweep, caches "
+      "ls, caches sweep (see --help of each).",
       {{"listen", 'l', true, false, "ADDR:PORT", "address to listen on (default 127.0.0.1:8080)"},
        kDbOption,
        {"url", 0, true, false, "URL", "the server's public URL, for links in commit statuses"},
@@ -254,13 +335,18 @@ int serve(const runner::Args& args) {
        {"max-connections", 0, true, false, "N", "HTTP connections at once (default 256)"},
        {"artifact-retention-days", 0, true, false, "N",
         "expire artifacts older than N days even if their own retention is longer (default: "
-        "their own, upload-artifact's retention-days)"}});
+        "their own, upload-artifact's retention-days)"},
+       {"cache-retention-days", 0, true, false, "N",
+        "remove dependency caches not used for N days (default 7)"},
+       {"cache-max-size", 0, true, false, "SIZE",
+        "keep at most SIZE of dependency caches per repository, least recently used go first "
+        "(default 10G)"}});
   if (CommandLine::wants_help(args)) return std::fputs(cli.help().c_str(), stdout), 0;
   auto p = cli.parse(args);
   if (!p) return report_error(p.error());
   if (!p->positionals.empty()) {
-    std::string hint = runner::closest_match(p->positionals[0],
-                                             {"repo", "agent-token", "secret", "var", "artifacts"});
+    std::string hint = runner::closest_match(
+        p->positionals[0], {"repo", "agent-token", "secret", "var", "artifacts", "caches"});
     return usage_error("unknown command 'lockstep server " + p->positionals[0] + "'" +
                        (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   }
@@ -292,6 +378,16 @@ int serve(const runner::Args& args) {
     if (!n) return report_error(n.error());
     cfg.artifact_retention_days = static_cast<int>(*n);
   }
+  if (auto v = p->get("cache-retention-days")) {
+    auto n = runner::parse_number(*v, "--cache-retention-days", 1, 36'500);
+    if (!n) return report_error(n.error());
+    cfg.cache_retention_days = static_cast<int>(*n);
+  }
+  if (auto v = p->get("cache-max-size")) {
+    auto n = cache_size(*v, "--cache-max-size");
+    if (!n) return report_error(n.error());
+    cfg.cache_max_bytes = *n;
+  }
   log_to_stderr();
   block_stop_signals();
   auto server = Server::start(std::move(cfg));
@@ -319,6 +415,11 @@ int cmd_server(const runner::Args& args) {
       if (rest.empty() || rest[0] != "sweep")
         return usage_error("usage: lockstep server artifacts sweep [--max-days N]");
       return artifacts_sweep({rest.begin() + 1, rest.end()});
+    }
+    if (sub == "caches") {
+      if (!rest.empty() && rest[0] == "ls") return caches_ls({rest.begin() + 1, rest.end()});
+      if (!rest.empty() && rest[0] == "sweep") return caches_sweep({rest.begin() + 1, rest.end()});
+      return usage_error("usage: lockstep server caches ls|sweep ...");
     }
     if (sub == "secret") return secret_set(rest, "secret");
     if (sub == "var") return secret_set(rest, "var");

@@ -19,6 +19,24 @@ fs::path blobs_lock(const fs::path& blobs) {
   return blobs / ".lock";
 }
 
+Result<CacheSweep> sweep_caches(pg::Pool& db, int max_days, int64_t max_bytes) {
+  LS_TRY_ASSIGN(auto c, db.take());
+  // Newest use first within each repository; what lies beyond the limit,
+  // counted that way, goes.
+  LS_TRY_ASSIGN(auto r,
+                c->exec("WITH ranked AS (SELECT id, sum(size) OVER (PARTITION BY repo_id ORDER BY "
+                        "last_used_at DESC, id DESC) AS running FROM caches) "
+                        "DELETE FROM caches c USING ranked r WHERE c.id = r.id AND "
+                        "(($2::bigint > 0 AND r.running > $2::bigint) OR ($1::int > 0 AND "
+                        "c.last_used_at < now() - make_interval(days => $1::int))) "
+                        "RETURNING c.size",
+                        {pg::p(int64_t{max_days}), pg::p(max_bytes)}));
+  CacheSweep out;
+  out.removed = r.size();
+  for (int i = 0; i < r.size(); ++i) out.bytes += r.i64(i, 0);
+  return out;
+}
+
 Result<SweepResult> sweep_artifacts(pg::Pool& db, const fs::path& blobs, int max_days,
                                     std::chrono::seconds min_file_age) {
   SweepResult out;
@@ -37,11 +55,13 @@ Result<SweepResult> sweep_artifacts(pg::Pool& db, const fs::path& blobs, int max
   LS_TRY_ASSIGN(auto live, c->exec("SELECT f->>'digest' FROM artifacts, "
                                    "jsonb_array_elements(manifest->'files') AS f "
                                    "WHERE expired_at IS NULL"));
+  LS_TRY_ASSIGN(auto cached, c->exec("SELECT digest FROM caches"));
   std::set<std::string> keep;
-  for (int i = 0; i < live.size(); ++i) {
-    std::string d = live.str(i, 0);
-    if (d.rfind("sha256:", 0) == 0) keep.insert(d.substr(7));
-  }
+  for (const auto* rows : {&live, &cached})
+    for (int i = 0; i < rows->size(); ++i) {
+      std::string d = rows->str(i, 0);
+      if (d.rfind("sha256:", 0) == 0) keep.insert(d.substr(7));
+    }
   const auto now = std::chrono::system_clock::now();
   auto older_than = [&](const struct stat& st, std::chrono::seconds age) {
     auto mtime = std::chrono::system_clock::time_point(std::chrono::seconds(st.st_mtim.tv_sec));

@@ -179,6 +179,27 @@ CREATE TABLE artifacts (
 ALTER TABLE artifacts ADD COLUMN expires_at timestamptz;
 ALTER TABLE artifacts ADD COLUMN expired_at timestamptz;
 )sql",
+    // 4: dependency caches the agents share (docs/server.md, "Caches"):
+    // entries by repository, scope and key; archives under
+    // <state>/server/blobs/ like artifacts' files.
+    R"sql(
+CREATE TABLE caches (
+  id bigserial PRIMARY KEY,
+  repo_id bigint NOT NULL REFERENCES repos(id),
+  scope text NOT NULL,
+  key text NOT NULL,
+  version text NOT NULL,
+  digest text NOT NULL,
+  size bigint NOT NULL,
+  files bigint NOT NULL,
+  job_id bigint NOT NULL REFERENCES jobs(id),
+  attempt integer NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  last_used_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (repo_id, scope, key)
+);
+CREATE INDEX caches_used ON caches (repo_id, last_used_at);
+)sql",
 };
 
 constexpr int kCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);

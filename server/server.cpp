@@ -210,9 +210,15 @@ void Server::Impl::background() {
       nap(stopping, 250ms);
     }
   });
-  // Artifacts' retention: once at start, then hourly.
+  // Caches' and artifacts' retention: once at start, then hourly.
   workers.emplace_back([this] {
     while (!stopping) {
+      auto cs = sweep_caches(*db, cfg.cache_retention_days, cfg.cache_max_bytes);
+      if (!cs)
+        spdlog::warn("server: cache retention: {}", cs.error().message());
+      else if (cs->removed > 0)
+        spdlog::info("server: cache retention: {} entries ({} bytes) removed", cs->removed,
+                     cs->bytes);
       auto r =
           sweep_artifacts(*db, cfg.state_dir / "server" / "blobs", cfg.artifact_retention_days);
       if (!r)

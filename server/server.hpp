@@ -28,6 +28,10 @@ struct ServerConfig {
   // Artifacts older than this many days expire even if their own retention
   // is longer (0: only their own; server/retention.hpp).
   int artifact_retention_days = 0;
+  // Dependency caches: an entry unused this long goes, and a repository's
+  // least recently used ones beyond this size (GitHub's 7 days and 10 GB).
+  int cache_retention_days = 7;
+  int64_t cache_max_bytes = 10ll << 30;
 };
 
 class Server {

@@ -251,6 +251,18 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
     }
     argv.insert(argv.end(), {"--needs", (dir / "needs.json").string()});
   }
+  // The server's shared dependency caches, asked as this attempt.
+  if (const json cs = spec.value("cache_server", json()); cs.is_object()) {
+    const json file = {{"url", cs.value("url", "")},
+                       {"token", cs.value("token", "")},
+                       {"job", job.id},
+                       {"attempt", job.attempt}};
+    if (!write_file(dir / "cache-server.json", file.dump(), 0600)) {
+      job.say("lockstep: could not write the job's cache server file");
+      return 2;
+    }
+    argv.insert(argv.end(), {"--cache-server", (dir / "cache-server.json").string()});
+  }
   for (const auto& p : spec.value("platforms", json::array()))
     if (p.is_string()) argv.insert(argv.end(), {"--platform", p.get<std::string>()});
   const json secrets = spec.value("secrets", json::object());

@@ -6,6 +6,7 @@
 #include "cache/depcache.hpp"
 #include "runner/engine/actions.hpp"
 #include "runner/engine/job.hpp"
+#include "runner/engine/remote_cache.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -97,6 +98,53 @@ CacheScopes cache_scopes(const RunContext& run) {
   return {repo, {repo}};
 }
 
+// The lookup: on the lockstep server's shared caches when the run has one
+// (the server picks the scopes), else, or when the server cannot answer,
+// in this host's (as GitHub's cache action, a cache service that fails is
+// a warning, not a failed step).
+Result<cache::CacheLookup> find_cache(ActionEnv& env, const cache::DepCache& store,
+                                      const std::string& key,
+                                      const std::vector<std::string>& restore_keys,
+                                      const std::string& version) {
+  if (const auto& remote = env.run->remote_cache) {
+    auto found = remote->lookup(key, restore_keys, version);
+    if (found) return found;
+    env.note("warning: the shared cache could not be asked (" + found.error().message() +
+             "); looking in this host's cache");
+  }
+  return store.lookup(key, restore_keys, version, cache_scopes(*env.run).read);
+}
+
+// Saves `key` here and, with a lockstep server, sends it there; a server
+// that cannot take it is a warning.
+Status save_cache(const std::shared_ptr<const RemoteCache>& remote, const cache::DepCache& store,
+                  const std::string& key, const std::vector<std::string>& hpaths,
+                  const cache::JobDirs& dirs, const std::string& scope,
+                  const std::function<void(const std::string&)>& note, const char* exists_text) {
+  auto saved = store.save(key, hpaths, dirs, scope);
+  if (!saved) {
+    if (saved.error().kind() == ErrorKind::kNotFound) {
+      note("cache '" + key + "' not saved: " + saved.error().message());
+      return {};
+    }
+    return fail(std::move(saved.error()).context("save cache '" + key + "'"));
+  }
+  const std::string size = std::to_string(saved->entry.size) + " bytes";
+  if (!remote) {
+    note(saved->created ? "saved cache '" + key + "' (" + size + ")"
+                        : "cache '" + key + "' " + exists_text);
+    return {};
+  }
+  auto sent = remote->save(store, saved->entry);
+  if (!sent)
+    note("warning: cache '" + key + "' was saved on this host only: " + sent.error().message());
+  else if (*sent)
+    note("saved cache '" + key + "' (" + size + ") to " + remote->url());
+  else
+    note("cache '" + key + "' " + exists_text);
+  return {};
+}
+
 Result<ActionResult> cache_action(ActionEnv& env, bool save_after) {
   const std::string action = save_after ? "actions/cache" : "actions/cache/restore";
   if (save_after) {
@@ -121,7 +169,15 @@ Result<ActionResult> cache_action(ActionEnv& env, bool save_after) {
   std::string version = cache::DepCache::version_of(paths);
   const CacheScopes scopes = cache_scopes(*env.run);
   LS_TRY_ASSIGN(cache::CacheLookup found,
-                store->lookup(key, lines_of(input(env, "restore-keys")), version, scopes.read));
+                find_cache(env, *store, key, lines_of(input(env, "restore-keys")), version));
+  const auto& remote = env.run->remote_cache;
+  if (remote && found.entry && !lookup_only) {
+    if (auto got = remote->fetch(*store, *found.entry); !got) {
+      env.note("warning: cache '" + found.entry->key + "' could not be fetched (" +
+               got.error().message() + "); going on without it");
+      found = cache::CacheLookup{};
+    }
+  }
   ActionResult out;
   out.outputs["cache-hit"] = found.hit() ? "true" : "false";
   out.outputs["cache-primary-key"] = key;
@@ -139,23 +195,14 @@ Result<ActionResult> cache_action(ActionEnv& env, bool save_after) {
   }
   if (!found.hit() && !lookup_only && save_after) {
     auto note = env.note;
-    out.post = [store, key, hpaths, dirs, note, scope = scopes.save](bool job_succeeded) -> Status {
+    out.post = [store, remote, key, hpaths, dirs, note,
+                scope = scopes.save](bool job_succeeded) -> Status {
       if (!job_succeeded) {
         note("cache '" + key + "' not saved: the job did not succeed");
         return {};
       }
-      auto saved = store->save(key, hpaths, dirs, scope);
-      if (!saved) {
-        if (saved.error().kind() == ErrorKind::kNotFound) {
-          note("cache '" + key + "' not saved: " + saved.error().message());
-          return {};
-        }
-        return fail(std::move(saved.error()).context("save cache '" + key + "'"));
-      }
-      note(saved->created
-               ? "saved cache '" + key + "' (" + std::to_string(saved->entry.size) + " bytes)"
-               : "cache '" + key + "' was saved meanwhile by another job");
-      return {};
+      return save_cache(remote, *store, key, hpaths, dirs, scope, note,
+                        "was saved meanwhile by another job");
     };
   }
   return out;
@@ -171,17 +218,8 @@ Result<ActionResult> cache_save_action(ActionEnv& env) {
   if (paths.empty()) return fail(action + ": input 'path' is required", ErrorKind::kWorkflow);
   cache::JobDirs dirs{env.workspace_host, env.home_host};
   cache::DepCache store(env.run->state_dir);
-  auto saved = store.save(key, host_paths(env, paths), dirs, cache_scopes(*env.run).save);
-  if (!saved) {
-    if (saved.error().kind() == ErrorKind::kNotFound) {
-      env.note("cache '" + key + "' not saved: " + saved.error().message());
-      return ActionResult{};
-    }
-    return fail(std::move(saved.error()).context("save cache '" + key + "'"));
-  }
-  env.note(saved->created
-               ? "saved cache '" + key + "' (" + std::to_string(saved->entry.size) + " bytes)"
-               : "cache '" + key + "' exists already; not saved again");
+  LS_TRY(save_cache(env.run->remote_cache, store, key, host_paths(env, paths), dirs,
+                    cache_scopes(*env.run).save, env.note, "exists already; not saved again"));
   return ActionResult{};
 }
 

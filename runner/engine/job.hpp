@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -86,6 +87,7 @@ struct JobReport {
 };
 
 class ActionSources;  // runner/engine/action_source.hpp
+class RemoteCache;    // runner/engine/remote_cache.hpp
 
 // runs-on labels of GitHub's hosted runners that run in lockstep's stand-in
 // image (project.hpp hosted_label_images()); each is announced once a run.
@@ -171,6 +173,9 @@ struct RunContext {
   // Actions: where they come from and what they resolved to in this run;
   // lockstep's Node.js runtime, built on first use.
   ActionSources* actions = nullptr;
+  // --cache-server: actions/cache asks a lockstep server's shared caches
+  // (runner/engine/remote_cache.hpp); null: only this host's.
+  std::shared_ptr<const RemoteCache> remote_cache;
   NodeRuntimeOnce* node = nullptr;
   bool frozen = false;
   JobReplay replay;

@@ -37,6 +37,7 @@
 #include "runner/engine/network.hpp"
 #include "runner/engine/project.hpp"
 #include "runner/engine/pull.hpp"
+#include "runner/engine/remote_cache.hpp"
 #include "runner/engine/run_plan.hpp"
 #include "runner/engine/scheduler.hpp"
 #include "runner/engine/secret_key.hpp"
@@ -464,6 +465,14 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
     }
   }
 
+  // A lockstep server's shared dependency caches (an agent's job).
+  std::shared_ptr<const RemoteCache> remote_cache;
+  if (!opt.cache_server.empty()) {
+    auto rc = RemoteCache::load(opt.cache_server);
+    if (!rc) return report_error(rc.error());
+    remote_cache = std::move(*rc);
+  }
+
   // Artifacts uploaded elsewhere in this run (an agent of `lockstep
   // server` runs one job), taken before anything else of the run exists.
   if (!opt.import_artifacts.empty()) {
@@ -533,6 +542,7 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
   context.actions = &actions;
   context.node = &node_runtime;
   context.frozen = opt.frozen;
+  context.remote_cache = remote_cache;
   context.state_dir = opt.state_dir;
   context.run_dir = run_dir;
   context.run_id = run_id;

@@ -44,6 +44,9 @@ struct RunOptions {
   // already in the state dir's store) uploaded earlier in this run elsewhere;
   // download-artifact finds them as if uploaded here.
   std::filesystem::path import_artifacts;
+  // --cache-server FILE: the lockstep server whose dependency caches this
+  // job shares with the other agents (runner/engine/remote_cache.hpp).
+  std::filesystem::path cache_server;
   std::optional<size_t> max_jobs;           // --jobs N
   bool list = false;                        // --list
   bool dry_run = false;                     // --dry-run

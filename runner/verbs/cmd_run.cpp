@@ -31,6 +31,9 @@ const CommandLine& run_command_line() {
           {"import-artifacts", 0, true, false, "DIR",
            "artifacts uploaded elsewhere in this run (DIR/<name>.json manifests, their files in "
            "the state dir), for download-artifact"},
+          {"cache-server", 0, true, false, "FILE",
+           "share dependency caches through a lockstep server (FILE: its URL, an agent token, "
+           "the job and attempt; written by lockstep agent)"},
           {"needs", 0, true, false, "FILE",
            "results and outputs of jobs --job needs, run elsewhere (the needs context as "
            "JSON); they are not run"},
@@ -105,6 +108,7 @@ Result<RunOptions> parse_options(const Args& args) {
     o.event = std::move(j);
   }
   if (auto d = p.get("import-artifacts")) o.import_artifacts = *d;
+  if (auto f = p.get("cache-server")) o.cache_server = *f;
   if (auto f = p.get("needs")) {
     LS_TRY_ASSIGN(std::string text, read_file(*f));
     LS_TRY_ASSIGN(Json j, parse_json(text, "--needs " + *f));

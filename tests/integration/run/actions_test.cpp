@@ -2,6 +2,12 @@
 // repositories and real sibling containers.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include "common/fs.hpp"
@@ -280,6 +286,68 @@ jobs:
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "hit=true matched=deps-pr")) << r.out;
   EXPECT_TRUE(has(r.out, "restored cache 'deps-pr'")) << r.out;
+}
+
+// With a lockstep server's shared cache (an agent's job) that cannot be
+// reached, actions/cache warns and uses this host's cache, as GitHub's
+// cache action treats a failing cache service; a cache server file that is
+// not one is a one-line error before anything runs.
+TEST_F(ActionsTest, AnUnreachableCacheServerIsAWarningAndThisHostsCacheServes) {
+  // A port nothing listens on: bound here, never listening, so a connection
+  // is refused at once.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  auto file =
+      home_.write("cache-server.json",
+                  Json{{"url", url}, {"token", "t0ken"}, {"job", 4}, {"attempt", 1}}.dump());
+  const std::string yaml = R"(on: push
+jobs:
+  c:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - id: cache
+        uses: actions/cache@v4
+        with:
+          key: deps-v1
+          path: deps
+      - run: |
+          echo "hit=${{ steps.cache.outputs.cache-hit }}"
+          mkdir -p deps && echo made > deps/lib.txt
+)";
+  auto r = run(yaml, {"--cache-server", file.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "warning: the shared cache could not be asked (lockstep server " + url))
+      << r.out;
+  EXPECT_TRUE(has(r.out, "hit=false")) << r.out;
+  EXPECT_TRUE(
+      has(r.out, "warning: cache 'deps-v1' was saved on this host only: lockstep server " + url))
+      << r.out;
+  r = run(yaml, {"--cache-server", file.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "hit=true")) << r.out;
+  EXPECT_TRUE(has(r.out, "restored cache 'deps-v1'")) << r.out;
+  ::close(fd);
+
+  for (const auto& [text, why] : std::vector<std::pair<std::string, std::string>>{
+           {"{", "--cache-server " + (home_.root() / "bad.json").string()},
+           {R"({"url": "ftp://x", "token": "t", "job": 1, "attempt": 1})",
+            "'url' must be an http:// or https:// URL"},
+           {R"({"url": "http://x", "token": "t", "job": 0, "attempt": 1})",
+            "'job' and 'attempt' must be positive numbers"}}) {
+    auto bad = home_.write("bad.json", text);
+    r = run(yaml, {"--cache-server", bad.string()});
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_TRUE(has(r.err, why)) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
 }
 
 TEST_F(ActionsTest, CachePathOutsideWorkspaceAndHomeIsAnError) {

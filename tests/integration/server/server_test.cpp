@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/digest.hpp"
+#include "registry-mirror/http.hpp"
 #include "server/pg.hpp"
 #include "tests/integration/server/server_fixture.hpp"
 #include "tests/support/lockstep_process.hpp"
@@ -430,6 +431,174 @@ jobs:
   r = sweep({"--max-days", "0"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "lockstep: error: --max-days '0': expected a number from 1 to 36500\n");
+}
+
+// Dependency caches are shared by the agents through the server, in scopes
+// the server picks from the job: a second agent with an empty state dir
+// restores what the first saved; a pull request restores the repository's
+// entries but saves into its own scope, which the repository's later push
+// runs never see; the server's retention removes unused entries and their
+// archives; a stale attempt is refused.
+TEST_F(ServerFixture, CachesAreSharedBetweenAgentsInTheScopesTheServerPicks) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  std::string c1 = commit({{".github/workflows/ci.yml", R"yml(on: [push, pull_request]
+jobs:
+  deps:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/cache@v4
+        id: c
+        with:
+          path: dep
+          key: deps-${{ hashFiles('lock.txt', 'feature.txt') }}
+          restore-keys: deps-
+      - run: echo "hit=${{ steps.c.outputs.cache-hit }} matched=${{ steps.c.outputs.cache-matched-key }}."
+      - run: cat dep/made.txt || echo "no dep"
+      - run: mkdir -p dep && echo "made at $GITHUB_SHA by ${{ github.event_name }}" > dep/made.txt
+)yml"},
+                           {"lock.txt", "v1\n"}});
+  import_busybox("a");
+  import_busybox("b");
+  start_server();
+  auto log_of = [&](const json& run) {
+    return get("/api/jobs/" + std::to_string(run["jobs"][0].value("id", int64_t{0})) +
+               "/log?attempt=1")
+        .body;
+  };
+  auto run_of = [&](size_t n) {
+    EXPECT_TRUE(eventually([&] { return runs().size() == n; }));
+    json run = finished_run(runs()[0].value("id", int64_t{0}));
+    EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump() << log_of(run);
+    return run;
+  };
+  auto db = server::pg::Conn::connect(db_url_);
+  ASSERT_TRUE(db) << db.error().message();
+  auto key_in = [&](const std::string& scope) {
+    auto r =
+        db->exec("SELECT key FROM caches WHERE scope = $1 ORDER BY id", {server::pg::p(scope)});
+    std::vector<std::string> keys;
+    for (int i = 0; r && i < r->size(); ++i) keys.push_back(r->str(i, 0));
+    return keys;
+  };
+
+  // The first run, on agent a: nothing to restore; it saves.
+  start_agent("a", 1, "lockstep");
+  ASSERT_EQ(push_hook("delivery-1", c1, secret_).status, 202);
+  std::string log = log_of(run_of(1));
+  EXPECT_NE(log.find("hit=false matched=."), std::string::npos) << log;
+  EXPECT_NE(log.find("no dep"), std::string::npos) << log;
+  const auto saved = key_in("repo o/r");
+  ASSERT_EQ(saved.size(), 1u);
+  const std::string k1 = saved[0];
+  EXPECT_EQ(k1.rfind("deps-", 0), 0u) << k1;
+  EXPECT_NE(log.find("saved cache '" + k1 + "' ("), std::string::npos) << log;
+  EXPECT_NE(log.find(") to http://127.0.0.1:" + std::to_string(port_)), std::string::npos) << log;
+
+  // Agent b has never run anything: it restores a's entry from the server.
+  stop_child(agents_["a"]);
+  start_agent("b", 1, "lockstep");
+  std::string c2 = commit({{"README", "another commit\n"}});
+  ASSERT_EQ(push_hook("delivery-2", c2, secret_).status, 202);
+  log = log_of(run_of(2));
+  EXPECT_NE(log.find("hit=true matched=" + k1 + "."), std::string::npos) << log;
+  EXPECT_NE(log.find("made at " + c1 + " by push"), std::string::npos) << log;
+
+  // A pull request: another key; the repository's entry by its restore key;
+  // what it saves goes to its own scope.
+  std::string head = push_pull_head("from feature\n", "refs/pull/9/head");
+  json body = {
+      {"action", "opened"},
+      {"number", 9},
+      {"pull_request",
+       {{"number", 9},
+        {"base", {{"ref", "main"}, {"sha", c2}}},
+        {"head", {{"ref", "feature"}, {"sha", head}, {"repo", {{"full_name", "o/r"}}}}}}},
+      {"repository", {{"full_name", "o/r"}, {"clone_url", (root_ / "repo.git").string()}}}};
+  ASSERT_EQ(github_hook("pull_request", "pr-9", body.dump()).status, 202);
+  json pr_run = run_of(3);
+  const std::string merge = pr_run["run"].value("sha", "");
+  log = log_of(pr_run);
+  EXPECT_NE(log.find("hit=false matched=" + k1 + "."), std::string::npos) << log;
+  EXPECT_NE(log.find("made at " + c1 + " by push"), std::string::npos) << log;
+  const auto pr_keys = key_in("repo o/r refs/pull/9/merge");
+  ASSERT_EQ(pr_keys.size(), 1u);
+  const std::string k2 = pr_keys[0];
+  EXPECT_NE(k2, k1);
+
+  // main gets the same files: its key is the pull request's, whose entry it
+  // must not see; it restores its own by the restore key.
+  std::string c3 = commit({{"feature.txt", "from feature\n"}});
+  ASSERT_EQ(push_hook("delivery-3", c3, secret_).status, 202);
+  log = log_of(run_of(4));
+  EXPECT_NE(log.find("hit=false matched=" + k1 + "."), std::string::npos) << log;
+  EXPECT_NE(log.find("made at " + c1 + " by push"), std::string::npos) << log;
+  EXPECT_EQ(log.find("by pull_request"), std::string::npos) << log;
+  EXPECT_EQ(key_in("repo o/r"), (std::vector<std::string>{k1, k2}));
+
+  // A stale attempt may neither look up nor save.
+  {
+    registry::HttpRequest req;
+    req.method = "POST";
+    req.url = "http://127.0.0.1:" + std::to_string(port_) + "/api/agent/cache-lookup";
+    req.headers = {"Authorization: Bearer " + agent_token("b")};
+    const std::string stale = json{
+        {"job", pr_run["jobs"][0].value("id", int64_t{0})},
+        {"attempt", 1},
+        {"key", k1},
+        {"version", "v"}}.dump();
+    req.body = stale;
+    registry::HttpSession http;
+    auto r = http.perform(req);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 409) << r->body;
+  }
+
+  // Listed; then the pull request's entry, unused for eight days, goes with
+  // its archive, and the repository's stay.
+  auto admin = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {LOCKSTEP_BINARY, "server", "caches"});
+    args.insert(args.end(), {"--db", db_url_});
+    return run_process(args, {"LOCKSTEP_HOME=" + (root_ / "server-home").string()});
+  };
+  auto ls = admin({"ls", "o/r"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find("repo o/r refs/pull/9/merge"), std::string::npos) << ls.out;
+  EXPECT_EQ(std::count(ls.out.begin(), ls.out.end(), '\n'), 4) << ls.out;  // header + 3
+  auto digests = db->exec("SELECT scope, digest, size FROM caches ORDER BY id");
+  ASSERT_TRUE(digests);
+  ASSERT_EQ(digests->size(), 3);
+  const fs::path blobs = root_ / "server-home" / "server" / "blobs";
+  auto blob = [&](int row) { return blobs / digests->str(row, 1).substr(7); };
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(fs::exists(blob(i))) << blob(i);
+  for (const auto& e : fs::directory_iterator(blobs)) {
+    if (!e.is_regular_file()) continue;
+    timespec old[2] = {{::time(nullptr) - 7200, 0}, {::time(nullptr) - 7200, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, e.path().c_str(), old, 0), 0);
+  }
+  ASSERT_TRUE(db->exec(
+      "UPDATE caches SET last_used_at = now() - interval '8 days' WHERE scope LIKE '% refs/%'"));
+  auto sweep = admin({"sweep"});
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
+  const std::string pr_size = std::to_string(digests->i64(1, 2));
+  EXPECT_EQ(sweep.out, "removed 1 cache(s), " + pr_size + " bytes; removed 1 file(s), " + pr_size +
+                           " bytes\n");
+  EXPECT_TRUE(fs::exists(blob(0)));
+  EXPECT_FALSE(fs::exists(blob(1)));
+  EXPECT_TRUE(fs::exists(blob(2)));
+  EXPECT_EQ(count("caches"), 2);
+  // The size limit: the least recently used go first.
+  ASSERT_TRUE(db->exec("UPDATE caches SET last_used_at = now() - interval '1 day' WHERE key = $1",
+                       {server::pg::p(k1)}));
+  sweep = admin({"sweep", "--max-size", std::to_string(digests->i64(2, 2))});
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
+  EXPECT_EQ(key_in("repo o/r"), (std::vector<std::string>{k2}));
+  EXPECT_FALSE(fs::exists(blob(0)));
+  EXPECT_TRUE(fs::exists(blob(2)));
+  auto bad = admin({"sweep", "--max-size", "lots"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err, "lockstep: error: --max-size 'lots': expected a size such as 500M or 10G\n");
 }
 
 // A pull request runs on the merge of its head into the base branch, a commit
