@@ -446,6 +446,7 @@ class Slot {
                  {"import_artifacts", imported.empty() ? "" : (dir / "artifacts").string()},
                  {"plan", claim.value("plan", json::object())},
                  {"needs", claim.value("needs", json::object())},
+                 {"pins", claim.value("pins", json::object())},
                  {"secrets", claim.value("secrets", json::object())},
                  {"vars", claim.value("vars", json::object())},
                  {"first_deadline_ns", deadline},

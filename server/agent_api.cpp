@@ -87,6 +87,7 @@ HttpResponse do_claim(Server::Impl& s, int64_t agent, const json& body) {
                                  {"plan", (*got)->plan},
                                  {"needs", (*got)->needs},
                                  {"artifacts", (*got)->artifacts},
+                                 {"pins", (*got)->pins},
                                  {"secrets", *secrets},
                                  {"vars", vars},
                                  {"lease_ms", lt.lease.count()},

@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "runner/engine/job_plan.hpp"
 #include "server/crypto.hpp"
 
 namespace lockstep::server {
@@ -343,6 +344,13 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
                                      {pg::p(c.run)}));
     c.artifacts = json::parse(arts.str(0, 0), nullptr, false);
     if (!c.artifacts.is_array()) c.artifacts = json::array();
+    LS_TRY_ASSIGN(auto used, tx.exec("SELECT a.record->'job' FROM attempts a JOIN jobs j ON j.id = "
+                                     "a.job_id WHERE j.run_id = $1 AND a.record ? 'job' "
+                                     "ORDER BY a.finished_at, a.job_id, a.attempt",
+                                     {pg::p(c.run)}));
+    runner::add_record_pins(json(), c.pins);
+    for (int i = 0; i < used.size(); ++i)
+      runner::add_record_pins(json::parse(used.str(i, 0), nullptr, false), c.pins);
     LS_TRY(
         tx.exec("INSERT INTO attempts (job_id, attempt, agent_id, state) "
                 "VALUES ($1, $2, $3, 'claimed')",

@@ -71,6 +71,10 @@ struct Claim {
   nlohmann::json needs = nlohmann::json::object();
   // Manifests of the artifacts earlier jobs of the run uploaded.
   nlohmann::json artifacts = nlohmann::json::array();
+  // What the run's earlier jobs and attempts resolved (images, actions, the
+  // node runtime), oldest first: the job is held to the same
+  // (runner/engine/job_plan.hpp).
+  nlohmann::json pins = nlohmann::json::object();
 };
 Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id);
 

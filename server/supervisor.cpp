@@ -138,14 +138,6 @@ std::atomic<pid_t> g_child{0};
   ::_exit(137);
 }
 
-// A matrix value as `--matrix KEY=VALUE` writes it: strings bare, numbers
-// and booleans as JSON. Objects and arrays cannot be selected that way.
-std::optional<std::string> matrix_text(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number() || v.is_boolean()) return v.dump();
-  return std::nullopt;
-}
-
 // A word for a shell command line: as it is when it is safe, else in single quotes.
 std::string shell_quote(const std::string& s) {
   if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -201,39 +193,22 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
     job.say("lockstep: check out " + co.url + " at " + co.ref + ": " + c.error().message());
     return 2;
   }
-  std::vector<std::string> argv = {self,
-                                   "run",
-                                   (co.path / plan.value("workflow", "")).string(),
-                                   "--repo",
-                                   plan.value("clone_url", ""),
-                                   "--ref",
-                                   plan.value("sha", ""),
-                                   "--job",
-                                   plan.value("job", ""),
-                                   "--report",
-                                   "json=" + (dir / "report.json").string()};
-  // The event (github.event_name, github.event) the server planned from.
-  if (const std::string ev = plan.value("event", ""); !ev.empty()) {
-    argv.insert(argv.end(), {"--event", ev});
-    if (plan.contains("event_payload") && plan["event_payload"].is_object()) {
-      if (!write_file(dir / "event.json", plan["event_payload"].dump(), 0600)) {
-        job.say("lockstep: could not write the job's event file");
-        return 2;
-      }
-      argv.insert(argv.end(), {"--event-file", (dir / "event.json").string()});
-    }
+  // The job plan (runner/engine/job_plan.hpp): the server's plan of the
+  // job, the `needs` context of the jobs it needs (they ran elsewhere and
+  // do not run again here) and the run's pins.
+  json job_plan = plan;
+  job_plan["needs"] = spec.value("needs", json::object());
+  job_plan["pins"] = spec.value("pins", json::object());
+  if (!write_file(dir / "plan.json", job_plan.dump(), 0600)) {
+    job.say("lockstep: could not write the job's plan");
+    return 2;
   }
   const json matrix = plan.value("matrix", json::object());
-  for (auto it = matrix.begin(); it != matrix.end(); ++it) {
-    auto v = matrix_text(*it);
-    if (!v) {
-      job.say("lockstep: matrix value '" + it.key() +
-              "' is an object or array, which an agent cannot select yet");
-      return 2;
-    }
-    argv.push_back("--matrix");
-    argv.push_back(it.key() + "=" + *v);
-  }
+  std::vector<std::string> argv = {self,       "run",
+                                   "--plan",   (dir / "plan.json").string(),
+                                   "--repo",   plan.value("clone_url", ""),
+                                   "--ref",    plan.value("sha", ""),
+                                   "--report", "json=" + (dir / "report.json").string()};
   // The repository's configuration variables (`vars`): not secret.
   const json vars = spec.value("vars", json::object());
   for (auto it = vars.begin(); it != vars.end(); ++it)
@@ -242,15 +217,6 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
   // Artifacts earlier jobs of the run uploaded, already in this host's store.
   if (const std::string arts = spec.value("import_artifacts", ""); !arts.empty())
     argv.insert(argv.end(), {"--import-artifacts", arts});
-  // The jobs it needs ran elsewhere: their results and outputs, as the
-  // server has them, instead of running them again here.
-  if (const json needs = spec.value("needs", json::object()); !needs.empty()) {
-    if (!write_file(dir / "needs.json", needs.dump(), 0600)) {
-      job.say("lockstep: could not write the results of the jobs it needs");
-      return 2;
-    }
-    argv.insert(argv.end(), {"--needs", (dir / "needs.json").string()});
-  }
   // The server's shared dependency caches, asked as this attempt.
   if (const json cs = spec.value("cache_server", json()); cs.is_object()) {
     const json file = {{"url", cs.value("url", "")},

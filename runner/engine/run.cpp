@@ -390,6 +390,9 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
                       std::find(opt.jobs.begin(), opt.jobs.end(), inst.job->id) != opt.jobs.end();
     if (wanted_job && !inst.matrix.is_null() && !matrix_matches(inst.matrix, opt.matrix_filter))
       continue;
+    if (wanted_job && opt.matrix_exact &&
+        Json::parse(inst.matrix.is_null() ? "{}" : inst.matrix.dump()) != *opt.matrix_exact)
+      continue;
     plan.push_back(std::move(inst));
   }
   if (plan.empty()) return usage_error("no job instance matches the selection (--job/--matrix)");

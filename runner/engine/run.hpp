@@ -47,6 +47,12 @@ struct RunOptions {
   // --cache-server FILE: the lockstep server whose dependency caches this
   // job shares with the other agents (runner/engine/remote_cache.hpp).
   std::filesystem::path cache_server;
+  // --plan FILE (runner/engine/job_plan.hpp): the matrix cell to run,
+  // exactly (any JSON value), and the pins of the run it belongs to.
+  std::optional<Json> matrix_exact;
+  std::map<std::string, std::string> image_pins;   // reference -> manifest digest
+  std::map<std::string, std::string> action_pins;  // "owner/repo@ref" -> commit
+  std::string runtime_pin;
   std::optional<size_t> max_jobs;           // --jobs N
   bool list = false;                        // --list
   bool dry_run = false;                     // --dry-run

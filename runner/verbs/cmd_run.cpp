@@ -9,6 +9,7 @@
 #include "pipeline/options.hpp"
 #include "runner/cli/cli.hpp"
 #include "runner/cli/commands.hpp"
+#include "runner/engine/job_plan.hpp"
 #include "runner/engine/project.hpp"
 #include "runner/engine/pull.hpp"
 #include "runner/engine/run.hpp"
@@ -31,6 +32,9 @@ const CommandLine& run_command_line() {
           {"import-artifacts", 0, true, false, "DIR",
            "artifacts uploaded elsewhere in this run (DIR/<name>.json manifests, their files in "
            "the state dir), for download-artifact"},
+          {"plan", 0, true, false, "FILE",
+           "run one job instance as a lockstep server planned it (the workflow, job, matrix "
+           "cell, event, needs and the run's pins; written by lockstep agent)"},
           {"cache-server", 0, true, false, "FILE",
            "share dependency caches through a lockstep server (FILE: its URL, an agent token, "
            "the job and attempt; written by lockstep agent)"},
@@ -76,8 +80,29 @@ const CommandLine& run_command_line() {
 Result<RunOptions> parse_options(const Args& args) {
   LS_TRY_ASSIGN(ParsedArgs p, run_command_line().parse(args));
   RunOptions o;
-  LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
+  std::optional<JobPlan> plan;
+  if (auto f = p.get("plan")) {
+    for (const char* k : {"job", "matrix", "needs", "event", "event-file"})
+      if (p.has(k))
+        return fail("--" + std::string(k) + " cannot be given with --plan, which names it",
+                    ErrorKind::kUsage);
+    if (!p.positionals.empty())
+      return fail("--plan names the workflow; no WORKFLOW argument with it", ErrorKind::kUsage);
+    LS_TRY_ASSIGN(plan, load_job_plan(*f));
+    o.workflow = plan->workflow;
+  } else {
+    LS_TRY_ASSIGN(o.workflow, workflow_argument(p));
+  }
   LS_TRY(add_selection_options(p, o));
+  if (plan) {
+    o.jobs = {plan->job};
+    o.matrix_exact = plan->matrix;
+    o.given_needs = plan->needs;
+    o.event = plan->event_payload;
+    o.image_pins = plan->image_pins;
+    o.action_pins = plan->action_pins;
+    o.runtime_pin = plan->runtime_pin;
+  }
   if (auto j = p.get("jobs")) {
     LS_TRY_ASSIGN(long n, parse_number(*j, "--jobs", 1, 4096));
     o.max_jobs = static_cast<size_t>(n);
@@ -91,7 +116,7 @@ Result<RunOptions> parse_options(const Args& args) {
     LS_TRY_ASSIGN(auto kv, split_key_value(v, "var"));
     o.vars[kv.first] = kv.second;
   }
-  if (auto e = p.get("event")) {
+  if (auto e = plan ? std::optional<std::string>(plan->event) : p.get("event")) {
     if (e->empty() || e->find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos)
       return fail("--event '" + *e + "': an event name is lowercase letters and '_' (push, " +
                       "pull_request, workflow_dispatch, ...)",
@@ -152,7 +177,13 @@ int cmd_run(const Args& args) {
   }
   auto o = parse_options(args);
   if (!o) return report_error(o.error());
-  return finish_run(*o, run_workflow(*o), {});
+  // A server's job plan holds the job to what the run's other jobs and
+  // attempts resolved (runner/engine/job_plan.hpp).
+  RunExtras extras;
+  extras.replay.image_pins = o->image_pins;
+  extras.replay.action_pins = o->action_pins;
+  extras.replay.node_runtime_pin = o->runtime_pin;
+  return finish_run(*o, run_workflow(*o, extras), {});
 }
 
 }  // namespace lockstep::runner

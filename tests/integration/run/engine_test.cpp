@@ -2,6 +2,8 @@
 // fail-fast, continue-on-error, timeouts, if: failure(), secrets, reports.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -264,6 +266,85 @@ TEST_F(EngineTest, BadInputIsAWorkflowErrorWithLocation) {
     EXPECT_TRUE(has(r.err, "lockstep: error: ")) << r.err;
     EXPECT_FALSE(has(r.out, "jobs passed"));
   }
+}
+
+// `lockstep run --plan FILE`, as an agent runs a server's job: exactly the
+// planned cell (a matrix of objects too), the needs context given instead of
+// running the jobs it needs, the image held to the run's pin even when its
+// tag has moved; bad plans are one-line errors and nothing runs.
+TEST_F(EngineTest, AJobPlanRunsItsCellWithGivenNeedsAndPinnedImages) {
+  home_.write("wf.yml", R"(on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: echo "build ran"
+  test:
+    needs: build
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        cfg: [{name: a, n: 1}, {name: b, n: 2}]
+    steps:
+      - run: echo "cell ${{ matrix.cfg.name }} ${{ matrix.cfg.n }} ${{ needs.build.outputs.v }} ${{ github.event_name }}" && test ! -e /moved
+)");
+  // The digest the tag names now; then the tag moves to another image.
+  const std::string pinned = home_.import_busybox("localhost/busybox:test");
+  ASSERT_EQ(pinned.rfind("sha256:", 0), 0u) << pinned;
+  const auto moved = home_.root() / "busybox-moved";
+  std::filesystem::copy(
+      home_.root() / "busybox-rootfs", moved,
+      std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
+  std::ofstream(moved / "moved") << "moved\n";
+  ASSERT_EQ(home_.lockstep({"image", "import", moved.string(), "--tag", "localhost/busybox:test"})
+                .exit_code,
+            0);
+  auto plan = home_.write("plan.json", R"({"workflow": "wf.yml", "job": "test",
+      "matrix": {"cfg": {"n": 2, "name": "b"}}, "event": "pull_request",
+      "event_payload": {"number": 3, "pull_request": {"number": 3,
+        "head": {"ref": "topic"}, "base": {"ref": "main"}}},
+      "needs": {"build": {"result": "success", "outputs": {"v": "given"}}},
+      "pins": {"images": {"localhost/busybox:test": ")" +
+                                           pinned + R"("}}, "repo": "ignored/by-run"})");
+  auto r = home_.lockstep({"run", "--plan", plan.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "cell b 2 given pull_request")) << r.out;
+  EXPECT_FALSE(has(r.out, "cell a")) << r.out;
+  EXPECT_FALSE(has(r.out, "build ran")) << r.out;
+  EXPECT_TRUE(has(read(home_.latest_record()), pinned)) << read(home_.latest_record());
+
+  // Without the pin the tag's new image runs, and the step sees /moved.
+  auto unpinned = home_.write("unpinned.json", R"({"workflow": "wf.yml", "job": "test",
+      "matrix": {"cfg": {"name": "a", "n": 1}},
+      "needs": {"build": {"result": "success", "outputs": {"v": "given"}}}})");
+  r = home_.lockstep({"run", "--plan", unpinned.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "cell a 1 given push")) << r.out;
+
+  const auto runs_before = home_.run_ids().size();
+  for (const auto& [args, why] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--plan", plan.string(), "--job", "test"},
+            "--job cannot be given with --plan, which names it"},
+           {{"--plan", plan.string(), "wf.yml"}, "--plan names the workflow"},
+           {{"--plan", home_.write("p1.json", R"({"workflow": "../wf.yml", "job": "test"})")},
+            "'workflow' must be a path inside the checkout, got '../wf.yml'"},
+           {{"--plan", home_.write("p2.json", R"({"workflow": "wf.yml"})")}, "'job' is missing"},
+           {{"--plan", home_.write("p3.json", R"({"workflow": "wf.yml", "job": "test",
+               "pins": {"images": {"x": 3}}})")},
+            "'pins.images' of 'x' must be a string"},
+           {{"--plan", home_.write("p4.json", R"({"workflow": "wf.yml", "job": "test",
+               "matrix": {"cfg": {"name": "c"}}, "needs": {"build": {"result": "success"}}})")},
+            "no job instance matches the selection"}}) {
+    std::vector<std::string> argv = {"run"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto bad = home_.lockstep(argv);
+    EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
+    EXPECT_TRUE(has(bad.err, why)) << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  }
+  EXPECT_EQ(home_.run_ids().size(), runs_before);
 }
 
 }  // namespace

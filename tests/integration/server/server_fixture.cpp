@@ -344,6 +344,19 @@ std::string ServerFixture::push_pull_head(const std::string& text, const std::st
   return head;
 }
 
+HttpReply ServerFixture::pull_request_hook(const std::string& delivery, int number,
+                                           const std::string& base, const std::string& head) {
+  json body = {
+      {"action", "opened"},
+      {"number", number},
+      {"pull_request",
+       {{"number", number},
+        {"base", {{"ref", "main"}, {"sha", base}}},
+        {"head", {{"ref", "feature"}, {"sha", head}, {"repo", {{"full_name", "o/r"}}}}}}},
+      {"repository", {{"full_name", "o/r"}, {"clone_url", (root_ / "repo.git").string()}}}};
+  return github_hook("pull_request", delivery, body.dump());
+}
+
 void ServerFixture::import_busybox(const std::string& name) {
   fs::path home = root_ / ("agent-" + name);
   fs::create_directories(home);

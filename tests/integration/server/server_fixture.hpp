@@ -117,6 +117,11 @@ class ServerFixture : public ::testing::Test {
   // A GitHub webhook of kind `event` with `body`, signed with the fixture's secret.
   HttpReply github_hook(const std::string& event, const std::string& delivery,
                         const std::string& body);
+  // A GitHub pull_request webhook ("opened") of pull request `number` of
+  // o/r, from a branch "feature" of the same repository at `head` into main
+  // at `base`.
+  HttpReply pull_request_hook(const std::string& delivery, int number, const std::string& base,
+                              const std::string& head);
   // Runs git in the fixture's working tree (its output).
   std::string git(const std::vector<std::string>& args);
   HttpReply get(const std::string& path);

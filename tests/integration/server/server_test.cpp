@@ -508,15 +508,7 @@ jobs:
   // A pull request: another key; the repository's entry by its restore key;
   // what it saves goes to its own scope.
   std::string head = push_pull_head("from feature\n", "refs/pull/9/head");
-  json body = {
-      {"action", "opened"},
-      {"number", 9},
-      {"pull_request",
-       {{"number", 9},
-        {"base", {{"ref", "main"}, {"sha", c2}}},
-        {"head", {{"ref", "feature"}, {"sha", head}, {"repo", {{"full_name", "o/r"}}}}}}},
-      {"repository", {{"full_name", "o/r"}, {"clone_url", (root_ / "repo.git").string()}}}};
-  ASSERT_EQ(github_hook("pull_request", "pr-9", body.dump()).status, 202);
+  ASSERT_EQ(pull_request_hook("pr-9", 9, c2, head).status, 202);
   json pr_run = run_of(3);
   const std::string merge = pr_run["run"].value("sha", "");
   log = log_of(pr_run);
@@ -601,6 +593,90 @@ jobs:
   EXPECT_EQ(bad.err, "lockstep: error: --max-size 'lots': expected a size such as 500M or 10G\n");
 }
 
+// An agent runs the job plan the server made (lockstep run --plan): the
+// exact matrix cell, objects included, and the run's pins, so a job that
+// starts after the image's tag moved on its agent still runs the image the
+// run's first job resolved; a new run resolves the tag again.
+TEST_F(ServerFixture, JobsRunTheirPlanWithTheImagesTheRunFirstResolved) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: echo "ready to wait" && sleep 5
+  second:
+    needs: first
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        cfg: [{name: a, n: 1}, {name: b, n: 2}]
+    steps:
+      - run: echo "cell ${{ matrix.cfg.name }} ${{ matrix.cfg.n }}" && test ! -e /retagged
+)yml"}});
+  import_busybox("a");
+  start_server();
+  start_agent("a", 1, "lockstep");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  const std::string run_path = "/api/runs/" + std::to_string(runs()[0].value("id", int64_t{0}));
+  int64_t first_id = 0;
+  ASSERT_TRUE(eventually([&] {
+    json run = get(run_path).json();
+    for (const auto& j : run.value("jobs", json::array()))
+      if (j.value("key", "") == "first") first_id = j.value("id", int64_t{0});
+    return first_id > 0 && get("/api/jobs/" + std::to_string(first_id) + "/log?attempt=1")
+                                   .body.find("ready to wait") != std::string::npos;
+  }));
+  // While the first job runs, the tag moves to another image on the agent.
+  const fs::path moved = root_ / "busybox-moved";
+  fs::copy(root_ / "busybox-rootfs", moved,
+           fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  std::ofstream(moved / "retagged") << "moved\n";
+  auto imported = run_process(
+      {LOCKSTEP_BINARY, "image", "import", moved.string(), "--tag", "localhost/busybox:test"},
+      {"LOCKSTEP_HOME=" + (root_ / "agent-a").string()});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  ASSERT_EQ(run["jobs"].size(), 3u) << run.dump();
+  std::map<std::string, std::string> digest_of;
+  for (const json& job : run["jobs"]) {
+    auto log = get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1");
+    EXPECT_EQ(job.value("status", ""), "success") << job.dump() << log.body;
+    const json rec = job["attempts"][0]["record"]["job"];
+    digest_of[job.value("name", "")] = rec["image"].value("manifest_digest", "");
+  }
+  ASSERT_EQ(digest_of.size(), 3u);
+  const std::string first = digest_of["first"];
+  EXPECT_EQ(first.rfind("sha256:", 0), 0u) << first;
+  for (const auto& [name, d] : digest_of) EXPECT_EQ(d, first) << name;
+  for (const auto* cell : {"cell a 1", "cell b 2"}) {
+    bool seen = false;
+    for (const json& job : run["jobs"])
+      seen =
+          seen || get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1")
+                          .body.find(cell) != std::string::npos;
+    EXPECT_TRUE(seen) << cell;
+  }
+
+  // A new run has no pins: it takes the tag as it is now.
+  std::string sha2 = commit({{"README", "again\n"}});
+  ASSERT_EQ(push_hook("delivery-2", sha2, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 2; }));
+  json again = finished_run(runs()[0].value("id", int64_t{0}));
+  ASSERT_FALSE(again["jobs"].empty());
+  for (const json& job : again["jobs"]) {
+    const std::string d = job["attempts"][0]["record"]["job"]["image"].value("manifest_digest", "");
+    EXPECT_EQ(d.rfind("sha256:", 0), 0u) << job.dump();
+    EXPECT_NE(d, first) << job.dump();
+    // The moved image has /retagged.
+    EXPECT_EQ(job.value("status", ""), job.value("key", "") == "first" ? "success" : "failure")
+        << job.dump();
+  }
+}
+
 // A pull request runs on the merge of its head into the base branch, a commit
 // only the server's mirror has: the agent makes the same commit itself, and
 // the job sees both sides' files and that commit as GITHUB_SHA.
@@ -624,15 +700,7 @@ jobs:
   import_busybox("a");
   start_server();
   start_agent("a", 1, "lockstep");
-  json body = {
-      {"action", "opened"},
-      {"number", 7},
-      {"pull_request",
-       {{"number", 7},
-        {"base", {{"ref", "main"}, {"sha", base2}}},
-        {"head", {{"ref", "feature"}, {"sha", head}, {"repo", {{"full_name", "o/r"}}}}}}},
-      {"repository", {{"full_name", "o/r"}, {"clone_url", (root_ / "repo.git").string()}}}};
-  ASSERT_EQ(github_hook("pull_request", "pr-1", body.dump()).status, 202);
+  ASSERT_EQ(pull_request_hook("pr-1", 7, base2, head).status, 202);
   ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
   json run = finished_run(runs()[0].value("id", int64_t{0}));
   ASSERT_EQ(run["jobs"].size(), 1u) << run.dump();
