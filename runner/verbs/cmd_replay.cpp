@@ -12,6 +12,7 @@
 #include "common/fs.hpp"
 #include "common/paths.hpp"
 #include "runner/cli/cli.hpp"
+#include "runner/engine/job_plan.hpp"
 #include "runner/engine/pull.hpp"
 #include "runner/engine/run.hpp"
 #include "runner/engine/secret_key.hpp"
@@ -42,6 +43,8 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
   Json r = Json::parse(rec.doc.dump());
   ReplayPlan p;
   p.record = r;
+  Json record_pins;
+  add_record_pins(Json(), record_pins);
   const std::string file = rec.file.string();
   if (!r.contains("workflow") || !r["workflow"].is_object() || !r["workflow"].contains("text") ||
       !r["workflow"]["text"].is_string())
@@ -52,26 +55,11 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
   for (const auto& j : r["jobs"]) {
     std::string name = json_string(j, "name");
     names.push_back(name);
-    // Every recorded job's image and documents: a selected job may need
-    // others, which then run (and are checked) too.
-    if (j.contains("image") && !json_string(j["image"], "manifest_digest").empty())
-      p.image_pins[json_string(j["image"], "ref")] = json_string(j["image"], "manifest_digest");
-    if (j.contains("services") && j["services"].is_array())
-      for (const auto& s : j["services"])
-        if (!json_string(s, "manifest_digest").empty())
-          p.image_pins[json_string(s, "image")] = json_string(s, "manifest_digest");
-    // Actions and reusable workflows at the commits they ran, Docker
-    // actions' images by digest.
-    if (j.contains("inputs") && j["inputs"].is_array())
-      for (const auto& in : j["inputs"]) {
-        std::string kind = json_string(in, "kind");
-        if (kind == "action" || kind == "workflow")
-          p.action_pins[json_string(in, "reference")] = json_string(in, "resolved");
-        else if (kind == "runtime")
-          p.node_runtime = json_string(in, "resolved");
-        else if (kind == "image" && !p.image_pins.count(json_string(in, "reference")))
-          p.image_pins[json_string(in, "reference")] = json_string(in, "resolved");
-      }
+    // Every recorded job's images (its own, its services', Docker actions'),
+    // actions and reusable workflows at the commits they ran, and
+    // documents: a selected job may need others, which then run (and are
+    // checked) too.
+    add_record_pins(j, record_pins);
     if (check_hashes && j.contains("env_doc") && j["env_doc"].is_object() &&
         !j["env_doc"].empty()) {
       p.expected_docs[name] = j["env_doc"];
@@ -105,6 +93,12 @@ Result<ReplayPlan> plan_from_record(const LoadedRecord& rec, const std::string& 
                       host_platform() + " (replay it on a " + platform + " host)",
                   ErrorKind::kUnsupported);
   }
+  for (const auto& [what, into] :
+       {std::pair<const char*, std::map<std::string, std::string>*>{"images", &p.image_pins},
+        {"actions", &p.action_pins}})
+    for (auto it = record_pins[what].begin(); it != record_pins[what].end(); ++it)
+      (*into)[it.key()] = it->get<std::string>();
+  p.node_runtime = record_pins["runtime"].get<std::string>();
   if (p.selected.empty()) {
     std::string hint = closest_match(job_filter, names);
     return fail("run " + json_string(r, "run_id") + " has no job '" + job_filter + "'" +
