@@ -129,8 +129,14 @@ using Strand = asio::strand<asio::io_context::executor_type>;
 // A relayed connection through the proxy: both sockets, byte counts, and
 // what the response said.
 struct Relay {
-  explicit Relay(const Strand& s) : client(s), upstream(s) {}
+  explicit Relay(const Strand& s)
+      : client(s), upstream(s), body_strand(asio::make_strand(s.get_inner_executor())) {}
   tcp::socket client, upstream;
+  // The response's body is hashed and written to the content store here,
+  // beside the job's strand (on another of the service's threads): its
+  // fields below are this strand's once the head is parsed, the job's again
+  // after a barrier (a post to this strand, awaited).
+  Strand body_strand;
   Json record;
   uint64_t up_bytes = 0, down_bytes = 0;
   int pumps = 2;
@@ -148,8 +154,28 @@ struct Relay {
   // then the store's hash is the body's (`sha` is used without it).
   std::optional<cache::BlobWriter> blob;
   bool blob_ok = true;
-  bool local = false;  // inside the job: relayed, not recorded
+  std::optional<Result<Digest>> committed;  // the blob's commit, made on body_strand
+  bool local = false;                       // inside the job: relayed, not recorded
 };
+
+// Bytes read from one socket at a time by a relay (two such buffers per
+// direction: one on its way out while the next is read).
+constexpr size_t kRelayBuffer = 256 * 1024;
+
+// Hashes (and keeps) a part of the response's body; on the relay's body_strand.
+void absorb_body(Relay& r, std::string_view data) {
+  auto content = [&r](std::string_view c) {
+    r.body_bytes += c.size();
+    if (!r.blob)
+      r.sha.update(c);
+    else if (r.blob_ok && !r.blob->write(c))
+      r.blob_ok = false;
+  };
+  if (r.chunked)
+    r.decoder.feed(data, content);
+  else
+    content(data);
+}
 
 class JobEgressImpl final : public JobEgress {
  public:
@@ -680,22 +706,41 @@ class JobEgressImpl final : public JobEgress {
   }
 
   // One direction of a relay; the last pump to end writes the record.
+  // Downward, a response's body is hashed (and kept) on the relay's
+  // body_strand while this strand writes it to the client and reads the
+  // next part into the other buffer; a buffer is read into again only once
+  // the body strand is done with it.
   awaitable<void> pump(std::shared_ptr<Relay> r, bool upward) {
     tcp::socket& from = upward ? r->client : r->upstream;
     tcp::socket& to = upward ? r->upstream : r->client;
-    std::vector<char> buf(256 * 1024);
-    for (;;) {
-      error_code ec;
-      size_t n =
-          co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-      if (ec) break;
-      if (!upward) observe_response(*r, std::string_view(buf.data(), n));
-      co_await asio::async_write(to, asio::buffer(buf.data(), n),
-                                 asio::redirect_error(use_awaitable, ec));
+    std::vector<char> bufs[2] = {std::vector<char>(kRelayBuffer), {}};
+    int cur = 0;
+    error_code ec;
+    size_t n = co_await from.async_read_some(asio::buffer(bufs[0]),
+                                             asio::redirect_error(use_awaitable, ec));
+    while (!ec) {
+      std::string_view data(bufs[cur].data(), n);
+      bool absorbing = false;
+      if (!upward) {
+        std::string_view body = observe_response(*r, data);
+        if (!body.empty()) {
+          asio::post(r->body_strand, [r, body] { absorb_body(*r, body); });
+          absorbing = true;
+        }
+      }
+      co_await asio::async_write(to, asio::buffer(data), asio::redirect_error(use_awaitable, ec));
       if (ec) break;
       (upward ? r->up_bytes : r->down_bytes) += n;
+      std::vector<char>& next = bufs[1 - cur];
+      if (next.empty()) next.resize(kRelayBuffer);
+      n = co_await from.async_read_some(asio::buffer(next),
+                                        asio::redirect_error(use_awaitable, ec));
+      // The body strand is done with this buffer: it may be read into next.
+      if (absorbing) co_await asio::post(r->body_strand, use_awaitable);
+      cur = 1 - cur;
     }
-    error_code ec;
+    // Whatever of the body is still being hashed is done before the record.
+    if (!upward) co_await asio::post(r->body_strand, use_awaitable);
     to.shutdown(tcp::socket::shutdown_send, ec);
     if (!upward) {
       from.close(ec);
@@ -718,9 +763,15 @@ class JobEgressImpl final : public JobEgress {
         bool complete = r->chunked ? r->decoder.done()
                                    : !r->content_length || r->body_bytes == *r->content_length;
         if (!complete) rec["incomplete"] = true;
+        if (r->blob && r->blob_ok) {
+          // The commit's fsync waits on the body strand, not on the job's.
+          asio::post(r->body_strand, [r] { r->committed.emplace(r->blob->commit()); });
+          co_await asio::post(r->body_strand, use_awaitable);
+        }
         if (!r->blob) {
           rec["sha256"] = r->sha.finish().str();
-        } else if (auto d = r->blob_ok ? r->blob->commit() : Result<Digest>(fail("write failed"))) {
+        } else if (auto d = r->blob_ok ? std::move(*r->committed)
+                                       : Result<Digest>(fail("write failed"))) {
           // The store hashed the body as it wrote it.
           rec["sha256"] = d->str();
           if (complete) rec["stored"] = true;
@@ -854,15 +905,17 @@ class JobEgressImpl final : public JobEgress {
     violations_.push_back(why);
   }
 
-  void observe_response(Relay& r, std::string_view data) {
-    if (!r.http) return;
+  // Follows the response's head; returns the part of `data` that is body
+  // to hash (none for a HEAD request, or what is not HTTP).
+  std::string_view observe_response(Relay& r, std::string_view data) {
+    if (!r.http) return {};
     if (!r.in_body) {
       size_t before = r.head.size();
       r.head.append(data);
       size_t end = r.head.find("\r\n\r\n");
       if (end == std::string::npos) {
         if (r.head.size() > 65536) r.http = false;
-        return;
+        return {};
       }
       data = data.substr(end + 4 - before);
       r.head.resize(end + 4);
@@ -870,7 +923,7 @@ class JobEgressImpl final : public JobEgress {
       auto resp = parse_response_head(r.head);
       if (!resp) {
         r.http = false;
-        return;
+        return {};
       }
       auto te = header(resp->headers, "transfer-encoding");
       r.chunked = te && te->find("chunked") != std::string::npos;
@@ -885,18 +938,8 @@ class JobEgressImpl final : public JobEgress {
         if (w) r.blob.emplace(std::move(*w));
       }
     }
-    if (r.head_only) return;
-    auto content = [&r](std::string_view c) {
-      r.body_bytes += c.size();
-      if (!r.blob)
-        r.sha.update(c);
-      else if (r.blob_ok && !r.blob->write(c))
-        r.blob_ok = false;
-    };
-    if (r.chunked)
-      r.decoder.feed(data, content);
-    else
-      content(data);
+    if (r.head_only) return {};
+    return data;
   }
 
   void add_fetch(Json rec) {
