@@ -83,13 +83,22 @@ Result<Digest> BlobWriter::commit() {
     return fail(Error("blob " + m.expected->str() + ": digest mismatch: content is " + got.str(), 0,
                       ErrorKind::kIntegrity));
   }
+  fs::path dir = m.root / "blobs" / "sha256";
+  fs::path final_path = dir / got.hex();
+  // Stored already (a blob is in place only once synced): this copy is
+  // dropped without syncing it, which for a large body is most of the cost
+  // of keeping it.
+  struct stat st {};
+  if (::stat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    drop_tmp();
+    m.fd.reset();
+    return got;
+  }
   if (::fchmod(m.fd.get(), 0444) != 0 || ::fsync(m.fd.get()) != 0) {
     auto e = fail_errno("sync blob " + got.str());
     drop_tmp();
     return e;
   }
-  fs::path dir = m.root / "blobs" / "sha256";
-  fs::path final_path = dir / got.hex();
   if (m.tmp_name.empty()) {
     std::string proc = "/proc/self/fd/" + std::to_string(m.fd.get());
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW) != 0 &&

@@ -1,5 +1,6 @@
 #include "cache/blob_store.hpp"
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,6 +108,38 @@ TEST(BlobStore, TwoProcessesWriteTheSameBlob) {
   ASSERT_TRUE(back);
   EXPECT_EQ(sha256_of(*back), want);
   EXPECT_EQ(count_entries(dir->path() / "blobs/sha256"), 1u);
+  EXPECT_EQ(count_entries(dir->path() / "tmp"), 0u);
+}
+
+// A blob stored again: the first copy stays (the same inode, the same
+// bytes), the second leaves no temp file.
+TEST(BlobStore, StoringAStoredBlobAgainKeepsTheFirst) {
+  auto dir = TempDir::create(fs::temp_directory_path(), "ls-blob-");
+  ASSERT_TRUE(dir);
+  BlobStore s(dir->path());
+  auto first = s.put("same bytes");
+  ASSERT_TRUE(first) << first.error().message();
+  struct stat before {};
+  ASSERT_EQ(::stat(s.path(*first).c_str(), &before), 0);
+  auto w = s.writer(*first);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->write("same bytes"));
+  auto again = w->commit();
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(*again, *first);
+  struct stat after {};
+  ASSERT_EQ(::stat(s.path(*first).c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_EQ(*s.read(*first), "same bytes");
+  EXPECT_EQ(count_entries(dir->path() / "blobs/sha256"), 1u);
+  EXPECT_EQ(count_entries(dir->path() / "tmp"), 0u);
+  // A mismatch is still refused when the expected blob is stored.
+  auto bad = s.writer(*first);
+  ASSERT_TRUE(bad);
+  ASSERT_TRUE(bad->write("other bytes"));
+  auto refused = bad->commit();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind(), ErrorKind::kIntegrity);
   EXPECT_EQ(count_entries(dir->path() / "tmp"), 0u);
 }
 
