@@ -4,7 +4,8 @@
 //               and the job's DNS stub/proxy) against network none, medians
 //   throughput: one large download with curl in a container: host network
 //               vs egress through lockstep's recording proxy (body hashed and
-//               kept in the content store) vs egress direct (NAT only)
+//               kept in the content store) vs egress direct (NAT only),
+//               and the CPU the proxy spent on it
 //   pinned:     the same file served by the proxy from the content store (a
 //               pinned fetch) vs from the origin
 //   https:      the same download over HTTPS (with --https-url and the
