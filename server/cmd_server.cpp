@@ -338,6 +338,10 @@ int serve(const runner::Args& args) {
         "their own, upload-artifact's retention-days)"},
        {"cache-retention-days", 0, true, false, "N",
         "remove dependency caches not used for N days (default 7)"},
+       {"insecure-registry", 0, true, true, "HOST",
+        "resolve the images job plans pin from HOST over plain HTTP"},
+       {"mirror", 0, true, false, "URL",
+        "resolve the images job plans pin through this pull-through mirror"},
        {"cache-max-size", 0, true, false, "SIZE",
         "keep at most SIZE of dependency caches per repository, least recently used go first "
         "(default 10G)"}});
@@ -387,6 +391,14 @@ int serve(const runner::Args& args) {
     auto n = cache_size(*v, "--cache-max-size");
     if (!n) return report_error(n.error());
     cfg.cache_max_bytes = *n;
+  }
+  cfg.image_pins.insecure_registries = p->all("insecure-registry");
+  if (auto v = p->get("mirror")) {
+    if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0)
+      return usage_error("--mirror '" + *v + "': expected an http:// or https:// URL");
+    cfg.image_pins.mirror = *v;
+    while (!cfg.image_pins.mirror.empty() && cfg.image_pins.mirror.back() == '/')
+      cfg.image_pins.mirror.pop_back();
   }
   log_to_stderr();
   block_stop_signals();

@@ -3,10 +3,16 @@
 #include <regex>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "cache/git_mirror.hpp"
+#include "cache/image_store.hpp"
+#include "pipeline/lock_inputs.hpp"
 #include "pipeline/matrix.hpp"
 #include "pipeline/parse.hpp"
 #include "pipeline/triggers.hpp"
+#include "registry-mirror/client.hpp"
+#include "registry-mirror/reference.hpp"
 #include "server/queue.hpp"
 #include "server/repo_git.hpp"
 
@@ -153,9 +159,51 @@ Result<Target> resolve_target(const cache::GitMirrors& mirrors, const std::strin
   return t;
 }
 
+// The digests image references name in their registries as a delivery is
+// planned, each asked once: a job plan pins its container's and services'
+// images from the start, so the jobs of a run that start together on
+// different agents run the same image. Local names (localhost/...), references
+// by digest and registries that cannot answer are left to the agents (the
+// log says why).
+class ImagePinner {
+ public:
+  explicit ImagePinner(const ImagePinSettings& s) : settings_(s) {}
+
+  std::optional<std::string> pin(const std::string& text) {
+    if (auto it = memo_.find(text); it != memo_.end()) return it->second;
+    std::optional<std::string>& out = memo_[text];
+    auto ref = registry::Reference::parse(text);
+    if (!ref || ref->domain == "localhost" || ref->digest) return out;
+    if (!client_) {
+      registry::ClientOptions o;
+      o.insecure = settings_.insecure_registries;
+      o.mirror = settings_.mirror;
+      o.max_attempts = 2;
+      auto c = registry::RegistryClient::create(o);
+      if (!c) {
+        spdlog::warn("planner: image pins: {}", c.error().message());
+        return out;
+      }
+      client_ = std::make_unique<registry::RegistryClient>(std::move(*c));
+    }
+    auto r = client_->resolve(*ref, cache::Platform{});
+    if (!r) {
+      spdlog::warn("planner: image '{}' is left to the agents: {}", text, r.error().message());
+      return out;
+    }
+    out = r->manifest.str();
+    return out;
+  }
+
+ private:
+  const ImagePinSettings& settings_;
+  std::map<std::string, std::optional<std::string>> memo_;
+  std::unique_ptr<registry::RegistryClient> client_;
+};
+
 // One workflow file into a run (or a failed run holding its error).
 NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const Target& t,
-                 const std::string& clone_url, const WorkflowFile& wf_file) {
+                 const std::string& clone_url, const WorkflowFile& wf_file, ImagePinner& pinner) {
   NewRun run;
   run.repo_id = repo_id;
   run.delivery = delivery;
@@ -217,6 +265,17 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
       return run;
     }
     auto secrets = secret_names(job);
+    // The container's and services' images each instance names, as the
+    // runner evaluates them before the job starts.
+    std::map<std::string, json> image_pins;  // instance -> {reference: digest}
+    if (auto uses = pipeline::collect_instance_inputs(*instances, ctx, {})) {
+      for (const auto& u : *uses) {
+        if (u.kind != pipeline::InputUse::Kind::kImage || !u.unlockable.empty() ||
+            (u.what != "container" && u.what.rfind("service ", 0) != 0))
+          continue;
+        if (auto d = pinner.pin(u.reference)) image_pins[u.instance][u.reference] = *d;
+      }
+    }
     for (const auto& inst : *instances) {
       NewJob j;
       j.key = job.id;
@@ -246,6 +305,8 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
                                             ? "refs/pull/" + std::to_string(ev.number) + "/head"
                                             : ev.head_pull_ref}};
       j.plan["event_payload"] = event_payload(ev, clone_url, t.base_sha);
+      if (auto p = image_pins.find(inst.display_name); p != image_pins.end())
+        j.plan["pins"] = {{"images", p->second}};
       json steps = json::array();
       for (const auto& s : job.steps) {
         json step = {{"name", s.name}};
@@ -293,17 +354,18 @@ Result<bool> Planner::plan_one() {
     LS_TRY(mark("failed", files.error().message()));
     return true;
   }
+  ImagePinner pinner(pins_);
   for (const auto& f : *files) {
     auto triggered = pipeline::workflow_triggered(f.text, f.path, target->trigger);
     NewRun run;
     if (!triggered) {
-      run = build_run(repo_id, id, ev, *target, clone_url, f);
+      run = build_run(repo_id, id, ev, *target, clone_url, f, pinner);
       run.jobs.clear();
       run.error = triggered.error().message();
     } else if (!*triggered) {
       continue;
     } else {
-      run = build_run(repo_id, id, ev, *target, clone_url, f);
+      run = build_run(repo_id, id, ev, *target, clone_url, f, pinner);
     }
     LS_TRY(insert_run(tx, run));
   }

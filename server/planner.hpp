@@ -7,6 +7,8 @@
 // state. A delivery is taken with SKIP LOCKED, so several planners (threads
 // or servers) never plan one twice.
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -19,16 +21,25 @@ namespace lockstep::server {
 nlohmann::json event_to_json(const HookEvent& ev);
 HookEvent event_from_json(const nlohmann::json& j);
 
+// Where the planner resolves the images a job plan pins (docs/server.md,
+// "The job plan"): registries spoken to over plain HTTP, and a pull-through
+// mirror (`lockstep mirror serve`) to ask instead of each registry.
+struct ImagePinSettings {
+  std::vector<std::string> insecure_registries;
+  std::string mirror;
+};
+
 class Planner {
  public:
-  Planner(pg::Pool& db, std::filesystem::path state_dir)
-      : db_(db), state_dir_(std::move(state_dir)) {}
+  Planner(pg::Pool& db, std::filesystem::path state_dir, ImagePinSettings pins = {})
+      : db_(db), state_dir_(std::move(state_dir)), pins_(std::move(pins)) {}
   // Plans the oldest new delivery; false when there was none.
   Result<bool> plan_one();
 
  private:
   pg::Pool& db_;
   std::filesystem::path state_dir_;
+  ImagePinSettings pins_;
 };
 
 // Records a delivery (deduplicated by id); true when it was new. The caller

@@ -348,6 +348,9 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
                                      "a.job_id WHERE j.run_id = $1 AND a.record ? 'job' "
                                      "ORDER BY a.finished_at, a.job_id, a.attempt",
                                      {pg::p(c.run)}));
+    // The pins the plan made (images resolved as the run was planned) come
+    // first; then what the run's finished jobs and attempts used.
+    c.pins = c.plan.is_object() ? c.plan.value("pins", json::object()) : json::object();
     runner::add_record_pins(json(), c.pins);
     for (int i = 0; i < used.size(); ++i)
       runner::add_record_pins(json::parse(used.str(i, 0), nullptr, false), c.pins);

@@ -174,7 +174,7 @@ void Server::Impl::background() {
   });
   // Planner.
   workers.emplace_back([this] {
-    Planner planner(*db, cfg.state_dir);
+    Planner planner(*db, cfg.state_dir, cfg.image_pins);
     while (!stopping) {
       uint64_t gen = notifier.generation(Notifier::kDeliveries);
       for (;;) {

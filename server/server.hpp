@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "server/planner.hpp"
 #include "server/queue.hpp"
 
 namespace lockstep::server {
@@ -31,6 +32,8 @@ struct ServerConfig {
   // Dependency caches: an entry unused this long goes, and a repository's
   // least recently used ones beyond this size (GitHub's 7 days and 10 GB).
   int cache_retention_days = 7;
+  // Where the planner resolves the images job plans pin (server/planner.hpp).
+  ImagePinSettings image_pins;
   int64_t cache_max_bytes = 10ll << 30;
 };
 

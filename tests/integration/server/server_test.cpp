@@ -13,8 +13,12 @@
 #include <set>
 
 #include "common/digest.hpp"
+#include "registry-mirror/client.hpp"
 #include "registry-mirror/http.hpp"
+#include "registry-mirror/reference.hpp"
 #include "server/pg.hpp"
+#include "tests/integration/registry/local_registry.hpp"
+#include "tests/integration/registry/test_image.hpp"
 #include "tests/integration/server/server_fixture.hpp"
 #include "tests/support/lockstep_process.hpp"
 
@@ -675,6 +679,87 @@ jobs:
     EXPECT_EQ(job.value("status", ""), job.value("key", "") == "first" ? "success" : "failure")
         << job.dump();
   }
+}
+
+// The planner pins the registry images a run's jobs name as it plans the
+// run: its cells, started on two agents after the tag moved in the registry
+// and before any of the run had finished, both run the image the tag named
+// when the run was planned. A new run takes the moved tag.
+TEST_F(ServerFixture, ThePlanPinsRegistryImagesBeforeAnyJobStarts) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  if (!registry::testing::LocalRegistry::available())
+    GTEST_SKIP() << "needs " << registry::testing::LocalRegistry::kBinary;
+  auto reg = registry::testing::LocalRegistry::start();
+  ASSERT_TRUE(reg) << reg.error().message();
+  import_busybox("a");  // makes the busybox rootfs; agent a pulls from the registry all the same
+  std::vector<registry::testing::TarEntry> entries;
+  const fs::path rootfs = root_ / "busybox-rootfs";
+  for (auto it = fs::recursive_directory_iterator(rootfs); it != fs::recursive_directory_iterator();
+       ++it) {
+    const std::string rel = it->path().lexically_relative(rootfs).string();
+    if (it->is_symlink())
+      entries.push_back(registry::testing::symlink(rel, fs::read_symlink(it->path()).string()));
+    else if (it->is_directory())
+      entries.push_back(registry::testing::dir(rel));
+    else
+      entries.push_back(registry::testing::file(
+          rel, slurp(it->path()), static_cast<int>(fs::status(it->path()).permissions()) & 0777));
+  }
+  const auto planned =
+      registry::testing::make_image({entries}, registry::testing::Compression::kGzip);
+  entries.push_back(registry::testing::file("retagged", "moved\n"));
+  const auto moved =
+      registry::testing::make_image({entries}, registry::testing::Compression::kGzip);
+  auto client = registry::RegistryClient::create({});
+  ASSERT_TRUE(client) << client.error().message();
+  const std::string image = reg->domain() + "/ci/busybox:v1";
+  auto ref = registry::Reference::parse(image);
+  ASSERT_TRUE(ref);
+  ASSERT_TRUE(registry::testing::push_image(*client, *ref, planned));
+
+  std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  cell:
+    runs-on: ubuntu-latest
+    container: )yml" + image + R"yml(
+    strategy:
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: echo "cell ${{ matrix.n }}" && test ! -e /retagged
+)yml"}});
+  start_server();
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  const int64_t first = runs()[0].value("id", int64_t{0});
+  ASSERT_TRUE(eventually([&] {
+    return get("/api/runs/" + std::to_string(first)).json().value("jobs", json::array()).size() ==
+           2;
+  }));
+  // Planned, not started (no agent yet): the tag moves.
+  ASSERT_TRUE(registry::testing::push_image(*client, *ref, moved));
+  start_agent("a", 1, "lockstep");
+  start_agent("b", 1, "lockstep");
+  json run = finished_run(first);
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  ASSERT_EQ(run["jobs"].size(), 2u);
+  for (const json& job : run["jobs"]) {
+    const json attempt = job["attempts"][0];
+    EXPECT_EQ(attempt["record"]["job"]["image"].value("manifest_digest", ""),
+              planned.manifest.digest.str())
+        << get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1").body;
+  }
+
+  // A new run is planned with the tag as it is now.
+  std::string sha2 = commit({{"README", "again\n"}});
+  ASSERT_EQ(push_hook("delivery-2", sha2, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 2; }));
+  json again = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(again["run"].value("status", ""), "failure") << again.dump();
+  for (const json& job : again["jobs"])
+    EXPECT_EQ(job["attempts"][0]["record"]["job"]["image"].value("manifest_digest", ""),
+              moved.manifest.digest.str())
+        << job.dump();
 }
 
 // A pull request runs on the merge of its head into the base branch, a commit
