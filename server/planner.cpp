@@ -252,13 +252,15 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
     run.cancel_in_progress = *cancel;
   }
   for (const auto& job : wf->jobs) {
-    if (pipeline::matrix_depends_on_needs(job)) {
-      run.error = wf_file.path + ": job '" + job.id +
-                  "': a matrix made from another job's outputs is not supported by the server";
-      run.jobs.clear();
-      return run;
-    }
-    auto instances = pipeline::expand_job(*wf, job, ctx);
+    // A matrix made from the outputs of the jobs it needs is known once they
+    // ran: the job is one job of the run, and the agent that runs it expands
+    // it with their outputs (`lockstep run --plan` given the needs context)
+    // and runs all its cells (docs/server.md, "The job plan").
+    auto instances =
+        pipeline::matrix_depends_on_needs(job)
+            ? Result<std::vector<pipeline::JobInstance>>(std::vector<pipeline::JobInstance>{
+                  {&job, pipeline::OrderedValue(), job.id + " (matrix from needs)"}})
+            : pipeline::expand_job(*wf, job, ctx);
     if (!instances) {
       run.error = instances.error().message();
       run.jobs.clear();
@@ -305,6 +307,8 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
                                             ? "refs/pull/" + std::to_string(ev.number) + "/head"
                                             : ev.head_pull_ref}};
       j.plan["event_payload"] = event_payload(ev, clone_url, t.base_sha);
+      if (inst.matrix.is_null() && pipeline::matrix_depends_on_needs(job))
+        j.plan["matrix_from_needs"] = true;
       if (auto p = image_pins.find(inst.display_name); p != image_pins.end())
         j.plan["pins"] = {{"images", p->second}};
       json steps = json::array();

@@ -762,6 +762,68 @@ jobs:
         << job.dump();
 }
 
+// A matrix made from the outputs of the job it needs: planned as one job,
+// it waits for them, and its agent expands it with their outputs and runs
+// every cell; the job after it sees its result and outputs.
+TEST_F(ServerFixture, AMatrixFromNeedsOutputsRunsOnceTheyAreKnown) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  setup:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    outputs:
+      cells: ${{ steps.m.outputs.cells }}
+    steps:
+      - id: m
+        run: echo 'cells=["x","y"]' >> "$GITHUB_OUTPUT"
+  build:
+    needs: setup
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        cell: ${{ fromJSON(needs.setup.outputs.cells) }}
+    outputs:
+      last: ${{ steps.o.outputs.last }}
+    steps:
+      - id: o
+        run: echo "built ${{ matrix.cell }}" && echo "last=${{ matrix.cell }}" >> "$GITHUB_OUTPUT"
+  report:
+    needs: build
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - run: echo "report ${{ needs.build.result }} ${{ needs.build.outputs.last }}"
+)yml"}});
+  import_busybox("a");
+  import_busybox("b");
+  start_server();
+  start_agent("a", 1, "lockstep");
+  start_agent("b", 1, "lockstep");
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  json run = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
+  ASSERT_EQ(run["jobs"].size(), 3u) << run.dump();
+  std::map<std::string, std::string> log_of;
+  std::map<std::string, json> job_of;
+  for (const json& job : run["jobs"]) {
+    log_of[job.value("key", "")] =
+        get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1").body;
+    job_of[job.value("key", "")] = job;
+    EXPECT_EQ(job.value("status", ""), "success") << job.dump() << log_of[job.value("key", "")];
+  }
+  EXPECT_EQ(job_of["build"].value("name", ""), "build (matrix from needs)");
+  EXPECT_NE(log_of["build"].find("built x"), std::string::npos) << log_of["build"];
+  EXPECT_NE(log_of["build"].find("built y"), std::string::npos) << log_of["build"];
+  const json entry = job_of["build"]["attempts"][0]["record"]["job"];
+  ASSERT_TRUE(entry.contains("cells")) << entry.dump();
+  EXPECT_EQ(entry["cells"].size(), 2u) << entry.dump();
+  EXPECT_EQ(entry.value("result", ""), "success");
+  EXPECT_NE(log_of["report"].find("report success y"), std::string::npos) << log_of["report"];
+}
+
 // A pull request runs on the merge of its head into the base branch, a commit
 // only the server's mirror has: the agent makes the same commit itself, and
 // the job sees both sides' files and that commit as GITHUB_SHA.
