@@ -7,18 +7,23 @@
 
 #include "cache/git_mirror.hpp"
 #include "cache/image_store.hpp"
+#include "pipeline/action.hpp"
 #include "pipeline/lock_inputs.hpp"
 #include "pipeline/matrix.hpp"
 #include "pipeline/parse.hpp"
+#include "pipeline/project_config.hpp"
 #include "pipeline/triggers.hpp"
 #include "registry-mirror/client.hpp"
 #include "registry-mirror/reference.hpp"
+#include "runner/engine/action_source.hpp"
 #include "server/queue.hpp"
 #include "server/repo_git.hpp"
 
 namespace lockstep::server {
 
 using nlohmann::json;
+using runner::ActionsConfig;
+using runner::ActionSources;
 
 json event_to_json(const HookEvent& ev) {
   return {{"kind", ev.kind},           {"repo", ev.repo},
@@ -201,9 +206,70 @@ class ImagePinner {
   std::unique_ptr<registry::RegistryClient> client_;
 };
 
+// The commits `uses: owner/repo@ref` steps name as a delivery is planned,
+// each resolved once, from where the repository's .lockstep.yml says
+// actions come from (else GitHub): a job plan pins them from the start.
+// Actions inside composite actions, and a .lockstep.yml whose action
+// sources are relative to the checkout, are left to the agents.
+class ActionPinner {
+ public:
+  ActionPinner(const std::filesystem::path& state_dir, const std::filesystem::path& mirror,
+               const std::string& sha) {
+    ActionsConfig config;
+    auto text = file_at(mirror, sha, std::string(pipeline::kProjectConfigName));
+    if (text && *text) {
+      auto parsed = pipeline::parse_project_config(**text, ".lockstep.yml");
+      if (!parsed) return;  // the agents report it
+      auto absolute = [](const std::string& u) {
+        return u.find("://") != std::string::npos || (!u.empty() && u[0] == '/');
+      };
+      if (!parsed->actions_url.empty()) {
+        if (!absolute(parsed->actions_url)) return;
+        config.base_url = parsed->actions_url;
+      }
+      for (const auto& [owner, url] : parsed->action_owners) {
+        if (!absolute(url)) return;
+        config.owners[owner] = url;
+      }
+    }
+    sources_.emplace(state_dir, config, nullptr, std::map<std::string, std::string>{}, false);
+  }
+
+  // "owner/repo@ref" -> commit for the job's steps.
+  json pins(const pipeline::Job& job) {
+    json out = json::object();
+    if (!sources_) return out;
+    for (const auto& step : job.steps) {
+      if (!step.uses) continue;
+      auto ref = pipeline::parse_action_ref(*step.uses);
+      if (!ref || ref->kind != pipeline::ActionRef::Kind::kRepository || ref->builtin()) continue;
+      const std::string key = ref->repository() + "@" + ref->ref;
+      if (auto it = memo_.find(key); it != memo_.end()) {
+        if (it->second) out[key] = *it->second;
+        continue;
+      }
+      auto r = sources_->resolve(*ref);
+      if (!r) {
+        spdlog::warn("planner: action '{}' is left to the agents: {}", *step.uses,
+                     r.error().message());
+        memo_[key] = std::nullopt;
+        continue;
+      }
+      memo_[key] = r->commit;
+      out[r->key] = r->commit;
+    }
+    return out;
+  }
+
+ private:
+  std::optional<ActionSources> sources_;
+  std::map<std::string, std::optional<std::string>> memo_;
+};
+
 // One workflow file into a run (or a failed run holding its error).
 NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const Target& t,
-                 const std::string& clone_url, const WorkflowFile& wf_file, ImagePinner& pinner) {
+                 const std::string& clone_url, const WorkflowFile& wf_file, ImagePinner& pinner,
+                 ActionPinner& actions) {
   NewRun run;
   run.repo_id = repo_id;
   run.delivery = delivery;
@@ -278,6 +344,7 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
         if (auto d = pinner.pin(u.reference)) image_pins[u.instance][u.reference] = *d;
       }
     }
+    const json action_pins = actions.pins(job);
     for (const auto& inst : *instances) {
       NewJob j;
       j.key = job.id;
@@ -310,7 +377,8 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
       if (inst.matrix.is_null() && pipeline::matrix_depends_on_needs(job))
         j.plan["matrix_from_needs"] = true;
       if (auto p = image_pins.find(inst.display_name); p != image_pins.end())
-        j.plan["pins"] = {{"images", p->second}};
+        j.plan["pins"]["images"] = p->second;
+      if (!action_pins.empty()) j.plan["pins"]["actions"] = action_pins;
       json steps = json::array();
       for (const auto& s : job.steps) {
         json step = {{"name", s.name}};
@@ -359,17 +427,18 @@ Result<bool> Planner::plan_one() {
     return true;
   }
   ImagePinner pinner(pins_);
+  ActionPinner action_pinner(state_dir_, mirror, target->sha);
   for (const auto& f : *files) {
     auto triggered = pipeline::workflow_triggered(f.text, f.path, target->trigger);
     NewRun run;
     if (!triggered) {
-      run = build_run(repo_id, id, ev, *target, clone_url, f, pinner);
+      run = build_run(repo_id, id, ev, *target, clone_url, f, pinner, action_pinner);
       run.jobs.clear();
       run.error = triggered.error().message();
     } else if (!*triggered) {
       continue;
     } else {
-      run = build_run(repo_id, id, ev, *target, clone_url, f, pinner);
+      run = build_run(repo_id, id, ev, *target, clone_url, f, pinner, action_pinner);
     }
     LS_TRY(insert_run(tx, run));
   }

@@ -88,6 +88,22 @@ Result<std::vector<WorkflowFile>> workflow_files(const std::filesystem::path& mi
   return out;
 }
 
+Result<std::optional<std::string>> file_at(const std::filesystem::path& mirror,
+                                           const std::string& commit, const std::string& path) {
+  LS_TRY_ASSIGN(Repo r, open(mirror));
+  LS_TRY_ASSIGN(Commit c, commit_of(r.get(), commit));
+  LS_TRY_ASSIGN(Tree root, tree_of(c.get()));
+  git_tree_entry* e = nullptr;
+  if (git_tree_entry_bypath(&e, root.get(), path.c_str()) != 0) return std::optional<std::string>();
+  TreeEntry entry(e);
+  if (git_tree_entry_type(e) != GIT_OBJECT_BLOB) return std::optional<std::string>();
+  git_blob* b = nullptr;
+  if (git_blob_lookup(&b, r.get(), git_tree_entry_id(e)) != 0) return git_fail("blob " + path);
+  Blob blob(b);
+  return std::optional<std::string>(std::string(static_cast<const char*>(git_blob_rawcontent(b)),
+                                                static_cast<size_t>(git_blob_rawsize(b))));
+}
+
 Result<std::optional<std::vector<std::string>>> changed_paths(const std::filesystem::path& mirror,
                                                               const std::string& from,
                                                               const std::string& to) {

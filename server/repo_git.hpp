@@ -33,6 +33,10 @@ Result<std::optional<std::vector<std::string>>> changed_paths(const std::filesys
 Result<std::string> merge_commit(const std::filesystem::path& mirror, const std::string& base,
                                  const std::string& head);
 
+// The file at `path` in `commit`; nullopt when there is none.
+Result<std::optional<std::string>> file_at(const std::filesystem::path& mirror,
+                                           const std::string& commit, const std::string& path);
+
 // refs/heads/* -> commit.
 Result<std::map<std::string, std::string>> branch_heads(const std::filesystem::path& mirror);
 

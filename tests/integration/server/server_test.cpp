@@ -762,6 +762,71 @@ jobs:
         << job.dump();
 }
 
+// The planner pins the commits of the actions a job uses, from where the
+// repository's .lockstep.yml says actions come from: a job that starts
+// after the action's tag moved runs the commit the tag named when the run
+// was planned. A new run takes the moved tag.
+TEST_F(ServerFixture, ThePlanPinsActionsBeforeAnyJobStarts) {
+  if (!is_root()) GTEST_SKIP() << "needs root for containers";
+  const fs::path action = root_ / "actions" / "o" / "greet";
+  fs::create_directories(action);
+  auto agit = [&](std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {"/usr/bin/git", "-c", "user.name=t", "-c", "user.email=t@example.com"});
+    auto r = run_process(args, {}, action);
+    EXPECT_EQ(r.exit_code, 0) << args[5] << ": " << r.err;
+  };
+  auto greet = [&](const std::string& word) {
+    std::ofstream(action / "action.yml") << "name: greet\nruns:\n  using: composite\n  steps:\n"
+                                            "    - run: echo \"greet "
+                                         << word << "\"\n      shell: sh\n";
+    agit({"add", "action.yml"});
+    agit({"commit", "-q", "-m", word});
+    agit({"tag", "-f", "v1"});
+  };
+  agit({"init", "-q", "-b", "main"});
+  greet("one");
+  std::string sha =
+      commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  hello:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    steps:
+      - uses: o/greet@v1
+)yml"},
+              {".lockstep.yml", "actions-url: " + (root_ / "actions").string() + "\n"}});
+  import_busybox("a");
+  start_server();
+  ASSERT_EQ(push_hook("delivery-1", sha, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
+  const int64_t first = runs()[0].value("id", int64_t{0});
+  ASSERT_TRUE(eventually([&] {
+    return get("/api/runs/" + std::to_string(first)).json().value("jobs", json::array()).size() ==
+           1;
+  }));
+  greet("two");  // planned, not started: the tag moves
+  start_agent("a", 1, "lockstep");
+  json run = finished_run(first);
+  ASSERT_EQ(run["jobs"].size(), 1u);
+  auto log =
+      get("/api/jobs/" + std::to_string(run["jobs"][0].value("id", int64_t{0})) + "/log?attempt=1")
+          .body;
+  EXPECT_EQ(run["run"].value("status", ""), "success") << log;
+  EXPECT_NE(log.find("greet one"), std::string::npos) << log;
+  EXPECT_EQ(log.find("greet two"), std::string::npos) << log;
+
+  std::string sha2 = commit({{"README", "again\n"}});
+  ASSERT_EQ(push_hook("delivery-2", sha2, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 2; }));
+  json again = finished_run(runs()[0].value("id", int64_t{0}));
+  ASSERT_EQ(again["jobs"].size(), 1u);
+  log = get("/api/jobs/" + std::to_string(again["jobs"][0].value("id", int64_t{0})) +
+            "/log?attempt=1")
+            .body;
+  EXPECT_NE(log.find("greet two"), std::string::npos) << log;
+}
+
 // A matrix made from the outputs of the job it needs: planned as one job,
 // it waits for them, and its agent expands it with their outputs and runs
 // every cell; the job after it sees its result and outputs.
