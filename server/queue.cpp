@@ -353,7 +353,8 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
     c.pins = c.plan.is_object() ? c.plan.value("pins", json::object()) : json::object();
     runner::add_record_pins(json(), c.pins);
     for (int i = 0; i < used.size(); ++i)
-      runner::add_record_pins(json::parse(used.str(i, 0), nullptr, false), c.pins);
+      runner::add_record_pins(json::parse(used.str(i, 0), nullptr, false), c.pins,
+                              /*local_images=*/false);
     LS_TRY(
         tx.exec("INSERT INTO attempts (job_id, attempt, agent_id, state) "
                 "VALUES ($1, $2, $3, 'claimed')",

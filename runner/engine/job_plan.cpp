@@ -1,6 +1,7 @@
 #include "runner/engine/job_plan.hpp"
 
 #include "common/fs.hpp"
+#include "registry-mirror/reference.hpp"
 
 namespace lockstep::runner {
 namespace fs = std::filesystem;
@@ -60,7 +61,7 @@ Result<JobPlan> load_job_plan(const fs::path& file) {
   return p;
 }
 
-void add_record_pins(const Json& job, Json& pins) {
+void add_record_pins(const Json& job, Json& pins, bool local_images) {
   if (!pins.is_object()) pins = Json::object();
   for (const char* k : {"images", "actions"})
     if (!pins.contains(k) || !pins[k].is_object()) pins[k] = Json::object();
@@ -71,7 +72,12 @@ void add_record_pins(const Json& job, Json& pins) {
                                                               : std::string();
   };
   auto pin = [&](const char* kind, const std::string& ref, const std::string& resolved) {
-    if (!ref.empty() && !resolved.empty() && !pins[kind].contains(ref)) pins[kind][ref] = resolved;
+    if (ref.empty() || resolved.empty() || pins[kind].contains(ref)) return;
+    if (!local_images && std::string(kind) == "images") {
+      auto r = registry::Reference::parse(ref);
+      if (!r || r->domain == "localhost") return;
+    }
+    pins[kind][ref] = resolved;
   };
   if (job.contains("image"))
     pin("images", str(job["image"], "ref"), str(job["image"], "manifest_digest"));

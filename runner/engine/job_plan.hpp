@@ -40,6 +40,9 @@ Result<JobPlan> load_job_plan(const std::filesystem::path& file);
 // The pins a job's record entry (record.json's jobs[]) shows it used, added
 // to `pins` ({"images": {}, "actions": {}, "runtime": ""}) where it names
 // no pin for that reference yet: what later jobs of the run are held to.
-void add_record_pins(const Json& job_record, Json& pins);
+// Without `local_images`, images of the local store's own names
+// (localhost/...) are left out: another host's store has other images under
+// them (the server's pins for jobs on any agent; a replay keeps them).
+void add_record_pins(const Json& job_record, Json& pins, bool local_images = true);
 
 }  // namespace lockstep::runner
