@@ -319,9 +319,8 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
   }
   for (const auto& job : wf->jobs) {
     // A matrix made from the outputs of the jobs it needs is known once they
-    // ran: the job is one job of the run, and the agent that runs it expands
-    // it with their outputs (`lockstep run --plan` given the needs context)
-    // and runs all its cells (docs/server.md, "The job plan").
+    // ran: the job stands in the run as one job until then, and the queue
+    // expands it into its cells with their outputs (server/queue.hpp).
     auto instances =
         pipeline::matrix_depends_on_needs(job)
             ? Result<std::vector<pipeline::JobInstance>>(std::vector<pipeline::JobInstance>{
@@ -375,7 +374,7 @@ NewRun build_run(int64_t repo_id, int64_t delivery, const HookEvent& ev, const T
                                             : ev.head_pull_ref}};
       j.plan["event_payload"] = event_payload(ev, clone_url, t.base_sha);
       if (inst.matrix.is_null() && pipeline::matrix_depends_on_needs(job))
-        j.plan["matrix_from_needs"] = true;
+        j.plan["matrix_from_needs"] = {{"workflow_text", wf_file.text}, {"contexts", ctx.contexts}};
       if (auto p = image_pins.find(inst.display_name); p != image_pins.end())
         j.plan["pins"]["images"] = p->second;
       if (!action_pins.empty()) j.plan["pins"]["actions"] = action_pins;

@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "pipeline/matrix.hpp"
+#include "pipeline/parse.hpp"
 #include "runner/engine/job_plan.hpp"
 #include "server/crypto.hpp"
 
@@ -75,6 +77,62 @@ bool terminal(const std::string& s) {
 // done, and sets the run's status. Wakes claimers when it queued anything.
 Status promote_pending(pg::Tx& tx, int64_t repo_id, const std::string& group);
 
+Result<json> needs_context(pg::Tx& tx, int64_t run, const std::vector<std::string>& keys);
+
+// A job whose matrix comes from the outputs of the jobs it needs, once they
+// ended: expanded as `lockstep run` expands it (the workflow and the
+// contexts it was planned with, and their outputs), one queued job per cell
+// with the stand-in's plan and that cell; the stand-in ends, as "expanded
+// into N jobs". A matrix that does not evaluate fails it with the reason.
+Status expand_stand_in(pg::Tx& tx, int64_t run, int64_t id) {
+  LS_TRY_ASSIGN(auto r,
+                tx.exec("SELECT job_key, needs, plan, retry FROM jobs WHERE id = $1", {pg::p(id)}));
+  if (r.empty()) return {};
+  const std::string key = r.str(0, 0);
+  const std::vector<std::string> needs = parse_pg_array(r.str(0, 1));
+  json plan = json::parse(r.str(0, 2), nullptr, false);
+  if (!plan.is_object()) plan = json::object();
+  const json how = plan.value("matrix_from_needs", json::object());
+  plan.erase("matrix_from_needs");
+  auto fail_it = [&](const std::string& why) -> Status {
+    LS_TRY(
+        tx.exec("UPDATE jobs SET status = 'failure', finished_at = now(), reason = $2 "
+                "WHERE id = $1",
+                {pg::p(id), pg::p(why)}));
+    return add_status(tx, id, "failure", why.substr(0, 120));
+  };
+  auto wf = pipeline::parse_workflow(how.value("workflow_text", ""), plan.value("workflow", ""));
+  if (!wf) return fail_it(std::string(wf.error().message()));
+  const pipeline::Job* job = nullptr;
+  for (const auto& j : wf->jobs)
+    if (j.id == key) job = &j;
+  if (!job) return fail_it("job '" + key + "' is not in its workflow");
+  pipeline::EvalContext ctx;
+  ctx.contexts = how.value("contexts", json::object());
+  LS_TRY_ASSIGN(ctx.contexts["needs"], needs_context(tx, run, needs));
+  auto cells = pipeline::expand_job(*wf, *job, ctx);
+  if (!cells) return fail_it("matrix: " + std::string(cells.error().message()));
+  for (const auto& cell : *cells) {
+    json p = plan;
+    p["matrix"] = json::parse(cell.matrix.dump());
+    p["name"] = cell.display_name;
+    LS_TRY_ASSIGN(
+        auto jr,
+        tx.exec("INSERT INTO jobs (run_id, job_key, name, matrix, needs, plan, status, "
+                "retry, queued_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, now()) "
+                "RETURNING id",
+                {pg::p(run), pg::p(key), pg::p(cell.display_name), pg::p(p["matrix"].dump()),
+                 pg::p(r.str(0, 1)), pg::p(p.dump()), pg::p(r.boolean(0, 3))}));
+    LS_TRY(add_status(tx, jr.i64(0, 0), "pending", "queued"));
+  }
+  const std::string done = "expanded into " + std::to_string(cells->size()) + " jobs";
+  LS_TRY(
+      tx.exec("UPDATE jobs SET status = 'success', finished_at = now(), reason = $2 "
+              "WHERE id = $1",
+              {pg::p(id), pg::p(done)}));
+  return add_status(tx, id, "success", done);
+}
+
 Status settle_run(pg::Tx& tx, int64_t run) {
   // Log followers learn that an attempt ended (their stream then ends).
   LS_TRY(tx.exec("NOTIFY lockstep_log"));
@@ -90,10 +148,10 @@ Status settle_run(pg::Tx& tx, int64_t run) {
                                    {pg::p(run)}));
   // A pending run (its concurrency group is busy) queues nothing yet.
   const bool pending = !info.empty() && info.str(0, 0) == "pending";
-  LS_TRY_ASSIGN(auto rows,
-                tx.exec("SELECT id, job_key, status, needs, plan->>'run_on_failure' FROM jobs "
-                        "WHERE run_id = $1 ORDER BY id",
-                        {pg::p(run)}));
+  LS_TRY_ASSIGN(auto rows, tx.exec("SELECT id, job_key, status, needs, plan->>'run_on_failure', "
+                                   "plan ? 'matrix_from_needs' FROM jobs "
+                                   "WHERE run_id = $1 ORDER BY id",
+                                   {pg::p(run)}));
   std::map<std::string, std::pair<int, int>> by_key;  // key -> (not done, failed)
   for (int i = 0; i < rows.size(); ++i) {
     auto& k = by_key[rows.str(i, 1)];
@@ -101,7 +159,7 @@ Status settle_run(pg::Tx& tx, int64_t run) {
     if (!terminal(st)) ++k.first;
     if (st == "failure" || st == "cancelled" || st == "skipped") ++k.second;
   }
-  bool queued_any = false;
+  bool queued_any = false, expanded = false;
   bool all_done = true, any_failed = false, any_cancelled = false;
   for (int i = 0; i < rows.size(); ++i) {
     std::string st = rows.str(i, 2);
@@ -113,6 +171,12 @@ Status settle_run(pg::Tx& tx, int64_t run) {
         if (it == by_key.end()) continue;
         if (it->second.first > 0) ready = false;
         if (it->second.second > 0) need_failed = true;
+      }
+      if (ready && rows.boolean(i, 5) && (!need_failed || rows.str(i, 4) == "true")) {
+        // A matrix from the outputs of the jobs it needs: its cells now.
+        LS_TRY(expand_stand_in(tx, run, id));
+        expanded = true;
+        continue;
       }
       if (ready) {
         bool run_it = !need_failed || rows.str(i, 4) == "true";
@@ -130,6 +194,12 @@ Status settle_run(pg::Tx& tx, int64_t run) {
     if (!terminal(st)) all_done = false;
     if (st == "failure") any_failed = true;
     if (st == "cancelled") any_cancelled = true;
+  }
+  // The cells (or the failed stand-in) are new facts for the rest of the
+  // run: settled again, from the top.
+  if (expanded) {
+    LS_TRY(tx.exec("NOTIFY lockstep_jobs"));
+    return settle_run(tx, run);
   }
   if (queued_any) LS_TRY(tx.exec("NOTIFY lockstep_jobs"));
   if (all_done) {

@@ -297,35 +297,7 @@ int lockstep_body(const Job& job, const json& spec, const fs::path& dir, json* r
     (*result)["run_id"] = run_id;
     auto rec_text = read_file(state_dir() / "runs" / run_id / "record.json");
     json rec = rec_text ? json::parse(*rec_text, nullptr, false) : json();
-    if (rec.is_object() && rec.contains("jobs") && rec["jobs"].is_array() &&
-        plan.value("matrix_from_needs", false)) {
-      // A matrix from the outputs of the jobs it needs ran here whole: its
-      // cells are the record's entries of the job. The job's result is the
-      // worst of theirs, its outputs theirs (later cells winning), as
-      // `needs` sees a matrix job; each cell's hash is in its entry.
-      auto rank = [](const std::string& r) {
-        return r == "failure" ? 3 : r == "cancelled" ? 2 : r == "success" ? 1 : 0;
-      };
-      json cells = json::array(), outputs = json::object();
-      std::string worst = "skipped";
-      for (const auto& j : rec["jobs"]) {
-        if (j.value("id", "") != plan.value("job", "")) continue;
-        cells.push_back(j);
-        if (rank(j.value("result", "")) > rank(worst)) worst = j.value("result", "");
-        if (j.contains("outputs") && j["outputs"].is_object())
-          for (auto it = j["outputs"].begin(); it != j["outputs"].end(); ++it)
-            outputs[it.key()] = *it;
-      }
-      json entry = {{"id", plan.value("job", "")}, {"name", plan.value("name", "")},
-                    {"matrix", json::object()},    {"result", worst},
-                    {"outputs", outputs},          {"cells", cells}};
-      (*result)["run_record"] = rec;
-      (*result)["job_result"] = worst;
-      (*result)["record"] = {
-          {"run_id", run_id},
-          {"job", entry},
-          {"replay", "lockstep replay " + run_id + " --job " + shell_quote(plan.value("job", ""))}};
-    } else if (rec.is_object() && rec.contains("jobs") && rec["jobs"].is_array()) {
+    if (rec.is_object() && rec.contains("jobs") && rec["jobs"].is_array()) {
       for (const auto& j : rec["jobs"]) {
         if (j.value("id", "") != plan.value("job", "")) continue;
         if (j.value("matrix", json::object()) != matrix) continue;

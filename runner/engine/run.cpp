@@ -390,8 +390,10 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
                       std::find(opt.jobs.begin(), opt.jobs.end(), inst.job->id) != opt.jobs.end();
     if (wanted_job && !inst.matrix.is_null() && !matrix_matches(inst.matrix, opt.matrix_filter))
       continue;
-    if (wanted_job && opt.matrix_exact &&
-        Json::parse(inst.matrix.is_null() ? "{}" : inst.matrix.dump()) != *opt.matrix_exact)
+    // A stand-in (a matrix from needs outputs) stays: its expansion keeps
+    // the exact cell.
+    if (wanted_job && opt.matrix_exact && !inst.matrix.is_null() &&
+        Json::parse(inst.matrix.dump()) != *opt.matrix_exact)
       continue;
     plan.push_back(std::move(inst));
   }
@@ -601,6 +603,7 @@ int run_jobs(const RunOptions& opt, const RunExtras& extras, RunOutcome& out) {
   plan_ctx.secrets = run_secrets;
   plan_ctx.jobs = opt.jobs;
   plan_ctx.matrix_filter = opt.matrix_filter;
+  plan_ctx.matrix_exact = opt.matrix_exact;
   plan_ctx.masker = &masker;
   plan_ctx.console = &console;
   plan_ctx.actions = &actions;

@@ -215,6 +215,9 @@ Expansion RunPlan::expand_matrix(size_t i, const std::vector<const JobReport*>& 
   std::vector<pipeline::JobInstance> chosen;
   for (auto& one : *m) {
     if (filtered && !matrix_matches(one.matrix, ctx_.matrix_filter)) continue;
+    if (filtered && ctx_.matrix_exact && !ctx_.matrix_exact->empty() &&
+        Json::parse(one.matrix.dump()) != *ctx_.matrix_exact)
+      continue;
     if (inst.scope) one.display_name = inst.scope->prefix() + one.display_name;
     one.scope = inst.scope;
     chosen.push_back(std::move(one));

@@ -16,9 +16,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/json.hpp"
 #include "pipeline/expr.hpp"
 #include "pipeline/model.hpp"
 #include "pipeline/workflow_call.hpp"
@@ -43,6 +45,8 @@ class RunPlan {
     pipeline::Value secrets = pipeline::Value::object();             // the run's (--secret)
     std::vector<std::string> jobs;                                   // --job
     std::vector<std::pair<std::string, std::string>> matrix_filter;  // --matrix
+    // --plan: the one cell to run (an empty object: every cell).
+    std::optional<Json> matrix_exact;
     Masker* masker = nullptr;  // secrets a call passes are masked
     Console* console = nullptr;
     const ActionSources* actions = nullptr;  // what the workflows' repositories pinned

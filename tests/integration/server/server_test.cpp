@@ -842,9 +842,11 @@ jobs:
   EXPECT_NE(log.find("greet two"), std::string::npos) << log;
 }
 
-// A matrix made from the outputs of the job it needs: planned as one job,
-// it waits for them, and its agent expands it with their outputs and runs
-// every cell; the job after it sees its result and outputs.
+// A matrix made from the outputs of the job it needs: planned as one job
+// that waits for them, then expanded by the server into one job per cell,
+// queued like any other (so agents take the cells apart); the job after it
+// sees the cells' result and outputs. A matrix that does not evaluate fails
+// its job with the reason and skips what needs it.
 TEST_F(ServerFixture, AMatrixFromNeedsOutputsRunsOnceTheyAreKnown) {
   if (!is_root()) GTEST_SKIP() << "needs root for containers";
   std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
@@ -885,23 +887,67 @@ jobs:
   ASSERT_TRUE(eventually([&] { return runs().size() == 1; }));
   json run = finished_run(runs()[0].value("id", int64_t{0}));
   EXPECT_EQ(run["run"].value("status", ""), "success") << run.dump();
-  ASSERT_EQ(run["jobs"].size(), 3u) << run.dump();
-  std::map<std::string, std::string> log_of;
-  std::map<std::string, json> job_of;
+  ASSERT_EQ(run["jobs"].size(), 5u) << run.dump();  // setup, the stand-in, 2 cells, report
+  std::map<std::string, std::string> log_of;        // by name
+  std::set<std::string> agents;
   for (const json& job : run["jobs"]) {
-    log_of[job.value("key", "")] =
+    const std::string name = job.value("name", "");
+    log_of[name] =
         get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1").body;
-    job_of[job.value("key", "")] = job;
-    EXPECT_EQ(job.value("status", ""), "success") << job.dump() << log_of[job.value("key", "")];
+    EXPECT_EQ(job.value("status", ""), "success") << job.dump() << log_of[name];
+    if (name == "build (matrix from needs)") {
+      EXPECT_EQ(job.value("reason", ""), "expanded into 2 jobs") << job.dump();
+      EXPECT_TRUE(job["attempts"].empty()) << job.dump();
+    }
+    if (job.value("key", "") == "build" && !job["attempts"].empty())
+      agents.insert(job["attempts"][0].value("agent", ""));
   }
-  EXPECT_EQ(job_of["build"].value("name", ""), "build (matrix from needs)");
-  EXPECT_NE(log_of["build"].find("built x"), std::string::npos) << log_of["build"];
-  EXPECT_NE(log_of["build"].find("built y"), std::string::npos) << log_of["build"];
-  const json entry = job_of["build"]["attempts"][0]["record"]["job"];
-  ASSERT_TRUE(entry.contains("cells")) << entry.dump();
-  EXPECT_EQ(entry["cells"].size(), 2u) << entry.dump();
-  EXPECT_EQ(entry.value("result", ""), "success");
+  EXPECT_NE(log_of["build (x)"].find("built x"), std::string::npos) << log_of["build (x)"];
+  EXPECT_EQ(log_of["build (x)"].find("built y"), std::string::npos) << log_of["build (x)"];
+  EXPECT_NE(log_of["build (y)"].find("built y"), std::string::npos) << log_of["build (y)"];
   EXPECT_NE(log_of["report"].find("report success y"), std::string::npos) << log_of["report"];
+  EXPECT_FALSE(agents.empty());
+
+  // A matrix that does not evaluate: its job fails naming why; what needs
+  // it is skipped.
+  std::string bad = commit({{".github/workflows/ci.yml", R"yml(on: push
+jobs:
+  setup:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    outputs:
+      cells: ${{ steps.m.outputs.cells }}
+    steps:
+      - id: m
+        run: echo 'cells=not json' >> "$GITHUB_OUTPUT"
+  build:
+    needs: setup
+    runs-on: ubuntu-latest
+    container: localhost/busybox:test
+    strategy:
+      matrix:
+        cell: ${{ fromJSON(needs.setup.outputs.cells) }}
+    steps:
+      - run: echo never
+  report:
+    needs: build
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo never
+)yml"}});
+  ASSERT_EQ(push_hook("delivery-2", bad, secret_).status, 202);
+  ASSERT_TRUE(eventually([&] { return runs().size() == 2; }));
+  json failed = finished_run(runs()[0].value("id", int64_t{0}));
+  EXPECT_EQ(failed["run"].value("status", ""), "failure") << failed.dump();
+  for (const json& job : failed["jobs"]) {
+    if (job.value("key", "") == "build") {
+      EXPECT_EQ(job.value("status", ""), "failure") << job.dump();
+      EXPECT_EQ(job.value("reason", "").rfind("matrix: ", 0), 0u) << job.dump();
+    }
+    if (job.value("key", "") == "report") {
+      EXPECT_EQ(job.value("status", ""), "skipped");
+    }
+  }
 }
 
 // A pull request runs on the merge of its head into the base branch, a commit
