@@ -37,6 +37,7 @@ struct BlobWriter::Impl {
   Sha256 hash;
   uint64_t size = 0;
   std::optional<Digest> expected;
+  std::optional<Digest> digest;  // once writing ended
   bool done = false;
 
   ~Impl() {
@@ -55,6 +56,7 @@ uint64_t BlobWriter::size() const {
 
 Status BlobWriter::write(const void* data, size_t len) {
   if (impl_->done) return fail("write to a committed blob");
+  if (impl_->digest) return fail("write to a blob whose digest was taken");
   const char* p = static_cast<const char*>(data);
   size_t off = 0;
   while (off < len) {
@@ -70,10 +72,15 @@ Status BlobWriter::write(const void* data, size_t len) {
   return {};
 }
 
+Digest BlobWriter::digest() {
+  if (!impl_->digest) impl_->digest = impl_->hash.finish();
+  return *impl_->digest;
+}
+
 Result<Digest> BlobWriter::commit() {
   Impl& m = *impl_;
   if (m.done) return fail("blob already committed");
-  Digest got = m.hash.finish();
+  Digest got = digest();
   m.done = true;  // from here on, every path leaves no temp file behind
   auto drop_tmp = [&] {
     if (!m.tmp_name.empty()) ::unlink(m.tmp_name.c_str());

@@ -57,6 +57,11 @@ class BlobWriter {
   Status write(const void* data, size_t len);
   Status write(std::string_view s) { return write(s.data(), s.size()); }
   uint64_t size() const;
+  // Ends writing: the digest of the bytes written (the same at every call,
+  // and the one commit() stores them under). A caller that checks the bytes
+  // before keeping them (a pinned download) reads it here instead of
+  // hashing them again; a write() after it fails.
+  Digest digest();
   // Verifies, fsyncs, renames into place; returns the digest.
   Result<Digest> commit();
 

@@ -616,6 +616,7 @@ class JobEgressImpl final : public JobEgress {
       job.violation = [this](const std::string& why) { violation(why); };
       job.note = [this](const std::string& line) { note(line); };
       job.now = [] { return timestamp(Clock::now()); };
+      job.body_strand = r->body_strand;
       co_await detail::run_inspected_tunnel(r->client, r->upstream, *t, std::move(targets), rest,
                                             std::move(job));
       co_return;
@@ -829,16 +830,17 @@ class JobEgressImpl final : public JobEgress {
                                asio::redirect_error(use_awaitable, ec));
     std::string head;
     std::vector<char> buf(256 * 1024);
+    // The store hashes the body as it writes it: that digest is checked
+    // against the pin.
     auto writer = o_.store->writer();
-    Sha256 sha;
+    Status written;
     ChunkedDecoder decoder;
     bool chunked = false, in_body = false;
     int status = 0;
     uint64_t bytes = 0;
     auto content = [&](std::string_view c) {
-      sha.update(c);
       bytes += c.size();
-      if (writer) (void)writer->write(c);
+      if (writer && written) written = writer->write(c);
     };
     while (!ec) {
       size_t n = co_await r->upstream.async_read_some(asio::buffer(buf),
@@ -869,17 +871,19 @@ class JobEgressImpl final : public JobEgress {
     rec["status"] = status;
     rec["body_bytes"] = bytes;
     rec["ended"] = timestamp(Clock::now());
-    if (status != 200 || (chunked && !decoder.done()) || !writer) {
+    if (status != 200 || (chunked && !decoder.done()) || !writer || !written) {
       std::string why = "pinned download " + url + ": the origin answered " +
                         (status ? std::to_string(status) : std::string("nothing")) +
-                        (writer ? "" : " (the content store: " + writer.error().message() + ")");
+                        (!writer    ? " (the content store: " + writer.error().message() + ")"
+                         : !written ? " (the content store: " + written.error().message() + ")"
+                                    : "");
       violation(why);
       rec["error"] = why;
       add_fetch(std::move(rec));
       co_await reply_error(r, 502, "Bad Gateway", why);
       co_return;
     }
-    Digest got = sha.finish();
+    Digest got = writer->digest();
     rec["sha256"] = got.str();
     if (got.str() != pin) {
       std::string why = "download " + url + " has " + got.str() + ", lockstep.lock pins " + pin;

@@ -34,6 +34,9 @@ using SslStream = ssl::stream<tcp::socket&>;
 namespace {
 
 constexpr size_t kMaxHead = 65536;
+// Bytes of a body read at a time (two such buffers per relay: one being
+// hashed and written while the next is read).
+constexpr size_t kBodyBuffer = 256 * 1024;
 
 bool is_ip(const std::string& host) {
   unsigned char buf[16];
@@ -215,42 +218,95 @@ class Tunnel {
   // what follows the body stays there) to `to` (null: nowhere), its content
   // to `content`. `moved` counts the bytes relayed. False: the stream ended
   // or failed before the body did (a close-delimited body ends there).
+  // With `side`, `content` runs there, in order, while this strand writes
+  // that part to `to` and reads the next into the other of two buffers; a
+  // buffer is read into again only once `side` is done with it, and every
+  // call of `content` has returned when this does.
   template <typename From, typename To>
   static awaitable<bool> relay_body(From& from, To* to, std::string& buf, Framing& f,
                                     const std::function<void(std::string_view)>& content,
-                                    uint64_t& moved) {
-    std::vector<char> chunk(256 * 1024);
-    error_code ec;
-    for (;;) {
-      if (f.kind == Framing::kNone) co_return true;
-      std::string_view data = buf;
-      size_t take = data.size();
-      bool done = false;
+                                    uint64_t& moved, const asio::any_io_executor& side = {}) {
+    std::vector<char> bufs[2];
+    int cur = -1;  // `data` is in `buf`, else in bufs[cur]
+    std::string_view data = buf;
+    std::vector<std::string_view> parts;
+    auto collect = [&parts](std::string_view c) {
+      if (!c.empty()) parts.push_back(c);
+    };
+    bool absorbing = false;  // `side` may still be reading `data`'s buffer
+    bool ok = false, done = false;
+    size_t take = 0;
+    error_code ec, read_ec;
+    while (f.kind != Framing::kNone) {
+      take = data.size();
+      parts.clear();
+      bool framed = true;
       if (f.kind == Framing::kLength) {
         take = static_cast<size_t>(std::min<uint64_t>(f.left, data.size()));
-        content(data.substr(0, take));
+        collect(data.substr(0, take));
         f.left -= take;
         done = f.left == 0;
       } else if (f.kind == Framing::kChunked) {
-        if (!f.chunks.feed(data, content)) co_return false;
-        done = f.chunks.done();
+        framed = f.chunks.feed(data, collect);
+        done = framed && f.chunks.done();
         if (done) take = f.chunks.used();
       } else {
-        content(data);
+        collect(data);
       }
+      if (!parts.empty() && side) {
+        asio::post(side, [&content, parts] {
+          for (auto c : parts) content(c);
+        });
+        absorbing = true;
+      } else {
+        for (auto c : parts) content(c);
+      }
+      if (!framed) break;
       if (take > 0 && to) {
         co_await asio::async_write(*to, asio::buffer(data.data(), take),
                                    asio::redirect_error(use_awaitable, ec));
-        if (ec) co_return false;
+        if (ec) break;
       }
       moved += take;
-      buf.erase(0, take);
-      if (done) co_return true;
-      size_t n = co_await from.async_read_some(asio::buffer(chunk),
-                                               asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return f.kind == Framing::kClose;
-      buf.assign(chunk.data(), n);
+      if (done) break;
+      if (read_ec) {  // the stream ended after the part just relayed
+        ok = f.kind == Framing::kClose;
+        break;
+      }
+      int next = cur == 0 ? 1 : 0;
+      if (bufs[next].empty()) bufs[next].resize(kBodyBuffer);
+      size_t n = 0;
+      if (f.kind == Framing::kLength)
+        // As much as the buffer holds of what the origin must still send:
+        // fewer, larger parts for the hash and the write (a TLS read
+        // yields one record, at most 16 KiB).
+        n = co_await asio::async_read(from, asio::buffer(bufs[next]),
+                                      asio::transfer_at_least(static_cast<size_t>(
+                                          std::min<uint64_t>(f.left, bufs[next].size()))),
+                                      asio::redirect_error(use_awaitable, read_ec));
+      else
+        n = co_await from.async_read_some(asio::buffer(bufs[next]),
+                                          asio::redirect_error(use_awaitable, read_ec));
+      // `side` is done with the buffer just relayed: it may be read into next.
+      if (absorbing) co_await asio::post(side, use_awaitable);
+      absorbing = false;
+      cur = next;
+      data = std::string_view(bufs[cur].data(), n);
+      if (read_ec && n == 0) {
+        ok = f.kind == Framing::kClose;
+        break;
+      }
     }
+    if (absorbing) co_await asio::post(side, use_awaitable);
+    if (f.kind == Framing::kNone) co_return true;
+    if (done) {
+      if (cur < 0)
+        buf.erase(0, take);
+      else
+        buf.assign(data.substr(take));
+      co_return true;
+    }
+    co_return ok;
   }
 
   // ---- the origin ----
@@ -465,7 +521,8 @@ class Tunnel {
                                asio::redirect_error(use_awaitable, ec));
     down_bytes += rl;
     up_buf_.erase(0, rl);
-    bool complete = !ec && co_await relay_body(*up_, &*client_, up_buf_, *f, content, down_bytes);
+    bool complete = !ec && co_await relay_body(*up_, &*client_, up_buf_, *f, content, down_bytes,
+                                               job_.body_strand);
     rec["status"] = resp.status;
     rec["body_bytes"] = body;
     rec["bytes_out"] = up_bytes;
@@ -473,11 +530,16 @@ class Tunnel {
     rec["address"] = address_;
     if (!blob) {
       rec["sha256"] = sha.finish().str();
-    } else if (auto d = blob_ok ? blob->commit() : Result<Digest>(fail("write failed"))) {
-      rec["sha256"] = d->str();
-      if (complete) rec["stored"] = true;
     } else {
-      rec["error"] = "content store: " + d.error().message();
+      Result<Digest> d = fail("write failed");
+      if (blob_ok) d = co_await commit(*blob);
+      if (d) {
+        // The store hashed the body as it wrote it.
+        rec["sha256"] = d->str();
+        if (complete) rec["stored"] = true;
+      } else {
+        rec["error"] = "content store: " + d.error().message();
+      }
     }
     if (!complete) rec["error"] = "the response from " + t_.url() + " ended early";
     rec["ended"] = job_.now();
@@ -488,6 +550,16 @@ class Tunnel {
     if (origin_closes) up_.reset();
     // A close-delimited body ends for the job when the tunnel does.
     co_return complete && !close_after && f->kind != Framing::kClose;
+  }
+
+  // Commits a kept body on the body strand: its fsync does not hold up the
+  // job's other connections.
+  awaitable<Result<Digest>> commit(cache::BlobWriter& blob) {
+    if (!job_.body_strand) co_return blob.commit();
+    std::optional<Result<Digest>> committed;
+    asio::post(job_.body_strand, [&] { committed.emplace(blob.commit()); });
+    co_await asio::post(job_.body_strand, use_awaitable);
+    co_return std::move(*committed);
   }
 
   // A pinned URL whose body is in the store: served from there.
@@ -534,8 +606,10 @@ class Tunnel {
     co_await asio::async_write(*up_, asio::buffer(head), asio::redirect_error(use_awaitable, ec));
     size_t rl = ec ? 0 : co_await read_head(*up_, up_buf_, ec);
     auto resp = rl ? parse_response_head(std::string_view(up_buf_).substr(0, rl)) : std::nullopt;
+    // The store hashes the body as it writes it: that digest is checked
+    // against the pin.
     auto writer = job_.store->writer();
-    Sha256 sha;
+    Status written;
     uint64_t bytes = 0, moved = 0;
     bool complete = false;
     std::optional<Framing> f;
@@ -543,9 +617,8 @@ class Tunnel {
       up_buf_.erase(0, rl);
       f = framing_of(resp->headers, false);
       auto content = [&](std::string_view c) {
-        sha.update(c);
         bytes += c.size();
-        if (writer) (void)writer->write(c);
+        if (writer && written) written = writer->write(c);
       };
       if (f)
         complete =
@@ -556,14 +629,16 @@ class Tunnel {
     rec["status"] = status;
     rec["body_bytes"] = bytes;
     rec["address"] = address_;
-    if (status != 200 || !complete || !writer) {
+    if (status != 200 || !complete || !writer || !written) {
       std::string why = "pinned download " + t_.url() + ": the origin answered " +
                         (status ? std::to_string(status) : std::string("nothing")) +
-                        (writer ? "" : " (the content store: " + writer.error().message() + ")");
+                        (!writer    ? " (the content store: " + writer.error().message() + ")"
+                         : !written ? " (the content store: " + written.error().message() + ")"
+                                    : "");
       job_.violation(why);
       co_return co_await fail_request(rec, 502, "Bad Gateway", why);
     }
-    Digest got = sha.finish();
+    Digest got = writer->digest();
     rec["sha256"] = got.str();
     if (got.str() != pin) {
       std::string why =
@@ -571,7 +646,7 @@ class Tunnel {
       job_.violation(why);
       co_return co_await fail_request(rec, 502, "Bad Gateway", why, "refused");
     }
-    auto committed = writer->commit();
+    auto committed = co_await commit(*writer);
     if (!committed)
       co_return co_await fail_request(rec, 502, "Bad Gateway",
                                       "store " + t_.url() + ": " + committed.error().message());

@@ -30,6 +30,10 @@ struct TunnelJob {
   std::function<void(const std::string&)> violation;  // a pin broken, an unpinned fetch refused
   std::function<void(const std::string&)> note;       // a line for the job's log
   std::function<std::string()> now;                   // a record timestamp
+  // A strand beside the job's (on another of the service's threads) where
+  // a response's body is hashed and kept while the tunnel relays the next
+  // part; the job's own strand when unset.
+  boost::asio::any_io_executor body_strand;
 };
 
 // `client` has sent "CONNECT t.host:t.port" (and `early`, any bytes after

@@ -54,6 +54,48 @@ TEST(BlobStore, DigestMismatchStoresNothing) {
   EXPECT_EQ(count_entries(dir->path() / "tmp"), 0u);
 }
 
+// The digest read before commit is the bytes' own, and the one commit
+// stores them under; writing is over once it is read.
+TEST(BlobStore, DigestBeforeCommit) {
+  auto dir = TempDir::create(fs::temp_directory_path(), "ls-blob-");
+  ASSERT_TRUE(dir);
+  BlobStore s(dir->path());
+  auto w = s.writer();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->write("hel"));
+  ASSERT_TRUE(w->write("lo"));
+  Digest d = w->digest();
+  EXPECT_EQ(d, sha256_of("hello"));
+  EXPECT_EQ(w->digest(), d);
+  EXPECT_FALSE(s.has(d));
+  auto late = w->write("more");
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().message(), "write to a blob whose digest was taken");
+  auto c = w->commit();
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(*c, d);
+  EXPECT_EQ(*s.read(d), "hello");
+  EXPECT_EQ(w->digest(), d);
+  EXPECT_EQ(count_entries(dir->path() / "tmp"), 0u);
+}
+
+// A writer whose digest was read and found wrong, never committed, leaves
+// nothing (a pinned download that does not match its pin).
+TEST(BlobStore, DigestReadThenAbandonedLeavesNothing) {
+  auto dir = TempDir::create(fs::temp_directory_path(), "ls-blob-");
+  ASSERT_TRUE(dir);
+  BlobStore s(dir->path());
+  {
+    auto w = s.writer();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->write("tampered bytes"));
+    EXPECT_EQ(w->digest(), sha256_of("tampered bytes"));
+  }
+  EXPECT_FALSE(s.has(sha256_of("tampered bytes")));
+  EXPECT_EQ(count_entries(dir->path() / "blobs/sha256"), 0u);
+  EXPECT_EQ(count_entries(dir->path() / "tmp"), 0u);
+}
+
 TEST(BlobStore, AbandonedWriterLeavesNothing) {
   auto dir = TempDir::create(fs::temp_directory_path(), "ls-blob-");
   ASSERT_TRUE(dir);
