@@ -306,6 +306,7 @@ class Tunnel {
         buf.assign(data.substr(take));
       co_return true;
     }
+    if (ok) buf.clear();  // a close-delimited body: all of it relayed
     co_return ok;
   }
 
