@@ -414,17 +414,20 @@ Result<std::optional<Claim>> claim(pg::Pool& db, int64_t agent_id) {
                                      {pg::p(c.run)}));
     c.artifacts = json::parse(arts.str(0, 0), nullptr, false);
     if (!c.artifacts.is_array()) c.artifacts = json::array();
-    LS_TRY_ASSIGN(auto used, tx.exec("SELECT a.record->'job' FROM attempts a JOIN jobs j ON j.id = "
-                                     "a.job_id WHERE j.run_id = $1 AND a.record ? 'job' "
-                                     "ORDER BY a.finished_at, a.job_id, a.attempt",
-                                     {pg::p(c.run)}));
-    // The pins the plan made (images resolved as the run was planned) come
-    // first; then what the run's finished jobs and attempts used.
+    // The pins the plan made (images and actions resolved as the run was
+    // planned) come first; then what the run's finished jobs and attempts
+    // used (runs.pins, kept as they finish).
     c.pins = c.plan.is_object() ? c.plan.value("pins", json::object()) : json::object();
     runner::add_record_pins(json(), c.pins);
-    for (int i = 0; i < used.size(); ++i)
-      runner::add_record_pins(json::parse(used.str(i, 0), nullptr, false), c.pins,
-                              /*local_images=*/false);
+    LS_TRY_ASSIGN(auto used, tx.exec("SELECT pins FROM runs WHERE id = $1", {pg::p(c.run)}));
+    const json run_pins = used.empty() ? json() : json::parse(used.str(0, 0), nullptr, false);
+    for (const char* kind : {"images", "actions"})
+      if (run_pins.is_object() && run_pins.contains(kind) && run_pins[kind].is_object())
+        for (auto it = run_pins[kind].begin(); it != run_pins[kind].end(); ++it)
+          if (!c.pins[kind].contains(it.key())) c.pins[kind][it.key()] = *it;
+    if (c.pins["runtime"].get<std::string>().empty() && run_pins.is_object() &&
+        run_pins.contains("runtime") && run_pins["runtime"].is_string())
+      c.pins["runtime"] = run_pins["runtime"];
     LS_TRY(
         tx.exec("INSERT INTO attempts (job_id, attempt, agent_id, state) "
                 "VALUES ($1, $2, $3, 'claimed')",
@@ -543,6 +546,17 @@ Result<FinishResult> finish(pg::Pool& db, int64_t agent_id, const Finish& f) {
     if (status != "success" && status != "failure" && status != "cancelled" && status != "skipped")
       status = "failure";
     if (a.boolean(0, 2) && status != "success" && status != "skipped") status = "cancelled";
+    // What it resolved holds the run's later jobs and attempts to the same
+    // (the first to resolve a reference wins; the run row is locked).
+    if (f.record.is_object() && f.record.contains("job")) {
+      LS_TRY_ASSIGN(auto pr, tx.exec("SELECT pins FROM runs WHERE id = $1", {pg::p(*run)}));
+      json pins = pr.empty() ? json::object() : json::parse(pr.str(0, 0), nullptr, false);
+      const std::string before = pins.dump();
+      runner::add_record_pins(f.record["job"], pins, /*local_images=*/false);
+      if (pins.dump() != before)
+        LS_TRY(
+            tx.exec("UPDATE runs SET pins = $2 WHERE id = $1", {pg::p(*run), pg::p(pins.dump())}));
+    }
     LS_TRY(tx.exec(
         "UPDATE attempts SET state = $3, finished_at = now(), exit_code = $4, "
         "env_hash = $5, record = $6, reason = $7, run_record = $8 WHERE job_id = $1 AND "

@@ -200,6 +200,12 @@ CREATE TABLE caches (
 );
 CREATE INDEX caches_used ON caches (repo_id, last_used_at);
 )sql",
+    // 5: what a run's finished jobs resolved (images, actions, the node
+    // runtime), kept as they finish, for the job plans of its later jobs
+    // and attempts (runner/engine/job_plan.hpp).
+    R"sql(
+ALTER TABLE runs ADD COLUMN pins jsonb NOT NULL DEFAULT '{}';
+)sql",
 };
 
 constexpr int kCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
