@@ -96,6 +96,39 @@ registry::testing::TestImage busybox_image(
   return registry::testing::make_image({entries}, registry::testing::Compression::kGzip);
 }
 
+// A docker-registry on loopback holding `image` (REGISTRY/<path>) as the
+// busybox test image; move() points the tag at the same image with a file
+// /retagged added.
+struct MovingTag {
+  std::optional<registry::testing::LocalRegistry> reg;
+  std::optional<registry::RegistryClient> client;
+  std::optional<registry::Reference> ref;
+  registry::testing::TestImage first, moved;
+  std::string image;
+
+  // Starts it; an error says what failed.
+  std::string start(const fs::path& rootfs, const std::string& path) {
+    auto r = registry::testing::LocalRegistry::start();
+    if (!r) return "start docker-registry: " + r.error().message();
+    reg.emplace(std::move(*r));
+    first = busybox_image(rootfs);
+    moved = busybox_image(rootfs, {registry::testing::file("retagged", "moved\n")});
+    auto c = registry::RegistryClient::create({});
+    if (!c) return c.error().message();
+    client.emplace(std::move(*c));
+    image = reg->domain() + "/" + path;
+    auto parsed = registry::Reference::parse(image);
+    if (!parsed) return parsed.error().message();
+    ref = *parsed;
+    auto pushed = registry::testing::push_image(*client, *ref, first);
+    return pushed ? "" : pushed.error().message();
+  }
+  std::string move() {
+    auto pushed = registry::testing::push_image(*client, *ref, moved);
+    return pushed ? "" : pushed.error().message();
+  }
+};
+
 TEST_F(ServerFixture, SignedPushRunsEveryMatrixCellOnTheAgents) {
   std::string sha = commit({{".github/workflows/ci.yml", kMatrixWorkflow}});
   start_server();
@@ -627,18 +660,10 @@ TEST_F(ServerFixture, JobsRunTheirPlanWithTheImagesTheRunFirstResolved) {
   if (!is_root()) GTEST_SKIP() << "needs root for containers";
   if (!registry::testing::LocalRegistry::available())
     GTEST_SKIP() << "needs " << registry::testing::LocalRegistry::kBinary;
-  auto reg = registry::testing::LocalRegistry::start();
-  ASSERT_TRUE(reg) << reg.error().message();
   import_busybox("a");  // makes the busybox rootfs
-  const auto first_image = busybox_image(root_ / "busybox-rootfs");
-  const auto moved =
-      busybox_image(root_ / "busybox-rootfs", {registry::testing::file("retagged", "moved\n")});
-  auto client = registry::RegistryClient::create({});
-  ASSERT_TRUE(client) << client.error().message();
-  const std::string image = reg->domain() + "/ci/runner:v1";
-  auto ref = registry::Reference::parse(image);
-  ASSERT_TRUE(ref);
-  ASSERT_TRUE(registry::testing::push_image(*client, *ref, first_image));
+  MovingTag tag;
+  ASSERT_EQ(tag.start(root_ / "busybox-rootfs", "ci/runner:v1"), "");
+  const std::string& image = tag.image;
   std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
 jobs:
   first:
@@ -670,7 +695,7 @@ jobs:
   }));
   // While the first job runs, the tag moves to another image, in the
   // registry and in the agent's store.
-  ASSERT_TRUE(registry::testing::push_image(*client, *ref, moved));
+  ASSERT_EQ(tag.move(), "");
   auto pulled = run_process({LOCKSTEP_BINARY, "image", "pull", image},
                             {"LOCKSTEP_HOME=" + (root_ / "agent-a").string()});
   ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
@@ -684,7 +709,7 @@ jobs:
     digest_of[job.value("name", "")] = rec["image"].value("manifest_digest", "");
   }
   ASSERT_EQ(digest_of.size(), 3u);
-  for (const auto& [name, d] : digest_of) EXPECT_EQ(d, first_image.manifest.digest.str()) << name;
+  for (const auto& [name, d] : digest_of) EXPECT_EQ(d, tag.first.manifest.digest.str()) << name;
   for (const auto* cell : {"cell a 1", "cell b 2"}) {
     bool seen = false;
     for (const json& job : run["jobs"])
@@ -703,7 +728,7 @@ jobs:
   for (const json& job : again["jobs"]) {
     if (job.value("status", "") == "skipped") continue;
     EXPECT_EQ(job["attempts"][0]["record"]["job"]["image"].value("manifest_digest", ""),
-              moved.manifest.digest.str())
+              tag.moved.manifest.digest.str())
         << job.dump();
     // The moved image has /retagged.
     EXPECT_EQ(job.value("status", ""), job.value("key", "") == "first" ? "success" : "failure")
@@ -719,18 +744,10 @@ TEST_F(ServerFixture, ThePlanPinsRegistryImagesBeforeAnyJobStarts) {
   if (!is_root()) GTEST_SKIP() << "needs root for containers";
   if (!registry::testing::LocalRegistry::available())
     GTEST_SKIP() << "needs " << registry::testing::LocalRegistry::kBinary;
-  auto reg = registry::testing::LocalRegistry::start();
-  ASSERT_TRUE(reg) << reg.error().message();
   import_busybox("a");  // makes the busybox rootfs; agent a pulls from the registry all the same
-  const auto planned = busybox_image(root_ / "busybox-rootfs");
-  const auto moved =
-      busybox_image(root_ / "busybox-rootfs", {registry::testing::file("retagged", "moved\n")});
-  auto client = registry::RegistryClient::create({});
-  ASSERT_TRUE(client) << client.error().message();
-  const std::string image = reg->domain() + "/ci/busybox:v1";
-  auto ref = registry::Reference::parse(image);
-  ASSERT_TRUE(ref);
-  ASSERT_TRUE(registry::testing::push_image(*client, *ref, planned));
+  MovingTag tag;
+  ASSERT_EQ(tag.start(root_ / "busybox-rootfs", "ci/busybox:v1"), "");
+  const std::string& image = tag.image;
 
   std::string sha = commit({{".github/workflows/ci.yml", R"yml(on: push
 jobs:
@@ -752,7 +769,7 @@ jobs:
            2;
   }));
   // Planned, not started (no agent yet): the tag moves.
-  ASSERT_TRUE(registry::testing::push_image(*client, *ref, moved));
+  ASSERT_EQ(tag.move(), "");
   start_agent("a", 1, "lockstep");
   start_agent("b", 1, "lockstep");
   json run = finished_run(first);
@@ -761,7 +778,7 @@ jobs:
   for (const json& job : run["jobs"]) {
     const json attempt = job["attempts"][0];
     EXPECT_EQ(attempt["record"]["job"]["image"].value("manifest_digest", ""),
-              planned.manifest.digest.str())
+              tag.first.manifest.digest.str())
         << get("/api/jobs/" + std::to_string(job.value("id", int64_t{0})) + "/log?attempt=1").body;
   }
 
@@ -773,7 +790,7 @@ jobs:
   EXPECT_EQ(again["run"].value("status", ""), "failure") << again.dump();
   for (const json& job : again["jobs"])
     EXPECT_EQ(job["attempts"][0]["record"]["job"]["image"].value("manifest_digest", ""),
-              moved.manifest.digest.str())
+              tag.moved.manifest.digest.str())
         << job.dump();
 }
 
